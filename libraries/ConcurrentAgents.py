@@ -1,0 +1,54 @@
+"""ConcurrentAgents: define the tools agents run and launch many agents at once."""
+
+from __future__ import annotations
+
+from robotlibcore import DynamicCore
+
+from stampede_robot.keywords.launching import LaunchKeywords
+from stampede_robot.keywords.workloads import WorkloadKeywords
+from stampede_robot.runtime import runtime
+
+
+class ConcurrentAgents(DynamicCore):
+    """Launches many agents against a service at once and records every operation they perform.
+
+    %TOC%
+
+    = Tools =
+
+    A tool is what an agent does once per operation. Define one by name, then
+    launch agents that run it:
+
+    | `Define Credit Deduction Tool`   | credit deductions by five strategies            |
+    | `Define JSON Configuration Tool` | each agent sets its own field of one document   |
+    | `Define SQL Tool`                | one SQL statement of your own, with parameters  |
+
+    = Launches =
+
+    `Launch Agents` runs N agents behind a start barrier (all at once), in
+    batches, or at a fixed arrival rate, bounded by iterations or a duration
+    and by per-operation and whole-launch timeouts. Every operation goes into a
+    history (agent, user, start and end, outcome, SQLSTATE, retries, values read
+    and written), saved as JSON lines under ``${OUTPUT DIR}/histories``. Judge
+    it with the LockConflicts and MetricsThresholds libraries.
+
+    = Example =
+
+    | *** Settings ***
+    | Library    TestServices
+    | Library    ConcurrentAgents
+    | Library    LockConflicts
+    | Suite Setup    Use PostgreSQL
+    |
+    | *** Test Cases ***
+    | Optimistic Locking Keeps Every Credit
+    |     ${account}=    Create Credit Account    balance=10000
+    |     Define Credit Deduction Tool    deduct    strategy=optimistic    account=${account}
+    |     Launch Agents    deduct    50
+    |     Credits Should Be Conserved
+    """
+
+    ROBOT_LIBRARY_SCOPE = "GLOBAL"
+
+    def __init__(self) -> None:
+        super().__init__([WorkloadKeywords(runtime()), LaunchKeywords(runtime())])

@@ -1,0 +1,30 @@
+"""LockConflicts: judge what concurrent agents did against the invariants that must hold."""
+
+from __future__ import annotations
+
+from robotlibcore import DynamicCore
+
+from stampede_robot.keywords.checks import CheckKeywords
+from stampede_robot.runtime import runtime
+
+
+class LockConflicts(DynamicCore):
+    """Checks a launch's history, and the data it left, against invariants.
+
+    Each check logs a verdict table (expected, measured, miss, and the offending
+    operations) and fails the test with a message that says what went wrong in
+    numbers. Checks read the recorded history, not counters, so they see what
+    each agent actually read and wrote.
+
+    = Example =
+
+    | Launch Agents    deduct    50
+    | Credits Should Be Conserved
+    | No Update Should Be Lost
+    | Retries Should Not Be Exhausted
+    """
+
+    ROBOT_LIBRARY_SCOPE = "GLOBAL"
+
+    def __init__(self) -> None:
+        super().__init__([CheckKeywords(runtime())])

@@ -1,0 +1,24 @@
+"""MetricsThresholds: hold a launch's latencies and rates to thresholds."""
+
+from __future__ import annotations
+
+from robotlibcore import DynamicCore
+
+from stampede_robot.keywords.thresholds import ThresholdKeywords
+from stampede_robot.runtime import runtime
+
+
+class MetricsThresholds(DynamicCore):
+    """Holds measured figures to thresholds written as short expressions.
+
+    | Thresholds Should Hold    p95 < 500ms    success_rate >= 99%    conflict_rate < 20%
+
+    Percentiles are exact (nearest rank over every operation's latency). The
+    event-loop lag of the harness is reported beside them: when it is high the
+    harness, not the server, inflated the latencies.
+    """
+
+    ROBOT_LIBRARY_SCOPE = "GLOBAL"
+
+    def __init__(self) -> None:
+        super().__init__([ThresholdKeywords(runtime())])

@@ -1,0 +1,272 @@
+"""The launcher: runs N agents of one tool concurrently and records every operation.
+
+Bounds everywhere: each operation has a timeout, the whole launch has one, and
+an agent that does not stop when cancelled is reported as hung, not awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from .agents import AgentContext, Tool
+from .errors import ConfigurationError
+from .history import History, Operation
+from .lag import LoopLagSampler
+from .outcomes import Outcome, classify_exception
+from .shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
+
+CANCEL_GRACE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """How many agents, for how long, in which shape, within which bounds."""
+
+    agents: int
+    iterations: int | None = None
+    duration: float | None = None
+    shape: LoadShape = field(default_factory=AllAtOnce)
+    operation_timeout: float = 10.0
+    run_timeout: float = 60.0
+    users: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.agents, int) or self.agents < 1:
+            raise ConfigurationError(f"agents must be a whole number of at least 1, got {self.agents!r}")
+        if self.iterations is not None and self.iterations < 1:
+            raise ConfigurationError(f"iterations must be at least 1, got {self.iterations}")
+        if self.duration is not None and self.duration <= 0:
+            raise ConfigurationError(f"duration must be longer than 0 s, got {self.duration} s")
+        if self.operation_timeout <= 0:
+            raise ConfigurationError(f"operation timeout must be longer than 0 s, got {self.operation_timeout} s")
+        if self.run_timeout <= 0:
+            raise ConfigurationError(f"launch timeout must be longer than 0 s, got {self.run_timeout} s")
+        if self.users is not None and not 1 <= self.users <= self.agents:
+            raise ConfigurationError(f"users must be between 1 and the agent count {self.agents}, got {self.users}")
+
+    @property
+    def iterations_per_agent(self) -> int | None:
+        """The iteration bound; one iteration when neither it nor a duration is given."""
+        if self.iterations is None and self.duration is None:
+            return 1
+        return self.iterations
+
+    def describe(self) -> str:
+        bounds = []
+        if self.iterations_per_agent is not None:
+            bounds.append(f"{self.iterations_per_agent} iteration(s) per agent")
+        if self.duration is not None:
+            bounds.append(f"for {self.duration:g} s")
+        return f"{self.agents} agents, {self.shape.describe()}, {' and '.join(bounds)}"
+
+
+@dataclass
+class LaunchResult:
+    """What a launch did: the history plus what the launcher itself observed."""
+
+    tool: str
+    tool_settings: dict[str, str]
+    plan: LaunchPlan
+    history: History
+    started_ns: int
+    ended_ns: int
+    loop_lag_ns: list[int]
+    loop: str
+    timed_out: bool = False
+    unfinished_agents: list[int] = field(default_factory=list)
+    hung_agents: list[int] = field(default_factory=list)
+    agent_errors: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def wall_seconds(self) -> float:
+        return (self.ended_ns - self.started_ns) / 1e9
+
+
+class _Launch:
+    def __init__(self, tool: Tool, plan: LaunchPlan) -> None:
+        self.tool = tool
+        self.plan = plan
+        self.history = History()
+        self.agent_errors: dict[int, str] = {}
+        self._gate = asyncio.Event()
+        self._ready = 0
+        self._due_index = itertools.count()
+        self._origin_ns = 0
+        self._deadline_ns: int | None = None
+
+    def contexts(self) -> list[AgentContext]:
+        users = self.plan.users or self.plan.agents
+        token = secrets.token_hex(4)
+        return [
+            AgentContext(agent, f"user-{(agent - 1) % users + 1}", f"m-{token}-{agent}")
+            for agent in range(1, self.plan.agents + 1)
+        ]
+
+    async def run_agent(self, context: AgentContext) -> None:
+        try:
+            async with asyncio.timeout(self.plan.operation_timeout):
+                await self.tool.open_agent(context)
+        except Exception as error:  # noqa: BLE001 - reported per agent, the launch goes on
+            self.agent_errors[context.agent] = f"could not start: {_describe(error)}"
+            self._arrive()
+            return
+        try:
+            self._arrive()
+            await self._wait_for_start(context)
+            if isinstance(self.plan.shape, FixedRate):
+                await self._run_due_operations(context, self.plan.shape)
+            else:
+                await self._run_iterations(context)
+        finally:
+            try:
+                await asyncio.wait_for(self.tool.close_agent(context), CANCEL_GRACE_SECONDS)
+            except Exception as error:  # noqa: BLE001
+                self.agent_errors.setdefault(context.agent, f"could not stop cleanly: {_describe(error)}")
+
+    def _arrive(self) -> None:
+        self._ready += 1
+        if self._ready == self.plan.agents:
+            self._origin_ns = time.monotonic_ns()
+            if self.plan.duration is not None:
+                self._deadline_ns = self._origin_ns + int(self.plan.duration * 1e9)
+            self._gate.set()
+
+    async def _wait_for_start(self, context: AgentContext) -> None:
+        await self._gate.wait()
+        shape = self.plan.shape
+        if isinstance(shape, RampInBatches):
+            start_ns = self._origin_ns + int(shape.start_offset(context.agent - 1) * 1e9)
+            await _sleep_until(start_ns)
+
+    def _time_left(self) -> bool:
+        return self._deadline_ns is None or time.monotonic_ns() < self._deadline_ns
+
+    async def _run_iterations(self, context: AgentContext) -> None:
+        limit = self.plan.iterations_per_agent
+        iteration = 0
+        while (limit is None or iteration < limit) and self._time_left():
+            context.iteration = iteration
+            await self._run_operation(context, None)
+            iteration += 1
+
+    async def _run_due_operations(self, context: AgentContext, shape: FixedRate) -> None:
+        limit = self.plan.iterations_per_agent
+        total = None if limit is None else limit * self.plan.agents
+        while True:
+            index = next(self._due_index)
+            due_ns = self._origin_ns + int(shape.due_offset(index) * 1e9)
+            if (total is not None and index >= total) or (
+                self._deadline_ns is not None and due_ns >= self._deadline_ns
+            ):
+                return
+            await _sleep_until(due_ns)
+            context.iteration = index
+            await self._run_operation(context, due_ns)
+
+    async def _run_operation(self, context: AgentContext, due_ns: int | None) -> None:
+        start = time.monotonic_ns()
+        bound = asyncio.timeout(self.plan.operation_timeout)
+        try:
+            async with bound:
+                result = await self.tool.run(context)
+        except asyncio.CancelledError:
+            self._record(context, start, due_ns, Outcome.TIMEOUT, "launch_timeout")
+            raise
+        except Exception as error:  # noqa: BLE001 - every failure is classified and recorded
+            # Only the launcher's own bound is "operation_timeout"; a client's timeout is classified.
+            outcome, code = (Outcome.TIMEOUT, "operation_timeout") if bound.expired() else classify_exception(error)
+            self._record(context, start, due_ns, outcome, code)
+        else:
+            self.history.append(
+                Operation(
+                    context.agent,
+                    context.user,
+                    self.tool.name,
+                    context.iteration,
+                    start,
+                    time.monotonic_ns(),
+                    result.outcome,
+                    intended_ns=due_ns,
+                    error=result.error,
+                    retries=result.retries,
+                    retry_causes=result.retry_causes,
+                    exhausted=result.exhausted,
+                    read=result.read,
+                    written=result.written,
+                )
+            )
+
+    def _record(self, context: AgentContext, start: int, due: int | None, outcome: Outcome, error: str) -> None:
+        self.history.append(
+            Operation(
+                context.agent,
+                context.user,
+                self.tool.name,
+                context.iteration,
+                start,
+                time.monotonic_ns(),
+                outcome,
+                intended_ns=due,
+                error=error,
+            )
+        )
+
+
+async def _sleep_until(deadline_ns: int) -> None:
+    delay = (deadline_ns - time.monotonic_ns()) / 1e9
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+async def launch(tool: Tool, plan: LaunchPlan) -> LaunchResult:
+    """Run ``plan.agents`` agents of ``tool`` and return everything they did.
+
+    The history is complete even when the launch times out: operations cut off
+    by the launch timeout are recorded as timeouts, agents that ignore
+    cancellation are listed as hung and left behind, never awaited.
+    """
+    run = _Launch(tool, plan)
+    sampler = LoopLagSampler()
+    await asyncio.wait_for(tool.setup(plan.agents), plan.run_timeout)
+    started = time.monotonic_ns()
+    sampler.start()
+    tasks = {asyncio.create_task(run.run_agent(context)): context.agent for context in run.contexts()}
+    unfinished: list[int] = []
+    hung: list[int] = []
+    try:
+        done, pending = await asyncio.wait(tasks, timeout=plan.run_timeout)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                run.agent_errors[tasks[task]] = _describe(task.exception())  # type: ignore[arg-type]
+        if pending:
+            unfinished = sorted(tasks[task] for task in pending)
+            for task in pending:
+                task.cancel()
+            _, still_running = await asyncio.wait(pending, timeout=CANCEL_GRACE_SECONDS)
+            hung = sorted(tasks[task] for task in still_running)
+    finally:
+        ended = time.monotonic_ns()
+        lag = await sampler.stop()
+        await asyncio.wait_for(tool.teardown(), CANCEL_GRACE_SECONDS * 5)
+    return LaunchResult(
+        tool=tool.name,
+        tool_settings=tool.describe(),
+        plan=plan,
+        history=run.history,
+        started_ns=started,
+        ended_ns=ended,
+        loop_lag_ns=lag,
+        loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
+        timed_out=bool(unfinished),
+        unfinished_agents=unfinished,
+        hung_agents=hung,
+        agent_errors=run.agent_errors,
+    )

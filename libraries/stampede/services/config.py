@@ -1,0 +1,39 @@
+"""Where services come from: an explicit value, else the environment, else embedded."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ..errors import ConfigurationError
+
+PG_DSN_ENV = "STAMPEDE_PG_DSN"
+REDIS_URL_ENV = "STAMPEDE_REDIS_URL"
+# PostgreSQL names hold 63 bytes; the longest we build is "stampede_<run_id>".
+_RUN_ID = re.compile(r"[a-z0-9_]{1,54}")
+
+
+def _resolve(explicit: str | None, env_name: str) -> str | None:
+    for value in (explicit, os.environ.get(env_name)):
+        if value is not None and value.strip():
+            return value.strip()
+    return None
+
+
+def resolve_postgres_dsn(explicit: str | None) -> str | None:
+    """Return ``explicit``, else ``$STAMPEDE_PG_DSN``, else None (use the embedded server)."""
+    return _resolve(explicit, PG_DSN_ENV)
+
+
+def resolve_redis_url(explicit: str | None) -> str | None:
+    """Return ``explicit``, else ``$STAMPEDE_REDIS_URL``, else None (use the embedded server)."""
+    return _resolve(explicit, REDIS_URL_ENV)
+
+
+def check_run_id(run_id: str) -> str:
+    """Return ``run_id`` if it can name a schema and a key prefix: 1-54 of ``a-z 0-9 _``."""
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+        raise ConfigurationError(
+            f"run id must be 1 to 54 characters of a-z, 0-9 and _ (it names a schema), got {run_id!r}"
+        )
+    return run_id

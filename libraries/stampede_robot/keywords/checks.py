@@ -1,0 +1,118 @@
+"""Keywords that judge a launch's history (and the data it left) against an invariant."""
+
+from __future__ import annotations
+
+from robot.api.deco import keyword
+
+from stampede.checkers.conservation import check_conservation
+from stampede.checkers.fields_kept import check_fields_kept
+from stampede.checkers.lost_updates import check_lost_updates
+from stampede.checkers.outcomes import check_all_succeeded, check_retries_not_exhausted, classify_outcomes
+from stampede.errors import ConfigurationError
+from stampede.outcomes import Outcome
+from stampede.verdicts import Verdict
+from stampede.workloads.credits import CreditDeductionTool
+from stampede.workloads.json_config import JsonConfigTool
+
+from ..component import LibraryComponent
+from ..html import verdict_table
+from ..runtime import LaunchRecord
+
+
+class CheckKeywords(LibraryComponent):
+    def _record(self, launch: LaunchRecord | int | None) -> LaunchRecord:
+        return launch if isinstance(launch, LaunchRecord) else self.runtime.launch(launch)
+
+    def _judge(self, verdict: Verdict) -> Verdict:
+        self.log_html(verdict_table([verdict], caption=verdict.name))
+        if not verdict.passed:
+            raise AssertionError(verdict.message)
+        return verdict
+
+    @keyword(tags=["checks"])
+    def credits_should_be_conserved(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails unless the account's final balance is its starting balance minus every successful deduction.
+
+        Reads the balance from the database now and compares it with the
+        launch's history: a credit that appeared or vanished fails the test with
+        the amount. Works on the latest launch unless ``launch`` is given.
+
+        | Credits Should Be Conserved |
+        | Credits Should Be Conserved | ${launch} |
+        """
+        record = self._record(launch)
+        tool = record.tool
+        if not isinstance(tool, CreditDeductionTool) or tool.initial_balance is None:
+            raise ConfigurationError(f"Launch {record.number} did not run a credit deduction tool.")
+        final = self.runtime.run(tool.final_balance())
+        self._judge(check_conservation(tool.initial_balance, final, record.result.history, tool.amount_of))
+
+    @keyword(tags=["checks"])
+    def no_update_should_be_lost(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails when two successful operations read the same version of the same record: one overwrote the other.
+
+        Works from the history alone: each successful write must have read a
+        version no other successful write read. For a JSON configuration it also
+        checks every agent's last field value is in the final document.
+
+        | No Update Should Be Lost |
+        """
+        record = self._record(launch)
+        tool, history = record.tool, record.result.history
+        if isinstance(tool, JsonConfigTool):
+            self._judge(check_lost_updates(history, subject="config", version="version"))
+            self._judge(check_fields_kept(history, self.runtime.run(tool.final_document())))
+        else:
+            self._judge(check_lost_updates(history))
+
+    @keyword(tags=["checks"])
+    def get_lost_update_count(self, launch: LaunchRecord | int | None = None) -> int:
+        """Returns how many successful writes were overwritten by a writer that read the same version.
+
+        | ${lost}= | Get Lost Update Count |
+        | Should Be True | ${lost} > 0 |
+        """
+        record = self._record(launch)
+        keys = {"subject": "config", "version": "version"} if isinstance(record.tool, JsonConfigTool) else {}
+        verdict = check_lost_updates(record.result.history, **keys)
+        self.log_html(verdict_table([verdict], caption=verdict.name))
+        return int(verdict.details_count) if hasattr(verdict, "details_count") else _leading_int(verdict.measured)
+
+    @keyword(tags=["checks"])
+    def retries_should_not_be_exhausted(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails when any operation gave up after using all its retries, listing them.
+
+        | Retries Should Not Be Exhausted |
+        """
+        self._judge(check_retries_not_exhausted(self._record(launch).result.history))
+
+    @keyword(tags=["checks"])
+    def all_operations_should_succeed(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails unless every operation ended ``ok``, with counts of what else happened.
+
+        | All Operations Should Succeed |
+        """
+        self._judge(check_all_succeeded(self._record(launch).result.history))
+
+    @keyword(tags=["checks"])
+    def log_outcome_classification(self, launch: LaunchRecord | int | None = None) -> None:
+        """Logs operations by outcome and by SQLSTATE or exception, with each one's share of attempts.
+
+        | Log Outcome Classification |
+        """
+        self._judge(classify_outcomes(self._record(launch).result.history))
+
+    @keyword(tags=["checks"])
+    def get_outcome_count(self, outcome: Outcome, launch: LaunchRecord | int | None = None) -> int:
+        """Returns how many attempts ended in ``outcome``, retried ones included.
+
+        Outcomes: ``ok``, ``conflict``, ``serialization failure``, ``deadlock``, ``timeout``, ``error``.
+
+        | ${failures}= | Get Outcome Count | serialization failure |
+        """
+        return self._record(launch).summary.counts.attempts_ending(outcome)
+
+
+def _leading_int(text: str) -> int:
+    digits = text.split()[0] if text else "0"
+    return int(digits) if digits.isdigit() else 0

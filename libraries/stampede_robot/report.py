@@ -1,0 +1,52 @@
+"""How a launch is shown in log.html: one table a stakeholder can read."""
+
+from __future__ import annotations
+
+from stampede.metrics import LaunchSummary
+from stampede.outcomes import Outcome
+from stampede.units import format_duration
+
+from .html import table
+from .runtime import LaunchRecord
+
+
+def launch_table(record: LaunchRecord) -> str:
+    result, summary = record.result, record.summary
+    m = summary.metrics
+    rows: list[tuple[str, str]] = [
+        ("tool", ", ".join(f"{k}: {v}" for k, v in result.tool_settings.items())),
+        ("load", result.plan.describe()),
+        ("operations", f"{m['operations']:.0f} in {format_duration(result.wall_seconds)} "
+                       f"({m['throughput']:.1f} operations/s)"),
+        ("success rate", f"{m['success_rate'] * 100:.2f}%"),
+        ("conflict rate", f"{m['conflict_rate'] * 100:.2f}% of {m['attempts']:.0f} attempts"),
+        ("retries", f"{m['retries']:.0f} (retries exhausted: {m['retries_exhausted']:.0f})"),
+        ("outcomes", _outcomes(summary)),
+        ("latency", _latency(summary)),
+        ("event-loop lag", f"p50 {format_duration(summary.loop_lag.percentiles[50.0])}, "
+                           f"p99 {format_duration(summary.loop_lag.percentiles[99.0])}, "
+                           f"max {format_duration(summary.loop_lag.max)} ({result.loop} loop; "
+                           "lag inflates every latency above)"),
+        ("history", str(record.history_file)),
+    ]
+    if summary.error_codes:
+        rows.insert(7, ("errors by code", ", ".join(f"{code}: {n}" for code, n in sorted(summary.error_codes.items()))))
+    if result.timed_out:
+        rows.append(("launch timeout", f"unfinished agents {result.unfinished_agents}, hung agents {result.hung_agents}"))
+    return table(["", ""], rows, f"Launch {record.number}: {result.tool}")
+
+
+def _outcomes(summary: LaunchSummary) -> str:
+    counts = summary.counts
+    parts = []
+    for outcome in Outcome:
+        final, retried = counts.final[outcome], counts.retried[outcome]
+        if final or retried:
+            parts.append(f"{outcome.value}: {final}" + (f" (+{retried} retried)" if retried else ""))
+    return ", ".join(parts)
+
+
+def _latency(summary: LaunchSummary) -> str:
+    latency = summary.latency
+    shown = ", ".join(f"p{p:g} {format_duration(v)}" for p, v in latency.percentiles.items())
+    return f"{shown}, max {format_duration(latency.max)}, mean {format_duration(latency.mean)}"

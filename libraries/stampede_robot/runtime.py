@@ -1,0 +1,129 @@
+"""State shared by the Stampede libraries in one Robot process: the loop, services, tools, launches.
+
+Robot creates each library once (GLOBAL scope); they all reach this one
+runtime, so a tool defined with ConcurrentAgents can be judged by LockConflicts.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from stampede.agents import Tool
+from stampede.errors import ConfigurationError, StampedeError
+from stampede.launcher import LaunchResult
+from stampede.loop import EngineLoop
+from stampede.metrics import LaunchSummary
+from stampede.services.embedded_postgres import EmbeddedPostgres
+from stampede.services.embedded_redis import EmbeddedRedis
+from stampede.services.postgres_target import PostgresTarget
+from stampede.services.redis_target import RedisTarget
+
+T = TypeVar("T")
+SERVICE_CALL_TIMEOUT = 120.0
+
+
+@dataclass
+class LaunchRecord:
+    """A finished launch with its summary, the tool it ran and where its history was saved."""
+
+    number: int
+    tool: Tool
+    result: LaunchResult
+    summary: LaunchSummary
+    history_file: Path
+
+
+@dataclass
+class Services:
+    """The services one suite uses; the embedded ones are started (and stopped) by Stampede."""
+
+    owner: str
+    postgres: PostgresTarget | None = None
+    embedded_postgres: EmbeddedPostgres | None = None
+    redis: RedisTarget | None = None
+    embedded_redis: EmbeddedRedis | None = None
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self._loop: EngineLoop | None = None
+        self.run_id = secrets.token_hex(4)
+        self.services: Services | None = None
+        self.tools: dict[str, Tool] = {}
+        self.launches: list[LaunchRecord] = []
+
+    @property
+    def loop(self) -> EngineLoop:
+        if self._loop is None or not self._loop.running:
+            self._loop = EngineLoop()
+        return self._loop
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = SERVICE_CALL_TIMEOUT) -> T:
+        return self.loop.run(coroutine, timeout)
+
+    @property
+    def postgres(self) -> PostgresTarget:
+        if self.services is None or self.services.postgres is None:
+            raise StampedeError("No PostgreSQL in use: call Use PostgreSQL first (usually in the suite setup).")
+        return self.services.postgres
+
+    @property
+    def redis(self) -> RedisTarget:
+        if self.services is None or self.services.redis is None:
+            raise StampedeError("No Redis in use: call Use Redis first (usually in the suite setup).")
+        return self.services.redis
+
+    def tool(self, name: str) -> Tool:
+        try:
+            return self.tools[name]
+        except KeyError:
+            known = ", ".join(repr(n) for n in self.tools) or "none yet"
+            raise ConfigurationError(f"No tool named {name!r} is defined (defined: {known}).") from None
+
+    def launch(self, number: int | None = None) -> LaunchRecord:
+        """The launch with ``number`` (1-based in this run), or the latest one."""
+        if not self.launches:
+            raise StampedeError("No launch has run yet: call Launch Agents first.")
+        if number is None:
+            return self.launches[-1]
+        if not 1 <= number <= len(self.launches):
+            raise ConfigurationError(f"There is no launch {number}; launches so far: 1 to {len(self.launches)}.")
+        return self.launches[number - 1]
+
+    def stop_services(self) -> list[str]:
+        """Close targets (dropping this run's schema and keys) and stop embedded servers; say what was done."""
+        services, self.services = self.services, None
+        done: list[str] = []
+        if services is None:
+            return done
+        self.tools.clear()
+        if services.postgres is not None:
+            self.run(services.postgres.close(), timeout=30)
+            done.append(f"dropped schema {services.postgres.schema} at {services.postgres.display_dsn}")
+        if services.redis is not None:
+            self.run(services.redis.close(), timeout=30)
+            done.append(f"deleted keys under {services.redis.prefix!r} at {services.redis.display_url}")
+        for server in (services.embedded_postgres, services.embedded_redis):
+            if server is not None:
+                server.stop()
+                done.append(f"stopped {type(server).__name__} (pid {server.pid})")
+        return done
+
+    def close(self) -> None:
+        try:
+            self.stop_services()
+        finally:
+            if self._loop is not None:
+                self._loop.close()
+                self._loop = None
+
+
+_RUNTIME = Runtime()
+
+
+def runtime() -> Runtime:
+    return _RUNTIME
