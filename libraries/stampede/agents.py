@@ -10,7 +10,7 @@ from .outcomes import Outcome
 class AgentContext:
     """The identity of one agent and the per-agent state a tool may keep on it."""
 
-    __slots__ = ("agent", "user", "marker", "iteration", "state")
+    __slots__ = ("agent", "iteration", "marker", "state", "user")
 
     def __init__(self, agent: int, user: str, marker: str) -> None:
         self.agent = agent
@@ -26,7 +26,7 @@ class AgentContext:
 class OpResult:
     """How one operation ended, as a tool reports it to the launcher."""
 
-    __slots__ = ("outcome", "error", "read", "written", "retries", "retry_causes", "exhausted")
+    __slots__ = ("error", "exhausted", "outcome", "read", "retries", "retry_causes", "written")
 
     def __init__(
         self,

@@ -20,18 +20,18 @@ class Operation:
 
     __slots__ = (
         "agent",
-        "user",
-        "op",
-        "iteration",
-        "start_ns",
         "end_ns",
-        "intended_ns",
-        "outcome",
         "error",
+        "exhausted",
+        "intended_ns",
+        "iteration",
+        "op",
+        "outcome",
+        "read",
         "retries",
         "retry_causes",
-        "exhausted",
-        "read",
+        "start_ns",
+        "user",
         "written",
     )
 

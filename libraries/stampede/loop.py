@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -71,10 +72,8 @@ class EngineLoop:
         if self._loop.is_closed():
             return
         if self._thread.is_alive():
-            try:
+            with contextlib.suppress(TimeoutError):
                 self.run(_cancel_remaining_tasks(), timeout)
-            except TimeoutError:
-                pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout)
         if not self._thread.is_alive():

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from enum import Enum
+from enum import StrEnum
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """The class of an operation's result, as recorded in the history."""
 
     OK = "ok"

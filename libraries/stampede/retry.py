@@ -36,6 +36,7 @@ class RetryPolicy:
         return random.uniform(0.0, min(self.max_delay, self.base_delay * 2 ** min(retry, 64)))
 
 
+DEFAULT_RETRY = RetryPolicy()
 NO_RETRIES = RetryPolicy(max_retries=0)
 
 

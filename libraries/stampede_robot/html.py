@@ -19,7 +19,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], caption: str = 
     body = "".join(
         "<tr>" + "".join(f"<td>{escape(_cell(value))}</td>" for value in row) + "</tr>" for row in rows[:MAX_ROWS]
     )
-    more = f"<tr><td colspan='{len(headers)}'>… {len(rows) - MAX_ROWS} more rows</td></tr>" if len(rows) > MAX_ROWS else ""
+    more = ""
+    if len(rows) > MAX_ROWS:
+        more = f"<tr><td colspan='{len(headers)}'>… {len(rows) - MAX_ROWS} more rows</td></tr>"
     title = f"<caption style='text-align:left;font-weight:bold'>{escape(caption)}</caption>" if caption else ""
     return f"<table class='statistics' style='width:auto'>{title}<tr>{head}</tr>{body}{more}</table>"
 

@@ -30,9 +30,11 @@ def launch_table(record: LaunchRecord) -> str:
         ("history", str(record.history_file)),
     ]
     if summary.error_codes:
-        rows.insert(7, ("errors by code", ", ".join(f"{code}: {n}" for code, n in sorted(summary.error_codes.items()))))
+        codes = ", ".join(f"{code}: {count}" for code, count in sorted(summary.error_codes.items()))
+        rows.insert(7, ("errors by code", codes))
     if result.timed_out:
-        rows.append(("launch timeout", f"unfinished agents {result.unfinished_agents}, hung agents {result.hung_agents}"))
+        cut_off = f"unfinished agents {result.unfinished_agents}, hung agents {result.hung_agents}"
+        rows.append(("launch timeout", cut_off))
     return table(["", ""], rows, f"Launch {record.number}: {result.tool}")
 
 

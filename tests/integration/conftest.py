@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+
 from stampede.services import (
     PG_DSN_ENV,
     REDIS_URL_ENV,

@@ -22,6 +22,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
 from stampede.errors import ConfigurationError, ServiceUnavailable
 from stampede.services import (
     EmbeddedPostgres,
@@ -34,7 +35,7 @@ from stampede.services import (
     resolve_redis_url,
     scrub,
 )
-from stampede.services.processes import free_port
+from stampede.services.processes import ServerProcess, free_port
 
 LIBRARIES = Path(__file__).resolve().parents[2] / "libraries"
 
@@ -250,6 +251,22 @@ def test_servers_die_with_a_killed_harness(kind: str) -> None:
         if started:  # the harness died before it could remove its temp dir
             temp_dir = Path(started["dir"])
             shutil.rmtree(temp_dir.parent if kind == "EmbeddedPostgres" else temp_dir, ignore_errors=True)
+
+
+def test_server_process_stop_escalates_to_sigkill(tmp_path: Path) -> None:
+    process = ServerProcess("stubborn server", tmp_path / "log")
+    process.start(["sh", "-c", "trap '' TERM; echo started; exec sleep 30"])
+    with pytest.raises(ServiceUnavailable, match=r"did not become ready within 0.3 s.*\n.*started"):
+        process.wait_until_ready(lambda: False, timeout=0.3)
+    assert not process.running
+
+    process.start(["sh", "-c", "trap '' TERM; echo ready; exec sleep 30"])
+    process.wait_until_ready(lambda: "ready" in (tmp_path / "log").read_text(), timeout=5)
+    pid = process.pid
+    started = time.monotonic()
+    process.stop(signal.SIGTERM, timeout=0.3)
+    assert 0.3 <= time.monotonic() - started < 3
+    assert gone([pid])  # type: ignore[list-item]
 
 
 # --- PostgreSQL targets --------------------------------------------------------------------

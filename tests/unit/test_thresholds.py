@@ -74,7 +74,11 @@ def test_parse_bad_expressions(expression: str, says: str) -> None:
 
 @pytest.mark.parametrize(
     ("expression", "suggestion"),
-    [("p59 < 1 s", "p95"), ("sucess_rate >= 99%", "success_rate"), ("conflicts_rate < 5%", "conflict_rate")],
+    [
+        ("p59 < 1 s", "Did you mean p99, p95, p50?"),
+        ("sucess_rate >= 99%", "Did you mean success_rate?"),
+        ("conflicts_rate < 5%", "Did you mean conflict_rate, success_rate?"),
+    ],
 )
 def test_unknown_metric_suggests_a_known_one(expression: str, suggestion: str) -> None:
     known = ["p50", "p95", "p99", "success_rate", "conflict_rate", "deduct.p95"]
@@ -82,7 +86,7 @@ def test_unknown_metric_suggests_a_known_one(expression: str, suggestion: str) -
         Threshold.parse(expression, known)
     message = str(caught.value)
     assert "which this launch does not have" in message
-    assert f"Did you mean {suggestion}" in message or f", {suggestion}" in message.split("Known")[0]
+    assert suggestion in message
     assert "Known metrics: conflict_rate, p50, p95, p99, success_rate." in message
 
 

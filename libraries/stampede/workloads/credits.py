@@ -25,7 +25,7 @@ import asyncpg
 from ..agents import AgentContext, OpResult
 from ..errors import ConfigurationError
 from ..outcomes import Outcome
-from ..retry import NO_RETRIES, RetryPolicy
+from ..retry import DEFAULT_RETRY, NO_RETRIES, RetryPolicy
 from .isolation import IsolationLevel
 from .postgres_tool import PostgresTool
 
@@ -91,7 +91,7 @@ class CreditDeductionTool(PostgresTool):
         isolation: IsolationLevel = IsolationLevel.READ_COMMITTED,
         account: int = 1,
         amount: int = 1,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         think_time: float = 0.0,
     ) -> None:
         if amount < 1:

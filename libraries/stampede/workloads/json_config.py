@@ -16,7 +16,7 @@ import asyncpg
 from ..agents import AgentContext, OpResult
 from ..errors import ConfigurationError
 from ..outcomes import Outcome
-from ..retry import NO_RETRIES, RetryPolicy
+from ..retry import DEFAULT_RETRY, NO_RETRIES, RetryPolicy
 from .isolation import IsolationLevel
 from .postgres_tool import PostgresTool
 
@@ -75,7 +75,7 @@ class JsonConfigTool(PostgresTool):
         strategy: ConfigStrategy = ConfigStrategy.OPTIMISTIC,
         isolation: IsolationLevel = IsolationLevel.READ_COMMITTED,
         config: int = 1,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         guarded = strategy is ConfigStrategy.OPTIMISTIC
         super().__init__(target, name=name, isolation=isolation, retry=retry if guarded else NO_RETRIES)

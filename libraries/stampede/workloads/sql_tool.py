@@ -20,7 +20,7 @@ import asyncpg
 
 from ..agents import AgentContext, OpResult
 from ..errors import ConfigurationError
-from ..retry import RetryPolicy
+from ..retry import NO_RETRIES, RetryPolicy
 from .isolation import IsolationLevel
 from .postgres_tool import PostgresTool
 
@@ -71,7 +71,7 @@ class SqlTool(PostgresTool):
         sql: str,
         constants: Mapping[str, Any] | None = None,
         isolation: IsolationLevel = IsolationLevel.READ_COMMITTED,
-        retry: RetryPolicy = RetryPolicy(max_retries=0),
+        retry: RetryPolicy = NO_RETRIES,
     ) -> None:
         super().__init__(target, name=name, isolation=isolation, retry=retry)
         if not sql.strip():
@@ -95,6 +95,7 @@ class SqlTool(PostgresTool):
         connection = await self.target.connect()
         try:
             statement = await connection.prepare(self.sql)
+            types = [parameter.name for parameter in statement.get_parameters()]
         except asyncpg.PostgresError as error:
             position = getattr(error, "position", None)
             where = f" at character {position}" if position else ""
@@ -104,7 +105,6 @@ class SqlTool(PostgresTool):
             ) from None
         finally:
             await connection.close()
-        types = [parameter.name for parameter in statement.get_parameters()]
         self._typed_constants = {
             name: self._convert(name, self.constants[name], types[index])
             for index, name in enumerate(self.parameters)

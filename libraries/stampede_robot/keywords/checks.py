@@ -114,5 +114,5 @@ class CheckKeywords(LibraryComponent):
 
 
 def _leading_int(text: str) -> int:
-    digits = text.split()[0] if text else "0"
+    digits = text.split(maxsplit=1)[0] if text else "0"
     return int(digits) if digits.isdigit() else 0

@@ -50,7 +50,7 @@ class ServiceKeywords(LibraryComponent):
         target = services.postgres
         settings = {
             name: self.runtime.run(target.fetch_setting(name))
-            for name in ("deadlock_timeout", "max_connections", "max_prepared_transactions", "default_transaction_isolation")
+            for name in ("deadlock_timeout", "max_connections", "max_prepared_transactions")
         }
         kind = "embedded" if services.embedded_postgres else "external"
         self.log_html(

@@ -1,0 +1,154 @@
+"""Exact percentiles, latency summaries, outcome rates and the launch summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from stampede.history import History, Operation
+from stampede.metrics import PERCENTILES, LatencySummary, OutcomeCounts, percentile, summarize_history
+from stampede.outcomes import Outcome
+
+MS = 1_000_000
+
+
+def make_op(
+    agent: int = 1,
+    outcome: Outcome = Outcome.OK,
+    *,
+    start_ns: int = 0,
+    end_ns: int = MS,
+    intended_ns: int | None = None,
+    name: str = "deduct",
+    error: str | None = None,
+    retry_causes: tuple[Outcome, ...] = (),
+    exhausted: bool = False,
+) -> Operation:
+    return Operation(
+        agent,
+        f"user-{agent}",
+        name,
+        0,
+        start_ns,
+        end_ns,
+        outcome,
+        intended_ns=intended_ns,
+        error=error,
+        retries=len(retry_causes),
+        retry_causes=retry_causes,
+        exhausted=exhausted,
+    )
+
+
+@pytest.mark.parametrize(("pct", "value"), [(1, 1), (50, 50), (90, 90), (95, 95), (99, 99), (99.5, 100), (100, 100)])
+def test_percentile_nearest_rank_of_one_to_hundred(pct: float, value: int) -> None:
+    assert percentile(list(range(1, 101)), pct) == value
+
+
+def test_percentile_of_ten_values() -> None:
+    values = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    assert [percentile(values, p) for p in (50, 90, 95, 99)] == [50, 90, 100, 100]
+
+
+def test_percentile_of_one_value_and_of_none() -> None:
+    assert all(percentile([7], pct) == 7.0 for pct in (0.1, 50, 99, 100))
+    assert percentile([], 95) == 0.0
+
+
+def test_percentile_is_not_fooled_by_float_rounding() -> None:
+    # 28 / 100 * 25 is 7.000000000000001 in floating point: nearest rank is still 7.
+    assert percentile(list(range(1, 26)), 28) == 7
+    assert percentile(list(range(1, 251)), 64.4) == 161
+
+
+@pytest.mark.parametrize("pct", [0, -1, 100.5, 1000])
+def test_percentile_out_of_range(pct: float) -> None:
+    with pytest.raises(ValueError, match="percentile must be in"):
+        percentile([1, 2, 3], pct)
+
+
+def test_latency_summary_in_seconds() -> None:
+    summary = LatencySummary.of([ms * MS for ms in range(100, 0, -1)])
+    assert summary.count == 100
+    assert summary.min == pytest.approx(0.001)
+    assert summary.max == pytest.approx(0.1)
+    assert summary.mean == pytest.approx(0.0505)
+    assert summary.percentiles == {50.0: 0.05, 90.0: 0.09, 95.0: 0.095, 99.0: 0.099}
+    metrics = summary.as_metrics("deduct.")
+    assert metrics["deduct.p95"] == 0.095 and metrics["deduct.max"] == 0.1
+    assert set(metrics) == {"deduct.min", "deduct.mean", "deduct.max", "deduct.p50", "deduct.p90", "deduct.p95", "deduct.p99"}
+
+
+def test_latency_summary_of_nothing_is_zero() -> None:
+    summary = LatencySummary.of([])
+    assert (summary.count, summary.min, summary.mean, summary.max) == (0, 0.0, 0.0, 0.0)
+    assert summary.percentiles == dict.fromkeys(PERCENTILES, 0.0)
+
+
+def test_conflict_rate_counts_retried_attempts() -> None:
+    counts = OutcomeCounts.of([make_op(1, retry_causes=(Outcome.CONFLICT,) * 3), make_op(2)])
+    assert (counts.operations, counts.attempts, counts.retried_operations) == (2, 5, 1)
+    assert counts.attempts_ending(Outcome.CONFLICT) == 3
+    metrics = counts.as_metrics()
+    assert metrics["conflict_rate"] == pytest.approx(3 / 5)
+    assert metrics["conflicts"] == 3
+    assert metrics["retries"] == 3
+    assert metrics["retry_rate"] == 0.5
+    assert metrics["success_rate"] == 1.0
+    assert metrics["failures"] == 0
+
+
+def test_rates_of_mixed_outcomes() -> None:
+    ops = [
+        make_op(1, retry_causes=(Outcome.SERIALIZATION_FAILURE, Outcome.DEADLOCK)),
+        make_op(2, Outcome.DEADLOCK, error="40P01", retry_causes=(Outcome.DEADLOCK,), exhausted=True),
+        make_op(3, Outcome.TIMEOUT, error="operation_timeout"),
+        make_op(4, Outcome.ERROR, error="ValueError"),
+    ]
+    counts = OutcomeCounts.of(ops)
+    metrics = counts.as_metrics()
+    assert counts.attempts == 7 and counts.exhausted == 1
+    assert metrics["deadlocks"] == 3 and metrics["deadlock_rate"] == pytest.approx(3 / 7)
+    assert metrics["serialization_failures"] == 1
+    assert metrics["conflicts"] == 4 and metrics["conflict_rate"] == pytest.approx(4 / 7)
+    assert metrics["success_rate"] == 0.25 and metrics["failures"] == 3
+    assert metrics["timeout_rate"] == 0.25 and metrics["error_rate"] == 0.25
+    assert metrics["retries_exhausted"] == 1
+
+
+def test_rates_of_no_operations_are_zero() -> None:
+    metrics = OutcomeCounts.of([]).as_metrics()
+    assert metrics["success_rate"] == 0.0 and metrics["conflict_rate"] == 0.0 and metrics["operations"] == 0
+
+
+def test_latency_counts_from_the_intended_start() -> None:
+    # Due at 100 ms, started late at 150 ms, ended at 200 ms: the user waited 100 ms, not 50.
+    late = make_op(start_ns=150 * MS, end_ns=200 * MS, intended_ns=100 * MS)
+    assert late.latency_ns == 100 * MS
+    assert make_op(start_ns=150 * MS, end_ns=200 * MS).latency_ns == 50 * MS
+    summary = summarize_history(History([late]), wall_seconds=1.0)
+    assert summary.metrics["p50"] == pytest.approx(0.1)
+    assert summary.metrics["max"] == pytest.approx(0.1)
+
+
+def test_summarize_history_names_every_metric() -> None:
+    history = History(
+        [make_op(agent, end_ns=agent * 10 * MS) for agent in range(1, 11)]
+        + [make_op(11, Outcome.ERROR, end_ns=500 * MS, name="lookup", error="KeyError")]
+    )
+    summary = summarize_history(history, wall_seconds=2.0, loop_lag_ns=[1 * MS, 3 * MS])
+    metrics = summary.metrics
+    assert metrics["operations"] == 11
+    assert metrics["throughput"] == 5.5
+    assert metrics["wall_time"] == 2.0
+    assert metrics["avg"] == metrics["mean"]
+    assert metrics["deduct.p50"] == pytest.approx(0.05)
+    assert metrics["deduct.max"] == pytest.approx(0.1)
+    assert metrics["lookup.p95"] == pytest.approx(0.5)
+    assert metrics["max"] == pytest.approx(0.5)
+    assert metrics["loop_lag_max"] == pytest.approx(0.003)
+    assert summary.error_codes == {"KeyError": 1}
+    assert set(summary.by_operation) == {"deduct", "lookup"}
+
+
+def test_throughput_of_no_wall_time_is_zero() -> None:
+    assert summarize_history(History([make_op()]), wall_seconds=0.0).metrics["throughput"] == 0.0
