@@ -7,6 +7,7 @@ from typing import Any
 from robot.api import logger
 from robotlibcore import DynamicCore
 
+from stampede_robot.keywords.database import DatabaseKeywords
 from stampede_robot.keywords.services import ServiceKeywords
 from stampede_robot.runtime import runtime
 
@@ -37,7 +38,7 @@ class TestServices(DynamicCore):
     ROBOT_LISTENER_API_VERSION = 3
 
     def __init__(self) -> None:
-        super().__init__([ServiceKeywords(runtime())])
+        super().__init__([ServiceKeywords(runtime()), DatabaseKeywords(runtime())])
         self.ROBOT_LIBRARY_LISTENER = self
 
     def end_suite(self, data: Any, result: Any) -> None:

@@ -343,7 +343,7 @@ def test_all_succeeded_passes() -> None:
 
 def test_all_succeeded_fails_grouping_failures() -> None:
     ops = [make_op(agent) for agent in range(1, 8)]
-    ops += [make_op(8, Outcome.TIMEOUT, error="operation_timeout"), make_op(9, Outcome.TIMEOUT, error="operation_timeout")]
+    ops += [make_op(agent, Outcome.TIMEOUT, error="operation_timeout") for agent in (8, 9)]
     ops.append(make_op(10, Outcome.ERROR, error="ConnectionResetError"))
     verdict = check_all_succeeded(History(ops))
     assert not verdict.passed

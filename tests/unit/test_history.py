@@ -79,7 +79,7 @@ class Opaque:
 def test_odd_values_are_written_as_text(tmp_path: Path) -> None:
     odd = {
         "amount": decimal.Decimal("12.50"),
-        "when": datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.timezone.utc),
+        "when": datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.UTC),
         "id": uuid.UUID(int=1),
         "raw": b"\x00\xff",
         "tags": {"a"},

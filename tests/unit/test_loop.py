@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -123,10 +124,8 @@ def test_close_is_bounded_when_a_task_ignores_cancellation() -> None:
     async def stubborn() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(0.05)
-            except asyncio.CancelledError:
-                pass
 
     engine.submit(stubborn())
     started = time.monotonic()

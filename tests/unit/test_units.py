@@ -36,7 +36,8 @@ def test_parse_duration(text: str | float, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["abc", "", "s", "5 parsecs", "1e3 s", "- 5 s", "2 s s", "5,5 s", True, False, None, float("nan"), float("inf")]
+    "value",
+    ["abc", "", "s", "5 parsecs", "1e3 s", "- 5 s", "2 s s", "5,5 s", True, False, None, float("nan"), float("inf")],
 )
 def test_parse_duration_rejects_what_is_not_a_duration(value: object) -> None:
     with pytest.raises(ConfigurationError, match=r"think time must be a duration such as '2 s'"):

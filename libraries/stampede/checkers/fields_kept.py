@@ -69,6 +69,5 @@ def check_fields_kept(history: History, final_document: Mapping[str, Any]) -> Ve
         f"{len(details) - missing} with "
         f"another value): {plural(len(details), 'field update')} lost{rows_note(len(details))}."
     )
-    return Verdict(
-        "fields kept", False, expected, measured, plural(len(details), "field update") + " lost", message, capped(details)
-    )
+    miss = plural(len(details), "field update") + " lost"
+    return Verdict("fields kept", False, expected, measured, miss, message, capped(details))

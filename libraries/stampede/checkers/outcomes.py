@@ -33,6 +33,7 @@ def classify_outcomes(history: History) -> Verdict:
                     "share of attempts": percent(attempts, counts.attempts),
                 }
             )
+    outcomes = len(rows)
     codes = Counter((op.outcome, op.error) for op in history if op.error is not None)
     for (outcome, code), final in codes.most_common():
         rows.append(
@@ -45,11 +46,7 @@ def classify_outcomes(history: History) -> Verdict:
                 "share of attempts": percent(final, counts.attempts),
             }
         )
-    summary = ", ".join(
-        f"{label(outcome)} {counts.attempts_ending(outcome)} ({percent(counts.attempts_ending(outcome), counts.attempts)})"
-        for outcome in Outcome
-        if counts.attempts_ending(outcome)
-    )
+    summary = ", ".join(f"{row['outcome']} {row['attempts']} ({row['share of attempts']})" for row in rows[:outcomes])
     measured = f"{plural(counts.operations, 'operation')} in {plural(counts.attempts, 'attempt')}"
     retries = counts.attempts - counts.operations
     message = f"Outcomes of {measured} ({plural(retries, 'retry', 'retries')})" + (
