@@ -43,7 +43,7 @@ class ConcurrentAgents(DynamicCore):
     | *** Test Cases ***
     | Optimistic Locking Keeps Every Credit
     |     ${account}=    Create Credit Account    balance=10000
-    |     Define Credit Deduction Tool    deduct    strategy=optimistic    account=${account}
+    |     Define Credit Deduction Tool    deduct    strategy=optimistic    accounts=${account}
     |     Launch Agents    deduct    50
     |     Credits Should Be Conserved
     """

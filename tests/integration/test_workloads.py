@@ -46,7 +46,7 @@ def test_credit_strategy_keeps_or_loses_credits_as_documented(
 ) -> None:
     async def body(target: PostgresTarget) -> None:
         (account,) = await create_accounts(target, 1, 10_000)
-        tool = CreditDeductionTool(target, strategy=strategy, isolation=isolation, account=account)
+        tool = CreditDeductionTool(target, strategy=strategy, isolation=isolation, accounts=[account])
         result = await launch(tool, LaunchPlan(agents=AGENTS, iterations=ITERATIONS))
         assert tool.initial_balance == 10_000
         conservation = check_conservation(10_000, await tool.final_balance(), result.history, tool.amount_of)

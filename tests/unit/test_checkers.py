@@ -232,9 +232,7 @@ def test_fields_kept_orders_writes_by_end_time_not_history_order() -> None:
 
 
 def test_fields_kept_fails_on_missing_and_changed_fields() -> None:
-    history = History(
-        [field_write(1, 1, 10, 100), field_write(2, 2, [1, 2], 200), field_write(3, 3, None, 300)]
-    )
+    history = History([field_write(1, 1, 10, 100), field_write(2, 2, [1, 2], 200), field_write(3, 3, None, 300)])
     verdict = check_fields_kept(history, {"agent_1": 10, "agent_2": [2, 1]})
     assert not verdict.passed
     assert verdict.expected == "3 of 3 fields kept"

@@ -11,11 +11,7 @@ from ._report import MAX_ROWS
 from .conservation import check_conservation
 from .fields_kept import check_fields_kept
 from .lost_updates import check_lost_updates
-from .outcomes import (
-    check_all_succeeded,
-    check_retries_not_exhausted,
-    classify_outcomes,
-)
+from .outcomes import check_all_succeeded, check_retries_not_exhausted, classify_outcomes
 
 __all__ = [
     "MAX_ROWS",

@@ -27,10 +27,7 @@ def check_conservation(
     deducted = sum(amount_of(op) for op in successful)
     expected_final = initial - deducted
     difference = final - expected_final
-    basis = (
-        f"{initial} at the start minus {deducted} taken by "
-        f"{plural(len(successful), 'successful deduction')}"
-    )
+    basis = f"{initial} at the start minus {deducted} taken by {plural(len(successful), 'successful deduction')}"
     details = [
         {
             "initial": initial,

@@ -19,11 +19,11 @@ def classify_outcomes(history: History) -> Verdict:
     final attempts only.
     """
     counts = OutcomeCounts.of(history)
-    rows: list[dict[str, object]] = []
+    outcome_rows: list[dict[str, object]] = []
     for outcome in Outcome:
         attempts = counts.attempts_ending(outcome)
         if attempts:
-            rows.append(
+            outcome_rows.append(
                 {
                     "outcome": label(outcome),
                     "error code": "",
@@ -33,20 +33,20 @@ def classify_outcomes(history: History) -> Verdict:
                     "share of attempts": percent(attempts, counts.attempts),
                 }
             )
-    outcomes = len(rows)
     codes = Counter((op.outcome, op.error) for op in history if op.error is not None)
-    for (outcome, code), final in codes.most_common():
-        rows.append(
-            {
-                "outcome": label(outcome),
-                "error code": code,
-                "final": final,
-                "retried": "",
-                "attempts": final,
-                "share of attempts": percent(final, counts.attempts),
-            }
-        )
-    summary = ", ".join(f"{row['outcome']} {row['attempts']} ({row['share of attempts']})" for row in rows[:outcomes])
+    code_rows: list[dict[str, object]] = [
+        {
+            "outcome": label(outcome),
+            "error code": code,
+            "final": final,
+            "retried": "",
+            "attempts": final,
+            "share of attempts": percent(final, counts.attempts),
+        }
+        for (outcome, code), final in codes.most_common()
+    ]
+    rows = outcome_rows + code_rows
+    summary = ", ".join(f"{row['outcome']} {row['attempts']} ({row['share of attempts']})" for row in outcome_rows)
     measured = f"{plural(counts.operations, 'operation')} in {plural(counts.attempts, 'attempt')}"
     retries = counts.attempts - counts.operations
     message = f"Outcomes of {measured} ({plural(retries, 'retry', 'retries')})" + (

@@ -17,6 +17,8 @@ committed it loses updates just like ``naive``, which the matrix suite shows.
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Sequence
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -68,19 +70,25 @@ async def create_accounts(target: PostgresTarget, count: int, balance: int) -> l
     return [row["id"] for row in rows]
 
 
-async def account_balance(target: PostgresTarget, account: int) -> int:
+async def total_balance(target: PostgresTarget, accounts: Sequence[int]) -> int:
+    """The sum of the balances of ``accounts``; every one of them must exist."""
     connection = await target.connect()
     try:
-        balance = await connection.fetchval("SELECT balance FROM accounts WHERE id = $1", account)
+        rows = await connection.fetch("SELECT id, balance FROM accounts WHERE id = ANY($1::bigint[])", list(accounts))
     finally:
         await connection.close()
-    if balance is None:
-        raise ConfigurationError(f"There is no account {account}; create it with Create Credit Accounts first.")
-    return int(balance)
+    missing = sorted(set(accounts) - {row["id"] for row in rows})
+    if missing:
+        raise ConfigurationError(f"There is no account {missing}; create accounts with Create Credit Accounts first.")
+    return sum(int(row["balance"]) for row in rows)
 
 
 class CreditDeductionTool(PostgresTool):
-    """Deducts ``amount`` credits from ``account`` by ``strategy``, one deduction per operation."""
+    """Deducts ``amount`` credits by ``strategy``, one deduction per operation.
+
+    Each operation picks one of ``accounts`` at random; with one account every
+    agent contends for the same row.
+    """
 
     def __init__(
         self,
@@ -89,20 +97,22 @@ class CreditDeductionTool(PostgresTool):
         name: str = "deduct credits",
         strategy: Strategy = Strategy.ATOMIC,
         isolation: IsolationLevel = IsolationLevel.READ_COMMITTED,
-        account: int = 1,
+        accounts: Sequence[int] = (1,),
         amount: int = 1,
         retry: RetryPolicy = DEFAULT_RETRY,
         think_time: float = 0.0,
     ) -> None:
         if amount < 1:
             raise ConfigurationError(f"amount to deduct must be at least 1 credit, got {amount}")
+        if not accounts:
+            raise ConfigurationError("a credit deduction tool needs at least one account")
         if think_time < 0:
             raise ConfigurationError(f"think time cannot be negative, got {think_time} s")
         super().__init__(
             target, name=name, isolation=isolation, retry=NO_RETRIES if strategy is Strategy.NAIVE else retry
         )
         self.strategy = strategy
-        self.account = account
+        self.accounts = tuple(accounts)
         self.amount = amount
         self.think_time = think_time
         self.initial_balance: int | None = None
@@ -118,61 +128,63 @@ class CreditDeductionTool(PostgresTool):
         return {
             **super().describe(),
             "strategy": self.strategy.value,
-            "account": str(self.account),
+            "accounts": ", ".join(str(account) for account in self.accounts),
             "amount": str(self.amount),
         }
 
     async def setup(self, agents: int) -> None:
-        self.initial_balance = await account_balance(self.target, self.account)
+        self.initial_balance = await total_balance(self.target, self.accounts)
         await super().setup(agents)
 
     def amount_of(self, _operation: object) -> int:
         return self.amount
 
     async def final_balance(self) -> int:
-        return await account_balance(self.target, self.account)
+        """The balance of all the tool's accounts together."""
+        return await total_balance(self.target, self.accounts)
 
     async def attempt(self, connection: asyncpg.Connection, agent: AgentContext) -> OpResult:
-        return await self._attempt(connection)
+        account = self.accounts[0] if len(self.accounts) == 1 else random.choice(self.accounts)
+        return await self._attempt(connection, account)
 
     async def _think(self) -> None:
         if self.think_time:
             await asyncio.sleep(self.think_time)
 
-    def _deducted(self, balance: int) -> OpResult:
+    def _deducted(self, account: int, balance: int) -> OpResult:
         return OpResult(
-            read={"account": self.account, "balance": balance},
-            written={"account": self.account, "balance": balance - self.amount},
+            read={"account": account, "balance": balance},
+            written={"account": account, "balance": balance - self.amount},
         )
 
-    async def _read_modify_write(self, connection: asyncpg.Connection) -> OpResult:
-        balance = await connection.fetchval("SELECT balance FROM accounts WHERE id = $1", self.account)
+    async def _read_modify_write(self, connection: asyncpg.Connection, account: int) -> OpResult:
+        balance = await connection.fetchval("SELECT balance FROM accounts WHERE id = $1", account)
         await self._think()
-        await connection.execute("UPDATE accounts SET balance = $1 WHERE id = $2", balance - self.amount, self.account)
-        return self._deducted(balance)
+        await connection.execute("UPDATE accounts SET balance = $1 WHERE id = $2", balance - self.amount, account)
+        return self._deducted(account, balance)
 
-    async def _for_update(self, connection: asyncpg.Connection) -> OpResult:
-        balance = await connection.fetchval("SELECT balance FROM accounts WHERE id = $1 FOR UPDATE", self.account)
+    async def _for_update(self, connection: asyncpg.Connection, account: int) -> OpResult:
+        balance = await connection.fetchval("SELECT balance FROM accounts WHERE id = $1 FOR UPDATE", account)
         await self._think()
-        await connection.execute("UPDATE accounts SET balance = $1 WHERE id = $2", balance - self.amount, self.account)
-        return self._deducted(balance)
+        await connection.execute("UPDATE accounts SET balance = $1 WHERE id = $2", balance - self.amount, account)
+        return self._deducted(account, balance)
 
-    async def _atomic(self, connection: asyncpg.Connection) -> OpResult:
+    async def _atomic(self, connection: asyncpg.Connection, account: int) -> OpResult:
         await self._think()
         left = await connection.fetchval(
-            "UPDATE accounts SET balance = balance - $1 WHERE id = $2 RETURNING balance", self.amount, self.account
+            "UPDATE accounts SET balance = balance - $1 WHERE id = $2 RETURNING balance", self.amount, account
         )
-        return self._deducted(left + self.amount)
+        return self._deducted(account, left + self.amount)
 
-    async def _optimistic(self, connection: asyncpg.Connection) -> OpResult:
-        row = await connection.fetchrow("SELECT balance, version FROM accounts WHERE id = $1", self.account)
+    async def _optimistic(self, connection: asyncpg.Connection, account: int) -> OpResult:
+        row = await connection.fetchrow("SELECT balance, version FROM accounts WHERE id = $1", account)
         await self._think()
         updated = await connection.fetchval(
             "UPDATE accounts SET balance = $1, version = version + 1 WHERE id = $2 AND version = $3 RETURNING version",
             row["balance"] - self.amount,
-            self.account,
+            account,
             row["version"],
         )
         if updated is None:
             return OpResult(Outcome.CONFLICT, error="version_mismatch")
-        return self._deducted(row["balance"])
+        return self._deducted(account, row["balance"])

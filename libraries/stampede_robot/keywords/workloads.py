@@ -26,9 +26,18 @@ class WorkloadKeywords(LibraryComponent):
 
         | ${account}= | Create Credit Account | balance=10000 |
         """
-        (account,) = self.runtime.run(create_accounts(self.runtime.postgres, 1, balance))
-        self.log(f"Account {account} holds {balance} credits.")
+        (account,) = self.create_credit_accounts(1, balance)
         return account
+
+    @keyword(tags=["workloads"])
+    def create_credit_accounts(self, count: int, balance: int = 10_000) -> list[int]:
+        """Creates ``count`` accounts holding ``balance`` credits each and returns their ids.
+
+        | ${accounts}= | Create Credit Accounts | 10 | balance=10000 |
+        """
+        accounts = self.runtime.run(create_accounts(self.runtime.postgres, count, balance))
+        self.log(f"Accounts {accounts} hold {balance} credits each.")
+        return accounts
 
     @keyword(tags=["workloads"])
     def create_json_configuration(self) -> int:
@@ -44,14 +53,14 @@ class WorkloadKeywords(LibraryComponent):
         name: str,
         strategy: Strategy = Strategy.ATOMIC,
         isolation: IsolationLevel = IsolationLevel.READ_COMMITTED,
-        account: int = 1,
+        accounts: int | list[int] = 1,
         amount: int = 1,
         max_retries: int = 20,
         backoff: timedelta = timedelta(milliseconds=2),
         max_backoff: timedelta = timedelta(milliseconds=100),
         think_time: timedelta = timedelta(0),
     ) -> None:
-        """Defines a tool that deducts ``amount`` credits from ``account``, one deduction per operation.
+        """Defines a tool that deducts ``amount`` credits from one of ``accounts`` per operation.
 
         ``strategy`` is how the deduction is done:
         - ``naive``: read the balance, write balance − amount; no guard, no retry.
@@ -66,14 +75,17 @@ class WorkloadKeywords(LibraryComponent):
         ``backoff`` × 2^n, capped at ``max_backoff`` (exponential backoff with full
         jitter). ``think_time`` is a pause between read and write that widens the race.
 
-        | Define Credit Deduction Tool | deduct | strategy=optimistic | isolation=repeatable read | account=${account} |
+        ``accounts`` is one account id or a list; each operation picks one at
+        random, so a list spreads the contention.
+
+        | Define Credit Deduction Tool | deduct | strategy=optimistic | isolation=repeatable read | accounts=${account} |
         """
         self.runtime.tools[name] = CreditDeductionTool(
             self.runtime.postgres,
             name=name,
             strategy=strategy,
             isolation=isolation,
-            account=account,
+            accounts=accounts if isinstance(accounts, list) else [accounts],
             amount=amount,
             retry=_retry(max_retries, backoff, max_backoff),
             think_time=think_time.total_seconds(),

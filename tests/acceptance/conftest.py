@@ -1,0 +1,337 @@
+"""Acceptance tests: run the real ``robot`` on real suites and read the verdicts it wrote.
+
+One helper, :func:`run_robot`, runs ``python -m robot`` in a subprocess (from the
+repository root, bounded by a timeout) and returns a :class:`RobotRun`: the parsed
+``output.xml``, the exit code, and what the run left behind (server processes, their
+temp dirs, and, against external services, schemas, backends and Redis keys).
+
+The subprocess inherits the environment, so with ``STAMPEDE_PG_DSN`` /
+``STAMPEDE_REDIS_URL`` set the suites run against those services instead of the
+embedded ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import psutil
+import redis
+from robot.api import ExecutionResult, ResultVisitor
+from robot.result import Keyword, Message, Result, TestCase, TestSuite
+
+ROOT = Path(__file__).resolve().parents[2]
+ROBOT_DIR = Path(__file__).resolve().parent / "robot"
+ROBOT_TIMEOUT = 300.0
+SHUTDOWN_GRACE = 5.0
+SERVER_NAMES = frozenset({"postgres", "redis-server"})
+TEMP_DIR_PATTERN = re.compile(r"(/\S*?/stampede-(?:pg|redis)-[^/\s]+)")
+CHECK_APPLICATION_NAME = "acceptance-leftover-check"  # must not match 'stampede-%'
+# log.html writes "</" as \x3c/ (a JavaScript escape JSON lacks); the lookbehind skips escaped backslashes.
+_JS_LT = re.compile(r"(?<!\\)((?:\\\\)*)\\x3c")
+_LOG_STRINGS = re.compile(r'^window\.output\["strings"\] = window\.output\["strings"\]\.concat\((.*)\);$', re.M)
+
+
+# --------------------------------------------------------------------------- reading results
+
+
+class _Collector(ResultVisitor):
+    def __init__(self) -> None:
+        self.keywords: list[Keyword] = []
+        self.messages: list[Message] = []
+
+    def start_keyword(self, keyword: Keyword) -> bool | None:
+        self.keywords.append(keyword)
+        return None
+
+    def visit_message(self, message: Message) -> None:
+        self.messages.append(message)
+
+
+def _collect(item: TestSuite | TestCase | Keyword) -> _Collector:
+    collector = _Collector()
+    item.visit(collector)
+    return collector
+
+
+def keywords_in(item: TestSuite | TestCase | Keyword) -> list[Keyword]:
+    """Every keyword run under ``item`` (setups, bodies, teardowns, nested ones), in order."""
+    return _collect(item).keywords
+
+
+def messages_in(item: TestSuite | TestCase | Keyword) -> list[Message]:
+    """Every log message under ``item``, in order."""
+    return _collect(item).messages
+
+
+def log_html_strings(log: Path) -> list[str]:
+    """The texts log.html carries, decompressed: log.html stores long ones zlib-compressed and base64-encoded.
+
+    A plain search of log.html would miss a compressed message, so checks for
+    what the log says (or must never say) search these.
+    """
+    texts: list[str] = []
+    for chunk in _LOG_STRINGS.findall(log.read_text(encoding="utf-8")):
+        for encoded in json.loads(_JS_LT.sub(r"\1\\u003c", chunk)):
+            if encoded.startswith("*"):
+                texts.append(encoded[1:])
+            elif encoded:
+                texts.append(zlib.decompress(base64.b64decode(encoded)).decode("utf-8"))
+    return texts
+
+
+@dataclass
+class RobotRun:
+    """One finished ``robot`` run: its verdicts, exit code, output and what it left behind."""
+
+    result: Result
+    returncode: int
+    output_dir: Path
+    console: str
+    leftovers: list[str]
+    seconds: float
+
+    @property
+    def suite(self) -> TestSuite:
+        return self.result.suite
+
+    @property
+    def tests(self) -> dict[str, TestCase]:
+        return {test.name: test for test in self.suite.all_tests}
+
+    def test(self, name: str) -> TestCase:
+        tests = self.tests
+        assert name in tests, f"no test named {name!r}; the run has: {sorted(tests)}"
+        return tests[name]
+
+    def child_suite(self, name: str) -> TestSuite:
+        found = [suite for suite in self._all_suites(self.suite) if suite.name == name]
+        assert found, f"no suite named {name!r} in the run"
+        return found[0]
+
+    def _all_suites(self, suite: TestSuite) -> Iterator[TestSuite]:
+        yield suite
+        for child in suite.suites:
+            yield from self._all_suites(child)
+
+    def output_texts(self) -> dict[str, str]:
+        """Everything the run wrote that a reader sees: files by name, log.html decoded."""
+        texts = {
+            path.name: path.read_text(encoding="utf-8", errors="replace")
+            for path in (self.output_dir / name for name in ("output.xml", "log.html", "report.html", "console.txt"))
+            if path.exists()
+        }
+        log = self.output_dir / "log.html"
+        if log.exists():
+            texts["log.html (decoded strings)"] = "\n".join(log_html_strings(log))
+        return texts
+
+
+def assert_nowhere_in_outputs(run: RobotRun, secret: str) -> None:
+    """Fail naming every output file that contains ``secret``."""
+    found = [name for name, text in run.output_texts().items() if secret in text]
+    assert not found, f"{secret!r} appears in {found}"
+
+
+def assert_nothing_left_behind(run: RobotRun) -> None:
+    assert not run.leftovers, "the robot run left behind:\n" + "\n".join(run.leftovers)
+
+
+# --------------------------------------------------------------------------- leftovers
+
+
+@dataclass(frozen=True)
+class _Proc:
+    pid: int
+    created: float
+    cmdline: str
+
+    def alive(self) -> bool:
+        try:
+            return psutil.Process(self.pid).create_time() == self.created
+        except psutil.Error:
+            return False
+
+
+def _server_processes() -> dict[tuple[int, float], _Proc]:
+    found: dict[tuple[int, float], _Proc] = {}
+    for process in psutil.process_iter(["pid", "name", "create_time", "cmdline", "ppid"]):
+        info = process.info
+        if info["name"] in SERVER_NAMES:
+            found[(info["pid"], info["create_time"])] = _Proc(info["pid"], info["create_time"], " ".join(info["cmdline"] or []))
+    return found
+
+
+def _descendant_servers(root: psutil.Process) -> list[_Proc]:
+    try:
+        children = root.children(recursive=True)
+    except psutil.Error:
+        return []
+    servers = []
+    for child in children:
+        try:
+            if child.name() in SERVER_NAMES:
+                servers.append(_Proc(child.pid, child.create_time(), " ".join(child.cmdline())))
+        except psutil.Error:
+            continue
+    return servers
+
+
+def _orphaned(proc: _Proc) -> bool:
+    """A server whose parent is gone (re-parented to init): nobody will stop it."""
+    try:
+        parent = psutil.Process(proc.pid).parent()
+    except psutil.Error:
+        return False
+    return parent is None or parent.pid == 1
+
+
+@dataclass
+class _Snapshot:
+    servers: dict[tuple[int, float], _Proc]
+    schemas: set[str] = field(default_factory=set)
+    applications: set[str] = field(default_factory=set)
+    keys: set[str] = field(default_factory=set)
+
+
+async def _postgres_state(dsn: str) -> tuple[set[str], set[str]]:
+    connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": CHECK_APPLICATION_NAME})
+    try:
+        schemas = {row[0] for row in await connection.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'stampede\\_%'")}
+        applications = {row[0] for row in await connection.fetch(
+            "SELECT DISTINCT application_name FROM pg_stat_activity WHERE application_name LIKE 'stampede-%'")}
+    finally:
+        await connection.close()
+    return schemas, applications
+
+
+def _redis_keys(url: str) -> set[str]:
+    client = redis.Redis.from_url(url, socket_timeout=10, decode_responses=True)
+    try:
+        return set(client.scan_iter(match="stampede:*", count=1000))
+    finally:
+        client.close()
+
+
+def _snapshot(with_servers: bool = True) -> _Snapshot:
+    snapshot = _Snapshot(_server_processes() if with_servers else {})
+    if dsn := os.environ.get("STAMPEDE_PG_DSN"):
+        snapshot.schemas, snapshot.applications = asyncio.run(_postgres_state(dsn))
+    if url := os.environ.get("STAMPEDE_REDIS_URL"):
+        snapshot.keys = _redis_keys(url)
+    return snapshot
+
+
+def _leftovers(before: _Snapshot, started: list[_Proc]) -> list[str]:
+    """What the run left behind, waiting up to ``SHUTDOWN_GRACE`` s for things still going away."""
+    deadline = time.monotonic() + SHUTDOWN_GRACE
+    while True:
+        problems: list[str] = []
+        for proc in started:
+            if proc.alive():
+                problems.append(f"server process {proc.pid} still runs: {proc.cmdline}")
+            for temp_dir in set(TEMP_DIR_PATTERN.findall(proc.cmdline)):
+                if Path(temp_dir).exists():
+                    problems.append(f"temp dir {temp_dir} of server process {proc.pid} still exists")
+        seen = {(proc.pid, proc.created) for proc in started}
+        for key, proc in _server_processes().items():
+            if key not in before.servers and key not in seen and _orphaned(proc):
+                problems.append(f"orphaned server process {proc.pid} appeared during the run: {proc.cmdline}")
+        after = _snapshot(with_servers=False)
+        problems += [f"schema {name} remains" for name in sorted(after.schemas - before.schemas)]
+        problems += [f"a backend with application_name {name!r} remains (pg_stat_activity)"
+                     for name in sorted(after.applications - before.applications)]
+        problems += [f"Redis key {key!r} remains" for key in sorted(after.keys - before.keys)]
+        if not problems or time.monotonic() >= deadline:
+            return problems
+        time.sleep(0.25)
+
+
+# --------------------------------------------------------------------------- running robot
+
+
+def run_robot(
+    output_dir: Path,
+    *data: Path | str,
+    variables: Mapping[str, str] | None = None,
+    options: Sequence[str] = (),
+    timeout: float = ROBOT_TIMEOUT,
+) -> RobotRun:
+    """Run ``robot`` on ``data`` (paths relative to the repository root) and return the parsed run.
+
+    Server processes the run starts are watched while it runs; afterwards the
+    run's leftovers are listed in ``RobotRun.leftovers``. A run that exceeds
+    ``timeout`` is killed with everything it started, and the test fails.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "robot", "--outputdir", str(output_dir), "--consolecolors", "off"]
+    for name, value in (variables or {}).items():
+        argv += ["--variable", f"{name}:{value}"]
+    argv += [*options, *(str(path) for path in data)]
+    before = _snapshot()
+    started: dict[tuple[int, float], _Proc] = {}
+    began = time.monotonic()
+    console_file = output_dir / "console.txt"
+    with console_file.open("wb") as console:
+        process = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=console,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        watched = psutil.Process(process.pid)
+        try:
+            while process.poll() is None:
+                if time.monotonic() - began > timeout:
+                    raise TimeoutError(f"robot {' '.join(map(str, data))} ran over {timeout:g} s")
+                started.update({(proc.pid, proc.created): proc for proc in _descendant_servers(watched)})
+                time.sleep(0.1)
+        except BaseException:
+            _kill(process, list(started.values()))
+            raise
+    seconds = time.monotonic() - began
+    output = output_dir / "output.xml"
+    console_text = console_file.read_text(encoding="utf-8", errors="replace")
+    assert output.exists(), f"robot wrote no output.xml (exit code {process.returncode}):\n{console_text}"
+    return RobotRun(
+        result=ExecutionResult(str(output)),
+        returncode=process.returncode,
+        output_dir=output_dir,
+        console=console_text,
+        leftovers=_leftovers(before, list(started.values())),
+        seconds=seconds,
+    )
+
+
+def _kill(process: subprocess.Popen[bytes], servers: list[_Proc]) -> None:
+    """Stop a robot run that overran, and the servers it started (they live in sessions of their own)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(10)
+    for proc in servers:
+        if proc.alive():
+            psutil.Process(proc.pid).kill()
+
+
+def closed_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (just released by us)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def failure_messages(run: RobotRun) -> dict[str, str]:
+    """Test name → message of each test that did not pass."""
+    return {test.name: test.message for test in run.suite.all_tests if test.status != "PASS"}

@@ -1,0 +1,55 @@
+*** Settings ***
+Documentation       Bad input: every test gives a keyword something that cannot work.
+...
+...                 This suite is red by design. tests/acceptance/test_bad_input.py runs it and
+...                 checks that each test fails at once with a message that says what to fix.
+
+Resource            ../../../resources/stampede.resource
+
+Suite Setup         One Launch Has Run
+
+Test Tags           must-fail
+
+
+*** Test Cases ***
+Zero Agents Are Refused
+    [Documentation]    Must fail: a launch needs at least one agent.
+    Launch Agents    deduct    0
+
+Negative Agents Are Refused
+    [Documentation]    Must fail: a launch needs at least one agent.
+    Launch Agents    deduct    -5
+
+An Unknown Isolation Level Is Refused
+    [Documentation]    Must fail: Robot's conversion names the bad value and the levels there are.
+    Define Credit Deduction Tool    other deduct    isolation=read sometimes
+
+A Malformed Threshold Is Refused
+    [Documentation]    Must fail: a threshold is "<metric> <comparison> <value><unit>".
+    Thresholds Should Hold    p95 less than 5
+
+A Latency Threshold Without A Unit Is Refused
+    [Documentation]    Must fail: 5 what? A latency needs a unit such as ms.
+    Thresholds Should Hold    p95 < 5
+
+A Rate Threshold With A Time Unit Is Refused
+    [Documentation]    Must fail: a success rate is a percentage, not a duration.
+    Thresholds Should Hold    success_rate >= 99ms
+
+A SQL Tool With A Syntax Error Is Refused
+    [Documentation]    Must fail when defined, not later when agents run it.
+    Define SQL Tool    broken sql    UPDATE credit_accounts SET WHERE id = 1
+
+A SQL Tool With An Undefined Parameter Is Refused
+    [Documentation]    Must fail: :missing_value is neither built in nor given as name=value.
+    Define SQL Tool    unbound sql    SELECT :missing_value + :agent
+
+
+*** Keywords ***
+One Launch Has Run
+    [Documentation]    PostgreSQL in use, a deduction tool named deduct, and one small launch of it,
+    ...    so that each test fails on its own bad input and not on something missing.
+    Use PostgreSQL
+    ${account}=    Create Credit Account    balance=100
+    Define Credit Deduction Tool    deduct    strategy=atomic    account=${account}
+    Launch Agents    deduct    2
