@@ -97,6 +97,7 @@ class _Launch:
         self._due_index = itertools.count()
         self._origin_ns = 0
         self._deadline_ns: int | None = None
+        self.stopped = False
 
     def contexts(self) -> list[AgentContext]:
         users = self.plan.users or self.plan.agents
@@ -143,6 +144,8 @@ class _Launch:
             await _sleep_until(start_ns)
 
     def _time_left(self) -> bool:
+        if self.stopped:
+            return False
         return self._deadline_ns is None or time.monotonic_ns() < self._deadline_ns
 
     async def _run_iterations(self, context: AgentContext) -> None:
@@ -255,12 +258,17 @@ async def launch(tool: Tool, plan: LaunchPlan) -> LaunchResult:
     finally:
         ended = time.monotonic_ns()
         lag = await sampler.stop()
-        await asyncio.wait_for(tool.teardown(), CANCEL_GRACE_SECONDS * 5)
+        # Hung agents may still be running: no new operations, and the history below is a copy.
+        run.stopped = True
+        try:
+            await asyncio.wait_for(tool.teardown(), CANCEL_GRACE_SECONDS * 5)
+        except Exception as error:  # noqa: BLE001 - the history must survive a failing teardown
+            run.agent_errors[0] = f"(tool teardown) failed: {_describe(error)}"
     return LaunchResult(
         tool=tool.name,
         tool_settings=tool.describe(),
         plan=plan,
-        history=run.history,
+        history=History(run.history),
         started_ns=started,
         ended_ns=ended,
         loop_lag_ns=lag,

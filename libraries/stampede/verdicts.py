@@ -18,6 +18,7 @@ class Verdict:
     message: str = ""
     details: list[dict[str, Any]] = field(default_factory=list)
     inconclusive: bool = False
+    value: float | None = None  # the measured figure as a number, when there is one
 
     @property
     def status(self) -> str:

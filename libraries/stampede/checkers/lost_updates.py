@@ -41,6 +41,7 @@ def check_lost_updates(history: History, *, subject: str = "account", version: s
                 "updates can be neither confirmed nor ruled out."
             ),
             inconclusive=True,
+            value=0,
         )
     collisions = sorted(
         ((key, ops) for key, ops in groups.items() if len(ops) > 1), key=lambda item: len(item[1]), reverse=True
@@ -57,6 +58,7 @@ def check_lost_updates(history: History, *, subject: str = "account", version: s
                 f"No lost updates: expected 0, found 0 among {plural(checkable, 'successful operation')} "
                 f"that recorded what they read; no two read the same {version} of the same {subject}."
             ),
+            value=0,
         )
     details = [
         {
@@ -73,4 +75,4 @@ def check_lost_updates(history: History, *, subject: str = "account", version: s
         f"read the same {version} of the same {subject} and all of them wrote successfully, so each write "
         f"overwrote another: {lost} of {checkable} successful updates were lost{rows_note(len(details))}."
     )
-    return Verdict("lost updates", False, "0 lost updates", measured, measured, message, capped(details))
+    return Verdict("lost updates", False, "0 lost updates", measured, measured, message, capped(details), value=lost)

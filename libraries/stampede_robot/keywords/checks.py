@@ -24,8 +24,9 @@ class CheckKeywords(LibraryComponent):
         return launch if isinstance(launch, LaunchRecord) else self.runtime.launch(launch)
 
     def _judge(self, verdict: Verdict) -> Verdict:
+        """Log the verdict; fail on a miss, and on "nothing to check", which must never pass as a success."""
         self.log_html(verdict_table([verdict], caption=verdict.name))
-        if not verdict.passed:
+        if not verdict.passed or verdict.inconclusive:
             raise AssertionError(verdict.message)
         return verdict
 
@@ -76,7 +77,7 @@ class CheckKeywords(LibraryComponent):
         keys = {"subject": "config", "version": "version"} if isinstance(record.tool, JsonConfigTool) else {}
         verdict = check_lost_updates(record.result.history, **keys)
         self.log_html(verdict_table([verdict], caption=verdict.name))
-        return int(verdict.details_count) if hasattr(verdict, "details_count") else _leading_int(verdict.measured)
+        return int(verdict.value or 0)
 
     @keyword(tags=["checks"])
     def retries_should_not_be_exhausted(self, launch: LaunchRecord | int | None = None) -> None:
@@ -111,8 +112,3 @@ class CheckKeywords(LibraryComponent):
         | ${failures}= | Get Outcome Count | serialization failure |
         """
         return self._record(launch).summary.counts.attempts_ending(outcome)
-
-
-def _leading_int(text: str) -> int:
-    digits = text.split(maxsplit=1)[0] if text else "0"
-    return int(digits) if digits.isdigit() else 0

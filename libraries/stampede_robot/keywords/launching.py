@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import asyncpg
 from robot.api.deco import keyword
 
 from stampede.errors import ConfigurationError, StampedeError
@@ -85,7 +86,10 @@ class LaunchKeywords(LibraryComponent):
             users=users,
         )
         chosen = self.runtime.tool(tool)
-        result = self.runtime.run(launch(chosen, plan), timeout=plan.run_timeout + SETUP_ALLOWANCE_SECONDS)
+        try:
+            result = self.runtime.run(launch(chosen, plan), timeout=plan.run_timeout + SETUP_ALLOWANCE_SECONDS)
+        except (StampedeError, TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            raise StampedeError(f"Launch of {tool!r} with {plan.agents} agents could not start: {error}") from error
         number = len(self.runtime.launches) + 1
         test = self.variable("TEST NAME") or self.variable("SUITE NAME", "suite")
         history_file = result.history.write_jsonl(
@@ -94,7 +98,8 @@ class LaunchKeywords(LibraryComponent):
         record = LaunchRecord(number, chosen, result, summarize(result), history_file)
         self.runtime.launches.append(record)
         self.log_html(launch_table(record))
-        problems = [f"agent {agent} {error}" for agent, error in sorted(result.agent_errors.items())]
+        errors = sorted(result.agent_errors.items())
+        problems = [f"agent {agent} {error}" if agent else error for agent, error in errors]
         if result.timed_out:
             problems.insert(
                 0,

@@ -78,7 +78,7 @@ class WorkloadKeywords(LibraryComponent):
         ``accounts`` is one account id or a list; each operation picks one at
         random, so a list spreads the contention.
 
-        | Define Credit Deduction Tool | deduct | strategy=optimistic | isolation=repeatable read | accounts=${account} |
+        | Define Credit Deduction Tool | deduct | strategy=optimistic | isolation=serializable | accounts=${account} |
         """
         self.runtime.tools[name] = CreditDeductionTool(
             self.runtime.postgres,
