@@ -27,5 +27,6 @@ Last Writer Wins Loses Field Updates And Stampede Catches It
     [Documentation]    Without a version check the document is overwritten whole: fields vanish.
     Agents Update Their Own Configuration Fields    last writer wins
     ${lost}=    Get Lost Update Count
-    Should Be True    ${lost} > 0    msg=Blind writes should lose field updates under ${AGENTS} agents, but none were lost.
+    Should Be True    ${lost} > 0
+    ...    msg=Blind writes should lose field updates under ${AGENTS} agents, but none were lost.
     Run Keyword And Expect Error    *lost*    No Update Should Be Lost

@@ -49,6 +49,7 @@ Conflict Rate Under Stress Stays Below The Seed's Bound When Agents Spread Over 
 
 *** Keywords ***
 Credit Deductions By Strategy
+    [Documentation]    Run one cell of the matrix and assert what must hold for it.
     [Arguments]    ${strategy}    ${isolation}    ${expectation}
     Agents Deduct Credits Concurrently    ${strategy}    ${isolation}
     IF    '${expectation}' == 'loses updates'
