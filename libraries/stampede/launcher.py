@@ -12,7 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from .agents import AgentContext, Tool
+from .agents import AgentContext, OpResult, Tool
 from .errors import ConfigurationError
 from .history import History, Operation
 from .lag import LoopLagSampler
@@ -177,33 +177,16 @@ class _Launch:
             async with bound:
                 result = await self.tool.run(context)
         except asyncio.CancelledError:
-            self._record(context, start, due_ns, Outcome.TIMEOUT, "launch_timeout")
+            self._record(context, start, due_ns, OpResult(Outcome.TIMEOUT, error="launch_timeout"))
             raise
         except Exception as error:  # noqa: BLE001 - every failure is classified and recorded
             # Only the launcher's own bound is "operation_timeout"; a client's timeout is classified.
             outcome, code = (Outcome.TIMEOUT, "operation_timeout") if bound.expired() else classify_exception(error)
-            self._record(context, start, due_ns, outcome, code)
+            self._record(context, start, due_ns, OpResult(outcome, error=code))
         else:
-            self.history.append(
-                Operation(
-                    context.agent,
-                    context.user,
-                    self.tool.name,
-                    context.iteration,
-                    start,
-                    time.monotonic_ns(),
-                    result.outcome,
-                    intended_ns=due_ns,
-                    error=result.error,
-                    retries=result.retries,
-                    retry_causes=result.retry_causes,
-                    exhausted=result.exhausted,
-                    read=result.read,
-                    written=result.written,
-                )
-            )
+            self._record(context, start, due_ns, result)
 
-    def _record(self, context: AgentContext, start: int, due: int | None, outcome: Outcome, error: str) -> None:
+    def _record(self, context: AgentContext, start: int, due: int | None, result: OpResult) -> None:
         self.history.append(
             Operation(
                 context.agent,
@@ -212,9 +195,14 @@ class _Launch:
                 context.iteration,
                 start,
                 time.monotonic_ns(),
-                outcome,
+                result.outcome,
                 intended_ns=due,
-                error=error,
+                error=result.error,
+                retries=result.retries,
+                retry_causes=result.retry_causes,
+                exhausted=result.exhausted,
+                read=result.read,
+                written=result.written,
             )
         )
 
