@@ -52,6 +52,8 @@ def parse_positive_duration(value: str | float | int, *, what: str) -> float:
 
 def format_duration(seconds: float) -> str:
     """Render seconds with a unit a reader takes in at once (``12.3 ms``, ``1.50 s``)."""
+    if seconds < 1e-6:
+        return f"{seconds * 1e9:.0f} ns"
     if seconds < 1e-3:
         return f"{seconds * 1e6:.0f} µs"
     if seconds < 1.0:

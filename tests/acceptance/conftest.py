@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ROBOT_DIR = Path(__file__).resolve().parent / "robot"
 ROBOT_TIMEOUT = 300.0
 SHUTDOWN_GRACE = 5.0
+STOP_GRACE = 20.0
 SERVER_NAMES = frozenset({"postgres", "redis-server"})
 TEMP_DIR_PATTERN = re.compile(r"(/\S*?/stampede-(?:pg|redis)-[^/\s]+)")
 CHECK_APPLICATION_NAME = "acceptance-leftover-check"  # must not match 'stampede-%'
@@ -154,10 +156,21 @@ def assert_nothing_left_behind(run: RobotRun) -> None:
 
 
 @dataclass(frozen=True)
-class _Proc:
+class ServerProc:
+    """A server process, told apart from a later one with the same pid by its start time."""
+
     pid: int
     created: float
     cmdline: str
+    cwd: str  # redis-server rewrites its title; both servers chdir into their (temp) data dir
+
+    @classmethod
+    def of(cls, process: psutil.Process) -> ServerProc:
+        try:
+            cwd = process.cwd()
+        except psutil.Error:
+            cwd = ""
+        return cls(process.pid, process.create_time(), " ".join(process.cmdline()), cwd)
 
     def alive(self) -> bool:
         try:
@@ -166,16 +179,19 @@ class _Proc:
             return False
 
 
-def _server_processes() -> dict[tuple[int, float], _Proc]:
-    found: dict[tuple[int, float], _Proc] = {}
-    for process in psutil.process_iter(["pid", "name", "create_time", "cmdline", "ppid"]):
-        info = process.info
-        if info["name"] in SERVER_NAMES:
-            found[(info["pid"], info["create_time"])] = _Proc(info["pid"], info["create_time"], " ".join(info["cmdline"] or []))
+def _server_processes() -> dict[tuple[int, float], ServerProc]:
+    found: dict[tuple[int, float], ServerProc] = {}
+    for process in psutil.process_iter(["name"]):
+        try:
+            if process.info["name"] in SERVER_NAMES:
+                proc = ServerProc.of(process)
+                found[(proc.pid, proc.created)] = proc
+        except psutil.Error:
+            continue
     return found
 
 
-def _descendant_servers(root: psutil.Process) -> list[_Proc]:
+def _descendant_servers(root: psutil.Process) -> list[ServerProc]:
     try:
         children = root.children(recursive=True)
     except psutil.Error:
@@ -184,13 +200,13 @@ def _descendant_servers(root: psutil.Process) -> list[_Proc]:
     for child in children:
         try:
             if child.name() in SERVER_NAMES:
-                servers.append(_Proc(child.pid, child.create_time(), " ".join(child.cmdline())))
+                servers.append(ServerProc.of(child))
         except psutil.Error:
             continue
     return servers
 
 
-def _orphaned(proc: _Proc) -> bool:
+def _orphaned(proc: ServerProc) -> bool:
     """A server whose parent is gone (re-parented to init): nobody will stop it."""
     try:
         parent = psutil.Process(proc.pid).parent()
@@ -200,8 +216,10 @@ def _orphaned(proc: _Proc) -> bool:
 
 
 @dataclass
-class _Snapshot:
-    servers: dict[tuple[int, float], _Proc]
+class Snapshot:
+    """What existed before a run: server processes and, on external services, our schemas, backends and keys."""
+
+    servers: dict[tuple[int, float], ServerProc]
     schemas: set[str] = field(default_factory=set)
     applications: set[str] = field(default_factory=set)
     keys: set[str] = field(default_factory=set)
@@ -210,10 +228,16 @@ class _Snapshot:
 async def _postgres_state(dsn: str) -> tuple[set[str], set[str]]:
     connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": CHECK_APPLICATION_NAME})
     try:
-        schemas = {row[0] for row in await connection.fetch(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'stampede\\_%'")}
-        applications = {row[0] for row in await connection.fetch(
-            "SELECT DISTINCT application_name FROM pg_stat_activity WHERE application_name LIKE 'stampede-%'")}
+        schemas = {
+            row[0]
+            for row in await connection.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'stampede\\_%'")
+        }
+        applications = {
+            row[0]
+            for row in await connection.fetch(
+                "SELECT DISTINCT application_name FROM pg_stat_activity WHERE application_name LIKE 'stampede-%'"
+            )
+        }
     finally:
         await connection.close()
     return schemas, applications
@@ -227,8 +251,8 @@ def _redis_keys(url: str) -> set[str]:
         client.close()
 
 
-def _snapshot(with_servers: bool = True) -> _Snapshot:
-    snapshot = _Snapshot(_server_processes() if with_servers else {})
+def take_snapshot(with_servers: bool = True) -> Snapshot:
+    snapshot = Snapshot(_server_processes() if with_servers else {})
     if dsn := os.environ.get("STAMPEDE_PG_DSN"):
         snapshot.schemas, snapshot.applications = asyncio.run(_postgres_state(dsn))
     if url := os.environ.get("STAMPEDE_REDIS_URL"):
@@ -236,32 +260,43 @@ def _snapshot(with_servers: bool = True) -> _Snapshot:
     return snapshot
 
 
-def _leftovers(before: _Snapshot, started: list[_Proc]) -> list[str]:
-    """What the run left behind, waiting up to ``SHUTDOWN_GRACE`` s for things still going away."""
-    deadline = time.monotonic() + SHUTDOWN_GRACE
+def find_leftovers(before: Snapshot, started: list[ServerProc], grace: float = SHUTDOWN_GRACE) -> list[str]:
+    """What a run left behind since ``before``, given the servers it started; waits ``grace`` s for stragglers."""
+    deadline = time.monotonic() + grace
     while True:
         problems: list[str] = []
         for proc in started:
             if proc.alive():
                 problems.append(f"server process {proc.pid} still runs: {proc.cmdline}")
-            for temp_dir in set(TEMP_DIR_PATTERN.findall(proc.cmdline)):
+            for temp_dir in set(TEMP_DIR_PATTERN.findall(f"{proc.cmdline} {proc.cwd}")):
                 if Path(temp_dir).exists():
                     problems.append(f"temp dir {temp_dir} of server process {proc.pid} still exists")
         seen = {(proc.pid, proc.created) for proc in started}
         for key, proc in _server_processes().items():
             if key not in before.servers and key not in seen and _orphaned(proc):
                 problems.append(f"orphaned server process {proc.pid} appeared during the run: {proc.cmdline}")
-        after = _snapshot(with_servers=False)
+        after = take_snapshot(with_servers=False)
         problems += [f"schema {name} remains" for name in sorted(after.schemas - before.schemas)]
-        problems += [f"a backend with application_name {name!r} remains (pg_stat_activity)"
-                     for name in sorted(after.applications - before.applications)]
+        problems += [
+            f"a backend with application_name {name!r} remains (pg_stat_activity)"
+            for name in sorted(after.applications - before.applications)
+        ]
         problems += [f"Redis key {key!r} remains" for key in sorted(after.keys - before.keys)]
         if not problems or time.monotonic() >= deadline:
-            return problems
+            return list(dict.fromkeys(problems))  # a server's backends share its temp dir
         time.sleep(0.25)
 
 
 # --------------------------------------------------------------------------- running robot
+
+
+class RobotTimeout(AssertionError):
+    """A robot run overran its timeout; it was interrupted, and ``leftovers`` is what it left behind."""
+
+    def __init__(self, message: str, leftovers: list[str], servers: list[ServerProc]) -> None:
+        super().__init__(message)
+        self.leftovers = leftovers
+        self.servers = servers
 
 
 def run_robot(
@@ -275,31 +310,39 @@ def run_robot(
 
     Server processes the run starts are watched while it runs; afterwards the
     run's leftovers are listed in ``RobotRun.leftovers``. A run that exceeds
-    ``timeout`` is killed with everything it started, and the test fails.
+    ``timeout`` is interrupted as Ctrl+C would (killed if it does not stop),
+    whatever it left behind is recorded and then killed, and :class:`RobotTimeout` is raised.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "robot", "--outputdir", str(output_dir), "--consolecolors", "off"]
     for name, value in (variables or {}).items():
         argv += ["--variable", f"{name}:{value}"]
     argv += [*options, *(str(path) for path in data)]
-    before = _snapshot()
-    started: dict[tuple[int, float], _Proc] = {}
+    before = take_snapshot()
+    started: dict[tuple[int, float], ServerProc] = {}
     began = time.monotonic()
     console_file = output_dir / "console.txt"
     with console_file.open("wb") as console:
-        process = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=console,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True
+        )
         watched = psutil.Process(process.pid)
         try:
-            while process.poll() is None:
-                if time.monotonic() - began > timeout:
-                    raise TimeoutError(f"robot {' '.join(map(str, data))} ran over {timeout:g} s")
+            while process.poll() is None and time.monotonic() - began < timeout:
                 started.update({(proc.pid, proc.created): proc for proc in _descendant_servers(watched)})
                 time.sleep(0.1)
-        except BaseException:
-            _kill(process, list(started.values()))
-            raise
+        finally:
+            timed_out = _stop(process)
     seconds = time.monotonic() - began
+    leftovers = find_leftovers(before, list(started.values()))
+    if timed_out:
+        _kill_servers(list(started.values()))
+        raise RobotTimeout(
+            f"robot {' '.join(map(str, data))} ran over {timeout:g} s and was interrupted; it left behind: "
+            + ("; ".join(leftovers) or "nothing"),
+            leftovers,
+            list(started.values()),
+        )
     output = output_dir / "output.xml"
     console_text = console_file.read_text(encoding="utf-8", errors="replace")
     assert output.exists(), f"robot wrote no output.xml (exit code {process.returncode}):\n{console_text}"
@@ -308,21 +351,32 @@ def run_robot(
         returncode=process.returncode,
         output_dir=output_dir,
         console=console_text,
-        leftovers=_leftovers(before, list(started.values())),
+        leftovers=leftovers,
         seconds=seconds,
     )
 
 
-def _kill(process: subprocess.Popen[bytes], servers: list[_Proc]) -> None:
-    """Stop a robot run that overran, and the servers it started (they live in sessions of their own)."""
+def _stop(process: subprocess.Popen[bytes], grace: float = STOP_GRACE) -> bool:
+    """Interrupt ``process`` (its whole process group) if it still runs; return whether it had to be."""
+    if process.poll() is not None:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)  # Robot stops gracefully: teardowns run, output.xml is written
     try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(10)
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+    return True
+
+
+def _kill_servers(servers: list[ServerProc]) -> None:
+    """Kill servers a run left running (they live in sessions of their own)."""
     for proc in servers:
         if proc.alive():
-            psutil.Process(proc.pid).kill()
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(proc.pid).kill()
 
 
 def closed_port() -> int:
@@ -330,8 +384,3 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def failure_messages(run: RobotRun) -> dict[str, str]:
-    """Test name → message of each test that did not pass."""
-    return {test.name: test.message for test in run.suite.all_tests if test.status != "PASS"}

@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
-from .conftest import RobotRun, assert_nothing_left_behind, keywords_in, log_html_strings, messages_in, run_robot
 from robot.result import Keyword
+
+from .conftest import RobotRun, assert_nothing_left_behind, keywords_in, log_html_strings, messages_in, run_robot
 
 SUITE = "suites/tool_conflicts"
 NAIVE_TEST = "Naive Read-Modify-Write Loses Updates And Stampede Catches It"
@@ -50,7 +51,8 @@ def _launch_tables(run: RobotRun) -> list[str]:
 def _expected_failure(run: RobotRun, checker: str) -> Keyword:
     """The ``checker`` keyword run inside Run Keyword And Expect Error in the naive test."""
     found = [
-        kw for kw in keywords_in(run.test(NAIVE_TEST))
+        kw
+        for kw in keywords_in(run.test(NAIVE_TEST))
         if kw.name == checker and isinstance(kw.parent, Keyword) and kw.parent.name == "Run Keyword And Expect Error"
     ]
     assert len(found) == 1, f"expected {checker} once under Run Keyword And Expect Error, found {len(found)}"
@@ -106,7 +108,7 @@ def test_one_history_per_launch_with_every_operation(run: RobotRun) -> None:
         assert lines, f"{path.name} is empty"
         for line in lines:
             record = json.loads(line)
-            assert HISTORY_FIELDS <= record.keys(), f"{path.name}: {line}"
+            assert record.keys() >= HISTORY_FIELDS, f"{path.name}: {line}"
             assert record["outcome"] in OUTCOMES, f"{path.name}: {line}"
             assert isinstance(record["agent"], int)
             assert 0 < record["start_ns"] <= record["end_ns"], f"{path.name}: {line}"

@@ -38,7 +38,7 @@ A Rate Threshold With A Time Unit Is Refused
 
 A SQL Tool With A Syntax Error Is Refused
     [Documentation]    Must fail when defined, not later when agents run it.
-    Define SQL Tool    broken sql    UPDATE credit_accounts SET WHERE id = 1
+    Define SQL Tool    broken sql    UPDATE credit_accounts SET WHERE
 
 A SQL Tool With An Undefined Parameter Is Refused
     [Documentation]    Must fail: :missing_value is neither built in nor given as name=value.
@@ -51,5 +51,5 @@ One Launch Has Run
     ...    so that each test fails on its own bad input and not on something missing.
     Use PostgreSQL
     ${account}=    Create Credit Account    balance=100
-    Define Credit Deduction Tool    deduct    strategy=atomic    account=${account}
+    Define Credit Deduction Tool    deduct    strategy=atomic    accounts=${account}
     Launch Agents    deduct    2

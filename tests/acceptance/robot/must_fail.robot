@@ -54,5 +54,5 @@ Agents Deduct Credits
     [Arguments]    ${strategy}    ${isolation}
     ${account}=    Create Credit Account    balance=10000
     Define Credit Deduction Tool    deduct    strategy=${strategy}    isolation=${isolation}
-    ...    account=${account}    think_time=${THINK_TIME}
+    ...    accounts=${account}    think_time=${THINK_TIME}
     Launch Agents    deduct    ${AGENTS}    iterations=${ITERATIONS}
