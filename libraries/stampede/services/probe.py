@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 
 from ..errors import StampedeError
@@ -14,7 +15,7 @@ async def _probe(dsn: str, url: str) -> list[str]:
     problems = []
     for opener, address in ((open_postgres, dsn), (open_redis, url)):
         try:
-            target = await opener(address, run_id="probe", connect_timeout=3.0)
+            target = await opener(address, run_id=f"probe_{secrets.token_hex(4)}", connect_timeout=3.0)
         except StampedeError as error:
             problems.append(str(error))
         else:

@@ -137,7 +137,11 @@ class WorkloadKeywords(LibraryComponent):
         fails here, naming the tool. Conflicts (40001, 40P01, 55P03) are retried
         up to ``max_retries`` times.
 
-        | Define SQL Tool | reserve | UPDATE seats SET taken_by = :user WHERE id = :seat AND taken_by IS NULL | seat=7 |
+        SQL containing ``=`` must come from a variable (or write ``\\=``), or Robot
+        reads it as a named argument.
+
+        | ${sql}= | Set Variable | UPDATE seats SET taken_by = :user WHERE id = :seat AND taken_by IS NULL |
+        | Define SQL Tool | reserve | ${sql} | seat=7 |
         """
         tool = SqlTool(
             self.runtime.postgres,
