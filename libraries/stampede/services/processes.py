@@ -23,7 +23,7 @@ _PR_SET_PDEATHSIG = 1
 _POLL_INTERVAL = 0.05
 
 
-def shipped_path(package: str, relative: str, *, fallback_hint: str) -> Path:
+def shipped_path(package: str, relative: str, *, alternative: str) -> Path:
     """Return ``relative`` inside installed ``package`` without importing it.
 
     Importing has side effects in both packages we take binaries from
@@ -32,10 +32,10 @@ def shipped_path(package: str, relative: str, *, fallback_hint: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ServiceUnavailable(f"The embedded server needs the {package!r} package: "
-                                 f"pip install {package.replace('_', '-')}, or {fallback_hint}")
+                                 f"pip install {package.replace('_', '-')}, or {alternative}")
     path = Path(spec.submodule_search_locations[0]) / relative
     if not path.exists():
-        raise ServiceUnavailable(f"The {package!r} package has no {relative}: reinstall it, or {fallback_hint}")
+        raise ServiceUnavailable(f"The {package!r} package has no {relative}: reinstall it, or {alternative}")
     return path
 
 
