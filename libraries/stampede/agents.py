@@ -26,7 +26,7 @@ class AgentContext:
 class OpResult:
     """How one operation ended, as a tool reports it to the launcher."""
 
-    __slots__ = ("error", "exhausted", "outcome", "read", "retries", "retry_causes", "written")
+    __slots__ = ("error", "exhausted", "outcome", "read", "retries", "retry_causes", "timings", "written")
 
     def __init__(
         self,
@@ -35,11 +35,13 @@ class OpResult:
         error: str | None = None,
         read: Any = None,
         written: Any = None,
+        timings: dict[str, int] | None = None,
     ) -> None:
         self.outcome = outcome
         self.error = error
         self.read = read
         self.written = written
+        self.timings = timings  # named phases of the operation in ns, e.g. {"acquire": 1_200_000}
         self.retries = 0
         self.retry_causes: tuple[Outcome, ...] = ()
         self.exhausted = False

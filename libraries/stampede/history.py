@@ -31,6 +31,7 @@ class Operation:
         "retries",
         "retry_causes",
         "start_ns",
+        "timings",
         "user",
         "written",
     )
@@ -52,6 +53,7 @@ class Operation:
         exhausted: bool = False,
         read: Any = None,
         written: Any = None,
+        timings: dict[str, int] | None = None,
     ) -> None:
         self.agent = agent
         self.user = user
@@ -67,6 +69,7 @@ class Operation:
         self.exhausted = exhausted
         self.read = read
         self.written = written
+        self.timings = timings
 
     @property
     def ok(self) -> bool:
@@ -104,6 +107,8 @@ class Operation:
             record["read"] = self.read
         if self.written is not None:
             record["written"] = self.written
+        if self.timings:
+            record["timings"] = self.timings
         return record
 
     @classmethod
@@ -123,6 +128,7 @@ class Operation:
             exhausted=record.get("exhausted", False),
             read=record.get("read"),
             written=record.get("written"),
+            timings=record.get("timings"),
         )
 
     def __repr__(self) -> str:

@@ -203,6 +203,7 @@ class _Launch:
                 exhausted=result.exhausted,
                 read=result.read,
                 written=result.written,
+                timings=result.timings,
             )
         )
 

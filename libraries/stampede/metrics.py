@@ -125,6 +125,8 @@ class LaunchSummary:
     by_operation: dict[str, LatencySummary] = field(default_factory=dict)
     loop_lag: LatencySummary = field(default_factory=lambda: LatencySummary.of(()))
     error_codes: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, LatencySummary] = field(default_factory=dict)
+    """Phases tools timed within operations (e.g. ``acquire``), as metrics ``acquire_p95`` and so on."""
 
 
 def summarize(result: LaunchResult) -> LaunchSummary:
@@ -136,10 +138,14 @@ def summarize_history(history: History, wall_seconds: float, loop_lag_ns: Sequen
     counts = OutcomeCounts.of(history)
     by_name: dict[str, list[int]] = {}
     error_codes: dict[str, int] = {}
+    phases: dict[str, list[int]] = {}
     for op in history:
         by_name.setdefault(op.op, []).append(op.latency_ns)
         if op.error is not None:
             error_codes[op.error] = error_codes.get(op.error, 0) + 1
+        if op.timings:
+            for phase, value in op.timings.items():
+                phases.setdefault(phase, []).append(value)
     by_operation = {name: LatencySummary.of(values) for name, values in by_name.items()}
     lag = LatencySummary.of(loop_lag_ns)
     metrics = latency.as_metrics()
@@ -150,4 +156,8 @@ def summarize_history(history: History, wall_seconds: float, loop_lag_ns: Sequen
     metrics.update(lag.as_metrics("loop_lag_"))
     for name, summary in by_operation.items():
         metrics.update(summary.as_metrics(f"{name}."))
-    return LaunchSummary(metrics, latency, counts, by_operation, lag, error_codes)
+    timings = {phase: LatencySummary.of(values) for phase, values in sorted(phases.items())}
+    for phase, summary in timings.items():
+        metrics.update(summary.as_metrics(f"{phase}_"))
+        metrics[f"{phase}_count"] = float(summary.count)
+    return LaunchSummary(metrics, latency, counts, by_operation, lag, error_codes, timings)

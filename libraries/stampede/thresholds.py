@@ -72,14 +72,16 @@ _EXAMPLES = {
     Kind.BYTES: "a size such as 500MB",
     Kind.COUNT: "a plain number such as 0",
 }
-_TIME_METRICS = re.compile(r"^(p\d+(\.\d+)?|min|mean|max|wall_time)$")
+# A latency figure of the launch, of one tool (``deduct.p99.9``) or of a timed phase (``acquire_p95``).
+_TIME_METRICS = re.compile(r"(^|[._])(p\d+(\.\d+)?|min|mean|max)$")
 
 
 def metric_kind(name: str) -> Kind:
     """What a metric measures, from its name (the part after a ``tool.`` prefix)."""
-    base = name.rsplit(".", 1)[-1] if "." in name and not re.search(r"p\d+\.\d+$", name) else name
-    base = base.removeprefix("loop_lag_")
-    if _TIME_METRICS.match(base) or base.endswith("_time") or base.endswith("_seconds"):
+    if _TIME_METRICS.search(name):
+        return Kind.TIME
+    base = name.rsplit(".", 1)[-1]
+    if base.endswith("_time") or base.endswith("_seconds"):
         return Kind.TIME
     if base.endswith("_rate"):
         return Kind.RATE

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stampede.metrics import LaunchSummary
+from stampede.metrics import LatencySummary, LaunchSummary
 from stampede.outcomes import Outcome
 from stampede.units import format_duration
 
@@ -29,6 +29,8 @@ def launch_table(record: LaunchRecord) -> str:
                            "lag inflates every latency above)"),
         ("history", str(record.history_file)),
     ]
+    for phase, timing in summary.timings.items():
+        rows.insert(-2, (f"{phase} time", f"{_percentiles(timing)} over {timing.count} operations"))
     if summary.error_codes:
         codes = ", ".join(f"{code}: {count}" for code, count in sorted(summary.error_codes.items()))
         rows.insert(7, ("errors by code", codes))
@@ -49,6 +51,9 @@ def _outcomes(summary: LaunchSummary) -> str:
 
 
 def _latency(summary: LaunchSummary) -> str:
-    latency = summary.latency
+    return _percentiles(summary.latency)
+
+
+def _percentiles(latency: LatencySummary) -> str:
     shown = ", ".join(f"p{p:g} {format_duration(v)}" for p, v in latency.percentiles.items())
     return f"{shown}, max {format_duration(latency.max)}, mean {format_duration(latency.mean)}"

@@ -28,6 +28,7 @@ def full_operation() -> Operation:
         exhausted=True,
         read={"account": 1, "balance": 1000, "nested": [1, {"a": None}]},
         written={"account": 1, "balance": 999},
+        timings={"acquire": 1_500},
     )
 
 
@@ -41,6 +42,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     assert op.retry_causes == (Outcome.CONFLICT, Outcome.SERIALIZATION_FAILURE)
     assert op.outcome is Outcome.DEADLOCK and op.exhausted and op.intended_ns == 900
     assert op.read == {"account": 1, "balance": 1000, "nested": [1, {"a": None}]}
+    assert op.timings == {"acquire": 1_500}
 
 
 def test_one_line_per_operation_and_optional_fields_left_out(tmp_path: Path) -> None:

@@ -152,3 +152,17 @@ def test_summarize_history_names_every_metric() -> None:
 
 def test_throughput_of_no_wall_time_is_zero() -> None:
     assert summarize_history(History([make_op()]), wall_seconds=0.0).metrics["throughput"] == 0.0
+
+
+def test_timed_phases_get_percentiles_of_their_own() -> None:
+    history = History([make_op(agent) for agent in range(1, 11)])
+    for agent, op in enumerate(history, start=1):
+        op.timings = {"acquire": agent * MS}
+    history[0].timings = {"acquire": MS, "resolution": 7 * MS}
+    summary = summarize_history(history, 1.0)
+    assert summary.metrics["acquire_p50"] == pytest.approx(0.005)
+    assert summary.metrics["acquire_max"] == pytest.approx(0.010)
+    assert summary.metrics["acquire_count"] == 10
+    assert summary.metrics["resolution_p99"] == pytest.approx(0.007)
+    assert summary.metrics["resolution_count"] == 1
+    assert list(summary.timings) == ["acquire", "resolution"]
