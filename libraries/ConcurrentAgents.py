@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from robotlibcore import DynamicCore
 
+from stampede_robot.keywords.coordination import CoordinationToolKeywords
+from stampede_robot.keywords.deadlocks import DeadlockToolKeywords
+from stampede_robot.keywords.event_sourcing import EventSourcingToolKeywords
 from stampede_robot.keywords.launching import LaunchKeywords
+from stampede_robot.keywords.pools import PoolToolKeywords
+from stampede_robot.keywords.queues import QueueToolKeywords
 from stampede_robot.keywords.workloads import WorkloadKeywords
 from stampede_robot.runtime import runtime
 
@@ -51,4 +56,13 @@ class ConcurrentAgents(DynamicCore):
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
 
     def __init__(self) -> None:
-        super().__init__([WorkloadKeywords(runtime()), LaunchKeywords(runtime())])
+        components = (
+            WorkloadKeywords,
+            PoolToolKeywords,
+            CoordinationToolKeywords,
+            DeadlockToolKeywords,
+            EventSourcingToolKeywords,
+            QueueToolKeywords,
+            LaunchKeywords,
+        )
+        super().__init__([component(runtime()) for component in components])

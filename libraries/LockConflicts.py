@@ -5,6 +5,11 @@ from __future__ import annotations
 from robotlibcore import DynamicCore
 
 from stampede_robot.keywords.checks import CheckKeywords
+from stampede_robot.keywords.coordination import CoordinationCheckKeywords
+from stampede_robot.keywords.deadlocks import DeadlockCheckKeywords
+from stampede_robot.keywords.event_sourcing import EventSourcingCheckKeywords
+from stampede_robot.keywords.pools import PoolCheckKeywords
+from stampede_robot.keywords.queues import QueueCheckKeywords
 from stampede_robot.runtime import runtime
 
 
@@ -27,4 +32,12 @@ class LockConflicts(DynamicCore):
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
 
     def __init__(self) -> None:
-        super().__init__([CheckKeywords(runtime())])
+        components = (
+            CheckKeywords,
+            PoolCheckKeywords,
+            CoordinationCheckKeywords,
+            DeadlockCheckKeywords,
+            EventSourcingCheckKeywords,
+            QueueCheckKeywords,
+        )
+        super().__init__([component(runtime()) for component in components])

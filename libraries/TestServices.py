@@ -8,6 +8,7 @@ from robot.api import logger
 from robotlibcore import DynamicCore
 
 from stampede_robot.keywords.database import DatabaseKeywords
+from stampede_robot.keywords.faults import FaultKeywords
 from stampede_robot.keywords.services import ServiceKeywords
 from stampede_robot.runtime import runtime
 
@@ -38,7 +39,7 @@ class TestServices(DynamicCore):
     ROBOT_LISTENER_API_VERSION = 3
 
     def __init__(self) -> None:
-        super().__init__([ServiceKeywords(runtime()), DatabaseKeywords(runtime())])
+        super().__init__([ServiceKeywords(runtime()), DatabaseKeywords(runtime()), FaultKeywords(runtime())])
         self.ROBOT_LIBRARY_LISTENER = self
 
     def end_suite(self, data: Any, result: Any) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import asyncpg
 import psutil
+import pytest
 import redis
 from robot.api import ExecutionResult, ResultVisitor
 from robot.result import Keyword, Message, Result, TestCase, TestSuite
@@ -150,6 +151,30 @@ def assert_nowhere_in_outputs(run: RobotRun, secret: str) -> None:
 
 def assert_nothing_left_behind(run: RobotRun) -> None:
     assert not run.leftovers, "the robot run left behind:\n" + "\n".join(run.leftovers)
+
+
+def assert_passed(run: RobotRun, *names: str) -> None:
+    """Every test in ``names`` ran and passed."""
+    failed = {name: f"{run.test(name).status}: {run.test(name).message}" for name in names
+              if run.test(name).status != "PASS"}
+    assert not failed, failed
+
+
+def assert_failed_with(run: RobotRun, name: str, *patterns: str) -> None:
+    """Test ``name`` failed with a message matching every regex in ``patterns``, and only its last step failed.
+
+    So a seeded bug is reported by the checker that should catch it, not by a
+    launch that could not run or a set-up that broke.
+    """
+    test = run.test(name)
+    assert test.status == "FAIL", f"{name} should fail but {test.status}: {test.message}"
+    for pattern in patterns:
+        assert re.search(pattern, test.message), f"{pattern!r} not in the message of {name!r}: {test.message}"
+    steps = test.body.filter(messages=False)
+    statuses = [f"{getattr(step, 'name', step.type)}: {step.status}" for step in steps]
+    assert steps and steps[-1].status == "FAIL" and all(step.status == "PASS" for step in steps[:-1]), (
+        f"{name}: only the last step should fail, got {statuses}"
+    )
 
 
 # --------------------------------------------------------------------------- leftovers
@@ -377,6 +402,12 @@ def _kill_servers(servers: list[ServerProc]) -> None:
         if proc.alive():
             with contextlib.suppress(psutil.Error):
                 psutil.Process(proc.pid).kill()
+
+
+@pytest.fixture(scope="session")
+def tool_conflicts_run(tmp_path_factory: pytest.TempPathFactory) -> RobotRun:
+    """One run of the whole ``suites/tool_conflicts`` folder, shared by every test that reads it."""
+    return run_robot(tmp_path_factory.mktemp("tool_conflicts"), "suites/tool_conflicts")
 
 
 def closed_port() -> int:

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from robot.result import Keyword
 
-from .conftest import RobotRun, assert_nothing_left_behind, keywords_in, log_html_strings, messages_in, run_robot
+from .conftest import RobotRun, assert_nothing_left_behind, keywords_in, log_html_strings, messages_in
 
-SUITE = "suites/tool_conflicts"
 NAIVE_TEST = "Naive Read-Modify-Write Loses Updates And Stampede Catches It"
 STRATEGY_CELLS = {
     NAIVE_TEST,
@@ -40,8 +39,8 @@ OUTCOMES = {"ok", "conflict", "serialization_failure", "deadlock", "timeout", "e
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> RobotRun:
-    return run_robot(tmp_path_factory.mktemp("tool_conflicts"), SUITE)
+def run(tool_conflicts_run: RobotRun) -> RobotRun:
+    return tool_conflicts_run
 
 
 def _launch_tables(run: RobotRun) -> list[str]:
