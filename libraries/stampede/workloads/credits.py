@@ -70,8 +70,8 @@ async def create_accounts(target: PostgresTarget, count: int, balance: int) -> l
     return [row["id"] for row in rows]
 
 
-async def total_balance(target: PostgresTarget, accounts: Sequence[int]) -> int:
-    """The sum of the balances of ``accounts``; every one of them must exist."""
+async def account_balances(target: PostgresTarget, accounts: Sequence[int]) -> dict[int, int]:
+    """The balance of each of ``accounts`` by id; every one of them must exist."""
     connection = await target.connect()
     try:
         rows = await connection.fetch("SELECT id, balance FROM accounts WHERE id = ANY($1::bigint[])", list(accounts))
@@ -80,7 +80,12 @@ async def total_balance(target: PostgresTarget, accounts: Sequence[int]) -> int:
     missing = sorted(set(accounts) - {row["id"] for row in rows})
     if missing:
         raise ConfigurationError(f"There is no account {missing}; create accounts with Create Credit Accounts first.")
-    return sum(int(row["balance"]) for row in rows)
+    return {int(row["id"]): int(row["balance"]) for row in rows}
+
+
+async def total_balance(target: PostgresTarget, accounts: Sequence[int]) -> int:
+    """The sum of the balances of ``accounts``; every one of them must exist."""
+    return sum((await account_balances(target, accounts)).values())
 
 
 class CreditDeductionTool(PostgresTool):
