@@ -45,6 +45,8 @@ class TestServices(DynamicCore):
     def end_suite(self, data: Any, result: Any) -> None:
         services = runtime().services
         if services is not None and services.owner == data.full_name:
+            for line in runtime().abort_background_launches():
+                logger.warn(line)
             for line in runtime().stop_services():
                 logger.info(line)
 

@@ -80,6 +80,7 @@ class LaunchResult:
     unfinished_agents: list[int] = field(default_factory=list)
     hung_agents: list[int] = field(default_factory=list)
     agent_errors: dict[int, str] = field(default_factory=dict)
+    stopped_early: bool = False  # stopped (or aborted) on request before it ran its course
 
     @property
     def wall_seconds(self) -> float:
@@ -98,6 +99,7 @@ class _Launch:
         self._origin_ns = 0
         self._deadline_ns: int | None = None
         self.stopped = False
+        self.aborted = asyncio.Event()
 
     def contexts(self) -> list[AgentContext]:
         users = self.plan.users or self.plan.agents
@@ -159,7 +161,7 @@ class _Launch:
     async def _run_due_operations(self, context: AgentContext, shape: FixedRate) -> None:
         limit = self.plan.iterations_per_agent
         total = None if limit is None else limit * self.plan.agents
-        while True:
+        while not self.stopped:
             index = next(self._due_index)
             due_ns = self._origin_ns + int(shape.due_offset(index) * 1e9)
             if (total is not None and index >= total) or (
@@ -177,7 +179,8 @@ class _Launch:
             async with bound:
                 result = await self.tool.run(context)
         except asyncio.CancelledError:
-            self._record(context, start, due_ns, OpResult(Outcome.TIMEOUT, error="launch_timeout"))
+            cut_by = "launch_stopped" if self.aborted.is_set() else "launch_timeout"
+            self._record(context, start, due_ns, OpResult(Outcome.TIMEOUT, error=cut_by))
             raise
         except Exception as error:  # noqa: BLE001 - every failure is classified and recorded
             # Only the launcher's own bound is "operation_timeout"; a client's timeout is classified.
@@ -218,6 +221,59 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
+class RunningLaunch:
+    """A launch running on the loop: watch its progress, stop it, or await its result.
+
+    ``stop()`` is graceful (each agent finishes the operation it is in and starts
+    no new one); ``abort()`` cuts agents off as the launch timeout would.
+    """
+
+    def __init__(self, run: _Launch, task: asyncio.Task[LaunchResult]) -> None:
+        self._run = run
+        self._aborted = run.aborted
+        self.task = task
+
+    @property
+    def operations(self) -> int:
+        """Operations recorded so far."""
+        return len(self._run.history)
+
+    @property
+    def done(self) -> bool:
+        return self.task.done()
+
+    def stop(self) -> None:
+        self._run.stopped = True
+
+    def abort(self) -> None:
+        self._run.stopped = True
+        self._aborted.set()
+
+    async def settle(self, within: float, grace: float) -> bool:
+        """Wait up to ``within`` s for the launch to end by itself and say whether it did.
+
+        Past that it is stopped, and agents still busy ``grace`` s later are
+        cut off; either way the launch has ended when this returns (bounded).
+        """
+        if await self._ended_within(within):
+            return True
+        self.stop()
+        if not await self._ended_within(grace):
+            self.abort()
+            await self._ended_within(CANCEL_GRACE_SECONDS * 7)  # agents' grace, then the tool's teardown
+        return False
+
+    async def _ended_within(self, seconds: float) -> bool:
+        done, _ = await asyncio.wait({self.task}, timeout=seconds)
+        return bool(done)
+
+
+def start_launch(tool: Tool, plan: LaunchPlan) -> RunningLaunch:
+    """Start ``plan.agents`` agents of ``tool`` on the running loop and return at once (see :func:`launch`)."""
+    run = _Launch(tool, plan)
+    return RunningLaunch(run, asyncio.ensure_future(_execute(run)))
+
+
 async def launch(tool: Tool, plan: LaunchPlan) -> LaunchResult:
     """Run ``plan.agents`` agents of ``tool`` and return everything they did.
 
@@ -225,7 +281,11 @@ async def launch(tool: Tool, plan: LaunchPlan) -> LaunchResult:
     by the launch timeout are recorded as timeouts, agents that ignore
     cancellation are listed as hung and left behind, never awaited.
     """
-    run = _Launch(tool, plan)
+    return await _execute(_Launch(tool, plan))
+
+
+async def _execute(run: _Launch) -> LaunchResult:
+    tool, plan = run.tool, run.plan
     sampler = LoopLagSampler()
     await asyncio.wait_for(tool.setup(plan.agents), plan.run_timeout)
     started = time.monotonic_ns()
@@ -234,10 +294,15 @@ async def launch(tool: Tool, plan: LaunchPlan) -> LaunchResult:
     unfinished: list[int] = []
     hung: list[int] = []
     try:
-        done, pending = await asyncio.wait(tasks, timeout=plan.run_timeout)
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                run.agent_errors[tasks[task]] = _describe(task.exception())  # type: ignore[arg-type]
+        all_done = asyncio.ensure_future(asyncio.wait(tasks))
+        aborted = asyncio.ensure_future(run.aborted.wait())
+        await asyncio.wait({all_done, aborted}, timeout=plan.run_timeout, return_when=asyncio.FIRST_COMPLETED)
+        all_done.cancel()
+        aborted.cancel()
+        pending = [task for task in tasks if not task.done()]
+        for task, agent in tasks.items():
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                run.agent_errors[agent] = _describe(task.exception())  # type: ignore[arg-type]
         if pending:
             unfinished = sorted(tasks[task] for task in pending)
             for task in pending:
@@ -248,6 +313,7 @@ async def launch(tool: Tool, plan: LaunchPlan) -> LaunchResult:
         ended = time.monotonic_ns()
         lag = await sampler.stop()
         # Hung agents may still be running: no new operations, and the history below is a copy.
+        stopped_early = run.stopped
         run.stopped = True
         try:
             await asyncio.wait_for(tool.teardown(), CANCEL_GRACE_SECONDS * 5)
@@ -262,8 +328,9 @@ async def launch(tool: Tool, plan: LaunchPlan) -> LaunchResult:
         ended_ns=ended,
         loop_lag_ns=lag,
         loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
-        timed_out=bool(unfinished),
+        timed_out=bool(unfinished) and not run.aborted.is_set(),
         unfinished_agents=unfinished,
         hung_agents=hung,
         agent_errors=run.agent_errors,
+        stopped_early=stopped_early,
     )

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from stampede.agents import Tool
 from stampede.errors import ConfigurationError, StampedeError
-from stampede.launcher import LaunchResult
+from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch
 from stampede.loop import EngineLoop
 from stampede.metrics import LaunchSummary
 from stampede.services.embedded_postgres import EmbeddedPostgres
@@ -24,6 +24,7 @@ from stampede.services.redis_target import RedisTarget
 
 T = TypeVar("T")
 SERVICE_CALL_TIMEOUT = 120.0
+STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -35,6 +36,21 @@ class LaunchRecord:
     result: LaunchResult
     summary: LaunchSummary
     history_file: Path
+
+
+@dataclass
+class BackgroundLaunch:
+    """A launch started in the background: the handle `Wait For Launch` takes."""
+
+    number: int
+    tool: Tool
+    plan: LaunchPlan
+    running: RunningLaunch
+    waited: bool = False
+    record: LaunchRecord | None = None
+
+    def __str__(self) -> str:
+        return f"background launch {self.number} of {self.tool.name!r}"
 
 
 @dataclass
@@ -55,6 +71,7 @@ class Runtime:
         self.services: Services | None = None
         self.tools: dict[str, Tool] = {}
         self.launches: list[LaunchRecord] = []
+        self.background: list[BackgroundLaunch] = []
 
     @property
     def loop(self) -> EngineLoop:
@@ -97,7 +114,7 @@ class Runtime:
     def stop_services(self) -> list[str]:
         """Close targets (dropping this run's schema and keys) and stop embedded servers; say what was done."""
         services, self.services = self.services, None
-        done: list[str] = []
+        done = self.abort_background_launches()
         if services is None:
             return done
         self.tools.clear()
@@ -111,6 +128,16 @@ class Runtime:
             if server is not None:
                 server.stop()
                 done.append(f"stopped {type(server).__name__} (pid {server.pid})")
+        return done
+
+    def abort_background_launches(self) -> list[str]:
+        """Cut off background launches nobody waited for, so no agent outlives its services."""
+        done = []
+        for handle in self.background:
+            if not handle.waited and not handle.running.done:
+                self.run(handle.running.settle(0, STOP_GRACE_SECONDS), timeout=30)
+                done.append(f"Stopped {handle}, which nobody waited for: its operations were not judged.")
+        self.background.clear()
         return done
 
     def close(self) -> None:

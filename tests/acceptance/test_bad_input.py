@@ -35,6 +35,15 @@ BAD_INPUT: dict[str, list[str]] = {
     "A Rate Threshold With A Time Unit Is Refused": ["'success_rate >= 99ms'", "'ms'", "%"],
     "A SQL Tool With A Syntax Error Is Refused": ["'broken sql'", "does not run", "syntax error"],
     "A SQL Tool With An Undefined Parameter Is Refused": ["'unbound sql'", ":missing_value", "no value", "name=value"],
+    "A Background Launch Waited For Twice Is Refused": [
+        "background launch 1 of 'deduct' was already waited for: it is launch 2",
+        "Wait for each background launch once",
+    ],
+    "A Wait Bound Of Zero Is Refused": ["timeout must be longer than 0 s", "got 0"],
+    "Waiting For Something That Is Not A Background Launch Is Refused": [
+        "Expected the handle Launch Agents In Background returns",
+        "'deduct'",
+    ],
 }
 QUICK = timedelta(seconds=5)
 SECRET = "s3cret-pw"

@@ -338,3 +338,56 @@ def test_launch_on_the_engine_loop() -> None:
     assert len(result.history) == 40
     assert result.loop == engine.implementation
     assert all(op.ok for op in result.history)
+
+
+# --- launches started in the background ---------------------------------------------------------
+
+
+class StubbornTool(SleepTool):
+    """An operation that never ends by itself (only cancellation ends it)."""
+
+    async def run(self, agent: AgentContext) -> OpResult:
+        await asyncio.sleep(3600)
+        return OpResult()
+
+
+def test_a_started_launch_reports_progress_and_stops_gracefully() -> None:
+    async def scenario() -> tuple[int, LaunchResult]:
+        running = launcher_module.start_launch(SleepTool(delay=0.01), LaunchPlan(agents=4, duration=30.0))
+        while running.operations < 20:
+            await asyncio.sleep(0.01)
+        seen = running.operations
+        running.stop()
+        return seen, await asyncio.wait_for(running.task, 5)
+
+    seen, result = asyncio.run(scenario())
+    assert seen >= 20
+    assert len(result.history) >= seen
+    assert result.stopped_early and not result.timed_out
+    assert not result.unfinished_agents
+    assert all(op.ok for op in result.history)  # every agent finished the operation it was in
+    assert result.wall_seconds < 10
+
+
+def test_a_started_fixed_rate_launch_stops_too() -> None:
+    async def scenario() -> LaunchResult:
+        running = launcher_module.start_launch(SleepTool(), LaunchPlan(agents=2, duration=30.0, shape=FixedRate(50)))
+        await asyncio.sleep(0.3)
+        running.stop()
+        return await asyncio.wait_for(running.task, 5)
+
+    result = asyncio.run(scenario())
+    assert result.stopped_early and 0 < len(result.history) < 100
+
+
+def test_an_aborted_launch_cuts_agents_off_and_keeps_the_history() -> None:
+    async def scenario() -> LaunchResult:
+        running = launcher_module.start_launch(StubbornTool(), LaunchPlan(agents=3, run_timeout=60.0))
+        await asyncio.sleep(0.2)
+        running.abort()
+        return await asyncio.wait_for(running.task, 10)
+
+    result = asyncio.run(scenario())
+    assert result.stopped_early and not result.timed_out
+    assert result.unfinished_agents == [1, 2, 3]
+    assert [op.error for op in result.history] == ["launch_stopped"] * 3

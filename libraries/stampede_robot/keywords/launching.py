@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from datetime import timedelta
 
 import asyncpg
 from robot.api.deco import keyword
 
+from stampede.agents import Tool
 from stampede.errors import ConfigurationError, StampedeError
-from stampede.launcher import LaunchPlan, launch
+from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch, launch, start_launch
 from stampede.metrics import summarize
 from stampede.shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
-from stampede.units import require_positive_int
+from stampede.units import format_duration, require_positive_int
 
 from ..component import LibraryComponent
 from ..report import launch_table
-from ..runtime import LaunchRecord
+from ..runtime import STOP_GRACE_SECONDS, BackgroundLaunch, LaunchRecord
 
 SETUP_ALLOWANCE_SECONDS = 60.0
+PROGRESS_POLL_SECONDS = 0.02
+_CANNOT_START = (StampedeError, TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def _slug(text: str) -> str:
@@ -72,35 +77,156 @@ class LaunchKeywords(LibraryComponent):
         saved as JSON lines under ``${OUTPUT DIR}/histories`` either way, and a
         summary table is logged. Returns the launch, for checker keywords.
 
+        To do other things while agents run (inject a fault, look at the data),
+        use `Launch Agents In Background` instead.
+
         | Launch Agents | deduct | 50 |
         | Launch Agents | deduct | 100 | iterations=5 | batch_size=25 | batch_interval=1 s |
         | ${launch}= | Launch Agents | deduct | 20 | rate=200 | duration=10 s |
         """
-        plan = LaunchPlan(
-            agents=require_positive_int(agents, what="agents"),
-            iterations=iterations,
-            duration=duration.total_seconds() if duration is not None else None,
-            shape=_shape(batch_size, batch_interval, rate),
-            operation_timeout=operation_timeout.total_seconds(),
-            run_timeout=timeout.total_seconds(),
-            users=users,
-        )
+        plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, operation_timeout, timeout)
         chosen = self.runtime.tool(tool)
         try:
             result = self.runtime.run(launch(chosen, plan), timeout=plan.run_timeout + SETUP_ALLOWANCE_SECONDS)
-        except (StampedeError, TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except _CANNOT_START as error:
             raise StampedeError(f"Launch of {tool!r} with {plan.agents} agents could not start: {error}") from error
+        return self._finish(chosen, result)
+
+    @keyword(tags=["launching"])
+    def launch_agents_in_background(
+        self,
+        tool: str,
+        agents: str,
+        iterations: int | None = None,
+        duration: timedelta | None = None,
+        batch_size: int | None = None,
+        batch_interval: timedelta = timedelta(seconds=1),
+        rate: float | None = None,
+        users: int | None = None,
+        operation_timeout: timedelta = timedelta(seconds=10),
+        timeout: timedelta = timedelta(seconds=60),
+    ) -> BackgroundLaunch:
+        """Starts agents like `Launch Agents` does, but returns at once with a handle to the running launch.
+
+        The arguments are those of `Launch Agents`. While the agents run, other
+        keywords can inject faults, query the data or wait for progress with
+        `Wait For Operations`. Then `Wait For Launch` (or `Stop Launch`) gives
+        the finished launch, which checkers judge like any other. A launch
+        nobody waited for is stopped when the suite's services stop.
+
+        | ${load}= | Launch Agents In Background | deduct | 20 | duration=10 s |
+        | Wait For Operations | ${load} | 100 |
+        | Terminate PostgreSQL Backends | fraction=50% |
+        | ${launch}= | Wait For Launch | ${load} | timeout=30 s |
+        """
+        plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, operation_timeout, timeout)
+        chosen = self.runtime.tool(tool)
+
+        async def start() -> RunningLaunch:
+            running = start_launch(chosen, plan)
+            await asyncio.sleep(0)  # let it begin: a setup that fails at once is reported by Wait For Launch
+            return running
+
+        running = self.runtime.run(start())
+        handle = BackgroundLaunch(len(self.runtime.background) + 1, chosen, plan, running)
+        self.runtime.background.append(handle)
+        self.log(f"Started {handle}: {plan.describe()}.")
+        return handle
+
+    @keyword(tags=["launching"])
+    def wait_for_operations(
+        self, launch: BackgroundLaunch, count: int, timeout: timedelta = timedelta(seconds=30)
+    ) -> int:
+        """Waits until the background ``launch`` has recorded at least ``count`` operations; returns how many it has.
+
+        Use it to inject a fault once the load is really running. Fails when
+        ``timeout`` passes first, or when the launch ends before reaching ``count``.
+
+        | ${load}= | Launch Agents In Background | deduct | 20 | duration=10 s |
+        | Wait For Operations | ${load} | 200 | timeout=5 s |
+        """
+        bound = _positive(timeout, "timeout")
+        count = require_positive_int(count, what="count")
+        _check_handle(launch)
+        deadline = time.monotonic() + bound
+        while launch.running.operations < count:
+            if launch.running.done:
+                raise StampedeError(
+                    f"{launch} ended after {launch.running.operations} operations, before reaching {count}."
+                )
+            if time.monotonic() >= deadline:
+                raise StampedeError(
+                    f"{launch} had run {launch.running.operations} operations when the {format_duration(bound)} "
+                    f"wait for {count} ran out."
+                )
+            time.sleep(PROGRESS_POLL_SECONDS)
+        return launch.running.operations
+
+    @keyword(tags=["launching"])
+    def wait_for_launch(self, launch: BackgroundLaunch, timeout: timedelta = timedelta(seconds=60)) -> LaunchRecord:
+        """Waits at most ``timeout`` for the background ``launch`` to finish and returns it, like `Launch Agents`.
+
+        Checkers then judge it (it is also the latest launch). A launch still
+        running when ``timeout`` runs out is stopped and this keyword fails,
+        saying so; its history is kept. Each background launch is waited for once.
+
+        | ${launch}= | Wait For Launch | ${load} |
+        | ${launch}= | Wait For Launch | ${load} | timeout=2 min |
+        """
+        return self._collect(launch, _positive(timeout, "timeout"), stop=False)
+
+    @keyword(tags=["launching"])
+    def stop_launch(self, launch: BackgroundLaunch, timeout: timedelta = timedelta(seconds=30)) -> LaunchRecord:
+        """Stops the background ``launch`` and returns it: each agent ends the operation it is in and starts no more.
+
+        Agents still busy after ``timeout`` are cut off and the keyword fails.
+
+        | ${load}= | Launch Agents In Background | deduct | 20 | duration=10 min |
+        | Partition | ${proxy} |
+        | ${launch}= | Stop Launch | ${load} |
+        """
+        return self._collect(launch, _positive(timeout, "timeout"), stop=True)
+
+    def _collect(self, launch: BackgroundLaunch, bound: float, *, stop: bool) -> LaunchRecord:
+        _check_handle(launch)
+        if launch.waited:
+            became = f": it is launch {launch.record.number}" if launch.record else ""
+            raise StampedeError(f"{launch} was already waited for{became}. Wait for each background launch once.")
+        launch.waited = True
+        running = launch.running
+        if stop:
+            running.stop()
+        grace = min(launch.plan.operation_timeout, STOP_GRACE_SECONDS)
+        finished = self.runtime.run(running.settle(bound, grace), timeout=bound + grace + SETUP_ALLOWANCE_SECONDS)
+        try:
+            result = self.runtime.run(_result(running))
+        except _CANNOT_START as error:
+            raise StampedeError(f"{launch} could not start: {error}") from error
+        record = self._finish(launch.tool, result, overran=None if finished else bound)
+        launch.record = record
+        return record
+
+    def _finish(self, tool: Tool, result: LaunchResult, overran: float | None = None) -> LaunchRecord:
+        """Save the history, log the summary table, and fail when the launch did not run as asked."""
         number = len(self.runtime.launches) + 1
         test = self.variable("TEST NAME") or self.variable("SUITE NAME", "suite")
         history_file = result.history.write_jsonl(
-            self.output_dir / "histories" / f"{_slug(test)}.{number}.{_slug(tool)}.{self.runtime.run_id}.jsonl"
+            self.output_dir / "histories" / f"{_slug(test)}.{number}.{_slug(tool.name)}.{self.runtime.run_id}.jsonl"
         )
-        record = LaunchRecord(number, chosen, result, summarize(result), history_file)
+        record = LaunchRecord(number, tool, result, summarize(result), history_file)
         self.runtime.launches.append(record)
         self.log_html(launch_table(record))
+        plan = result.plan
         errors = sorted(result.agent_errors.items())
         problems = [f"agent {agent} {error}" if agent else error for agent, error in errors]
-        if result.timed_out:
+        if overran is not None:
+            problems.insert(
+                0,
+                f"it was still running when the {format_duration(overran)} wait ran out, so it was stopped "
+                f"after {len(result.history)} operations"
+                + (f" (agents {_ids(result.unfinished_agents)} cut off)" if result.unfinished_agents else ""),
+            )
+        elif result.timed_out:
             problems.insert(
                 0,
                 f"the launch hit its {plan.run_timeout:g} s timeout with {len(result.unfinished_agents)} of "
@@ -108,8 +234,46 @@ class LaunchKeywords(LibraryComponent):
                 + (f"; hung, ignoring cancellation: agents {_ids(result.hung_agents)}" if result.hung_agents else ""),
             )
         if problems:
-            raise StampedeError(f"Launch {number} of {tool!r} did not run as asked: " + "; ".join(problems[:10]))
+            raise StampedeError(f"Launch {number} of {tool.name!r} did not run as asked: " + "; ".join(problems[:10]))
         return record
+
+
+def _plan(
+    agents: str,
+    iterations: int | None,
+    duration: timedelta | None,
+    batch_size: int | None,
+    batch_interval: timedelta,
+    rate: float | None,
+    users: int | None,
+    operation_timeout: timedelta,
+    timeout: timedelta,
+) -> LaunchPlan:
+    return LaunchPlan(
+        agents=require_positive_int(agents, what="agents"),
+        iterations=iterations,
+        duration=duration.total_seconds() if duration is not None else None,
+        shape=_shape(batch_size, batch_interval, rate),
+        operation_timeout=operation_timeout.total_seconds(),
+        run_timeout=timeout.total_seconds(),
+        users=users,
+    )
+
+
+def _check_handle(launch: object) -> None:
+    if not isinstance(launch, BackgroundLaunch):
+        raise ConfigurationError(f"Expected the handle Launch Agents In Background returns, got {launch!r}.")
+
+
+def _positive(bound: timedelta, name: str) -> float:
+    seconds = bound.total_seconds()
+    if seconds <= 0:
+        raise ConfigurationError(f"{name} must be longer than 0 s, got {format_duration(seconds)}.")
+    return seconds
+
+
+async def _result(running: RunningLaunch) -> LaunchResult:
+    return await running.task
 
 
 def _ids(agents: list[int]) -> str:

@@ -44,6 +44,21 @@ A SQL Tool With An Undefined Parameter Is Refused
     [Documentation]    Must fail: :missing_value is neither built in nor given as name=value.
     Define SQL Tool    unbound sql    SELECT :missing_value + :agent
 
+A Background Launch Waited For Twice Is Refused
+    [Documentation]    Must fail: the second wait names the launch the first one returned.
+    ${load}=    Launch Agents In Background    deduct    2
+    Wait For Launch    ${load}
+    Wait For Launch    ${load}
+
+A Wait Bound Of Zero Is Refused
+    [Documentation]    Must fail: a wait of 0 s could never see the launch finish.
+    ${load}=    Launch Agents In Background    deduct    2
+    Wait For Launch    ${load}    timeout=0 s
+
+Waiting For Something That Is Not A Background Launch Is Refused
+    [Documentation]    Must fail: Wait For Launch takes the handle Launch Agents In Background returns.
+    Wait For Launch    deduct
+
 
 *** Keywords ***
 One Launch Has Run
