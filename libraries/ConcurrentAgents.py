@@ -37,6 +37,19 @@ class ConcurrentAgents(DynamicCore):
     and written), saved as JSON lines under ``${OUTPUT DIR}/histories``. Judge
     it with the LockConflicts and MetricsThresholds libraries.
 
+    = Background launches =
+
+    `Launch Agents In Background` starts the agents and returns at once, so a
+    test can act while the load runs: inject a fault, query the data, or wait
+    for progress with `Wait For Operations`. `Wait For Launch` (bounded) or
+    `Stop Launch` then gives the finished launch to the checkers.
+
+    | ${load}=    Launch Agents In Background    deduct    20    duration=10 s
+    | Wait For Operations    ${load}    200
+    | Terminate PostgreSQL Backends    fraction=50%
+    | Wait For Launch    ${load}    timeout=30 s
+    | Credits Should Be Conserved
+
     = Example =
 
     | *** Settings ***
