@@ -10,7 +10,7 @@ from .outcomes import Outcome
 class AgentContext:
     """The identity of one agent and the per-agent state a tool may keep on it."""
 
-    __slots__ = ("agent", "iteration", "marker", "state", "user")
+    __slots__ = ("agent", "finished", "iteration", "marker", "state", "user")
 
     def __init__(self, agent: int, user: str, marker: str) -> None:
         self.agent = agent
@@ -18,6 +18,7 @@ class AgentContext:
         self.marker = marker
         self.iteration = 0
         self.state: dict[str, Any] = {}
+        self.finished = False  # a tool sets it when this agent has no more work: no further run() calls
 
     def __repr__(self) -> str:
         return f"AgentContext(agent={self.agent}, user={self.user!r}, marker={self.marker!r})"

@@ -153,7 +153,7 @@ class _Launch:
     async def _run_iterations(self, context: AgentContext) -> None:
         limit = self.plan.iterations_per_agent
         iteration = 0
-        while (limit is None or iteration < limit) and self._time_left():
+        while (limit is None or iteration < limit) and self._time_left() and not context.finished:
             context.iteration = iteration
             await self._run_operation(context, None)
             iteration += 1
@@ -161,7 +161,7 @@ class _Launch:
     async def _run_due_operations(self, context: AgentContext, shape: FixedRate) -> None:
         limit = self.plan.iterations_per_agent
         total = None if limit is None else limit * self.plan.agents
-        while not self.stopped:
+        while not self.stopped and not context.finished:
             index = next(self._due_index)
             due_ns = self._origin_ns + int(shape.due_offset(index) * 1e9)
             if (total is not None and index >= total) or (
