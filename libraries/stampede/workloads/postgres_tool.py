@@ -1,7 +1,9 @@
 """The base of tools that run on PostgreSQL: one connection per agent, held for the launch.
 
 Each agent takes its connection before the start barrier, so when the barrier
-opens every agent is ready to hit the database at the same instant.
+opens every agent is ready to hit the database at the same instant. A connection
+that dies (its backend terminated, or its operation cut off by the operation
+timeout) is never used again: the agent takes a fresh one for its next operation.
 """
 
 from __future__ import annotations
@@ -55,14 +57,60 @@ class PostgresTool(BaseTool):
             await pool.close()
 
     async def run(self, agent: AgentContext) -> OpResult:
-        connection: asyncpg.Connection = agent.state["connection"]
+        connection = await self._live_connection(agent)
 
         async def attempt() -> OpResult:
-            async with connection.transaction(isolation=self.isolation.asyncpg_name):
-                return await self.attempt(connection, agent)
+            try:
+                async with connection.transaction(isolation=self.isolation.asyncpg_name):
+                    return await self.attempt(connection, agent)
+            except (asyncpg.InterfaceError, asyncpg.InternalClientError) as error:
+                if isinstance(error, asyncpg.InterfaceError) and not _dead(connection):
+                    raise
+                raise _lost(connection, error) from None
 
-        return await with_retries(attempt, self.retry)
+        try:
+            return await with_retries(attempt, self.retry)
+        except BaseException:
+            # Cut off mid-operation: what the server did with it is unknown, so drop the connection
+            # at once (no cancel request, which a partitioned network would leave hanging).
+            if not _dead(connection):
+                connection.terminate()
+            raise
+
+    async def _live_connection(self, agent: AgentContext) -> asyncpg.Connection:
+        """The agent's connection, or a fresh one from the pool when the old one died."""
+        assert self._pool is not None, "setup() opens the pool before agents start"
+        connection: asyncpg.Connection | None = agent.state.get("connection")
+        if connection is not None and not _dead(connection):
+            return connection
+        agent.state["connection"] = None
+        if connection is not None:
+            await self._pool.release(connection)
+        agent.state["connection"] = await self._pool.acquire()
+        return agent.state["connection"]
 
     async def attempt(self, connection: asyncpg.Connection, agent: AgentContext) -> OpResult:
         """One try of the operation, inside a transaction; raise or return a conflict to retry."""
         raise NotImplementedError
+
+
+def _lost(connection: asyncpg.Connection, error: Exception) -> asyncpg.PostgresError:
+    """What to record when the connection died under an operation: the server's error when it sent one.
+
+    The rollback fails too on a dead connection, and a FATAL that arrives between
+    queries (a terminated backend) leaves asyncpg's protocol in a state it
+    reports as an internal error; the connection is dropped either way.
+    """
+    if not _dead(connection):
+        connection.terminate()
+    if isinstance(error.__context__, asyncpg.PostgresError):
+        return error.__context__
+    return asyncpg.ConnectionDoesNotExistError(f"the connection was lost: {error}")
+
+
+def _dead(connection: asyncpg.Connection) -> bool:
+    """Whether ``connection`` is closed; a pool's connection is detached from the pool when it closes."""
+    try:
+        return connection.is_closed()
+    except asyncpg.InterfaceError:
+        return True
