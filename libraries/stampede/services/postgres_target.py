@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import re
 import socket
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
@@ -17,6 +18,8 @@ from .secrets import mask_dsn, scrub
 
 _CLEANUP_LOCK_TIMEOUT = "10s"
 _TERMINATE_WAIT_MS = 5000
+_MAX_IDENTIFIER = 63  # PostgreSQL silently truncates longer names
+_SCHEMA_SUFFIX = re.compile(r"[a-z0-9_]+")
 
 _BACKENDS = """
     SELECT pid FROM pg_stat_activity
@@ -130,6 +133,7 @@ class PostgresTarget:
         self.server_version_num = server_version_num
         self.connect_timeout = connect_timeout
         self._admin: asyncpg.Connection | None = admin
+        self._extra_schemas: list[str] = []
         self._closed = False
 
     @property
@@ -163,6 +167,23 @@ class PostgresTarget:
         except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise await _translate(error, self.dsn, self.connect_timeout) from None
 
+    async def create_schema(self, suffix: str) -> str:
+        """Create schema ``stampede_<run_id>_<suffix>`` unless it exists, and return its name.
+
+        For a workload that needs more than one schema (two services, say).
+        :meth:`close` drops it, with its prepared transactions, like the run's own.
+        """
+        name = f"{self.schema}_{suffix}"
+        if not _SCHEMA_SUFFIX.fullmatch(suffix) or len(name) > _MAX_IDENTIFIER:
+            raise ConfigurationError(
+                f"Cannot name a schema {name!r}: the suffix must be a-z, 0-9 and _, and the whole name "
+                f"at most {_MAX_IDENTIFIER} characters (use a shorter run id or suffix)."
+            )
+        await (await self._admin_connection()).execute(f"CREATE SCHEMA IF NOT EXISTS {name}")
+        if name not in self._extra_schemas:
+            self._extra_schemas.append(name)
+        return name
+
     async def fetch_setting(self, name: str) -> str:
         """Return a server setting as ``SHOW`` renders it (``100ms``)."""
         try:
@@ -176,20 +197,26 @@ class PostgresTarget:
         return len(await admin.fetch(_BACKENDS, self.application_name))
 
     async def close(self) -> None:
-        """End our remaining backends and prepared transactions, drop the schema, disconnect."""
+        """End our remaining backends and prepared transactions, drop the schemas, disconnect."""
         if self._closed:
             return
+        schemas = [*self._extra_schemas, self.schema]
         try:
             admin = await self._admin_connection()
             await admin.execute(f"SET lock_timeout = '{_CLEANUP_LOCK_TIMEOUT}'")
             await self._end_backends(admin)
-            for (gid,) in await admin.fetch(_PREPARED_IN_SCHEMA, self.schema):
+            prepared: dict[str, None] = {}  # a transaction that spans our schemas is rolled back once
+            for schema in schemas:
+                prepared.update(dict.fromkeys(gid for (gid,) in await admin.fetch(_PREPARED_IN_SCHEMA, schema)))
+            for gid in prepared:
                 await admin.execute(f"ROLLBACK PREPARED '{gid.replace(chr(39), chr(39) * 2)}'")
-            await admin.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+            for schema in schemas:
+                await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            names = ", ".join(schemas)
             raise ServiceUnavailable(
-                f"Could not clean up schema {self.schema} on PostgreSQL at {self.display_dsn}: "
-                f"{scrub(str(error), self.dsn)}. Drop it by hand: DROP SCHEMA {self.schema} CASCADE"
+                f"Could not clean up {'schemas' if len(schemas) > 1 else 'schema'} {names} on PostgreSQL at "
+                f"{self.display_dsn}: {scrub(str(error), self.dsn)}. Drop it by hand: DROP SCHEMA {names} CASCADE"
             ) from None
         finally:
             self._closed = True
