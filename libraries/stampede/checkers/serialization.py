@@ -1,0 +1,123 @@
+"""Hidden serialization: work that should run in parallel but ran one at a time.
+
+The average number of operations in flight is the total time of all operations
+divided by the wall time they span (from the first start to the last end);
+N agents working in parallel keep it near N, agents queued behind one global
+lock keep it near 1. The peak (the most operations in flight at one instant) is
+found by a sweep over starts and ends.
+
+The check sees operations as they were timed: when a service queues requests
+and the tool's operation includes the wait, queued operations count as in
+flight. It catches serialization where the operation's time is execution time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..errors import ConfigurationError
+from ..history import History
+from ..units import format_duration
+from ..verdicts import Verdict
+from ._report import plural
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """How many operations were in flight: on average over the span, and at most at one instant."""
+
+    operations: int
+    agents: int
+    busy_seconds: float
+    """The operations' durations added up."""
+    span_seconds: float
+    """From the first operation's start to the last one's end."""
+    max_in_flight: int
+
+    @property
+    def average(self) -> float:
+        return self.busy_seconds / self.span_seconds if self.span_seconds > 0 else 0.0
+
+
+def measure_concurrency(history: History) -> Concurrency:
+    intervals = [(op.start_ns, op.end_ns) for op in history]
+    if not intervals:
+        return Concurrency(0, 0, 0.0, 0.0, 0)
+    span_ns = max(end for _, end in intervals) - min(start for start, _ in intervals)
+    busy_ns = sum(end - start for start, end in intervals)
+    return Concurrency(
+        len(intervals), len({op.agent for op in history}), busy_ns / 1e9, span_ns / 1e9, _max_in_flight(intervals)
+    )
+
+
+def _max_in_flight(intervals: Iterable[tuple[int, int]]) -> int:
+    # At an equal instant an end sorts before a start: back-to-back operations do not overlap.
+    events = sorted(event for start, end in intervals for event in ((start, 1), (end, -1)))
+    in_flight = peak = 0
+    for _, change in events:
+        in_flight += change
+        peak = max(peak, in_flight)
+    return peak
+
+
+def default_parallelism(agents: int) -> float:
+    """What N agents should at least reach on average: a quarter of them, and never below 1.5."""
+    return max(1.5, agents / 4)
+
+
+def check_ran_in_parallel(history: History, *, at_least: float | None = None) -> Verdict:
+    """Fail when fewer than ``at_least`` operations were in flight on average although several agents ran.
+
+    ``at_least`` defaults to :func:`default_parallelism` of the agents in the history.
+    """
+    if at_least is not None and not at_least > 0:
+        raise ConfigurationError(f"The expected parallelism must be above 0 operations in flight, got {at_least!r}.")
+    found = measure_concurrency(history)
+    name = "agents ran in parallel"
+    if found.agents < 2 or found.span_seconds <= 0:
+        why = "fewer than 2 agents recorded operations" if found.agents < 2 else "the operations took no time"
+        return Verdict(
+            name,
+            True,
+            "operations in flight",
+            "nothing to measure",
+            message=f"Parallelism not judged: {why}.",
+            inconclusive=True,
+        )
+    bound = default_parallelism(found.agents) if at_least is None else at_least
+    if bound > found.agents:
+        raise ConfigurationError(
+            f"The expected parallelism {bound:g} can never be reached: {found.agents} agents ran, "
+            "each one operation at a time."
+        )
+    figures = (
+        f"{found.agents} agents, average {found.average:.2f} operations in flight (max {found.max_in_flight}) "
+        f"over {format_duration(found.span_seconds)}"
+    )
+    passed = found.average >= bound
+    if passed:
+        message = f"Agents ran in parallel: {figures}; expected at least {bound:.2f}."
+    else:
+        lead = "Agents ran one at a time" if found.max_in_flight <= 1 else "Agents hardly ran in parallel"
+        message = f"{lead}: {figures}; expected at least {bound:.2f}."
+    details = [
+        {
+            "agents": found.agents,
+            "operations": found.operations,
+            "time in operations": format_duration(found.busy_seconds),
+            "wall time": format_duration(found.span_seconds),
+            "average in flight": f"{found.average:.2f}",
+            "max in flight": found.max_in_flight,
+        }
+    ]
+    return Verdict(
+        name,
+        passed,
+        f"at least {bound:.2f} operations in flight on average",
+        f"{found.average:.2f} in flight ({plural(found.max_in_flight, 'operation')} at most)",
+        "" if passed else f"{bound - found.average:.2f} operations in flight",
+        message,
+        details,
+        value=found.average,
+    )
