@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from stampede.agents import BaseTool
 from stampede.checkers import MAX_ROWS
 from stampede.checkers.connection_leaks import (
     ConnectionCensus,
@@ -17,6 +20,8 @@ from stampede.errors import ConfigurationError
 from stampede.history import History, Operation
 from stampede.outcomes import Outcome
 from stampede.workloads.connection_pool import ConnectionLeak, ConnectionPoolTool
+from stampede_robot.keywords.pools import PoolCheckKeywords
+from stampede_robot.runtime import LaunchRecord, Runtime
 
 MS = 1_000_000
 
@@ -182,3 +187,29 @@ def test_acquire_times_include_the_waits_of_refused_acquires() -> None:
 def test_a_pool_tool_that_cannot_work_is_refused_saying_what_to_fix(settings: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         ConnectionPoolTool(None, **settings)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- keywords asked the wrong thing
+
+
+def _runtime_with(*tools: BaseTool) -> Runtime:
+    runtime = Runtime()
+    for number, tool in enumerate(tools, 1):
+        runtime.launches.append(LaunchRecord(number, tool, None, None, Path()))  # type: ignore[arg-type]
+    return runtime
+
+
+def test_leak_check_of_a_launch_that_ran_another_tool_says_which_tool_counts() -> None:
+    other = BaseTool()
+    other.name = "deduct"
+    keywords = PoolCheckKeywords(_runtime_with(other))
+    with pytest.raises(ConfigurationError, match=r"Launch 1 ran 'deduct', not a connection pool tool"):
+        keywords.connections_should_not_leak()
+
+
+def test_leak_check_of_an_earlier_launch_of_the_same_tool_is_refused() -> None:
+    tool = ConnectionPoolTool(None, name="hold")  # type: ignore[arg-type]
+    tool.census = census()
+    keywords = PoolCheckKeywords(_runtime_with(tool, tool))
+    with pytest.raises(ConfigurationError, match=r"Launch 1's connection count was replaced by launch 2 of the same"):
+        keywords.connections_should_not_leak(1)

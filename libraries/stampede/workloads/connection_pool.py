@@ -50,7 +50,7 @@ HOLD_SQL = "SELECT pg_backend_pid() FROM pg_sleep($1)"
 # A closed connection's backend leaves pg_stat_activity a moment after the client hangs up.
 BACKENDS_SETTLE_SECONDS = 2.0
 BACKENDS_POLL_SECONDS = 0.02
-POOL_CLOSE_SECONDS = 5.0
+POOL_CLOSE_SECONDS = 3.0
 
 
 class ConnectionLeak(Enum):
@@ -149,22 +149,22 @@ class ConnectionPoolTool(BaseTool):
         checked_out = pool.get_size() - pool.get_idle_size()
         leaked = sorted(self._unreleased.values())
         try:
-            # The harness reclaims what the seeded bug kept, now that the pool's count is taken.
-            for connection in list(self._unreleased):
-                await pool.release(connection, timeout=POOL_CLOSE_SECONDS)
-            self._unreleased.clear()
-            with contextlib.suppress(TimeoutError):  # asyncpg has terminated the pool's connections then
-                await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
-            backends = await self._settled_backends()
+            if leaked:
+                pool.terminate()  # the harness reclaims what the seeded bug kept, now that the pool's count is taken
+            else:
+                with contextlib.suppress(TimeoutError):  # asyncpg terminates the pool's connections then
+                    await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
             self.census = ConnectionCensus(
                 pool_size=self.pool_size,
                 checked_out=checked_out,
                 unreleased=tuple(leaked),
                 baseline_backends=self._baseline,
-                backends_after=backends,
+                backends_after=await self._settled_backends(),
                 unclosed=tuple(sorted(holder for _, holder in self._unclosed)),
             )
         finally:
+            pool.terminate()  # nothing left to do once it closed; if counting failed, nothing is left open
+            self._unreleased.clear()
             unclosed, self._unclosed = self._unclosed, []
             await asyncio.gather(
                 *(connection.close(timeout=POOL_CLOSE_SECONDS) for connection, _ in unclosed), return_exceptions=True
