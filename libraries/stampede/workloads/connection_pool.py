@@ -95,6 +95,7 @@ class ConnectionPoolTool(BaseTool):
         self._pool: asyncpg.Pool | None = None
         self._baseline = 0
         self._served = 0
+        # Connections taken from the pool and not (yet) given back, and who took them.
         self._unreleased: dict[asyncpg.pool.PoolConnectionProxy, LeakedConnection] = {}
         self._unclosed: list[tuple[asyncpg.Connection, LeakedConnection]] = []
 
@@ -130,12 +131,12 @@ class ConnectionPoolTool(BaseTool):
         waited = time.monotonic_ns() - began
         self._served += 1
         leaks = self.leak is not ConnectionLeak.NONE and self._served % self.leak_every == 0
-        leaked = LeakedConnection(agent.agent, agent.iteration)
-        self._unreleased[connection] = leaked
+        holder = LeakedConnection(agent.agent, agent.iteration)
+        self._unreleased[connection] = holder
         try:
             backend = await connection.fetchval(HOLD_SQL, self.hold)
             if leaks and self.leak is ConnectionLeak.NEVER_CLOSED:
-                self._unclosed.append((await self.target.connect(), leaked))
+                self._unclosed.append((await self.target.connect(), holder))
         finally:
             if not (leaks and self.leak is ConnectionLeak.NEVER_RELEASED):
                 del self._unreleased[connection]
