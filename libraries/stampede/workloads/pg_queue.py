@@ -1,0 +1,156 @@
+"""The work queue in PostgreSQL: one row per item, claimed with ``FOR UPDATE SKIP LOCKED``.
+
+Tables (in the run's schema, shared by every queue of the run):
+``work_queues(id, name, capacity)`` and ``queue_items(id, queue_id, priority,
+claimed_by, completed)``. An item is waiting while ``claimed_by`` is null; a
+partial index over waiting items keeps both the claim and the capacity count
+cheap. Each agent holds one connection for the launch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from ..agents import AgentContext
+from .work_queue import CapacityCheck, Claimed, ClaimStrategy, QueueBackend, QueueSettings, WorkQueueTool
+
+if TYPE_CHECKING:
+    from ..services.postgres_target import PostgresTarget
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS work_queues (
+    id       serial PRIMARY KEY,
+    name     text NOT NULL,
+    capacity integer NOT NULL CHECK (capacity > 0)
+);
+CREATE TABLE IF NOT EXISTS queue_items (
+    id         bigserial PRIMARY KEY,
+    queue_id   integer NOT NULL REFERENCES work_queues,
+    priority   integer NOT NULL,
+    claimed_by integer,
+    completed  boolean NOT NULL DEFAULT false
+);
+CREATE INDEX IF NOT EXISTS queue_items_waiting ON queue_items (queue_id, priority DESC, id) WHERE claimed_by IS NULL;
+"""
+
+# The queue's row is locked first; the count runs as its own statement, so its snapshot sees every
+# item inserted by the producer that held the lock before us (one statement would count with a snapshot
+# taken before the lock was granted, and overfill the queue).
+_LOCK_QUEUE = "SELECT capacity FROM work_queues WHERE id = $1 FOR UPDATE"
+_INSERT_IF_ROOM = """
+    INSERT INTO queue_items (queue_id, priority)
+    SELECT $1, $2 WHERE (SELECT count(*) FROM queue_items WHERE queue_id = $1 AND claimed_by IS NULL) < $3
+    RETURNING id
+"""
+_COUNT_WAITING = "SELECT count(*) FROM queue_items WHERE queue_id = $1 AND claimed_by IS NULL"
+_INSERT = "INSERT INTO queue_items (queue_id, priority) VALUES ($1, $2) RETURNING id"
+
+_CLAIM_SKIP_LOCKED = """
+    UPDATE queue_items SET claimed_by = $2
+    WHERE id = (SELECT id FROM queue_items WHERE queue_id = $1 AND claimed_by IS NULL
+                ORDER BY {order} FOR UPDATE SKIP LOCKED LIMIT 1)
+    RETURNING id, priority
+"""
+_BY_PRIORITY = "priority DESC, id"
+_FIRST_WAITING = f"""
+    SELECT id, priority FROM queue_items WHERE queue_id = $1 AND claimed_by IS NULL
+    ORDER BY {_BY_PRIORITY} LIMIT 1
+"""
+_TAKE_UNCONDITIONALLY = "UPDATE queue_items SET claimed_by = $2 WHERE id = $1"
+_COMPLETE = "UPDATE queue_items SET completed = true WHERE id = $1"
+_CONTENTS = "SELECT id, claimed_by IS NOT NULL AS claimed FROM queue_items WHERE queue_id = $1 AND NOT completed"
+
+
+class PostgresWorkQueue(WorkQueueTool):
+    """A work queue in PostgreSQL; create one with :meth:`create`."""
+
+    def __init__(self, target: PostgresTarget, queue_id: int, name: str, settings: QueueSettings) -> None:
+        super().__init__(name, settings)
+        self.target = target
+        self.queue_id = queue_id
+        self._pool: asyncpg.Pool | None = None
+        self._claim = {
+            ClaimStrategy.SKIP_LOCKED: self._claim_skip_locked,
+            ClaimStrategy.OLDEST_FIRST: self._claim_skip_locked,
+            ClaimStrategy.NAIVE: self._claim_naive,
+        }[settings.claim_strategy]
+        order = "id" if settings.claim_strategy is ClaimStrategy.OLDEST_FIRST else _BY_PRIORITY
+        self._claim_sql = _CLAIM_SKIP_LOCKED.format(order=order)
+
+    @classmethod
+    async def create(cls, target: PostgresTarget, name: str, settings: QueueSettings) -> PostgresWorkQueue:
+        """Create the tables if needed and a new, empty queue named ``name``."""
+        assert settings.backend is QueueBackend.POSTGRESQL, "PostgreSQL settings"
+        connection = await target.connect()
+        try:
+            await connection.execute(SCHEMA)
+            queue_id = await connection.fetchval(
+                "INSERT INTO work_queues (name, capacity) VALUES ($1, $2) RETURNING id", name, settings.capacity
+            )
+        finally:
+            await connection.close()
+        return cls(target, queue_id, name, settings)
+
+    def describe(self) -> dict[str, str]:
+        return {**super().describe(), "table": f"{self.target.schema}.queue_items (queue {self.queue_id})"}
+
+    async def setup(self, agents: int) -> None:
+        await super().setup(agents)
+        self._pool = await self.target.create_pool(agents)
+
+    async def open_agent(self, agent: AgentContext) -> None:
+        assert self._pool is not None, "setup() opens the pool before agents start"
+        agent.state["connection"] = await self._pool.acquire()
+        await super().open_agent(agent)
+
+    async def close_agent(self, agent: AgentContext) -> None:
+        await super().close_agent(agent)
+        connection = agent.state.pop("connection", None)
+        if connection is not None and self._pool is not None:
+            await self._pool.release(connection)
+
+    async def teardown(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def enqueue(self, agent: AgentContext, priority: int) -> int | None:
+        connection: asyncpg.Connection = agent.state["connection"]
+        if self.settings.capacity_check is CapacityCheck.ATOMIC:
+            async with connection.transaction():
+                capacity = await connection.fetchval(_LOCK_QUEUE, self.queue_id)
+                return await connection.fetchval(_INSERT_IF_ROOM, self.queue_id, priority, capacity)
+        waiting = await connection.fetchval(_COUNT_WAITING, self.queue_id)
+        if waiting >= self.capacity:
+            return None
+        await self.think()
+        return await connection.fetchval(_INSERT, self.queue_id, priority)
+
+    async def claim(self, agent: AgentContext) -> Claimed | None:
+        return await self._claim(agent)
+
+    async def _claim_skip_locked(self, agent: AgentContext) -> Claimed | None:
+        row = await agent.state["connection"].fetchrow(self._claim_sql, self.queue_id, agent.agent)
+        return None if row is None else Claimed(row["id"], row["priority"])
+
+    async def _claim_naive(self, agent: AgentContext) -> Claimed | None:
+        connection: asyncpg.Connection = agent.state["connection"]
+        row = await connection.fetchrow(_FIRST_WAITING, self.queue_id)
+        if row is None:
+            return None
+        await self.think()
+        await connection.execute(_TAKE_UNCONDITIONALLY, row["id"], agent.agent)
+        return Claimed(row["id"], row["priority"])
+
+    async def complete(self, agent: AgentContext, item: int) -> None:
+        await agent.state["connection"].execute(_COMPLETE, item)
+
+    async def contents(self) -> dict[int, str]:
+        connection = await self.target.connect()
+        try:
+            rows = await connection.fetch(_CONTENTS, self.queue_id)
+        finally:
+            await connection.close()
+        return {row["id"]: "in progress" if row["claimed"] else "waiting" for row in rows}
