@@ -129,8 +129,8 @@ def check_all_or_nothing(history: History, state: AtomicityState) -> Verdict:
         f"{count} {shape}" for shape, count in sorted(shapes.items()) if shape not in ("all", "none")
     )
     message = (
-        f"Not all or nothing: {len(problems)} of {plural(total, 'operation')} broke atomicity ({kinds}); "
-        f"{split}.{_faults_note(operations)}{rows_note(len(problems))}"
+        f"Not all or nothing: {len(problems)} of {plural(total, 'operation')} broke atomicity "
+        f"({kinds}); {split}{rows_note(len(problems))}.{_faults_note(operations)}"
     )
     return Verdict(
         "all or nothing", False, "0 partial operations", measured, plural(len(problems), "broken operation"),
@@ -155,10 +155,10 @@ def check_none_in_doubt(history: History, state: AtomicityState) -> Verdict:
     owners = {gid.rpartition("-")[0] for gid in state.in_doubt}
     details = [{"gid": gid} for gid in state.in_doubt]
     message = (
-        f"Prepared transactions left in doubt: {left} of {plural(len(owners), 'operation')} are still in "
-        f"pg_prepared_xacts, holding their locks and their rows out of sight until they are resolved. After a "
-        "coordinator crash, recovery must commit those whose decision was logged and roll back the rest."
-        f"{_faults_note(operations)}{rows_note(left)}"
+        f"Prepared transactions left in doubt: {plural(left, 'prepared transaction')} of "
+        f"{plural(len(owners), 'operation')} still in pg_prepared_xacts{rows_note(left)}, holding their locks "
+        "and keeping their rows out of sight until resolved. After a coordinator crash, recovery must commit "
+        f"those whose decision was logged and roll back the rest.{_faults_note(operations)}"
     )
     return Verdict("none in doubt", False, expected, measured, measured, message, capped(details), value=left)
 
@@ -207,7 +207,7 @@ def check_sagas(history: History, state: SagaState) -> Verdict:
     kinds = "; ".join(f"{count} with {problem}" for problem, count in partial.most_common())
     message = (
         f"Partial sagas: {len(problems)} of {plural(len(ids), 'saga')} ended neither complete nor compensated "
-        f"({kinds}); {story}.{rows_note(len(problems))}"
+        f"({kinds}); {story}{rows_note(len(problems))}."
     )
     return Verdict(
         "no partial saga", False, "0 partial sagas", measured, plural(len(problems), "partial saga"),

@@ -189,14 +189,27 @@ class TwoPhaseCommitTool(BaseTool):
         self.batch = f"{self._token}.{self._launches}"
 
     async def _require_prepared_transactions(self, agents: int) -> None:
+        """Refuse to start unless the server has two free prepared-transaction slots per agent."""
         allowed = int(await self.target.fetch_setting("max_prepared_transactions"))
-        if allowed < 2 * agents:
+        if allowed == 0:
+            raise ConfigurationError(
+                f"PostgreSQL at {self.target.display_dsn} has max_prepared_transactions = 0, so PREPARE "
+                f"TRANSACTION is disabled: two-phase commit with {agents} agents needs at least {2 * agents}. "
+                "Raise it in postgresql.conf (needs a restart), or use the embedded PostgreSQL."
+            )
+        connection = await self.target.connect()
+        try:
+            taken = int(await connection.fetchval("SELECT count(*) FROM pg_prepared_xacts"))  # slots are server-wide
+        finally:
+            await connection.close()
+        if allowed - taken < 2 * agents:
             raise ConfigurationError(
                 f"PostgreSQL at {self.target.display_dsn} has max_prepared_transactions = {allowed}"
-                + (", so PREPARE TRANSACTION is disabled" if allowed == 0 else "")
-                + f": two-phase commit with {agents} agents needs at least {2 * agents} (two per agent, "
-                "plus the ones crashes leave in doubt). Raise it in postgresql.conf (needs a restart), "
-                "or use the embedded PostgreSQL."
+                + (f", {taken} of them taken by transactions already prepared and not yet resolved" if taken else "")
+                + f": two-phase commit with {agents} agents needs at least {2 * agents} free (two per agent). "
+                + ("Resolve the prepared ones (Recover In-Doubt Transactions), use fewer agents, " if taken else
+                   "Use fewer agents, ")
+                + "or raise max_prepared_transactions (needs a restart)."
             )
 
     async def open_agent(self, agent: AgentContext) -> None:
