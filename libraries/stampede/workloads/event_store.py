@@ -261,7 +261,7 @@ class ProjectionWorker:
                         return
                 if applied < self.batch_size:
                     await asyncio.sleep(self.poll_interval)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
+        except Exception as error:  # noqa: BLE001 - unattended: whatever stops the worker is reported, not lost
             self.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         finally:
             for waiter in self._waiters.values():
@@ -310,7 +310,7 @@ class ProjectionWorker:
         if connection is not None and not connection.is_closed():
             try:
                 await connection.close(timeout=STOP_GRACE_SECONDS)
-            except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError):
+            except Exception:  # noqa: BLE001 - a broken connection may fail to close in any way; terminate it
                 connection.terminate()
 
 
