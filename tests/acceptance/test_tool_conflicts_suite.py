@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from robot.result import Keyword
+from robot.result import Keyword, TestCase
 
 from .conftest import RobotRun, assert_nothing_left_behind, keywords_in, log_html_strings, messages_in
 
@@ -58,8 +58,16 @@ def _expected_failure(run: RobotRun, checker: str) -> Keyword:
     return found[0]
 
 
+def _passed_or_rightly_skipped(test: TestCase) -> bool:
+    """Passed; or, on a server of your own without prepared transactions, a two-phase commit test skipped saying so."""
+    external = bool(os.environ.get("STAMPEDE_PG_DSN"))
+    return test.status == "PASS" or (
+        external and test.status == "SKIP" and "max_prepared_transactions = 0" in test.message
+    )
+
+
 def test_every_test_passes(run: RobotRun) -> None:
-    failed = {test.name: test.message for test in run.suite.all_tests if test.status != "PASS"}
+    failed = {test.name: test.message for test in run.suite.all_tests if not _passed_or_rightly_skipped(test)}
     assert not failed, failed
     assert run.returncode == 0, run.console
     assert run.suite.status == "PASS"
