@@ -69,8 +69,12 @@ class CoordinationToolKeywords(LibraryComponent):
           until `Recover In-Doubt Transactions` resolves them.
         The naive protocol knows only ``billing refuses`` and ``crash after first commit``.
 
-        Two-phase commit needs ``max_prepared_transactions`` of at least twice the
-        agent count; the launch says so and stops when the server has fewer.
+        Each operation records how long its phases took: ``prepare``, ``decide``
+        and ``commit`` (thresholds can name ``prepare_p95``, ``commit_max``…).
+
+        Two-phase commit needs two free prepared-transaction slots per agent
+        (``max_prepared_transactions``); the launch says so and stops when the
+        server has fewer.
 
         | Define Two-Phase Commit Tool | place order | fault=crash before decision | fault_rate=30% |
         | Define Two-Phase Commit Tool | naive order | protocol=naive | fault=crash after first commit |
