@@ -95,6 +95,11 @@ class _Watched:
         except psutil.NoSuchProcess:
             self.trace.exited_ns = time.monotonic_ns()
             return
+        except psutil.AccessDenied:
+            raise ConfigurationError(
+                f"Cannot read the CPU and memory of {self.trace.name} (pid {self.trace.pid}): access denied. "
+                "Run the harness as the user that owns the process (or with the right to read its /proc entries)."
+            ) from None
         cpu_seconds = times.user + times.system
         cpu_percent = None
         if self._cpu_seconds is not None:
@@ -162,6 +167,7 @@ class ResourceSampler:
         self._started_ns = 0
         self._stopped_ns: int | None = None
         self._sampler_cpu_seconds = 0.0
+        self._failure: Exception | None = None
 
     def start(self) -> None:
         """Take the first sample of every process now (the baseline), then keep sampling in the background."""
@@ -189,19 +195,24 @@ class ResourceSampler:
             )
         if self._stopped_ns is None:
             self._stopped_ns = time.monotonic_ns()
+        if self._failure is not None:
+            raise StampedeError(
+                f"Resource sampling stopped early: {self._failure}; the samples taken until then are in its recording."
+            ) from self._failure
         return self.recording
 
     @property
     def recording(self) -> ResourceRecording:
         """The samples so far (a copy, safe to read while sampling goes on)."""
         end_ns = self._stopped_ns if self._stopped_ns is not None else time.monotonic_ns()
+        wall_seconds = (end_ns - self._started_ns) / 1e9 if self._thread is not None else 0.0
         traces = {
             w.trace.name: ProcessTrace(
                 w.trace.name, w.trace.pid, list(w.trace.samples), w.trace.exited_ns, set(w.trace.unreadable)
             )
             for w in self._watched
         }
-        return ResourceRecording(self.interval, traces, self._sampler_cpu_seconds, (end_ns - self._started_ns) / 1e9)
+        return ResourceRecording(self.interval, traces, self._sampler_cpu_seconds, wall_seconds)
 
     def __enter__(self) -> ResourceSampler:
         self.start()
@@ -217,12 +228,15 @@ class ResourceSampler:
     def _run(self) -> None:
         interval_ns = int(self.interval * 1e9)
         next_ns = self._started_ns + interval_ns
-        while not self._stopping.wait(max(0.0, (next_ns - time.monotonic_ns()) / 1e9)):
+        try:
+            while not self._stopping.wait(max(0.0, (next_ns - time.monotonic_ns()) / 1e9)):
+                self._sample_all()
+                # Ticks missed while the machine was too busy are skipped, not caught up in a burst.
+                next_ns = max(next_ns + interval_ns, time.monotonic_ns() + interval_ns // 2)
+                self._sampler_cpu_seconds = time.thread_time()
             self._sample_all()
-            # Ticks missed while the machine was too busy are skipped, not caught up in a burst.
-            next_ns = max(next_ns + interval_ns, time.monotonic_ns() + interval_ns // 2)
-            self._sampler_cpu_seconds = time.thread_time()
-        self._sample_all()
+        except Exception as error:  # noqa: BLE001 - handed to stop(), which the caller always reaches
+            self._failure = error
         self._sampler_cpu_seconds = time.thread_time()
 
 

@@ -12,6 +12,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 
+import psutil
 import pytest
 
 from stampede.errors import ConfigurationError, StampedeError
@@ -166,3 +167,22 @@ def test_a_pid_that_is_not_running_is_refused(spawn: Spawn) -> None:
         ResourceSampler({"target": gone.pid})
     with pytest.raises(StampedeError, match="never started"):
         ResourceSampler({"harness": os.getpid()}).stop()
+
+
+def test_a_process_the_os_will_not_let_us_read_is_named(spawn: Spawn, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As root every process is readable, so the refusal another user's process gets is imitated here.
+    idler = spawn(IDLER)
+    sampler = ResourceSampler({"target": idler.pid}, interval=0.05)
+    sampler.start()
+
+    def refuse(process: object) -> None:
+        raise psutil.AccessDenied(idler.pid)
+
+    # The platform layer's read, under the public memory_info() that oneshot() caches.
+    monkeypatch.setattr(psutil._psplatform.Process, "memory_info", refuse)
+    time.sleep(0.2)
+    with pytest.raises(StampedeError, match=rf"stopped early: .*target \(pid {idler.pid}\): access denied"):
+        sampler.stop()
+    assert len(sampler.recording.traces["target"].samples) >= 1
+    with pytest.raises(ConfigurationError, match="Run the harness as the user that owns the process"):
+        ResourceSampler({"target": idler.pid}).start()
