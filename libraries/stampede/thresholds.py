@@ -74,10 +74,15 @@ _EXAMPLES = {
 }
 # A latency figure of the launch, of one tool (``deduct.p99.9``) or of a timed phase (``acquire_p95``).
 _TIME_METRICS = re.compile(r"(^|[._])(p\d+(\.\d+)?|min|mean|max)$")
+# A sampled resource figure of a process (``target_rss_max``, ``harness_cpu_mean``): checked before times.
+_RESOURCE_METRICS = re.compile(r"(?:^|_)(cpu|rss|open_files|threads)_(?:mean|max|start|end|growth)$")
+_RESOURCE_KINDS = {"cpu": Kind.RATE, "rss": Kind.BYTES}
 
 
 def metric_kind(name: str) -> Kind:
     """What a metric measures, from its name (the part after a ``tool.`` prefix)."""
+    if resource := _RESOURCE_METRICS.search(name):
+        return _RESOURCE_KINDS.get(resource[1], Kind.COUNT)
     if _TIME_METRICS.search(name):
         return Kind.TIME
     base = name.rsplit(".", 1)[-1]
