@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import ServiceUnavailable
@@ -109,11 +109,18 @@ class ServerProcess:
         *,
         user: pwd.struct_passwd | None = None,
         death_signal: int = signal.SIGKILL,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        """Start ``argv`` with stdout and stderr going to the log file."""
+        """Start ``argv`` with stdout and stderr going to the log file.
+
+        ``env`` adds to our environment: the way to hand a child a secret without
+        putting it in argv, where ``ps`` shows it.
+        """
         options: dict[str, object] = {}
         if user is not None:
             options = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        if env is not None:
+            options["env"] = {**os.environ, **env}
         with self.log_path.open("ab") as log:
             try:
                 self._process = subprocess.Popen(
@@ -155,11 +162,11 @@ class ServerProcess:
                 )
             time.sleep(_POLL_INTERVAL)
 
-    def stop(self, sig: int = signal.SIGTERM, *, timeout: float = 10.0) -> None:
-        """Send ``sig``, wait up to ``timeout`` s, then SIGKILL. Safe to call twice."""
+    def stop(self, sig: int = signal.SIGTERM, *, timeout: float = 10.0) -> int | None:
+        """Send ``sig``, wait up to ``timeout`` s, then SIGKILL; return the exit code. Safe to call twice."""
         process = self._process
         if process is None:
-            return
+            return None
         if process.poll() is None:
             try:
                 process.send_signal(sig)
@@ -168,6 +175,7 @@ class ServerProcess:
                 process.kill()
                 process.wait(5)
         self._process = None
+        return process.returncode
 
 
 def run_checked(

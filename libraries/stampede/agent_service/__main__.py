@@ -1,0 +1,91 @@
+"""Run the reference agent service: ``python -m stampede.agent_service --port 0 --pg-schema ... --redis-prefix ...``.
+
+The JWT secret comes from ``$STAMPEDE_AGENT_JWT_SECRET``; the PostgreSQL DSN and
+Redis URL from ``--pg-dsn`` / ``--redis-url`` or, to keep passwords out of
+``ps``, from ``$STAMPEDE_PG_DSN`` / ``$STAMPEDE_REDIS_URL``. When it listens it
+prints one JSON line to stdout: ``{"ready": true, "port": ..., "pid": ..., "url": ...}``.
+SIGTERM or SIGINT stops it gracefully (exit code 0); bad settings exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from ..errors import ConfigurationError, StampedeError
+from ..services.config import PG_DSN_ENV, REDIS_URL_ENV
+from .auth import SECRET_ENV, check_secret
+from .bugs import Bug, parse_bugs
+from .server import ServiceConfig, serve_until_signalled
+from .settings import ServiceSettings
+
+EXIT_BAD_SETTINGS = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m stampede.agent_service",
+        description=f"The Stampede reference agent service. The JWT secret is read from ${SECRET_ENV}.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one (default)")
+    parser.add_argument("--pg-dsn", help=f"PostgreSQL DSN (default ${PG_DSN_ENV})")
+    parser.add_argument("--pg-schema", required=True, help="existing schema for the service's tables")
+    parser.add_argument("--redis-url", help=f"Redis URL (default ${REDIS_URL_ENV})")
+    parser.add_argument("--redis-prefix", required=True, help="prefix of every Redis key the service writes")
+    parser.add_argument("--bugs", default="none",
+                        help="comma-separated seeded bugs: " + ", ".join(bug.value for bug in Bug) + " (default none)")
+    ServiceSettings.add_arguments(parser)
+    return parser
+
+
+def _required(value: str | None, env_name: str, option: str, what: str) -> str:
+    value = value or os.environ.get(env_name)
+    if not value:
+        raise ConfigurationError(f"No {what}: give {option} or set ${env_name}")
+    return value
+
+
+def config_from_args(args: argparse.Namespace) -> ServiceConfig:
+    """The service's configuration, or ConfigurationError naming what to fix."""
+    return ServiceConfig(
+        pg_dsn=_required(args.pg_dsn, PG_DSN_ENV, "--pg-dsn", "PostgreSQL DSN"),
+        pg_schema=args.pg_schema,
+        redis_url=_required(args.redis_url, REDIS_URL_ENV, "--redis-url", "Redis URL"),
+        redis_prefix=args.redis_prefix,
+        secret=check_secret(os.environ.pop(SECRET_ENV, None)),  # popped: nothing we start inherits it
+        host=args.host,
+        port=args.port,
+        bugs=parse_bugs(args.bugs),
+        settings=ServiceSettings.from_namespace(args),
+    )
+
+
+def _announce(host: str, port: int) -> None:
+    print(json.dumps({"ready": True, "port": port, "pid": os.getpid(), "url": f"ws://{host}:{port}/"}), flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    try:
+        config = config_from_args(args)
+        asyncio.run(serve_until_signalled(config, lambda port: _announce(config.host, port)))
+    except ConfigurationError as error:
+        print(f"agent service: {error}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    except StampedeError as error:
+        print(f"agent service: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The reference agent service run as a child process of the harness, like the embedded servers."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Self
+
+from ..errors import ServiceUnavailable
+from ..services.config import PG_DSN_ENV, REDIS_URL_ENV
+from ..services.postgres_target import PostgresTarget
+from ..services.processes import ServerProcess, make_temp_dir, remove_dir
+from ..services.redis_target import RedisTarget
+from .auth import SECRET_ENV, issue_token, new_secret
+from .bugs import Bug, bugs_argument, parse_bugs
+from .settings import ServiceSettings
+from .store import check_schema_name
+
+HOST = "127.0.0.1"
+LOG_NAME = "agent-service.log"
+_LIBRARIES = Path(__file__).resolve().parents[2]  # holds the stampede package, for the child's import path
+
+
+class EmbeddedAgentService:
+    """The agent service in its own process (measure it by :attr:`pid`), working in the harness's schema and prefix.
+
+    ``bugs`` are seeded defects (:class:`Bug` or names such as ``"leak, reorder"``).
+    :meth:`start` returns the ``ws://`` URL; :meth:`token_for` issues a user's JWT.
+    """
+
+    def __init__(self, *, pg_dsn: str, pg_schema: str, redis_url: str, redis_prefix: str,
+                 bugs: str | Iterable[str | Bug] | None = None, settings: ServiceSettings | None = None) -> None:
+        self.pg_dsn = pg_dsn
+        self.pg_schema = check_schema_name(pg_schema)
+        self.redis_url = redis_url
+        self.redis_prefix = redis_prefix
+        self.bugs = parse_bugs(bugs)
+        self.settings = settings or ServiceSettings()
+        self.started_in: float | None = None
+        """Seconds from spawning the process to its ready line."""
+        self.exit_code: int | None = None
+        """How the last :meth:`stop` found the process ending (0: a clean shutdown)."""
+        self._secret: str | None = None
+        self._temp_dir: Path | None = None
+        self._server: ServerProcess | None = None
+        self._ready: dict[str, Any] | None = None
+
+    @classmethod
+    def for_targets(cls, postgres: PostgresTarget, redis: RedisTarget, *,
+                    bugs: str | Iterable[str | Bug] | None = None, settings: ServiceSettings | None = None) -> Self:
+        """A service that keeps its tables in the run's schema and its keys under the run's prefix."""
+        return cls(pg_dsn=postgres.dsn, pg_schema=postgres.schema, redis_url=redis.url,
+                   redis_prefix=redis.prefix, bugs=bugs, settings=settings)
+
+    @property
+    def url(self) -> str:
+        """``ws://127.0.0.1:<port>/``."""
+        return f"ws://{HOST}:{self.port}/"
+
+    @property
+    def port(self) -> int:
+        if self._ready is None:
+            raise ServiceUnavailable("The agent service is not running: call start() first")
+        return int(self._ready["port"])
+
+    @property
+    def pid(self) -> int | None:
+        return self._server.pid if self._server is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None and self._server.running
+
+    @property
+    def log_path(self) -> Path | None:
+        return self._temp_dir / LOG_NAME if self._temp_dir is not None else None
+
+    def token_for(self, user_id: str, *, ttl: timedelta = timedelta(hours=1)) -> str:
+        """A JWT that this running service accepts for ``user_id`` (an expired one for a negative ``ttl``)."""
+        if self._secret is None:
+            raise ServiceUnavailable("The agent service is not running: call start() first (each start has its "
+                                     "own JWT secret)")
+        return issue_token(self._secret, user_id, ttl=ttl)
+
+    def start(self, timeout: float = 30) -> str:
+        """Start the process and wait (at most ``timeout`` s) for its ready line; return the URL."""
+        if self.running:
+            return self.url
+        self._secret = new_secret()
+        self._temp_dir = make_temp_dir("stampede-agent-")
+        atexit.register(self.stop)
+        try:
+            self._server = ServerProcess("the reference agent service", self._temp_dir / LOG_NAME)
+            self._server.start(
+                [sys.executable, "-m", "stampede.agent_service", "--host", HOST, "--port", "0",
+                 "--pg-schema", self.pg_schema, "--redis-prefix", self.redis_prefix,
+                 "--bugs", bugs_argument(self.bugs), *self.settings.to_argv()],
+                death_signal=signal.SIGTERM,  # a graceful end releases its Redis keys even if we crash
+                env={SECRET_ENV: self._secret, PG_DSN_ENV: self.pg_dsn, REDIS_URL_ENV: self.redis_url,
+                     "PYTHONPATH": _python_path(), "PYTHONUNBUFFERED": "1"},
+            )
+            self.started_in = self._server.wait_until_ready(self._announced_ready, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def stop(self, timeout: float = 10) -> int | None:
+        """SIGTERM, SIGKILL after ``timeout`` s, remove the temp dir; return the exit code. Safe to call twice."""
+        if self._server is not None:
+            self.exit_code = self._server.stop(signal.SIGTERM, timeout=timeout)
+            self._server = None
+        remove_dir(self._temp_dir)
+        self._temp_dir = None
+        self._ready = None
+        self._secret = None
+        atexit.unregister(self.stop)
+        return self.exit_code
+
+    def _announced_ready(self) -> bool:
+        """Whether the log holds the service's ``{"ready": true, ...}`` line."""
+        if self.log_path is None:
+            return False
+        try:
+            with self.log_path.open(encoding="utf-8", errors="replace") as log:
+                for line in log:
+                    if line.startswith('{"ready"'):
+                        self._ready = json.loads(line)
+                        return True
+        except OSError:
+            pass
+        return False
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"port {self.port}, pid {self.pid}" if self._ready else "stopped"
+        bugs = ", ".join(sorted(self.bugs)) or "no bugs"
+        return f"<EmbeddedAgentService {state}, {bugs}>"
+
+
+def _python_path() -> str:
+    current = os.environ.get("PYTHONPATH")
+    return f"{_LIBRARIES}{os.pathsep}{current}" if current else str(_LIBRARIES)

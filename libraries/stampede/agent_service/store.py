@@ -1,0 +1,167 @@
+"""What the agent service keeps in PostgreSQL: credits per user, threads, thread messages."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Self
+
+import asyncpg
+
+from ..errors import ConfigurationError, ServiceUnavailable
+from ..services.secrets import mask_dsn, scrub
+from .protocol import RunFailure
+
+APPLICATION_NAME = "stampede-agent-service"
+LOST_UPDATE_PAUSE = 0.02  # the read-modify-write window of the lost_update bug, in seconds
+_ACQUIRE_TIMEOUT = 10.0
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS {schema}.agent_credits (
+    user_id text PRIMARY KEY,
+    balance bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {schema}.agent_threads (
+    user_id text NOT NULL,
+    thread_id text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, thread_id)
+);
+CREATE TABLE IF NOT EXISTS {schema}.agent_messages (
+    id bigserial PRIMARY KEY,
+    user_id text NOT NULL,
+    thread_id text NOT NULL,
+    position int NOT NULL,
+    run_id text NOT NULL,
+    marker text NOT NULL,
+    cost bigint NOT NULL,
+    content text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (user_id, thread_id, position)
+);
+"""
+
+
+class ToolFailure(Exception):
+    """A run's tool could not do its work; ``code`` goes into the ``agent_failed`` event."""
+
+    def __init__(self, code: RunFailure, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    balance: int
+    message_position: int
+
+
+def check_schema_name(schema: str) -> str:
+    if not _IDENTIFIER.fullmatch(schema or ""):
+        raise ConfigurationError(
+            f"PostgreSQL schema {schema!r} cannot be used: give a lower-case name of a-z, 0-9 and _ "
+            "(at most 63 characters), such as the harness's stampede_<run_id>."
+        )
+    return schema
+
+
+class AgentStore:
+    """The service's PostgreSQL pool, confined to one schema (``search_path``)."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str, initial_credits: int, lost_update: bool) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.initial_credits = initial_credits
+        self.lost_update = lost_update
+
+    @classmethod
+    async def open(cls, dsn: str, schema: str, *, pool_size: int, initial_credits: int,
+                   lost_update: bool, connect_timeout: float = 10.0) -> Self:
+        """Connect, check that ``schema`` exists, create the tables in it if they are missing."""
+        check_schema_name(schema)
+        try:
+            pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=pool_size, timeout=connect_timeout,
+                server_settings={"search_path": schema, "application_name": APPLICATION_NAME},
+            )
+        except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            raise ServiceUnavailable(
+                f"The agent service cannot connect to PostgreSQL at {mask_dsn(dsn)}: {scrub(str(error), dsn)}"
+            ) from None
+        try:
+            async with pool.acquire() as connection, connection.transaction():
+                if not await connection.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+                    raise ConfigurationError(
+                        f"PostgreSQL at {mask_dsn(dsn)} has no schema {schema}: create it (CREATE SCHEMA "
+                        f"{schema}) or give the schema of the run (PostgresTarget.schema)."
+                    )
+                # Two services starting on one schema would race on CREATE TABLE IF NOT EXISTS.
+                await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", schema)
+                await connection.execute(_TABLES.format(schema=schema))
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool, schema, initial_credits, lost_update)
+
+    async def close(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout)
+        except TimeoutError:
+            self.pool.terminate()
+
+    async def ensure_user(self, user_id: str) -> int:
+        """Create the user's credits on first sight; return the balance."""
+        async with self._connection() as connection:
+            await connection.execute(
+                "INSERT INTO agent_credits (user_id, balance) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                user_id, self.initial_credits)
+            return int(await connection.fetchval("SELECT balance FROM agent_credits WHERE user_id = $1", user_id))
+
+    async def open_thread(self, user_id: str, thread_id: str) -> None:
+        async with self._connection() as connection:
+            await connection.execute(
+                "INSERT INTO agent_threads (user_id, thread_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                user_id, thread_id)
+
+    async def thread_exists(self, user_id: str, thread_id: str) -> bool:
+        async with self._connection() as connection:
+            return bool(await connection.fetchval(
+                "SELECT 1 FROM agent_threads WHERE user_id = $1 AND thread_id = $2", user_id, thread_id))
+
+    async def deduct_and_record(self, user_id: str, thread_id: str, run_id: str, marker: str,
+                                content: str, cost: int) -> ToolResult:
+        """The tool: take ``cost`` credits and append the message to the thread, in one transaction.
+
+        The caller holds the thread's lock, which keeps message positions unique.
+        """
+        async with self._connection() as connection, connection.transaction():
+            balance = await self._deduct(connection, user_id, cost)
+            position = await connection.fetchval(
+                """INSERT INTO agent_messages (user_id, thread_id, position, run_id, marker, cost, content)
+                   SELECT $1, $2, coalesce(max(position), 0) + 1, $3, $4, $5, $6
+                   FROM agent_messages WHERE user_id = $1 AND thread_id = $2
+                   RETURNING position""",
+                user_id, thread_id, run_id, marker, cost, content)
+            return ToolResult(balance, int(position))
+
+    async def _deduct(self, connection: asyncpg.Connection, user_id: str, cost: int) -> int:
+        if self.lost_update:
+            balance = await connection.fetchval("SELECT balance FROM agent_credits WHERE user_id = $1", user_id)
+            await asyncio.sleep(LOST_UPDATE_PAUSE)
+            if balance is not None and balance >= cost:
+                await connection.execute("UPDATE agent_credits SET balance = $2 WHERE user_id = $1",
+                                         user_id, balance - cost)
+                return int(balance - cost)
+        else:
+            balance = await connection.fetchval(
+                "UPDATE agent_credits SET balance = balance - $2 WHERE user_id = $1 AND balance >= $2 "
+                "RETURNING balance", user_id, cost)
+            if balance is not None:
+                return int(balance)
+        raise ToolFailure(RunFailure.INSUFFICIENT_CREDITS, f"{user_id} has fewer than {cost} credits left")
+
+    def _connection(self) -> asyncpg.pool.PoolAcquireContext:
+        return self.pool.acquire(timeout=_ACQUIRE_TIMEOUT)

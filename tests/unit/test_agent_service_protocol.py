@@ -1,0 +1,142 @@
+"""The reference agent service's pure parts: bug switches, JWTs, client frames, settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import timedelta
+
+import jwt
+import pytest
+
+from stampede.agent_service.auth import ISSUER, TokenError, issue_token, new_secret, verify_token
+from stampede.agent_service.bugs import Bug, bugs_argument, parse_bugs
+from stampede.agent_service.protocol import (
+    ClientType,
+    ErrorCode,
+    Hello,
+    Ping,
+    ProtocolError,
+    RunRequest,
+    hello_frame,
+    parse_client_message,
+    send_message_frame,
+    start_run_frame,
+)
+from stampede.agent_service.settings import ServiceSettings
+from stampede.errors import ConfigurationError
+
+SECRET = new_secret()
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("leak,reorder", {Bug.LEAK, Bug.REORDER}),
+    (" Never-Answer , lost update ", {Bug.NEVER_ANSWER, Bug.LOST_UPDATE}),
+    (["duplicate_run_ids", Bug.GLOBAL_LOCK], {Bug.DUPLICATE_RUN_IDS, Bug.GLOBAL_LOCK}),
+    (Bug.SECOND_SESSION, {Bug.SECOND_SESSION}),
+    ("", set()),
+    ("none", set()),
+    (None, set()),
+])
+def test_bug_switches_parse_as_people_write_them(value: object, expected: set[Bug]) -> None:
+    assert parse_bugs(value) == expected  # type: ignore[arg-type]
+
+
+def test_an_unknown_bug_switch_names_the_known_ones() -> None:
+    with pytest.raises(ConfigurationError, match=r"Unknown agent service bug switch 'leek'.*known switches are "
+                                                 r"leak, lost_update, never_answer, .*second_session"):
+        parse_bugs("leak,leek")
+
+
+def test_every_bug_switch_is_described_and_round_trips_through_its_argument() -> None:
+    assert all(bug.description for bug in Bug)
+    assert parse_bugs(bugs_argument(set(Bug))) == set(Bug)
+    assert bugs_argument([]) == "none"
+
+
+def test_a_token_round_trips_to_its_user() -> None:
+    token = issue_token(SECRET, "alice")
+    assert verify_token(SECRET, token).user_id == "alice"
+
+
+@pytest.mark.parametrize(("token", "reason"), [
+    (issue_token(SECRET, "alice", ttl=timedelta(seconds=-5)), "expired"),
+    (issue_token(new_secret(), "alice"), "signature does not match"),
+    ("not.a.jwt", "not a well-formed JWT"),
+    (jwt.encode({"sub": "alice", "iss": ISSUER, "iat": 0, "exp": 2**40}, "k" * 64, algorithm="HS512"),
+     "not signed with HS256"),
+    (jwt.encode({"sub": "alice", "iss": "someone-else", "iat": 0, "exp": 2**40}, SECRET, algorithm="HS256"),
+     "not issued by"),
+    (jwt.encode({"sub": "alice", "iss": ISSUER, "iat": 0}, SECRET, algorithm="HS256"), "no 'exp' claim"),
+    (jwt.encode({"sub": "", "iss": ISSUER, "iat": 0, "exp": 2**40}, SECRET, algorithm="HS256"), "subject"),
+])
+def test_a_refused_token_says_why(token: str, reason: str) -> None:
+    with pytest.raises(TokenError, match=reason):
+        verify_token(SECRET, token)
+
+
+def test_an_unsigned_token_is_refused() -> None:
+    unsigned = jwt.encode({"sub": "alice", "iss": ISSUER, "iat": 0, "exp": 2**40}, None, algorithm="none")
+    with pytest.raises(TokenError):
+        verify_token(SECRET, unsigned)
+
+
+def test_a_short_secret_or_a_bad_user_id_is_refused_when_issuing() -> None:
+    with pytest.raises(ConfigurationError, match="at least 32 characters"):
+        issue_token("short", "alice")
+    with pytest.raises(ConfigurationError, match="user id"):
+        issue_token(SECRET, " ")
+
+
+def test_client_frames_parse_into_messages() -> None:
+    assert parse_client_message(hello_frame("tok")) == Hello("tok")
+    assert parse_client_message(hello_frame("tok", resume_token="r", last_seq=0)) == Hello("tok", "r", 0)
+    assert parse_client_message('{"type": "ping", "request_id": "p"}') == Ping("p")
+    run = parse_client_message(start_run_frame("t1", "m1", {"b": [1, "é"]}, request_id="r1", cost=3))
+    assert run == RunRequest(ClientType.START_RUN, "t1", "m1", '{"b":[1,"é"]}', "r1", 3)
+    assert isinstance(run, RunRequest) and run.content_bytes == len('{"b":[1,"é"]}'.encode())
+    assert parse_client_message(start_run_frame("t1", "m1", "plain")).content == "plain"  # type: ignore[union-attr]
+    assert parse_client_message(start_run_frame("t1", "m1")).content == ""  # type: ignore[union-attr]
+    message = parse_client_message(send_message_frame("t1", "m1", "hi"))
+    assert message == RunRequest(ClientType.SEND_MESSAGE, "t1", "m1", "hi")
+
+
+@pytest.mark.parametrize(("frame", "code", "says"), [
+    ("{nope", ErrorCode.BAD_JSON, "not JSON"),
+    (b"\x00\x01", ErrorCode.BAD_MESSAGE, "binary frames"),
+    ("[1, 2]", ErrorCode.BAD_MESSAGE, "JSON object, got list"),
+    ('{"thread_id": "t"}', ErrorCode.BAD_MESSAGE, "needs a 'type'"),
+    ('{"type": "dance"}', ErrorCode.UNKNOWN_TYPE, "unknown type 'dance': use one of hello, start_run"),
+    ('{"type": "hello"}', ErrorCode.BAD_MESSAGE, "'token' must be the JWT"),
+    ('{"type": "hello", "token": "t", "resume_token": "r"}', ErrorCode.BAD_MESSAGE, "together"),
+    ('{"type": "hello", "token": "t", "resume_token": "r", "last_seq": -1}', ErrorCode.BAD_MESSAGE, "last_seq"),
+    ('{"type": "start_run", "marker": "m"}', ErrorCode.BAD_MESSAGE, "'thread_id' must be a string .* got missing"),
+    ('{"type": "start_run", "thread_id": 7, "marker": "m"}', ErrorCode.BAD_MESSAGE, "got int"),
+    (json.dumps({"type": "start_run", "thread_id": "t", "marker": "m" * 201}), ErrorCode.BAD_MESSAGE, "'marker'"),
+    ('{"type": "start_run", "thread_id": "t", "marker": "m", "cost": -1}', ErrorCode.BAD_MESSAGE, "'cost'"),
+    ('{"type": "start_run", "thread_id": "t", "marker": "m", "cost": true}', ErrorCode.BAD_MESSAGE, "'cost'"),
+    ('{"type": "send_message", "thread_id": "t", "marker": "m"}', ErrorCode.BAD_MESSAGE, "'text'"),
+])
+def test_a_malformed_frame_gets_an_error_code_and_a_reason(frame: str | bytes, code: ErrorCode, says: str) -> None:
+    with pytest.raises(ProtocolError, match=says) as caught:
+        parse_client_message(frame)
+    assert caught.value.code is code
+
+
+def test_a_frame_error_keeps_the_request_id_to_answer_to() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse_client_message('{"type": "send_message", "thread_id": "t", "marker": "m", "request_id": "r9"}')
+    assert caught.value.request_id == "r9"
+
+
+def test_settings_round_trip_through_the_command_line() -> None:
+    settings = ServiceSettings(think_ms=0, pg_pool_size=3, resume_window_ms=500)
+    parser = argparse.ArgumentParser()
+    ServiceSettings.add_arguments(parser)
+    assert ServiceSettings.from_namespace(parser.parse_args(settings.to_argv())) == settings
+
+
+@pytest.mark.parametrize("bad", [{"think_ms": -1}, {"pg_pool_size": 0}, {"run_cost": True}, {"replay_buffer": 1.5}])
+def test_settings_refuse_values_that_cannot_work(bad: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError, match=f"setting {next(iter(bad))} must be a whole number"):
+        ServiceSettings(**bad)  # type: ignore[arg-type]
