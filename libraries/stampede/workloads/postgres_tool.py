@@ -8,6 +8,7 @@ timeout) is never used again: the agent takes a fresh one for its next operation
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -62,8 +63,14 @@ class PostgresTool(BaseTool):
         async def attempt() -> OpResult:
             try:
                 async with connection.transaction(isolation=self.isolation.asyncpg_name):
-                    return await self.attempt(connection, agent)
+                    try:
+                        return await self.attempt(connection, agent)
+                    except asyncio.CancelledError:
+                        _drop(connection)  # before the transaction tries to roll back over it
+                        raise
             except (asyncpg.InterfaceError, asyncpg.InternalClientError) as error:
+                if isinstance(error.__context__, asyncio.CancelledError):
+                    raise error.__context__ from None  # the cut, not the failed rollback after it
                 if isinstance(error, asyncpg.InterfaceError) and not _dead(connection):
                     raise
                 raise _lost(connection, error) from None
@@ -71,10 +78,7 @@ class PostgresTool(BaseTool):
         try:
             return await with_retries(attempt, self.retry)
         except BaseException:
-            # Cut off mid-operation: what the server did with it is unknown, so drop the connection
-            # at once (no cancel request, which a partitioned network would leave hanging).
-            if not _dead(connection):
-                connection.terminate()
+            _drop(connection)
             raise
 
     async def _live_connection(self, agent: AgentContext) -> asyncpg.Connection:
@@ -101,8 +105,7 @@ def _lost(connection: asyncpg.Connection, error: Exception) -> asyncpg.PostgresE
     queries (a terminated backend) leaves asyncpg's protocol in a state it
     reports as an internal error; the connection is dropped either way.
     """
-    if not _dead(connection):
-        connection.terminate()
+    _drop(connection)
     if isinstance(error.__context__, asyncpg.PostgresError):
         return error.__context__
     return asyncpg.ConnectionDoesNotExistError(f"the connection was lost: {error}")
@@ -114,3 +117,14 @@ def _dead(connection: asyncpg.Connection) -> bool:
         return connection.is_closed()
     except asyncpg.InterfaceError:
         return True
+
+
+def _drop(connection: asyncpg.Connection) -> None:
+    """Close ``connection`` at once, sending nothing: no rollback, no cancel request.
+
+    For a connection cut off mid-operation, whose state is unknown; over a
+    partitioned network a graceful close or a cancel request would hang. The
+    server ends the transaction when it sees the connection go.
+    """
+    if not _dead(connection):
+        connection.terminate()

@@ -1,0 +1,1 @@
+"""Faults to inject while agents run: terminated PostgreSQL backends, killed or paused Redis clients, a TCP proxy."""
