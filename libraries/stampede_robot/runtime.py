@@ -7,8 +7,8 @@ runtime, so a tool defined with ConcurrentAgents can be judged by LockConflicts.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,6 +62,8 @@ class Services:
     embedded_postgres: EmbeddedPostgres | None = None
     redis: RedisTarget | None = None
     embedded_redis: EmbeddedRedis | None = None
+    undo: list[Callable[[], str]] = field(default_factory=list)
+    """Faults to undo (stop a proxy, wait out a pause) before the services stop; each says what it did."""
 
 
 class Runtime:
@@ -114,7 +116,8 @@ class Runtime:
     def stop_services(self) -> list[str]:
         """Close targets (dropping this run's schema and keys) and stop embedded servers; say what was done."""
         services, self.services = self.services, None
-        done = self.abort_background_launches()
+        done = [undo() for undo in reversed(services.undo)] if services is not None else []
+        done += self.abort_background_launches()
         if services is None:
             return done
         self.tools.clear()
