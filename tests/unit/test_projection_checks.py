@@ -165,8 +165,8 @@ def test_read_your_writes_lag_within_bound_passes_with_the_spread() -> None:
     assert verdict.passed and not verdict.inconclusive
     assert verdict.measured == "p95 95.0 ms"
     assert verdict.message == (
-        "Read-your-writes lag within bound: p95 95.0 ms ≤ 1.00 s (p50 50.0 ms, max 100.0 ms over the 100 appends "
-        "seen); every agent saw its own append in the projection."
+        "Read-your-writes lag within bound: p95 95.0 ms ≤ 1.00 s; the 100 appends seen took p50 50.0 ms, "
+        "max 100.0 ms; every agent saw its own append in the projection."
     )
 
 
@@ -184,7 +184,7 @@ def test_appends_never_seen_count_as_longer_than_any_bound() -> None:
     assert verdict.miss == "never seen"
     assert verdict.message == (
         "Read-your-writes lag too long: p95 never reached, bound 1.00 s: 3 of 10 appends (30.0%) never became "
-        "visible to their agent within its wait (seqs 8, 9, 10) (p50 10.0 ms, max 10.0 ms over the 7 appends seen)."
+        "visible to their agent within its wait (seqs 8, 9, 10); the 7 appends seen took p50 10.0 ms, max 10.0 ms."
     )
     assert [row["seq"] for row in verdict.details] == [8, 9, 10]
 

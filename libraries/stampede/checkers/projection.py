@@ -258,8 +258,8 @@ def check_read_your_writes_lag(history: History, *, bound: float, percentile_ran
     unseen = [op for op in appends if math.isinf(_lag(op))]
     at_rank = percentile(lags, percentile_rank)
     spread = (
-        f"p50 {format_duration(percentile(seen, 50.0))}, max {format_duration(seen[-1])} "
-        f"over the {plural(len(seen), 'append')} seen" if seen else "no append was seen at all"
+        f"the {plural(len(seen), 'append')} seen took p50 {format_duration(percentile(seen, 50.0))}, "
+        f"max {format_duration(seen[-1])}" if seen else "no append was seen at all"
     )
     unseen_note = (
         f"{len(unseen)} of {plural(len(appends), 'append')} ({percent(len(unseen), len(appends))}) never became "
@@ -276,15 +276,15 @@ def check_read_your_writes_lag(history: History, *, bound: float, percentile_ran
         return Verdict(
             name, True, expected, measured,
             message=f"Read-your-writes lag within bound: {rank} {format_duration(at_rank)} ≤ "
-                    f"{format_duration(bound)} ({spread}); {tail}{rows_note(len(rows))}.",
+                    f"{format_duration(bound)}; {spread}; {tail}{rows_note(len(rows))}.",
             details=capped(rows),
             value=at_rank,
         )
     if math.isinf(at_rank):
         return Verdict(
             name, False, expected, measured, "never seen",
-            f"Read-your-writes lag too long: {rank} never reached, bound {format_duration(bound)}: {unseen_note} "
-            f"({spread}){rows_note(len(rows))}.",
+            f"Read-your-writes lag too long: {rank} never reached, bound {format_duration(bound)}: {unseen_note}; "
+            f"{spread}{rows_note(len(rows))}.",
             capped(rows),
             value=at_rank,
         )
@@ -293,7 +293,7 @@ def check_read_your_writes_lag(history: History, *, bound: float, percentile_ran
     return Verdict(
         name, False, expected, measured, miss,
         f"Read-your-writes lag too long: {rank} {format_duration(at_rank)}, bound {format_duration(bound)}, "
-        f"{miss} ({spread}){tail}{rows_note(len(rows))}.",
+        f"{miss}; {spread}{tail}{rows_note(len(rows))}.",
         capped(rows),
         value=at_rank,
     )

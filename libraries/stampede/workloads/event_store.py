@@ -18,7 +18,8 @@ safe   ``WHERE (tx, seq) > (last_tx, last_seq) AND tx < pg_snapshot_xmin(...)``,
        in ``(tx, seq)`` order: it only reads events of transactions older than
        every transaction still running. No such transaction can still commit or
        start, so nothing can ever appear behind its position. The price: the
-       projection waits for the oldest writing transaction on the server.
+       projection waits for the oldest transaction that has written anything
+       anywhere on the server, so a long one elsewhere shows up as lag here.
 =====  ==========================================================================
 
 The safe projector is the transaction-id horizon that PostgreSQL event stores
@@ -31,7 +32,9 @@ Each append holds its transaction open for a random ``commit_delay`` after
 taking its seq, as a tool that does more work before committing would, so
 commits do land out of seq order. After committing, the agent waits (at most
 ``read_timeout``) until the projection reflects its own event and records that
-read-your-writes lag as the timing ``projection_lag``.
+read-your-writes lag as the timing ``projection_lag``. The worker tells the
+waiting agent as soon as its projection transaction commits, so the lag is the
+exact time from one commit to the other, not rounded up to a polling interval.
 """
 
 from __future__ import annotations

@@ -40,14 +40,16 @@ class EventSourcingToolKeywords(LibraryComponent):
         land out of sequence order, as they do when a tool does more work before
         committing), commits, and then waits at most ``read_timeout`` until the
         projection reflects its own event. That wait is recorded as the
-        operation's ``projection_lag`` (thresholds: ``projection_lag_p95 < 1s``).
+        operation's ``projection_lag`` (thresholds: ``projection_lag_p95 < 1s``);
+        keep ``read_timeout`` below the launch's ``operation_timeout``.
 
         A projection worker starts with each launch, polls for new events every
         ``poll_interval`` and folds them into a total per stream. After the
         launch it catches up and stops by itself (at most ``max_catch_up``
         later); `Projection Should Converge` stops it at once. ``projector``:
         - ``safe``: reads only events of transactions older than every running
-          transaction (``pg_snapshot_xmin``), in transaction order: skips nothing.
+          transaction (``pg_snapshot_xmin``), in transaction order: skips nothing,
+          but waits for the oldest writing transaction on the server.
         - ``naive``: reads ``WHERE seq > last seen``: an event committed after a
           higher-numbered one is skipped for ever. The seeded bug.
 
@@ -67,7 +69,7 @@ class EventSourcingToolKeywords(LibraryComponent):
 
     @keyword(tags=["workloads"])
     def stop_projection_workers(self) -> None:
-        """Stops the projection worker of every event append tool that still has one running.
+        """Stops the projection worker of every event append tool that still has one running, and logs each state.
 
         A worker stops by itself once it has caught up after a launch, and
         `Projection Should Converge` stops it too; use this as a test teardown so
@@ -76,10 +78,14 @@ class EventSourcingToolKeywords(LibraryComponent):
         | Test Teardown | Stop Projection Workers |
         """
         for tool in self.runtime.tools.values():
-            if isinstance(tool, EventAppendTool) and tool.worker is not None and tool.worker.running:
-                state = tool.worker.describe_state()
+            if not isinstance(tool, EventAppendTool) or tool.worker is None:
+                continue
+            state = tool.worker.describe_state()
+            if tool.worker.running:
                 self.runtime.run(tool.stop_worker(), timeout=CONVERGENCE_CALL_ALLOWANCE_SECONDS)
                 self.log(f"Stopped the projection worker of {tool.name!r}, which {state}.")
+            else:
+                self.log(f"The projection worker of {tool.name!r} had already stopped: it {state}.")
 
 
 class EventSourcingCheckKeywords(LibraryComponent):
