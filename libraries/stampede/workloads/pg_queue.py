@@ -2,7 +2,8 @@
 
 Tables (in the run's schema, shared by every queue of the run):
 ``work_queues(id, name, capacity)`` and ``queue_items(id, queue_id, priority,
-claimed_by, completed)``. An item is waiting while ``claimed_by`` is null; a
+claimed_by, completed)``, and the function ``queue_offer`` that adds an item
+when there is room. An item is waiting while ``claimed_by`` is null; a
 partial index over waiting items keeps both the claim and the capacity count
 cheap. Each agent holds one connection for the launch.
 """
@@ -33,17 +34,25 @@ CREATE TABLE IF NOT EXISTS queue_items (
     completed  boolean NOT NULL DEFAULT false
 );
 CREATE INDEX IF NOT EXISTS queue_items_waiting ON queue_items (queue_id, priority DESC, id) WHERE claimed_by IS NULL;
+-- The queue's row is locked first; the count then takes a snapshot of its own (each statement of a
+-- function does), so it sees every item the producer that held the lock before us inserted. One
+-- statement could not: its snapshot predates the lock. A function keeps the lock off the client's
+-- round trips, so producers queue behind each other for microseconds, not for network latency.
+CREATE OR REPLACE FUNCTION queue_offer(queue integer, item_priority integer) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    room integer;
+    item bigint;
+BEGIN
+    SELECT capacity INTO room FROM work_queues WHERE id = queue FOR UPDATE;
+    IF (SELECT count(*) FROM queue_items WHERE queue_id = queue AND claimed_by IS NULL) >= room THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO queue_items (queue_id, priority) VALUES (queue, item_priority) RETURNING id INTO item;
+    RETURN item;
+END $$;
 """
 
-# The queue's row is locked first; the count runs as its own statement, so its snapshot sees every
-# item inserted by the producer that held the lock before us (one statement would count with a snapshot
-# taken before the lock was granted, and overfill the queue).
-_LOCK_QUEUE = "SELECT capacity FROM work_queues WHERE id = $1 FOR UPDATE"
-_INSERT_IF_ROOM = """
-    INSERT INTO queue_items (queue_id, priority)
-    SELECT $1, $2 WHERE (SELECT count(*) FROM queue_items WHERE queue_id = $1 AND claimed_by IS NULL) < $3
-    RETURNING id
-"""
 _COUNT_WAITING = "SELECT count(*) FROM queue_items WHERE queue_id = $1 AND claimed_by IS NULL"
 _INSERT = "INSERT INTO queue_items (queue_id, priority) VALUES ($1, $2) RETURNING id"
 
@@ -119,9 +128,7 @@ class PostgresWorkQueue(WorkQueueTool):
     async def enqueue(self, agent: AgentContext, priority: int) -> int | None:
         connection: asyncpg.Connection = agent.state["connection"]
         if self.settings.capacity_check is CapacityCheck.ATOMIC:
-            async with connection.transaction():
-                capacity = await connection.fetchval(_LOCK_QUEUE, self.queue_id)
-                return await connection.fetchval(_INSERT_IF_ROOM, self.queue_id, priority, capacity)
+            return await connection.fetchval("SELECT queue_offer($1, $2)", self.queue_id, priority)
         waiting = await connection.fetchval(_COUNT_WAITING, self.queue_id)
         if waiting >= self.capacity:
             return None
