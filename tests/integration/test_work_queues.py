@@ -22,6 +22,7 @@ from stampede.verdicts import Verdict
 from stampede.workloads.pg_queue import PostgresWorkQueue
 from stampede.workloads.redis_queue import RedisWorkQueue
 from stampede.workloads.work_queue import CapacityCheck, ClaimStrategy, QueueBackend, QueueSettings, WorkQueueTool
+from stampede_robot.keywords.queues import parse_priorities
 
 LAUNCH_BOUND = 30.0
 
@@ -63,6 +64,7 @@ QueueRun = Callable[[Scenario], Awaitable[Outcome]]
 async def run_scenario(tool: WorkQueueTool, scenario: Scenario) -> Outcome:
     result = await launch(tool, LaunchPlan(agents=scenario.agents, duration=LAUNCH_BOUND))
     assert not result.timed_out and not result.agent_errors, (result.unfinished_agents, result.agent_errors)
+    assert result.wall_seconds < LAUNCH_BOUND / 3, "consumers stop once the queue is drained, not at the bound"
     return Outcome(tool, result, await tool.contents())
 
 
@@ -269,3 +271,10 @@ def test_fewer_agents_than_producers_is_refused_before_anything_runs(redis_url: 
             await target.close()
 
     asyncio.run(main())
+
+
+def test_priorities_are_read_as_people_write_them() -> None:
+    assert parse_priorities("1, 5, 10") == parse_priorities("1 5 10") == parse_priorities([1, 5, 10]) == (1, 5, 10)
+    assert parse_priorities(7) == (7,)
+    with pytest.raises(ConfigurationError, match=r"priorities must be whole numbers separated by commas, e\.g\. 1, 5"):
+        parse_priorities("high, low")
