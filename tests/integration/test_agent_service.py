@@ -33,9 +33,11 @@ from stampede.agent_service.protocol import (
     start_run_frame,
 )
 from stampede.agent_service.store import APPLICATION_NAME
+from stampede.errors import ServiceUnavailable
 from stampede.services import EmbeddedPostgres, EmbeddedRedis, PostgresTarget, RedisTarget
 from stampede.services.postgres_target import open_postgres
 from stampede.services.redis_target import open_redis
+from stampede.services.secrets import passwords_in
 
 FRAME_TIMEOUT = 5.0
 FAST = ServiceSettings(think_ms=20)
@@ -146,6 +148,12 @@ async def expect_refusal(ws: ClientConnection, code: str, close_code: CloseCode)
         await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT)
     assert ws.close_code == close_code
     return frame
+
+
+@pytest.fixture
+def embedded(embedded_postgres: EmbeddedPostgres, embedded_redis: EmbeddedRedis) -> tuple[str, str]:
+    """The embedded servers' DSN and URL: for tests that need run only once, not once per server pairing."""
+    return embedded_postgres.dsn, embedded_redis.url
 
 
 # --- the protocol --------------------------------------------------------------------------
@@ -301,13 +309,45 @@ def test_stop_leaves_no_process_key_or_connection_behind(pg_dsn: str, redis_url:
     scenario(pg_dsn, redis_url, run_id, body, settings=ServiceSettings(think_ms=2000))
 
 
+def test_secrets_stay_out_of_the_command_line_and_the_log(embedded: tuple[str, str], run_id: str) -> None:
+    async def body(harness: Harness) -> None:
+        alice = await Client.open(harness.service, "alice")
+        token = harness.service.token_for("alice")
+        await alice.ws.send(hello_frame(token))  # a hello too many: refused, and its token not logged
+        assert (await alice.next())["code"] == "bad_message"
+        await alice.close()
+        secrets = [harness.service._secret, token, *passwords_in(embedded[0]), *passwords_in(embedded[1])]
+        command_line = " ".join(psutil.Process(harness.service.pid).cmdline())
+        log = harness.service.log_path.read_text()  # type: ignore[union-attr]
+        assert "listening on ws://" in log
+        for secret in secrets:
+            assert secret and secret not in command_line and secret not in log
+
+    scenario(*embedded, run_id, body)
+
+
+def test_a_service_that_cannot_start_says_why(embedded: tuple[str, str], run_id: str) -> None:
+    pg_dsn, redis_url = embedded
+
+    async def body() -> None:
+        postgres = await open_postgres(pg_dsn, run_id=run_id)
+        try:
+            for service, reason in [
+                (EmbeddedAgentService(pg_dsn=pg_dsn, pg_schema=f"{postgres.schema}_missing", redis_url=redis_url,
+                                      redis_prefix="unused:"), f"has no schema {postgres.schema}_missing"),
+                (EmbeddedAgentService(pg_dsn=pg_dsn, pg_schema=postgres.schema, redis_url="redis://127.0.0.1:1/0",
+                                      redis_prefix="unused:"), "Cannot reach Redis at redis://127.0.0.1:1/0"),
+            ]:
+                with pytest.raises(ServiceUnavailable, match=reason) as caught:
+                    service.start(timeout=30)
+                assert not any(secret in str(caught.value) for secret in passwords_in(pg_dsn))
+                assert service.pid is None and service.log_path is None
+        finally:
+            await postgres.close()
+
+    asyncio.run(body())
+
 # --- each seeded bug shows a symptom a client can see ----------------------------------------
-
-
-@pytest.fixture
-def embedded(embedded_postgres: EmbeddedPostgres, embedded_redis: EmbeddedRedis) -> tuple[str, str]:
-    """The embedded servers' DSN and URL: the bug twins run once, not once per server pairing."""
-    return embedded_postgres.dsn, embedded_redis.url
 
 
 def with_bug(embedded: tuple[str, str], run_id: str, bug: Bug, body: Callable[[Harness], Awaitable[None]],

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import timedelta
+from typing import Any
 
 import jwt
 import pytest
 
+from stampede.agent_service import EmbeddedAgentService
 from stampede.agent_service.auth import ISSUER, TokenError, issue_token, new_secret, verify_token
 from stampede.agent_service.bugs import Bug, bugs_argument, parse_bugs
 from stampede.agent_service.protocol import (
@@ -24,7 +26,7 @@ from stampede.agent_service.protocol import (
     start_run_frame,
 )
 from stampede.agent_service.settings import ServiceSettings
-from stampede.errors import ConfigurationError
+from stampede.errors import ConfigurationError, ServiceUnavailable
 
 SECRET = new_secret()
 
@@ -140,3 +142,17 @@ def test_settings_round_trip_through_the_command_line() -> None:
 def test_settings_refuse_values_that_cannot_work(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError, match=f"setting {next(iter(bad))} must be a whole number"):
         ServiceSettings(**bad)  # type: ignore[arg-type]
+
+
+def test_the_embedded_service_checks_its_input_before_starting() -> None:
+    def service(**overrides: Any) -> EmbeddedAgentService:
+        options: dict[str, Any] = {"pg_dsn": "postgresql://db/x", "pg_schema": "stampede_run",
+                                   "redis_url": "redis://cache/0", "redis_prefix": "stampede:run:", **overrides}
+        return EmbeddedAgentService(**options)
+
+    with pytest.raises(ConfigurationError, match="Unknown agent service bug switch 'leek'"):
+        service(bugs="leek")
+    with pytest.raises(ConfigurationError, match="schema 'Bad-Name' cannot be used"):
+        service(pg_schema="Bad-Name")
+    with pytest.raises(ServiceUnavailable, match="not running: call start"):
+        service().token_for("alice")

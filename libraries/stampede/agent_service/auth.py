@@ -48,7 +48,7 @@ def check_secret(secret: str | None) -> str:
     """Return ``secret`` if it is long enough to sign with, else raise ConfigurationError."""
     if not secret or len(secret) < MIN_SECRET_LENGTH:
         raise ConfigurationError(
-            f"The agent service's JWT secret must be at least {MIN_SECRET_LENGTH} characters: set "
+            f"The JWT secret must be at least {MIN_SECRET_LENGTH} characters: set "
             f"{SECRET_ENV} to a random string (python -c 'import secrets; print(secrets.token_urlsafe(32))')."
         )
     return secret

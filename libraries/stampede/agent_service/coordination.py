@@ -13,7 +13,8 @@ import redis.asyncio as aioredis
 from .protocol import RunFailure
 from .store import ToolFailure
 
-_LOCK_POLL = (0.005, 0.015)  # seconds between tries, jittered so waiters do not march in step
+_FIRST_RETRY = 0.005  # seconds; doubled per try up to _LAST_RETRY, jittered so waiters do not march in step
+_LAST_RETRY = 0.05
 
 # Delete or touch a key only while it still holds our value: another holder's must survive.
 _DELETE_IF_OURS = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -69,10 +70,12 @@ class RedisLocks:
         """Hold lock ``name``; raise ToolFailure(lock_timeout) after waiting ``wait_ms``."""
         key, token = self.key(name), secrets.token_hex(8)
         deadline = asyncio.get_running_loop().time() + self.wait_ms / 1000
+        retry = _FIRST_RETRY
         while not await self.client.set(key, token, nx=True, px=self.ttl_ms):
             if asyncio.get_running_loop().time() >= deadline:
                 raise ToolFailure(RunFailure.LOCK_TIMEOUT, f"lock {name} stayed taken for {self.wait_ms} ms")
-            await asyncio.sleep(random.uniform(*_LOCK_POLL))
+            await asyncio.sleep(random.uniform(retry / 2, retry))
+            retry = min(retry * 2, _LAST_RETRY)
         try:
             yield
         finally:

@@ -32,6 +32,9 @@ class EmbeddedAgentService:
 
     ``bugs`` are seeded defects (:class:`Bug` or names such as ``"leak, reorder"``).
     :meth:`start` returns the ``ws://`` URL; :meth:`token_for` issues a user's JWT.
+    Stop it before closing the targets (their cleanup drops the schema it works in).
+    Like the embedded servers, start it from a thread that outlives it: the child
+    gets SIGTERM when the starting thread ends.
     """
 
     def __init__(self, *, pg_dsn: str, pg_schema: str, redis_url: str, redis_prefix: str,

@@ -31,7 +31,8 @@ with code 1000 or 1001 ends it (runs still going are cancelled). Any other end
 frames, default 1000). A ``hello`` with the ``resume_token`` and the last seq
 the client saw (``last_seq``, 0 for none) re-attaches it: the service first
 re-sends the frames after ``last_seq`` with their original seq, then sends
-``session_resumed`` (``replayed``: how many) and carries on with the next seq.
+``{"type": "session_resumed", "seq": n, "session_id", "user_id", "replayed": k}``
+and carries on with the next seq.
 Resuming on a new connection while the old one is still open closes the old one
 (close 4410).
 
@@ -51,8 +52,9 @@ every event of the run) and ``cost`` (optional credits, default ``run_cost``)
 are the client's to choose. Thread ids, markers and request ids are 1 to 200
 characters. A run streams, in this order::
 
-    agent_started    context_bytes, context_sha256 (of the text, or of the context as
-                     compact JSON: separators ",", ":", UTF-8, keys as sent)
+    agent_started    context_bytes, context_sha256 (UTF-8 of the text; of a string context;
+                     of "" for no context; else of the context as compact JSON: separators
+                     "," and ":", ensure_ascii off, keys in the order sent)
     agent_thinking   think_ms
     tool_executing   tool ("deduct_credits"), cost
     tool_completed   tool, cost, balance (credits left), message_position (in the thread)
@@ -69,9 +71,12 @@ the thread, in one PostgreSQL transaction, while holding the thread's Redis lock
 Other frames
 ------------
 ``{"type": "ping", "request_id": "p1"}`` gets ``{"type": "pong", "seq": n, "request_id": "p1"}``.
-A malformed frame inside a session gets ``{"type": "error", "seq": n, "code": "bad_json" |
-"bad_message" | "unknown_type" | "unknown_thread", "message": "...", "request_id": ...}``
-and the session goes on.
+A malformed frame inside a session (a second hello included) gets ``{"type": "error",
+"seq": n, "code": "bad_json" | "bad_message" | "unknown_type" | "unknown_thread" |
+"service_unavailable", "message": "...", "request_id": ...}`` and the session goes on.
+If the session's Redis registration is lost, it gets ``error`` ``session_expired``
+and a close (4408). A frame over ``max_message_bytes`` (64 MiB) closes with 1009.
+The service stopping closes every connection with 1001.
 
 State the service keeps
 -----------------------

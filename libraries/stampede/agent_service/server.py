@@ -124,21 +124,27 @@ class AgentService:
         store = await AgentStore.open(config.pg_dsn, config.pg_schema, pool_size=config.settings.pg_pool_size,
                                       initial_credits=config.settings.initial_credits,
                                       lost_update=Bug.LOST_UPDATE in config.bugs)
-        client = aioredis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=10,
-                                         client_name="stampede-agent-service")
+        client: aioredis.Redis | None = None
         try:
+            client = aioredis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=10,
+                                             client_name="stampede-agent-service")
             await client.ping()
         except (rx.RedisError, OSError, ValueError) as error:
-            await client.aclose()
+            if client is not None:
+                await client.aclose()
             await store.close(config.settings.shutdown_timeout_ms / 1000)
-            raise ServiceUnavailable(f"The agent service cannot reach Redis at {mask_dsn(config.redis_url)}: "
+            raise ServiceUnavailable(f"Cannot reach Redis at {mask_dsn(config.redis_url)}: "
                                      f"{scrub(str(error), config.redis_url)}") from None
         return cls(config, store, client)
 
     async def start(self) -> int:
         """Listen; return the port."""
-        self._server = await serve(self._handle, self.config.host, self.config.port, compression=None,
-                                   max_size=self.settings.max_message_bytes, close_timeout=_CLOSE_TIMEOUT)
+        try:
+            self._server = await serve(self._handle, self.config.host, self.config.port, compression=None,
+                                       max_size=self.settings.max_message_bytes, close_timeout=_CLOSE_TIMEOUT)
+        except OSError as error:
+            raise ServiceUnavailable(f"Cannot listen on {self.config.host}:{self.config.port}: "
+                                     f"{error.strerror or error}") from None
         self._spawn(self._keep_sessions_registered())
         return int(self._server.sockets[0].getsockname()[1])
 

@@ -89,7 +89,7 @@ class AgentStore:
             )
         except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise ServiceUnavailable(
-                f"The agent service cannot connect to PostgreSQL at {mask_dsn(dsn)}: {scrub(str(error), dsn)}"
+                f"Cannot connect to PostgreSQL at {mask_dsn(dsn)}: {scrub(str(error), dsn)}"
             ) from None
         try:
             async with pool.acquire() as connection, connection.transaction():
