@@ -1,0 +1,1 @@
+"""Deterministic interleavings of two or three PostgreSQL sessions, step by step, with blocked steps noticed."""

@@ -1,0 +1,204 @@
+"""What each step of a permutation did, and how each session's transaction ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..units import format_duration
+from .spec import Session, Step
+
+SQL_SHOWN = 70
+
+
+def value_text(value: Any) -> str:
+    """A column value as a test plan writes it: ``NULL``, ``10``, ``abc``."""
+    return "NULL" if value is None else str(value)
+
+
+def row_text(row: dict[str, Any]) -> str:
+    """A row as its values separated by commas: ``1, 10``."""
+    return ", ".join(value_text(value) for value in row.values())
+
+
+def rows_text(rows: list[dict[str, Any]]) -> str:
+    """``no rows``, ``1 row: 1, 10``, ``2 rows: 1, 10 | 2, 20``."""
+    if not rows:
+        return "no rows"
+    return f"{len(rows)} row{'' if len(rows) == 1 else 's'}: " + " | ".join(row_text(row) for row in rows)
+
+
+def short_sql(sql: str) -> str:
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= SQL_SHOWN else flat[: SQL_SHOWN - 1] + "…"
+
+
+def _ns_seconds(ns: int) -> str:
+    return format_duration(ns / 1e9)
+
+
+@dataclass
+class StepOutcome:
+    """One step's result: rows and command tag, or an error with its SQLSTATE; whether it blocked; when."""
+
+    step: Step
+    position: int
+    issued_ns: int
+    finished_ns: int | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    status: str | None = None
+    sqlstate: str | None = None
+    error: str | None = None
+    blocked_by: tuple[str, ...] = ()
+    blocked_ns: int | None = None
+    cancelled: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.step.name
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.blocked_by)
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_ns is not None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.finished and self.error is None
+
+    @property
+    def label(self) -> str:
+        """``w2 (T2: UPDATE test SET value = 12 WHERE id = 1)``."""
+        return f"{self.name} ({self.step.session}: {short_sql(self.step.sql)})"
+
+    @property
+    def waited(self) -> str:
+        """``waiting for T1`` / ``waiting for T1 and T3``."""
+        return "waiting for " + " and ".join(self.blocked_by)
+
+    def failure(self) -> str:
+        """The error as ``40001: could not serialize access …`` (empty when the step did not fail)."""
+        if self.error is None:
+            return ""
+        return f"{self.sqlstate}: {self.error}" if self.sqlstate else self.error
+
+    def result(self) -> str:
+        """What the step gave back: ``UPDATE 1``, ``1 row: 10``, ``ERROR 40001: could not serialize …``."""
+        if self.error is not None:
+            return f"ERROR {self.failure()}"
+        if self.status is None or self.status.startswith("SELECT"):
+            return rows_text(self.rows)
+        return f"{self.status}: {rows_text(self.rows)}" if self.rows else self.status
+
+    def story(self) -> str:
+        """What happened to the step, in a sentence a failure message can quote."""
+        if self.cancelled is not None:
+            how = f"blocked {self.waited} and never resumed" if self.blocked else "hung"
+            return f"{how}: {self.cancelled}"
+        outcome = f"failed with {self.failure()}" if self.error is not None else f"succeeded with {self.result()}"
+        if not self.blocked or self.finished_ns is None or self.blocked_ns is None:
+            return f"ran without blocking and {outcome}"
+        return f"blocked {self.waited} for {_ns_seconds(self.finished_ns - self.blocked_ns)}, then {outcome}"
+
+
+class TransactionState(StrEnum):
+    """Where a session's latest transaction stands."""
+
+    OPEN = "open"
+    FAILED = "failed"
+    COMMITTED = "committed"
+    ROLLED_BACK = "rolled back"
+
+
+@dataclass
+class SessionTransaction:
+    """A session's latest transaction: its state, the step that decided it, and how it came to be."""
+
+    session: Session
+    state: TransactionState = TransactionState.OPEN
+    decided_by: str | None = None
+    note: str = ""
+    failed_at: StepOutcome | None = None
+
+    def after(self, outcome: StepOutcome, in_transaction: bool) -> None:
+        """Update the state for a finished step; ``in_transaction`` is the connection's state after it."""
+        if outcome.error is not None:
+            if in_transaction:
+                self.state, self.decided_by, self.failed_at = TransactionState.FAILED, outcome.name, outcome
+                self.note = f"failed at {outcome.name} with {outcome.failure()}"
+            elif self.state in (TransactionState.OPEN, TransactionState.FAILED):
+                self.state, self.decided_by = TransactionState.ROLLED_BACK, outcome.name
+                self.note = f"{outcome.name} failed with {outcome.failure()}, which ended the transaction"
+            return
+        tag = (outcome.status or "").split(" ")[0]
+        if tag == "COMMIT":
+            self.state, self.decided_by, self.note = TransactionState.COMMITTED, outcome.name, f"at {outcome.name}"
+        elif tag == "ROLLBACK":
+            self.state, self.decided_by = TransactionState.ROLLED_BACK, outcome.name
+            self.note = f"{outcome.name} ({short_sql(outcome.step.sql)}) answered ROLLBACK"
+            if self.failed_at is not None:
+                self.note += f": the transaction had failed at {self.failed_at.name} ({self.failed_at.failure()})"
+        elif tag in ("BEGIN", "START"):
+            self.state, self.decided_by, self.note, self.failed_at = TransactionState.OPEN, None, "", None
+
+    def ended_by_stampede(self) -> None:
+        """The permutation ended with this transaction still open, or failed: Stampede rolled it back."""
+        if self.state is TransactionState.FAILED:
+            self.note += "; Stampede rolled it back at the end"
+        else:
+            self.note = "left open by the permutation; Stampede rolled it back at the end"
+        self.state = TransactionState.ROLLED_BACK
+
+    def summary(self) -> str:
+        return f"{self.state.value} ({self.note})" if self.note else self.state.value
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of the timeline: something that happened on ``session``, in the order it was seen."""
+
+    session: str
+    step: str
+    text: str
+
+
+@dataclass
+class PermutationRun:
+    """One permutation run against a real server: every step's outcome and the timeline they happened in."""
+
+    sessions: dict[str, Session]
+    permutation: tuple[str, ...]
+    outcomes: dict[str, StepOutcome]
+    timeline: list[TimelineEntry]
+    transactions: dict[str, SessionTransaction]
+    server_version: str
+    seconds: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return " ".join(self.permutation)
+
+    def outcome(self, step: str) -> StepOutcome:
+        try:
+            return self.outcomes[step]
+        except KeyError:
+            raise ConfigurationError(
+                f"Step {step!r} did not run in permutation {self.label!r}: name one of its steps."
+            ) from None
+
+    def transaction(self, session: str) -> SessionTransaction:
+        try:
+            return self.transactions[session]
+        except KeyError:
+            raise ConfigurationError(
+                f"Session {session!r} is not part of permutation {self.label!r} (sessions: "
+                f"{', '.join(self.sessions)})."
+            ) from None
+
+    def __str__(self) -> str:
+        return f"permutation {self.label!r}"
