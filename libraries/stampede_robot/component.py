@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from robot.api import logger
 from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 
-from .runtime import Runtime
+from stampede.errors import ConfigurationError
+from stampede.verdicts import Verdict
+
+from .html import verdict_table
+from .runtime import LaunchRecord, Runtime
+
+ToolT = TypeVar("ToolT")
 
 
 class LibraryComponent:
@@ -36,3 +42,31 @@ class LibraryComponent:
     @staticmethod
     def log(message: str) -> None:
         logger.info(message)
+
+    def launch_record(self, launch: LaunchRecord | int | None) -> LaunchRecord:
+        """``launch`` itself, the launch with that number, or (``None``) the latest one."""
+        return launch if isinstance(launch, LaunchRecord) else self.runtime.launch(launch)
+
+    def launch_of(
+        self, launch: LaunchRecord | int | None, kind: type[ToolT], described: str, defined_by: str
+    ) -> tuple[LaunchRecord, ToolT]:
+        """The launch and its tool, which must be a ``kind`` (``described`` as, say, "a work queue")."""
+        record = self.launch_record(launch)
+        if not isinstance(record.tool, kind):
+            raise ConfigurationError(
+                f"Launch {record.number} ran {record.tool.name!r}, not {described}: define one with {defined_by}."
+            )
+        return record, record.tool
+
+    def judge(self, *verdicts: Verdict, caption: str | None = None) -> None:
+        """Log the verdicts as one table and what each found; fail with every missed or inconclusive one's message.
+
+        "Nothing to check" (inconclusive) fails too: it must never pass as a success.
+        """
+        self.log_html(verdict_table(verdicts, caption=caption or verdicts[0].name))
+        failed = [verdict.message for verdict in verdicts if not verdict.passed or verdict.inconclusive]
+        for verdict in verdicts:
+            if verdict.message and verdict.message not in failed:
+                self.log(verdict.message)
+        if failed:
+            raise AssertionError(" ".join(failed))

@@ -10,7 +10,6 @@ from stampede.checkers.lost_updates import check_lost_updates
 from stampede.checkers.outcomes import check_all_succeeded, check_retries_not_exhausted, classify_outcomes
 from stampede.errors import ConfigurationError
 from stampede.outcomes import Outcome
-from stampede.verdicts import Verdict
 from stampede.workloads.credits import CreditDeductionTool
 from stampede.workloads.json_config import JsonConfigTool
 
@@ -20,15 +19,6 @@ from ..runtime import LaunchRecord
 
 
 class CheckKeywords(LibraryComponent):
-    def _record(self, launch: LaunchRecord | int | None) -> LaunchRecord:
-        return launch if isinstance(launch, LaunchRecord) else self.runtime.launch(launch)
-
-    def _judge(self, verdict: Verdict) -> Verdict:
-        """Log the verdict; fail on a miss, and on "nothing to check", which must never pass as a success."""
-        self.log_html(verdict_table([verdict], caption=verdict.name))
-        if not verdict.passed or verdict.inconclusive:
-            raise AssertionError(verdict.message)
-        return verdict
 
     @keyword(tags=["checks"])
     def credits_should_be_conserved(self, launch: LaunchRecord | int | None = None) -> None:
@@ -41,12 +31,12 @@ class CheckKeywords(LibraryComponent):
         | Credits Should Be Conserved |
         | Credits Should Be Conserved | ${launch} |
         """
-        record = self._record(launch)
+        record = self.launch_record(launch)
         tool = record.tool
         if not isinstance(tool, CreditDeductionTool) or tool.initial_balance is None:
             raise ConfigurationError(f"Launch {record.number} did not run a credit deduction tool.")
         final = self.runtime.run(tool.final_balance())
-        self._judge(check_conservation(tool.initial_balance, final, record.result.history, tool.amount_of))
+        self.judge(check_conservation(tool.initial_balance, final, record.result.history, tool.amount_of))
 
     @keyword(tags=["checks"])
     def no_update_should_be_lost(self, launch: LaunchRecord | int | None = None) -> None:
@@ -58,13 +48,13 @@ class CheckKeywords(LibraryComponent):
 
         | No Update Should Be Lost |
         """
-        record = self._record(launch)
+        record = self.launch_record(launch)
         tool, history = record.tool, record.result.history
         if isinstance(tool, JsonConfigTool):
-            self._judge(check_lost_updates(history, subject="config", version="version"))
-            self._judge(check_fields_kept(history, self.runtime.run(tool.final_document())))
+            self.judge(check_lost_updates(history, subject="config", version="version"))
+            self.judge(check_fields_kept(history, self.runtime.run(tool.final_document())))
         else:
-            self._judge(check_lost_updates(history))
+            self.judge(check_lost_updates(history))
 
     @keyword(tags=["checks"])
     def get_lost_update_count(self, launch: LaunchRecord | int | None = None) -> int:
@@ -73,7 +63,7 @@ class CheckKeywords(LibraryComponent):
         | ${lost}= | Get Lost Update Count |
         | Should Be True | ${lost} > 0 |
         """
-        record = self._record(launch)
+        record = self.launch_record(launch)
         keys = {"subject": "config", "version": "version"} if isinstance(record.tool, JsonConfigTool) else {}
         verdict = check_lost_updates(record.result.history, **keys)
         self.log_html(verdict_table([verdict], caption=verdict.name))
@@ -85,7 +75,7 @@ class CheckKeywords(LibraryComponent):
 
         | Retries Should Not Be Exhausted |
         """
-        self._judge(check_retries_not_exhausted(self._record(launch).result.history))
+        self.judge(check_retries_not_exhausted(self.launch_record(launch).result.history))
 
     @keyword(tags=["checks"])
     def all_operations_should_succeed(self, launch: LaunchRecord | int | None = None) -> None:
@@ -93,7 +83,7 @@ class CheckKeywords(LibraryComponent):
 
         | All Operations Should Succeed |
         """
-        self._judge(check_all_succeeded(self._record(launch).result.history))
+        self.judge(check_all_succeeded(self.launch_record(launch).result.history))
 
     @keyword(tags=["checks"])
     def log_outcome_classification(self, launch: LaunchRecord | int | None = None) -> None:
@@ -101,7 +91,7 @@ class CheckKeywords(LibraryComponent):
 
         | Log Outcome Classification |
         """
-        self._judge(classify_outcomes(self._record(launch).result.history))
+        self.judge(classify_outcomes(self.launch_record(launch).result.history))
 
     @keyword(tags=["checks"])
     def get_outcome_count(self, outcome: Outcome, launch: LaunchRecord | int | None = None) -> int:
@@ -111,4 +101,4 @@ class CheckKeywords(LibraryComponent):
 
         | ${failures}= | Get Outcome Count | serialization failure |
         """
-        return self._record(launch).summary.counts.attempts_ending(outcome)
+        return self.launch_record(launch).summary.counts.attempts_ending(outcome)

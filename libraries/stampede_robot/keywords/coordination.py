@@ -8,15 +8,13 @@ from robot.api.exceptions import SkipExecution
 from stampede.checkers.atomicity import check_all_or_nothing, check_none_in_doubt, check_sagas, launch_batch
 from stampede.checkers.conservation import check_conservation
 from stampede.errors import ConfigurationError
-from stampede.verdicts import Verdict
 from stampede.workloads.injected_faults import parse_rate
 from stampede.workloads.saga import Compensation, SagaStep, SagaTool
 from stampede.workloads.two_phase_commit import CommitProtocol, CoordinatorFault, TwoPhaseCommitTool
 
 from ..component import LibraryComponent
 from ..html import table
-from ..runtime import LaunchRecord, Runtime
-from .checks import CheckKeywords
+from ..runtime import LaunchRecord
 
 
 class CoordinationToolKeywords(LibraryComponent):
@@ -158,23 +156,11 @@ class CoordinationToolKeywords(LibraryComponent):
 class CoordinationCheckKeywords(LibraryComponent):
     """Judges what the tool did (LockConflicts)."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        super().__init__(runtime)
-        self._checks = CheckKeywords(runtime)
-
-    def _judge(self, verdict: Verdict) -> None:
-        """Judge as every check does; a pass also logs its message, which says in numbers what held."""
-        self._checks._judge(verdict)
-        self.log(verdict.message)
-
     def _two_phase(self, launch: LaunchRecord | int | None) -> tuple[LaunchRecord, TwoPhaseCommitTool, str]:
-        record = self._checks._record(launch)
-        if not isinstance(record.tool, TwoPhaseCommitTool):
-            raise ConfigurationError(
-                f"Launch {record.number} ran {record.tool.name!r}, not a two-phase commit tool: "
-                "define one with Define Two-Phase Commit Tool."
-            )
-        return record, record.tool, launch_batch(record.result.history) or record.tool.batch
+        record, tool = self.launch_of(
+            launch, TwoPhaseCommitTool, "a two-phase commit tool", "Define Two-Phase Commit Tool"
+        )
+        return record, tool, launch_batch(record.result.history) or tool.batch
 
     @keyword(tags=["checks", "coordination"])
     def every_operation_should_be_all_or_nothing(self, launch: LaunchRecord | int | None = None) -> None:
@@ -190,7 +176,7 @@ class CoordinationCheckKeywords(LibraryComponent):
         | Every Operation Should Be All Or Nothing |
         """
         record, tool, batch = self._two_phase(launch)
-        self._judge(check_all_or_nothing(record.result.history, self.runtime.run(tool.observe(batch))))
+        self.judge(check_all_or_nothing(record.result.history, self.runtime.run(tool.observe(batch))))
 
     @keyword(tags=["checks", "coordination"])
     def no_prepared_transaction_should_be_left_in_doubt(self, launch: LaunchRecord | int | None = None) -> None:
@@ -202,7 +188,7 @@ class CoordinationCheckKeywords(LibraryComponent):
         | No Prepared Transaction Should Be Left In Doubt |
         """
         record, tool, batch = self._two_phase(launch)
-        self._judge(check_none_in_doubt(record.result.history, self.runtime.run(tool.observe(batch))))
+        self.judge(check_none_in_doubt(record.result.history, self.runtime.run(tool.observe(batch))))
 
     @keyword(tags=["checks", "coordination"])
     def sagas_should_leave_no_partial_state(self, launch: LaunchRecord | int | None = None) -> None:
@@ -215,15 +201,8 @@ class CoordinationCheckKeywords(LibraryComponent):
 
         | Sagas Should Leave No Partial State |
         """
-        record = self._checks._record(launch)
-        tool = record.tool
-        if not isinstance(tool, SagaTool):
-            raise ConfigurationError(
-                f"Launch {record.number} ran {tool.name!r}, not a saga tool: define one with Define Saga Tool."
-            )
+        record, tool = self.launch_of(launch, SagaTool, "a saga tool", "Define Saga Tool")
         history = record.result.history
         state = self.runtime.run(tool.observe(launch_batch(history) or tool.batch))
-        self._judge(check_sagas(history, state))
-        self._judge(
-            check_conservation(state.initial_credits, state.final_credits, history, lambda _: tool.amount)
-        )
+        self.judge(check_sagas(history, state))
+        self.judge(check_conservation(state.initial_credits, state.final_credits, history, lambda _: tool.amount))

@@ -18,11 +18,9 @@ from stampede.checkers.deadlocks import (
 from stampede.errors import ConfigurationError
 from stampede.retry import RetryPolicy
 from stampede.units import format_duration, parse_duration
-from stampede.verdicts import Verdict
 from stampede.workloads.transfers import LockOrder, TransferTool
 
 from ..component import LibraryComponent
-from ..html import verdict_table
 from ..runtime import LaunchRecord
 
 SEED_BOUND = timedelta(milliseconds=500)
@@ -94,17 +92,6 @@ class DeadlockToolKeywords(LibraryComponent):
 class DeadlockCheckKeywords(LibraryComponent):
     """Judges what the tool did (LockConflicts)."""
 
-    def _record(self, launch: LaunchRecord | int | None) -> LaunchRecord:
-        return launch if isinstance(launch, LaunchRecord) else self.runtime.launch(launch)
-
-    def _judge(self, verdicts: list[Verdict], caption: str) -> None:
-        """Log every verdict; fail with the message of each miss, and on "nothing to check"."""
-        self.log_html(verdict_table(verdicts, caption=caption))
-        missed = [verdict.message for verdict in verdicts if not verdict.passed or verdict.inconclusive]
-        if missed:
-            raise AssertionError(" ".join(missed))
-        self.log(" ".join(verdict.message for verdict in verdicts))
-
     def _deadlock_timeout(self, record: LaunchRecord) -> tuple[str, str]:
         """The ``deadlock_timeout`` the launch's sessions had, and whether the server or the tool set it."""
         tool = record.tool
@@ -119,7 +106,7 @@ class DeadlockCheckKeywords(LibraryComponent):
         | ${deadlocks}= | Get Deadlock Count |
         | Should Be True | ${deadlocks} > 0 |
         """
-        deadlocks = count_deadlocks(self._record(launch).result.history)
+        deadlocks = count_deadlocks(self.launch_record(launch).result.history)
         self.log(f"{deadlocks} deadlocks (SQLSTATE 40P01).")
         return deadlocks
 
@@ -144,21 +131,19 @@ class DeadlockCheckKeywords(LibraryComponent):
         """
         if not 0 < percentile <= 100:
             raise ConfigurationError(f"percentile must be above 0 and at most 100, got {percentile}")
-        record = self._record(launch)
+        record = self.launch_record(launch)
         history = record.result.history
         deadlock_timeout, source = self._deadlock_timeout(record)
-        self._judge(
-            [
-                check_deadlocks_detected(history),
-                check_deadlock_resolution(
-                    history,
-                    within.total_seconds(),
-                    deadlock_timeout=deadlock_timeout,
-                    timeout_source=source,
-                    pct=percentile,
-                ),
-            ],
-            "Deadlock detection and resolution",
+        self.judge(
+            check_deadlocks_detected(history),
+            check_deadlock_resolution(
+                history,
+                within.total_seconds(),
+                deadlock_timeout=deadlock_timeout,
+                timeout_source=source,
+                pct=percentile,
+            ),
+            caption="Deadlock detection and resolution",
         )
 
     @keyword(tags=["checks", "deadlocks"])
@@ -167,7 +152,7 @@ class DeadlockCheckKeywords(LibraryComponent):
 
         | No Deadlock Should Occur |
         """
-        self._judge([check_no_deadlocks(self._record(launch).result.history)], "No deadlocks")
+        self.judge(check_no_deadlocks(self.launch_record(launch).result.history))
 
     @keyword(tags=["checks", "deadlocks"])
     def all_transfers_should_complete(self, launch: LaunchRecord | int | None = None) -> None:
@@ -178,7 +163,7 @@ class DeadlockCheckKeywords(LibraryComponent):
 
         | All Transfers Should Complete |
         """
-        self._judge([check_forward_progress(self._record(launch).result.history)], "Forward progress")
+        self.judge(check_forward_progress(self.launch_record(launch).result.history))
 
     @keyword(tags=["checks", "deadlocks"])
     def credits_should_be_conserved_across_accounts(self, launch: LaunchRecord | int | None = None) -> None:
@@ -191,17 +176,11 @@ class DeadlockCheckKeywords(LibraryComponent):
 
         | Credits Should Be Conserved Across Accounts |
         """
-        record = self._record(launch)
-        tool = record.tool
-        if not isinstance(tool, TransferTool) or tool.initial_balances is None:
-            raise ConfigurationError(
-                f"Launch {record.number} ran {tool.name!r}, not a transfer tool: only a tool defined with "
-                "Define Transfer Tool records the balances it started from."
-            )
+        record, tool = self.launch_of(launch, TransferTool, "a transfer tool", "Define Transfer Tool")
+        if tool.initial_balances is None:
+            raise ConfigurationError(f"Launch {record.number} of {tool.name!r} recorded no starting balances.")
         final = self.runtime.run(tool.final_balances())
-        self._judge(
-            [check_transfers_conserved(tool.initial_balances, final, record.result.history)], "Credits conserved"
-        )
+        self.judge(check_transfers_conserved(tool.initial_balances, final, record.result.history))
 
     @keyword(tags=["checks", "deadlocks"])
     def get_deadlock_resolution_bound(

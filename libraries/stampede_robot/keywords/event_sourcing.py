@@ -12,8 +12,7 @@ from stampede.errors import ConfigurationError
 from stampede.workloads.event_store import EventAppendTool, Projector
 
 from ..component import LibraryComponent
-from ..runtime import LaunchRecord, Runtime
-from .checks import CheckKeywords
+from ..runtime import LaunchRecord
 
 CONVERGENCE_CALL_ALLOWANCE_SECONDS = 30.0
 
@@ -91,18 +90,8 @@ class EventSourcingToolKeywords(LibraryComponent):
 class EventSourcingCheckKeywords(LibraryComponent):
     """Judges what the tool did (LockConflicts)."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        super().__init__(runtime)
-        self._checks = CheckKeywords(runtime)
-
     def _event_tool(self, launch: LaunchRecord | int | None) -> tuple[LaunchRecord, EventAppendTool]:
-        record = self._checks._record(launch)
-        if not isinstance(record.tool, EventAppendTool):
-            raise ConfigurationError(
-                f"Launch {record.number} ran {record.tool.name!r}, not an event append tool: "
-                "define one with Define Event Append Tool."
-            )
-        return record, record.tool
+        return self.launch_of(launch, EventAppendTool, "an event append tool", "Define Event Append Tool")
 
     @keyword(tags=["checks"])
     def projection_should_converge(
@@ -130,7 +119,7 @@ class EventSourcingCheckKeywords(LibraryComponent):
             snapshot = self.runtime.run(tool.converge(deadline_ns), timeout=wait + CONVERGENCE_CALL_ALLOWANCE_SECONDS)
         finally:
             self.runtime.run(tool.stop_worker(), timeout=CONVERGENCE_CALL_ALLOWANCE_SECONDS)
-        self._checks._judge(
+        self.judge(
             check_projection_converged(record.result.history, snapshot, within=within.total_seconds())
         )
 
@@ -152,6 +141,6 @@ class EventSourcingCheckKeywords(LibraryComponent):
         if not 0 < percentile <= 100:
             raise ConfigurationError(f"percentile must be between 0 (exclusive) and 100, got {percentile}")
         record, _ = self._event_tool(launch)
-        self._checks._judge(
+        self.judge(
             check_read_your_writes_lag(record.result.history, bound=bound.total_seconds(), percentile_rank=percentile)
         )

@@ -9,7 +9,6 @@ from robot.api.deco import keyword
 from stampede.checkers.connection_leaks import ConnectionCensus, check_connections_not_leaked
 from stampede.checkers.pool_exhaustion import check_graceful_degradation, describe_acquires
 from stampede.errors import ConfigurationError, StampedeError
-from stampede.verdicts import Verdict
 from stampede.workloads.connection_pool import ConnectionLeak, ConnectionPoolTool
 
 from ..component import LibraryComponent
@@ -67,16 +66,10 @@ class PoolToolKeywords(LibraryComponent):
 class PoolCheckKeywords(LibraryComponent):
     """Judges what the tool did (LockConflicts)."""
 
-    def _record(self, launch: LaunchRecord | int | None) -> LaunchRecord:
-        return launch if isinstance(launch, LaunchRecord) else self.runtime.launch(launch)
-
-    def _census(self, record: LaunchRecord) -> ConnectionCensus:
-        tool = record.tool
-        if not isinstance(tool, ConnectionPoolTool):
-            raise ConfigurationError(
-                f"Launch {record.number} ran {tool.name!r}, not a connection pool tool: only a tool defined with "
-                "Define Connection Pool Tool counts its connections after a run."
-            )
+    def _census(self, launch: LaunchRecord | int | None) -> ConnectionCensus:
+        record, tool = self.launch_of(
+            launch, ConnectionPoolTool, "a connection pool tool", "Define Connection Pool Tool"
+        )
         latest = [other for other in self.runtime.launches if other.tool is tool][-1]
         if latest is not record:
             raise ConfigurationError(
@@ -89,13 +82,6 @@ class PoolCheckKeywords(LibraryComponent):
                 "before it could count (see the errors of Launch Agents)."
             )
         return tool.census
-
-    def _judge(self, verdicts: list[Verdict], caption: str) -> None:
-        """Log every verdict; fail with the message of each miss, and on "nothing to check"."""
-        self.log_html(verdict_table(verdicts, caption=caption))
-        missed = [verdict.message for verdict in verdicts if not verdict.passed or verdict.inconclusive]
-        if missed:
-            raise AssertionError(" ".join(missed))
 
     @keyword(tags=["checks", "pools"])
     def connections_should_not_leak(self, launch: LaunchRecord | int | None = None) -> None:
@@ -110,7 +96,7 @@ class PoolCheckKeywords(LibraryComponent):
 
         | Connections Should Not Leak |
         """
-        self._judge(check_connections_not_leaked(self._census(self._record(launch))), "Connection leaks")
+        self.judge(*check_connections_not_leaked(self._census(launch)), caption="Connection leaks")
 
     @keyword(tags=["checks", "pools"])
     def pool_exhaustion_should_degrade_gracefully(self, launch: LaunchRecord | int | None = None) -> None:
@@ -123,7 +109,7 @@ class PoolCheckKeywords(LibraryComponent):
         | Pool Exhaustion Should Degrade Gracefully |
         | Thresholds Should Hold | success_rate >= 80% | acquire_p95 < 2s |
         """
-        self._judge([check_graceful_degradation(self._record(launch).result.history)], "Graceful degradation")
+        self.judge(check_graceful_degradation(self.launch_record(launch).result.history))
 
     @keyword(tags=["checks", "pools"])
     def log_connection_acquire_times(self, launch: LaunchRecord | int | None = None) -> None:
@@ -131,7 +117,7 @@ class PoolCheckKeywords(LibraryComponent):
 
         | Log Connection Acquire Times |
         """
-        verdict = describe_acquires(self._record(launch).result.history)
+        verdict = describe_acquires(self.launch_record(launch).result.history)
         self.log_html(verdict_table([verdict], caption=verdict.name))
         self.log(verdict.message)
 
@@ -142,4 +128,4 @@ class PoolCheckKeywords(LibraryComponent):
         | ${refused}= | Get Acquire Timeout Count |
         | Should Be True | ${refused} > 0 |
         """
-        return int(describe_acquires(self._record(launch).result.history).value or 0)
+        return int(describe_acquires(self.launch_record(launch).result.history).value or 0)

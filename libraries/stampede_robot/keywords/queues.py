@@ -18,13 +18,12 @@ from stampede.checkers.queue_priorities import check_priority_inversions, check_
 from stampede.checkers.queue_records import summarize_queue
 from stampede.errors import ConfigurationError
 from stampede.units import format_duration
-from stampede.verdicts import Verdict
 from stampede.workloads.pg_queue import PostgresWorkQueue
 from stampede.workloads.redis_queue import RedisWorkQueue
 from stampede.workloads.work_queue import CapacityCheck, ClaimStrategy, QueueBackend, QueueSettings, WorkQueueTool
 
 from ..component import LibraryComponent
-from ..html import table, verdict_table
+from ..html import table
 from ..runtime import LaunchRecord
 
 
@@ -115,22 +114,7 @@ class QueueCheckKeywords(LibraryComponent):
     """Judges what the tool did (LockConflicts)."""
 
     def _queue_launch(self, launch: LaunchRecord | int | None) -> tuple[LaunchRecord, WorkQueueTool]:
-        record = launch if isinstance(launch, LaunchRecord) else self.runtime.launch(launch)
-        if not isinstance(record.tool, WorkQueueTool):
-            raise ConfigurationError(
-                f"Launch {record.number} ran {record.tool.name!r}, not a work queue: define one with Define Work Queue."
-            )
-        return record, record.tool
-
-    def _judge(self, caption: str, verdicts: list[Verdict]) -> None:
-        """Log the verdicts and what each found; fail with every missed (or inconclusive) one's message."""
-        self.log_html(verdict_table(verdicts, caption=caption))
-        failed = [verdict.message for verdict in verdicts if not verdict.passed or verdict.inconclusive]
-        for verdict in verdicts:
-            if verdict.message not in failed:
-                self.log(verdict.message)
-        if failed:
-            raise AssertionError(" ".join(failed))
+        return self.launch_of(launch, WorkQueueTool, "a work queue", "Define Work Queue")
 
     @keyword(tags=["checks", "queues"])
     def every_item_should_be_processed_exactly_once(self, launch: LaunchRecord | int | None = None) -> None:
@@ -148,7 +132,7 @@ class QueueCheckKeywords(LibraryComponent):
         history = record.result.history
         remaining = self.runtime.run(tool.contents())
         lost = check_no_item_lost(history, remaining, planned=tool.settings.items)
-        self._judge("exactly once", [lost, check_no_item_processed_twice(history)])
+        self.judge(lost, check_no_item_processed_twice(history), caption="exactly once")
 
     @keyword(tags=["checks", "queues"])
     def get_duplicate_item_count(self, launch: LaunchRecord | int | None = None) -> int:
@@ -187,7 +171,7 @@ class QueueCheckKeywords(LibraryComponent):
         history = record.result.history
         verdicts = [check_priority_inversions(history, max_inversions),
                     check_waits_by_priority(history, tolerance.total_seconds())]
-        self._judge("priorities", verdicts)
+        self.judge(*verdicts, caption="priorities")
 
     @keyword(tags=["checks", "queues"])
     def queue_overflow_should_be_reported(self, launch: LaunchRecord | int | None = None) -> None:
@@ -202,7 +186,7 @@ class QueueCheckKeywords(LibraryComponent):
         | Queue Overflow Should Be Reported |
         """
         record, tool = self._queue_launch(launch)
-        self._judge("overflow", [check_overflow(record.result.history, tool.capacity)])
+        self.judge(check_overflow(record.result.history, tool.capacity), caption="overflow")
 
     @keyword(tags=["checks", "queues"])
     def log_work_queue_summary(self, launch: LaunchRecord | int | None = None) -> dict[str, Any]:

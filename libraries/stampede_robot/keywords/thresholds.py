@@ -12,9 +12,6 @@ from ..runtime import LaunchRecord
 
 
 class ThresholdKeywords(LibraryComponent):
-    def _record(self, launch: LaunchRecord | int | None) -> LaunchRecord:
-        return launch if isinstance(launch, LaunchRecord) else self.runtime.launch(launch)
-
     @keyword(tags=["thresholds"])
     def thresholds_should_hold(self, *thresholds: str, launch: LaunchRecord | int | None = None) -> None:
         """Fails unless every threshold holds for the latest launch (or ``launch``), listing each miss.
@@ -29,7 +26,7 @@ class ThresholdKeywords(LibraryComponent):
 
         | Thresholds Should Hold | p95 < 500ms | success_rate >= 99% | conflict_rate < 20% |
         """
-        verdicts = evaluate_thresholds(list(thresholds), self._record(launch).summary.metrics)
+        verdicts = evaluate_thresholds(list(thresholds), self.launch_record(launch).summary.metrics)
         self.log_html(verdict_table(verdicts, caption="Thresholds"))
         missed = [verdict.message for verdict in verdicts if not verdict.passed]
         if missed:
@@ -41,7 +38,7 @@ class ThresholdKeywords(LibraryComponent):
 
         | ${p95}= | Get Metric | p95 |
         """
-        metrics = self._record(launch).summary.metrics
+        metrics = self.launch_record(launch).summary.metrics
         if name not in metrics:
             evaluate_thresholds([f"{name} >= 0"], metrics)
         return metrics[name]
