@@ -282,6 +282,25 @@ def test_a_dropped_connection_resumes_where_it_left_off(pg_dsn: str, redis_url: 
     scenario(pg_dsn, redis_url, run_id, body, settings=ServiceSettings(think_ms=300))
 
 
+def test_resuming_takes_over_an_open_connection_and_a_dropped_session_expires(
+    pg_dsn: str, redis_url: str, run_id: str
+) -> None:
+    async def body(harness: Harness) -> None:
+        first = await Client.open(harness.service, "alice")
+        second = Client("alice", await connect(harness.service.url))
+        await second.ws.send(hello_frame(harness.service.token_for("alice"),
+                                         resume_token=first.frames[0]["resume_token"], last_seq=1))
+        assert (await second.next())["type"] == "session_resumed"
+        await first.read_for(FRAME_TIMEOUT)
+        assert first.ws.close_code == CloseCode.TAKEN_OVER
+        second.ws.transport.abort()
+        await asyncio.sleep(0.8)  # beyond the 300 ms resume window: the session is over
+        assert await harness.redis.keys_left() == 0
+        third = await Client.open(harness.service, "alice")
+        await third.close()
+
+    scenario(pg_dsn, redis_url, run_id, body, settings=ServiceSettings(resume_window_ms=300))
+
 def test_stop_leaves_no_process_key_or_connection_behind(pg_dsn: str, redis_url: str, run_id: str) -> None:
     async def body(harness: Harness) -> None:
         service = harness.service
