@@ -136,11 +136,11 @@ def check_ledger(history: History, snapshot: LedgerSnapshot) -> Verdict:
         "finding": f"expected {expected_final}, found {snapshot.final}",
     }
     if problems:
-        message = f"{unit.capitalize()} do not match the ledger: " + "; ".join(problems) + f". ({resolved}.)"
+        message = f"{unit.capitalize()} do not match the ledger: {'; '.join(problems)}. {resolved.capitalize()}"
     else:
         message = (
             f"{unit.capitalize()} match the ledger: {sums}; {plural(len(successful), 'successful operation')}, "
-            f"all in it; {resolved}."
+            f"all in it; {resolved}"
         )
     return Verdict(
         "ledger conservation",
@@ -148,7 +148,7 @@ def check_ledger(history: History, snapshot: LedgerSnapshot) -> Verdict:
         f"{expected_final} {unit}, every success in the ledger",
         f"{snapshot.final} {unit}; {resolved}",
         "; ".join(problems[:1]) if problems else "",
-        message + rows_note(len(rows)),
+        f"{message}{rows_note(len(rows))}.",
         [summary, *capped(rows)],
         value=float(len(committed)),
     )

@@ -84,6 +84,7 @@ class ProxyStats:
 
     accepted: int = 0
     dropped: int = 0
+    abandoned: int = 0  # connections whose client gave up while a partition held them
     upstream_failures: int = 0
     bytes: dict[str, int] = field(default_factory=lambda: {TO_SERVER: 0, TO_CLIENT: 0})
 
@@ -209,7 +210,10 @@ class FaultProxy:
         self.stats.accepted += 1
         pumps: list[asyncio.Task[None]] = []
         try:
-            await self._flowing.wait()  # a partition holds new connections too
+            held = await self._hold(client_reader)
+            if held is None:
+                self.stats.abandoned += 1
+                return
             try:
                 upstream_reader, link.upstream = await asyncio.wait_for(
                     asyncio.open_connection(self.upstream_host, self.upstream_port), UPSTREAM_CONNECT_TIMEOUT
@@ -217,6 +221,9 @@ class FaultProxy:
             except (OSError, TimeoutError):
                 self.stats.upstream_failures += 1
                 return
+            if held:
+                link.upstream.write(held)
+                self.stats.bytes[TO_SERVER] += len(held)
             pumps = [
                 asyncio.create_task(self._pump(client_reader, link.upstream, TO_SERVER)),
                 asyncio.create_task(self._pump(upstream_reader, client_writer, TO_CLIENT)),
@@ -228,6 +235,28 @@ class FaultProxy:
             for writer in link.writers():
                 writer.close()
             self._links.discard(link)
+
+    async def _hold(self, reader: asyncio.StreamReader) -> bytes | None:
+        """Keep a connection made during a partition until the heal, with what its client sent meanwhile.
+
+        Returns None when the client gave up first: behind a real black hole its
+        connection attempt would never have reached the server, so neither does it here.
+        """
+        held = bytearray()
+        while not self._flowing.is_set():
+            healed = asyncio.ensure_future(self._flowing.wait())
+            reading = asyncio.ensure_future(reader.read(CHUNK_BYTES))
+            try:
+                await asyncio.wait({healed, reading}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in (healed, reading):
+                    if not waiter.done():
+                        waiter.cancel()
+            if reading.done() and not reading.cancelled():
+                if reading.exception() is not None or not reading.result():
+                    return None
+                held += reading.result()
+        return bytes(held)
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, way: str) -> None:
         """Forward one direction through a delay line until end of stream or an error."""
@@ -272,6 +301,7 @@ class FaultProxy:
             "connections accepted": str(self.stats.accepted),
             "connections open": str(self.open_connections),
             "connections dropped": str(self.stats.dropped),
+            "connections given up during a partition": str(self.stats.abandoned),
             "upstream connects failed": str(self.stats.upstream_failures),
             "bytes to server": str(self.stats.bytes[TO_SERVER]),
             "bytes to client": str(self.stats.bytes[TO_CLIENT]),

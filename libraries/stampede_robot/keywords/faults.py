@@ -2,8 +2,528 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+from robot.api.deco import keyword
+
+from stampede.checkers.fault_effects import check_added_latency, check_stall
+from stampede.checkers.ledger import check_ledger
+from stampede.errors import ConfigurationError, StampedeError
+from stampede.faults.backends import terminate_backends
+from stampede.faults.proxy import Direction, FaultProxy, parse_address
+from stampede.faults.redis_clients import Pause, kill_clients, pause_clients
+from stampede.faults.routing import RoutedPostgres, RoutedRedis, upstream_of
+from stampede.faults.selection import parse_fraction
+from stampede.retry import RetryPolicy
+from stampede.services.postgres_target import PostgresTarget
+from stampede.services.redis_target import RedisTarget
+from stampede.units import format_duration
+from stampede.verdicts import Verdict
+from stampede.workloads.credits import Strategy
+from stampede.workloads.isolation import IsolationLevel
+from stampede.workloads.ledgered_credits import LedgeredCreditDeductionTool, LedgerWrite
+from stampede.workloads.redis_counter import RedisCounterTool
+
 from ..component import LibraryComponent
+from ..html import table, verdict_table
+from ..runtime import LaunchRecord, Runtime, Services
+
+T = TypeVar("T")
+PROXY_FAULTS = ("latency", "drop connections", "partition", "heal")
+UPSTREAMS = ("postgresql", "redis")
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    """When a fault that stalls traffic was in force, in monotonic ns (the history's clock)."""
+
+    fault: str
+    start_ns: int
+    end_ns: int
+
+
+def _seconds(value: timedelta, what: str) -> float:
+    seconds = value.total_seconds()
+    if seconds <= 0:
+        raise ConfigurationError(f"{what} must be longer than 0 s, got {seconds:g} s")
+    return seconds
 
 
 class FaultKeywords(LibraryComponent):
     """Fault injection (TestServices)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
+        self._proxies: dict[str, FaultProxy] = {}
+        self._proxy_undo: dict[str, Callable[[], str]] = {}
+        self._windows: list[FaultWindow] = []
+        self._partitions: dict[str, int] = {}
+        self._forget_killed: Callable[[], str] | None = None
+
+    # ------------------------------------------------------------------ PostgreSQL and Redis
+
+    @keyword(tags=["faults"])
+    def terminate_postgresql_backends(
+        self, fraction: str = "all", in_transaction: bool = False, within: timedelta = timedelta(seconds=2)
+    ) -> int:
+        """Terminates this run's PostgreSQL backends (``pg_terminate_backend``) and returns how many.
+
+        ``fraction`` is ``all`` or a percentage such as ``50%`` (rounded up, picked
+        at random). With ``in_transaction`` only backends inside a transaction are
+        candidates: the fault lands mid-transaction. The keyword waits up to
+        ``within`` for a candidate to appear and fails if none does, so a fault
+        that hits nothing never passes silently. Agents of Stampede's PostgreSQL
+        tools take a fresh connection for their next operation; the cut ones are
+        recorded as errors (08003, connection lost). Logs what each backend was doing.
+
+        | ${load}= | Launch Agents In Background | deduct | 20 | duration=3 s |
+        | Wait For Operations | ${load} | 100 |
+        | ${terminated}= | Terminate PostgreSQL Backends | fraction=50% | in_transaction=True |
+        """
+        share = parse_fraction(fraction)
+        bound = _seconds(within, "within (the wait for a backend to terminate)")
+        target = self._direct_postgres()
+        terminated = self.runtime.run(terminate_backends(target, share, in_transaction=in_transaction, within=bound))
+        self.log_html(table(
+            ["pid", "state", "in transaction for", "query", "terminated"],
+            (backend.row() for backend in terminated),
+            f"Terminated {len(terminated)} backend(s) of {target.application_name}",
+        ))
+        return sum(backend.terminated for backend in terminated)
+
+    @keyword(tags=["faults"])
+    def kill_redis_clients(self, fraction: str = "all") -> int:
+        """Closes this run's Redis connections from the server side (``CLIENT KILL``) and returns how many.
+
+        The run's connections are those named ``stampede-<run id>``; ``fraction`` is
+        ``all`` or a percentage. A client finds out on its next command (redis-py
+        then reconnects). Undoing the faults afterwards drops the killed
+        connections from the run's own client, so Stampede's checks and clean-up
+        do not trip over them.
+
+        | ${killed}= | Kill Redis Clients |
+        | Kill Redis Clients | fraction=50% |
+        """
+        share = parse_fraction(fraction)
+        services = self._services()
+        target = self._direct_redis()
+        killed = self.runtime.run(kill_clients(target, share))
+        self.log_html(table(
+            ["id", "address", "age", "idle", "last command", "killed"],
+            (client.row() for client in killed),
+            f"Killed {len(killed)} Redis connection(s) named {target.client_name}",
+        ))
+        if self._forget_killed not in services.undo:
+            self._forget_killed = lambda: self._forget_killed_connections(target)
+            services.undo.append(self._forget_killed)
+        return sum(client.killed for client in killed)
+
+    @keyword(tags=["faults"])
+    def pause_redis_clients(self, duration: timedelta) -> None:
+        """Pauses every client of the Redis server for ``duration`` (``CLIENT PAUSE``) and returns at once.
+
+        Redis holds every command from every client (not only this run's) until
+        the pause ends by itself; at most 60 s. The pause is recorded, so
+        `Stall Should Match The Fault` can compare it with what agents saw.
+        Undoing the faults waits out a pause still in force.
+
+        | Pause Redis Clients | 1 s |
+        """
+        pause = self.runtime.run(pause_clients(self._direct_redis(), duration.total_seconds()))
+        self._windows.append(FaultWindow("Redis pause", pause.start_ns, pause.end_ns))
+        self._services().undo.append(lambda: self._wait_out(pause))
+        self.log(f"Paused every Redis client for {format_duration(pause.seconds)}.")
+
+    # ------------------------------------------------------------------ the fault proxy
+
+    @keyword(tags=["faults"])
+    def start_fault_proxy(self, name: str, upstream: str) -> str:
+        """Starts a TCP fault proxy in front of ``upstream`` and returns its address, ``127.0.0.1:<port>``.
+
+        ``upstream`` is ``postgresql`` or ``redis`` (the services in use) or any
+        ``host:port`` (a WebSocket service, say). For ``postgresql`` and ``redis``,
+        the service is routed through the proxy: tools defined from now on (and
+        `Execute SQL`, and so on) connect through it, while Stampede's own admin
+        work and clean-up go direct. Nothing listening at the upstream fails at
+        once, naming the address. The proxy forwards unchanged until a fault is
+        injected (`Add Latency`, `Drop Connections`, `Partition`, `Heal`, or
+        `Inject Fault`); it stops with `Stop Fault Proxy`, `Undo All Faults`, or
+        when the services stop.
+
+        | ${address}= | Start Fault Proxy | pg | postgresql |
+        | ${address}= | Start Fault Proxy | agents | 127.0.0.1:8765 |
+        """
+        if name in self._proxies:
+            raise ConfigurationError(
+                f"A fault proxy named {name!r} is already running ({self._proxies[name].address}); stop it first "
+                "or choose another name."
+            )
+        services = self._services()
+        host, port, route = self._upstream(upstream, services)
+        proxy = FaultProxy(name, host, port)
+        address = self.runtime.run(proxy.start())
+        self._proxies[name] = proxy
+        if route is not None:
+            route(proxy)
+        self._proxy_undo[name] = lambda: self._stop(name, services)
+        services.undo.append(self._proxy_undo[name])
+        self.log(f"Fault proxy {name!r} listens at {address} and forwards to {proxy.upstream}.")
+        return address
+
+    @keyword(tags=["faults"])
+    def inject_fault(
+        self, proxy: str, fault: str, delay: timedelta | None = None, direction: Direction = Direction.BOTH
+    ) -> None:
+        """Injects ``fault`` at fault proxy ``proxy``: ``latency``, ``drop connections``, ``partition`` or ``heal``.
+
+        ``latency`` needs ``delay``: each chunk going ``direction`` (``both``,
+        ``to server``, ``to client``) is held that long, so with ``both`` a
+        request/response round trip takes 2 × ``delay`` longer. ``drop
+        connections`` resets every current connection. ``partition`` black-holes
+        traffic: nothing is forwarded and nothing is closed, new connections are
+        held. ``heal`` ends a partition and removes latency. For tests that take
+        the fault as data; `Add Latency`, `Drop Connections`, `Partition` and
+        `Heal` read better otherwise.
+
+        | Inject Fault | pg | partition |
+        | Inject Fault | pg | latency | delay=50 ms | direction=to client |
+        """
+        chosen = self._proxy(proxy)
+        kind = " ".join(fault.lower().split())
+        if kind not in PROXY_FAULTS:
+            raise ConfigurationError(
+                f"Unknown fault {fault!r}: a fault proxy knows {', '.join(PROXY_FAULTS[:-1])} and {PROXY_FAULTS[-1]}."
+            )
+        if kind == "latency":
+            if delay is None:
+                raise ConfigurationError("The latency fault needs a delay, for example delay=50 ms.")
+            seconds = _seconds(delay, "added latency")
+            self.runtime.run(_on_loop(lambda: chosen.add_latency(seconds, direction)))
+            self.log(f"Fault proxy {proxy!r} now holds each chunk going {direction.value} for "
+                     f"{format_duration(seconds)}.")
+        elif kind == "drop connections":
+            dropped = self.runtime.run(_on_loop(chosen.drop_connections))
+            self.log(f"Fault proxy {proxy!r} reset {dropped} connection(s).")
+        elif kind == "partition":
+            self.runtime.run(_on_loop(chosen.partition))
+            self._partitions.setdefault(proxy, chosen.partitioned_since_ns or 0)
+            self.log(f"Fault proxy {proxy!r} is partitioned: traffic is black-holed.")
+        else:
+            self._heal(proxy, chosen)
+
+    @keyword(tags=["faults"])
+    def add_latency(self, proxy: str, delay: timedelta, direction: Direction = Direction.BOTH) -> None:
+        """Holds each chunk of data through fault proxy ``proxy`` for ``delay`` in ``direction``.
+
+        With ``both`` (the default) a request/response round trip takes 2 ×
+        ``delay`` longer; with ``to client`` it takes ``delay`` longer. `Heal` removes it.
+
+        | Add Latency | pg | 50 ms | direction=to client |
+        """
+        self.inject_fault(proxy, "latency", delay, direction)
+
+    @keyword(tags=["faults"])
+    def drop_connections(self, proxy: str) -> None:
+        """Resets every connection through fault proxy ``proxy`` now; clients must reconnect.
+
+        | Drop Connections | pg |
+        """
+        self.inject_fault(proxy, "drop connections")
+
+    @keyword(tags=["faults"])
+    def partition(self, proxy: str) -> None:
+        """Partitions fault proxy ``proxy``: traffic is black-holed until `Heal`, connections stall, none close.
+
+        | Partition | pg |
+        | Sleep | 1 s |
+        | Heal | pg |
+        """
+        self.inject_fault(proxy, "partition")
+
+    @keyword(tags=["faults"])
+    def heal(self, proxy: str) -> None:
+        """Ends a partition of fault proxy ``proxy`` (held data flows on) and removes added latency.
+
+        | Heal | pg |
+        """
+        self.inject_fault(proxy, "heal")
+
+    @keyword(tags=["faults"])
+    def stop_fault_proxy(self, name: str) -> None:
+        """Stops fault proxy ``name``, closing its connections; a service routed through it is reached directly again.
+
+        | Stop Fault Proxy | pg |
+        """
+        self._proxy(name)
+        services = self._services()
+        undo = self._proxy_undo.get(name)
+        if undo in services.undo:
+            services.undo.remove(undo)
+        self.log(self._stop(name, services))
+
+    @keyword(tags=["faults"])
+    def undo_all_faults(self) -> None:
+        """Stops every fault proxy, waits out a Redis pause still in force, and drops killed Redis connections.
+
+        For a test or suite teardown, so no fault outlives the test that injected
+        it. It also happens by itself when the services stop.
+
+        | [Teardown] | Undo All Faults |
+        """
+        services = self.runtime.services
+        if services is None:
+            return
+        undo, services.undo = services.undo, []
+        for action in reversed(undo):
+            self.log(action())
+
+    # ------------------------------------------------------------------ tools that keep a ledger
+
+    @keyword(tags=["faults", "workloads"])
+    def define_ledgered_credit_deduction_tool(
+        self,
+        name: str,
+        accounts: int | list[int],
+        strategy: Strategy = Strategy.ATOMIC,
+        isolation: IsolationLevel = IsolationLevel.READ_COMMITTED,
+        amount: int = 1,
+        max_retries: int = 20,
+        ledger: LedgerWrite = LedgerWrite.IN_TRANSACTION,
+    ) -> None:
+        """Defines a credit deduction tool that books every deduction in a ledger, for runs with faults.
+
+        Like `Define Credit Deduction Tool`, and each deduction also writes a row
+        keyed by its operation to ``credit_ledger`` in the same transaction, so
+        `Ledger Should Account For Every Operation` can tell which deductions with
+        an unknown outcome (cut during COMMIT, timed out) had committed.
+        ``ledger=after commit`` books in a second transaction once the commit
+        was seen: a seeded bug that faults expose.
+
+        | Define Ledgered Credit Deduction Tool | deduct | ${accounts} | strategy=for update |
+        """
+        self.runtime.tools[name] = LedgeredCreditDeductionTool(
+            self.runtime.postgres,
+            name=name,
+            strategy=strategy,
+            isolation=isolation,
+            accounts=accounts if isinstance(accounts, list) else [accounts],
+            amount=amount,
+            retry=RetryPolicy(max_retries=max_retries),
+            ledger=ledger,
+        )
+
+    @keyword(tags=["faults", "workloads"])
+    def define_redis_counter_tool(self, name: str, counter: str = "counter", max_retries: int = 3) -> None:
+        """Defines a tool that increments a Redis counter once per operation, tagged with the operation's id.
+
+        One Lua script records the id and increments only if the id is new, so
+        an agent whose connection was killed retries the same operation (up to
+        ``max_retries`` times) without risk of counting it twice. The ids are the
+        ledger `Ledger Should Account For Every Operation` checks.
+
+        | Define Redis Counter Tool | count |
+        """
+        self.runtime.tools[name] = RedisCounterTool(self.runtime.redis, name=name, counter=counter,
+                                                    max_retries=max_retries)
+
+    # ------------------------------------------------------------------ checks
+
+    @keyword(tags=["faults", "checks"])
+    def ledger_should_account_for_every_operation(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails unless the balance and the history match the ledger, and reports unknown outcomes resolved.
+
+        For a tool that keeps a ledger (`Define Ledgered Credit Deduction Tool`,
+        `Define Redis Counter Tool`): the balance must be the starting one minus
+        (or plus) the ledger's total; every operation the history calls
+        successful must be in the ledger and none the server refused; operations
+        whose outcome the client could not know (connection lost, timed out) are
+        looked up in the ledger and reported: "3 operations with unknown
+        outcome: 2 had committed, 1 had not".
+
+        | Ledger Should Account For Every Operation |
+        """
+        record = self._record(launch)
+        tool, key = record.tool, record.result.tool_settings.get("ledger key")
+        if isinstance(tool, LedgeredCreditDeductionTool) and key:
+            snapshot = self.runtime.run(tool.ledger_snapshot(key, self._direct_postgres()))
+        elif isinstance(tool, RedisCounterTool) and key:
+            snapshot = self.runtime.run(tool.ledger_snapshot(key, self._direct_redis()))
+        else:
+            raise ConfigurationError(
+                f"Launch {record.number} ran {record.tool.name!r}, which keeps no ledger: define the tool with "
+                "Define Ledgered Credit Deduction Tool or Define Redis Counter Tool."
+            )
+        self._judge(check_ledger(record.result.history, snapshot))
+
+    @keyword(tags=["faults", "checks"])
+    def stall_should_match_the_fault(
+        self, tolerance: timedelta = timedelta(milliseconds=500), launch: LaunchRecord | int | None = None
+    ) -> float:
+        """Fails unless progress stalled for about as long as the last partition or Redis pause; returns the stall in s.
+
+        The stall is the longest stretch of the launch in which no operation
+        succeeded. It must overlap the fault (a `Partition` until its `Heal`, or
+        a `Pause Redis Clients`), differ from its length by at most
+        ``tolerance``, and operations must succeed again after it.
+
+        | ${stall}= | Stall Should Match The Fault | tolerance=300 ms |
+        """
+        record = self._record(launch)
+        bound = _seconds(tolerance, "tolerance")
+        result = record.result
+        windows = [w for w in self._windows if result.started_ns <= w.start_ns <= result.ended_ns]
+        if not windows:
+            raise ConfigurationError(
+                f"No partition (healed) or Redis pause began during launch {record.number}: inject one while "
+                "its agents run (Launch Agents In Background)."
+            )
+        window = windows[-1]
+        verdict = self._judge(check_stall(result.history, window.fault, window.start_ns, window.end_ns, bound))
+        return float(verdict.value or 0.0)
+
+    @keyword(tags=["faults", "checks"])
+    def median_latency_should_rise_by(
+        self,
+        added: timedelta,
+        baseline: LaunchRecord | int,
+        tolerance: timedelta = timedelta(milliseconds=20),
+        launch: LaunchRecord | int | None = None,
+    ) -> float:
+        """Fails unless the p50 latency of ``launch`` is that of ``baseline`` plus ``added``, ± ``tolerance``.
+
+        Returns the measured rise in seconds. ``added`` is what the operations
+        should feel: the injected delay times the round trips it applies to.
+
+        | ${quiet}= | Launch Agents | count | 5 | iterations=20 |
+        | Add Latency | redis | 50 ms | direction=to client |
+        | Launch Agents | count | 5 | iterations=20 |
+        | Median Latency Should Rise By | 50 ms | baseline=${quiet} |
+        """
+        before = self._record(baseline).summary.latency.percentiles[50.0]
+        after = self._record(launch).summary.latency.percentiles[50.0]
+        verdict = self._judge(check_added_latency(before, after, _seconds(added, "added latency"),
+                                                  _seconds(tolerance, "tolerance")))
+        return float(verdict.value or 0.0)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _judge(self, verdict: Verdict) -> Verdict:
+        """Log the verdict (its table, and its sentence: what was measured); fail on a miss or on nothing to check."""
+        self.log_html(verdict_table([verdict], caption=verdict.name))
+        if not verdict.passed or verdict.inconclusive:
+            raise AssertionError(verdict.message)
+        self.log(verdict.message)
+        return verdict
+
+    def _record(self, launch: LaunchRecord | int | None) -> LaunchRecord:
+        return launch if isinstance(launch, LaunchRecord) else self.runtime.launch(launch)
+
+    def _services(self) -> Services:
+        if self.runtime.services is None:
+            raise StampedeError("No services in use: call Use PostgreSQL or Use Redis first (usually in the suite "
+                                "setup).")
+        return self.runtime.services
+
+    def _direct_postgres(self) -> PostgresTarget:
+        """The PostgreSQL in use, unwrapped from a route through a fault proxy."""
+        target = self.runtime.postgres
+        return target.direct if isinstance(target, RoutedPostgres) else target
+
+    def _direct_redis(self) -> RedisTarget:
+        """The Redis in use, unwrapped from a route through a fault proxy."""
+        target = self.runtime.redis
+        return target.direct if isinstance(target, RoutedRedis) else target
+
+    def _proxy(self, name: str) -> FaultProxy:
+        try:
+            return self._proxies[name]
+        except KeyError:
+            running = ", ".join(repr(n) for n in self._proxies) or "none"
+            raise ConfigurationError(
+                f"No fault proxy named {name!r} is running (running: {running}); start one with Start Fault Proxy."
+            ) from None
+
+    def _upstream(self, upstream: str, services: Services) -> tuple[str, int, Callable[[FaultProxy], None] | None]:
+        """Where the proxy forwards to, and how to route the service in use through it (when it is one)."""
+        service = upstream.strip().lower()
+        if service == "postgresql":
+            postgres = self._direct_postgres()
+            if services.postgres is not postgres:
+                raise ConfigurationError(f"PostgreSQL is already routed through a fault proxy: "
+                                         f"{services.postgres.display_dsn}. Stop that proxy first.")
+
+            def route_postgres(proxy: FaultProxy) -> None:
+                services.postgres = RoutedPostgres(postgres, proxy)  # type: ignore[assignment]
+
+            return *upstream_of(postgres.dsn, 5432, service="PostgreSQL"), route_postgres
+        if service == "redis":
+            redis = self._direct_redis()
+            if services.redis is not redis:
+                raise ConfigurationError(f"Redis is already routed through a fault proxy: "
+                                         f"{services.redis.display_url}. Stop that proxy first.")
+
+            def route_redis(proxy: FaultProxy) -> None:
+                services.redis = RoutedRedis(redis, proxy)  # type: ignore[assignment]
+
+            return *upstream_of(redis.url, 6379, service="Redis"), route_redis
+        if ":" not in service:
+            raise ConfigurationError(
+                f"A fault proxy's upstream is {' or '.join(UPSTREAMS)} (the service in use) or host:port, "
+                f"got {upstream!r}."
+            )
+        return *parse_address(upstream, what="A fault proxy's upstream"), None
+
+    def _heal(self, name: str, proxy: FaultProxy) -> None:
+        self.runtime.run(_on_loop(proxy.heal))
+        since = self._partitions.pop(name, None)
+        if since is not None:
+            window = FaultWindow("partition", since, time.monotonic_ns())
+            self._windows.append(window)
+            self.log(f"Fault proxy {name!r} healed after a {format_duration((window.end_ns - since) / 1e9)} "
+                     "partition.")
+        self.log_html(table(["", ""], proxy.describe().items(), f"Fault proxy {name!r}"))
+
+    def _stop(self, name: str, services: Services) -> str:
+        """Stop proxy ``name``, route its service directly again; say what was done. Never raises."""
+        proxy = self._proxies.pop(name, None)
+        if proxy is None:
+            return f"Fault proxy {name!r} had already stopped."
+        self._partitions.pop(name, None)
+        try:
+            if isinstance(services.postgres, RoutedPostgres) and services.postgres.proxy is proxy:
+                services.postgres = services.postgres.direct
+            if isinstance(services.redis, RoutedRedis) and services.redis.proxy is proxy:
+                routed, services.redis = services.redis, services.redis.direct
+                self.runtime.run(routed.close_route(), timeout=10)
+            self.runtime.run(proxy.stop(), timeout=10)
+        except (StampedeError, OSError, TimeoutError) as error:
+            return f"Fault proxy {name!r} did not stop cleanly: {error}"
+        rows = proxy.describe()
+        return (f"Stopped fault proxy {name!r} ({rows['proxy']}): {rows['connections accepted']} connections, "
+                f"{rows['connections dropped']} dropped, {rows['bytes to server']} bytes to the server and "
+                f"{rows['bytes to client']} to clients.")
+
+    def _forget_killed_connections(self, target: RedisTarget) -> str:
+        """Drop the run's client connections, the killed ones among them: its next command reconnects."""
+        try:
+            self.runtime.run(target.client.connection_pool.disconnect(), timeout=10)
+        except (OSError, TimeoutError) as error:
+            return f"Could not drop the Redis connections killed earlier: {error}"
+        return "Dropped the run's Redis connections, the killed ones among them; the next command reconnects."
+
+    def _wait_out(self, pause: Pause) -> str:
+        left = pause.seconds_left()
+        if left:
+            self.runtime.run(asyncio.sleep(left), timeout=left + 5)
+            return f"Waited {format_duration(left)} for the Redis pause to end."
+        return "The Redis pause had already ended."
+
+
+async def _on_loop(action: Callable[[], T]) -> T:
+    """Run a proxy's fault switch on the engine's loop, where its connections live (asyncio is not thread-safe)."""
+    return action()
