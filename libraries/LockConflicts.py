@@ -8,6 +8,7 @@ from stampede_robot.keywords.checks import CheckKeywords
 from stampede_robot.keywords.coordination import CoordinationCheckKeywords
 from stampede_robot.keywords.deadlocks import DeadlockCheckKeywords
 from stampede_robot.keywords.event_sourcing import EventSourcingCheckKeywords
+from stampede_robot.keywords.interleavings import InterleavingKeywords
 from stampede_robot.keywords.pools import PoolCheckKeywords
 from stampede_robot.keywords.queues import QueueCheckKeywords
 from stampede_robot.runtime import runtime
@@ -39,5 +40,6 @@ class LockConflicts(DynamicCore):
             DeadlockCheckKeywords,
             EventSourcingCheckKeywords,
             QueueCheckKeywords,
+            InterleavingKeywords,
         )
         super().__init__([component(runtime()) for component in components])

@@ -128,19 +128,22 @@ class SessionTransaction:
     def after(self, outcome: StepOutcome, in_transaction: bool) -> None:
         """Update the state for a finished step; ``in_transaction`` is the connection's state after it."""
         if outcome.error is not None:
-            if in_transaction:
-                self.state, self.decided_by, self.failed_at = TransactionState.FAILED, outcome.name, outcome
-                self.note = f"failed at {outcome.name} with {outcome.failure()}"
-            elif self.state in (TransactionState.OPEN, TransactionState.FAILED):
+            if not in_transaction and self.state in (TransactionState.OPEN, TransactionState.FAILED):
                 self.state, self.decided_by = TransactionState.ROLLED_BACK, outcome.name
                 self.note = f"{outcome.name} failed with {outcome.failure()}, which ended the transaction"
+            elif in_transaction and self.state is not TransactionState.FAILED:
+                self.state, self.decided_by, self.failed_at = TransactionState.FAILED, outcome.name, outcome
+                self.note = f"failed at {outcome.name} with {outcome.failure()}"
             return
         tag = (outcome.status or "").split(" ")[0]
         if tag == "COMMIT":
             self.state, self.decided_by, self.note = TransactionState.COMMITTED, outcome.name, f"at {outcome.name}"
         elif tag == "ROLLBACK":
             self.state, self.decided_by = TransactionState.ROLLED_BACK, outcome.name
-            self.note = f"{outcome.name} ({short_sql(outcome.step.sql)}) answered ROLLBACK"
+            if outcome.step.sql.split()[0].upper() in ("ROLLBACK", "ABORT"):
+                self.note = f"at {outcome.name}"
+            else:
+                self.note = f"{outcome.name} ({short_sql(outcome.step.sql)}) answered ROLLBACK"
             if self.failed_at is not None:
                 self.note += f": the transaction had failed at {self.failed_at.name} ({self.failed_at.failure()})"
         elif tag in ("BEGIN", "START"):

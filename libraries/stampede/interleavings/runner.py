@@ -184,18 +184,20 @@ class _Runner:
         self.outcomes[step.name] = outcome
         task = asyncio.get_running_loop().create_task(_execute(live.connection, step.sql))
         live.pending = _Pending(outcome, task, time.monotonic())
-        await self._settle()
+        await self._settle(current=live)
 
-    async def _settle(self, need: _Live | None = None, finishing: bool = False) -> None:
+    async def _settle(self, current: _Live | None = None, need: _Live | None = None, finishing: bool = False) -> None:
         """Wait until every pending step has finished or is blocked by a session of the run.
 
-        ``need``: that session's pending step must finish (its session has a
-        step to run). ``finishing``: every pending step must finish. A step that
-        can never resume is cancelled; one that hangs is cancelled after the
-        step timeout.
+        ``current``: the session whose step was just issued; when it finishes,
+        it is reported before the steps it unblocked (whose results may reach
+        us first). ``need``: that session's pending step must finish (its
+        session has a step to run). ``finishing``: every pending step must
+        finish. A step that can never resume is cancelled; one that hangs is
+        cancelled after the step timeout.
         """
         while True:
-            self._collect_finished()
+            self._collect_finished(current)
             pending = [live for live in self.live.values() if live.pending is not None]
             if not pending:
                 return
@@ -295,9 +297,14 @@ class _Runner:
                 live.connection.terminate()
                 await asyncio.wait([pending.task], timeout=CANCEL_GRACE)
 
-    def _collect_finished(self) -> None:
+    def _collect_finished(self, current: _Live | None) -> None:
         finished = [live for live in self.live.values() if live.pending is not None and live.pending.task.done()]
-        for live in sorted(finished, key=lambda live: live.pending.task.result().finished_ns):  # type: ignore[union-attr]
+
+        def order(live: _Live) -> tuple[bool, int]:
+            assert live.pending is not None
+            return live is not current, live.pending.task.result().finished_ns
+
+        for live in sorted(finished, key=order):
             self._record(live)
 
     def _record(self, live: _Live) -> None:

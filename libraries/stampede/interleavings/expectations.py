@@ -1,0 +1,86 @@
+"""Assertions on a permutation's outcomes, step by step, with messages that tell what the step really did."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ..errors import ConfigurationError
+from .outcome import PermutationRun, TransactionState, row_text, rows_text
+
+_SQLSTATE = re.compile(r"[0-9A-Z]{5}")
+
+
+class OutcomeMismatch(AssertionError):
+    """A step or a session did not do what the test expected."""
+
+    ROBOT_SUPPRESS_NAME = True
+
+
+def normalize_row(text: str) -> str:
+    """``1,10`` and ``1 ,  10`` both read as ``1, 10``."""
+    return ", ".join(part.strip() for part in text.split(","))
+
+
+def step_should_block(run: PermutationRun, step: str) -> None:
+    outcome = run.outcome(step)
+    if not outcome.blocked:
+        raise OutcomeMismatch(f"Step {outcome.label} did not block: it {outcome.story()}.")
+
+
+def step_should_not_block(run: PermutationRun, step: str) -> None:
+    outcome = run.outcome(step)
+    if outcome.blocked:
+        raise OutcomeMismatch(f"Step {outcome.label} blocked: it {outcome.story()}.")
+
+
+def step_should_succeed(run: PermutationRun, step: str, status: str | None = None) -> None:
+    outcome = run.outcome(step)
+    if not outcome.succeeded:
+        raise OutcomeMismatch(f"Step {outcome.label} did not succeed: it {outcome.story()}.")
+    if status is not None and " ".join(status.split()) != outcome.status:
+        raise OutcomeMismatch(f"Step {outcome.label} succeeded with {outcome.status}, expected {status}.")
+
+
+def step_should_fail_with(run: PermutationRun, step: str, sqlstate: str) -> None:
+    code = sqlstate.strip().upper()
+    if not _SQLSTATE.fullmatch(code):
+        raise ConfigurationError(
+            f"{sqlstate!r} is not a SQLSTATE: give the five-character code, e.g. 40001 (serialization failure), "
+            "40P01 (deadlock), 55P03 (lock not available), 25P02 (transaction aborted)."
+        )
+    outcome = run.outcome(step)
+    if outcome.sqlstate != code:
+        raise OutcomeMismatch(f"Step {outcome.label} did not fail with {code}: it {outcome.story()}.")
+
+
+def step_should_return(run: PermutationRun, step: str, rows: Sequence[str]) -> None:
+    outcome = run.outcome(step)
+    expected = [normalize_row(row) for row in rows]
+    if not outcome.succeeded:
+        raise OutcomeMismatch(
+            f"Step {outcome.label} returned no rows to compare with {_expected_text(expected)}: it {outcome.story()}."
+        )
+    actual = [row_text(row) for row in outcome.rows]
+    if actual != expected:
+        raise OutcomeMismatch(
+            f"Step {outcome.label} returned {rows_text(outcome.rows)}, expected {_expected_text(expected)}."
+        )
+
+
+def _expected_text(rows: list[str]) -> str:
+    if not rows:
+        return "no rows"
+    return f"{len(rows)} row{'' if len(rows) == 1 else 's'}: " + " | ".join(rows)
+
+
+def session_should_commit(run: PermutationRun, session: str) -> None:
+    transaction = run.transaction(session)
+    if transaction.state is not TransactionState.COMMITTED:
+        raise OutcomeMismatch(f"Session {session} did not commit: its transaction {transaction.summary()}.")
+
+
+def session_should_roll_back(run: PermutationRun, session: str) -> None:
+    transaction = run.transaction(session)
+    if transaction.state is not TransactionState.ROLLED_BACK:
+        raise OutcomeMismatch(f"Session {session} did not roll back: its transaction {transaction.summary()}.")
