@@ -25,6 +25,7 @@ ${PARTITION_LENGTH}         1 s
 ${PARTITION_OP_TIMEOUT}     400 ms
 # Measured: the stall outlasts the partition by 0.1 to 0.2 s (reconnecting after the heal).
 ${STALL_TOLERANCE}          500 ms
+${DROP_ROUNDS}              3
 ${PAUSE_LENGTH}             1 s
 ${KILL_ROUNDS}              3
 ${ADDED_LATENCY}            50 ms
@@ -59,6 +60,17 @@ Deductions Through A Partition Time Out, Then Resume After The Heal
     Then Operations Time Out During The Partition
     And Progress Stalls For About The Fault And Resumes    ${STALL_TOLERANCE}
     And Every Credit Is Accounted For By The Ledger
+
+Dropped Connections Cut Deductions In Flight And The Agents Reconnect
+    [Documentation]    The agents reach PostgreSQL through a fault proxy that resets every connection, ${DROP_ROUNDS}
+    ...    times. Each cut deduction is reported, its agent reconnects, and the ledger accounts for every credit,
+    ...    including cut deductions that had committed.
+    Given Agents Reach PostgreSQL Through A Fault Proxy
+    ${load}=    And Agents Deduct Credits With A Ledger In The Background
+    ${dropped}=    When Connections To PostgreSQL Are Dropped    ${load}    ${DROP_ROUNDS}
+    Then Cut Deductions Are Reported And The Rest Succeed    ${dropped}
+    And Every Credit Is Accounted For By The Ledger
+    And Stop Fault Proxy    pg
 
 Added Latency Raises The Median By About The Delay
     [Documentation]    The agents reach Redis through a fault proxy. The median latency of ${LATENCY_AGENTS} × ${LATENCY_ITERATIONS}

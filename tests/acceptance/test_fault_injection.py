@@ -26,7 +26,7 @@ UNKNOWN = r"(no operation had an unknown outcome|\d+ operations? with unknown ou
 
 SUITE_TESTS = {
     "Deductions Survive Backends Terminated Mid-Transaction": [
-        r"^[1-9]\d* backends terminated; [1-9]\d* of \d+ deductions cut, \d+ succeeded\.$",
+        r"^[1-9]\d* connections hit; [1-9]\d* of \d+ deductions cut, \d+ succeeded\.$",
         r"^Credits match the ledger: 1000000 at the start minus (\d+) in \1 ledger rows is \d+, found \d+; "
         r"\d+ successful operations, all in it; [1-9]\d* operations? with unknown outcome: \d+ had committed, "
         r"\d+ had not( \(the table shows the first 20 of \d+\))?\.$",
@@ -36,6 +36,11 @@ SUITE_TESTS = {
         rf"^Progress stalled for {DURATION} during the {DURATION} partition; operations succeeded again "
         rf"{DURATION} after it ended\.$",
         rf"^Credits match the ledger: .*; {UNKNOWN}( \(the table shows the first 20 of \d+\))?\.$",
+    ],
+    "Dropped Connections Cut Deductions In Flight And The Agents Reconnect": [
+        r"^[1-9]\d* connections hit; [1-9]\d* of \d+ deductions cut, \d+ succeeded\.$",
+        rf"^Credits match the ledger: .*; {UNKNOWN}( \(the table shows the first 20 of \d+\))?\.$",
+        r"^Stopped fault proxy 'pg' \(.*\): \d+ connections, [1-9]\d* dropped, ",
     ],
     "Added Latency Raises The Median By About The Delay": [
         rf"^Added latency shows in the median: expected it up by 50\.0 ms \(± 25\.0 ms\), measured from {DURATION} "

@@ -123,6 +123,7 @@ class FaultProxy:
         self.partitioned_since_ns: int | None = None
         self._delay = {TO_SERVER: 0.0, TO_CLIENT: 0.0}
         self._flowing = asyncio.Event()
+        self._flowing.set()
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
 
@@ -155,7 +156,6 @@ class FaultProxy:
         if self.running:
             return self.address
         await probe(self.upstream_host, self.upstream_port, name=self.name)
-        self._flowing.set()
         self._server = await asyncio.start_server(self._serve, LISTEN_HOST, 0)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.address

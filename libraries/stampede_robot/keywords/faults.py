@@ -178,7 +178,7 @@ class FaultKeywords(LibraryComponent):
     @keyword(tags=["faults"])
     def inject_fault(
         self, proxy: str, fault: str, delay: timedelta | None = None, direction: Direction = Direction.BOTH
-    ) -> None:
+    ) -> int:
         """Injects ``fault`` at fault proxy ``proxy``: ``latency``, ``drop connections``, ``partition`` or ``heal``.
 
         ``latency`` needs ``delay``: each chunk going ``direction`` (``both``,
@@ -186,7 +186,8 @@ class FaultKeywords(LibraryComponent):
         request/response round trip takes 2 × ``delay`` longer. ``drop
         connections`` resets every current connection. ``partition`` black-holes
         traffic: nothing is forwarded and nothing is closed, new connections are
-        held. ``heal`` ends a partition and removes latency. For tests that take
+        held. ``heal`` ends a partition and removes latency. Returns how many
+        connections were reset (0 for the other faults). For tests that take
         the fault as data; `Add Latency`, `Drop Connections`, `Partition` and
         `Heal` read better otherwise.
 
@@ -209,12 +210,14 @@ class FaultKeywords(LibraryComponent):
         elif kind == "drop connections":
             dropped = self.runtime.run(_on_loop(chosen.drop_connections))
             self.log(f"Fault proxy {proxy!r} reset {dropped} connection(s).")
+            return dropped
         elif kind == "partition":
             self.runtime.run(_on_loop(chosen.partition))
             self._partitions.setdefault(proxy, chosen.partitioned_since_ns or 0)
             self.log(f"Fault proxy {proxy!r} is partitioned: traffic is black-holed.")
         else:
             self._heal(proxy, chosen)
+        return 0
 
     @keyword(tags=["faults"])
     def add_latency(self, proxy: str, delay: timedelta, direction: Direction = Direction.BOTH) -> None:
@@ -228,12 +231,12 @@ class FaultKeywords(LibraryComponent):
         self.inject_fault(proxy, "latency", delay, direction)
 
     @keyword(tags=["faults"])
-    def drop_connections(self, proxy: str) -> None:
-        """Resets every connection through fault proxy ``proxy`` now; clients must reconnect.
+    def drop_connections(self, proxy: str) -> int:
+        """Resets every connection through fault proxy ``proxy`` now and returns how many; clients must reconnect.
 
-        | Drop Connections | pg |
+        | ${dropped}= | Drop Connections | pg |
         """
-        self.inject_fault(proxy, "drop connections")
+        return self.inject_fault(proxy, "drop connections")
 
     @keyword(tags=["faults"])
     def partition(self, proxy: str) -> None:
