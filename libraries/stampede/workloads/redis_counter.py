@@ -86,7 +86,8 @@ class RedisCounterTool(BaseTool):
         client = (target or self.target).client
         try:
             members, final = await self._read(client, launch_key)
-        except _RETRIED:  # a connection killed by a fault fails once; redis-py then reconnects
+        except _RETRIED:  # connections killed by a fault fail once each: start afresh (the launch is over)
+            await client.connection_pool.disconnect()
             members, final = await self._read(client, launch_key)
         entries = {}
         for member in members:

@@ -86,7 +86,7 @@ class FaultKeywords(LibraryComponent):
         | ${terminated}= | Terminate PostgreSQL Backends | fraction=50% | in_transaction=True |
         """
         share = parse_fraction(fraction)
-        bound = _seconds(within, "within (the wait for a backend to terminate)")
+        bound = _seconds(within, "within (how long to wait for a backend to terminate)")
         target = self._direct_postgres()
         terminated = self.runtime.run(terminate_backends(target, share, in_transaction=in_transaction, within=bound))
         self.log_html(table(
@@ -264,8 +264,7 @@ class FaultKeywords(LibraryComponent):
         """
         self._proxy(name)
         services = self._services()
-        undo = self._proxy_undo.get(name)
-        if undo in services.undo:
+        if (undo := self._proxy_undo.get(name)) in services.undo:
             services.undo.remove(undo)
         self.log(self._stop(name, services))
 
@@ -494,6 +493,7 @@ class FaultKeywords(LibraryComponent):
     def _stop(self, name: str, services: Services) -> str:
         """Stop proxy ``name``, route its service directly again; say what was done. Never raises."""
         proxy = self._proxies.pop(name, None)
+        self._proxy_undo.pop(name, None)
         if proxy is None:
             return f"Fault proxy {name!r} had already stopped."
         self._partitions.pop(name, None)
