@@ -136,6 +136,21 @@ def test_when_the_permutation_ends_a_chain_of_waits_is_cut_at_its_root(pg_dsn: s
     assert run.seconds < 5
 
 
+def test_a_step_stuck_behind_a_chain_of_waits_names_the_idle_session_at_its_root(pg_dsn: str, run_id: str) -> None:
+    spec = spec_of("T1", "T2", "T3", steps={"x1": ("T1", WRITE_X), "y2": ("T2", WRITE_Y), "x2": ("T2", WRITE_X),
+                                            "y3": ("T3", WRITE_Y), "c3": ("T3", "COMMIT")})
+
+    async def body(target: PostgresTarget) -> PermutationRun:
+        return await run_permutation(target, spec, "x1 y2 x2 y3 c3", step_timeout=30)
+
+    run = with_target(pg_dsn, run_id, body)
+    y3 = run.outcome("y3")
+    assert y3.blocked_by == ("T2",) and y3.sqlstate == "57014"
+    assert y3.cancelled == "T1 had nothing left to run when T3 had its next step to run; Stampede cancelled it"
+    assert run.outcome("c3").status == "ROLLBACK"
+    assert run.seconds < 5
+
+
 def test_a_step_that_neither_finishes_nor_waits_on_a_session_is_cancelled_as_hung(pg_dsn: str, run_id: str) -> None:
     spec = spec_of("T1", steps={"sleep": ("T1", "SELECT pg_sleep(60)"), "after": ("T1", "SELECT 1 AS one")})
 

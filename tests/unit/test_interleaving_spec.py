@@ -132,7 +132,7 @@ def test_too_many_permutations_are_refused_with_the_count() -> None:
 
 
 def outcome(name: str, session: str, sql: str, **fields: object) -> StepOutcome:
-    return StepOutcome(Step(name, session, sql), position=1, issued_ns=0, **fields)  # type: ignore[arg-type]
+    return StepOutcome(Step(name, session, sql), **fields)  # type: ignore[arg-type]
 
 
 def run_of(*outcomes: StepOutcome, isolation: IsolationLevel = IsolationLevel.READ_COMMITTED,

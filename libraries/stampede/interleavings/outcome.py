@@ -44,8 +44,6 @@ class StepOutcome:
     """One step's result: rows and command tag, or an error with its SQLSTATE; whether it blocked; when."""
 
     step: Step
-    position: int
-    issued_ns: int
     finished_ns: int | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     status: str | None = None
@@ -117,11 +115,10 @@ class TransactionState(StrEnum):
 
 @dataclass
 class SessionTransaction:
-    """A session's latest transaction: its state, the step that decided it, and how it came to be."""
+    """A session's latest transaction: its state, and how it came to be."""
 
     session: Session
     state: TransactionState = TransactionState.OPEN
-    decided_by: str | None = None
     note: str = ""
     failed_at: StepOutcome | None = None
 
@@ -129,17 +126,17 @@ class SessionTransaction:
         """Update the state for a finished step; ``in_transaction`` is the connection's state after it."""
         if outcome.error is not None:
             if not in_transaction and self.state in (TransactionState.OPEN, TransactionState.FAILED):
-                self.state, self.decided_by = TransactionState.ROLLED_BACK, outcome.name
+                self.state = TransactionState.ROLLED_BACK
                 self.note = f"{outcome.name} failed with {outcome.failure()}, which ended the transaction"
             elif in_transaction and self.state is not TransactionState.FAILED:
-                self.state, self.decided_by, self.failed_at = TransactionState.FAILED, outcome.name, outcome
+                self.state, self.failed_at = TransactionState.FAILED, outcome
                 self.note = f"failed at {outcome.name} with {outcome.failure()}"
             return
         tag = (outcome.status or "").split(" ")[0]
         if tag == "COMMIT":
-            self.state, self.decided_by, self.note = TransactionState.COMMITTED, outcome.name, f"at {outcome.name}"
+            self.state, self.note = TransactionState.COMMITTED, f"at {outcome.name}"
         elif tag == "ROLLBACK":
-            self.state, self.decided_by = TransactionState.ROLLED_BACK, outcome.name
+            self.state = TransactionState.ROLLED_BACK
             if outcome.step.sql.split()[0].upper() in ("ROLLBACK", "ABORT"):
                 self.note = f"at {outcome.name}"
             else:
@@ -147,7 +144,7 @@ class SessionTransaction:
             if self.failed_at is not None:
                 self.note += f": the transaction had failed at {self.failed_at.name} ({self.failed_at.failure()})"
         elif tag in ("BEGIN", "START"):
-            self.state, self.decided_by, self.note, self.failed_at = TransactionState.OPEN, None, "", None
+            self.state, self.note, self.failed_at = TransactionState.OPEN, "", None
 
     def ended_by_stampede(self) -> None:
         """The permutation ended with this transaction still open, or failed: Stampede rolled it back."""

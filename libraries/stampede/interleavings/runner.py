@@ -110,8 +110,8 @@ class _Runner:
             await self._set_up()
             for name, session in self.sessions.items():
                 await self._open(name, session)
-            for position, step in enumerate(self.steps, 1):
-                await self._run_step(position, step)
+            for step in self.steps:
+                await self._run_step(step)
             await self._settle(finishing=True)
             await self._roll_back_open()
         finally:
@@ -150,7 +150,7 @@ class _Runner:
 
     async def _roll_back_open(self) -> None:
         for name, live in self.live.items():
-            if live.connection.is_in_transaction():
+            if not live.connection.is_closed() and live.connection.is_in_transaction():
                 await live.connection.execute("ROLLBACK")
                 live.transaction.ended_by_stampede()
                 self.timeline.append(TimelineEntry(name, "", "Stampede rolled back the transaction left open"))
@@ -176,11 +176,11 @@ class _Runner:
 
     # ------------------------------------------------------------------ steps
 
-    async def _run_step(self, position: int, step: Step) -> None:
+    async def _run_step(self, step: Step) -> None:
         live = self.live[step.session]
         if live.pending is not None:
             await self._settle(need=live)
-        outcome = StepOutcome(step, position, time.monotonic_ns())
+        outcome = StepOutcome(step)
         self.outcomes[step.name] = outcome
         task = asyncio.get_running_loop().create_task(_execute(live.connection, step.sql))
         live.pending = _Pending(outcome, task, time.monotonic())
@@ -232,7 +232,7 @@ class _Runner:
             # When finishing, end the roots of a chain first: a step behind them may then resume for real.
             ready = not finishing or all(self.live[other].pending is None for other in blockers[name])
             if ready and self._stuck(name, blockers, set()):
-                idle = " and ".join(sorted(blockers[name]))
+                idle = " and ".join(sorted(self._idle_roots(name, blockers, {name})))
                 when = "the permutation ended" if finishing else f"{name} had its next step to run"
                 await self._cancel(live, f"{idle} had nothing left to run when {when}; Stampede cancelled it")
             elif pending.needed_since is not None and now - pending.needed_since > self.step_timeout:
@@ -258,6 +258,16 @@ class _Runner:
             if live.pending is not None and (not blockers[other] or not self._stuck(other, blockers, path | {name})):
                 return False
         return bool(blockers.get(name))
+
+    def _idle_roots(self, name: str, blockers: dict[str, set[str]], seen: set[str]) -> set[str]:
+        """The sessions with nothing running that ``name``'s step waits on, directly or through other waits."""
+        roots = set()
+        for other in blockers.get(name, ()):
+            if self.live[other].pending is None:
+                roots.add(other)
+            elif other not in seen:
+                roots |= self._idle_roots(other, blockers, seen | {other})
+        return roots
 
     def _mark_blocked(self, live: _Live, sessions: set[str], now: float) -> None:
         pending = live.pending
