@@ -18,7 +18,7 @@ from .conftest import (
 
 SUITE = "suites/isolation_anomalies"
 TWINS = ROBOT_DIR / "failing_twins" / "interleavings.robot"
-TESTS = 30  # ten anomalies × three isolation levels
+TESTS = 31  # ten anomalies × three isolation levels, and aborted reads in every order
 WALL_TIME_BOUND = 120.0
 UPDATE_X = r"UPDATE il_test SET value = 11 WHERE id = 1"
 # What PostgreSQL 15 and 18 both do (checked on both), and what Hermitage's postgres.md reports.
