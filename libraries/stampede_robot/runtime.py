@@ -17,6 +17,7 @@ from stampede.errors import ConfigurationError, StampedeError
 from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch
 from stampede.loop import EngineLoop
 from stampede.metrics import LaunchSummary
+from stampede.services.agent_service_target import AgentServiceTarget
 from stampede.services.embedded_postgres import EmbeddedPostgres
 from stampede.services.embedded_redis import EmbeddedRedis
 from stampede.services.postgres_target import PostgresTarget
@@ -62,6 +63,8 @@ class Services:
     embedded_postgres: EmbeddedPostgres | None = None
     redis: RedisTarget | None = None
     embedded_redis: EmbeddedRedis | None = None
+    agent_service: AgentServiceTarget | None = None
+    """Stopped before the targets close: closing drops the schema the reference service works in."""
     undo: list[Callable[[], str]] = field(default_factory=list)
     """Faults to undo (stop a proxy, wait out a pause) before the services stop; each says what it did."""
 
@@ -96,6 +99,12 @@ class Runtime:
             raise StampedeError("No Redis in use: call Use Redis first (usually in the suite setup).")
         return self.services.redis
 
+    @property
+    def agent_service(self) -> AgentServiceTarget:
+        if self.services is None or self.services.agent_service is None:
+            raise StampedeError("No agent service in use: call Use Agent Service first (usually in the suite setup).")
+        return self.services.agent_service
+
     def tool(self, name: str) -> Tool:
         try:
             return self.tools[name]
@@ -120,6 +129,8 @@ class Runtime:
         done += self.abort_background_launches()
         if services is None:
             return done
+        if services.agent_service is not None:
+            done.append(services.agent_service.close())
         self.tools.clear()
         if services.postgres is not None:
             self.run(services.postgres.close(), timeout=30)

@@ -9,6 +9,7 @@ from ..errors import ConfigurationError
 
 PG_DSN_ENV = "STAMPEDE_PG_DSN"
 REDIS_URL_ENV = "STAMPEDE_REDIS_URL"
+AGENT_SERVICE_URL_ENV = "STAMPEDE_AGENT_SERVICE_URL"
 # PostgreSQL names hold 63 bytes; the longest we build is "stampede_<run_id>".
 _RUN_ID = re.compile(r"[a-z0-9_]{1,54}")
 
@@ -28,6 +29,11 @@ def resolve_postgres_dsn(explicit: str | None) -> str | None:
 def resolve_redis_url(explicit: str | None) -> str | None:
     """Return ``explicit``, else ``$STAMPEDE_REDIS_URL``, else None (use the embedded server)."""
     return _resolve(explicit, REDIS_URL_ENV)
+
+
+def resolve_agent_service_url(explicit: str | None) -> str | None:
+    """Return ``explicit``, else ``$STAMPEDE_AGENT_SERVICE_URL``, else None (start the reference service)."""
+    return _resolve(explicit, AGENT_SERVICE_URL_ENV)
 
 
 def check_run_id(run_id: str) -> str:

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
+
 from robot.api.deco import keyword
+from robot.api.types import Secret
 from robot.libraries.BuiltIn import BuiltIn
 
-from stampede.services.config import resolve_postgres_dsn, resolve_redis_url
+from stampede.agent_service.bugs import parse_bugs
+from stampede.agent_service.settings import ServiceSettings
+from stampede.errors import ConfigurationError
+from stampede.services.agent_service_target import (
+    AgentServiceTarget,
+    connect_agent_service,
+    display_url,
+    reference_service,
+)
+from stampede.services.config import resolve_agent_service_url, resolve_postgres_dsn, resolve_redis_url
 from stampede.services.embedded_postgres import EmbeddedPostgres
 from stampede.services.embedded_redis import EmbeddedRedis
 from stampede.services.postgres_target import open_postgres
@@ -89,6 +102,130 @@ class ServiceKeywords(LibraryComponent):
         return services.redis.display_url
 
     @keyword(tags=["services"])
+    def use_agent_service(
+        self,
+        url: str | None = None,
+        bugs: str = "none",
+        think_time: timedelta = timedelta(milliseconds=50),
+        start_timeout: timedelta = timedelta(seconds=30),
+        **settings: int,
+    ) -> str:
+        """Starts the bundled reference agent service, or checks yours, and returns its ``ws://`` URL.
+
+        The service is, in order: ``url`` if given, the Robot variable
+        ``${AGENT_SERVICE_URL}``, the environment variable
+        ``STAMPEDE_AGENT_SERVICE_URL``, or else the reference agent service that
+        Stampede starts now (it calls `Use PostgreSQL` and `Use Redis` first, and
+        keeps its tables in the run's schema and its keys under the run's prefix).
+        A URL where nothing accepts connections, or that does not speak
+        WebSocket, fails at once naming the URL.
+
+        ``bugs`` seeds defects into the reference service, comma-separated:
+        ``leak``, ``lost_update``, ``never_answer``, ``reorder``,
+        ``duplicate_run_ids``, ``memory_growth``, ``global_lock``,
+        ``second_session`` (or ``none``). ``think_time`` is how long its agents
+        think before their tool runs. Other settings of the reference service
+        are given by name, e.g. ``initial_credits=500`` or ``resume_window_ms=2000``.
+        Called again with the same choices it returns the same service; with
+        other bugs or settings it restarts the reference service. It stops when
+        the suite that started it ends, before the schema it works in is dropped.
+
+        | ${url}= | Use Agent Service |                  | # the reference service, no bugs |
+        | Use Agent Service | bugs=global_lock, reorder | think_time=20 ms |
+        | Use Agent Service | ws://agents.example:8765/ws |  | # your own service |
+        """
+        services = self._services()
+        wanted = resolve_agent_service_url(url or self.variable("AGENT_SERVICE_URL"))
+        if wanted is not None:
+            self._refuse_reference_options(wanted, bugs, think_time, settings)
+        in_use = services.agent_service
+        if in_use is not None:
+            if self._same_service(in_use, wanted, bugs, think_time, settings):
+                return in_use.url
+            self.log(f"Switching agent service: {in_use.close()}.")
+            services.agent_service = None
+        if wanted is not None:
+            secret = self.variable("AGENT_SERVICE_JWT_SECRET")
+            services.agent_service = self.runtime.run(connect_agent_service(
+                wanted, jwt_secret=secret.value if isinstance(secret, Secret) else secret or None))
+        else:
+            self.use_postgresql()
+            self.use_redis()
+            target = reference_service(self.runtime.postgres, self.runtime.redis, bugs=bugs,
+                                       settings=_reference_settings(think_time, settings),
+                                       timeout=start_timeout.total_seconds())
+            services.agent_service = target  # recorded first: stopped with the services even if the start is cut
+            try:
+                target.start()
+            except BaseException:
+                services.agent_service = None
+                target.close()
+                raise
+        self._log_agent_service(services.agent_service)
+        return services.agent_service.url
+
+    @staticmethod
+    def _refuse_reference_options(url: str, bugs: str, think_time: timedelta, settings: dict[str, int]) -> None:
+        chosen = [f"bugs={bugs}"] if parse_bugs(bugs) else []
+        chosen += [] if think_time == _DEFAULT_THINK_TIME else [f"think_time={think_time}"]
+        chosen += [f"{name}={value}" for name, value in settings.items()]
+        if chosen:
+            raise ConfigurationError(
+                f"{', '.join(chosen)} configure the bundled reference agent service, but the agent service in use "
+                f"is yours at {display_url(url)} (given as url, ${{AGENT_SERVICE_URL}} or "
+                "STAMPEDE_AGENT_SERVICE_URL): drop them, or unset the URL to test the reference service."
+            )
+
+    @staticmethod
+    def _same_service(in_use: AgentServiceTarget, url: str | None, bugs: str, think_time: timedelta,
+                      settings: dict[str, int]) -> bool:
+        if in_use.embedded is None or url is not None:
+            return in_use.embedded is None and in_use.url == url
+        return in_use.bugs == parse_bugs(bugs) and in_use.settings == _reference_settings(think_time, settings)
+
+    def _log_agent_service(self, service: AgentServiceTarget) -> None:
+        rows: list[tuple[str, object]] = [("kind", service.kind), ("URL", service.display_url)]
+        if service.embedded is None:
+            rows.append(("probe", service.handshake))
+        else:
+            rows += [("pid", service.pid), ("started in", f"{service.started_in:.2f} s"),
+                     ("bug switches on", ", ".join(sorted(service.bugs)) or "none")]
+            rows += [(f"bug: {bug.value}", bug.description) for bug in sorted(service.bugs)]
+            rows += [(f"setting: {name}", value) for name, value in dataclasses.asdict(service.settings).items()]
+        self.log_html(table(["what", "value"], rows, "Agent service in use"))
+
+    @keyword(tags=["services"])
+    def get_agent_service_token(self, user: str, valid_for: timedelta = timedelta(hours=1)) -> Secret:
+        """Returns a JWT the agent service accepts for ``user``, as a Robot ``Secret`` so no log shows it.
+
+        Tokens for the reference service are signed with the secret of its
+        current start. For your own service, Stampede needs the HS256 secret it
+        verifies with, in ``STAMPEDE_AGENT_JWT_SECRET`` or ``${AGENT_SERVICE_JWT_SECRET}``.
+        A negative ``valid_for`` gives a token that has already expired.
+        Use the value as ``${token.value}`` where the raw text is needed.
+
+        | ${token}= | Get Agent Service Token | alice |
+        | ${stale}= | Get Agent Service Token | alice | valid_for=-1 min |
+        """
+        return Secret(self.runtime.agent_service.token_for(user, ttl=valid_for))
+
+    @keyword(tags=["services"])
+    def stop_agent_service(self) -> None:
+        """Stops the reference agent service now (your own service is only let go of).
+
+        It stops by itself when the suite that started it ends; this is for a
+        test that wants it gone earlier, say to see how clients take a shutdown.
+
+        | Stop Agent Service |
+        """
+        services = self.runtime.services
+        if services is None or services.agent_service is None:
+            self.log("No agent service in use; nothing to stop.")
+            return
+        self.log(services.agent_service.close())
+        services.agent_service = None
+
+    @keyword(tags=["services"])
     def get_postgresql_setting(self, name: str) -> str:
         """Returns the value of a server setting, as ``SHOW name`` gives it.
 
@@ -107,3 +244,20 @@ class ServiceKeywords(LibraryComponent):
         """
         for line in self.runtime.stop_services():
             self.log(line)
+
+
+_DEFAULT_THINK_TIME = timedelta(milliseconds=ServiceSettings().think_ms)
+
+
+def _reference_settings(think_time: timedelta, settings: dict[str, int]) -> ServiceSettings:
+    """The reference service's settings from the keyword's arguments, naming a wrong one and the right ones."""
+    known = [field.name for field in dataclasses.fields(ServiceSettings) if field.name != "think_ms"]
+    unknown = [name for name in settings if name not in known]
+    if unknown:
+        raise ConfigurationError(
+            f"The reference agent service has no setting {', '.join(unknown)}: use think_time, or one of "
+            f"{', '.join(known)}."
+        )
+    if think_time < timedelta(0):
+        raise ConfigurationError(f"think_time must be 0 s or more, got {think_time.total_seconds():g} s.")
+    return ServiceSettings(think_ms=round(think_time.total_seconds() * 1000), **settings)

@@ -1,0 +1,236 @@
+"""The agent service a run talks to: the bundled reference service started for it, or the user's own at a URL.
+
+:func:`start_reference_service` starts :class:`EmbeddedAgentService` against the
+run's PostgreSQL schema and Redis prefix; :func:`connect_agent_service` checks
+that something at the user's URL accepts connections and speaks WebSocket.
+Either way the result is an :class:`AgentServiceTarget`: its ``url``, a way to
+issue a user's token, and a bounded :meth:`~AgentServiceTarget.close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus, WebSocketException
+
+from ..agent_service.auth import SECRET_ENV, check_secret, issue_token
+from ..agent_service.bugs import Bug
+from ..agent_service.embedded import EmbeddedAgentService
+from ..agent_service.settings import ServiceSettings
+from ..errors import ConfigurationError, ServiceUnavailable
+from ..units import format_duration
+from .config import AGENT_SERVICE_URL_ENV
+from .postgres_target import PostgresTarget
+from .redis_target import RedisTarget
+from .secrets import MASK, mask_dsn
+
+STOP_TIMEOUT = 10.0
+PROBE_TIMEOUT = 5.0
+_SCHEMES = ("ws", "wss")
+_FALLBACK = (
+    f"or leave ${{AGENT_SERVICE_URL}} and {AGENT_SERVICE_URL_ENV} unset to use the bundled reference service"
+)
+
+
+def display_url(url: str) -> str:
+    """``url`` fit for a log: password masked, query (which may carry a token) hidden."""
+    shown = mask_dsn(url)
+    base, question, _ = shown.partition("?")
+    return f"{base}?{MASK}" if question else base
+
+
+class _StarterThread:
+    """Starts the service and then waits, so the child outlives the keyword that asked for it.
+
+    Linux sends the child its death signal (SIGTERM) when the *thread* that
+    started it ends; a thread of our own that lives until :meth:`stop` keeps
+    the service independent of whichever thread Robot runs a keyword in.
+    """
+
+    def __init__(self, service: EmbeddedAgentService, timeout: float) -> None:
+        self.service = service
+        self.timeout = timeout
+        self._started = threading.Event()
+        self._released = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="stampede-agent-service", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._started.wait(self.timeout + STOP_TIMEOUT):
+            raise ServiceUnavailable(
+                f"The reference agent service did not start within {format_duration(self.timeout)}."
+            )
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            self.service.start(self.timeout)
+        except BaseException as error:  # noqa: BLE001 - handed to start(), in the caller's thread
+            self._error = error
+        finally:
+            self._started.set()
+        self._released.wait()
+
+    def stop(self) -> int | None:
+        """Stop the service (bounded) and let the thread end; wait out a start still going on first."""
+        began = self._thread.ident is not None
+        if began:
+            self._started.wait(self.timeout + STOP_TIMEOUT)
+        try:
+            return self.service.stop(STOP_TIMEOUT)
+        finally:
+            self._released.set()
+            if began:
+                self._thread.join(STOP_TIMEOUT)
+
+
+class AgentServiceTarget:
+    """An agent service in use: the reference service Stampede started (``embedded``), or the user's own."""
+
+    def __init__(self, url: str, *, embedded: EmbeddedAgentService | None = None,
+                 starter: _StarterThread | None = None, jwt_secret: str | None = None,
+                 handshake: str = "") -> None:
+        self.url = url
+        self.embedded = embedded
+        self.handshake = handshake
+        """What the WebSocket handshake probe found at a user's URL ("" for the embedded service)."""
+        self._starter = starter
+        self._jwt_secret = jwt_secret
+        self._closed = False
+
+    @property
+    def kind(self) -> str:
+        return "embedded" if self.embedded is not None else "external"
+
+    @property
+    def display_url(self) -> str:
+        return display_url(self.url)
+
+    @property
+    def pid(self) -> int | None:
+        """The embedded service's process id (for resource sampling); None for a user's service."""
+        return self.embedded.pid if self.embedded is not None else None
+
+    @property
+    def bugs(self) -> frozenset[Bug]:
+        return self.embedded.bugs if self.embedded is not None else frozenset()
+
+    @property
+    def settings(self) -> ServiceSettings | None:
+        return self.embedded.settings if self.embedded is not None else None
+
+    @property
+    def started_in(self) -> float | None:
+        """Seconds the embedded service took from spawn to ready."""
+        return self.embedded.started_in if self.embedded is not None else None
+
+    def token_for(self, user_id: str, *, ttl: timedelta = timedelta(hours=1)) -> str:
+        """A JWT the service accepts for ``user_id``: signed with the embedded service's secret, or the user's."""
+        if self.embedded is not None:
+            return self.embedded.token_for(user_id, ttl=ttl)
+        if self._jwt_secret is None:
+            raise ConfigurationError(
+                f"Stampede cannot issue tokens for the agent service at {self.display_url}: it does not know the "
+                f"secret that service verifies HS256 tokens with. Set {SECRET_ENV} (or the Robot variable "
+                "${AGENT_SERVICE_JWT_SECRET}) to it."
+            )
+        return issue_token(self._jwt_secret, user_id, ttl=ttl)
+
+    def start(self) -> str:
+        """Start the embedded service on a thread of its own and wait until it is ready; return its URL."""
+        if self._starter is not None and self.embedded is not None and not self.url:
+            self._starter.start()
+            self.url = self.embedded.url
+        return self.url
+
+    def close(self) -> str:
+        """Stop the embedded service (bounded); a user's service is left as it is. Say what was done."""
+        if self._closed:
+            return ""
+        self._closed = True
+        if self._starter is None or self.embedded is None:
+            return f"stopped using the agent service at {self.display_url}"
+        pid = self.embedded.pid
+        code = self._starter.stop()
+        if pid is None:
+            return "the reference agent service had not started; nothing to stop"
+        how = "cleanly" if code == 0 else f"with exit code {code}"
+        return f"stopped the reference agent service (pid {pid}) {how}"
+
+    def __repr__(self) -> str:
+        return f"<AgentServiceTarget {self.kind} {self.display_url}>"
+
+
+def reference_service(postgres: PostgresTarget, redis: RedisTarget, *, bugs: str | None = None,
+                      settings: ServiceSettings | None = None, timeout: float = 30.0) -> AgentServiceTarget:
+    """The reference service for the run's schema and prefix, not started yet: :meth:`AgentServiceTarget.start`.
+
+    Unknown bug switches and bad settings fail here, before anything starts.
+    """
+    service = EmbeddedAgentService.for_targets(postgres, redis, bugs=bugs, settings=settings)
+    return AgentServiceTarget("", embedded=service, starter=_StarterThread(service, timeout))
+
+
+def _check_url(url: str) -> tuple[str, int]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise ConfigurationError(f"Malformed agent service URL {display_url(url)}: {error}. "
+                                 "Write it as ws://host:port/path") from None
+    if parts.scheme not in _SCHEMES or not parts.hostname:
+        raise ConfigurationError(
+            f"The agent service URL must be ws://host:port/path or wss://..., got {display_url(url)!r}."
+        )
+    return parts.hostname, port or (443 if parts.scheme == "wss" else 80)
+
+
+async def connect_agent_service(url: str, *, jwt_secret: str | None = None,
+                                timeout: float = PROBE_TIMEOUT) -> AgentServiceTarget:
+    """Check that the service at ``url`` accepts connections and answers a WebSocket handshake; return it.
+
+    A refused or unreachable address, or a server that does not speak
+    WebSocket, raises ServiceUnavailable naming the URL. A handshake the
+    service refuses with an HTTP status (it may want credentials the probe does
+    not send) is only noted in ``handshake``. ``jwt_secret`` defaults to
+    ``$STAMPEDE_AGENT_JWT_SECRET``.
+    """
+    host, port = _check_url(url)
+    shown = display_url(url)
+    secret = jwt_secret or os.environ.get(SECRET_ENV) or None
+    if secret is not None:
+        check_secret(secret)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError) as error:
+        why = f"no answer within {format_duration(timeout)}" if isinstance(error, TimeoutError) else str(error)
+        raise ServiceUnavailable(
+            f"Nothing accepts connections at the agent service URL {shown} ({why}): start your service there, "
+            f"point ${{AGENT_SERVICE_URL}} or {AGENT_SERVICE_URL_ENV} at one that runs, {_FALLBACK}."
+        ) from None
+    writer.close()
+    started = time.monotonic()
+    try:
+        async with connect(url, open_timeout=timeout, close_timeout=1):
+            handshake = f"WebSocket handshake answered in {format_duration(time.monotonic() - started)}"
+    except InvalidStatus as error:
+        handshake = f"WebSocket handshake refused with HTTP {error.response.status_code} (the probe sends no token)"
+    except TimeoutError:
+        raise ServiceUnavailable(
+            f"The agent service at {shown} accepts connections but did not answer the WebSocket handshake within "
+            f"{format_duration(timeout)}: is it a WebSocket service, and is it overloaded?"
+        ) from None
+    except (WebSocketException, OSError) as error:
+        raise ServiceUnavailable(
+            f"The agent service at {shown} accepts connections but does not speak WebSocket "
+            f"({type(error).__name__}: {error}): check the host, port and scheme, {_FALLBACK}."
+        ) from None
+    return AgentServiceTarget(url, jwt_secret=secret, handshake=handshake)
