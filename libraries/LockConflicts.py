@@ -9,6 +9,7 @@ from stampede_robot.keywords.coordination import CoordinationCheckKeywords
 from stampede_robot.keywords.deadlocks import DeadlockCheckKeywords
 from stampede_robot.keywords.event_sourcing import EventSourcingCheckKeywords
 from stampede_robot.keywords.interleavings import InterleavingKeywords
+from stampede_robot.keywords.parallelism import ParallelismCheckKeywords
 from stampede_robot.keywords.pools import PoolCheckKeywords
 from stampede_robot.keywords.queues import QueueCheckKeywords
 from stampede_robot.runtime import runtime
@@ -41,5 +42,6 @@ class LockConflicts(DynamicCore):
             EventSourcingCheckKeywords,
             QueueCheckKeywords,
             InterleavingKeywords,
+            ParallelismCheckKeywords,
         )
         super().__init__([component(runtime()) for component in components])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from robotlibcore import DynamicCore
 
+from stampede_robot.keywords.resources import ResourceKeywords
 from stampede_robot.keywords.thresholds import ThresholdKeywords
 from stampede_robot.runtime import runtime
 
@@ -16,9 +17,20 @@ class MetricsThresholds(DynamicCore):
     Percentiles are exact (nearest rank over every operation's latency). The
     event-loop lag of the harness is reported beside them: when it is high the
     harness, not the server, inflated the latencies.
+
+    = Resources =
+
+    CPU, memory, open files and threads of the harness and of the service
+    under test (the reference agent service, or any pid), sampled on a thread
+    of their own while agents run:
+
+    | Start Sampling Resources    interval=1 s
+    | Launch Agents    deduct    50
+    | Stop Sampling Resources
+    | Resource Usage Should Stay Within    target_rss_growth < 500MB    harness_cpu_mean <= 80%
     """
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
 
     def __init__(self) -> None:
-        super().__init__([ThresholdKeywords(runtime())])
+        super().__init__([ThresholdKeywords(runtime()), ResourceKeywords(runtime())])
