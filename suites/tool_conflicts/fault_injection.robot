@@ -23,7 +23,7 @@ ${TERMINATE_ROUNDS}         3
 ${PARTITION_LENGTH}         1 s
 # Shorter than the partition, so operations caught by it are cut and reported.
 ${PARTITION_OP_TIMEOUT}     400 ms
-# Measured: the stall outlasts the partition by 0.1 to 0.2 s (reconnecting after the heal).
+# Measured: the stall outlasts the partition by 0.05 to 0.15 s (agents reconnect after the heal).
 ${STALL_TOLERANCE}          500 ms
 ${DROP_ROUNDS}              3
 ${PAUSE_LENGTH}             1 s
