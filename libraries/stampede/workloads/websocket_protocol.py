@@ -1,0 +1,438 @@
+"""How Stampede talks to a WebSocket agent service: configuration, so a user can point it at their own service.
+
+A :class:`WebSocketProtocol` says where the service is, how an agent
+authenticates (a first ``hello`` frame, a handshake header, or a query
+parameter), which frames it sends (JSON templates with placeholders), where
+the fields a checker needs live in a received message (dotted field paths),
+and which event types mean "run done", "run failed" and "error". Its defaults
+are the bundled reference service's protocol (:func:`reference_service`).
+
+Templates are JSON values whose strings may hold placeholders: ``{user}``,
+``{agent}``, ``{marker}``, ``{thread}``, ``{token}``, ``{text}``,
+``{context}``, ``{request}``, ``{iteration}``, and for a resume
+``{resume_token}`` and ``{last_seq}``. A string that is exactly one
+placeholder takes the value itself (``"{last_seq}"`` becomes a number);
+elsewhere the value is written into the text. ``{{`` and ``}}`` are literal
+braces. A field path is keys joined by dots, with numbers indexing lists:
+``seq``, ``data.user_id``, ``events.0.type``.
+
+Example, as JSON (every key is optional except ``url``)::
+
+    {"url": "wss://agents.example.com/ws", "auth": "header",
+     "header_value": "Bearer {token}", "ready_event": null,
+     "start": {"op": "run", "input": "{context}", "tag": "{marker}", "id": "{request}"},
+     "message": null,
+     "fields": {"type": "event", "seq": "meta.seq", "user": "meta.user", "marker": "data.tag",
+                "run_id": "data.run", "request": "data.id", "session_id": null, "resume_token": null},
+     "run_events": ["started", "finished"], "done_events": ["finished"], "failed_events": ["failed"],
+     "error_events": ["error"], "resume": null}
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple, Self
+
+from ..agent_service.protocol import RUN_LIFECYCLE, EventType
+from ..errors import ConfigurationError
+
+PLACEHOLDERS = frozenset({"user", "agent", "marker", "thread", "token", "text", "context", "request", "iteration",
+                          "resume_token", "last_seq"})
+RESUME_ONLY = frozenset({"resume_token", "last_seq"})
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)\}")
+SHOWN_CHARACTERS = 300  # of a message quoted in an error
+
+
+class AuthMode(StrEnum):
+    """Where an agent's token goes."""
+
+    HELLO = "hello"
+    """In the first frame (the ``hello`` template); the service answers with the ready event or an error."""
+    HEADER = "header"
+    """In a header of the opening handshake (``header_name: header_value``)."""
+    QUERY = "query"
+    """In a query parameter of the URL (``?<query_param>=<token>``)."""
+    NONE = "none"
+    """No token."""
+
+
+@dataclass(frozen=True)
+class FieldPaths:
+    """Where a received message holds each field; None for a field the service does not send.
+
+    ``type`` and ``seq`` must be in every message (``seq`` may be null, as in a
+    refusal). ``user``, ``marker``, ``run_id`` and ``request`` must be in every
+    run event (``run_events``, ``done_events``, ``failed_events``).
+    ``session_id`` and ``resume_token`` are read from the ready event;
+    ``error_code`` from failure and error events when present.
+    """
+
+    type: str = "type"
+    seq: str | None = "seq"
+    user: str | None = "user_id"
+    marker: str | None = "marker"
+    run_id: str | None = "run_id"
+    request: str | None = "request_id"
+    session_id: str | None = "session_id"
+    resume_token: str | None = "resume_token"
+    error_code: str | None = "code"
+
+    def __post_init__(self) -> None:
+        for spec in fields(self):
+            path = getattr(self, spec.name)
+            if path is None and spec.name != "type":
+                continue
+            if not isinstance(path, str) or not all(path.split(".")):
+                raise ConfigurationError(
+                    f"WebSocket protocol: fields.{spec.name} must be a dotted field path such as 'seq' or "
+                    f"'data.user_id'{'' if spec.name == 'type' else ' (or null when the service has none)'}, "
+                    f"got {path!r}"
+                )
+
+
+class MessageFields(NamedTuple):
+    """The fields :meth:`WebSocketProtocol.fields_of` found in one message (None: absent or not configured)."""
+
+    type: Any
+    seq: Any
+    user: Any
+    marker: Any
+    run_id: Any
+    request: Any
+    session_id: Any
+    error_code: Any
+
+
+class FieldPathError(ConfigurationError):
+    """A configured field path matched nothing in a received message."""
+
+
+_MISSING = object()
+
+
+def lookup(message: Any, path: str, *, what: str = "") -> Any:
+    """The value at dotted ``path`` in ``message``; FieldPathError naming the path and showing the message if none."""
+    found = _walk(message, path)
+    if found is _MISSING:
+        raise FieldPathError(_no_field(message, path, what))
+    return found
+
+
+def lookup_optional(message: Any, path: str | None) -> Any:
+    """The value at ``path``, or None when the path is None or matches nothing."""
+    if path is None:
+        return None
+    found = _walk(message, path)
+    return None if found is _MISSING else found
+
+
+def _walk(message: Any, path: str) -> Any:
+    value = message
+    for segment in path.split("."):
+        if isinstance(value, Mapping) and segment in value:
+            value = value[segment]
+        elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
+            value = value[int(segment)]
+        else:
+            return _MISSING
+    return value
+
+
+def _no_field(message: Any, path: str, what: str) -> str:
+    value, reached = message, []
+    for segment in path.split("."):
+        if isinstance(value, Mapping) and segment in value:
+            value, reached = value[segment], [*reached, segment]
+        elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
+            value, reached = value[int(segment)], [*reached, segment]
+        else:
+            break
+    where = f"under {'.'.join(reached)!r}" if reached else "at the top level"
+    if isinstance(value, Mapping):
+        there = f"the fields there are {', '.join(map(str, value)) or 'none'}"
+    elif isinstance(value, list):
+        there = f"a list of {len(value)} there"
+    else:
+        there = f"a {type(value).__name__} there, not an object"
+    named = f" ({what})" if what else ""
+    return (f"The WebSocket protocol's field path {path!r}{named} matches no field in a received message: "
+            f"nothing {where}, {there}. Message: {shorten(message)}. Fix the path in the protocol configuration "
+            "(or set it to null if the service does not send this field).")
+
+
+def shorten(message: Any, limit: int = SHOWN_CHARACTERS) -> str:
+    """A message as compact JSON (or its repr), cut to ``limit`` characters."""
+    try:
+        text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(message)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+# Templates
+
+
+def placeholders_in(template: Any) -> set[str]:
+    """The placeholder names a template uses."""
+    if isinstance(template, str):
+        return {match.group(1) for match in _PLACEHOLDER.finditer(template) if match.group(1)}
+    if isinstance(template, Mapping):
+        return set().union(*(placeholders_in(value) for value in template.values()))
+    if isinstance(template, list):
+        return set().union(*(placeholders_in(value) for value in template))
+    return set()
+
+
+def render(template: Any, values: Mapping[str, Any]) -> Any:
+    """``template`` with its placeholders filled from ``values`` (see the module documentation)."""
+    if isinstance(template, str):
+        whole = _PLACEHOLDER.fullmatch(template)
+        if whole and whole.group(1):
+            return values[whole.group(1)]
+        return render_text(template, values)
+    if isinstance(template, Mapping):
+        return {key: render(value, values) for key, value in template.items()}
+    if isinstance(template, list):
+        return [render(value, values) for value in template]
+    return template
+
+
+def render_text(text: str, values: Mapping[str, Any]) -> str:
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return match.group(0)[0]
+        return str(values[name])
+
+    return _PLACEHOLDER.sub(fill, text)
+
+
+# The configuration
+
+
+REFERENCE_HELLO = {"type": "hello", "token": "{token}"}
+REFERENCE_START = {"type": "start_run", "thread_id": "{thread}", "marker": "{marker}", "context": "{context}",
+                   "request_id": "{request}"}
+REFERENCE_MESSAGE = {"type": "send_message", "thread_id": "{thread}", "marker": "{marker}", "text": "{text}",
+                     "request_id": "{request}"}
+REFERENCE_RESUME = {"type": "hello", "token": "{token}", "resume_token": "{resume_token}", "last_seq": "{last_seq}"}
+
+
+@dataclass(frozen=True)
+class WebSocketProtocol:
+    """How to talk to one WebSocket agent service; the defaults are the reference service's protocol."""
+
+    url: str
+    auth: AuthMode = AuthMode.HELLO
+    hello: Any = field(default_factory=partial(copy.deepcopy, REFERENCE_HELLO))
+    """The first frame in ``hello`` auth mode."""
+    ready_event: str | None = EventType.SESSION_STARTED.value
+    """The event that says the session is open (None: open once the hello is sent, or the handshake is done)."""
+    header_name: str = "Authorization"
+    header_value: str = "Bearer {token}"
+    query_param: str = "token"
+    start: Any = field(default_factory=partial(copy.deepcopy, REFERENCE_START))
+    """An agent's first frame of a run."""
+    message: Any = field(default_factory=partial(copy.deepcopy, REFERENCE_MESSAGE))
+    """Each later run's frame (None: ``start`` again)."""
+    resume: Any = field(default_factory=partial(copy.deepcopy, REFERENCE_RESUME))
+    """The first frame on a new connection that resumes a dropped session (None: the service cannot resume)."""
+    resumed_event: str | None = EventType.SESSION_RESUMED.value
+    fields: FieldPaths = field(default_factory=FieldPaths)
+    run_events: tuple[str, ...] = tuple(event.value for event in RUN_LIFECYCLE)
+    """The events of a run that succeeds, in the order the service sends them."""
+    done_events: tuple[str, ...] = (EventType.AGENT_COMPLETED.value,)
+    failed_events: tuple[str, ...] = (EventType.AGENT_FAILED.value,)
+    error_events: tuple[str, ...] = (EventType.ERROR.value,)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.url, str) or not re.match(r"wss?://[^/?#\s]+", self.url):
+            raise ConfigurationError(f"WebSocket protocol: url must start with ws:// or wss:// and name a host, "
+                                     f"got {self.url!r}")
+        try:
+            object.__setattr__(self, "auth", AuthMode(str(self.auth).strip().lower()))
+        except ValueError:
+            raise ConfigurationError(f"WebSocket protocol: auth must be one of {_choices(AuthMode)}, "
+                                     f"got {self.auth!r}") from None
+        for name in ("run_events", "done_events", "failed_events", "error_events"):
+            object.__setattr__(self, name, _event_names(getattr(self, name), name))
+        if not self.done_events:
+            raise ConfigurationError("WebSocket protocol: done_events must name at least one event type "
+                                     "(the event that says a run is done)")
+        for name in ("ready_event", "resumed_event"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigurationError(f"WebSocket protocol: {name} must be an event type or null, got {value!r}")
+        if self.auth is AuthMode.HELLO and self.hello is None:
+            raise ConfigurationError("WebSocket protocol: auth 'hello' needs a hello template (the first frame)")
+        if self.start is None:
+            raise ConfigurationError("WebSocket protocol: start must be the template of a run's first frame")
+        if self.auth is AuthMode.HEADER and not str(self.header_name).strip():
+            raise ConfigurationError("WebSocket protocol: auth 'header' needs a header_name")
+        if self.auth is AuthMode.QUERY and not str(self.query_param).strip():
+            raise ConfigurationError("WebSocket protocol: auth 'query' needs a query_param")
+        for name, template in self._templates().items():
+            allowed = PLACEHOLDERS if name == "resume" else PLACEHOLDERS - RESUME_ONLY
+            unknown = placeholders_in(template) - allowed
+            if unknown:
+                raise ConfigurationError(
+                    f"WebSocket protocol: the {name} template uses {', '.join(f'{{{u}}}' for u in sorted(unknown))}, "
+                    f"which {'is not a placeholder' if len(unknown) == 1 else 'are not placeholders'}: use "
+                    f"{', '.join(f'{{{p}}}' for p in sorted(allowed))} (write {{{{ and }}}} for literal braces)"
+                )
+
+    def _templates(self) -> dict[str, Any]:
+        templates = {"start": self.start, "message": self.message, "resume": self.resume}
+        if self.auth is AuthMode.HELLO:
+            templates["hello"] = self.hello
+        if self.auth is AuthMode.HEADER:
+            templates["header_value"] = self.header_value
+        return {name: template for name, template in templates.items() if template is not None}
+
+    @property
+    def needs_token(self) -> bool:
+        """Whether an agent needs a token: the auth mode or a template uses ``{token}``."""
+        if self.auth in (AuthMode.HEADER, AuthMode.QUERY):
+            return True
+        return any("token" in placeholders_in(template) for template in self._templates().values())
+
+    @property
+    def can_resume(self) -> bool:
+        return self.resume is not None and self.fields.resume_token is not None
+
+    @property
+    def run_event_types(self) -> frozenset[str]:
+        """Every event type that belongs to a run, so must carry the run's fields."""
+        return frozenset((*self.run_events, *self.done_events, *self.failed_events))
+
+    def fields_of(self, message: Any) -> MessageFields:
+        """The configured fields of ``message``; FieldPathError (naming the path) for a required one it lacks."""
+        paths = self.fields
+        kind = lookup(message, paths.type, what="fields.type, the event type")
+        seq = None if paths.seq is None else lookup(message, paths.seq, what="fields.seq, the sequence number")
+        kind_text = str(kind)
+        in_run = kind_text in self.run_event_types
+
+        def run_field(name: str, meaning: str) -> Any:
+            path = getattr(paths, name)
+            if path is None:
+                return None
+            if in_run:
+                return lookup(message, path, what=f"fields.{name}, {meaning}, in every {kind_text} event")
+            return lookup_optional(message, path)
+
+        session_id = None
+        if kind_text in (self.ready_event, self.resumed_event) and paths.session_id is not None:
+            session_id = lookup(message, paths.session_id, what=f"fields.session_id, in the {kind_text} event")
+        error_code = None
+        if kind_text in self.failed_events or kind_text in self.error_events:
+            error_code = lookup_optional(message, paths.error_code)
+        return MessageFields(kind_text, seq, run_field("user", "the user id"), run_field("marker", "the marker"),
+                             run_field("run_id", "the run id"), run_field("request", "the request id"),
+                             session_id, error_code)
+
+    def resume_token_of(self, ready: Any) -> Any:
+        """The resume token in the ready event (FieldPathError if the path matches nothing)."""
+        assert self.fields.resume_token is not None, "can_resume is checked first"
+        return lookup(ready, self.fields.resume_token, what=f"fields.resume_token, in the {self.ready_event} event")
+
+    def describe(self) -> dict[str, str]:
+        return {"url": self.url, "auth": self.auth.value, "ready event": self.ready_event or "(none)",
+                "done events": ", ".join(self.done_events),
+                "resumable": "yes" if self.can_resume else "no"}
+
+    # Loading
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, url: str | None = None) -> Self:
+        """A protocol from a JSON-like dict: reference defaults for what it leaves out; ``url`` overrides its url."""
+        if not isinstance(data, Mapping):
+            raise ConfigurationError(f"A WebSocket protocol must be a JSON object, got {type(data).__name__}")
+        known = {spec.name for spec in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigurationError(f"WebSocket protocol: unknown key(s) {', '.join(map(repr, unknown))}; "
+                                     f"known keys are {', '.join(sorted(known))}")
+        values = dict(data)
+        if url is not None:
+            values["url"] = url
+        if "url" not in values:
+            raise ConfigurationError("WebSocket protocol: url is missing (the service's ws:// or wss:// address)")
+        if "fields" in values:
+            values["fields"] = _field_paths(values["fields"])
+        for name in ("ready_event", "resumed_event"):
+            if values.get(name) is not None and not isinstance(values[name], str):
+                raise ConfigurationError(f"WebSocket protocol: {name} must be an event type or null, "
+                                         f"got {values[name]!r}")
+        for name in ("header_name", "header_value", "query_param"):
+            if name in values and not isinstance(values[name], str):
+                raise ConfigurationError(f"WebSocket protocol: {name} must be a string, got {values[name]!r}")
+        return cls(**values)
+
+    @classmethod
+    def load(cls, source: Mapping[str, Any] | str | Path, *, url: str | None = None) -> Self:
+        """A protocol from a dict, a JSON text (starting with ``{``) or the path of a JSON file."""
+        if isinstance(source, Mapping):
+            return cls.from_dict(source, url=url)
+        text, origin = str(source), "the JSON text"
+        if not text.lstrip().startswith("{"):
+            path = Path(text)
+            origin = f"{path}"
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as error:
+                raise ConfigurationError(f"Cannot read the WebSocket protocol file {path}: "
+                                         f"{error.strerror or error}") from None
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            raise ConfigurationError(f"The WebSocket protocol in {origin} is not valid JSON: {error}") from None
+        return cls.from_dict(data, url=url)
+
+    def with_url(self, url: str) -> Self:
+        return replace(self, url=url)
+
+
+def reference_service(url: str) -> WebSocketProtocol:
+    """The bundled reference agent service's protocol (see ``stampede.agent_service.protocol``) at ``url``."""
+    return WebSocketProtocol(url=url)
+
+
+def _field_paths(value: Any) -> FieldPaths:
+    if isinstance(value, FieldPaths):
+        return value
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"WebSocket protocol: fields must be an object of field paths, got {value!r}")
+    known = {spec.name for spec in fields(FieldPaths)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ConfigurationError(f"WebSocket protocol: unknown field(s) {', '.join(map(repr, unknown))} under "
+                                 f"fields; known fields are {', '.join(sorted(known))}")
+    return FieldPaths(**value)
+
+
+def _event_names(value: Any, name: str) -> tuple[str, ...]:
+    items: Iterable[Any]
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        raise ConfigurationError(f"WebSocket protocol: {name} must be a list of event types, got {value!r}")
+    names = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigurationError(f"WebSocket protocol: {name} must hold event type names, got {item!r}")
+        names.append(item.strip())
+    return tuple(names)
+
+
+def _choices(kind: type[StrEnum]) -> str:
+    return ", ".join(member.value for member in kind)
