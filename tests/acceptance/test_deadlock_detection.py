@@ -90,7 +90,8 @@ def test_deadlocks_were_provoked_detected_and_resolved_within_the_bound_for_the_
     run: RobotRun,
 ) -> None:
     messages = _message(run, OPPOSITE_TEST, "Deadlocks: ", "Deadlock resolution: ")
-    assert (match := DETECTED.match(messages)), messages
+    match = DETECTED.match(messages)
+    assert match, messages
     deadlocks = int(match.group(1))
     p95, bound, p50, slowest, over = (_seconds(match.group(i), match.group(i + 1)) for i in range(2, 12, 2))
     deadlock_timeout = parse_duration(match.group(12))

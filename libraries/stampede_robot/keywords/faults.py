@@ -23,14 +23,13 @@ from stampede.retry import RetryPolicy
 from stampede.services.postgres_target import PostgresTarget
 from stampede.services.redis_target import RedisTarget
 from stampede.units import format_duration
-from stampede.verdicts import Verdict
 from stampede.workloads.credits import Strategy
 from stampede.workloads.isolation import IsolationLevel
 from stampede.workloads.ledgered_credits import LedgeredCreditDeductionTool, LedgerWrite
 from stampede.workloads.redis_counter import RedisCounterTool
 
 from ..component import LibraryComponent
-from ..html import table, verdict_table
+from ..html import table
 from ..runtime import LaunchRecord, Runtime, Services
 
 T = TypeVar("T")
@@ -349,7 +348,7 @@ class FaultKeywords(LibraryComponent):
 
         | Ledger Should Account For Every Operation |
         """
-        record = self._record(launch)
+        record = self.launch_record(launch)
         tool, key = record.tool, record.result.tool_settings.get("ledger key")
         if isinstance(tool, LedgeredCreditDeductionTool) and key:
             snapshot = self.runtime.run(tool.ledger_snapshot(key, self._direct_postgres()))
@@ -360,7 +359,7 @@ class FaultKeywords(LibraryComponent):
                 f"Launch {record.number} ran {record.tool.name!r}, which keeps no ledger: define the tool with "
                 "Define Ledgered Credit Deduction Tool or Define Redis Counter Tool."
             )
-        self._judge(check_ledger(record.result.history, snapshot))
+        self.judge(check_ledger(record.result.history, snapshot))
 
     @keyword(tags=["faults", "checks"])
     def stall_should_match_the_fault(
@@ -375,7 +374,7 @@ class FaultKeywords(LibraryComponent):
 
         | ${stall}= | Stall Should Match The Fault | tolerance=300 ms |
         """
-        record = self._record(launch)
+        record = self.launch_record(launch)
         bound = _seconds(tolerance, "tolerance")
         result = record.result
         windows = [w for w in self._windows if result.started_ns <= w.start_ns <= result.ended_ns]
@@ -385,7 +384,8 @@ class FaultKeywords(LibraryComponent):
                 "its agents run (Launch Agents In Background)."
             )
         window = windows[-1]
-        verdict = self._judge(check_stall(result.history, window.fault, window.start_ns, window.end_ns, bound))
+        verdict = check_stall(result.history, window.fault, window.start_ns, window.end_ns, bound)
+        self.judge(verdict)
         return float(verdict.value or 0.0)
 
     @keyword(tags=["faults", "checks"])
@@ -406,24 +406,13 @@ class FaultKeywords(LibraryComponent):
         | Launch Agents | count | 5 | iterations=20 |
         | Median Latency Should Rise By | 50 ms | baseline=${quiet} |
         """
-        before = self._record(baseline).summary.latency.percentiles[50.0]
-        after = self._record(launch).summary.latency.percentiles[50.0]
-        verdict = self._judge(check_added_latency(before, after, _seconds(added, "added latency"),
-                                                  _seconds(tolerance, "tolerance")))
+        before = self.launch_record(baseline).summary.latency.percentiles[50.0]
+        after = self.launch_record(launch).summary.latency.percentiles[50.0]
+        verdict = check_added_latency(before, after, _seconds(added, "added latency"), _seconds(tolerance, "tolerance"))
+        self.judge(verdict)
         return float(verdict.value or 0.0)
 
     # ------------------------------------------------------------------ helpers
-
-    def _judge(self, verdict: Verdict) -> Verdict:
-        """Log the verdict (its table, and its sentence: what was measured); fail on a miss or on nothing to check."""
-        self.log_html(verdict_table([verdict], caption=verdict.name))
-        if not verdict.passed or verdict.inconclusive:
-            raise AssertionError(verdict.message)
-        self.log(verdict.message)
-        return verdict
-
-    def _record(self, launch: LaunchRecord | int | None) -> LaunchRecord:
-        return launch if isinstance(launch, LaunchRecord) else self.runtime.launch(launch)
 
     def _services(self) -> Services:
         if self.runtime.services is None:
