@@ -23,7 +23,7 @@ from .conftest import (
     run_robot,
 )
 
-SUITE = "suites/tool_conflicts/cross_service_transactions.robot"
+SUITE = "suites/tool_conflicts/04__cross_service_transactions.robot"
 TWINS = ROBOT_DIR / "failing_twins" / "coordination.robot"
 FAULTED = 30  # 10 agents × 10 iterations × 30%
 

@@ -19,7 +19,7 @@ from .conftest import (
     run_robot,
 )
 
-SUITE = "suites/tool_conflicts/deadlock_detection.robot"
+SUITE = "suites/tool_conflicts/05__deadlock_detection.robot"
 TWINS = ROBOT_DIR / "failing_twins" / "deadlocks.robot"
 OPPOSITE_TEST = "Opposite Lock Orders Deadlock, And Every Deadlock Is Detected, Resolved And Recovered From"
 ORDERED_TEST = "Locking Accounts In One Order Prevents Deadlocks"

@@ -18,7 +18,7 @@ from .conftest import (
     run_robot,
 )
 
-SUITE = "suites/tool_conflicts/event_sourced_state.robot"
+SUITE = "suites/tool_conflicts/06__event_sourced_state.robot"
 TWINS = ROBOT_DIR / "failing_twins" / "event_sourcing.robot"
 CONVERGES = "The Read Model Converges To The Sum Of Every Event"
 READS_OWN_WRITES = "Agents Read Their Own Writes Within The Lag Bound"

@@ -18,7 +18,7 @@ from .conftest import (
     run_robot,
 )
 
-SUITE = "suites/tool_conflicts/fault_injection.robot"
+SUITE = "suites/tool_conflicts/08__fault_injection.robot"
 TWINS = ROBOT_DIR / "failing_twins" / "faults.robot"
 BAD_INPUT = ROBOT_DIR / "bad_fault_input.robot"
 DURATION = r"[\d.]+ (ns|µs|ms|s)"

@@ -19,7 +19,7 @@ from .conftest import (
     run_robot,
 )
 
-SUITE = "suites/tool_conflicts/connection_pool_exhaustion.robot"
+SUITE = "suites/tool_conflicts/02__connection_pool_exhaustion.robot"
 TWINS = ROBOT_DIR / "failing_twins" / "pool.robot"
 SERVED_TEST = "Fifty Agents Queue For Ten Connections And Are Served Within The Bounds"
 REFUSING_TEST = "Acquires That Outwait A Short Timeout Are Refused, Counted, And The Pool Degrades Gracefully"

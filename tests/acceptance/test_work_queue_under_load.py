@@ -20,7 +20,7 @@ from .conftest import (
     run_robot,
 )
 
-SUITE = "suites/tool_conflicts/work_queue_under_load.robot"
+SUITE = "suites/tool_conflicts/07__work_queue_under_load.robot"
 TWINS = ROBOT_DIR / "failing_twins" / "queues.robot"
 EXACTLY_ONCE_TESTS = [
     "PostgreSQL Queue Claimed With SKIP LOCKED Processes Every Item Exactly Once",
