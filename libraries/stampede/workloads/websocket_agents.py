@@ -40,9 +40,8 @@ from websockets.exceptions import ProtocolError as FrameError
 
 from ..agents import AgentContext, BaseTool, OpResult
 from ..errors import ConfigurationError
-from ..units import format_duration
 from .websocket_protocol import AuthMode, FieldPathError, MessageFields, WebSocketProtocol, render, render_text
-from .websocket_records import SESSION_KEY, MessageLog, ReceivedMessage, WsFailure
+from .websocket_records import SESSION_KEY, MessageLog, ReceivedMessage, WsFailure, timeout_text
 
 TokenSource = Callable[[str], str] | Mapping[str, str] | str
 """A user's token: a function of the user id, a mapping user id → token, or one token for every user."""
@@ -113,7 +112,7 @@ class WebSocketAgentTool(BaseTool):
             if not protocol.can_resume:
                 raise ConfigurationError("Dropping connections needs a protocol that can resume: give it a resume "
                                          "template and fields.resume_token")
-        if protocol.needs_token and tokens is None:
+        if protocol.needs_token(resuming=drop_after_events is not None) and tokens is None:
             raise ConfigurationError(f"The WebSocket protocol for {protocol.url} sends a token "
                                      f"(auth {protocol.auth.value}): give tokens (a function of the user id, a "
                                      "mapping user id → token, or one token)")
@@ -147,9 +146,9 @@ class WebSocketAgentTool(BaseTool):
         return {
             "tool": self.name,
             **self.protocol.describe(),
-            "connect timeout": format_duration(self.connect_timeout),
-            "answer timeout": format_duration(self.answer_timeout),
-            "run timeout": format_duration(self.run_timeout),
+            "connect timeout": timeout_text(self.connect_timeout),
+            "answer timeout": timeout_text(self.answer_timeout),
+            "run timeout": timeout_text(self.run_timeout),
             "context size": f"{self.context_bytes} bytes",
             "connects": "before the start barrier" if self.connect_early else "in its first operation",
             "drops the connection": f"after {self.drop_after_events} events of each run"
@@ -234,7 +233,7 @@ class WebSocketAgentTool(BaseTool):
         except TimeoutError:
             raise _Failed(WsFailure.CONNECT_TIMEOUT, waited_s=self.connect_timeout,
                           reason=f"the opening handshake with {protocol.url} took longer than "
-                                 f"{format_duration(self.connect_timeout)}") from None
+                                 f"{timeout_text(self.connect_timeout)}") from None
         except InvalidStatus as error:
             status = error.response.status_code
             failure = WsFailure.REFUSED if status in (401, 403) else WsFailure.CONNECT_FAILED
@@ -264,12 +263,12 @@ class WebSocketAgentTool(BaseTool):
             if fields.type in protocol.error_events:
                 raise _Failed(WsFailure.REFUSED, code=fields.error_code, message=_text_of(message))
         if answered is None:
-            waited = format_duration(self.answer_timeout)
+            waited = timeout_text(self.answer_timeout)
             raise _Failed(WsFailure.NO_ANSWER, waited_s=self.answer_timeout,
                           reason=f"connected, but no answer to the hello within {waited}")
         raise _Failed(WsFailure.INCOMPLETE, waited_s=self.answer_timeout,
                       reason=f"answered ({answered}), but no {protocol.ready_event} within "
-                             f"{format_duration(self.answer_timeout)}")
+                             f"{timeout_text(self.answer_timeout)}")
 
     # Running
 
@@ -351,9 +350,9 @@ class WebSocketAgentTool(BaseTool):
             done = " or ".join(self.protocol.done_events)
             return _Failed(WsFailure.INCOMPLETE, waited_s=self.run_timeout,
                            reason=f"{progress['events']} event(s) of the run, then no {done} "
-                                  f"within {format_duration(self.run_timeout)} of sending")
+                                  f"within {timeout_text(self.run_timeout)} of sending")
         return _Failed(WsFailure.NO_ANSWER, waited_s=self.answer_timeout,
-                       reason=f"no event of the run within {format_duration(self.answer_timeout)} of sending")
+                       reason=f"no event of the run within {timeout_text(self.answer_timeout)} of sending")
 
     async def _drop_and_resume(self, agent: AgentContext, session: _Session) -> None:
         """Drop the connection as a network would (no close frame), then resume the session on a new one."""

@@ -296,12 +296,12 @@ class WebSocketProtocol:
             templates["header_value"] = self.header_value
         return {name: template for name, template in templates.items() if template is not None}
 
-    @property
-    def needs_token(self) -> bool:
-        """Whether an agent needs a token: the auth mode or a template uses ``{token}``."""
+    def needs_token(self, *, resuming: bool = False) -> bool:
+        """Whether an agent needs a token: the auth mode or a template it sends uses ``{token}``."""
         if self.auth in (AuthMode.HEADER, AuthMode.QUERY):
             return True
-        return any("token" in placeholders_in(template) for template in self._templates().values())
+        sent = {name: template for name, template in self._templates().items() if resuming or name != "resume"}
+        return any("token" in placeholders_in(template) for template in sent.values())
 
     @property
     def can_resume(self) -> bool:

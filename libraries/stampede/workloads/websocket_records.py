@@ -20,6 +20,11 @@ SESSION_KEY = "session"
 """``Operation.read[SESSION_KEY]``: ``{"id": ..., "since_ns": ..., "connection": n}`` of the session the op used."""
 
 
+def timeout_text(seconds: float) -> str:
+    """A configured bound as written: ``10 s``, ``0.5 s``."""
+    return f"{seconds:g} s"
+
+
 class WsFailure(StrEnum):
     """``Operation.error`` of a WebSocket agent operation that did not end with its run's done event."""
 
