@@ -13,6 +13,7 @@ import asyncio
 import os
 import threading
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -169,7 +170,7 @@ class AgentServiceTarget:
         return f"<AgentServiceTarget {self.kind} {self.display_url}>"
 
 
-def reference_service(postgres: PostgresTarget, redis: RedisTarget, *, bugs: str | None = None,
+def reference_service(postgres: PostgresTarget, redis: RedisTarget, *, bugs: str | Iterable[str] | None = None,
                       settings: ServiceSettings | None = None, timeout: float = 30.0) -> AgentServiceTarget:
     """The reference service for the run's schema and prefix, not started yet: :meth:`AgentServiceTarget.start`.
 

@@ -151,7 +151,8 @@ class ServiceKeywords(LibraryComponent):
         else:
             self.use_postgresql()
             self.use_redis()
-            target = reference_service(self.runtime.postgres, self.runtime.redis, bugs=bugs,
+            target = reference_service(self.runtime.postgres, self.runtime.redis,
+                                       bugs=[name.strip() for name in bugs.split(",")],
                                        settings=_reference_settings(think_time, settings),
                                        timeout=start_timeout.total_seconds())
             services.agent_service = target  # recorded first: stopped with the services even if the start is cut
