@@ -6,6 +6,7 @@ runtime, so a tool defined with ConcurrentAgents can be judged by LockConflicts.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from stampede.errors import ConfigurationError, StampedeError
 from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch
 from stampede.loop import EngineLoop
 from stampede.metrics import LaunchSummary
+from stampede.resources import ResourceSampler
 from stampede.services.agent_service_target import AgentServiceTarget
 from stampede.services.embedded_postgres import EmbeddedPostgres
 from stampede.services.embedded_redis import EmbeddedRedis
@@ -67,6 +69,8 @@ class Services:
     """Stopped before the targets close: closing drops the schema the reference service works in."""
     undo: list[Callable[[], str]] = field(default_factory=list)
     """Faults to undo (stop a proxy, wait out a pause) before the services stop; each says what it did."""
+    resource_sampler: ResourceSampler | None = None
+    """Resource sampling still going on; stopped with the services if no test stopped it."""
 
 
 class Runtime:
@@ -126,6 +130,10 @@ class Runtime:
         """Close targets (dropping this run's schema and keys) and stop embedded servers; say what was done."""
         services, self.services = self.services, None
         done = [undo() for undo in reversed(services.undo)] if services is not None else []
+        if services is not None and services.resource_sampler is not None:
+            with contextlib.suppress(StampedeError):  # a stuck or failed sampler must not keep the services up
+                services.resource_sampler.stop()
+            done.append("Stopped resource sampling that no test stopped (call Stop Sampling Resources to judge it).")
         done += self.abort_background_launches()
         if services is None:
             return done

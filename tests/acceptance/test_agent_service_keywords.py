@@ -28,8 +28,10 @@ from .conftest import (
 SUITE = ROBOT_DIR / "agent_service.robot"
 TWINS = ROBOT_DIR / "failing_twins" / "parallelism.robot"
 BAD_INPUT = ROBOT_DIR / "bad_agent_service_input.robot"
+FORGETFUL_TEST = "A Test May Leave Sampling Running"
 PASSING = [
     "The Reference Agent Service Runs Beside The Suite's Own Services",
+    FORGETFUL_TEST,
     "Resources Stay Within Bounds While Agents Run On The Service",
     "Agents Queued On One Locked Row Are Served In Turn",
     "Agents Waiting In Redis With The Asyncio Client Wait Side By Side",
@@ -136,13 +138,20 @@ def test_every_agent_service_was_started_quickly_and_is_gone(run: RobotRun) -> N
 
 
 def test_resources_are_logged_per_process_with_units(run: RobotRun) -> None:
-    messages = messages_in(run.test(PASSING[1]))
+    messages = messages_in(run.test(PASSING[2]))
     (table,) = [m.message for m in messages if m.html and "Resources sampled every" in m.message]
     for header in ("cpu mean", "cpu max", "rss start", "rss max", "rss end", "rss growth", "open files max",
                    "threads max"):
         assert f"<th>{header}</th>" in table
     assert re.search(r"<td>harness \(pid \d+\)</td>", table) and re.search(r"<td>target \(pid \d+\)</td>", table)
     assert re.search(r"<td>[\d.]+ MB</td>", table) and re.search(r"<td>[\d.]+%</td>", table)
+
+
+def test_sampling_a_test_forgot_is_stopped_when_the_next_test_samples(run: RobotRun) -> None:
+    warnings = [m.message for m in messages_in(run.test(PASSING[2])) if m.level == "WARN"]
+    assert len(warnings) == 1, warnings
+    assert re.fullmatch(rf"Stopped resource sampling that test '{FORGETFUL_TEST}' started and never stopped, "
+                        r"after [\d.]+ (ms|s)\.", warnings[0]), warnings[0]
 
 
 def test_no_token_reaches_the_outputs(run: RobotRun) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import psutil
+from robot.api import logger
 from robot.api.deco import keyword
 
 from stampede.errors import ConfigurationError, StampedeError
@@ -82,10 +83,16 @@ class ResourceKeywords(LibraryComponent):
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
-        self._sampler: ResourceSampler | None = None
-        self._stop_forgotten: Services | None = None
+        self._sampling_since = ""
+        """The test that started the sampling going on ("" for a suite setup)."""
         self._recording: ResourceRecording | None = None
         self._memory: MemoryAfterRuns | None = None
+
+    @property
+    def _sampler(self) -> ResourceSampler | None:
+        """The sampling going on: kept with the services, which stop it if no test does."""
+        services = self.runtime.services
+        return services.resource_sampler if services is not None else None
 
     def _process(self, target: str) -> Process | None:
         """The process ``target`` names: ``agent service`` (if Stampede started it), ``harness``, ``none``, a pid."""
@@ -116,13 +123,19 @@ class ResourceKeywords(LibraryComponent):
         ``target_...`` metrics, the harness's as ``harness_...``. Sampling runs
         on a thread of its own, so it goes on while agents run. Stop it with
         `Stop Sampling Resources`; sampling a test forgot to stop is stopped
-        when the suite's services stop.
+        when the next test starts sampling, or when the suite's services stop.
 
         | Start Sampling Resources |                 |                 |
         | Start Sampling Resources | interval=500 ms | target=${pid}   |
         """
+        test = str(self.variable("TEST NAME", ""))
         if self._sampler is not None:
-            raise StampedeError("Resources are already being sampled: call Stop Sampling Resources first.")
+            if self._sampling_since == test:
+                raise StampedeError("Resources are already being sampled: call Stop Sampling Resources first.")
+            forgotten = self._stop_sampler()
+            since = f"test {self._sampling_since!r}" if self._sampling_since else "the suite setup"
+            logger.warn(f"Stopped resource sampling that {since} started and never stopped, after "
+                        f"{format_duration(forgotten.wall_seconds)}.")
         processes = {HARNESS: os.getpid()}
         process = self._process(target)
         if process is not None:
@@ -131,29 +144,19 @@ class ResourceKeywords(LibraryComponent):
             self.log("No reference agent service is running here, so only the harness is sampled "
                      "(give your service's pid as target=<pid> to sample it too).")
         sampler = ResourceSampler(processes, interval=interval.total_seconds())
-        sampler.start()
-        self._sampler = sampler
         services = self.runtime.services
         if services is None:
             services = self.runtime.services = Services(owner=self.variable("SUITE NAME", ""))
-        services.undo.append(self._stop_forgotten_sampling)
-        self._stop_forgotten = services
+        sampler.start()
+        services.resource_sampler = sampler
+        self._sampling_since = test
         named = ", ".join(f"{name} (pid {pid})" for name, pid in processes.items())
         self.log(f"Sampling {named} every {format_duration(sampler.interval)}.")
 
-    def _stop_forgotten_sampling(self) -> str:
-        if self._sampler is None:
-            return ""
-        recording = self._stop_sampler()
-        return (f"Stopped resource sampling that was still running, after {format_duration(recording.wall_seconds)}: "
-                "call Stop Sampling Resources to judge it.")
-
     def _stop_sampler(self) -> ResourceRecording:
-        sampler, self._sampler = self._sampler, None
-        services, self._stop_forgotten = self._stop_forgotten, None
-        if services is not None and self._stop_forgotten_sampling in services.undo:
-            services.undo.remove(self._stop_forgotten_sampling)
-        assert sampler is not None, "only called while sampling"
+        services = self.runtime.services
+        assert services is not None and services.resource_sampler is not None, "only called while sampling"
+        sampler, services.resource_sampler = services.resource_sampler, None
         try:
             self._recording = sampler.stop()
         except StampedeError:

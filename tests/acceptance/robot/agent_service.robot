@@ -34,6 +34,11 @@ The Reference Agent Service Runs Beside The Suite's Own Services
     ${token}=    Get Agent Service Token    alice
     Should Be Equal    ${token.value.count(".")}    ${2}    msg=A JWT has three dot-separated parts.
 
+A Test May Leave Sampling Running
+    [Documentation]    Sampling nobody stops is stopped, with a warning, when the next test starts sampling,
+    ...    or when the suite's services stop.
+    Start Sampling Resources    interval=${SAMPLE_INTERVAL}    target=harness
+
 Resources Stay Within Bounds While Agents Run On The Service
     [Documentation]    ${AGENTS} agents make agent runs on the service for ${LOAD_TIME} while the harness
     ...    and the service are sampled every ${SAMPLE_INTERVAL}; memory, CPU and threads stay within bounds.
