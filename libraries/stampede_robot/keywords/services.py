@@ -9,7 +9,7 @@ from robot.api.deco import keyword
 from robot.api.types import Secret
 from robot.libraries.BuiltIn import BuiltIn
 
-from stampede.agent_service.bugs import parse_bugs
+from stampede.agent_service.bugs import Bug, parse_bugs
 from stampede.agent_service.settings import ServiceSettings
 from stampede.errors import ConfigurationError
 from stampede.services.agent_service_target import (
@@ -138,22 +138,23 @@ class ServiceKeywords(LibraryComponent):
         wanted = resolve_agent_service_url(url or self.variable("AGENT_SERVICE_URL"))
         if wanted is not None:
             self._refuse_reference_options(wanted, bugs, think_time, settings)
+            chosen = None
+        else:
+            chosen = (parse_bugs([name.strip() for name in bugs.split(",")]), _reference_settings(think_time, settings))
         in_use = services.agent_service
         if in_use is not None:
-            if self._same_service(in_use, wanted, bugs, think_time, settings):
+            if _is_the_service(in_use, wanted, chosen):
                 return in_use.url
             self.log(f"Switching agent service: {in_use.close()}.")
             services.agent_service = None
-        if wanted is not None:
+        if chosen is None:
             secret = self.variable("AGENT_SERVICE_JWT_SECRET")
             services.agent_service = self.runtime.run(connect_agent_service(
                 wanted, jwt_secret=secret.value if isinstance(secret, Secret) else secret or None))
         else:
             self.use_postgresql()
             self.use_redis()
-            target = reference_service(self.runtime.postgres, self.runtime.redis,
-                                       bugs=[name.strip() for name in bugs.split(",")],
-                                       settings=_reference_settings(think_time, settings),
+            target = reference_service(self.runtime.postgres, self.runtime.redis, bugs=chosen[0], settings=chosen[1],
                                        timeout=start_timeout.total_seconds())
             services.agent_service = target  # recorded first: stopped with the services even if the start is cut
             try:
@@ -177,17 +178,11 @@ class ServiceKeywords(LibraryComponent):
                 "STAMPEDE_AGENT_SERVICE_URL): drop them, or unset the URL to test the reference service."
             )
 
-    @staticmethod
-    def _same_service(in_use: AgentServiceTarget, url: str | None, bugs: str, think_time: timedelta,
-                      settings: dict[str, int]) -> bool:
-        if in_use.embedded is None or url is not None:
-            return in_use.embedded is None and in_use.url == url
-        return in_use.bugs == parse_bugs(bugs) and in_use.settings == _reference_settings(think_time, settings)
-
     def _log_agent_service(self, service: AgentServiceTarget) -> None:
         rows: list[tuple[str, object]] = [("kind", service.kind), ("URL", service.display_url)]
         if service.embedded is None:
-            rows.append(("probe", service.handshake))
+            rows += [("pid", "not known: give your service's pid to Start Sampling Resources to sample it"),
+                     ("probe", service.handshake)]
         else:
             rows += [("pid", service.pid), ("started in", f"{service.started_in:.2f} s"),
                      ("bug switches on", ", ".join(sorted(service.bugs)) or "none")]
@@ -245,6 +240,14 @@ class ServiceKeywords(LibraryComponent):
         """
         for line in self.runtime.stop_services():
             self.log(line)
+
+
+def _is_the_service(in_use: AgentServiceTarget, url: str | None,
+                    chosen: tuple[frozenset[Bug], ServiceSettings] | None) -> bool:
+    """Whether the service in use is the one asked for: the same URL, or a running reference service as configured."""
+    if chosen is None or in_use.embedded is None:
+        return chosen is None and in_use.embedded is None and in_use.url == url
+    return in_use.embedded.running and (in_use.bugs, in_use.settings) == chosen
 
 
 _DEFAULT_THINK_TIME = timedelta(milliseconds=ServiceSettings().think_ms)
