@@ -8,6 +8,7 @@ from stampede_robot.keywords.coordination import CoordinationToolKeywords
 from stampede_robot.keywords.deadlocks import DeadlockToolKeywords
 from stampede_robot.keywords.event_sourcing import EventSourcingToolKeywords
 from stampede_robot.keywords.launching import LaunchKeywords
+from stampede_robot.keywords.locks import LockToolKeywords
 from stampede_robot.keywords.pools import PoolToolKeywords
 from stampede_robot.keywords.queues import QueueToolKeywords
 from stampede_robot.keywords.workloads import WorkloadKeywords
@@ -76,6 +77,7 @@ class ConcurrentAgents(DynamicCore):
             DeadlockToolKeywords,
             EventSourcingToolKeywords,
             QueueToolKeywords,
+            LockToolKeywords,
             LaunchKeywords,
         )
         super().__init__([component(runtime()) for component in components])

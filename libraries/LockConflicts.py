@@ -9,6 +9,7 @@ from stampede_robot.keywords.coordination import CoordinationCheckKeywords
 from stampede_robot.keywords.deadlocks import DeadlockCheckKeywords
 from stampede_robot.keywords.event_sourcing import EventSourcingCheckKeywords
 from stampede_robot.keywords.interleavings import InterleavingKeywords
+from stampede_robot.keywords.locks import LockCheckKeywords
 from stampede_robot.keywords.parallelism import ParallelismCheckKeywords
 from stampede_robot.keywords.pools import PoolCheckKeywords
 from stampede_robot.keywords.queues import QueueCheckKeywords
@@ -41,6 +42,7 @@ class LockConflicts(DynamicCore):
             DeadlockCheckKeywords,
             EventSourcingCheckKeywords,
             QueueCheckKeywords,
+            LockCheckKeywords,
             InterleavingKeywords,
             ParallelismCheckKeywords,
         )

@@ -1,0 +1,258 @@
+"""Keywords for lock conflicts: defining the lock tool (ConcurrentAgents) and judging its holders (LockConflicts)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from robot.api.deco import keyword
+
+from stampede.checkers.fencing import check_fencing, check_protected_data, fenced_accesses
+from stampede.checkers.lock_records import lease_text, lock_attempts
+from stampede.checkers.mutual_exclusion import (
+    GRANTED_TWICE,
+    cause_of,
+    check_holders_never_overlap,
+    check_leases_outlived,
+    check_never_granted_twice,
+    check_single_active_session,
+    find_overlaps,
+    held,
+    promised,
+)
+from stampede.locks import LockSpec, make_lock
+from stampede.locks.resource import FencedCounter
+from stampede.units import format_duration
+from stampede.workloads.lock_contention import LockContentionTool, LockScope, LockWork
+
+from ..component import LibraryComponent
+from ..html import table
+from ..runtime import LaunchRecord
+
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def _ns(duration: timedelta) -> int:
+    return round(duration.total_seconds() * 1e9)
+
+
+class LockToolKeywords(LibraryComponent):
+    """Defines the lock tool (ConcurrentAgents)."""
+
+    @keyword(tags=["workloads", "locks"])
+    def define_lock_tool(
+        self,
+        name: str,
+        lock: str = "stampede redis",
+        lease: timedelta | None = None,
+        hold: timedelta = timedelta(milliseconds=50),
+        fencing: bool = False,
+        stall: timedelta = timedelta(0),
+        stall_every: int = 0,
+        wait: timedelta = timedelta(seconds=5),
+        scope: LockScope = LockScope.SHARED,
+    ) -> None:
+        """Defines a tool whose agents compete for a lock, work on a shared counter while holding it, and release it.
+
+        One operation is one attempt: acquire (waiting at most ``wait``), read
+        the shared counter, work for ``hold``, write the value read plus one,
+        release. Every ``stall_every``-th holder stalls ``stall`` more before
+        its write, like a paused process. Work or stalls longer than ``lease``
+        let the lock expire under its holder. The history records, per attempt,
+        the invoke and reply times of acquire and release, the holder, its
+        token, its fencing number, the lease and what the release answered.
+
+        ``lock`` is one of:
+        - ``stampede redis``: ``SET NX PX`` with a token and a fencing number from
+          ``INCR`` in one script; release deletes the key only if it still holds the token.
+        - ``redis-py``: redis-py's own ``Lock``, one object per holder.
+        - ``advisory session`` / ``advisory transaction``: PostgreSQL advisory
+          locks, each holder on one connection for the whole hold.
+        - ``for update``: ``SELECT … FOR UPDATE`` on a lock row, released by ``COMMIT``.
+        - ``python:<module>:<callable>``: a lock object of yours (``acquire()``,
+          ``release()``; plain or async), made once per lock key, e.g. ``python:asyncio:Lock``.
+        - ``broken`` (a seeded bug): ``SETNX``, then ``EXPIRE``, released by plain ``DEL``.
+
+        ``lease`` is how long the Redis locks keep a holder (500 ms unless
+        given); PostgreSQL locks have none. With ``fencing`` on, the counter
+        refuses any access whose fencing number is below the highest it has
+        seen (needs a lock that issues fencing numbers). ``scope`` ``per user``
+        gives each user a lock of their own (single active session per user:
+        launch with ``users=``). Needs Redis (the counter lives there), and
+        PostgreSQL for the PostgreSQL locks.
+
+        | Define Lock Tool | guard | lock=stampede redis | lease=500 ms | hold=50 ms | fencing=on |
+        | Define Lock Tool | guard | lock=advisory session | hold=10 ms |
+        | Define Lock Tool | guard | lock=stampede redis | lease=100 ms | hold=10 ms | stall=150 ms | stall_every=4 |
+        | Define Lock Tool | sessions | scope=per user | lease=1 s | hold=20 ms |
+        """
+        work = LockWork(hold=hold.total_seconds(), stall=stall.total_seconds(), stall_every=stall_every,
+                        fencing=fencing, wait=wait.total_seconds(), scope=scope)
+        spec = LockSpec.parse(lock)
+        made = make_lock(spec, None if lease is None else lease.total_seconds(), self.runtime)
+        tool = LockContentionTool(name, made, FencedCounter(self.runtime.redis, name, fencing=fencing), work)
+        self.runtime.tools[name] = tool
+        self.log_html(table(["", ""], tool.describe().items(), f"Lock tool {name}"))
+
+
+class LockCheckKeywords(LibraryComponent):
+    """Judges lock holders (LockConflicts)."""
+
+    def _lock_launch(self, launch: LaunchRecord | int | None) -> tuple[LaunchRecord, LockContentionTool]:
+        return self.launch_of(launch, LockContentionTool, "a lock tool", "Define Lock Tool")
+
+    @keyword(tags=["checks", "locks"])
+    def holders_should_never_overlap(self, tolerance: timedelta = _ONE_MS,
+                                     launch: LaunchRecord | int | None = None) -> None:
+        """Fails when two agents held the lock at the same instant, showing both intervals.
+
+        A hold runs from the acquire's reply (the holder surely has the lock) to
+        the release's invoke (it surely still acts on it). Each overlap says its
+        cause: inside both leases (the lock was granted twice), or after the
+        earlier holder's lease could have run out (it outlived its lease). An
+        overlap no longer than ``tolerance`` is within the measurement error:
+        reported as inconclusive, which fails too, never passes.
+
+        | Holders Should Never Overlap |
+        | Holders Should Never Overlap | tolerance=2 ms |
+        """
+        record, _ = self._lock_launch(launch)
+        self.judge(check_holders_never_overlap(record.result.history, _ns(tolerance)))
+
+    @keyword(tags=["checks", "locks"])
+    def lock_should_never_be_granted_twice(self, tolerance: timedelta = _ONE_MS,
+                                           launch: LaunchRecord | int | None = None) -> None:
+        """Fails when the lock let a second agent in while the first was inside its lease and had not released.
+
+        The promise a lease lock makes: a hold counts until the release's
+        invoke or until the lease could have run out (the granted try's invoke
+        plus the lease), whichever comes first. A correct lease lock keeps it
+        even when holders work past their lease; the seeded ``broken`` lock
+        does not. Overlaps within ``tolerance`` are inconclusive.
+
+        | Lock Should Never Be Granted Twice |
+        """
+        record, _ = self._lock_launch(launch)
+        self.judge(check_never_granted_twice(record.result.history, _ns(tolerance)))
+
+    @keyword(tags=["checks", "locks"])
+    def no_holder_should_outlive_its_lease(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails when a release answered "not owned" or came after the holder's lease had surely run out.
+
+        A release that came after the lease had surely run out and still
+        answered "released" deleted a lock that was not the holder's any more.
+
+        | No Holder Should Outlive Its Lease |
+        """
+        record, _ = self._lock_launch(launch)
+        self.judge(check_leases_outlived(record.result.history))
+
+    @keyword("Get Not-Owned Release Count", tags=["checks", "locks"])
+    def get_not_owned_release_count(self, launch: LaunchRecord | int | None = None) -> int:
+        """Returns how many releases the lock answered with "not owned": holders that outlived their lease.
+
+        | ${not owned}= | Get Not-Owned Release Count |
+        | Should Be True | ${not owned} > 0 |
+        """
+        record, _ = self._lock_launch(launch)
+        count = sum(1 for attempt in lock_attempts(record.result.history) if attempt.release_answer == "not owned")
+        self.log(f"{count} releases answered \"not owned\".")
+        return count
+
+    @keyword(tags=["checks", "locks"])
+    def fencing_should_hold(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails unless the resource refused every stale fencing number and the numbers it accepted only rose.
+
+        A stale number is one below the highest the resource had already seen:
+        its holder lost the lock while it worked. Also fails when a current
+        holder was refused, and is inconclusive (failing) when the lock issued
+        no fencing numbers. Logs the refused accesses.
+
+        | Define Lock Tool | guard | lease=100 ms | hold=10 ms | stall=150 ms | stall_every=4 | fencing=on |
+        | Launch Agents | guard | 5 | iterations=8 |
+        | Fencing Should Hold |
+        """
+        record, tool = self._lock_launch(launch)
+        self.judge(check_fencing(record.result.history, tool.work.fencing))
+
+    @keyword(tags=["checks", "locks"])
+    def protected_data_should_stay_right(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails unless the shared counter equals the number of writes it accepted: no increment lost.
+
+        Holders read the counter, work, and write back the value plus one, so
+        two holders working at once lose an increment; the failure lists the
+        writes that wiped increments out.
+
+        | Protected Data Should Stay Right |
+        """
+        record, tool = self._lock_launch(launch)
+        states = self.runtime.run(tool.resource_states())
+        self.judge(check_protected_data(record.result.history, states))
+
+    @keyword(tags=["checks", "locks", "sessions"])
+    def each_user_should_have_at_most_one_active_session(self, tolerance: timedelta = _ONE_MS,
+                                                         launch: LaunchRecord | int | None = None) -> None:
+        """Fails when a user had two sessions active at the same instant, measured from the history.
+
+        For a lock tool of scope ``per user``: a session is active from the
+        reply of the lock that registers it to the start of its ending. Needs
+        more agents than users; overlaps within ``tolerance`` are inconclusive.
+
+        | Define Lock Tool | sessions | scope=per user | lease=1 s | hold=20 ms |
+        | Launch Agents | sessions | 20 | iterations=5 | users=5 |
+        | Each User Should Have At Most One Active Session |
+        """
+        record, _ = self._lock_launch(launch)
+        self.judge(check_single_active_session(record.result.history, _ns(tolerance)))
+
+    @keyword(tags=["checks", "locks"])
+    def log_lock_summary(self, tolerance: timedelta = _ONE_MS,
+                         launch: LaunchRecord | int | None = None) -> dict[str, Any]:
+        """Logs what the lock did (attempts, overlaps, not-owned releases, stale writes, acquire p95) and returns it.
+
+        The returned dictionary holds ``lock``, ``attempts``, ``holds``,
+        ``gave_up``, ``violations`` (overlapping holds), ``granted_twice``,
+        ``inconclusive`` (overlaps within ``tolerance``), ``not_owned``,
+        ``stale_refused``, ``stale_accepted`` and ``acquire_p95`` (seconds).
+
+        | ${summary}= | Log Lock Summary |
+        | Should Be Equal As Integers | ${summary}[violations] | 0 |
+        """
+        record, tool = self._lock_launch(launch)
+        history = record.result.history
+        tolerance_ns = _ns(tolerance)
+        attempts = lock_attempts(history)
+        overlaps = find_overlaps(attempts, held, tolerance_ns)
+        granted_twice = find_overlaps(attempts, promised, tolerance_ns)
+        accesses = fenced_accesses(attempts)
+        acquire = record.summary.timings.get("acquire")
+        summary: dict[str, Any] = {
+            "lock": tool.lock.spec.label,
+            "attempts": len(attempts),
+            "holds": len(overlaps.holds),
+            "gave_up": len(attempts) - len(overlaps.holds),
+            "violations": len(overlaps.violations),
+            "granted_twice": len(granted_twice.violations),
+            "inconclusive": len(overlaps.inconclusive),
+            "not_owned": sum(1 for attempt in attempts if attempt.release_answer == "not owned"),
+            "stale_refused": sum(1 for access in accesses if access.stale and not access.accepted),
+            "stale_accepted": sum(1 for access in accesses if access.stale and access.accepted),
+            "acquire_p95": acquire.percentiles[95.0] if acquire else 0.0,
+        }
+        outlived = sum(1 for o in overlaps.violations if cause_of(o, tolerance_ns) != GRANTED_TWICE)
+        fencing = "on" if tool.work.fencing else "off"
+        rows = [
+            ("lock", f"{summary['lock']} ({lease_text(tool.lease_ns)}, fencing {fencing})"),
+            ("attempts", f"{summary['attempts']} ({summary['holds']} got the lock, {summary['gave_up']} gave up)"),
+            ("overlapping holds (violations)", f"{summary['violations']} ({outlived} after a lease ran out)"),
+            ("lock granted twice", str(summary["granted_twice"])),
+            ("overlaps within the error (inconclusive)", str(summary["inconclusive"])),
+            ('releases answered "not owned"', str(summary["not_owned"])),
+            ("stale writes refused / accepted", f"{summary['stale_refused']} / {summary['stale_accepted']}"),
+            ("acquire latency p95", format_duration(summary["acquire_p95"])),
+        ]
+        self.log_html(table(["", ""], rows, f"Lock {tool.name}: launch {record.number}"))
+        self.log(f"Lock {summary['lock']}: {summary['attempts']} attempts, {summary['violations']} violations, "
+                 f"{summary['inconclusive']} inconclusive overlaps, {summary['not_owned']} not-owned releases, "
+                 f"acquire p95 {format_duration(summary['acquire_p95'])}.")
+        return summary
