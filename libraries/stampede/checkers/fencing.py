@@ -106,8 +106,8 @@ def check_fencing(history: History, fencing: bool) -> Verdict:
     if refused:
         by_kind = ", ".join(f"{sum(1 for a in refused if a.kind == kind)} at their {kind}"
                             for kind in ("read", "write") if any(a.kind == kind for a in refused))
-        refusals = (f"{plural(len({a.attempt for a in refused}), 'holder')} came back with a stale number and "
-                    f"were refused ({by_kind})")
+        refusals = (f"the resource refused {plural(len({a.attempt for a in refused}), 'holder')} that came back with "
+                    f"a stale number ({by_kind})")
     else:
         refusals = "no holder came back with a stale number, so none needed refusing"
     message = (f"Fencing held: the fencing numbers of {plural(len(writes), 'accepted write')} to "

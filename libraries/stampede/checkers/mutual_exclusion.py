@@ -225,14 +225,16 @@ def _holder_violation(found: Overlaps, clock: Clock, rows: list[dict[str, Any]])
         parts.append(f"{causes[OUTLIVED_LEASE]} after the earlier holder's lease could have run out: it outlived "
                      "its lease")
     first = found.violations[0]
-    return (f"Holders overlapped: {len(found.violations)} times two agents held {lock_names(found.holds)} at once "
-            f"({'; '.join(parts)}). First: {_pair(first, clock)}{rows_note(len(rows))}.")
+    times = plural(len(found.violations), "time")
+    return (f"Holders overlapped: {times} two agents held {lock_names(found.holds)} at once ({'; '.join(parts)}). "
+            f"First: {_pair(first, clock)}{rows_note(len(rows))}.")
 
 
 def _grant_violation(found: Overlaps, clock: Clock, rows: list[dict[str, Any]]) -> str:
     first = found.violations[0]
-    return (f"Lock granted twice: {len(found.violations)} times {lock_names(found.holds)} let a second agent in "
-            "while the holder was inside its lease and had not released. First: "
+    times = plural(len(found.violations), "time")
+    return (f"Lock granted twice: {times} {lock_names(found.holds)} let a second agent in while the holder was inside "
+            "its lease and had not released. First: "
             f"{_pair(first, clock, promised)}{rows_note(len(rows))}.")
 
 
