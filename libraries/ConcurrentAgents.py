@@ -7,6 +7,7 @@ from robotlibcore import DynamicCore
 from stampede_robot.keywords.coordination import CoordinationToolKeywords
 from stampede_robot.keywords.deadlocks import DeadlockToolKeywords
 from stampede_robot.keywords.event_sourcing import EventSourcingToolKeywords
+from stampede_robot.keywords.fault_tools import FaultToolKeywords
 from stampede_robot.keywords.launching import LaunchKeywords
 from stampede_robot.keywords.locks import LockToolKeywords
 from stampede_robot.keywords.pools import PoolToolKeywords
@@ -77,6 +78,7 @@ class ConcurrentAgents(DynamicCore):
             DeadlockToolKeywords,
             EventSourcingToolKeywords,
             QueueToolKeywords,
+            FaultToolKeywords,
             LockToolKeywords,
             LaunchKeywords,
         )

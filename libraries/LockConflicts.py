@@ -8,6 +8,7 @@ from stampede_robot.keywords.checks import CheckKeywords
 from stampede_robot.keywords.coordination import CoordinationCheckKeywords
 from stampede_robot.keywords.deadlocks import DeadlockCheckKeywords
 from stampede_robot.keywords.event_sourcing import EventSourcingCheckKeywords
+from stampede_robot.keywords.fault_checks import FaultCheckKeywords
 from stampede_robot.keywords.interleavings import InterleavingKeywords
 from stampede_robot.keywords.locks import LockCheckKeywords
 from stampede_robot.keywords.parallelism import ParallelismCheckKeywords
@@ -42,6 +43,7 @@ class LockConflicts(DynamicCore):
             DeadlockCheckKeywords,
             EventSourcingCheckKeywords,
             QueueCheckKeywords,
+            FaultCheckKeywords,
             LockCheckKeywords,
             InterleavingKeywords,
             ParallelismCheckKeywords,

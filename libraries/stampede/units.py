@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import timedelta
 
 from .errors import ConfigurationError
 
@@ -47,6 +48,14 @@ def parse_positive_duration(value: str | float | int, *, what: str) -> float:
     seconds = parse_duration(value, what=what)
     if seconds <= 0:
         raise ConfigurationError(f"{what} must be longer than 0 s, got {value!r}")
+    return seconds
+
+
+def positive_seconds(value: timedelta, *, what: str) -> float:
+    """``value`` in seconds, refusing zero and negative durations (a bound of 0 s could never be met)."""
+    seconds = value.total_seconds()
+    if seconds <= 0:
+        raise ConfigurationError(f"{what} must be longer than 0 s, got {seconds:g} s")
     return seconds
 
 

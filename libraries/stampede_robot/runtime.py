@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from stampede.agents import Tool
 from stampede.errors import ConfigurationError, StampedeError
+from stampede.faults.windows import FaultWindow
 from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch
 from stampede.loop import EngineLoop
 from stampede.metrics import LaunchSummary
@@ -81,6 +82,7 @@ class Runtime:
         self.tools: dict[str, Tool] = {}
         self.launches: list[LaunchRecord] = []
         self.background: list[BackgroundLaunch] = []
+        self.fault_windows: list[FaultWindow] = []  # partitions and pauses, for checks of the launches they hit
 
     @property
     def loop(self) -> EngineLoop:

@@ -34,6 +34,8 @@ JSON_CONFIG_TESTS = {
     "Version-Checked Updates Keep Every Field",
     "Last Writer Wins Loses Field Updates And Stampede Catches It",
 }
+# Each of these ends a launch and saves its history (a background one ends when waited for or stopped).
+LAUNCHING_KEYWORDS = {"Launch Agents", "Wait For Launch", "Stop Launch"}
 HISTORY_FIELDS = {"agent", "outcome", "start_ns", "end_ns"}
 OUTCOMES = {"ok", "conflict", "serialization_failure", "deadlock", "timeout", "error"}
 
@@ -107,7 +109,7 @@ def test_output_files_exist(run: RobotRun) -> None:
 
 
 def test_one_history_per_launch_with_every_operation(run: RobotRun) -> None:
-    launches = [kw for kw in keywords_in(run.suite) if kw.name == "Launch Agents"]
+    launches = [kw for kw in keywords_in(run.suite) if kw.name in LAUNCHING_KEYWORDS]
     files = sorted((run.output_dir / "histories").glob("*.jsonl"))
     assert len(launches) == len(files) == len(_launch_tables(run)) >= 17
     for path in files:

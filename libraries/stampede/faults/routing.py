@@ -134,3 +134,13 @@ class RoutedRedis:
 
     def __repr__(self) -> str:
         return f"<RoutedRedis {self.display_url}>"
+
+
+def direct_postgres(target: PostgresTarget | RoutedPostgres) -> PostgresTarget:
+    """The PostgreSQL target itself, unwrapped from a route through a fault proxy."""
+    return target.direct if isinstance(target, RoutedPostgres) else target
+
+
+def direct_redis(target: RedisTarget | RoutedRedis) -> RedisTarget:
+    """The Redis target itself, unwrapped from a route through a fault proxy."""
+    return target.direct if isinstance(target, RoutedRedis) else target

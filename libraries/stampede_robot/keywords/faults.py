@@ -5,52 +5,28 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
 from robot.api.deco import keyword
 
-from stampede.checkers.fault_effects import check_added_latency, check_stall
-from stampede.checkers.ledger import check_ledger
 from stampede.errors import ConfigurationError, StampedeError
 from stampede.faults.backends import terminate_backends
 from stampede.faults.proxy import Direction, FaultProxy, parse_address
 from stampede.faults.redis_clients import Pause, kill_clients, pause_clients
-from stampede.faults.routing import RoutedPostgres, RoutedRedis, upstream_of
+from stampede.faults.routing import RoutedPostgres, RoutedRedis, direct_postgres, direct_redis, upstream_of
 from stampede.faults.selection import parse_fraction
-from stampede.retry import RetryPolicy
-from stampede.services.postgres_target import PostgresTarget
+from stampede.faults.windows import FaultWindow
 from stampede.services.redis_target import RedisTarget
-from stampede.units import format_duration
-from stampede.workloads.credits import Strategy
-from stampede.workloads.isolation import IsolationLevel
-from stampede.workloads.ledgered_credits import LedgeredCreditDeductionTool, LedgerWrite
-from stampede.workloads.redis_counter import RedisCounterTool
+from stampede.units import format_duration, positive_seconds
 
 from ..component import LibraryComponent
 from ..html import table
-from ..runtime import LaunchRecord, Runtime, Services
+from ..runtime import Runtime, Services
 
 T = TypeVar("T")
 PROXY_FAULTS = ("latency", "drop connections", "partition", "heal")
 UPSTREAMS = ("postgresql", "redis")
-
-
-@dataclass(frozen=True)
-class FaultWindow:
-    """When a fault that stalls traffic was in force, in monotonic ns (the history's clock)."""
-
-    fault: str
-    start_ns: int
-    end_ns: int
-
-
-def _seconds(value: timedelta, what: str) -> float:
-    seconds = value.total_seconds()
-    if seconds <= 0:
-        raise ConfigurationError(f"{what} must be longer than 0 s, got {seconds:g} s")
-    return seconds
 
 
 class FaultKeywords(LibraryComponent):
@@ -60,7 +36,6 @@ class FaultKeywords(LibraryComponent):
         super().__init__(runtime)
         self._proxies: dict[str, FaultProxy] = {}
         self._proxy_undo: dict[str, Callable[[], str]] = {}
-        self._windows: list[FaultWindow] = []
         self._partitions: dict[str, int] = {}
         self._forget_killed: Callable[[], str] | None = None
 
@@ -85,8 +60,8 @@ class FaultKeywords(LibraryComponent):
         | ${terminated}= | Terminate PostgreSQL Backends | fraction=50% | in_transaction=True |
         """
         share = parse_fraction(fraction)
-        bound = _seconds(within, "within (how long to wait for a backend to terminate)")
-        target = self._direct_postgres()
+        bound = positive_seconds(within, what="within (how long to wait for a backend to terminate)")
+        target = direct_postgres(self.runtime.postgres)
         terminated = self.runtime.run(terminate_backends(target, share, in_transaction=in_transaction, within=bound))
         self.log_html(table(
             ["pid", "state", "in transaction for", "query", "terminated"],
@@ -110,7 +85,7 @@ class FaultKeywords(LibraryComponent):
         """
         share = parse_fraction(fraction)
         services = self._services()
-        target = self._direct_redis()
+        target = direct_redis(self.runtime.redis)
         killed = self.runtime.run(kill_clients(target, share))
         self.log_html(table(
             ["id", "address", "age", "idle", "last command", "killed"],
@@ -133,8 +108,8 @@ class FaultKeywords(LibraryComponent):
 
         | Pause Redis Clients | 1 s |
         """
-        pause = self.runtime.run(pause_clients(self._direct_redis(), duration.total_seconds()))
-        self._windows.append(FaultWindow("Redis pause", pause.start_ns, pause.end_ns))
+        pause = self.runtime.run(pause_clients(direct_redis(self.runtime.redis), duration.total_seconds()))
+        self.runtime.fault_windows.append(FaultWindow("Redis pause", pause.start_ns, pause.end_ns))
         self._services().undo.append(lambda: self._wait_out(pause))
         self.log(f"Paused every Redis client for {format_duration(pause.seconds)}.")
 
@@ -202,7 +177,7 @@ class FaultKeywords(LibraryComponent):
         if kind == "latency":
             if delay is None:
                 raise ConfigurationError("The latency fault needs a delay, for example delay=50 ms.")
-            seconds = _seconds(delay, "added latency")
+            seconds = positive_seconds(delay, what="added latency")
             self.runtime.run(_on_loop(lambda: chosen.add_latency(seconds, direction)))
             self.log(f"Fault proxy {proxy!r} now holds each chunk going {direction.value} for "
                      f"{format_duration(seconds)}.")
@@ -283,135 +258,6 @@ class FaultKeywords(LibraryComponent):
         for action in reversed(undo):
             self.log(action())
 
-    # ------------------------------------------------------------------ tools that keep a ledger
-
-    @keyword(tags=["faults", "workloads"])
-    def define_ledgered_credit_deduction_tool(
-        self,
-        name: str,
-        accounts: int | list[int],
-        strategy: Strategy = Strategy.ATOMIC,
-        isolation: IsolationLevel = IsolationLevel.READ_COMMITTED,
-        amount: int = 1,
-        max_retries: int = 20,
-        ledger: LedgerWrite = LedgerWrite.IN_TRANSACTION,
-    ) -> None:
-        """Defines a credit deduction tool that books every deduction in a ledger, for runs with faults.
-
-        Like `Define Credit Deduction Tool`, and each deduction also writes a row
-        keyed by its operation to ``credit_ledger`` in the same transaction, so
-        `Ledger Should Account For Every Operation` can tell which deductions with
-        an unknown outcome (cut during COMMIT, timed out) had committed.
-        ``ledger=after commit`` books in a second transaction once the commit
-        was seen: a seeded bug that faults expose.
-
-        | Define Ledgered Credit Deduction Tool | deduct | ${accounts} | strategy=for update |
-        """
-        self.runtime.tools[name] = LedgeredCreditDeductionTool(
-            self.runtime.postgres,
-            name=name,
-            strategy=strategy,
-            isolation=isolation,
-            accounts=accounts if isinstance(accounts, list) else [accounts],
-            amount=amount,
-            retry=RetryPolicy(max_retries=max_retries),
-            ledger=ledger,
-        )
-
-    @keyword(tags=["faults", "workloads"])
-    def define_redis_counter_tool(self, name: str, counter: str = "counter", max_retries: int = 3) -> None:
-        """Defines a tool that increments a Redis counter once per operation, tagged with the operation's id.
-
-        One Lua script records the id and increments only if the id is new, so
-        an agent whose connection was killed retries the same operation (up to
-        ``max_retries`` times) without risk of counting it twice. The ids are the
-        ledger `Ledger Should Account For Every Operation` checks.
-
-        | Define Redis Counter Tool | count |
-        """
-        self.runtime.tools[name] = RedisCounterTool(self.runtime.redis, name=name, counter=counter,
-                                                    max_retries=max_retries)
-
-    # ------------------------------------------------------------------ checks
-
-    @keyword(tags=["faults", "checks"])
-    def ledger_should_account_for_every_operation(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails unless the balance and the history match the ledger, and reports unknown outcomes resolved.
-
-        For a tool that keeps a ledger (`Define Ledgered Credit Deduction Tool`,
-        `Define Redis Counter Tool`): the balance must be the starting one minus
-        (or plus) the ledger's total; every operation the history calls
-        successful must be in the ledger and none the server refused; operations
-        whose outcome the client could not know (connection lost, timed out) are
-        looked up in the ledger and reported: "3 operations with unknown
-        outcome: 2 had committed, 1 had not".
-
-        | Ledger Should Account For Every Operation |
-        """
-        record = self.launch_record(launch)
-        tool, key = record.tool, record.result.tool_settings.get("ledger key")
-        if isinstance(tool, LedgeredCreditDeductionTool) and key:
-            snapshot = self.runtime.run(tool.ledger_snapshot(key, self._direct_postgres()))
-        elif isinstance(tool, RedisCounterTool) and key:
-            snapshot = self.runtime.run(tool.ledger_snapshot(key, self._direct_redis()))
-        else:
-            raise ConfigurationError(
-                f"Launch {record.number} ran {record.tool.name!r}, which keeps no ledger: define the tool with "
-                "Define Ledgered Credit Deduction Tool or Define Redis Counter Tool."
-            )
-        self.judge(check_ledger(record.result.history, snapshot))
-
-    @keyword(tags=["faults", "checks"])
-    def stall_should_match_the_fault(
-        self, tolerance: timedelta = timedelta(milliseconds=500), launch: LaunchRecord | int | None = None
-    ) -> float:
-        """Fails unless progress stalled for about as long as the last partition or Redis pause; returns the stall in s.
-
-        The stall is the longest stretch of the launch in which no operation
-        succeeded. It must overlap the fault (a `Partition` until its `Heal`, or
-        a `Pause Redis Clients`), differ from its length by at most
-        ``tolerance``, and operations must succeed again after it.
-
-        | ${stall}= | Stall Should Match The Fault | tolerance=300 ms |
-        """
-        record = self.launch_record(launch)
-        bound = _seconds(tolerance, "tolerance")
-        result = record.result
-        windows = [w for w in self._windows if result.started_ns <= w.start_ns <= result.ended_ns]
-        if not windows:
-            raise ConfigurationError(
-                f"No partition (healed) or Redis pause began during launch {record.number}: inject one while "
-                "its agents run (Launch Agents In Background)."
-            )
-        window = windows[-1]
-        verdict = check_stall(result.history, window.fault, window.start_ns, window.end_ns, bound)
-        self.judge(verdict)
-        return float(verdict.value or 0.0)
-
-    @keyword(tags=["faults", "checks"])
-    def median_latency_should_rise_by(
-        self,
-        added: timedelta,
-        baseline: LaunchRecord | int,
-        tolerance: timedelta = timedelta(milliseconds=20),
-        launch: LaunchRecord | int | None = None,
-    ) -> float:
-        """Fails unless the p50 latency of ``launch`` is that of ``baseline`` plus ``added``, ± ``tolerance``.
-
-        Returns the measured rise in seconds. ``added`` is what the operations
-        should feel: the injected delay times the round trips it applies to.
-
-        | ${quiet}= | Launch Agents | count | 5 | iterations=20 |
-        | Add Latency | redis | 50 ms | direction=to client |
-        | Launch Agents | count | 5 | iterations=20 |
-        | Median Latency Should Rise By | 50 ms | baseline=${quiet} |
-        """
-        before = self.launch_record(baseline).summary.latency.percentiles[50.0]
-        after = self.launch_record(launch).summary.latency.percentiles[50.0]
-        verdict = check_added_latency(before, after, _seconds(added, "added latency"), _seconds(tolerance, "tolerance"))
-        self.judge(verdict)
-        return float(verdict.value or 0.0)
-
     # ------------------------------------------------------------------ helpers
 
     def _services(self) -> Services:
@@ -419,16 +265,6 @@ class FaultKeywords(LibraryComponent):
             raise StampedeError("No services in use: call Use PostgreSQL or Use Redis first (usually in the suite "
                                 "setup).")
         return self.runtime.services
-
-    def _direct_postgres(self) -> PostgresTarget:
-        """The PostgreSQL in use, unwrapped from a route through a fault proxy."""
-        target = self.runtime.postgres
-        return target.direct if isinstance(target, RoutedPostgres) else target
-
-    def _direct_redis(self) -> RedisTarget:
-        """The Redis in use, unwrapped from a route through a fault proxy."""
-        target = self.runtime.redis
-        return target.direct if isinstance(target, RoutedRedis) else target
 
     def _proxy(self, name: str) -> FaultProxy:
         try:
@@ -443,7 +279,7 @@ class FaultKeywords(LibraryComponent):
         """Where the proxy forwards to, and how to route the service in use through it (when it is one)."""
         service = upstream.strip().lower()
         if service == "postgresql":
-            postgres = self._direct_postgres()
+            postgres = direct_postgres(self.runtime.postgres)
             if services.postgres is not postgres:
                 raise ConfigurationError(f"PostgreSQL is already routed through a fault proxy: "
                                          f"{services.postgres.display_dsn}. Stop that proxy first.")
@@ -453,7 +289,7 @@ class FaultKeywords(LibraryComponent):
 
             return *upstream_of(postgres.dsn, 5432, service="PostgreSQL"), route_postgres
         if service == "redis":
-            redis = self._direct_redis()
+            redis = direct_redis(self.runtime.redis)
             if services.redis is not redis:
                 raise ConfigurationError(f"Redis is already routed through a fault proxy: "
                                          f"{services.redis.display_url}. Stop that proxy first.")
@@ -474,7 +310,7 @@ class FaultKeywords(LibraryComponent):
         since = self._partitions.pop(name, None)
         if since is not None:
             window = FaultWindow("partition", since, time.monotonic_ns())
-            self._windows.append(window)
+            self.runtime.fault_windows.append(window)
             self.log(f"Fault proxy {name!r} healed after a {format_duration((window.end_ns - since) / 1e9)} "
                      "partition.")
         self.log_html(table(["", ""], proxy.describe().items(), f"Fault proxy {name!r}"))

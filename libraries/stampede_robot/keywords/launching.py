@@ -15,7 +15,7 @@ from stampede.errors import ConfigurationError, StampedeError
 from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch, launch, start_launch
 from stampede.metrics import summarize
 from stampede.shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
-from stampede.units import format_duration, require_positive_int
+from stampede.units import format_duration, positive_seconds, require_positive_int
 
 from ..component import LibraryComponent
 from ..report import launch_table
@@ -145,7 +145,7 @@ class LaunchKeywords(LibraryComponent):
         | ${load}= | Launch Agents In Background | deduct | 20 | duration=10 s |
         | Wait For Operations | ${load} | 200 | timeout=5 s |
         """
-        bound = _positive(timeout, "timeout")
+        bound = positive_seconds(timeout, what="timeout")
         count = require_positive_int(count, what="count")
         _check_handle(launch)
         deadline = time.monotonic() + bound
@@ -173,7 +173,7 @@ class LaunchKeywords(LibraryComponent):
         | ${launch}= | Wait For Launch | ${load} |
         | ${launch}= | Wait For Launch | ${load} | timeout=2 min |
         """
-        return self._collect(launch, _positive(timeout, "timeout"), stop=False)
+        return self._collect(launch, positive_seconds(timeout, what="timeout"), stop=False)
 
     @keyword(tags=["launching"])
     def stop_launch(self, launch: BackgroundLaunch, timeout: timedelta = timedelta(seconds=30)) -> LaunchRecord:
@@ -185,7 +185,7 @@ class LaunchKeywords(LibraryComponent):
         | Partition | ${proxy} |
         | ${launch}= | Stop Launch | ${load} |
         """
-        return self._collect(launch, _positive(timeout, "timeout"), stop=True)
+        return self._collect(launch, positive_seconds(timeout, what="timeout"), stop=True)
 
     def _collect(self, launch: BackgroundLaunch, bound: float, *, stop: bool) -> LaunchRecord:
         _check_handle(launch)
@@ -263,13 +263,6 @@ def _plan(
 def _check_handle(launch: object) -> None:
     if not isinstance(launch, BackgroundLaunch):
         raise ConfigurationError(f"Expected the handle Launch Agents In Background returns, got {launch!r}.")
-
-
-def _positive(bound: timedelta, name: str) -> float:
-    seconds = bound.total_seconds()
-    if seconds <= 0:
-        raise ConfigurationError(f"{name} must be longer than 0 s, got {format_duration(seconds)}.")
-    return seconds
 
 
 async def _result(running: RunningLaunch) -> LaunchResult:
