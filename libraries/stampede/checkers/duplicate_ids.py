@@ -54,6 +54,8 @@ def check_unique_ids(messages: Iterable[ReceivedMessage], *, left_out: int = 0) 
     worst = (f"{kind} {value!r} came back for {plural(len(users), 'run' if kind == 'run id' else 'session')} of "
              f"{plural(len(distinct_users), 'user')} ({', '.join(distinct_users[:5])}"
              f"{' and more' if len(distinct_users) > 5 else ''})")
-    return Verdict(name, False, expected, f"{len(shared)} of {seen} shared", plural(len(shared), "shared id"),
-                   f"Ids were not unique: {len(shared)} of {seen} were shared; {worst}{rows_note(len(rows))}"
-                   f"{unlogged}.", capped(rows), value=float(len(shared)))
+    shared_of = " and ".join(f"{sum(1 for k, _, _ in shared if k == kind)} of {plural(count, kind)}"
+                             for kind, count in counts.items() if count)
+    return Verdict(name, False, expected, f"{shared_of} shared", plural(len(shared), "shared id"),
+                   f"Ids were not unique: {shared_of} were shared; {worst}{rows_note(len(rows))}{unlogged}.",
+                   capped(rows), value=float(len(shared)))

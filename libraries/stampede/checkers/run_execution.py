@@ -13,17 +13,18 @@ from dataclasses import replace
 
 from ..history import History, Operation
 from ..verdicts import Verdict
+from ..workloads.websocket_records import DONE_KEY, FIRST_EVENT_KEY
 from .serialization import check_ran_in_parallel
 
 
 def executed_runs(history: History) -> History:
-    """The successful runs, each from its first event to its end (needs the ``run`` and ``first_event`` timings)."""
+    """The successful runs, each from when its first event arrived to when its done event did."""
     runs = []
     for op in history:
-        timings = op.timings or {}
-        if op.ok and "run" in timings and "first_event" in timings:
-            runs.append(Operation(op.agent, op.user, op.op, op.iteration,
-                                  op.end_ns - timings["run"] + timings["first_event"], op.end_ns, op.outcome))
+        read = op.read if isinstance(op.read, dict) else {}
+        if op.ok and read.get(FIRST_EVENT_KEY) is not None and read.get(DONE_KEY) is not None:
+            runs.append(Operation(op.agent, op.user, op.op, op.iteration, int(read[FIRST_EVENT_KEY]),
+                                  int(read[DONE_KEY]), op.outcome))
     return History(runs)
 
 

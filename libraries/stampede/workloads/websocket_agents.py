@@ -15,7 +15,8 @@ timeout. What each operation records:
 - ``read``: the session (``{"id", "since_ns", "connection"}``, see
   :data:`SESSION_KEY`), the run's events (count, types, run id), messages
   for other users seen meanwhile (``foreign``), the connection's ``legs``,
-  and for a failure what the service said (``code``, ``message``,
+  when the run's first and done events arrived (``first_event_ns``,
+  ``done_ns``: monotonic ns), and for a failure what the service said (``code``, ``message``,
   ``close_code``, ``reason``, ``waited_s``, ``problem``, ``frame``).
 - ``error``: a :class:`WsFailure` code when the run was not done.
 
@@ -41,7 +42,15 @@ from websockets.exceptions import ProtocolError as FrameError
 from ..agents import AgentContext, BaseTool, OpResult
 from ..errors import ConfigurationError
 from .websocket_protocol import AuthMode, FieldPathError, MessageFields, WebSocketProtocol, render, render_text
-from .websocket_records import SESSION_KEY, MessageLog, ReceivedMessage, WsFailure, timeout_text
+from .websocket_records import (
+    DONE_KEY,
+    FIRST_EVENT_KEY,
+    SESSION_KEY,
+    MessageLog,
+    ReceivedMessage,
+    WsFailure,
+    timeout_text,
+)
 
 TokenSource = Callable[[str], str] | Mapping[str, str] | str
 """A user's token: a function of the user id, a mapping user id → token, or one token for every user."""
@@ -133,7 +142,8 @@ class WebSocketAgentTool(BaseTool):
         self.marker_owners: dict[str, str] = {}
         """Marker → the user whose agent sends it (for the contamination check)."""
         self.config_problems: list[str] = []
-        """Distinct field-path errors met in the latest launch (the operations say ``field_missing``)."""
+        """The first field-path error met for each path in the latest launch (the operations say ``field_missing``)."""
+        self._problem_paths: set[str] = set()
         self._sessions: dict[int, _Session] = {}
 
     @property
@@ -161,6 +171,7 @@ class WebSocketAgentTool(BaseTool):
         self.messages = MessageLog(self.messages.limit)
         self.marker_owners = {}
         self.config_problems = []
+        self._problem_paths = set()
 
     async def open_agent(self, agent: AgentContext) -> None:
         self.marker_owners[agent.marker] = agent.user
@@ -317,8 +328,11 @@ class WebSocketAgentTool(BaseTool):
             if len(progress["types"]) < TYPES_KEPT:
                 progress["types"].append(fields.type)
             progress["run_id"] = fields.run_id
-            timings.setdefault("first_event", received.t_ns - sent)
+            if "first_event" not in timings:
+                timings["first_event"] = received.t_ns - sent
+                progress[FIRST_EVENT_KEY] = received.t_ns
             if fields.type in protocol.done_events:
+                progress[DONE_KEY] = received.t_ns
                 return received.t_ns
             if fields.type in protocol.failed_events:
                 raise _Failed(WsFailure.RUN_FAILED, code=fields.error_code, message=_text_of(message))
@@ -423,10 +437,10 @@ class WebSocketAgentTool(BaseTool):
         return _Failed(WsFailure.CONNECTION_LOST, reason="the connection ended without a close frame")
 
     def _field_missing(self, error: FieldPathError) -> _Failed:
-        problem = str(error)
-        if problem not in self.config_problems and len(self.config_problems) < 10:
-            self.config_problems.append(problem)
-        return _Failed(WsFailure.FIELD_MISSING, problem=problem)
+        if error.path not in self._problem_paths:
+            self._problem_paths.add(error.path)
+            self.config_problems.append(str(error))
+        return _Failed(WsFailure.FIELD_MISSING, problem=str(error))
 
     # Outcomes
 

@@ -113,6 +113,10 @@ class MessageFields(NamedTuple):
 class FieldPathError(ConfigurationError):
     """A configured field path matched nothing in a received message."""
 
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
 
 _MISSING = object()
 
@@ -121,7 +125,7 @@ def lookup(message: Any, path: str, *, what: str = "") -> Any:
     """The value at dotted ``path`` in ``message``; FieldPathError naming the path and showing the message if none."""
     found = _walk(message, path)
     if found is _MISSING:
-        raise FieldPathError(_no_field(message, path, what))
+        raise FieldPathError(_no_field(message, path, what), path)
     return found
 
 

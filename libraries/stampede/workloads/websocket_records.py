@@ -19,6 +19,10 @@ from ..outcomes import Outcome
 SESSION_KEY = "session"
 """``Operation.read[SESSION_KEY]``: ``{"id": ..., "since_ns": ..., "connection": n}`` of the session the op used."""
 
+FIRST_EVENT_KEY = "first_event_ns"
+DONE_KEY = "done_ns"
+"""``Operation.read`` keys: when the run's first event and its done event arrived (monotonic ns)."""
+
 
 def timeout_text(seconds: float) -> str:
     """A configured bound as written: ``10 s``, ``0.5 s``."""
