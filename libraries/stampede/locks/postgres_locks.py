@@ -65,7 +65,7 @@ class PostgresLock(Lock):
             raise ConfigurationError(f"{kind.value!r} is not a PostgreSQL lock")
         if lease is not None:
             raise ConfigurationError(
-                f"A {kind.value} lock has no lease: PostgreSQL holds it until it is released or the connection "
+                f"The {kind.value} lock has no lease: PostgreSQL holds it until it is released or the connection "
                 "ends. Leave lease out."
             )
         self.spec = LockSpec(kind)
