@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from ..agents import AgentContext
+from .agent_connections import AgentConnections
 from .work_queue import CapacityCheck, Claimed, ClaimStrategy, QueueBackend, QueueSettings, WorkQueueTool
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class PostgresWorkQueue(WorkQueueTool):
         super().__init__(name, settings)
         self.target = target
         self.queue_id = queue_id
-        self._pool: asyncpg.Pool | None = None
+        self.connections = AgentConnections()
         self._claim = {
             ClaimStrategy.SKIP_LOCKED: self._claim_skip_locked,
             ClaimStrategy.OLDEST_FIRST: self._claim_skip_locked,
@@ -107,23 +108,18 @@ class PostgresWorkQueue(WorkQueueTool):
 
     async def setup(self, agents: int) -> None:
         await super().setup(agents)
-        self._pool = await self.target.create_pool(agents)
+        await self.connections.open(self.target, agents)
 
     async def open_agent(self, agent: AgentContext) -> None:
-        assert self._pool is not None, "setup() opens the pool before agents start"
-        agent.state["connection"] = await self._pool.acquire()
+        await self.connections.take(agent)
         await super().open_agent(agent)
 
     async def close_agent(self, agent: AgentContext) -> None:
         await super().close_agent(agent)
-        connection = agent.state.pop("connection", None)
-        if connection is not None and self._pool is not None:
-            await self._pool.release(connection)
+        await self.connections.give_back(agent)
 
     async def teardown(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        await self.connections.close()
 
     async def enqueue(self, agent: AgentContext, priority: int) -> int | None:
         connection: asyncpg.Connection = agent.state["connection"]

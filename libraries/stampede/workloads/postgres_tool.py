@@ -15,6 +15,7 @@ import asyncpg
 
 from ..agents import AgentContext, BaseTool, OpResult
 from ..retry import RetryPolicy, with_retries
+from .agent_connections import AgentConnections
 from .isolation import IsolationLevel
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ class PostgresTool(BaseTool):
         self.name = name
         self.isolation = isolation
         self.retry = retry
-        self._pool: asyncpg.Pool | None = None
+        self.connections = AgentConnections()
 
     def describe(self) -> dict[str, str]:
         return {
@@ -41,21 +42,16 @@ class PostgresTool(BaseTool):
         }
 
     async def setup(self, agents: int) -> None:
-        self._pool = await self.target.create_pool(agents)
+        await self.connections.open(self.target, agents)
 
     async def open_agent(self, agent: AgentContext) -> None:
-        assert self._pool is not None, "setup() opens the pool before agents start"
-        agent.state["connection"] = await self._pool.acquire()
+        await self.connections.take(agent)
 
     async def close_agent(self, agent: AgentContext) -> None:
-        connection = agent.state.pop("connection", None)
-        if connection is not None and self._pool is not None:
-            await self._pool.release(connection)
+        await self.connections.give_back(agent)
 
     async def teardown(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        await self.connections.close()
 
     async def run(self, agent: AgentContext) -> OpResult:
         connection = await self._live_connection(agent)
@@ -83,15 +79,10 @@ class PostgresTool(BaseTool):
 
     async def _live_connection(self, agent: AgentContext) -> asyncpg.Connection:
         """The agent's connection, or a fresh one from the pool when the old one died."""
-        assert self._pool is not None, "setup() opens the pool before agents start"
         connection: asyncpg.Connection | None = agent.state.get("connection")
         if connection is not None and not _dead(connection):
             return connection
-        agent.state["connection"] = None
-        if connection is not None:
-            await self._pool.release(connection)
-        agent.state["connection"] = await self._pool.acquire()
-        return agent.state["connection"]
+        return await self.connections.take(agent)
 
     async def attempt(self, connection: asyncpg.Connection, agent: AgentContext) -> OpResult:
         """One try of the operation, inside a transaction; raise or return a conflict to retry."""

@@ -29,6 +29,7 @@ from ..agents import AgentContext, BaseTool, OpResult
 from ..checkers.atomicity import SagaState
 from ..errors import ConfigurationError
 from ..outcomes import Outcome, classify_exception
+from .agent_connections import AgentConnections
 from .injected_faults import FaultSchedule, InjectedFault
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class SagaTool(BaseTool):
         self._launches = 0
         self.batch = ""
         self._wallet = 0
-        self._pool: asyncpg.Pool | None = None
+        self.connections = AgentConnections()
 
     def describe(self) -> dict[str, str]:
         return {
@@ -127,21 +128,16 @@ class SagaTool(BaseTool):
             )
         finally:
             await connection.close()
-        self._pool = await self.postgres.create_pool(agents)
+        await self.connections.open(self.postgres, agents)
 
     async def open_agent(self, agent: AgentContext) -> None:
-        assert self._pool is not None, "setup() opens the pool before agents start"
-        agent.state["connection"] = await self._pool.acquire()
+        await self.connections.take(agent)
 
     async def close_agent(self, agent: AgentContext) -> None:
-        connection = agent.state.pop("connection", None)
-        if connection is not None and self._pool is not None:
-            await self._pool.release(connection)
+        await self.connections.give_back(agent)
 
     async def teardown(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        await self.connections.close()
 
     async def run(self, agent: AgentContext) -> OpResult:
         connection: asyncpg.Connection = agent.state["connection"]

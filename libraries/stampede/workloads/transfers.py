@@ -148,7 +148,7 @@ class TransferTool(PostgresTool):
         await self.validate()
         self.initial_balances = await account_balances(self.target, self.accounts)
         session = {**self.target.connection_kwargs()["server_settings"], **self.session_settings}
-        self._pool = await self.target.create_pool(agents, server_settings=session)
+        await self.connections.open(self.target, agents, server_settings=session)
 
     async def final_balances(self) -> dict[int, int]:
         """The balance of each of the tool's accounts now."""
