@@ -148,6 +148,18 @@ def test_a_postgresql_lock_refuses_a_lease(redis_url: str, pg_dsn: str, run_id: 
     with_services(redis_url, run_id, pg_dsn, body)
 
 
+@pytest.mark.parametrize("lock", ["redis-py", "broken"])
+def test_fencing_needs_a_lock_that_issues_fencing_numbers(redis_url: str, run_id: str, lock: str) -> None:
+    async def body(targets: Targets) -> None:
+        made = make_lock(LockSpec.parse(lock), None, targets)
+        refused = rf"^Fencing needs fencing numbers, and the {lock} lock issues none: use stampede redis, advisory"
+        with pytest.raises(ConfigurationError, match=refused):
+            LockContentionTool("guard", made, FencedCounter(targets.redis, "guard", fencing=True),
+                               LockWork(fencing=True))
+
+    with_services(redis_url, run_id, None, body)
+
+
 def test_a_users_python_lock_can_hand_out_fencing_numbers(redis_url: str, run_id: str) -> None:
     async def body(targets: Targets) -> None:
         run = await run_lock(targets, f"python:{__name__}:FencingLock", LockWork(hold=0.002, fencing=True))
