@@ -308,3 +308,60 @@ def test_a_misbehaving_server_gets_its_own_error_code(behaviour: str, error: WsF
         assert op.read["frame"] == "<html>Internal Server Error</html>"
     if behaviour == "close":
         assert op.read["close_code"] == 1011
+
+
+# --- a service with its own protocol, described as configuration -------------------------------
+
+CUSTOM = {
+    "auth": "header", "header_name": "X-Api-Key", "header_value": "key-{token}", "hello": None, "ready_event": None,
+    "resume": None, "message": None,
+    "start": {"op": "run", "input": "{context}", "tag": "{marker}", "id": "{request}", "who": "{user}"},
+    "fields": {"type": "event", "seq": "meta.n", "user": "meta.user", "marker": "data.tag", "run_id": "data.run",
+               "request": "data.id", "session_id": None, "resume_token": None, "error_code": "data.reason"},
+    "run_events": ["begun", "finished"], "done_events": ["finished"], "failed_events": ["failed"],
+    "error_events": ["oops"],
+}
+
+
+async def custom_service(connection: ServerConnection) -> None:
+    """Streams ``begun`` and ``finished`` for each ``run`` frame, fields nested as CUSTOM describes."""
+    sent = 0
+    async for frame in connection:
+        request = json.loads(frame)
+        for event in ("begun", "finished"):
+            sent += 1
+            await connection.send(json.dumps({"event": event, "meta": {"n": sent, "user": request["who"]},
+                                              "data": {"tag": request["tag"], "run": f"{request['id']}-run",
+                                                       "id": request["id"]}}))
+
+
+def key_required(connection: ServerConnection, request: Any) -> Any:
+    """Refuse the handshake (HTTP 401) without the right key in the header or the query string."""
+    token = request.headers.get("X-Api-Key", "").removeprefix("key-") or request.path.partition("token=")[2]
+    if token != "secret":
+        return connection.respond(401, "bad key\n")
+    return None
+
+
+@pytest.mark.parametrize("auth", ["header", "query"])
+def test_a_service_with_its_own_protocol_is_configuration(auth: str) -> None:
+    async def body() -> tuple[Launched, Launched]:
+        async with serve(custom_service, "127.0.0.1", 0, process_request=key_required) as server:
+            url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agents"
+            protocol = WebSocketProtocol.load(json.dumps({**CUSTOM, "auth": auth}), url=url)
+            good = await run_agents(WebSocketAgentTool(protocol, tokens={f"user-{n}": "secret" for n in (1, 2, 3)},
+                                                       answer_timeout=2, run_timeout=2), 3, iterations=2)
+            bad = await run_agents(WebSocketAgentTool(protocol, tokens="wrong", answer_timeout=2, run_timeout=2), 1)
+            return good, bad
+
+    good, bad = asyncio.run(body())
+    assert good.errors == [None] * 6
+    verdicts = good.verdicts()
+    for name in ("contamination", "ordering", "answers", "duplicates"):
+        assert verdicts[name].passed and not verdicts[name].inconclusive, verdicts[name].message
+    assert verdicts["ordering"].message == ("Events arrived in order: 12 sequence numbers on 3 connections rose by 1 "
+                                            "each without gaps; 6 runs followed begun → finished.")
+    assert {m.type for m in good.tool.messages} == {"begun", "finished"}
+    (refused,) = bad.result.history
+    assert refused.error == "refused" and refused.read["code"] == "http_401"
+    assert "wrong" not in json.dumps(refused.read)

@@ -208,11 +208,14 @@ def test_the_tool_refuses_settings_that_cannot_work() -> None:
         WebSocketAgentTool(protocol, tokens="t", context_bytes=-1)
     with pytest.raises(ConfigurationError, match="drop_after_events must be a number of events of at least 1"):
         WebSocketAgentTool(protocol, tokens="t", drop_after_events=0)
-    no_resume = WebSocketProtocol.from_dict({"url": URL, "resume": None})
-    with pytest.raises(ConfigurationError, match="Dropping connections needs a protocol that can resume"):
-        WebSocketAgentTool(no_resume, tokens="t", drop_after_events=2)
+    for cannot_resume in ({"resume": None}, {"ready_event": None}, {"fields": {"resume_token": None}}):
+        no_resume = WebSocketProtocol.from_dict({"url": URL, **cannot_resume})
+        with pytest.raises(ConfigurationError, match="Dropping connections needs a protocol that can resume"):
+            WebSocketAgentTool(no_resume, tokens="t", drop_after_events=2)
     anonymous = WebSocketProtocol.from_dict({"url": URL, "auth": "none", "hello": None, "ready_event": None})
     assert not anonymous.needs_token()
     assert WebSocketAgentTool(anonymous).operation_bound == 10 + 10 + 30 + 2
+    welcomed = WebSocketProtocol.from_dict({"url": URL, "auth": "none", "hello": None, "ready_event": "welcome"})
+    assert WebSocketAgentTool(welcomed).drop_after_events is None
     with pytest.raises(ConfigurationError, match="sends a token"):  # the resume template holds {token}
-        WebSocketAgentTool(anonymous, drop_after_events=2)
+        WebSocketAgentTool(welcomed, drop_after_events=2)

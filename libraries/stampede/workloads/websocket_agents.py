@@ -120,7 +120,7 @@ class WebSocketAgentTool(BaseTool):
                                          f"got {drop_after_events!r}")
             if not protocol.can_resume:
                 raise ConfigurationError("Dropping connections needs a protocol that can resume: give it a resume "
-                                         "template and fields.resume_token")
+                                         "template, a ready_event and fields.resume_token (read from that event)")
         if protocol.needs_token(resuming=drop_after_events is not None) and tokens is None:
             raise ConfigurationError(f"The WebSocket protocol for {protocol.url} sends a token "
                                      f"(auth {protocol.auth.value}): give tokens (a function of the user id, a "

@@ -309,7 +309,8 @@ class WebSocketProtocol:
 
     @property
     def can_resume(self) -> bool:
-        return self.resume is not None and self.fields.resume_token is not None
+        """Whether a dropped session can be resumed: a resume template, and a ready event carrying a resume token."""
+        return self.resume is not None and self.fields.resume_token is not None and self.ready_event is not None
 
     @property
     def run_event_types(self) -> frozenset[str]:
