@@ -51,6 +51,8 @@ log = logging.getLogger("stampede.agent_service")
 REORDER_MAX_DELAY = 0.02  # seconds a frame may wait in the reorder bug's background send
 LEAKED_BUFFER_BYTES = 256 * 1024  # what the memory_growth bug keeps per run besides the transcript
 _CLOSE_TIMEOUT = 2.0
+_REDIS_CONNECTIONS = 50  # a few commands per run: 50 connections serve hundreds of users without crowding Redis
+_REDIS_CONNECTION_WAIT = 10.0  # seconds a command waits for a free connection before it fails
 _DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
@@ -126,8 +128,12 @@ class AgentService:
                                       lost_update=Bug.LOST_UPDATE in config.bugs)
         client: aioredis.Redis | None = None
         try:
-            client = aioredis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=10,
-                                             client_name="stampede-agent-service")
+            # A blocking pool: past its size, commands wait (bounded) for a connection instead of failing with
+            # "Too many connections" as redis-py's default pool does once ~100 users are in flight.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                config.redis_url, max_connections=_REDIS_CONNECTIONS, timeout=_REDIS_CONNECTION_WAIT,
+                socket_timeout=10, socket_connect_timeout=10, client_name="stampede-agent-service")
+            client = aioredis.Redis.from_pool(pool)
             await client.ping()
         except (rx.RedisError, OSError, ValueError) as error:
             if client is not None:
