@@ -12,6 +12,7 @@ from stampede_robot.keywords.launching import LaunchKeywords
 from stampede_robot.keywords.locks import LockToolKeywords
 from stampede_robot.keywords.pools import PoolToolKeywords
 from stampede_robot.keywords.queues import QueueToolKeywords
+from stampede_robot.keywords.websocket import WebSocketToolKeywords
 from stampede_robot.keywords.workloads import WorkloadKeywords
 from stampede_robot.runtime import runtime
 
@@ -81,5 +82,6 @@ class ConcurrentAgents(DynamicCore):
             FaultToolKeywords,
             LockToolKeywords,
             LaunchKeywords,
+            WebSocketToolKeywords,
         )
         super().__init__([component(runtime()) for component in components])

@@ -1,0 +1,204 @@
+"""WebSocket agent sessions: the tool (ConcurrentAgents) and the checks on what users received (LockConflicts)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from robot.api.deco import keyword
+
+from stampede.checkers.answers import check_answered
+from stampede.checkers.contamination import check_no_contamination
+from stampede.checkers.duplicate_ids import check_unique_ids
+from stampede.checkers.event_ordering import check_event_ordering
+from stampede.checkers.run_execution import check_runs_in_parallel
+from stampede.checkers.single_session import check_single_session
+from stampede.errors import ConfigurationError
+from stampede.metrics import LatencySummary
+from stampede.units import format_duration, positive_seconds
+from stampede.workloads.websocket_agents import WebSocketAgentTool
+from stampede.workloads.websocket_protocol import WebSocketProtocol, reference_service
+
+from ..component import LibraryComponent
+from ..html import table
+from ..runtime import LaunchRecord
+from .resources import _size
+
+REFERENCE = "reference"
+_PHASES = (("connect", "connect (open + authenticate)"), ("first_event", "startup (send → first event)"),
+           ("run", "run (send → done)"), ("resume", "resume after a drop"))
+
+
+class WebSocketToolKeywords(LibraryComponent):
+    """Defines the WebSocket agent tool (ConcurrentAgents)."""
+
+    @keyword(tags=["workloads", "websocket"])
+    def define_websocket_agent_tool(
+        self,
+        name: str,
+        protocol: str = REFERENCE,
+        url: str | None = None,
+        context_size: str = "2 KB",
+        answer_timeout: timedelta = timedelta(seconds=10),
+        run_timeout: timedelta = timedelta(seconds=30),
+        connect_timeout: timedelta = timedelta(seconds=10),
+        connect_early: bool = False,
+        drop_after_events: int | None = None,
+    ) -> None:
+        """Defines a tool whose agents are users of a WebSocket agent service: connect, authenticate, run agents.
+
+        Each agent is one user. It opens its WebSocket in its first operation
+        (or, with ``connect_early``, before the start barrier so all sessions
+        exist at once), then each operation sends one agent run carrying a
+        context of ``context_size`` and the agent's own marker, and reads the
+        run's events until it is done. Times recorded per operation give the
+        metrics ``connect_p95``, ``first_event_p95`` (startup) and ``run_p95``
+        for `Thresholds Should Hold`.
+
+        ``protocol`` is ``reference`` (the bundled agent service's protocol), a
+        JSON text or the path of a JSON file describing your service's protocol.
+        ``url`` defaults to the agent service in use (`Use Agent Service`) for
+        ``reference``, and to the protocol's own ``url`` otherwise; users present
+        tokens of the agent service in use. ``answer_timeout`` bounds the wait for
+        the first answer, ``run_timeout`` a whole run. ``drop_after_events``
+        drops each connection after that many events of every run and resumes
+        the session on a new one. Launch with an ``operation_timeout`` at least
+        as long as the bound this keyword logs.
+
+        | Define WebSocket Agent Tool | chat |
+        | Define WebSocket Agent Tool | chat | context_size=4 KB | run_timeout=10 s |
+        | Define WebSocket Agent Tool | resuming | drop_after_events=2 |
+        | Define WebSocket Agent Tool | mine | protocol=${CURDIR}/my_protocol.json | url=wss://agents.example/ws |
+        """
+        in_use = self.runtime.services.agent_service if self.runtime.services is not None else None
+        if protocol.strip().lower() == REFERENCE:
+            spec = reference_service(url or self.runtime.agent_service.url)
+        else:
+            spec = WebSocketProtocol.load(protocol, url=url)
+        tool = WebSocketAgentTool(
+            spec,
+            tokens=in_use.token_for if in_use is not None else None,
+            name=name,
+            connect_timeout=positive_seconds(connect_timeout, what="connect_timeout"),
+            answer_timeout=positive_seconds(answer_timeout, what="answer_timeout"),
+            run_timeout=positive_seconds(run_timeout, what="run_timeout"),
+            context_bytes=_context_bytes(context_size),
+            connect_early=connect_early,
+            drop_after_events=drop_after_events,
+        )
+        self.runtime.tools[name] = tool
+        rows = [*tool.describe().items(), ("launch with operation_timeout ≥", format_duration(tool.operation_bound))]
+        self.log_html(table(["", ""], rows, f"WebSocket agent tool {name}"))
+
+
+def _context_bytes(size: str) -> int:
+    value = _size(size, "context_size")
+    if value != int(value):
+        raise ConfigurationError(f"context_size must be a whole number of bytes, got {size!r}.")
+    return int(value)
+
+
+class WebSocketCheckKeywords(LibraryComponent):
+    """Judges what the users of a WebSocket agent service received (LockConflicts)."""
+
+    def _launch(self, launch: LaunchRecord | int | None) -> tuple[LaunchRecord, WebSocketAgentTool]:
+        return self.launch_of(launch, WebSocketAgentTool, "a WebSocket agent tool", "Define WebSocket Agent Tool")
+
+    @keyword(tags=["checks", "websocket", "isolation"])
+    def no_events_should_reach_another_user(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails when a message on one user's connection carried another user's id or another agent's marker.
+
+        Every agent sends a marker of its own; a marker or user id that turns up
+        on the wrong connection is a cross-user leak. Lists the leaked messages.
+
+        | No Events Should Reach Another User |
+        """
+        _, tool = self._launch(launch)
+        self.judge(check_no_contamination(tool.messages, marker_owners=tool.marker_owners,
+                                          left_out=tool.messages.left_out))
+
+    @keyword(tags=["checks", "websocket", "ordering"])
+    def events_should_arrive_in_order_without_gaps(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails when a connection's sequence numbers skip or go back, or a run's events break its lifecycle.
+
+        Holds across a dropped and resumed connection: the resumed stream must
+        continue where the old one stopped.
+
+        | Events Should Arrive In Order Without Gaps |
+        """
+        _, tool = self._launch(launch)
+        self.judge(check_event_ordering(tool.messages, lifecycle=tool.protocol.run_events,
+                                        failures=tool.protocol.failed_events, left_out=tool.messages.left_out))
+
+    @keyword(tags=["checks", "websocket"])
+    def every_agent_should_be_answered(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails when a user could not connect, or a request got no answer within the answer timeout.
+
+        | Every Agent Should Be Answered |
+        """
+        record, _ = self._launch(launch)
+        self.judge(check_answered(record.result.history))
+
+    @keyword(tags=["checks", "websocket"])
+    def run_ids_should_be_unique(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails when the service gave the same run id (or session id) to two runs (or sessions).
+
+        | Run Ids Should Be Unique |
+        """
+        _, tool = self._launch(launch)
+        self.judge(check_unique_ids(tool.messages, left_out=tool.messages.left_out))
+
+    @keyword(tags=["checks", "websocket", "sessions"])
+    def each_user_should_have_one_active_session(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails when a user held two sessions at the same time; refused second sessions are fine.
+
+        Needs more agents than users (launch with ``users=``) and
+        ``connect_early`` so the sessions exist at once; with one agent per
+        user there is nothing to check, which fails as inconclusive.
+
+        | Define WebSocket Agent Tool | sessions | connect_early=True |
+        | Launch Agents | sessions | 10 | users=5 | operation_timeout=60 s |
+        | Each User Should Have One Active Session |
+        """
+        record, _ = self._launch(launch)
+        self.judge(check_single_session(record.result.history))
+
+    @keyword(tags=["checks", "websocket", "parallelism"])
+    def agent_runs_should_execute_in_parallel(self, at_least: float | None = None,
+                                              launch: LaunchRecord | int | None = None) -> None:
+        """Fails when the service executed agent runs one at a time: hidden serialization.
+
+        Runs are timed from their first event to their done event, so a service
+        that queues runs before it starts them is caught even though the
+        requests were all in flight. ``at_least`` is the average number of runs
+        that must be executing at once.
+
+        | Agent Runs Should Execute In Parallel |
+        | Agent Runs Should Execute In Parallel | at_least=10 |
+        """
+        record, _ = self._launch(launch)
+        self.judge(check_runs_in_parallel(record.result.history, at_least=at_least))
+
+    @keyword(tags=["websocket", "metrics"])
+    def log_websocket_latencies(self, launch: LaunchRecord | int | None = None) -> dict[str, float]:
+        """Logs connect, startup and run latencies (p50, p95, p99, max) and returns them by metric name, in seconds.
+
+        | ${latencies}= | Log WebSocket Latencies |
+        | Log | startup p95: ${latencies}[first_event_p95] s |
+        """
+        record, _ = self._launch(launch)
+        timings = record.summary.timings
+        rows, figures = [], {}
+        for phase, meaning in _PHASES:
+            summary = timings.get(phase)
+            if summary is None or not summary.count:
+                continue
+            figures.update(summary.as_metrics(f"{phase}_"))
+            rows.append([meaning, summary.count, *(_shown(summary, pct) for pct in (50, 95, 99)),
+                         format_duration(summary.max)])
+        self.log_html(table(["phase", "count", "p50", "p95", "p99", "max"], rows,
+                            f"WebSocket latencies of launch {record.number}"))
+        return figures
+
+
+def _shown(summary: LatencySummary, pct: float) -> str:
+    return format_duration(summary.percentiles[pct])
