@@ -1,0 +1,79 @@
+*** Settings ***
+Documentation       Race conditions between users of the agent service.
+...
+...                 Many users run agents on the service at the same time. Whatever interleaving the
+...                 service's workers, PostgreSQL and Redis produce, each user must see only their own
+...                 agent's events, in order, with ids of their own; a user holds one session at a time;
+...                 and the service must really run agents side by side, not one after another.
+...
+...                 Override any count with --variable, e.g. --variable EXECUTIONS:100.
+
+Resource            ../../resources/stampede.resource
+
+Suite Setup         Use Agent Service    think_time=${THINK_TIME}
+
+
+*** Variables ***
+${EXECUTIONS}               50
+${CONNECTIONS}              25
+${MESSAGES}                 3
+${JWT_USERS}                10
+${JWT_RUNS}                 5
+${SHARED_USERS}             5
+${PARALLEL_AGENTS}          20
+${THINK_TIME}               50 ms
+${OPERATION_TIMEOUT}        60 s
+
+
+*** Test Cases ***
+Concurrent Agent Executions Keep Their State Apart
+    [Documentation]    ${EXECUTIONS} users each start an agent and then continue its conversation, all at once.
+    ...    Every user is answered, every run gets an id of its own, and no event, marker or user id of
+    ...    one execution shows up in another's stream.
+    [Tags]    isolation
+    Define WebSocket Agent Tool    executions
+    Launch Agents    executions    ${EXECUTIONS}    iterations=2    operation_timeout=${OPERATION_TIMEOUT}
+    Every Agent Should Be Answered
+    Run Ids Should Be Unique
+    No Events Should Reach Another User
+
+Events Are Routed To The User Who Asked
+    [Documentation]    ${CONNECTIONS} users open their connections before the start, then each sends ${MESSAGES}
+    ...    messages at the same moments as everybody else. Each connection gets only its own user's events,
+    ...    in order, without gaps.
+    [Tags]    isolation    ordering
+    Define WebSocket Agent Tool    routing    connect_early=True
+    Launch Agents    routing    ${CONNECTIONS}    iterations=${MESSAGES}    operation_timeout=${OPERATION_TIMEOUT}
+    Every Agent Should Be Answered
+    No Events Should Reach Another User
+    Events Should Arrive In Order Without Gaps
+
+Users Signed In With Their Own Token Stay Isolated End To End
+    [Documentation]    ${JWT_USERS} users, each authenticated by a signed JWT of their own, run ${JWT_RUNS} agents
+    ...    with 4 KB contexts through the service, PostgreSQL and Redis. Nothing of one user reaches another.
+    [Tags]    isolation
+    Define WebSocket Agent Tool    signed in    context_size=4 KB
+    Launch Agents    signed in    ${JWT_USERS}    iterations=${JWT_RUNS}    operation_timeout=${OPERATION_TIMEOUT}
+    Every Agent Should Be Answered
+    No Events Should Reach Another User
+    Events Should Arrive In Order Without Gaps
+    Run Ids Should Be Unique
+
+A User Holds One Session At A Time
+    [Documentation]    ${SHARED_USERS} users each open two connections at the same instant. The service keeps
+    ...    one session per user and refuses the other; no user ever holds two at once.
+    [Tags]    sessions
+    Define WebSocket Agent Tool    two tabs    connect_early=True
+    Launch Agents    two tabs    ${{ 2 * int($SHARED_USERS) }}    users=${SHARED_USERS}
+    ...    operation_timeout=${OPERATION_TIMEOUT}
+    Each User Should Have One Active Session
+
+Agents Run Side By Side, Not One After Another
+    [Documentation]    ${PARALLEL_AGENTS} users start agents at once: the service executes their runs in
+    ...    parallel. A hidden global lock would make them take turns, which this test would catch.
+    [Tags]    performance    parallelism
+    Define WebSocket Agent Tool    parallel
+    Launch Agents    parallel    ${PARALLEL_AGENTS}    iterations=2    operation_timeout=${OPERATION_TIMEOUT}
+    Every Agent Should Be Answered
+    Agent Runs Should Execute In Parallel
+    Log WebSocket Latencies
