@@ -1,28 +1,28 @@
 *** Settings ***
-Documentation       Race conditions between users of the agent service.
+Documentation    Race conditions between users of the agent service.
 ...
-...                 Many users run agents on the service at the same time. Whatever interleaving the
-...                 service's workers, PostgreSQL and Redis produce, each user must see only their own
-...                 agent's events, in order, with ids of their own; a user holds one session at a time;
-...                 and the service must really run agents side by side, not one after another.
+...              Many users run agents on the service at the same time. Whatever interleaving the
+...              service's workers, PostgreSQL and Redis produce, each user must see only their own
+...              agent's events, in order, with ids of their own; a user holds one session at a time;
+...              and the service must really run agents side by side, not one after another.
 ...
-...                 Override any count with --variable, e.g. --variable EXECUTIONS:100.
+...              Override any count with --variable, e.g. --variable EXECUTIONS:100.
 
-Resource            ../../resources/stampede.resource
+Resource         ../../resources/stampede.resource
 
-Suite Setup         Use Agent Service    think_time=${THINK_TIME}
+Suite Setup      Use Agent Service    think_time=${THINK_TIME}
 
 
 *** Variables ***
-${EXECUTIONS}               50
-${CONNECTIONS}              25
-${MESSAGES}                 3
-${JWT_USERS}                10
-${JWT_RUNS}                 5
-${SHARED_USERS}             5
-${PARALLEL_AGENTS}          20
-${THINK_TIME}               50 ms
-${OPERATION_TIMEOUT}        60 s
+${EXECUTIONS}           50
+${CONNECTIONS}          25
+${MESSAGES}             3
+${JWT_USERS}            10
+${JWT_RUNS}             5
+${SHARED_USERS}         5
+${PARALLEL_AGENTS}      20
+${THINK_TIME}           50 ms
+${OPERATION_TIMEOUT}    60 s
 
 
 *** Test Cases ***
