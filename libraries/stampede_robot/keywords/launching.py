@@ -23,6 +23,7 @@ from ..runtime import STOP_GRACE_SECONDS, BackgroundLaunch, LaunchRecord
 
 SETUP_ALLOWANCE_SECONDS = 60.0
 PROGRESS_POLL_SECONDS = 0.02
+DEFAULT_OPERATION_TIMEOUT = timedelta(seconds=10)
 _CANNOT_START = (StampedeError, TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -52,7 +53,7 @@ class LaunchKeywords(LibraryComponent):
         batch_interval: timedelta = timedelta(seconds=1),
         rate: float | None = None,
         users: int | None = None,
-        operation_timeout: timedelta = timedelta(seconds=10),
+        operation_timeout: timedelta | None = None,
         timeout: timedelta = timedelta(seconds=60),
     ) -> LaunchRecord:
         """Runs ``agents`` agents of ``tool`` concurrently and waits (at most ``timeout``) for them to finish.
@@ -68,7 +69,8 @@ class LaunchKeywords(LibraryComponent):
         Each agent runs ``iterations`` operations (1 by default), or keeps going
         for ``duration``. ``users`` spreads agents over that many user ids
         (default: one user per agent). Each operation is bounded by
-        ``operation_timeout``; an agent still running at ``timeout`` is cut off,
+        ``operation_timeout`` (by default 10 s, or longer when the tool's own
+        waits add up to more); an agent still running at ``timeout`` is cut off,
         and one that ignores cancellation is reported as hung.
 
         The launch never fails because operations failed: checkers and
@@ -84,8 +86,9 @@ class LaunchKeywords(LibraryComponent):
         | Launch Agents | deduct | 100 | iterations=5 | batch_size=25 | batch_interval=1 s |
         | ${launch}= | Launch Agents | deduct | 20 | rate=200 | duration=10 s |
         """
-        plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, operation_timeout, timeout)
         chosen = self.runtime.tool(tool)
+        bound = _operation_bound(chosen, operation_timeout)
+        plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
         try:
             result = self.runtime.run(launch(chosen, plan), timeout=plan.run_timeout + SETUP_ALLOWANCE_SECONDS)
         except _CANNOT_START as error:
@@ -103,7 +106,7 @@ class LaunchKeywords(LibraryComponent):
         batch_interval: timedelta = timedelta(seconds=1),
         rate: float | None = None,
         users: int | None = None,
-        operation_timeout: timedelta = timedelta(seconds=10),
+        operation_timeout: timedelta | None = None,
         timeout: timedelta = timedelta(seconds=60),
     ) -> BackgroundLaunch:
         """Starts agents like `Launch Agents` does, but returns at once with a handle to the running launch.
@@ -119,8 +122,9 @@ class LaunchKeywords(LibraryComponent):
         | Terminate PostgreSQL Backends | fraction=50% |
         | ${launch}= | Wait For Launch | ${load} | timeout=30 s |
         """
-        plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, operation_timeout, timeout)
         chosen = self.runtime.tool(tool)
+        bound = _operation_bound(chosen, operation_timeout)
+        plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
 
         async def start() -> RunningLaunch:
             running = start_launch(chosen, plan)
@@ -258,6 +262,14 @@ def _plan(
         run_timeout=timeout.total_seconds(),
         users=users,
     )
+
+
+def _operation_bound(tool: Tool, given: timedelta | None) -> timedelta:
+    """``given``, else 10 s or the tool's own bound on one operation (its connect, answer and run waits) if longer."""
+    if given is not None:
+        return given
+    own = getattr(tool, "operation_bound", 0.0)
+    return max(DEFAULT_OPERATION_TIMEOUT, timedelta(seconds=own))
 
 
 def _check_handle(launch: object) -> None:
