@@ -100,6 +100,8 @@ class _Launch:
         self._deadline_ns: int | None = None
         self.stopped = False
         self.aborted = asyncio.Event()
+        self.agents_started = 0  # released into their operations (for progress displays)
+        self.agents_finished = 0
 
     def contexts(self) -> list[AgentContext]:
         users = self.plan.users or self.plan.agents
@@ -120,10 +122,12 @@ class _Launch:
         try:
             self._arrive()
             await self._wait_for_start(context)
+            self.agents_started += 1
             if isinstance(self.plan.shape, FixedRate):
                 await self._run_due_operations(context, self.plan.shape)
             else:
                 await self._run_iterations(context)
+            self.agents_finished += 1
         finally:
             try:
                 await asyncio.wait_for(self.tool.close_agent(context), CANCEL_GRACE_SECONDS)
@@ -237,6 +241,30 @@ class RunningLaunch:
     def operations(self) -> int:
         """Operations recorded so far."""
         return len(self._run.history)
+
+    @property
+    def history(self) -> History:
+        """The operations recorded so far; it grows while the launch runs."""
+        return self._run.history
+
+    @property
+    def plan(self) -> LaunchPlan:
+        return self._run.plan
+
+    @property
+    def agents_started(self) -> int:
+        """Agents released into their operations so far."""
+        return self._run.agents_started
+
+    @property
+    def agents_finished(self) -> int:
+        """Agents that ran all their operations (or ran out of time) and stopped."""
+        return self._run.agents_finished
+
+    @property
+    def agents_failed(self) -> int:
+        """Agents that could not start or stop cleanly so far."""
+        return len(self._run.agent_errors)
 
     @property
     def done(self) -> bool:

@@ -12,12 +12,13 @@ from robot.api.deco import keyword
 
 from stampede.agents import Tool
 from stampede.errors import ConfigurationError, StampedeError
-from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch, launch, start_launch
+from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch, start_launch
 from stampede.metrics import summarize
 from stampede.shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
 from stampede.units import format_duration, positive_seconds, require_positive_int
 
 from ..component import LibraryComponent
+from ..progress import showing_progress
 from ..report import launch_table
 from ..runtime import STOP_GRACE_SECONDS, BackgroundLaunch, LaunchRecord
 
@@ -90,7 +91,9 @@ class LaunchKeywords(LibraryComponent):
         bound = _operation_bound(chosen, operation_timeout)
         plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
         try:
-            result = self.runtime.run(launch(chosen, plan), timeout=plan.run_timeout + SETUP_ALLOWANCE_SECONDS)
+            running = self.runtime.run(_start(chosen, plan))
+            with showing_progress(running, tool):
+                result = self.runtime.run(_result(running), timeout=plan.run_timeout + SETUP_ALLOWANCE_SECONDS)
         except _CANNOT_START as error:
             raise StampedeError(f"Launch of {tool!r} with {plan.agents} agents could not start: {error}") from error
         return self._finish(chosen, result)
@@ -125,13 +128,7 @@ class LaunchKeywords(LibraryComponent):
         chosen = self.runtime.tool(tool)
         bound = _operation_bound(chosen, operation_timeout)
         plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
-
-        async def start() -> RunningLaunch:
-            running = start_launch(chosen, plan)
-            await asyncio.sleep(0)  # let it begin: a setup that fails at once is reported by Wait For Launch
-            return running
-
-        running = self.runtime.run(start())
+        running = self.runtime.run(_start(chosen, plan))
         handle = BackgroundLaunch(len(self.runtime.background) + 1, chosen, plan, running)
         self.runtime.background.append(handle)
         self.log(f"Started {handle}: {plan.describe()}.")
@@ -153,17 +150,18 @@ class LaunchKeywords(LibraryComponent):
         count = require_positive_int(count, what="count")
         _check_handle(launch)
         deadline = time.monotonic() + bound
-        while launch.running.operations < count:
-            if launch.running.done:
-                raise StampedeError(
-                    f"{launch} ended after {launch.running.operations} operations, before reaching {count}."
-                )
-            if time.monotonic() >= deadline:
-                raise StampedeError(
-                    f"{launch} had run {launch.running.operations} operations when the {format_duration(bound)} "
-                    f"wait for {count} ran out."
-                )
-            time.sleep(PROGRESS_POLL_SECONDS)
+        with showing_progress(launch.running, launch.tool.name):
+            while launch.running.operations < count:
+                if launch.running.done:
+                    raise StampedeError(
+                        f"{launch} ended after {launch.running.operations} operations, before reaching {count}."
+                    )
+                if time.monotonic() >= deadline:
+                    raise StampedeError(
+                        f"{launch} had run {launch.running.operations} operations when the {format_duration(bound)} "
+                        f"wait for {count} ran out."
+                    )
+                time.sleep(PROGRESS_POLL_SECONDS)
         return launch.running.operations
 
     @keyword(tags=["launching"])
@@ -201,7 +199,8 @@ class LaunchKeywords(LibraryComponent):
         if stop:
             running.stop()
         grace = min(launch.plan.operation_timeout, STOP_GRACE_SECONDS)
-        finished = self.runtime.run(running.settle(bound, grace), timeout=bound + grace + SETUP_ALLOWANCE_SECONDS)
+        with showing_progress(running, launch.tool.name):
+            finished = self.runtime.run(running.settle(bound, grace), timeout=bound + grace + SETUP_ALLOWANCE_SECONDS)
         try:
             result = self.runtime.run(_result(running))
         except _CANNOT_START as error:
@@ -275,6 +274,12 @@ def _operation_bound(tool: Tool, given: timedelta | None) -> timedelta:
 def _check_handle(launch: object) -> None:
     if not isinstance(launch, BackgroundLaunch):
         raise ConfigurationError(f"Expected the handle Launch Agents In Background returns, got {launch!r}.")
+
+
+async def _start(tool: Tool, plan: LaunchPlan) -> RunningLaunch:
+    running = start_launch(tool, plan)
+    await asyncio.sleep(0)  # let it begin: a setup that fails at once is reported when its result is awaited
+    return running
 
 
 async def _result(running: RunningLaunch) -> LaunchResult:
