@@ -15,12 +15,15 @@ Suite Setup      Use Agent Service    think_time=${THINK_TIME}
 
 *** Variables ***
 ${EXECUTIONS}           50
+${CONTEXT_USERS}        100
 ${CONNECTIONS}          25
 ${MESSAGES}             3
 ${JWT_USERS}            10
 ${JWT_RUNS}             5
 ${SHARED_USERS}         5
 ${PARALLEL_AGENTS}      20
+${MIN_FAIRNESS}         0.8
+${MAX_RUN_P99}          5 s
 ${THINK_TIME}           50 ms
 ${OPERATION_TIMEOUT}    60 s
 
@@ -33,6 +36,17 @@ Concurrent Agent Executions Keep Their State Apart
     [Tags]    isolation
     Define WebSocket Agent Tool    executions
     Launch Agents    executions    ${EXECUTIONS}    iterations=2    operation_timeout=${OPERATION_TIMEOUT}
+    Every Agent Should Be Answered
+    Run Ids Should Be Unique
+    No Events Should Reach Another User
+
+A Hundred Users Create Their Contexts At Once Without Id Collisions Or Leaks
+    [Documentation]    ${CONTEXT_USERS} users open their sessions (their user contexts on the service) before the
+    ...    start, then all start an agent at the same instant. Every session and every run gets an id of its
+    ...    own, no two collide, and nothing of one user's context reaches another user.
+    [Tags]    isolation
+    Define WebSocket Agent Tool    contexts    connect_early=True
+    Launch Agents    contexts    ${CONTEXT_USERS}    operation_timeout=${OPERATION_TIMEOUT}
     Every Agent Should Be Answered
     Run Ids Should Be Unique
     No Events Should Reach Another User
@@ -76,4 +90,17 @@ Agents Run Side By Side, Not One After Another
     Launch Agents    parallel    ${PARALLEL_AGENTS}    iterations=2    operation_timeout=${OPERATION_TIMEOUT}
     Every Agent Should Be Answered
     Agent Runs Should Execute In Parallel
+    Log WebSocket Latencies
+
+Agent Runs Show No Timing Anomaly
+    [Documentation]    ${EXECUTIONS} users run agents at once, twice each. Contention shows up in the timings:
+    ...    runs taking turns (hidden serialization), some users' runs taking far longer than others'
+    ...    (Jain's index over their run times at least ${MIN_FAIRNESS}), or outliers (p99 over ${MAX_RUN_P99}).
+    [Tags]    performance    parallelism
+    Define WebSocket Agent Tool    timed
+    Launch Agents    timed    ${EXECUTIONS}    iterations=2    operation_timeout=${OPERATION_TIMEOUT}
+    Every Agent Should Be Answered
+    Agent Runs Should Execute In Parallel
+    Agents Should Be Served Fairly    at_least=${MIN_FAIRNESS}    measure=service time
+    Thresholds Should Hold    run_p99 <= ${MAX_RUN_P99}
     Log WebSocket Latencies
