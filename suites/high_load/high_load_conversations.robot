@@ -26,6 +26,9 @@ ${LARGE_CONTEXT_AGENTS}    25
 ${LARGE_CONTEXT}           8 KB
 ${LARGE_CONTEXT_RUNS}      4
 ${DROPPING_AGENTS}         10
+${LONG_CONVERSATIONS}      20
+${LONG_MESSAGES}           50
+${MAX_CPU_MEAN}            80%
 ${THINK_TIME}              50 ms
 ${SAMPLE_INTERVAL}         1 s
 ${MAX_MEAN}                3s
@@ -59,6 +62,23 @@ Every User Is Served Fairly Under Load
     Agents Should Be Served Fairly    at_least=${MIN_FAIRNESS}
     No Events Should Reach Another User
     Events Should Arrive In Order Without Gaps
+
+Long Conversations Keep Memory And CPU Within Bounds
+    [Documentation]    ${LONG_CONVERSATIONS} users each hold one conversation of ${LONG_MESSAGES} messages, all at once,
+    ...    while CPU and memory of the service and the harness are sampled every ${SAMPLE_INTERVAL}. Every message
+    ...    is answered in order, the service's average CPU stays at or under ${MAX_CPU_MEAN} of one core, and
+    ...    neither process grows by more than ${MAX_MEMORY_GROWTH}.
+    Start Sampling Resources    interval=${SAMPLE_INTERVAL}
+    Define WebSocket Agent Tool    long conversations
+    Launch Agents    long conversations    ${LONG_CONVERSATIONS}    iterations=${LONG_MESSAGES}
+    ...    operation_timeout=${OPERATION_TIMEOUT}
+    Stop Sampling Resources
+    Log WebSocket Latencies
+    Every Agent Should Be Answered
+    Events Should Arrive In Order Without Gaps
+    Thresholds Should Hold    run_p95 <= ${MAX_P95}    success_rate >= ${MIN_SUCCESS_RATE}
+    Resource Usage Should Stay Within    target_cpu_mean <= ${MAX_CPU_MEAN}
+    ...    target_rss_growth <= ${MAX_MEMORY_GROWTH}    harness_rss_growth <= ${MAX_MEMORY_GROWTH}
 
 Agents With Large Contexts Are Answered
     [Documentation]    ${LARGE_CONTEXT_AGENTS} agents each carry a ${LARGE_CONTEXT} context through
