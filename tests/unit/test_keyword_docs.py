@@ -1,6 +1,10 @@
-"""Every keyword of every Stampede library has a libdoc summary and an example table."""
+"""Every keyword of every Stampede library has a libdoc summary and an example table, and its page in docs/."""
 
 from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
 
 import pytest
 from robot.libdoc import LibraryDocumentation
@@ -16,3 +20,32 @@ def test_every_keyword_has_documentation_with_an_example(library: str) -> None:
     for keyword in documentation.keywords:
         assert keyword.short_doc.strip(), f"{library}.{keyword.name} has no documentation"
         assert "\n|" in keyword.doc or keyword.doc.startswith("|"), f"{library}.{keyword.name} has no example table"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+GENERATED = re.compile(r'"generated": "[^"]*"')
+
+
+@pytest.fixture(scope="module")
+def built_docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("docs")
+    subprocess.run([str(ROOT / "scripts" / "build-docs"), str(out)], check=True, capture_output=True, timeout=120)
+    return out
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_the_build_command_writes_each_librarys_page_with_all_its_keywords(library: str, built_docs: Path) -> None:
+    page = (built_docs / f"{library}.html").read_text(encoding="utf-8")
+    assert "<html" in page and str(ROOT) not in page, "a libdoc page, without the checkout's absolute paths"
+    for keyword in LibraryDocumentation(library).keywords:
+        assert f'"name": "{keyword.name}"' in page, f"{keyword.name} is missing from {library}.html"
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_the_committed_keyword_documentation_is_up_to_date(library: str, built_docs: Path) -> None:
+    committed = ROOT / "docs" / f"{library}.html"
+    assert committed.is_file(), f"docs/{library}.html is missing: run scripts/build-docs and commit docs/"
+    fresh = GENERATED.sub("", (built_docs / f"{library}.html").read_text(encoding="utf-8"))
+    assert GENERATED.sub("", committed.read_text(encoding="utf-8")) == fresh, (
+        f"docs/{library}.html is out of date with the keywords: run scripts/build-docs and commit docs/"
+    )
