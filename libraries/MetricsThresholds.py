@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from robotlibcore import DynamicCore
 
+from stampede_robot.keywords.baselines import BaselineKeywords
 from stampede_robot.keywords.resources import ResourceKeywords
 from stampede_robot.keywords.thresholds import ThresholdKeywords
 from stampede_robot.runtime import runtime
@@ -33,4 +34,4 @@ class MetricsThresholds(DynamicCore):
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
 
     def __init__(self) -> None:
-        super().__init__([ThresholdKeywords(runtime()), ResourceKeywords(runtime())])
+        super().__init__([ThresholdKeywords(runtime()), ResourceKeywords(runtime()), BaselineKeywords(runtime())])

@@ -10,6 +10,7 @@ from robotlibcore import DynamicCore
 from stampede_robot.keywords.database import DatabaseKeywords
 from stampede_robot.keywords.faults import FaultKeywords
 from stampede_robot.keywords.services import ServiceKeywords
+from stampede_robot.reporting import ReportListener
 from stampede_robot.runtime import runtime
 
 
@@ -40,7 +41,7 @@ class TestServices(DynamicCore):
 
     def __init__(self) -> None:
         super().__init__([ServiceKeywords(runtime()), DatabaseKeywords(runtime()), FaultKeywords(runtime())])
-        self.ROBOT_LIBRARY_LISTENER = self
+        self.ROBOT_LIBRARY_LISTENER = [self, ReportListener(runtime())]
 
     def end_suite(self, data: Any, result: Any) -> None:
         services = runtime().services

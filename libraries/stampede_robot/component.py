@@ -12,6 +12,7 @@ from stampede.errors import ConfigurationError
 from stampede.verdicts import Verdict
 
 from .html import verdict_table
+from .reporting import findings
 from .runtime import LaunchRecord, Runtime
 
 ToolT = TypeVar("ToolT")
@@ -63,7 +64,9 @@ class LibraryComponent:
 
         "Nothing to check" (inconclusive) fails too: it must never pass as a success.
         """
-        self.log_html(verdict_table(verdicts, caption=caption or verdicts[0].name))
+        caption = caption or verdicts[0].name
+        findings.judged(caption, verdicts)
+        self.log_html(verdict_table(verdicts, caption=caption))
         failed = [verdict.message for verdict in verdicts if not verdict.passed or verdict.inconclusive]
         for verdict in verdicts:
             if verdict.message and verdict.message not in failed:

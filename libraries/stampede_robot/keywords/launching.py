@@ -18,8 +18,10 @@ from stampede.shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
 from stampede.units import format_duration, positive_seconds, require_positive_int
 
 from ..component import LibraryComponent
+from ..launch_charts import inline_html
 from ..progress import showing_progress
 from ..report import launch_table
+from ..reporting import findings
 from ..runtime import STOP_GRACE_SECONDS, BackgroundLaunch, LaunchRecord
 
 SETUP_ALLOWANCE_SECONDS = 60.0
@@ -219,6 +221,7 @@ class LaunchKeywords(LibraryComponent):
         record = LaunchRecord(number, tool, result, summarize(result), history_file)
         self.runtime.launches.append(record)
         self.log_html(launch_table(record))
+        self.log_html(inline_html(findings.charts(record)))
         plan = result.plan
         errors = sorted(result.agent_errors.items())
         problems = [f"agent {agent} {error}" if agent else error for agent, error in errors]

@@ -24,6 +24,8 @@ from stampede.units import format_duration
 
 from ..component import LibraryComponent
 from ..html import table
+from ..launch_charts import inline_html
+from ..reporting import findings
 from ..runtime import Runtime, Services
 
 AGENT_SERVICE = "agent service"
@@ -186,6 +188,7 @@ class ResourceKeywords(LibraryComponent):
         caption = (f"Resources sampled every {format_duration(recording.interval)} for "
                    f"{format_duration(recording.wall_seconds)} (sampling cost {_percent(cost)} of one core)")
         self.log_html(table(_SUMMARY_HEADERS, (_summary_row(summary) for summary in summaries.values()), caption))
+        self.log_html(inline_html(findings.sampled(recording)))
         return recording.metrics()
 
     @keyword(tags=["resources", "thresholds"])

@@ -8,6 +8,7 @@ from stampede.thresholds import evaluate_thresholds
 
 from ..component import LibraryComponent
 from ..html import verdict_table
+from ..reporting import findings
 from ..runtime import LaunchRecord
 
 
@@ -27,6 +28,7 @@ class ThresholdKeywords(LibraryComponent):
         | Thresholds Should Hold | p95 < 500ms | success_rate >= 99% | conflict_rate < 20% |
         """
         verdicts = evaluate_thresholds(list(thresholds), self.launch_record(launch).summary.metrics)
+        findings.judged("Thresholds", verdicts)
         self.log_html(verdict_table(verdicts, caption="Thresholds"))
         missed = [verdict.message for verdict in verdicts if not verdict.passed]
         if missed:

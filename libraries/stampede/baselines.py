@@ -1,0 +1,185 @@
+"""Baselines: a launch's metrics saved under a name, and tolerances such as ``p95 may grow by at most 20%``.
+
+A tolerance names a metric, a direction and how far it may move from the
+baseline: ``grow``/``rise``/``increase`` bounds it from above, ``drop``/
+``fall``/``decrease`` from below. The amount is a percentage of the baseline
+value (``p95 may grow by at most 20%``), or, for rates, percentage points
+(``success_rate may drop by at most 1%``: 99.5% may become 98.5%, not 98.5% of
+99.5%), or a figure in the metric's own unit (``p95 may grow by at most 50ms``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError
+from .thresholds import Kind, Threshold, format_value, metric_kind
+from .verdicts import Verdict
+
+_TOLERANCE = re.compile(
+    r"^\s*(?P<metric>\S+)\s+may\s+(?P<direction>grow|rise|increase|drop|fall|decrease)\s+by\s+at\s+most\s+"
+    r"(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>\S*)\s*$",
+    re.IGNORECASE,
+)
+_UP = frozenset({"grow", "rise", "increase"})
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far one metric may move from its baseline, in one direction."""
+
+    expression: str
+    metric: str
+    upward: bool
+    """True: the metric may grow by at most ``amount``; False: it may drop by at most ``amount``."""
+    amount: float
+    relative: bool
+    """True: ``amount`` is a fraction of the baseline value; False: an absolute figure in base units."""
+    kind: Kind
+
+    @classmethod
+    def parse(cls, expression: str, known_metrics: Mapping[str, float] | None = None) -> Tolerance:
+        match = _TOLERANCE.match(expression)
+        if not match:
+            raise ConfigurationError(
+                f"Tolerance {expression!r} is not of the form '<metric> may grow|drop by at most <amount>', "
+                "for example 'p95 may grow by at most 20%' or 'success_rate may drop by at most 1%'."
+            )
+        metric = match["metric"].lower()
+        kind = metric_kind(metric)
+        if known_metrics is not None and metric not in known_metrics:
+            raise ConfigurationError(
+                f"Tolerance {expression!r} names metric {metric!r}, which the baseline does not have. "
+                f"Known metrics: {', '.join(sorted(m for m in known_metrics if '.' not in m))}."
+            )
+        upward = match["direction"].lower() in _UP
+        unit = match["unit"]
+        if unit == "%":
+            # A rate moves in percentage points; anything else by a percentage of its baseline value.
+            return cls(expression.strip(), metric, upward, float(match["amount"]) / 100, kind is not Kind.RATE, kind)
+        try:
+            absolute = Threshold.parse(f"{metric} <= {match['amount']}{unit}").value
+        except ConfigurationError as error:
+            raise ConfigurationError(
+                f"Tolerance {expression!r}: give the amount as a percentage (20%) or in {metric}'s own unit. "
+                f"{error}"
+            ) from None
+        return cls(expression.strip(), metric, upward, absolute, False, kind)
+
+    def limit(self, baseline: float) -> float:
+        """The furthest the metric may go, given its baseline value."""
+        step = abs(baseline) * self.amount if self.relative else self.amount
+        return baseline + step if self.upward else baseline - step
+
+    def _allowance(self) -> str:
+        if self.relative:
+            return f"{self.amount * 100:g}%"
+        if self.kind is Kind.RATE:
+            return f"{self.amount * 100:g} percentage points"
+        return format_value(self.amount, self.kind)
+
+    def evaluate(self, baseline: Mapping[str, float], now: Mapping[str, float]) -> Verdict:
+        if self.metric not in now:
+            raise ConfigurationError(
+                f"Tolerance {self.expression!r}: this launch has no metric {self.metric!r} (the baseline has)."
+            )
+
+        def show(value: float) -> str:
+            return format_value(value, self.kind)
+
+        before, measured = baseline[self.metric], now[self.metric]
+        limit = self.limit(before)
+        passed = measured <= limit if self.upward else measured >= limit
+        comparison = "<=" if self.upward else ">="
+        sign = "+" if self.upward else "-"
+        change = _change(before, measured, self.kind)
+        expected = f"{self.metric} {comparison} {show(limit)} (baseline {show(before)} {sign} {self._allowance()})"
+        measured_text = f"{show(measured)} ({change} from baseline)"
+        gap = abs(measured - limit)
+        miss = "" if passed else (f"{gap * 100:.2f} percentage points" if self.kind is Kind.RATE else show(gap))
+        if passed:
+            message = f"{self.metric}: baseline {show(before)}, now {show(measured)} ({change}): within tolerance"
+        else:
+            bound = "at most" if self.upward else "at least"
+            message = (
+                f"{self.metric} regressed: baseline {show(before)}, now {show(measured)} ({change}); "
+                f"{self.expression!r} allows {bound} {show(limit)}, missed by {miss}"
+            )
+        return Verdict(f"{self.metric} vs baseline", passed, expected, measured_text, miss, message, value=measured)
+
+
+def _change(before: float, after: float, kind: Kind) -> str:
+    if kind is Kind.RATE:
+        return f"{(after - before) * 100:+.2f} percentage points"
+    if before == 0:
+        return f"{'+' if after >= 0 else '-'}{format_value(abs(after), kind)}"
+    return f"{(after - before) / abs(before) * 100:+.1f}%"
+
+
+def compare_to_baseline(
+    expressions: list[str], baseline: Mapping[str, float], now: Mapping[str, float]
+) -> list[Verdict]:
+    """Parse every tolerance first (a typo fails before anything is judged), then judge each."""
+    if not expressions:
+        raise ConfigurationError("Give at least one tolerance, e.g. 'p95 may grow by at most 20%'.")
+    tolerances = [Tolerance.parse(expression, baseline) for expression in expressions]
+    return [tolerance.evaluate(baseline, now) for tolerance in tolerances]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Metrics saved under a name, with where they came from."""
+
+    name: str
+    metrics: dict[str, float]
+    source: str
+    """What was measured, e.g. the test and launch."""
+    saved: str
+    """When, as an ISO 8601 UTC time."""
+
+    @staticmethod
+    def file(directory: Path, name: str) -> Path:
+        if not _NAME.match(name):
+            raise ConfigurationError(
+                f"Baseline name {name!r} must be letters, digits, '_', '.' or '-' (it names a file), e.g. 'nightly'."
+            )
+        return directory / f"{name}.json"
+
+    def save(self, directory: Path) -> Path:
+        path = self.file(directory, self.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"format": _FORMAT, "name": self.name, "source": self.source, "saved": self.saved,
+                  "metrics": self.metrics}
+        path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def of(cls, name: str, metrics: Mapping[str, float], source: str) -> Baseline:
+        cls.file(Path("."), name)
+        return cls(name, dict(metrics), source, datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @classmethod
+    def load(cls, directory: Path, name: str) -> Baseline:
+        path = cls.file(directory, name)
+        try:
+            record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            saved = sorted(p.stem for p in directory.glob("*.json")) if directory.is_dir() else []
+            raise ConfigurationError(
+                f"No baseline {name!r} in {directory} (saved there: {', '.join(saved) or 'none'}). "
+                "Save one first with Save Metrics As Baseline."
+            ) from None
+        except json.JSONDecodeError as error:
+            raise ConfigurationError(f"Baseline file {path} is not valid JSON ({error}); save it again.") from None
+        if record.get("format") != _FORMAT or not isinstance(record.get("metrics"), dict):
+            raise ConfigurationError(f"Baseline file {path} is not a Stampede baseline (format {_FORMAT}).")
+        return cls(name, {k: float(v) for k, v in record["metrics"].items()}, record.get("source", ""),
+                   record.get("saved", ""))
