@@ -30,14 +30,22 @@ PASSING = [
     "No User Sees Another User's Events",
     "Each User's Events Arrive In Order",
     "Concurrent Agent Executions Keep Their State Apart",
+    "A Hundred Users Create Their Contexts At Once Without Id Collisions Or Leaks",
     "Events Are Routed To The User Who Asked",
     "Users Signed In With Their Own Token Stay Isolated End To End",
     "A User Holds One Session At A Time",
     "Agents Run Side By Side, Not One After Another",
+    "Agent Runs Show No Timing Anomaly",
+    "A Hundred Database Sessions At Once Are Served And None Is Left Open",
+    "Concurrent Registrations Are All Kept Intact",
+    "A Registry Written By Read-Then-Write Loses Registrations",
     "Many Long Conversations Stay Within The Response-Time Bounds",
     "Every User Is Served Fairly Under Load",
+    "Long Conversations Keep Memory And CPU Within Bounds",
     "Agents With Large Contexts Are Answered",
     "Events Stay In Order Through A Dropped Connection",
+    "Concurrent Balance Updates Keep Every Credit",
+    "Each User Has A Single Active Session Under Load",
 ]
 TWIN_FAILURES = {
     "A Service That Leaks Events Between Users Is Caught": [
@@ -96,6 +104,31 @@ def test_high_load_samples_the_harness_and_the_service(run: RobotRun) -> None:
     assert re.search(r"<td>harness \(pid \d+\)</td>", sampled) and re.search(r"<td>target \(pid \d+\)</td>", sampled)
     logged = [m.message for m in messages if m.html and "WebSocket latencies of launch" in m.message]
     assert re.search(LATENCY_ROW.format(phase="run \\(send → done\\)", count=75 * 15), logged[0]), logged
+
+
+def test_long_conversations_are_sampled_every_second_with_every_message_timed(run: RobotRun) -> None:
+    messages = messages_in(run.test("Long Conversations Keep Memory And CPU Within Bounds"))
+    (sampled,) = [m.message for m in messages if m.html and "Resources sampled every 1.00 s" in m.message]
+    assert re.search(r"<td>target \(pid \d+\)</td><td>([5-9]|\d\d+)</td>", sampled), sampled  # one a second
+    logged = [m.message for m in messages if m.html and "WebSocket latencies of launch" in m.message]
+    assert re.search(LATENCY_ROW.format(phase="run \\(send → done\\)", count=20 * 50), logged[0]), logged
+    assert any(re.fullmatch(r"target_cpu_mean <= 80\.00%: measured [\d.]+%", m.message) for m in messages)
+
+
+def test_the_read_then_write_registry_is_caught_losing_registrations(run: RobotRun) -> None:
+    messages = [m.message for m in messages_in(run.test("A Registry Written By Read-Then-Write Loses Registrations"))]
+    (lost,) = [m for m in messages if m.startswith("Registrations were lost: 30 agents")]
+    found = re.fullmatch(r"Registrations were lost: 30 agents registered, the registry keeps (\d+) entries "
+                         r"\((\d+) lost\)\.", lost)
+    assert found and int(found[1]) + int(found[2]) == 30 and int(found[2]) > 0, lost
+
+
+def test_every_database_session_is_served_and_given_back(run: RobotRun) -> None:
+    messages = [m.message for m in messages_in(run.test(
+        "A Hundred Database Sessions At Once Are Served And None Is Left Open"))]
+    assert any(re.fullmatch(r"Connection acquire times: p50 [\d.]+ m?s, .* over 100 acquires; 0 of 100 "
+                            r"operations \(0\.0%\) refused with an acquire timeout\.", m)
+               for m in messages), messages
 
 
 def test_no_token_reaches_the_outputs(run: RobotRun) -> None:
