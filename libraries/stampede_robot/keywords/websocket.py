@@ -10,6 +10,7 @@ from stampede.checkers.answers import check_answered
 from stampede.checkers.contamination import check_no_contamination
 from stampede.checkers.duplicate_ids import check_unique_ids
 from stampede.checkers.event_ordering import check_event_ordering
+from stampede.checkers.run_completion import check_runs_completed
 from stampede.checkers.run_execution import check_runs_in_parallel
 from stampede.checkers.single_session import check_single_session
 from stampede.errors import ConfigurationError
@@ -137,6 +138,19 @@ class WebSocketCheckKeywords(LibraryComponent):
         """
         record, _ = self._launch(launch)
         self.judge(check_answered(record.result.history))
+
+    @keyword(tags=["checks", "websocket"])
+    def every_agent_run_should_complete(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails when a run did not end with its done event, naming each failure with its first reason and the fix.
+
+        Stricter than `Every Agent Should Be Answered`: a refused token, a frame
+        that is not JSON, a connection closed mid-message or a protocol field
+        path that matches nothing is an answer of sorts, but no completed run.
+
+        | Every Agent Run Should Complete |
+        """
+        record, _ = self._launch(launch)
+        self.judge(check_runs_completed(record.result.history))
 
     @keyword(tags=["checks", "websocket"])
     def run_ids_should_be_unique(self, launch: LaunchRecord | int | None = None) -> None:
