@@ -83,7 +83,8 @@ class Tolerance:
         if self.relative:
             return f"{self.amount * 100:g}%"
         if self.kind is Kind.RATE:
-            return f"{self.amount * 100:g} percentage points"
+            points = self.amount * 100
+            return f"{points:g} percentage point" + ("" if points == 1 else "s")
         return format_value(self.amount, self.kind)
 
     def evaluate(self, baseline: Mapping[str, float], now: Mapping[str, float]) -> Verdict:

@@ -60,7 +60,8 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def format_tick(value: float) -> str:
-    return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.3e}"
+    """3 significant digits, and large numbers in full with thousands separators (1,500 rather than 1.5e+03)."""
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
 def line_chart(
