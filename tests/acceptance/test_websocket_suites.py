@@ -39,6 +39,7 @@ PASSING = [
     "A Hundred Database Sessions At Once Are Served And None Is Left Open",
     "Concurrent Registrations Are All Kept Intact",
     "A Registry Written By Read-Then-Write Loses Registrations",
+    "A Registry That Numbers Entries By Counting Them Hands Out Colliding Ids",
     "Many Long Conversations Stay Within The Response-Time Bounds",
     "Every User Is Served Fairly Under Load",
     "Long Conversations Keep Memory And CPU Within Bounds",
@@ -115,12 +116,25 @@ def test_long_conversations_are_sampled_every_second_with_every_message_timed(ru
     assert any(re.fullmatch(r"target_cpu_mean <= 80\.00%: measured [\d.]+%", m.message) for m in messages)
 
 
-def test_the_read_then_write_registry_is_caught_losing_registrations(run: RobotRun) -> None:
-    messages = [m.message for m in messages_in(run.test("A Registry Written By Read-Then-Write Loses Registrations"))]
-    (lost,) = [m for m in messages if m.startswith("Registrations were lost: 30 agents")]
-    found = re.fullmatch(r"Registrations were lost: 30 agents registered, the registry keeps (\d+) entries "
-                         r"\((\d+) lost\)\.", lost)
-    assert found and int(found[1]) + int(found[2]) == 30 and int(found[2]) > 0, lost
+REGISTRY_FINDING = re.compile(r"Registrations were lost or corrupted: 30 agents registered, the registry keeps (\d+) "
+                              r"entries \((\d+) lost\), (\d+) of them carrying another agent's user or marker\.")
+
+
+@pytest.mark.parametrize(("name", "corrupted"), [
+    ("A Registry Written By Read-Then-Write Loses Registrations", False),
+    ("A Registry That Numbers Entries By Counting Them Hands Out Colliding Ids", True),
+])
+def test_a_broken_registry_is_caught_with_its_lost_and_corrupted_entries(run: RobotRun, name: str,
+                                                                         corrupted: bool) -> None:
+    messages = [m.message for m in messages_in(run.test(name))]
+    (finding,) = [found for m in messages if (found := REGISTRY_FINDING.fullmatch(m))]
+    kept, lost, corrupt = map(int, finding.groups())
+    assert kept + lost == 30 and lost > 0 and (corrupt > 0) == corrupted, finding[0]
+
+
+def test_a_sound_registry_keeps_every_registration(run: RobotRun) -> None:
+    messages = [m.message for m in messages_in(run.test("Concurrent Registrations Are All Kept Intact"))]
+    assert "Every registration was kept intact: 30 agents registered, 30 entries in the registry." in messages
 
 
 def test_every_database_session_is_served_and_given_back(run: RobotRun) -> None:
