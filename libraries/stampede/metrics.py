@@ -40,7 +40,11 @@ class LatencySummary:
 
     @classmethod
     def of(cls, latencies_ns: Iterable[int]) -> LatencySummary:
-        values = sorted(latencies_ns)
+        return cls.of_sorted(sorted(latencies_ns))
+
+    @classmethod
+    def of_sorted(cls, values: Sequence[int]) -> LatencySummary:
+        """The summary of latencies already sorted (no copy is made)."""
         if not values:
             return cls(0, 0.0, 0.0, 0.0, {pct: 0.0 for pct in PERCENTILES})
         return cls(
@@ -134,19 +138,29 @@ def summarize(result: LaunchResult) -> LaunchSummary:
 
 
 def summarize_history(history: History, wall_seconds: float, loop_lag_ns: Sequence[int] = ()) -> LaunchSummary:
-    latency = LatencySummary.of(op.latency_ns for op in history)
-    counts = OutcomeCounts.of(history)
-    by_name: dict[str, list[int]] = {}
+    # Each latency is computed once and sorted in place, and per-operation lists are built only when
+    # there is more than one operation name: a million operations cost about 40 MB and half a second.
+    latencies = [op.latency_ns for op in history]
+    names = {op.op for op in history}
     error_codes: dict[str, int] = {}
     phases: dict[str, list[int]] = {}
     for op in history:
-        by_name.setdefault(op.op, []).append(op.latency_ns)
         if op.error is not None:
             error_codes[op.error] = error_codes.get(op.error, 0) + 1
         if op.timings:
             for phase, value in op.timings.items():
                 phases.setdefault(phase, []).append(value)
-    by_operation = {name: LatencySummary.of(values) for name, values in by_name.items()}
+    by_name: dict[str, list[int]] = {}
+    if len(names) > 1:
+        for op, op_latency in zip(history, latencies, strict=True):
+            by_name.setdefault(op.op, []).append(op_latency)
+    latencies.sort()
+    latency = LatencySummary.of_sorted(latencies)
+    counts = OutcomeCounts.of(history)
+    if by_name:
+        by_operation = {name: LatencySummary.of(values) for name, values in by_name.items()}
+    else:  # one operation name: its figures are the overall ones
+        by_operation = dict.fromkeys(names, latency)
     lag = LatencySummary.of(loop_lag_ns)
     metrics = latency.as_metrics()
     metrics["avg"] = metrics["mean"]

@@ -1,0 +1,112 @@
+"""Metrics cost: record 1,000,000 operations in a History as the launcher does, then compute every figure.
+
+Reports the CPU time (time.process_time) and the memory (tracemalloc peak, and RSS growth)
+of recording plus summarize_history (all percentiles, rates, per-operation and per-phase figures).
+Target: under 1 s of CPU and under 50 MB.
+
+Run: .venv/bin/python bench/metrics_cost.py [--operations 1000000] [--with-timings]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import figure, machine_line
+from stampede.history import History, Operation
+from stampede.metrics import summarize_history
+from stampede.outcomes import Outcome
+
+CPU_TARGET_S = 1.0
+MEMORY_TARGET_MB = 50.0
+
+
+def record(operations: int, agents: int, with_timings: bool) -> History:
+    """A history of ``operations`` operations, appended with the very call the launcher's _record makes."""
+    history = History()
+    outcomes = [Outcome.OK] * 97 + [Outcome.CONFLICT, Outcome.TIMEOUT, Outcome.ERROR]
+    users = [f"user-{agent}" for agent in range(1, agents + 1)]  # an agent's context holds its user once
+    clock = 1_000_000_000
+    for index in range(operations):
+        latency = 500_000 + index * 2_654_435_761 % 4_000_000  # scattered, so sorting does real work
+        outcome = outcomes[index % 100]
+        history.append(
+            Operation(
+                index % agents + 1,
+                users[index % agents],
+                "deduct",
+                index // agents,
+                clock,
+                clock + latency,
+                outcome,
+                intended_ns=None,
+                error=None if outcome is Outcome.OK else outcome.value,
+                retries=0,
+                retry_causes=(),
+                exhausted=False,
+                read=None,
+                written=None,
+                timings={"acquire": latency // 10} if with_timings else None,
+            )
+        )
+        clock += 1000
+    return history
+
+
+def measure_memory(operations: int, agents: int, with_timings: bool) -> tuple[float, float]:
+    """MB the recorded history holds, and MB summarizing it needs on top at its peak (tracemalloc)."""
+    gc.collect()
+    tracemalloc.start()
+    history = record(operations, agents, with_timings)
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    summarize_history(history, wall_seconds=60.0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return held / 2**20, (peak - held) / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--operations", type=int, default=1_000_000)
+    parser.add_argument("--agents", type=int, default=50, help="agents the operations are spread over")
+    parser.add_argument("--with-timings", action="store_true", help="give every operation an 'acquire' phase too")
+    args = parser.parse_args()
+    print(machine_line())
+    # tracemalloc slows allocation several-fold: time a run without it, then trace memory in a second run.
+    gc.collect()
+    rss_before = psutil.Process().memory_info().rss
+    started = time.process_time()
+    history = record(args.operations, args.agents, args.with_timings)
+    recorded = time.process_time()
+    summary = summarize_history(history, wall_seconds=60.0)
+    summarized = time.process_time()
+    rss_mb = (psutil.Process().memory_info().rss - rss_before) / 2**20
+    assert summary.counts.operations == args.operations
+    del history, summary
+    held_mb, summary_mb = measure_memory(args.operations, args.agents, args.with_timings)
+    record_s, summary_s = recorded - started, summarized - recorded
+    print(f"{args.operations:,} operations: recording {record_s:.2f} s CPU ({record_s / args.operations * 1e6:.2f} us "
+          f"per operation), summarizing {summary_s:.2f} s CPU; the history holds {held_mb:.0f} MB "
+          f"({held_mb * 2**20 / args.operations:.0f} B per operation), summarizing needs {summary_mb:.0f} MB more "
+          f"at its peak (tracemalloc); RSS grew {rss_mb:.0f} MB")
+    total_mb = held_mb + summary_mb
+    figure("metrics CPU, recording + summarizing", f"{record_s + summary_s:.2f} s", f"< {CPU_TARGET_S:g} s",
+           record_s + summary_s < CPU_TARGET_S)
+    figure("metrics CPU, summarizing alone", f"{summary_s:.2f} s", f"< {CPU_TARGET_S:g} s", summary_s < CPU_TARGET_S)
+    figure("metrics memory, history + summarizing", f"{total_mb:.0f} MB", f"< {MEMORY_TARGET_MB:g} MB",
+           total_mb < MEMORY_TARGET_MB)
+    figure("metrics memory, summarizing alone", f"{summary_mb:.0f} MB", f"< {MEMORY_TARGET_MB:g} MB",
+           summary_mb < MEMORY_TARGET_MB)
+
+
+if __name__ == "__main__":
+    main()
