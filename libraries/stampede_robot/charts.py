@@ -9,16 +9,17 @@ Colours are the Okabe-Ito palette, told apart by colour-blind readers too.
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
+from urllib.parse import quote
 
-WIDTH, HEIGHT = 520, 230
+WIDTH, HEIGHT = 420, 220
 _LEFT, _RIGHT, _TOP, _BOTTOM = 58, 14, 30, 62
 _COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
 _FONT = "font-family='sans-serif' font-size='11'"
+_URI_SAFE = "/='(),:;.-"
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,15 @@ class Chart:
     svg: str
 
     def data_uri(self) -> str:
-        """The chart as an image address that needs no file and no network."""
-        return "data:image/svg+xml;base64," + base64.b64encode(self.svg.encode("utf-8")).decode("ascii")
+        """The chart as an image address that needs no file and no network.
+
+        Percent-encoded rather than base64: log.html compresses its texts, and
+        percent-encoded SVG keeps the repetition zlib feeds on (half the size of
+        base64 once compressed). Only characters that mean nothing to a data
+        URI or to Robot's documentation formatting are left as they are
+        (``_`` is encoded too: Robot would read ``_text_`` as italics).
+        """
+        return "data:image/svg+xml," + quote(self.svg, safe=_URI_SAFE).replace("_", "%5F")
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:

@@ -13,7 +13,7 @@ from stampede.units import format_duration
 from .charts import Chart, Series, line_chart
 
 _TIME_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"))
-_NINES = ((0.0, "p0"), (50.0, "p50"), (90.0, "p90"), (99.0, "p99"), (99.9, "p99.9"), (99.99, "p99.99"))
+_NINES = ((50.0, "p50"), (90.0, "p90"), (99.0, "p99"), (99.9, "p99.9"), (99.99, "p99.99"), (99.999, "p99.999"))
 
 
 def time_unit(largest_seconds: float) -> tuple[float, str]:
@@ -36,7 +36,13 @@ def launch_charts(history: History, label: str) -> list[Chart]:
 
     curve = latency_curve([op.latency_ns for op in history])
     curve_scale, curve_unit = time_unit(curve[-1][1])
-    nines = [(_nines(pct), label) for pct, label in _NINES if pct <= curve[-2][0] or pct == 0.0]
+    # The slowest operation sits where the 1-in-n tail ends, not at "infinitely many nines".
+    slowest = math.log10(len(history)) if len(history) > 1 else 1.0
+
+    def x(pct: float) -> float:
+        return min(_nines(pct), slowest)
+
+    nines = [(0.0, "min"), *((x(pct), name) for pct, name in _NINES if _nines(pct) < slowest - 0.15), (slowest, "max")]
     return [
         line_chart(
             f"{label}: latency over time (per {width})",
@@ -46,7 +52,7 @@ def launch_charts(history: History, label: str) -> list[Chart]:
         ),
         line_chart(
             f"{label}: latency distribution ({len(history)} operations)",
-            [Series("latency", [(_nines(pct), value / curve_scale) for pct, value in curve])],
+            [Series("latency", [(x(pct), value / curve_scale) for pct, value in curve])],
             "percentile of operations (tail stretched)",
             f"latency ({curve_unit})",
             x_ticks=nines,

@@ -87,12 +87,19 @@ def _cell(text: str) -> str:
     return " ".join(str(text).replace("|", "¦").split()) or " "
 
 
-def verdict_rows(verdicts: list[tuple[str, Verdict]]) -> str:
-    """The verdicts as a Robot documentation table (log.html and report.html render it as an HTML table)."""
+def verdict_rows(verdicts: list[tuple[str, Verdict]], test_passed: bool = False) -> str:
+    """The verdicts as a Robot documentation table (log.html and report.html render it as an HTML table).
+
+    In a test that passed, a failed verdict was one the test expected (``Run
+    Keyword And Expect Error``: showing that a check catches a bug), and says so.
+    """
     lines = ["| *check* | *verdict* | *expected* | *measured* | *miss* |"]
     for caption, verdict in verdicts:
         name = verdict.name if caption in (verdict.name, "") else f"{caption}: {verdict.name}"
-        cells = [name, _STATUS[verdict.status], verdict.expected, verdict.measured, verdict.miss]
+        status = _STATUS[verdict.status]
+        if test_passed and verdict.status != "PASS":
+            status += " (expected by the test)"
+        cells = [name, status, verdict.expected, verdict.measured, verdict.miss]
         lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
     return "\n".join(lines)
 
@@ -153,7 +160,7 @@ class ReportListener:
         charts = [chart for record in launches for chart in findings.charts(record)] + test.resource_charts
         parts = []
         if test.verdicts:
-            parts.append(verdict_rows(test.verdicts))
+            parts.append(verdict_rows(test.verdicts, test_passed=result.passed))
         if charts:
             parts.append(" ".join(f"[{chart.data_uri()}|{chart.title}]" for chart in charts))
         if launches or test.verdicts or test.resources:

@@ -23,3 +23,8 @@ def test_each_verdict_is_a_row_with_its_check_verdict_expected_measured_and_miss
     assert lines[3] == "| Locks: holders overlap | ? *INCONCLUSIVE* | none | a ¦ b |   |"
     html = html_format(rows)
     assert html.count("<tr>") == 4 and "p95 &lt; 500 ms" in html and "<b>FAIL</b>" in html
+
+
+def test_in_a_test_that_passed_a_failed_verdict_is_marked_as_expected() -> None:
+    rows = verdict_rows([("Lost updates", Verdict("lost updates", False, "0", "12", "12"))], test_passed=True)
+    assert rows.splitlines()[1] == "| Lost updates: lost updates | ✘ *FAIL* (expected by the test) | 0 | 12 | 12 |"
