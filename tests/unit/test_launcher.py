@@ -186,6 +186,35 @@ def test_operation_timeout_is_recorded() -> None:
     assert not result.timed_out
 
 
+def test_operation_timeout_cuts_off_only_the_slow_operation() -> None:
+    """Operations shorter than the bound but together longer are never cut; a slow one is, and the next run."""
+
+    class SlowSecond(BaseTool):
+        async def run(self, agent: AgentContext) -> OpResult:
+            await asyncio.sleep(1.0 if agent.iteration == 3 else 0.06)
+            return OpResult()
+
+    result = run(SlowSecond(), LaunchPlan(agents=2, iterations=6, operation_timeout=0.2))
+    outcomes = [(op.iteration, op.outcome) for op in sorted(result.history, key=lambda op: (op.agent, op.start_ns))]
+    expected = [(i, Outcome.TIMEOUT if i == 3 else Outcome.OK) for i in range(6)]
+    assert outcomes == expected * 2
+    assert all(op.latency_ns < 0.9 * S for op in result.history)
+
+
+def test_a_swallowed_operation_timeout_leaves_the_agent_uncancelled() -> None:
+    class Swallows(BaseTool):
+        async def run(self, agent: AgentContext) -> OpResult:
+            if agent.iteration == 0:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(1.0)
+            await asyncio.sleep(0.01)
+            return OpResult()
+
+    result = run(Swallows(), LaunchPlan(agents=1, iterations=3, operation_timeout=0.1))
+    assert [op.outcome for op in result.history] == [Outcome.OK] * 3
+    assert not result.agent_errors
+
+
 def test_a_tools_own_timeout_is_not_the_operation_timeout() -> None:
     class ClientTimeout(BaseTool):
         async def run(self, agent: AgentContext) -> OpResult:
