@@ -101,11 +101,12 @@ def line_chart(
         x_high = x_low + 1.0
     plot_w, plot_h = WIDTH - _LEFT - _RIGHT, HEIGHT - _TOP - _BOTTOM
 
-    def px(x: float) -> float:
-        return round(_LEFT + (x - x_low) / (x_high - x_low) * plot_w, 1)
+    # Whole pixels: finer coordinates would only make every chart in log.html bigger.
+    def px(x: float) -> int:
+        return round(_LEFT + (x - x_low) / (x_high - x_low) * plot_w)
 
-    def py(y: float) -> float:
-        return round(_TOP + plot_h - y / y_high * plot_h, 1)
+    def py(y: float) -> int:
+        return round(_TOP + plot_h - y / y_high * plot_h)
 
     parts = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{HEIGHT}' viewBox='0 0 {WIDTH} {HEIGHT}' "
@@ -137,7 +138,7 @@ def line_chart(
     return Chart(title, "".join(parts))
 
 
-def _lines(series: Series, colour: str, px: Callable[[float], float], py: Callable[[float], float]) -> list[str]:
+def _lines(series: Series, colour: str, px: Callable[[float], int], py: Callable[[float], int]) -> list[str]:
     """A polyline per unbroken run of points; a dot for a run of one point."""
     runs: list[list[str]] = [[]]
     for x, y in series.points:
