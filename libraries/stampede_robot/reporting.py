@@ -21,6 +21,7 @@ from typing import Any
 
 from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 
+from stampede.checkers._report import plural
 from stampede.resources import ResourceRecording
 from stampede.timeseries import time_series
 from stampede.verdicts import Verdict
@@ -47,8 +48,27 @@ class TestFindings:
 
 @dataclass
 class _SuiteFrame:
+    """A suite's launches (those since ``first_launch``, known when it ends) and the services it used."""
+
     first_launch: int
     services: dict[str, str] = field(default_factory=dict)
+    launches: list[LaunchRecord] = field(default_factory=list)
+
+
+def describe_suite(metadata: Any, frame: _SuiteFrame) -> None:
+    """Set a suite's metadata: the services it used, its agents and its operations."""
+    if frame.services:
+        metadata["Services"] = ", ".join(f"{kind} {what}" for kind, what in frame.services.items())
+    launches = frame.launches
+    if not launches:
+        return
+    agents = [record.result.plan.agents for record in launches]
+    operations = sum(int(record.summary.metrics["operations"]) for record in launches)
+    failures = sum(int(record.summary.metrics["failures"]) for record in launches)
+    spread = f"{min(agents)} to {max(agents)}" if min(agents) != max(agents) else f"{agents[0]}"
+    over = plural(len(launches), "launch", "launches")
+    metadata["Agents"] = f"{spread} per launch over {over} ({sum(agents)} in all)"
+    metadata["Operations"] = f"{operations} ({operations - failures} ok, {failures} not ok)"
 
 
 class Findings:
@@ -144,6 +164,8 @@ class ReportListener:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._suites: list[_SuiteFrame] = []
+        self._parents: dict[int, _SuiteFrame] = {}
+        """Totals of the suites above the outermost one that imported the library, by id of their result."""
         self._test_first_launch = 0
 
     def start_suite(self, data: Any, result: Any) -> None:
@@ -170,18 +192,23 @@ class ReportListener:
             result.metadata["Summary"] = "\n\n".join(parts)
 
     def end_suite(self, data: Any, result: Any) -> None:
+        if not self._suites:
+            return  # a suite whose start this listener did not see (it began before the library was imported)
         frame = self._suites.pop()
         self._note_services()
-        launches = self.runtime.launches[frame.first_launch:]
-        if frame.services:
-            result.metadata["Services"] = ", ".join(f"{kind} {what}" for kind, what in frame.services.items())
-        if launches:
-            agents = [record.result.plan.agents for record in launches]
-            operations = sum(int(record.summary.metrics["operations"]) for record in launches)
-            failures = sum(int(record.summary.metrics["failures"]) for record in launches)
-            spread = f"{min(agents)} to {max(agents)}" if min(agents) != max(agents) else f"{agents[0]}"
-            result.metadata["Agents"] = f"{spread} per launch over {len(launches)} launches ({sum(agents)} in all)"
-            result.metadata["Operations"] = f"{operations} ({operations - failures} ok, {failures} not ok)"
+        frame.launches = self.runtime.launches[frame.first_launch:]
+        describe_suite(result.metadata, frame)
+        if not self._suites:
+            # The outermost suite that imported the library. Its parents (a folder of suites with no
+            # __init__.robot, such as `robot suites/`) never reach this listener: total them up here.
+            # Robot writes a suite's metadata when the suite ends, so they still show these figures.
+            parent = result.parent
+            while parent is not None:
+                totals = self._parents.setdefault(id(parent), _SuiteFrame(0))
+                totals.launches = totals.launches + frame.launches
+                totals.services.update(frame.services)
+                describe_suite(parent.metadata, totals)
+                parent = parent.parent
 
     def _note_services(self) -> None:
         """Remember the services in use now, for every suite running (they stop before the suite's end)."""

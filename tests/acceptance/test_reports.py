@@ -114,8 +114,12 @@ def test_each_suite_names_its_services_agents_and_operations(run: RobotRun) -> N
     assert re.fullmatch(r"PostgreSQL \d+\S* \((embedded|external)\)", suite.metadata["Services"])
     assert suite.metadata["Agents"] == "10 per launch over 3 launches (30 in all)"
     assert suite.metadata["Operations"] == "150 (150 ok, 0 not ok)"
-    assert twins.metadata["Agents"] == "20 per launch over 1 launches (20 in all)"
+    assert twins.metadata["Agents"] == "20 per launch over 1 launch (20 in all)"
     assert re.fullmatch(r"60 \(\d+ ok, \d+ not ok\)", twins.metadata["Operations"])
+    # The folder above them imports no library, yet totals both (as `robot suites/` does for every area).
+    assert run.suite.metadata["Agents"] == "10 to 20 per launch over 4 launches (50 in all)"
+    assert re.fullmatch(r"210 \(\d+ ok, \d+ not ok\)", run.suite.metadata["Operations"])
+    assert run.suite.metadata["Services"] == suite.metadata["Services"]
 
 
 def test_the_baseline_is_saved_where_the_keyword_says(run: RobotRun) -> None:
