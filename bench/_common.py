@@ -29,13 +29,13 @@ def figure(name: str, value: str, target: str, met: bool | None) -> None:
 
 
 @contextlib.contextmanager
-def postgres(dsn: str | None = None) -> Iterator[str]:
-    """The given DSN (or STAMPEDE_PG_DSN), else an embedded PostgreSQL for the benchmark's lifetime."""
+def postgres(dsn: str | None = None, settings: dict[str, str] | None = None) -> Iterator[str]:
+    """The given DSN (or STAMPEDE_PG_DSN), else an embedded PostgreSQL (with ``settings``) for the benchmark."""
     dsn = resolve_postgres_dsn(dsn)
     if dsn is not None:
         yield dsn
         return
-    server = EmbeddedPostgres()
+    server = EmbeddedPostgres(settings)
     try:
         yield server.start()
     finally:
