@@ -25,6 +25,7 @@ TWINS = ROBOT_DIR / "failing_twins" / "reports.robot"
 CHARTED = "Credit Deductions Are Charted, Judged And Saved As A Baseline"
 SAMPLED = "A Sampled Run Charts CPU And Memory"
 SAME = "The Same Workload Does Not Regress From Its Baseline"
+MISSPELT = "A Misspelt Tolerance Or Baseline Fails Saying What To Write"
 REGRESSED = "Refused Deductions Regress From The Atomic Baseline"
 LAUNCH_CHARTS = ("latency over time", "latency distribution", "throughput and errors", "active agents")
 DATA_IMAGE = re.compile(r"\[data:image/svg\+xml,([^|\]\s]+)\|([^\]]+)\]")
@@ -37,7 +38,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> RobotRun:
 
 
 def test_the_suite_passes_and_the_regressed_twin_fails_naming_baseline_and_now(run: RobotRun) -> None:
-    assert_passed(run, CHARTED, SAMPLED, SAME)
+    assert_passed(run, CHARTED, SAMPLED, SAME, MISSPELT)
     assert_failed_with(
         run,
         REGRESSED,

@@ -37,6 +37,16 @@ The Same Workload Does Not Regress From Its Baseline
     Metrics Should Not Regress    success_rate may drop by at most 1%    operations may drop by at most 0%
     ...    baseline=${BASELINE}
 
+A Misspelt Tolerance Or Baseline Fails Saying What To Write
+    [Documentation]    Tolerances are read before anything is judged: a typo, an unknown metric or a
+    ...    baseline never saved fails with what to write instead, never with a silent pass.
+    Run Keyword And Expect Error    *not of the form '<metric> may grow|drop by at most <amount>'*
+    ...    Metrics Should Not Regress    p95 could grow by 20%    baseline=${BASELINE}
+    Run Keyword And Expect Error    *names metric 'p59', which the baseline does not have*
+    ...    Metrics Should Not Regress    p59 may grow by at most 20%    baseline=${BASELINE}
+    Run Keyword And Expect Error    No baseline 'never-saved' in *Save one first with Save Metrics As Baseline.
+    ...    Metrics Should Not Regress    p95 may grow by at most 20%    baseline=never-saved
+
 
 *** Keywords ***
 Agents Deduct Credits Atomically
