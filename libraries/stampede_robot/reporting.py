@@ -94,6 +94,10 @@ class Findings:
             self._charts[record.number] = launch_charts(record.result.history, f"Launch {record.number}")
         return self._charts[record.number]
 
+    def forget_charts(self) -> None:
+        """Drop the rendered charts once a test's header has them (a long run should not hold them all)."""
+        self._charts.clear()
+
 
 findings = Findings()
 
@@ -190,6 +194,7 @@ class ReportListener:
             parts.append(f"Figures and verdicts as JSON: [{name}|{name}]")
             # One entry: Robot sorts metadata by name, and the verdicts must come before the charts.
             result.metadata["Summary"] = "\n\n".join(parts)
+        findings.forget_charts()
 
     def end_suite(self, data: Any, result: Any) -> None:
         if not self._suites:
