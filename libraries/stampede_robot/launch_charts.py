@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from stampede.checkers._report import plural
 from stampede.history import History
 from stampede.resources import ResourceRecording
 from stampede.timeseries import latency_curve, time_series
@@ -51,7 +52,7 @@ def launch_charts(history: History, label: str) -> list[Chart]:
             f"latency ({unit})",
         ),
         line_chart(
-            f"{label}: latency distribution ({len(history)} operations)",
+            f"{label}: latency distribution ({plural(len(history), 'operation')})",
             [Series("latency", [(x(pct), value / curve_scale) for pct, value in curve])],
             "percentile of operations (tail stretched)",
             f"latency ({curve_unit})",
