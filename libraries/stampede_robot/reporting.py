@@ -236,7 +236,8 @@ class ReportListener:
         """Write the test's figures and verdicts as JSON; return the file's path relative to the output dir."""
         output_dir = Path(_variable("OUTPUT DIR", "results"))
         suite = _variable("SUITE NAME", "suite")
-        name = f"metrics/{_slug(suite)}.{_slug(result.name)}.{self.runtime.run_id}.json"
+        # The test's id (s1-s2-t3) keeps two tests apart whose names agree in the slug's first 60 characters.
+        name = f"metrics/{_slug(suite)}.{_slug(result.name)}.{result.id}.{self.runtime.run_id}.json"
         path = output_dir / name
         record = {
             "suite": suite,
