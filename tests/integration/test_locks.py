@@ -229,7 +229,8 @@ def test_holders_stalled_past_the_lease_overlap_but_the_lock_is_never_granted_tw
         assert "granted twice" not in overlap.message
         run.passes(check_never_granted_twice(run.history))
         outlived = check_leases_outlived(run.history)
-        assert not outlived.passed and outlived.value == 8, outlived.message  # 24 grants, every 3rd stalls
+        # 24 grants, every 3rd stalls: at least those 8 releases come too late (on a busy machine, more may)
+        assert not outlived.passed and outlived.value >= 8, outlived.message
         lost = check_protected_data(run.history, run.states)
         assert not lost.passed and lost.message.startswith("Protected data went wrong"), lost.message
         assert not check_fencing(run.history, fencing=False).passed
