@@ -19,6 +19,7 @@ from stampede.workloads.websocket_protocol import (
     placeholders_in,
     reference_service,
     render,
+    shorten,
 )
 
 URL = "ws://127.0.0.1:8765/"
@@ -219,3 +220,10 @@ def test_the_tool_refuses_settings_that_cannot_work() -> None:
     assert WebSocketAgentTool(welcomed).drop_after_events is None
     with pytest.raises(ConfigurationError, match="sends a token"):  # the resume template holds {token}
         WebSocketAgentTool(welcomed, drop_after_events=2)
+
+
+def test_a_quoted_message_hides_its_secrets() -> None:
+    message = {"type": "session_started", "resume_token": "r3sume", "data": [{"access_token": "t0k"}], "seq": 1}
+    shown = shorten(message)
+    assert "r3sume" not in shown and "t0k" not in shown
+    assert '"resume_token":"<hidden>"' in shown and '"seq":1' in shown

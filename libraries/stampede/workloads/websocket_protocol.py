@@ -48,6 +48,7 @@ PLACEHOLDERS = frozenset({"user", "agent", "marker", "thread", "token", "text", 
 RESUME_ONLY = frozenset({"resume_token", "last_seq"})
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)\}")
 SHOWN_CHARACTERS = 300  # of a message quoted in an error
+_SECRET_FIELD = re.compile(r"token|secret|password|authorization|api_?key", re.IGNORECASE)
 
 
 class AuthMode(StrEnum):
@@ -172,12 +173,23 @@ def _no_field(message: Any, path: str, what: str) -> str:
 
 
 def shorten(message: Any, limit: int = SHOWN_CHARACTERS) -> str:
-    """A message as compact JSON (or its repr), cut to ``limit`` characters."""
+    """A message as compact JSON (or its repr), secrets hidden, cut to ``limit`` characters."""
     try:
-        text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(_hide_secrets(message), separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(message)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _hide_secrets(value: Any) -> Any:
+    """``value`` with every field whose name says it is a secret (a token, a password) shown as ``<hidden>``."""
+    if isinstance(value, Mapping):
+        return {
+            key: "<hidden>" if _SECRET_FIELD.search(str(key)) else _hide_secrets(item) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_hide_secrets(item) for item in value]
+    return value
 
 
 # Templates
