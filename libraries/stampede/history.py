@@ -45,7 +45,6 @@ class Operation:
         start_ns: int,
         end_ns: int,
         outcome: Outcome,
-        *,
         intended_ns: int | None = None,
         error: str | None = None,
         retries: int = 0,
