@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--dsn", default=None)
     parser.add_argument("--asyncio-loop", action="store_true", help="asyncio's default loop instead of uvloop")
     args = parser.parse_args()
-    print(machine_line())
+    print(machine_line(), flush=True)
     with postgres(args.dsn) as dsn:
         run(compare(dsn, args.clients, args.seconds, args.rounds), use_uvloop=not args.asyncio_loop)
 

@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=50, help="agents the operations are spread over")
     parser.add_argument("--with-timings", action="store_true", help="give every operation an 'acquire' phase too")
     args = parser.parse_args()
-    print(machine_line())
+    print(machine_line(), flush=True)
     # tracemalloc slows allocation several-fold: time a run without it, then trace memory in a second run.
     gc.collect()
     rss_before = psutil.Process().memory_info().rss
