@@ -112,7 +112,7 @@ def test_each_test_writes_a_metrics_file_of_its_own(run: RobotRun) -> None:
 
 def test_each_suite_names_its_services_agents_and_operations(run: RobotRun) -> None:
     suite, twins = run.suite.suites
-    assert re.fullmatch(r"PostgreSQL \d+\S* \((embedded|external)\)", suite.metadata["Services"])
+    assert re.fullmatch(r"PostgreSQL \d+\S*( \(.+\))? \((embedded|external)\)", suite.metadata["Services"])
     assert suite.metadata["Agents"] == "10 per launch over 3 launches (30 in all)"
     assert suite.metadata["Operations"] == "150 (150 ok, 0 not ok)"
     assert twins.metadata["Agents"] == "20 per launch over 1 launch (20 in all)"
