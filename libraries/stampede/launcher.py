@@ -119,16 +119,19 @@ class _Launch:
             self.agent_errors[context.agent] = f"could not start: {_describe(error)}"
             self._arrive()
             return
+        bound = _OperationBound(self.plan.operation_timeout)
         try:
+            bound.arm()  # before the barrier, so released agents reach their first operation sooner
             self._arrive()
             await self._wait_for_start(context)
             self.agents_started += 1
             if isinstance(self.plan.shape, FixedRate):
-                await self._run_due_operations(context, self.plan.shape)
+                await self._run_due_operations(context, self.plan.shape, bound)
             else:
-                await self._run_iterations(context)
+                await self._run_iterations(context, bound)
             self.agents_finished += 1
         finally:
+            bound.close()
             try:
                 await asyncio.wait_for(self.tool.close_agent(context), CANCEL_GRACE_SECONDS)
             except Exception as error:  # noqa: BLE001
@@ -154,26 +157,15 @@ class _Launch:
             return False
         return self._deadline_ns is None or time.monotonic_ns() < self._deadline_ns
 
-    async def _run_iterations(self, context: AgentContext) -> None:
+    async def _run_iterations(self, context: AgentContext, bound: _OperationBound) -> None:
         limit = self.plan.iterations_per_agent
         iteration = 0
-        bound = _OperationBound(self.plan.operation_timeout)
-        try:
-            while (limit is None or iteration < limit) and self._time_left() and not context.finished:
-                context.iteration = iteration
-                await self._run_operation(context, None, bound)
-                iteration += 1
-        finally:
-            bound.close()
+        while (limit is None or iteration < limit) and self._time_left() and not context.finished:
+            context.iteration = iteration
+            await self._run_operation(context, None, bound)
+            iteration += 1
 
-    async def _run_due_operations(self, context: AgentContext, shape: FixedRate) -> None:
-        bound = _OperationBound(self.plan.operation_timeout)
-        try:
-            await self._run_due(context, shape, bound)
-        finally:
-            bound.close()
-
-    async def _run_due(self, context: AgentContext, shape: FixedRate, bound: _OperationBound) -> None:
+    async def _run_due_operations(self, context: AgentContext, shape: FixedRate, bound: _OperationBound) -> None:
         limit = self.plan.iterations_per_agent
         total = None if limit is None else limit * self.plan.agents
         while not self.stopped and not context.finished:
@@ -253,12 +245,16 @@ class _OperationBound:
         self._expired = False
         self._cancelling = 0
 
+    def arm(self) -> None:
+        """Start the timer ahead of the first operation (it re-arms itself for whichever operation runs)."""
+        if self._handle is None:
+            self._handle = self._loop.call_later(self._timeout_ns / 1e9, self._check)
+
     def start(self, now_ns: int) -> None:
         self._deadline_ns = now_ns + self._timeout_ns
         self._expired = False
         self._cancelling = self._task.cancelling() if self._task is not None else 0
-        if self._handle is None:
-            self._handle = self._loop.call_later(self._timeout_ns / 1e9, self._check)
+        self.arm()
 
     def stop(self) -> None:
         self._deadline_ns = None
