@@ -47,14 +47,14 @@ def record(operations: int, agents: int, with_timings: bool) -> History:
                 clock,
                 clock + latency,
                 outcome,
-                intended_ns=None,
-                error=None if outcome is Outcome.OK else outcome.value,
-                retries=0,
-                retry_causes=(),
-                exhausted=False,
-                read=None,
-                written=None,
-                timings={"acquire": latency // 10} if with_timings else None,
+                None,
+                None if outcome is Outcome.OK else outcome.value,
+                0,
+                (),
+                False,
+                None,
+                None,
+                {"acquire": latency // 10} if with_timings else None,
             )
         )
         clock += 1000
