@@ -80,6 +80,11 @@ def messages_in(item: TestSuite | TestCase | Keyword) -> list[Message]:
     return _collect(item).messages
 
 
+def logged(run: RobotRun, test: str, pattern: str) -> list[re.Match[str]]:
+    """Matches of ``pattern`` in the plain-text messages logged in ``test`` of ``run``, in order."""
+    return [match for m in messages_in(run.test(test)) if not m.html and (match := re.search(pattern, m.message))]
+
+
 def log_html_strings(log: Path) -> list[str]:
     """The texts log.html carries, decompressed: log.html stores long ones zlib-compressed and base64-encoded.
 

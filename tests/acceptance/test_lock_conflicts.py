@@ -16,7 +16,7 @@ from .conftest import (
     assert_nothing_left_behind,
     assert_passed,
     keywords_in,
-    messages_in,
+    logged,
     run_robot,
 )
 
@@ -85,12 +85,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> RobotRun:
     return run_robot(tmp_path_factory.mktemp("lock_conflicts"), SUITE, TWINS)
 
 
-def _logged(run: RobotRun, test: str, pattern: str) -> list[re.Match[str]]:
-    return [match for m in messages_in(run.test(test)) if not m.html and (match := re.search(pattern, m.message))]
-
-
 def _note(run: RobotRun, test: str) -> dict[str, str]:
-    (note,) = _logged(run, test, NOTE)
+    (note,) = logged(run, test, NOTE)
     return note.groupdict()
 
 
@@ -123,9 +119,9 @@ def test_each_lock_with_work_shorter_than_the_lease_has_no_violation(run: RobotR
     assert note["lock"] == SHORT_WORK[name]
     assert (note["attempts"], note["violations"], note["inconclusive"], note["not_owned"]) == ("40", "0", "0", "0")
     assert float(note["p95"]) > 0
-    assert _logged(run, name, r"^No two holders at once: 40 holds of lock 'guard' by 5 agents, one after another\. "
+    assert logged(run, name, r"^No two holders at once: 40 holds of lock 'guard' by 5 agents, one after another\. "
                               r"The closest hand-over left [\d.]+ (?:µs|ms) between one holder and the next\.$")
-    assert _logged(run, name, r"^The protected data is right: the counter guarded by lock 'guard' stands at 40 after "
+    assert logged(run, name, r"^The protected data is right: the counter guarded by lock 'guard' stands at 40 after "
                               r"40 accepted writes\.$")
 
 
@@ -136,26 +132,26 @@ def test_holders_stalled_past_the_lease_overlap_release_not_owned_and_lose_incre
     assert re.search(rf"^Holders overlapped: {TIMES} two agents held lock 'guard' at once \([1-9]\d* after the "
                      rf"earlier holder's lease could have run out: it outlived its lease\)\. First: agent \d held it "
                      rf"{SPAN} \(100\.0 ms lease from [\d.]+ ms\) and agent \d {SPAN}", overlap), overlap
-    assert _logged(run, STALLED, r"^The lock never granted itself twice: 40 grants of lock 'guard'.* 10 of the holders "
+    assert logged(run, STALLED, r"^The lock never granted itself twice: 40 grants of lock 'guard'.* 10 of the holders "
                                  r"worked past their 100\.0 ms lease")
     lost = _expected_failure(run, STALLED, "Protected Data Should Stay Right")
     assert lost.startswith("Protected data went wrong: the counter guarded by lock 'guard' stands at "), lost
 
 
 def test_with_fencing_on_the_stale_writes_are_refused_and_the_data_stays_right(run: RobotRun) -> None:
-    (fenced,) = _logged(run, FENCED, r"^Fencing held: the fencing numbers of (\d+) accepted writes to the resource of "
+    (fenced,) = logged(run, FENCED, r"^Fencing held: the fencing numbers of (\d+) accepted writes to the resource of "
                                      r"lock 'guard' only rose, from \d+ to \d+; the resource refused (\d+) holders "
                                      r"that came back with a stale number")
     accepted, refused = map(int, fenced.groups())
     assert refused > 0 and accepted + refused == 40
-    assert _logged(run, FENCED, rf"^The protected data is right: the counter guarded by lock 'guard' stands at "
+    assert logged(run, FENCED, rf"^The protected data is right: the counter guarded by lock 'guard' stands at "
                                 rf"{accepted} after {accepted} accepted writes; {refused} stale writes? refused\.$")
 
 
 def test_every_redis_py_release_after_the_lease_answers_not_owned(run: RobotRun) -> None:
     note = _note(run, REDIS_PY_LONG)
     assert (note["lock"], note["attempts"], note["not_owned"]) == ("redis-py", "16", "16")
-    assert _logged(run, REDIS_PY_LONG, r'^16 releases answered "not owned"\.$')
+    assert logged(run, REDIS_PY_LONG, r'^16 releases answered "not owned"\.$')
 
 
 def test_the_broken_lock_is_caught_with_the_overlapping_intervals_where_the_correct_one_is_not(run: RobotRun) -> None:
@@ -163,11 +159,11 @@ def test_the_broken_lock_is_caught_with_the_overlapping_intervals_where_the_corr
     assert re.search(GRANTED_TWICE, message), message
     overlap = _expected_failure(run, BROKEN, "Holders Should Never Overlap")
     assert "inside both holders' leases: the lock was granted twice" in overlap
-    assert _logged(run, CORRECT_UNDER_STALLS, r"^The lock never granted itself twice: 40 grants of lock 'guard'")
+    assert logged(run, CORRECT_UNDER_STALLS, r"^The lock never granted itself twice: 40 grants of lock 'guard'")
 
 
 def test_each_user_has_at_most_one_active_session_and_the_broken_registry_is_caught(run: RobotRun) -> None:
-    assert _logged(run, SESSIONS, r"^At most one active session per user: 100 sessions of 5 users who ran several "
+    assert logged(run, SESSIONS, r"^At most one active session per user: 100 sessions of 5 users who ran several "
                                   r"agents; no user ever had two sessions active at once\.$")
     message = _expected_failure(run, BROKEN_SESSIONS, "Each User Should Have At Most One Active Session")
     assert re.search(rf"^Users had two sessions active at once: [1-5] of 5 users .* were both active for {AMOUNT}",

@@ -16,7 +16,7 @@ from .conftest import (
     assert_nothing_left_behind,
     assert_passed,
     keywords_in,
-    messages_in,
+    logged,
     run_robot,
 )
 
@@ -63,10 +63,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> RobotRun:
     return run_robot(tmp_path_factory.mktemp("work_queue"), SUITE, TWINS)
 
 
-def _logged(run: RobotRun, test: str, pattern: str) -> list[re.Match[str]]:
-    return [match for m in messages_in(run.test(test)) if not m.html and (match := re.search(pattern, m.message))]
-
-
 def test_the_suite_passes(run: RobotRun) -> None:
     assert_passed(run, *SUITE_TESTS)
     assert run.child_suite("Work Queue Under Load").status == "PASS"
@@ -84,22 +80,22 @@ def test_only_the_twins_fail(run: RobotRun) -> None:
 
 @pytest.mark.parametrize("name", SUITE_TESTS)
 def test_every_test_logs_the_queue_throughput_in_items_per_second(run: RobotRun, name: str) -> None:
-    (match,) = _logged(run, name, rf"^Queue throughput: ([\d.]+) items/s \((\d+) items processed in {DURATION}\)\.$")
+    (match,) = logged(run, name, rf"^Queue throughput: ([\d.]+) items/s \((\d+) items processed in {DURATION}\)\.$")
     assert float(match.group(1)) > 0 and int(match.group(2)) > 0
 
 
 @pytest.mark.parametrize("name", EXACTLY_ONCE_TESTS + PRIORITY_TESTS)
 def test_every_item_is_processed_once_by_many_consumers(run: RobotRun, name: str) -> None:
-    (lost,) = _logged(run, name, r"^No item lost: all 500 accepted items were processed, by (\d+) consumers; "
+    (lost,) = logged(run, name, r"^No item lost: all 500 accepted items were processed, by (\d+) consumers; "
                                  r"0 offers refused as full\.$")
     assert int(lost.group(1)) > 1
-    assert _logged(run, name, r"^No item processed twice: 500 items processed, each exactly once, by \d+ consumers\.$")
+    assert logged(run, name, r"^No item processed twice: 500 items processed, each exactly once, by \d+ consumers\.$")
 
 
 @pytest.mark.parametrize("name", PRIORITY_TESTS)
 def test_higher_priorities_wait_less_and_are_never_passed_over(run: RobotRun, name: str) -> None:
-    assert _logged(run, name, r"^Priorities respected: 0 priority inversions in 500 claims \(bound 0\)")
-    (waits,) = _logged(run, name, rf"^Higher priorities waited no longer than lower ones: p95 wait priority 10: "
+    assert logged(run, name, r"^Priorities respected: 0 priority inversions in 500 claims \(bound 0\)")
+    (waits,) = logged(run, name, rf"^Higher priorities waited no longer than lower ones: p95 wait priority 10: "
                                   rf"({DURATION}), priority 5: ({DURATION}), priority 1: ({DURATION})")
     high, _, low = (_seconds(text) for text in waits.groups())
     assert high < low, waits.group(0)
@@ -107,11 +103,11 @@ def test_higher_priorities_wait_less_and_are_never_passed_over(run: RobotRun, na
 
 @pytest.mark.parametrize("name", OVERFLOW_TESTS)
 def test_overflow_is_refused_counted_and_never_accepted(run: RobotRun, name: str) -> None:
-    (overflow,) = _logged(run, name, r"^Overflow refused and reported: (\d+) of 500 offers refused \([\d.]+%\), "
+    (overflow,) = logged(run, name, r"^Overflow refused and reported: (\d+) of 500 offers refused \([\d.]+%\), "
                                      r"peak (\d+) waiting of capacity 20; every refusal answered queue_full")
     refused, peak = map(int, overflow.groups())
     assert refused > 0 and peak <= 20
-    (lost,) = _logged(run, name, r"^No item lost: all (\d+) accepted items were processed, by \d+ consumers; "
+    (lost,) = logged(run, name, r"^No item lost: all (\d+) accepted items were processed, by \d+ consumers; "
                                  r"(\d+) offers refused as full\.$")
     assert int(lost.group(1)) + int(lost.group(2)) == 500 and int(lost.group(2)) == refused
 
@@ -127,7 +123,7 @@ def test_the_naive_claim_is_caught_with_the_duplicated_ids(run: RobotRun) -> Non
         check.message,
     )
     assert match, check.message
-    (caught,) = _logged(run, NAIVE_TEST, r"^Stampede caught (\d+) items processed more than once\.$")
+    (caught,) = logged(run, NAIVE_TEST, r"^Stampede caught (\d+) items processed more than once\.$")
     assert caught.group(1) == match.group(1)
 
 
