@@ -42,6 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     print(machine_line(), flush=True)
     folder = Path(tempfile.mkdtemp(prefix="stampede-main-job-"))
+    folder.chmod(0o755)  # run as root, the embedded PostgreSQL runs as 'nobody', who must reach the clone's .venv
     clone = folder / "stampede"
     try:
         subprocess.run(["git", "clone", "--quiet", str(REPOSITORY), str(clone)], check=True, timeout=300)
@@ -57,10 +58,15 @@ def main() -> None:
         print(f"commit {commit}: setup-env {setup_s:.0f} s (fresh .venv, pip cache as found); run-suites "
               f"{robot_s:.0f} s, robot exit code {robot_code}, {counts[-1] if counts else 'no test counts found'}")
         total = setup_s + robot_s
+        # A run whose suites did not all pass is no measure of the main job: it may have stopped early.
+        passed = robot_code == 0
+        if not passed:
+            print(f"robot failed (exit code {robot_code}): the times below do not count; see {folder / 'robot.log'}"
+                  f"{'' if args.keep else ' (rerun with --keep to keep it)'}")
         figure("main job, scripts/run-suites from a clean clone (setup + suites)", f"{total:.0f} s",
-               f"< {TARGET_SECONDS:g} s", total < TARGET_SECONDS)
+               f"< {TARGET_SECONDS:g} s", passed and total < TARGET_SECONDS)
         figure("main job, the suites alone (services start-up included)", f"{robot_s:.0f} s",
-               f"< {TARGET_SECONDS:g} s", robot_s < TARGET_SECONDS)
+               f"< {TARGET_SECONDS:g} s", passed and robot_s < TARGET_SECONDS)
     finally:
         if args.keep:
             print(f"kept {folder}")
