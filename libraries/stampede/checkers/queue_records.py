@@ -119,9 +119,9 @@ class QueueRecords:
         runs = self.runs.get(item)
         return runs[0].claim_started_ns if runs else NEVER
 
-    def priority_of(self, item: int, fallback: int) -> int:
+    def priority_of(self, item: int, unknown: int) -> int:
         offer = self.accepted.get(item)
-        return offer.priority if offer is not None else fallback
+        return offer.priority if offer is not None else unknown
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from .secrets import MASK, mask_dsn
 STOP_TIMEOUT = 10.0
 PROBE_TIMEOUT = 5.0
 _SCHEMES = ("ws", "wss")
-_FALLBACK = (
+_BUNDLED_INSTEAD = (
     f"or leave ${{AGENT_SERVICE_URL}} and {AGENT_SERVICE_URL_ENV} unset to use the bundled reference service"
 )
 
@@ -215,7 +215,7 @@ async def connect_agent_service(url: str, *, jwt_secret: str | None = None,
         why = f"no answer within {format_duration(timeout)}" if isinstance(error, TimeoutError) else str(error)
         raise ServiceUnavailable(
             f"Nothing accepts connections at the agent service URL {shown} ({why}): start your service there, "
-            f"point ${{AGENT_SERVICE_URL}} or {AGENT_SERVICE_URL_ENV} at one that runs, {_FALLBACK}."
+            f"point ${{AGENT_SERVICE_URL}} or {AGENT_SERVICE_URL_ENV} at one that runs, {_BUNDLED_INSTEAD}."
         ) from None
     writer.close()
     started = time.monotonic()
@@ -232,6 +232,6 @@ async def connect_agent_service(url: str, *, jwt_secret: str | None = None,
     except (WebSocketException, OSError) as error:
         raise ServiceUnavailable(
             f"The agent service at {shown} accepts connections but does not speak WebSocket "
-            f"({type(error).__name__}: {error}): check the host, port and scheme, {_FALLBACK}."
+            f"({type(error).__name__}: {error}): check the host, port and scheme, {_BUNDLED_INSTEAD}."
         ) from None
     return AgentServiceTarget(url, jwt_secret=secret, handshake=handshake)
