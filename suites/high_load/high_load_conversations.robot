@@ -26,6 +26,8 @@ ${LARGE_CONTEXT_AGENTS}    25
 ${LARGE_CONTEXT}           8 KB
 ${LARGE_CONTEXT_RUNS}      4
 ${DROPPING_AGENTS}         10
+${BUSY_USERS}              5
+${RUNS_AT_ONCE}            10
 ${LONG_CONVERSATIONS}      20
 ${LONG_MESSAGES}           50
 ${MAX_CPU_MEAN}            80%
@@ -98,3 +100,12 @@ Events Stay In Order Through A Dropped Connection
     Launch Agents    dropping    ${DROPPING_AGENTS}    iterations=2    operation_timeout=${OPERATION_TIMEOUT}
     Every Agent Should Be Answered
     Events Should Arrive In Order Without Gaps
+
+Overlapping Runs Of One User Keep Every Credit
+    [Documentation]    ${BUSY_USERS} users each start ${RUNS_AT_ONCE} runs at once on their session; every
+    ...    run's credit deduction is kept, so each balance is the starting credits minus one per run.
+    [Tags]    consistency
+    Define WebSocket Agent Tool    busy users    runs_at_once=${RUNS_AT_ONCE}
+    Launch Agents    busy users    ${BUSY_USERS}    iterations=2    operation_timeout=${OPERATION_TIMEOUT}
+    Every Agent Run Should Complete
+    Agent Credits Should Add Up

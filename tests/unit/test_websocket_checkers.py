@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stampede.checkers.agent_credits import check_agent_credits, completed_runs, starting_credits
 from stampede.checkers.answers import check_answered
 from stampede.checkers.contamination import check_no_contamination
 from stampede.checkers.duplicate_ids import check_unique_ids
@@ -294,3 +295,50 @@ def test_the_message_log_keeps_its_limit() -> None:
     for seq in range(5):
         log.append(message(1, seq, "x"))
     assert len(log) == 2 and log.left_out == 3
+
+
+# --- agent credits ------------------------------------------------------------------------------
+
+START = {"u1": 1000, "u2": 1000}
+
+
+def test_agent_credits_add_up_when_every_completed_run_was_charged() -> None:
+    verdict = check_agent_credits({"u1": 990, "u2": 995}, {"u1": 10, "u2": 5}, starting=START, cost=1)
+    assert verdict.passed, verdict.message
+    assert verdict.message.startswith("Agent credits add up: 2 users, 15 completed runs")
+
+
+def test_agent_credits_left_over_are_lost_deductions() -> None:
+    verdict = check_agent_credits({"u1": 997, "u2": 995}, {"u1": 10, "u2": 5}, starting=START, cost=1)
+    assert not verdict.passed and not verdict.inconclusive
+    assert "1 of 2 users" in verdict.message and "7 credits were never deducted" in verdict.message
+    assert verdict.details[0] == {"user": "u1", "completed runs": 10, "expected balance": 990, "balance": 997,
+                                  "difference": 7}
+
+
+def test_agent_credits_without_a_completed_run_or_with_a_truncated_log_are_not_judged() -> None:
+    assert check_agent_credits({}, {}, starting=START, cost=1).inconclusive
+    assert check_agent_credits({"u1": 990}, {"u1": 10}, starting=START, cost=1, left_out=3).inconclusive
+    assert check_agent_credits({"u3": 990}, {"u3": 10}, starting=START, cost=1).inconclusive
+
+
+def test_completed_runs_count_only_a_users_own_done_events() -> None:
+    class Seen:
+        def __init__(self, user: str, type_: str, mine: bool) -> None:
+            self.user, self.type, self.mine = user, type_, mine
+
+    seen = [Seen("u1", "agent_completed", True), Seen("u1", "agent_thinking", True),
+            Seen("u2", "agent_completed", False), Seen("u2", "agent_completed", True)]
+    assert completed_runs(seen, ["agent_completed"]) == {"u1": 1, "u2": 1}
+
+
+def test_starting_credits_come_from_each_users_first_session_start() -> None:
+    class Seen:
+        def __init__(self, user: str, user_id: str, raw: str) -> None:
+            self.user, self.user_id, self.raw, self.type = user, user_id, raw, "session_started"
+
+    seen = [Seen("u1", "u1", '{"type":"session_started","user_id":"u1","credits":970}'),
+            Seen("u1", "u1", '{"type":"session_started","user_id":"u1","credits":5}'),
+            Seen("u2", "u1", '{"type":"session_started","user_id":"u1","credits":1}'),
+            Seen("u2", "u2", '{"type":"session_sta')]
+    assert starting_credits(seen, "session_started") == {"u1": 970}

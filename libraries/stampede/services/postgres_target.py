@@ -184,6 +184,14 @@ class PostgresTarget:
             self._extra_schemas.append(name)
         return name
 
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """Run a query in our schema on a connection of its own and return its rows as dictionaries."""
+        connection = await self.connect()
+        try:
+            return [dict(row.items()) for row in await connection.fetch(sql, *args)]
+        finally:
+            await connection.close()
+
     async def fetch_setting(self, name: str) -> str:
         """Return a server setting as ``SHOW`` renders it (``100ms``)."""
         try:

@@ -101,7 +101,7 @@ class WebSocketAgentTool(BaseTool):
                  name: str = "websocket_agents", connect_timeout: float = 10.0, answer_timeout: float = 10.0,
                  run_timeout: float = 30.0, context_bytes: int = 2048, connect_early: bool = False,
                  drop_after_events: int | None = None, raw_limit: int = 256, max_messages: int = 200_000,
-                 max_frame_bytes: int = 4 * 2**20, close_timeout: float = 2.0) -> None:
+                 max_frame_bytes: int = 4 * 2**20, close_timeout: float = 2.0, runs_at_once: int = 1) -> None:
         for what, seconds in (("connect timeout", connect_timeout), ("answer timeout", answer_timeout),
                               ("run timeout", run_timeout), ("close timeout", close_timeout)):
             if not seconds > 0:
@@ -114,6 +114,11 @@ class WebSocketAgentTool(BaseTool):
             if isinstance(count, bool) or not isinstance(count, int) or count < low:
                 raise ConfigurationError(f"The WebSocket {what} must be a whole number of at least {low}, "
                                          f"got {count!r}")
+        if isinstance(runs_at_once, bool) or not isinstance(runs_at_once, int) or runs_at_once < 1:
+            raise ConfigurationError(f"runs_at_once must be a whole number of at least 1, got {runs_at_once!r}")
+        if runs_at_once > 1 and drop_after_events is not None:
+            raise ConfigurationError("Give either runs_at_once (several runs per operation) or drop_after_events "
+                                     "(a dropped connection within a run), not both")
         if drop_after_events is not None:
             if isinstance(drop_after_events, bool) or not isinstance(drop_after_events, int) or drop_after_events < 1:
                 raise ConfigurationError(f"drop_after_events must be a number of events of at least 1, "
@@ -135,6 +140,7 @@ class WebSocketAgentTool(BaseTool):
         self.context_bytes = context_bytes
         self.connect_early = connect_early
         self.drop_after_events = drop_after_events
+        self.runs_at_once = runs_at_once
         self.raw_limit = raw_limit
         self.max_frame_bytes = max_frame_bytes
         self.messages = MessageLog(max_messages)
@@ -284,18 +290,26 @@ class WebSocketAgentTool(BaseTool):
     # Running
 
     async def _run_once(self, agent: AgentContext, session: _Session, timings: dict[str, int]) -> OpResult:
+        """Start one run (or ``runs_at_once`` runs on threads of their own) and read until every one is done."""
         protocol = self.protocol
-        request = f"{agent.marker}-{agent.iteration}"
-        first = not agent.state.get("started") or protocol.message is None
-        values = self._values(agent, request=request)
-        frame = json.dumps(render(protocol.start if first else protocol.message, values))
-        written = {"request": request, "template": "start" if first else "message", "marker": agent.marker,
-                   "thread": values["thread"], "bytes": len(frame.encode())}
+        together = self.runs_at_once > 1
+        first = not agent.state.get("started") or protocol.message is None or together
+        requests = [f"{agent.marker}-{agent.iteration}" + (f"-{k}" if together else "")
+                    for k in range(1, self.runs_at_once + 1)]
+        frames = []
+        for request in requests:
+            values = self._values(agent, request=request)
+            if together:
+                values["thread"] = f"thread-{agent.agent}-{request}"
+            frames.append(json.dumps(render(protocol.start if first else protocol.message, values)))
+        written = {"request": requests[0] if not together else requests, "template": "start" if first else "message",
+                   "marker": agent.marker, "thread": values["thread"], "bytes": sum(len(f.encode()) for f in frames)}
         progress: dict[str, Any] = {"events": 0, "types": [], "foreign": 0}
         sent = time.monotonic_ns()
         try:
-            await self._send(session, frame)
-            done = await self._read_run(agent, session, request, sent, progress, timings)
+            for frame in frames:
+                await self._send(session, frame)
+            done = await self._read_run(agent, session, set(requests), sent, progress, timings)
         except _Failed as failed:
             failed.details = {**progress, **failed.details}
             failed.details["written"] = written
@@ -304,9 +318,9 @@ class WebSocketAgentTool(BaseTool):
         agent.state["started"] = True
         return OpResult(read=self._read_of(session, progress), written=written, timings=timings)
 
-    async def _read_run(self, agent: AgentContext, session: _Session, request: str, sent: int,
+    async def _read_run(self, agent: AgentContext, session: _Session, requests: set[str], sent: int,
                         progress: dict[str, Any], timings: dict[str, int]) -> int:
-        """Read until this run's done event; return when it arrived (monotonic ns)."""
+        """Read until the done event of every run in ``requests``; return when the last arrived (monotonic ns)."""
         protocol = self.protocol
         resuming: int | None = None
         while True:
@@ -318,7 +332,7 @@ class WebSocketAgentTool(BaseTool):
                 timings["resume"] = received.t_ns - resuming
                 resuming = None
                 continue
-            ours = protocol.fields.request is None or fields.request == request
+            ours = protocol.fields.request is None or fields.request in requests
             if fields.type in protocol.error_events and (fields.request is None or ours):
                 failure = WsFailure.RESUME_FAILED if resuming is not None else WsFailure.REJECTED
                 raise _Failed(failure, code=fields.error_code, message=_text_of(message))
@@ -332,6 +346,9 @@ class WebSocketAgentTool(BaseTool):
                 timings["first_event"] = received.t_ns - sent
                 progress[FIRST_EVENT_KEY] = received.t_ns
             if fields.type in protocol.done_events:
+                requests.discard(fields.request)
+                if requests and protocol.fields.request is not None:
+                    continue
                 progress[DONE_KEY] = received.t_ns
                 return received.t_ns
             if fields.type in protocol.failed_events:

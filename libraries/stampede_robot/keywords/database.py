@@ -19,13 +19,6 @@ class DatabaseKeywords(LibraryComponent):
         finally:
             await connection.close()
 
-    async def _fetch(self, sql: str) -> list[dict[str, Any]]:
-        connection = await self.runtime.postgres.connect()
-        try:
-            return [dict(row.items()) for row in await connection.fetch(sql)]
-        finally:
-            await connection.close()
-
     @keyword(tags=["database"])
     def execute_sql(self, sql: str) -> str:
         """Runs SQL (one or more statements) in this run's schema and returns the last command's status.
@@ -44,7 +37,7 @@ class DatabaseKeywords(LibraryComponent):
         | ${rows}= | Query | SELECT count(*) AS taken FROM seats WHERE taken_by IS NOT NULL |
         | Should Be Equal As Integers | ${rows}[0][taken] | 20 |
         """
-        rows = self.runtime.run(self._fetch(sql))
+        rows = self.runtime.run(self.runtime.postgres.fetch(sql))
         headers = list(rows[0]) if rows else ["(no rows)"]
         self.log_html(table(headers, ([json.dumps(r[h], default=str) for h in headers] for r in rows), sql))
         return rows

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from robot.api.deco import keyword
 
+from stampede.checkers.agent_credits import check_agent_credits, completed_runs, starting_credits
 from stampede.checkers.answers import check_answered
 from stampede.checkers.contamination import check_no_contamination
 from stampede.checkers.duplicate_ids import check_unique_ids
@@ -44,6 +45,7 @@ class WebSocketToolKeywords(LibraryComponent):
         connect_timeout: timedelta = timedelta(seconds=10),
         connect_early: bool = False,
         drop_after_events: int | None = None,
+        runs_at_once: int = 1,
     ) -> None:
         """Defines a tool whose agents are users of a WebSocket agent service: connect, authenticate, run agents.
 
@@ -62,12 +64,15 @@ class WebSocketToolKeywords(LibraryComponent):
         tokens of the agent service in use. ``answer_timeout`` bounds the wait for
         the first answer, ``run_timeout`` a whole run. ``drop_after_events``
         drops each connection after that many events of every run and resumes
-        the session on a new one. Launch with an ``operation_timeout`` at least
-        as long as the bound this keyword logs.
+        the session on a new one. ``runs_at_once`` starts that many runs per
+        operation on one session, each on a thread of its own, so one user's
+        runs overlap (what a per-user lost update needs). Launch with an
+        ``operation_timeout`` at least as long as the bound this keyword logs.
 
         | Define WebSocket Agent Tool | chat |
         | Define WebSocket Agent Tool | chat | context_size=4 KB | run_timeout=10 s |
         | Define WebSocket Agent Tool | resuming | drop_after_events=2 |
+        | Define WebSocket Agent Tool | busy users | runs_at_once=10 |
         | Define WebSocket Agent Tool | mine | protocol=${CURDIR}/my_protocol.json | url=wss://agents.example/ws |
         """
         in_use = self.runtime.services.agent_service if self.runtime.services is not None else None
@@ -85,6 +90,7 @@ class WebSocketToolKeywords(LibraryComponent):
             context_bytes=_context_bytes(context_size),
             connect_early=connect_early,
             drop_after_events=drop_after_events,
+            runs_at_once=runs_at_once,
         )
         self.runtime.tools[name] = tool
         rows = [*tool.describe().items(), ("launch with operation_timeout ≥", format_duration(tool.operation_bound))]
@@ -103,6 +109,33 @@ class WebSocketCheckKeywords(LibraryComponent):
 
     def _launch(self, launch: LaunchRecord | int | None) -> tuple[LaunchRecord, WebSocketAgentTool]:
         return self.launch_of(launch, WebSocketAgentTool, "a WebSocket agent tool", "Define WebSocket Agent Tool")
+
+    @keyword(tags=["checks", "websocket", "credits"])
+    def agent_credits_should_add_up(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails unless every user's credits are its credits at session start minus the cost of each completed run.
+
+        Reads the reference agent service's ``agent_credits`` table now; the
+        starting credits are those the service reported when each user's session
+        began, and each user's completed runs are counted from what that user
+        received. Credits left over mean the service lost deductions of concurrent runs.
+
+        | Define WebSocket Agent Tool | busy users | runs_at_once=10 |
+        | Launch Agents | busy users | 10 | operation_timeout=1 min |
+        | Agent Credits Should Add Up |
+        """
+        _, tool = self._launch(launch)
+        service = self.runtime.agent_service
+        settings = service.settings
+        if settings is None:
+            raise ConfigurationError(
+                f"Agent credits can be checked only on the bundled reference service; {service.display_url} is your "
+                "own, whose credit store Stampede does not know."
+            )
+        rows = self.runtime.run(self.runtime.postgres.fetch("SELECT user_id, balance FROM agent_credits"))
+        runs = completed_runs(tool.messages, tool.protocol.done_events)
+        starting = starting_credits(tool.messages, tool.protocol.ready_event or "session_started")
+        self.judge(check_agent_credits({row["user_id"]: int(row["balance"]) for row in rows}, runs,
+                                       starting=starting, cost=settings.run_cost, left_out=tool.messages.left_out))
 
     @keyword(tags=["checks", "websocket", "isolation"])
     def no_events_should_reach_another_user(self, launch: LaunchRecord | int | None = None) -> None:

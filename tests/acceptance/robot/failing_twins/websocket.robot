@@ -57,3 +57,11 @@ A Service Behind One Global Lock Is Caught
     Define WebSocket Agent Tool    one at a time
     Launch Agents    one at a time    8    operation_timeout=${OPERATION_TIMEOUT}
     Agent Runs Should Execute In Parallel
+
+A Service That Loses Credit Updates Is Caught
+    [Documentation]    Must fail: the service deducts a run's credits by read-modify-write, so 5 users'
+    ...    10 overlapping runs each overwrite each other's deductions.
+    Use Agent Service    bugs=lost_update    think_time=0 ms
+    Define WebSocket Agent Tool    busy users    runs_at_once=10
+    Launch Agents    busy users    5    operation_timeout=${OPERATION_TIMEOUT}
+    Agent Credits Should Add Up
