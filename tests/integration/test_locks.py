@@ -88,6 +88,16 @@ async def run_lock(targets: Targets, lock: str, work: LockWork, *, lease: float 
     return LockRun(tool, result, await tool.resource_states())
 
 
+async def _backends_gone(postgres: PostgresTarget, within: float = 3.0) -> bool:
+    """Whether the run's backends leave pg_stat_activity within ``within`` s (a closed one takes a moment)."""
+    deadline = time.monotonic() + within
+    while await postgres.backends():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
 def with_services(redis_url: str, run_id: str, pg_dsn: str | None,
                   body: Callable[[Targets], Awaitable[None]]) -> None:
     async def main() -> None:
@@ -96,7 +106,7 @@ def with_services(redis_url: str, run_id: str, pg_dsn: str | None,
         try:
             await body(Targets(redis_target, postgres))
             if postgres is not None:
-                assert await postgres.backends() == 0, "holders left connections open"
+                assert await _backends_gone(postgres), "holders left connections open"
         finally:
             if postgres is not None:
                 await postgres.close()

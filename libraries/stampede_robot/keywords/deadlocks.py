@@ -186,29 +186,33 @@ class DeadlockCheckKeywords(LibraryComponent):
     def get_deadlock_resolution_bound(
         self, bound: timedelta = SEED_BOUND, margin: timedelta = DETECTION_MARGIN
     ) -> timedelta:
-        """Returns ``bound``, or the server's ``deadlock_timeout`` plus ``margin`` when that is longer, saying why.
+        """Returns ``bound``, or twice the server's ``deadlock_timeout`` plus ``margin`` when ``bound`` cannot hold.
 
         PostgreSQL looks for a deadlock only once a lock wait has lasted
-        ``deadlock_timeout``, so no deadlock resolves sooner. On a server whose
+        ``deadlock_timeout``, so no deadlock resolves sooner; and a wait whose
+        one check came before the cycle closed is freed only by its partner's
+        check, up to twice ``deadlock_timeout`` after it began. On a server whose
         ``deadlock_timeout`` leaves less than ``margin`` below ``bound``, the
-        bound cannot hold: this returns ``deadlock_timeout + margin`` instead and
-        logs a warning naming the server's value and how to hold ``bound``.
+        bound cannot hold: this returns ``2 × deadlock_timeout + margin`` instead
+        and logs a warning naming the server's value and how to hold ``bound``.
 
         | ${bound}= | Get Deadlock Resolution Bound | 500 ms | margin=250 ms |
         | Every Deadlock Should Be Detected And Resolved | within=${bound} |
         """
         setting = self.runtime.run(self.runtime.postgres.fetch_setting("deadlock_timeout"))
-        derived = timedelta(seconds=parse_duration(setting, what="deadlock_timeout")) + margin
+        timeout = timedelta(seconds=parse_duration(setting, what="deadlock_timeout"))
         asked = format_duration(bound.total_seconds())
-        if derived <= bound:
+        if timeout + margin <= bound:
             self.log(
                 f"The server's deadlock_timeout is {setting}: deadlocks can be resolved within {asked}, "
                 f"the bound judged."
             )
             return bound
+        derived = 2 * timeout + margin
         logger.warn(
             f"The server's deadlock_timeout is {setting}: PostgreSQL looks for a deadlock only once a lock wait has "
-            f"lasted that long, so deadlocks cannot be resolved within {asked} there. Judging against deadlock_timeout "
+            f"lasted that long (a wait checked before its cycle closed, up to twice that), so deadlocks cannot be "
+            f"resolved within {asked} there. Judging against 2 × deadlock_timeout "
             f"+ {format_duration(margin.total_seconds())} = {format_duration(derived.total_seconds())} instead; "
             f"set deadlock_timeout below {asked} on the server to hold {asked}."
         )
