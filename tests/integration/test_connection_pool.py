@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 from stampede.checkers.connection_leaks import check_backends_at_baseline, check_pool_returned
 from stampede.checkers.pool_exhaustion import ACQUIRE_TIMEOUT_ERROR, check_graceful_degradation
 from stampede.launcher import LaunchPlan, LaunchResult, launch
 from stampede.metrics import summarize
 from stampede.outcomes import Outcome
-from stampede.services.postgres_target import PostgresTarget, open_postgres
+from stampede.services.postgres_target import PostgresTarget
 from stampede.workloads.connection_pool import ConnectionLeak, ConnectionPoolTool
 
-T = TypeVar("T")
+from .support import with_target
+
 AGENTS = 20
 POOL_SIZE = 5
 HOLD = 0.05
 LEAK_EVERY = 4
 
 
-def with_target(pg_dsn: str, run_id: str, body: Callable[[PostgresTarget], Awaitable[T]]) -> T:
-    """Run ``body``; afterwards the run must have no backend left, whatever the tool leaked."""
-
-    async def run() -> T:
-        target = await open_postgres(pg_dsn, run_id=run_id)
-        try:
-            result = await body(target)
-            assert await target.backends() == 0, "the tool's teardown left connections open"
-            return result
-        finally:
-            await target.close()
-
-    return asyncio.run(run())
 
 
 async def run_pool(

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import asyncpg
 import pytest
@@ -15,26 +12,16 @@ from stampede.checkers.projection import check_projection_converged, check_read_
 from stampede.errors import ConfigurationError
 from stampede.history import History
 from stampede.launcher import LaunchPlan, launch
-from stampede.services.postgres_target import PostgresTarget, open_postgres
+from stampede.services.postgres_target import PostgresTarget
 from stampede.workloads.event_store import EventAppendTool, ProjectionWorker, Projector, create_event_store
 
-T = TypeVar("T")
+from .support import with_target
+
 AGENTS = 20
 ITERATIONS = 10
 CONVERGENCE_BOUND = 5.0
 
 
-def with_target(pg_dsn: str, run_id: str, body: Callable[[PostgresTarget], Awaitable[T]]) -> T:
-    async def run() -> T:
-        target = await open_postgres(pg_dsn, run_id=run_id)
-        try:
-            result = await body(target)
-            assert await target.backends() == 0, "the tool or its worker left connections open"
-            return result
-        finally:
-            await target.close()
-
-    return asyncio.run(run())
 
 
 def last_commit_ns(history: History) -> int:

@@ -21,29 +21,20 @@ from stampede.faults.routing import RoutedPostgres, RoutedRedis, upstream_of
 from stampede.launcher import LaunchPlan, RunningLaunch, start_launch
 from stampede.metrics import percentile
 from stampede.outcomes import Outcome
-from stampede.services.postgres_target import PostgresTarget, open_postgres
+from stampede.services.postgres_target import PostgresTarget
 from stampede.services.processes import free_port
 from stampede.services.redis_target import RedisTarget, open_redis
 from stampede.workloads.credits import create_accounts
 from stampede.workloads.ledgered_credits import LedgeredCreditDeductionTool, LedgerWrite
 from stampede.workloads.redis_counter import RedisCounterTool
 
+from .support import with_target
+
 T = TypeVar("T")
 AGENTS = 10
 LATENCY = 0.05
 
 
-def with_postgres(pg_dsn: str, run_id: str, body: Callable[[PostgresTarget], Awaitable[T]]) -> T:
-    async def run() -> T:
-        target = await open_postgres(pg_dsn, run_id=run_id)
-        try:
-            result = await body(target)
-            assert await target.backends() == 0, "connections were left open"
-            return result
-        finally:
-            await target.close()
-
-    return asyncio.run(run())
 
 
 def with_redis(redis_url: str, run_id: str, body: Callable[[RedisTarget], Awaitable[T]]) -> T:
@@ -93,7 +84,7 @@ def test_deductions_survive_terminated_backends_and_the_ledger_accounts_for_ever
         assert verdict.passed, verdict.message
         assert "with unknown outcome" in verdict.message
 
-    with_postgres(pg_dsn, run_id, body)
+    with_target(pg_dsn, run_id, body)
 
 
 def test_a_ledger_booked_after_the_commit_is_caught_when_backends_are_terminated(pg_dsn: str, run_id: str) -> None:
@@ -109,7 +100,7 @@ def test_a_ledger_booked_after_the_commit_is_caught_when_backends_are_terminated
         assert not verdict.passed
         assert "disappeared that no ledger row accounts for" in verdict.message, verdict.message
 
-    with_postgres(pg_dsn, run_id, body)
+    with_target(pg_dsn, run_id, body)
 
 
 def test_terminating_with_no_backend_in_a_transaction_fails_within_the_bound(pg_dsn: str, run_id: str) -> None:
@@ -119,7 +110,7 @@ def test_terminating_with_no_backend_in_a_transaction_fails_within_the_bound(pg_
             await terminate_backends(target, 1.0, in_transaction=True, within=0.2)
         assert time.monotonic() - started < 2
 
-    with_postgres(pg_dsn, run_id, body)
+    with_target(pg_dsn, run_id, body)
 
 
 # --------------------------------------------------------------------------- Redis clients
@@ -216,7 +207,7 @@ def test_the_proxy_adds_latency_drops_connections_and_partitions_postgresql(pg_d
         assert proxy.open_connections == 0
         assert routed.dsn == target.dsn, "once the proxy stops, the routed target connects directly"
 
-    with_postgres(pg_dsn, run_id, body)
+    with_target(pg_dsn, run_id, body)
 
 
 def test_deductions_through_a_partition_time_out_then_progress_resumes_and_credits_match(
@@ -244,7 +235,7 @@ def test_deductions_through_a_partition_time_out_then_progress_resumes_and_credi
         verdict = check_ledger(result.history, await tool.ledger_snapshot(result.tool_settings["ledger key"], target))
         assert verdict.passed, verdict.message
 
-    with_postgres(pg_dsn, run_id, body)
+    with_target(pg_dsn, run_id, body)
 
 
 def test_the_proxy_partitions_and_heals_redis(redis_url: str, run_id: str) -> None:

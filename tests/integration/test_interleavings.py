@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import asyncpg
 import pytest
@@ -14,27 +11,17 @@ from stampede.errors import ConfigurationError
 from stampede.interleavings.outcome import PermutationRun, TransactionState
 from stampede.interleavings.runner import run_every_permutation, run_permutation
 from stampede.interleavings.spec import InterleavingSpec
-from stampede.services.postgres_target import PostgresTarget, open_postgres
+from stampede.services.postgres_target import PostgresTarget
 from stampede.workloads.isolation import IsolationLevel
 
-T = TypeVar("T")
+from .support import with_target
+
 SETUP = "DROP TABLE IF EXISTS il_rows; CREATE TABLE il_rows (id int PRIMARY KEY, value int); " \
         "INSERT INTO il_rows VALUES (1, 10), (2, 20)"
 WRITE_X = "UPDATE il_rows SET value = value + 1 WHERE id = 1"
 WRITE_Y = "UPDATE il_rows SET value = value + 1 WHERE id = 2"
 
 
-def with_target(pg_dsn: str, run_id: str, body: Callable[[PostgresTarget], Awaitable[T]]) -> T:
-    async def run() -> T:
-        target = await open_postgres(pg_dsn, run_id=run_id)
-        try:
-            result = await body(target)
-            assert await target.backends() == 0, "the permutation left connections open"
-            return result
-        finally:
-            await target.close()
-
-    return asyncio.run(run())
 
 
 def spec_of(*sessions: str, steps: dict[str, tuple[str, str]],

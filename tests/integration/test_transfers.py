@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 import pytest
 
 from stampede.checkers.deadlocks import (
@@ -21,28 +17,18 @@ from stampede.errors import ConfigurationError
 from stampede.launcher import LaunchPlan, LaunchResult, launch
 from stampede.outcomes import Outcome
 from stampede.retry import NO_RETRIES, RetryPolicy
-from stampede.services.postgres_target import PostgresTarget, open_postgres
+from stampede.services.postgres_target import PostgresTarget
 from stampede.units import parse_duration
 from stampede.workloads.credits import create_accounts
 from stampede.workloads.transfers import DEADLOCK_WAITS, RESOLUTION_TIMING, LockOrder, TransferTool
 
-T = TypeVar("T")
+from .support import with_target
+
 AGENTS = 10
 ITERATIONS = 2
 THINK_TIME = 0.01
 
 
-def with_target(pg_dsn: str, run_id: str, body: Callable[[PostgresTarget], Awaitable[T]]) -> T:
-    async def run() -> T:
-        target = await open_postgres(pg_dsn, run_id=run_id)
-        try:
-            result = await body(target)
-            assert await target.backends() == 0, "the launch left connections open"
-            return result
-        finally:
-            await target.close()
-
-    return asyncio.run(run())
 
 
 async def transfers(target: PostgresTarget, **options: object) -> tuple[TransferTool, LaunchResult]:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 import pytest
 
 from stampede.checkers.conservation import check_conservation
@@ -14,29 +10,19 @@ from stampede.checkers.lost_updates import check_lost_updates
 from stampede.errors import ConfigurationError
 from stampede.launcher import LaunchPlan, launch
 from stampede.outcomes import Outcome
-from stampede.services.postgres_target import PostgresTarget, open_postgres
+from stampede.services.postgres_target import PostgresTarget
 from stampede.workloads.credits import CreditDeductionTool, Strategy, create_accounts
 from stampede.workloads.isolation import IsolationLevel
 from stampede.workloads.json_config import ConfigStrategy, JsonConfigTool, create_config
 from stampede.workloads.sql_tool import SqlTool, to_positional
 
-T = TypeVar("T")
+from .support import with_target
+
 AGENTS = 20
 ITERATIONS = 3
 UNSAFE = {(Strategy.NAIVE, IsolationLevel.READ_COMMITTED), (Strategy.SERIALIZABLE_RETRY, IsolationLevel.READ_COMMITTED)}
 
 
-def with_target(pg_dsn: str, run_id: str, body: Callable[[PostgresTarget], Awaitable[T]]) -> T:
-    async def run() -> T:
-        target = await open_postgres(pg_dsn, run_id=run_id)
-        try:
-            result = await body(target)
-            assert await target.backends() == 0, "the launch left connections open"
-            return result
-        finally:
-            await target.close()
-
-    return asyncio.run(run())
 
 
 @pytest.mark.parametrize("isolation", list(IsolationLevel), ids=lambda level: level.value.replace(" ", "_"))
