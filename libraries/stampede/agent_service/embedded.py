@@ -15,7 +15,7 @@ from typing import Any, Self
 from ..errors import ServiceUnavailable
 from ..services.config import PG_DSN_ENV, REDIS_URL_ENV
 from ..services.postgres_target import PostgresTarget
-from ..services.processes import ServerProcess, make_temp_dir, remove_dir
+from ..services.processes import EmbeddedServer, ServerProcess, make_temp_dir, remove_dir
 from ..services.redis_target import RedisTarget
 from .auth import SECRET_ENV, issue_token, new_secret
 from .bugs import Bug, bugs_argument, parse_bugs
@@ -27,7 +27,7 @@ LOG_NAME = "agent-service.log"
 _LIBRARIES = Path(__file__).resolve().parents[2]  # holds the stampede package, for the child's import path
 
 
-class EmbeddedAgentService:
+class EmbeddedAgentService(EmbeddedServer):
     """The agent service in its own process (measure it by :attr:`pid`), working in the harness's schema and prefix.
 
     ``bugs`` are seeded defects (:class:`Bug` or names such as ``"leak, reorder"``).
@@ -139,13 +139,6 @@ class EmbeddedAgentService:
         except OSError:
             pass
         return False
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = f"port {self.port}, pid {self.pid}" if self._ready else "stopped"

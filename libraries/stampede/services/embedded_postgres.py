@@ -13,11 +13,11 @@ import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Self
 from urllib.parse import quote
 
 from ..errors import ServiceUnavailable
 from .processes import (
+    EmbeddedServer,
     ServerProcess,
     free_port,
     make_temp_dir,
@@ -67,7 +67,7 @@ def _check_usable_by_others(install: Path, user_name: str) -> None:
         )
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(EmbeddedServer):
     """A PostgreSQL server that lives in a temp dir and dies with us.
 
     ``settings`` override :data:`DEFAULT_SETTINGS` (``postgresql.conf`` names).
@@ -198,13 +198,6 @@ class EmbeddedPostgres:
             check=False,
         )
         return ready.returncode == 0
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = f"port {self._port}, pid {self.pid}" if self._port else "stopped"

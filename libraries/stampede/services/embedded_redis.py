@@ -6,14 +6,13 @@ import atexit
 import secrets
 import signal
 from pathlib import Path
-from typing import Self
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..errors import ServiceUnavailable
-from .processes import ServerProcess, free_port, make_temp_dir, remove_dir, shipped_path
+from .processes import EmbeddedServer, ServerProcess, free_port, make_temp_dir, remove_dir, shipped_path
 
 HOST = "127.0.0.1"
 
@@ -27,7 +26,7 @@ def redis_server_binary() -> Path:
     )
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(EmbeddedServer):
     """A password-protected Redis server that lives in a temp dir and dies with us."""
 
     def __init__(self) -> None:
@@ -119,13 +118,6 @@ class EmbeddedRedis:
         finally:
             client.close()
         return True
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = f"port {self._port}, pid {self.pid}" if self._port else "stopped"

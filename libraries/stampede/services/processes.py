@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 from ..errors import ServiceUnavailable
 
@@ -81,6 +82,23 @@ def _death_signal_setter(sig: int) -> Callable[[], None] | None:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
     return set_death_signal
+
+
+class EmbeddedServer:
+    """What every embedded server shares: ``with server:`` starts it, and stops it however the block ends."""
+
+    def start(self) -> str:
+        raise NotImplementedError
+
+    def stop(self) -> object:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 class ServerProcess:
