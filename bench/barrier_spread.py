@@ -103,8 +103,11 @@ async def spreads(dsn: str, agents: int, runs: int, pool_size: int) -> list[floa
         for number in range(1, runs + 1):
             to_p99, to_last = await spread(FirstCallClock(target, pool_size), agents)
             alone_p99, _ = await spread(FirstRunClock(), agents)
-            print(f"run {number}: {agents} agents, first → p99 {to_p99:.1f} ms, first → last {to_last:.1f} ms; "
-                  f"with no database call first → p99 {alone_p99:.1f} ms", flush=True)
+            print(
+                f"run {number}: {agents} agents, first → p99 {to_p99:.1f} ms, first → last {to_last:.1f} ms; "
+                f"with no database call first → p99 {alone_p99:.1f} ms",
+                flush=True,
+            )
             found.append(to_p99)
     finally:
         await target.close()
@@ -123,8 +126,12 @@ def main() -> None:
         found = run(spreads(dsn, args.agents, args.runs, args.pool))
     median_p99 = statistics.median(found)
     pool = f"a pool of {args.pool}" if args.pool else "a connection each"
-    figure(f"start barrier spread, first → p99 of {args.agents} agents, {pool} (median of {args.runs} runs)",
-           f"{median_p99:.1f} ms", f"< {TARGET_MS:g} ms", median_p99 < TARGET_MS)
+    figure(
+        f"start barrier spread, first → p99 of {args.agents} agents, {pool} (median of {args.runs} runs)",
+        f"{median_p99:.1f} ms",
+        f"< {TARGET_MS:g} ms",
+        median_p99 < TARGET_MS,
+    )
 
 
 if __name__ == "__main__":

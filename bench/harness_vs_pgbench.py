@@ -74,7 +74,10 @@ def pgbench_binary() -> str:
 def run_pgbench(binary: str, dsn: str, script: Path, clients: int, seconds: int) -> float:
     completed = subprocess.run(
         [binary, "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", str(script), dsn],
-        capture_output=True, text=True, timeout=seconds + 60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
     )
     found = re.search(r"tps = ([\d.]+) \(without initial connection time\)", completed.stdout)
     if completed.returncode != 0 or found is None:
@@ -84,8 +87,9 @@ def run_pgbench(binary: str, dsn: str, script: Path, clients: int, seconds: int)
 
 async def run_stampede(target: PostgresTarget, sql: str, clients: int, seconds: int) -> tuple[float, int]:
     """Transactions/s from the first operation's start to the last one's end (connecting excluded, as pgbench)."""
-    result = await launch(RandomRowUpdate(target, sql), LaunchPlan(agents=clients, duration=seconds,
-                                                                    run_timeout=seconds + 60))
+    result = await launch(
+        RandomRowUpdate(target, sql), LaunchPlan(agents=clients, duration=seconds, run_timeout=seconds + 60)
+    )
     history = result.history
     if result.agent_errors or not len(history):
         raise SystemExit(f"the Stampede launch failed: {result.agent_errors}")
@@ -137,8 +141,10 @@ async def compare(dsn: str, clients: int, seconds: int, rounds: int) -> None:
         with tempfile.TemporaryDirectory() as folder:
             script = Path(folder) / "update.sql"
             script.write_text(f"\\set id random(1, {ROWS})\nUPDATE {table} SET counter = counter + 1 WHERE id = :id;\n")
-            print(f"PostgreSQL {target.server_version}, {clients} clients, {seconds} s per run, {rounds} rounds, "
-                  f"loop {type(asyncio.get_running_loop()).__module__.split('.')[0]}, pgbench {binary}")
+            print(
+                f"PostgreSQL {target.server_version}, {clients} clients, {seconds} s per run, {rounds} rounds, "
+                f"loop {type(asyncio.get_running_loop()).__module__.split('.')[0]}, pgbench {binary}"
+            )
             for number in range(1, rounds + 1):
                 pgbench_tps = await asyncio.to_thread(run_pgbench, binary, dsn, script, clients, seconds)
                 stampede_tps, failed = await run_stampede(target, sql, clients, seconds)
@@ -146,14 +152,19 @@ async def compare(dsn: str, clients: int, seconds: int, rounds: int) -> None:
                 totals["pgbench"] += pgbench_tps
                 totals["stampede"] += stampede_tps
                 totals["bare"] += bare_tps
-                print(f"round {number}: pgbench {pgbench_tps:,.0f} tps, Stampede {stampede_tps:,.0f} tps "
-                      f"({failed} failed), bare asyncpg {bare_tps:,.0f} tps; Stampede/pgbench "
-                      f"{stampede_tps / pgbench_tps:.3f}, Stampede/bare {stampede_tps / bare_tps:.3f}", flush=True)
+                print(
+                    f"round {number}: pgbench {pgbench_tps:,.0f} tps, Stampede {stampede_tps:,.0f} tps "
+                    f"({failed} failed), bare asyncpg {bare_tps:,.0f} tps; Stampede/pgbench "
+                    f"{stampede_tps / pgbench_tps:.3f}, Stampede/bare {stampede_tps / bare_tps:.3f}",
+                    flush=True,
+                )
     finally:
         await target.close()
     ratio = totals["stampede"] / totals["pgbench"]
-    print(f"bare asyncpg / pgbench {totals['bare'] / totals['pgbench']:.3f}; "
-          f"Stampede / bare asyncpg {totals['stampede'] / totals['bare']:.3f} (the cost of the harness itself)")
+    print(
+        f"bare asyncpg / pgbench {totals['bare'] / totals['pgbench']:.3f}; "
+        f"Stampede / bare asyncpg {totals['stampede'] / totals['bare']:.3f} (the cost of the harness itself)"
+    )
     figure("Stampede / pgbench transactions/s", f"{ratio:.3f}", f">= {TARGET_RATIO}", ratio >= TARGET_RATIO)
 
 

@@ -30,8 +30,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 def timed(command: list[str], cwd: Path, log: Path) -> tuple[float, int]:
     started = time.monotonic()
     with log.open("w") as output:
-        completed = subprocess.run(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, timeout=3600,
-                                   check=False)
+        completed = subprocess.run(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, timeout=3600, check=False)
     return time.monotonic() - started, completed.returncode
 
 
@@ -46,27 +45,41 @@ def main() -> None:
     clone = folder / "stampede"
     try:
         subprocess.run(["git", "clone", "--quiet", str(REPOSITORY), str(clone)], check=True, timeout=300)
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True,
-                                check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True, check=True
+        ).stdout.strip()
         setup_s, setup_code = timed(["scripts/setup-env"], clone, folder / "setup.log")
         if setup_code != 0:
             raise SystemExit(f"scripts/setup-env failed ({setup_code}); see {folder / 'setup.log'}")
         # What scripts/run-suites runs once .venv is set up (its setup-env step is then a quick no-op check).
         robot_s, robot_code = timed(["scripts/run-suites", *args.robot_args], clone, folder / "robot.log")
-        counts = re.findall(r"^(\d+ tests?, \d+ passed, \d+ failed.*)$", (folder / "robot.log").read_text(),
-                            re.MULTILINE)
-        print(f"commit {commit}: setup-env {setup_s:.0f} s (fresh .venv, pip cache as found); run-suites "
-              f"{robot_s:.0f} s, robot exit code {robot_code}, {counts[-1] if counts else 'no test counts found'}")
+        counts = re.findall(
+            r"^(\d+ tests?, \d+ passed, \d+ failed.*)$", (folder / "robot.log").read_text(), re.MULTILINE
+        )
+        print(
+            f"commit {commit}: setup-env {setup_s:.0f} s (fresh .venv, pip cache as found); run-suites "
+            f"{robot_s:.0f} s, robot exit code {robot_code}, {counts[-1] if counts else 'no test counts found'}"
+        )
         total = setup_s + robot_s
         # A run whose suites did not all pass is no measure of the main job: it may have stopped early.
         passed = robot_code == 0
         if not passed:
-            print(f"robot failed (exit code {robot_code}): the times below do not count; see {folder / 'robot.log'}"
-                  f"{'' if args.keep else ' (rerun with --keep to keep it)'}")
-        figure("main job, scripts/run-suites from a clean clone (setup + suites)", f"{total:.0f} s",
-               f"< {TARGET_SECONDS:g} s", passed and total < TARGET_SECONDS)
-        figure("main job, the suites alone (services start-up included)", f"{robot_s:.0f} s",
-               f"< {TARGET_SECONDS:g} s", passed and robot_s < TARGET_SECONDS)
+            print(
+                f"robot failed (exit code {robot_code}): the times below do not count; see {folder / 'robot.log'}"
+                f"{'' if args.keep else ' (rerun with --keep to keep it)'}"
+            )
+        figure(
+            "main job, scripts/run-suites from a clean clone (setup + suites)",
+            f"{total:.0f} s",
+            f"< {TARGET_SECONDS:g} s",
+            passed and total < TARGET_SECONDS,
+        )
+        figure(
+            "main job, the suites alone (services start-up included)",
+            f"{robot_s:.0f} s",
+            f"< {TARGET_SECONDS:g} s",
+            passed and robot_s < TARGET_SECONDS,
+        )
     finally:
         if args.keep:
             print(f"kept {folder}")

@@ -94,18 +94,32 @@ def main() -> None:
     del history, summary
     held_mb, summary_mb = measure_memory(args.operations, args.agents, args.with_timings)
     record_s, summary_s = recorded - started, summarized - recorded
-    print(f"{args.operations:,} operations: recording {record_s:.2f} s CPU ({record_s / args.operations * 1e6:.2f} us "
-          f"per operation), summarizing {summary_s:.2f} s CPU; the history holds {held_mb:.0f} MB "
-          f"({held_mb * 2**20 / args.operations:.0f} B per operation), summarizing needs {summary_mb:.0f} MB more "
-          f"at its peak (tracemalloc); RSS grew {rss_mb:.0f} MB")
+    print(
+        f"{args.operations:,} operations: recording {record_s:.2f} s CPU ({record_s / args.operations * 1e6:.2f} us "
+        f"per operation), summarizing {summary_s:.2f} s CPU; the history holds {held_mb:.0f} MB "
+        f"({held_mb * 2**20 / args.operations:.0f} B per operation), summarizing needs {summary_mb:.0f} MB more "
+        f"at its peak (tracemalloc); RSS grew {rss_mb:.0f} MB"
+    )
     total_mb = held_mb + summary_mb
-    figure("metrics CPU, recording + summarizing", f"{record_s + summary_s:.2f} s", f"< {CPU_TARGET_S:g} s",
-           record_s + summary_s < CPU_TARGET_S)
+    figure(
+        "metrics CPU, recording + summarizing",
+        f"{record_s + summary_s:.2f} s",
+        f"< {CPU_TARGET_S:g} s",
+        record_s + summary_s < CPU_TARGET_S,
+    )
     figure("metrics CPU, summarizing alone", f"{summary_s:.2f} s", f"< {CPU_TARGET_S:g} s", summary_s < CPU_TARGET_S)
-    figure("metrics memory, history + summarizing", f"{total_mb:.0f} MB", f"< {MEMORY_TARGET_MB:g} MB",
-           total_mb < MEMORY_TARGET_MB)
-    figure("metrics memory, summarizing alone", f"{summary_mb:.0f} MB", f"< {MEMORY_TARGET_MB:g} MB",
-           summary_mb < MEMORY_TARGET_MB)
+    figure(
+        "metrics memory, history + summarizing",
+        f"{total_mb:.0f} MB",
+        f"< {MEMORY_TARGET_MB:g} MB",
+        total_mb < MEMORY_TARGET_MB,
+    )
+    figure(
+        "metrics memory, summarizing alone",
+        f"{summary_mb:.0f} MB",
+        f"< {MEMORY_TARGET_MB:g} MB",
+        summary_mb < MEMORY_TARGET_MB,
+    )
 
 
 if __name__ == "__main__":

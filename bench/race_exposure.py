@@ -95,15 +95,21 @@ def main() -> None:
     print(machine_line(), flush=True)
     with postgres(args.dsn) as dsn:
         found = run(expose(dsn, args.agents, args.runs))
-    names = {"stampede": "Stampede launch (start barrier)",
-             "gather_pool": f"asyncio.gather, pool of {POOL_SIZE}, no barrier",
-             "gather_connect": "asyncio.gather, a connection each opened in the task, no barrier"}
+    names = {
+        "stampede": "Stampede launch (start barrier)",
+        "gather_pool": f"asyncio.gather, pool of {POOL_SIZE}, no barrier",
+        "gather_connect": "asyncio.gather, a connection each opened in the task, no barrier",
+    }
     for key, lost in found.items():
         caught = sum(1 for count in lost if count > 0)
         print(f"{names[key]}: lost updates in {caught} of {args.runs} runs; lost per run {lost}")
     caught = sum(1 for count in found["stampede"] if count > 0)
-    figure(f"race exposure, naive read-modify-write, {args.agents} agents", f"{caught} of {args.runs} runs caught",
-           f"{args.runs} of {args.runs}", caught == args.runs)
+    figure(
+        f"race exposure, naive read-modify-write, {args.agents} agents",
+        f"{caught} of {args.runs} runs caught",
+        f"{args.runs} of {args.runs}",
+        caught == args.runs,
+    )
 
 
 if __name__ == "__main__":

@@ -84,8 +84,13 @@ class PeakRss:
 
 
 async def one_scale(service: EmbeddedAgentService, agents: int, rate: int) -> Scale:
-    tool = WebSocketAgentTool(reference_service(service.url), tokens=service.token_for, connect_timeout=30.0,
-                              answer_timeout=30.0, run_timeout=60.0)
+    tool = WebSocketAgentTool(
+        reference_service(service.url),
+        tokens=service.token_for,
+        connect_timeout=30.0,
+        answer_timeout=30.0,
+        run_timeout=60.0,
+    )
     shape = RampInBatches(batch_size=max(1, rate // 10), interval=0.1) if rate else AllAtOnce()
     plan = LaunchPlan(agents, iterations=1, shape=shape, operation_timeout=tool.operation_bound, run_timeout=300)
     harness, service_process = psutil.Process(), psutil.Process(service.pid)
@@ -130,8 +135,7 @@ def report_service_warnings(service: EmbeddedAgentService) -> None:
         print(f"  the service logged {count} × {kind}", flush=True)
 
 
-async def scales(pg_dsn: str, redis_url: str, counts: list[int], settings: ServiceSettings,
-                 rate: int) -> list[Scale]:
+async def scales(pg_dsn: str, redis_url: str, counts: list[int], settings: ServiceSettings, rate: int) -> list[Scale]:
     run_id = f"bench_{secrets.token_hex(4)}"
     postgres_target = await open_postgres(pg_dsn, run_id=run_id)
     redis_target = await open_redis(redis_url, run_id=run_id)
@@ -144,11 +148,13 @@ async def scales(pg_dsn: str, redis_url: str, counts: list[int], settings: Servi
             scale = await one_scale(service, agents, rate)
             found.append(scale)
             codes = ", ".join(f"{code} × {count}" for code, count in scale.error_codes.items()) or "none"
-            print(f"{agents:>6} agents: wall {scale.wall_s:.1f} s, errors {scale.errors} ({codes}), connect p99 "
-                  f"{scale.connect_p99_s * 1e3:.0f} ms, run p99 {scale.run_p99_s * 1e3:.0f} ms, harness memory "
-                  f"{scale.kb_per_agent:.1f} KB per agent; CPU: harness {scale.harness_cpu_s:.1f} s, service "
-                  f"{scale.service_cpu_s:.1f} s (measured in {time.monotonic() - started:.0f} s)",
-                  flush=True)
+            print(
+                f"{agents:>6} agents: wall {scale.wall_s:.1f} s, errors {scale.errors} ({codes}), connect p99 "
+                f"{scale.connect_p99_s * 1e3:.0f} ms, run p99 {scale.run_p99_s * 1e3:.0f} ms, harness memory "
+                f"{scale.kb_per_agent:.1f} KB per agent; CPU: harness {scale.harness_cpu_s:.1f} s, service "
+                f"{scale.service_cpu_s:.1f} s (measured in {time.monotonic() - started:.0f} s)",
+                flush=True,
+            )
     finally:
         report_service_warnings(service)
         with contextlib.suppress(Exception):
@@ -162,8 +168,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, nargs="+", default=[1000, 5000, 10000])
     parser.add_argument("--think-ms", type=int, default=50, help="the service's think time per run")
-    parser.add_argument("--rate", type=int, default=0,
-                        help="agents started per second, in batches every 100 ms (0: all at once behind the barrier)")
+    parser.add_argument(
+        "--rate",
+        type=int,
+        default=0,
+        help="agents started per second, in batches every 100 ms (0: all at once behind the barrier)",
+    )
     parser.add_argument("--pg-dsn", default=None)
     parser.add_argument("--redis-url", default=None)
     args = parser.parse_args()
@@ -172,17 +182,39 @@ def main() -> None:
     with postgres(args.pg_dsn) as pg_dsn, redis(args.redis_url) as redis_url:
         if len(args.agents) > 1:
             for agents in args.agents:
-                subprocess.run([sys.executable, __file__, "--agents", str(agents), "--think-ms", str(args.think_ms),
-                                "--rate", str(args.rate),
-                                "--pg-dsn", pg_dsn, "--redis-url", redis_url], check=True, timeout=900)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--agents",
+                        str(agents),
+                        "--think-ms",
+                        str(args.think_ms),
+                        "--rate",
+                        str(args.rate),
+                        "--pg-dsn",
+                        pg_dsn,
+                        "--redis-url",
+                        redis_url,
+                    ],
+                    check=True,
+                    timeout=900,
+                )
             return
-        (scale,) = run(scales(pg_dsn, redis_url, args.agents, ServiceSettings(think_ms=args.think_ms),
-                                  args.rate))
-    figure(f"{scale.agents} WebSocket agents, wall time", f"{scale.wall_s:.1f} s", f"< {TARGET_SECONDS:g} s",
-           scale.wall_s < TARGET_SECONDS)
+        (scale,) = run(scales(pg_dsn, redis_url, args.agents, ServiceSettings(think_ms=args.think_ms), args.rate))
+    figure(
+        f"{scale.agents} WebSocket agents, wall time",
+        f"{scale.wall_s:.1f} s",
+        f"< {TARGET_SECONDS:g} s",
+        scale.wall_s < TARGET_SECONDS,
+    )
     figure(f"{scale.agents} WebSocket agents, errors", str(scale.errors), "0", scale.errors == 0)
-    figure(f"{scale.agents} WebSocket agents, harness memory per agent", f"{scale.kb_per_agent:.1f} KB",
-           f"< {TARGET_KB_PER_AGENT:g} KB", scale.kb_per_agent < TARGET_KB_PER_AGENT)
+    figure(
+        f"{scale.agents} WebSocket agents, harness memory per agent",
+        f"{scale.kb_per_agent:.1f} KB",
+        f"< {TARGET_KB_PER_AGENT:g} KB",
+        scale.kb_per_agent < TARGET_KB_PER_AGENT,
+    )
 
 
 if __name__ == "__main__":

@@ -69,8 +69,7 @@ class Tolerance:
             absolute = Threshold.parse(f"{metric} <= {match['amount']}{unit}").value
         except ConfigurationError as error:
             raise ConfigurationError(
-                f"Tolerance {expression!r}: give the amount as a percentage (20%) or in {metric}'s own unit. "
-                f"{error}"
+                f"Tolerance {expression!r}: give the amount as a percentage (20%) or in {metric}'s own unit. {error}"
             ) from None
         return cls(expression.strip(), metric, upward, absolute, False, kind)
 
@@ -157,8 +156,13 @@ class Baseline:
     def save(self, directory: Path) -> Path:
         path = self.file(directory, self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"format": _FORMAT, "name": self.name, "source": self.source, "saved": self.saved,
-                  "metrics": self.metrics}
+        record = {
+            "format": _FORMAT,
+            "name": self.name,
+            "source": self.source,
+            "saved": self.saved,
+            "metrics": self.metrics,
+        }
         path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return path
 
@@ -182,5 +186,6 @@ class Baseline:
             raise ConfigurationError(f"Baseline file {path} is not valid JSON ({error}); save it again.") from None
         if record.get("format") != _FORMAT or not isinstance(record.get("metrics"), dict):
             raise ConfigurationError(f"Baseline file {path} is not a Stampede baseline (format {_FORMAT}).")
-        return cls(name, {k: float(v) for k, v in record["metrics"].items()}, record.get("source", ""),
-                   record.get("saved", ""))
+        return cls(
+            name, {k: float(v) for k, v in record["metrics"].items()}, record.get("source", ""), record.get("saved", "")
+        )

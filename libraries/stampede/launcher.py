@@ -193,8 +193,9 @@ class _Launch:
             raise
         except Exception as error:  # noqa: BLE001 - every failure is classified and recorded
             # Only the launcher's own bound is "operation_timeout"; a client's timeout is classified.
-            outcome, code = (Outcome.TIMEOUT, "operation_timeout") if bound.took_its_cancel() \
-                else classify_exception(error)
+            outcome, code = (
+                (Outcome.TIMEOUT, "operation_timeout") if bound.took_its_cancel() else classify_exception(error)
+            )
             self._record(context, start, due_ns, OpResult(outcome, error=code))
         else:
             self._record(context, start, due_ns, result)

@@ -37,9 +37,7 @@ def parse_duration(value: str | float | int, *, what: str = "duration") -> float
     match = _QUANTITY.match(str(value))
     unit = match.group(2).lower() if match else ""
     if not match or (unit and unit not in _SECONDS_PER_UNIT):
-        raise ConfigurationError(
-            f"{what} must be a duration such as '2 s', '500 ms' or '1 min', got {value!r}"
-        )
+        raise ConfigurationError(f"{what} must be a duration such as '2 s', '500 ms' or '1 min', got {value!r}")
     return float(match.group(1)) * _SECONDS_PER_UNIT.get(unit, 1.0)
 
 

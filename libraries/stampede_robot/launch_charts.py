@@ -91,9 +91,7 @@ def resource_charts(recording: ResourceRecording) -> list[Chart]:
     def seconds(t_ns: int) -> float:
         return (t_ns - origin) / 1e9
 
-    cpu = [
-        Series(f"{t.name} (pid {t.pid})", [(seconds(s.t_ns), s.cpu_percent) for s in t.samples[1:]]) for t in traces
-    ]
+    cpu = [Series(f"{t.name} (pid {t.pid})", [(seconds(s.t_ns), s.cpu_percent) for s in t.samples[1:]]) for t in traces]
     rss = [Series(f"{t.name} (pid {t.pid})", [(seconds(s.t_ns), s.rss / 1e6) for s in t.samples]) for t in traces]
     every = format_duration(recording.interval)
     return [

@@ -16,17 +16,22 @@ def launch_table(record: LaunchRecord) -> str:
     rows: list[tuple[str, str]] = [
         ("tool", ", ".join(f"{k}: {v}" for k, v in result.tool_settings.items())),
         ("load", result.plan.describe()),
-        ("operations", f"{m['operations']:.0f} in {format_duration(result.wall_seconds)} "
-                       f"({m['throughput']:.1f} operations/s)"),
+        (
+            "operations",
+            f"{m['operations']:.0f} in {format_duration(result.wall_seconds)} ({m['throughput']:.1f} operations/s)",
+        ),
         ("success rate", f"{m['success_rate'] * 100:.2f}%"),
         ("conflict rate", f"{m['conflict_rate'] * 100:.2f}% of {m['attempts']:.0f} attempts"),
         ("retries", f"{m['retries']:.0f} (retries exhausted: {m['retries_exhausted']:.0f})"),
         ("outcomes", _outcomes(summary)),
         ("latency", _latency(summary)),
-        ("event-loop lag", f"p50 {format_duration(summary.loop_lag.percentiles[50.0])}, "
-                           f"p99 {format_duration(summary.loop_lag.percentiles[99.0])}, "
-                           f"max {format_duration(summary.loop_lag.max)} ({result.loop} loop; "
-                           "lag inflates every latency above)"),
+        (
+            "event-loop lag",
+            f"p50 {format_duration(summary.loop_lag.percentiles[50.0])}, "
+            f"p99 {format_duration(summary.loop_lag.percentiles[99.0])}, "
+            f"max {format_duration(summary.loop_lag.max)} ({result.loop} loop; "
+            "lag inflates every latency above)",
+        ),
         ("history", str(record.history_file)),
     ]
     for phase, timing in summary.timings.items():

@@ -31,8 +31,15 @@ from .launch_charts import launch_charts, resource_charts
 from .runtime import LaunchRecord, Runtime
 
 _STATUS = {"PASS": "✔ *PASS*", "FAIL": "✘ *FAIL*", "INCONCLUSIVE": "? *INCONCLUSIVE*"}
-_RATES = ("success_rate", "conflict_rate", "retry_rate", "serialization_failure_rate", "deadlock_rate",
-          "timeout_rate", "error_rate")
+_RATES = (
+    "success_rate",
+    "conflict_rate",
+    "retry_rate",
+    "serialization_failure_rate",
+    "deadlock_rate",
+    "timeout_rate",
+    "error_rate",
+)
 _LATENCIES = ("min", "mean", "p50", "p90", "p95", "p99", "max")
 
 
@@ -147,8 +154,15 @@ def launch_json(record: LaunchRecord, output_dir: Path) -> dict[str, Any]:
         "timeseries": {
             "bucket_seconds": series.width,
             "buckets": [
-                {"start": b.start, "completed": b.completed, "errors": b.errors, "p50": b.p50, "p95": b.p95,
-                 "p99": b.p99, "active_agents": b.active_agents}
+                {
+                    "start": b.start,
+                    "completed": b.completed,
+                    "errors": b.errors,
+                    "p50": b.p50,
+                    "p95": b.p95,
+                    "p99": b.p99,
+                    "active_agents": b.active_agents,
+                }
                 for b in series.buckets
             ],
         },
@@ -156,8 +170,15 @@ def launch_json(record: LaunchRecord, output_dir: Path) -> dict[str, Any]:
 
 
 def _verdict_json(caption: str, verdict: Verdict) -> dict[str, Any]:
-    return {"judged_by": caption, "check": verdict.name, "verdict": verdict.status, "expected": verdict.expected,
-            "measured": verdict.measured, "miss": verdict.miss, "message": verdict.message}
+    return {
+        "judged_by": caption,
+        "check": verdict.name,
+        "verdict": verdict.status,
+        "expected": verdict.expected,
+        "measured": verdict.measured,
+        "miss": verdict.miss,
+        "message": verdict.message,
+    }
 
 
 class ReportListener:
@@ -181,7 +202,7 @@ class ReportListener:
 
     def end_test(self, data: Any, result: Any) -> None:
         self._note_services()
-        launches = self.runtime.launches[self._test_first_launch:]
+        launches = self.runtime.launches[self._test_first_launch :]
         test = findings.test
         charts = [chart for record in launches for chart in findings.charts(record)] + test.resource_charts
         parts = []
@@ -201,7 +222,7 @@ class ReportListener:
             return  # a suite whose start this listener did not see (it began before the library was imported)
         frame = self._suites.pop()
         self._note_services()
-        frame.launches = self.runtime.launches[frame.first_launch:]
+        frame.launches = self.runtime.launches[frame.first_launch :]
         describe_suite(result.metadata, frame)
         if not self._suites:
             # The outermost suite that imported the library. Its parents (a folder of suites with no

@@ -1,16 +1,16 @@
 *** Settings ***
-Documentation       G0, dirty write: a transaction overwrites another's uncommitted write. Every level
-...                 prevents it by making the second writer wait for the first to end; above read
-...                 committed, the waiting writer then fails (40001) instead of overwriting a change its
-...                 snapshot does not see.
+Documentation    G0, dirty write: a transaction overwrites another's uncommitted write. Every level
+...              prevents it by making the second writer wait for the first to end; above read
+...              committed, the waiting writer then fails (40001) instead of overwriting a change its
+...              snapshot does not see.
 
-Resource            ../../resources/isolation_anomalies.resource
+Resource         ../../resources/isolation_anomalies.resource
 
-Suite Setup         Use PostgreSQL
+Suite Setup      Use PostgreSQL
 
 
 *** Variables ***
-${ANOMALY}      G0 dirty write
+${ANOMALY}    G0 dirty write
 
 
 *** Test Cases ***

@@ -1,15 +1,15 @@
 *** Settings ***
-Documentation       G1a, aborted read: a transaction reads a value that another wrote and then rolled
-...                 back. Every level prevents it: a read sees only committed data, never another
-...                 transaction's pending write.
+Documentation    G1a, aborted read: a transaction reads a value that another wrote and then rolled
+...              back. Every level prevents it: a read sees only committed data, never another
+...              transaction's pending write.
 
-Resource            ../../resources/isolation_anomalies.resource
+Resource         ../../resources/isolation_anomalies.resource
 
-Suite Setup         Use PostgreSQL
+Suite Setup      Use PostgreSQL
 
 
 *** Variables ***
-${ANOMALY}      G1a aborted read
+${ANOMALY}    G1a aborted read
 
 
 *** Test Cases ***

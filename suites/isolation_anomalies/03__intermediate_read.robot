@@ -1,16 +1,16 @@
 *** Settings ***
-Documentation       G1b, intermediate read: a transaction reads a value another transaction wrote and
-...                 then replaced before committing. Every level prevents it. At read committed a later
-...                 read sees the final committed value; at repeatable read and serializable it keeps
-...                 seeing the transaction's snapshot.
+Documentation    G1b, intermediate read: a transaction reads a value another transaction wrote and
+...              then replaced before committing. Every level prevents it. At read committed a later
+...              read sees the final committed value; at repeatable read and serializable it keeps
+...              seeing the transaction's snapshot.
 
-Resource            ../../resources/isolation_anomalies.resource
+Resource         ../../resources/isolation_anomalies.resource
 
-Suite Setup         Use PostgreSQL
+Suite Setup      Use PostgreSQL
 
 
 *** Variables ***
-${ANOMALY}      G1b intermediate read
+${ANOMALY}    G1b intermediate read
 
 
 *** Test Cases ***

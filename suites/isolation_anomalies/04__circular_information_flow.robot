@@ -1,16 +1,16 @@
 *** Settings ***
-Documentation       G1c, circular information flow: each of two transactions sees the other's write, so
-...                 each happened after the other. Every level prevents it: each reads the other's row as
-...                 it was before. Serializable goes further: the two reads and writes form a write skew
-...                 (G2-item), which no serial order explains, so the second to commit fails with 40001.
+Documentation    G1c, circular information flow: each of two transactions sees the other's write, so
+...              each happened after the other. Every level prevents it: each reads the other's row as
+...              it was before. Serializable goes further: the two reads and writes form a write skew
+...              (G2-item), which no serial order explains, so the second to commit fails with 40001.
 
-Resource            ../../resources/isolation_anomalies.resource
+Resource         ../../resources/isolation_anomalies.resource
 
-Suite Setup         Use PostgreSQL
+Suite Setup      Use PostgreSQL
 
 
 *** Variables ***
-${ANOMALY}      G1c circular information flow
+${ANOMALY}    G1c circular information flow
 
 
 *** Test Cases ***

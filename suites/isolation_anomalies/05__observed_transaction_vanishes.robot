@@ -1,17 +1,17 @@
 *** Settings ***
-Documentation       OTV, observed transaction vanishes: a reader sees one transaction's write and later,
-...                 in the same transaction, an older write in its place, as if the transaction it
-...                 observed had vanished. Every level prevents it. At read committed the writer T2 waits
-...                 for T1 and T3 sees T1's values, then T2's; above it, T2 is refused (40001) once T1
-...                 commits and T3 keeps its snapshot.
+Documentation    OTV, observed transaction vanishes: a reader sees one transaction's write and later,
+...              in the same transaction, an older write in its place, as if the transaction it
+...              observed had vanished. Every level prevents it. At read committed the writer T2 waits
+...              for T1 and T3 sees T1's values, then T2's; above it, T2 is refused (40001) once T1
+...              commits and T3 keeps its snapshot.
 
-Resource            ../../resources/isolation_anomalies.resource
+Resource         ../../resources/isolation_anomalies.resource
 
-Suite Setup         Use PostgreSQL
+Suite Setup      Use PostgreSQL
 
 
 *** Variables ***
-${ANOMALY}      OTV observed transaction vanishes
+${ANOMALY}    OTV observed transaction vanishes
 
 
 *** Test Cases ***

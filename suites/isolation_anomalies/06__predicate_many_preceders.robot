@@ -1,16 +1,16 @@
 *** Settings ***
-Documentation       PMP, predicate-many-preceders: two predicate reads in one transaction see different
-...                 sets of committed transactions. Read committed allows it: every statement takes a new
-...                 snapshot. Repeatable read and serializable prevent it: every read uses the snapshot
-...                 the transaction began with.
+Documentation    PMP, predicate-many-preceders: two predicate reads in one transaction see different
+...              sets of committed transactions. Read committed allows it: every statement takes a new
+...              snapshot. Repeatable read and serializable prevent it: every read uses the snapshot
+...              the transaction began with.
 
-Resource            ../../resources/isolation_anomalies.resource
+Resource         ../../resources/isolation_anomalies.resource
 
-Suite Setup         Use PostgreSQL
+Suite Setup      Use PostgreSQL
 
 
 *** Variables ***
-${ANOMALY}      PMP predicate-many-preceders
+${ANOMALY}    PMP predicate-many-preceders
 
 
 *** Test Cases ***

@@ -1,16 +1,16 @@
 *** Settings ***
-Documentation       P4, lost update: two transactions read a value, each writes back what it read plus
-...                 one, and one increment is lost. Read committed allows it: the second writer waits for
-...                 the first, then overwrites its committed value. Repeatable read and serializable
-...                 prevent it: the second writer fails with 40001 and must retry.
+Documentation    P4, lost update: two transactions read a value, each writes back what it read plus
+...              one, and one increment is lost. Read committed allows it: the second writer waits for
+...              the first, then overwrites its committed value. Repeatable read and serializable
+...              prevent it: the second writer fails with 40001 and must retry.
 
-Resource            ../../resources/isolation_anomalies.resource
+Resource         ../../resources/isolation_anomalies.resource
 
-Suite Setup         Use PostgreSQL
+Suite Setup      Use PostgreSQL
 
 
 *** Variables ***
-${ANOMALY}      P4 lost update
+${ANOMALY}    P4 lost update
 
 
 *** Test Cases ***

@@ -1,16 +1,16 @@
 *** Settings ***
-Documentation       G-single, read skew: a transaction reads one row before another transaction's
-...                 change and a related row after it, and sees a state that never existed. Read
-...                 committed allows it; repeatable read and serializable prevent it with the
-...                 transaction's snapshot.
+Documentation    G-single, read skew: a transaction reads one row before another transaction's
+...              change and a related row after it, and sees a state that never existed. Read
+...              committed allows it; repeatable read and serializable prevent it with the
+...              transaction's snapshot.
 
-Resource            ../../resources/isolation_anomalies.resource
+Resource         ../../resources/isolation_anomalies.resource
 
-Suite Setup         Use PostgreSQL
+Suite Setup      Use PostgreSQL
 
 
 *** Variables ***
-${ANOMALY}      G-single read skew
+${ANOMALY}    G-single read skew
 
 
 *** Test Cases ***

@@ -1,16 +1,16 @@
 *** Settings ***
-Documentation       G2-item, write skew: two transactions read the same rows and each updates a
-...                 different one, on a premise the other's write breaks. Read committed and repeatable
-...                 read allow it: the writes touch different rows, so nothing conflicts. Serializable
-...                 prevents it: the second to commit fails with 40001.
+Documentation    G2-item, write skew: two transactions read the same rows and each updates a
+...              different one, on a premise the other's write breaks. Read committed and repeatable
+...              read allow it: the writes touch different rows, so nothing conflicts. Serializable
+...              prevents it: the second to commit fails with 40001.
 
-Resource            ../../resources/isolation_anomalies.resource
+Resource         ../../resources/isolation_anomalies.resource
 
-Suite Setup         Use PostgreSQL
+Suite Setup      Use PostgreSQL
 
 
 *** Variables ***
-${ANOMALY}      G2-item write skew
+${ANOMALY}    G2-item write skew
 
 
 *** Test Cases ***

@@ -1,16 +1,16 @@
 *** Settings ***
-Documentation       G2, anti-dependency cycle on a predicate: two transactions each check that no row
-...                 matches a predicate and each inserts a row that matches it. Read committed and
-...                 repeatable read allow it: both commit. Serializable prevents it with predicate locks:
-...                 the second to commit fails with 40001.
+Documentation    G2, anti-dependency cycle on a predicate: two transactions each check that no row
+...              matches a predicate and each inserts a row that matches it. Read committed and
+...              repeatable read allow it: both commit. Serializable prevents it with predicate locks:
+...              the second to commit fails with 40001.
 
-Resource            ../../resources/isolation_anomalies.resource
+Resource         ../../resources/isolation_anomalies.resource
 
-Suite Setup         Use PostgreSQL
+Suite Setup      Use PostgreSQL
 
 
 *** Variables ***
-${ANOMALY}      G2 anti-dependency cycle
+${ANOMALY}    G2 anti-dependency cycle
 
 
 *** Test Cases ***

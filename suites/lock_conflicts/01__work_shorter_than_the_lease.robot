@@ -1,34 +1,33 @@
 *** Settings ***
-Documentation       Scenario 1: work shorter than the lease, for every lock implementation.
+Documentation    Scenario 1: work shorter than the lease, for every lock implementation.
 ...
-...                 ${AGENTS} agents released at the same instant take the lock ${ITERATIONS} times each,
-...                 read the shared counter, work ${HOLD} and write it back plus one. Each lock must keep
-...                 its holders apart: no two holds overlap, every release finds the lock still the
-...                 holder's, and the counter ends at the number of writes it took. Each test logs the
-...                 lock's attempts, violations, inconclusive overlaps and acquire latency p95.
+...              ${AGENTS} agents released at the same instant take the lock ${ITERATIONS} times each,
+...              read the shared counter, work ${HOLD} and write it back plus one. Each lock must keep
+...              its holders apart: no two holds overlap, every release finds the lock still the
+...              holder's, and the counter ends at the number of writes it took. Each test logs the
+...              lock's attempts, violations, inconclusive overlaps and acquire latency p95.
 
-Resource            ../../resources/stampede.resource
+Resource         ../../resources/stampede.resource
 
-Suite Setup         Run Keywords    Use PostgreSQL    AND    Use Redis
-
-Test Template       Agents Take Turns Under The Lock
+Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis
+Test Template    Agents Take Turns Under The Lock
 
 
 *** Variables ***
-${AGENTS}           5
-${ITERATIONS}       8
-${HOLD}             5 ms
-${LEASE}            500 ms
+${AGENTS}        5
+${ITERATIONS}    8
+${HOLD}          5 ms
+${LEASE}         500 ms
 
 
-*** Test Cases ***                                                          LOCK                     LEASE
-Stampede's Own Redis Lock Keeps Holders Apart                               stampede redis           ${LEASE}
-Redis-py's Lock Keeps Holders Apart                                         redis-py                 ${LEASE}
-PostgreSQL Session Advisory Lock Keeps Holders Apart                        advisory session         ${NONE}
-PostgreSQL Transaction Advisory Lock Keeps Holders Apart                    advisory transaction     ${NONE}
-SELECT FOR UPDATE On A Lock Row Keeps Holders Apart                         for update               ${NONE}
-A User-Supplied asyncio Lock Keeps Holders Apart                            python:asyncio:Lock      ${NONE}
-A User-Supplied threading Lock Keeps Holders Apart                          python:threading:Lock    ${NONE}
+*** Test Cases ***                                          LOCK                     LEASE
+Stampede's Own Redis Lock Keeps Holders Apart               stampede redis           ${LEASE}
+Redis-py's Lock Keeps Holders Apart                         redis-py                 ${LEASE}
+PostgreSQL Session Advisory Lock Keeps Holders Apart        advisory session         ${NONE}
+PostgreSQL Transaction Advisory Lock Keeps Holders Apart    advisory transaction     ${NONE}
+SELECT FOR UPDATE On A Lock Row Keeps Holders Apart         for update               ${NONE}
+A User-Supplied asyncio Lock Keeps Holders Apart            python:asyncio:Lock      ${NONE}
+A User-Supplied threading Lock Keeps Holders Apart          python:threading:Lock    ${NONE}
 
 
 *** Keywords ***

@@ -1,32 +1,32 @@
 *** Settings ***
-Documentation       Scenario 2: work longer than the lease.
+Documentation    Scenario 2: work longer than the lease.
 ...
-...                 A lease lock lets go of a holder when its lease runs out, whether or not the holder
-...                 is done. A holder that works longer (a long job, a paused process) still thinks it
-...                 holds the lock while the next holder works: the two overlap, and its release answers
-...                 "not owned". The lock itself kept its promise (it is never granted twice); the
-...                 holder's assumption broke. Without fencing, the late holder's write wipes out
-...                 increments; with fencing on, the counter refuses any access whose fencing number is
-...                 below the highest it has seen, and stays right.
+...              A lease lock lets go of a holder when its lease runs out, whether or not the holder
+...              is done. A holder that works longer (a long job, a paused process) still thinks it
+...              holds the lock while the next holder works: the two overlap, and its release answers
+...              "not owned". The lock itself kept its promise (it is never granted twice); the
+...              holder's assumption broke. Without fencing, the late holder's write wipes out
+...              increments; with fencing on, the counter refuses any access whose fencing number is
+...              below the highest it has seen, and stays right.
 
-Resource            ../../resources/stampede.resource
+Resource         ../../resources/stampede.resource
 
-Suite Setup         Run Keywords    Use PostgreSQL    AND    Use Redis
+Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis
 
 
 *** Variables ***
-${AGENTS}           5
-${ITERATIONS}       8
-${LEASE}            100 ms
-${HOLD}             10 ms
+${AGENTS}            5
+${ITERATIONS}        8
+${LEASE}             100 ms
+${HOLD}              10 ms
 # Every ${STALL_EVERY}th holder stalls ${STALL} more before it writes, like a paused process.
-${STALL}            150 ms
-${STALL_EVERY}      4
+${STALL}             150 ms
+${STALL_EVERY}       4
 # redis-py: every holder works longer than its lease.
-${SHORT_LEASE}      50 ms
-${LONG_HOLD}        80 ms
-${FEW_AGENTS}       4
-${FEW_ITERATIONS}   4
+${SHORT_LEASE}       50 ms
+${LONG_HOLD}         80 ms
+${FEW_AGENTS}        4
+${FEW_ITERATIONS}    4
 
 
 *** Test Cases ***

@@ -1,25 +1,25 @@
 *** Settings ***
-Documentation       Scenario 3: a broken lock must be caught.
+Documentation    Scenario 3: a broken lock must be caught.
 ...
-...                 The broken lock takes the lock with SETNX and gives it a lease with a separate
-...                 EXPIRE, and releases it with a plain DEL. When a holder outlives its lease, its DEL
-...                 deletes the lock of the holder that took over, and a third holder gets in while the
-...                 second is still inside its lease: the lock is granted twice. Stampede must catch it,
-...                 showing the overlapping intervals, where Stampede's own lock under the same stalls
-...                 is never granted twice.
+...              The broken lock takes the lock with SETNX and gives it a lease with a separate
+...              EXPIRE, and releases it with a plain DEL. When a holder outlives its lease, its DEL
+...              deletes the lock of the holder that took over, and a third holder gets in while the
+...              second is still inside its lease: the lock is granted twice. Stampede must catch it,
+...              showing the overlapping intervals, where Stampede's own lock under the same stalls
+...              is never granted twice.
 
-Resource            ../../resources/stampede.resource
+Resource         ../../resources/stampede.resource
 
-Suite Setup         Run Keywords    Use PostgreSQL    AND    Use Redis
+Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis
 
 
 *** Variables ***
-${AGENTS}           5
-${ITERATIONS}       8
-${LEASE}            100 ms
-${HOLD}             10 ms
-${STALL}            150 ms
-${STALL_EVERY}      4
+${AGENTS}         5
+${ITERATIONS}     8
+${LEASE}          100 ms
+${HOLD}           10 ms
+${STALL}          150 ms
+${STALL_EVERY}    4
 
 
 *** Test Cases ***

@@ -1,28 +1,28 @@
 *** Settings ***
-Documentation       Scenario 4 (seed 003): a single active session per user, registered in Redis.
+Documentation    Scenario 4 (seed 003): a single active session per user, registered in Redis.
 ...
-...                 ${AGENTS} agents act for ${USERS} users, so each user's agents compete to start a
-...                 session. A session is registered with Stampede's Redis lock on the user's key (SET NX
-...                 PX with a token, lease ${LEASE}), active for ${SESSION}, then ended by a token-checked
-...                 release. At any instant, at most one session per user may be active, measured from
-...                 the history. A registry whose sessions can outlive their lease and whose end deletes
-...                 whatever session is registered (the broken lock) lets a user in twice, and Stampede
-...                 must catch it.
+...              ${AGENTS} agents act for ${USERS} users, so each user's agents compete to start a
+...              session. A session is registered with Stampede's Redis lock on the user's key (SET NX
+...              PX with a token, lease ${LEASE}), active for ${SESSION}, then ended by a token-checked
+...              release. At any instant, at most one session per user may be active, measured from
+...              the history. A registry whose sessions can outlive their lease and whose end deletes
+...              whatever session is registered (the broken lock) lets a user in twice, and Stampede
+...              must catch it.
 
-Resource            ../../resources/stampede.resource
+Resource         ../../resources/stampede.resource
 
-Suite Setup         Run Keywords    Use PostgreSQL    AND    Use Redis
+Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis
 
 
 *** Variables ***
-${AGENTS}           20
-${USERS}            5
-${SESSIONS}         5
-${LEASE}            1 s
-${SESSION}          10 ms
-${SHORT_LEASE}      100 ms
-${STALL}            150 ms
-${STALL_EVERY}      3
+${AGENTS}         20
+${USERS}          5
+${SESSIONS}       5
+${LEASE}          1 s
+${SESSION}        10 ms
+${SHORT_LEASE}    100 ms
+${STALL}          150 ms
+${STALL_EVERY}    3
 
 
 *** Test Cases ***

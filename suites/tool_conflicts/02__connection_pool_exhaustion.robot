@@ -1,18 +1,18 @@
 *** Settings ***
-Documentation       Test case 2: connection-pool exhaustion and connection-leak detection.
+Documentation    Test case 2: connection-pool exhaustion and connection-leak detection.
 ...
-...                 ${AGENTS} agents share a pool of only ${POOL_SIZE} PostgreSQL connections, and each
-...                 holds its connection for ${HOLD} of work on the server. Agents queue for a
-...                 connection: how long they wait is measured (p50, p95, max); one that waits longer
-...                 than its acquire timeout gives up, and is counted. What must hold: the pool
-...                 degrades gracefully (every operation served or refused in time, never an error
-...                 or a hang; enough of them served), and afterwards no connection is left checked
-...                 out of the pool and the run's backends in pg_stat_activity are back to their
-...                 count before the launch. Tools seeded with a leak show that Stampede catches it.
+...              ${AGENTS} agents share a pool of only ${POOL_SIZE} PostgreSQL connections, and each
+...              holds its connection for ${HOLD} of work on the server. Agents queue for a
+...              connection: how long they wait is measured (p50, p95, max); one that waits longer
+...              than its acquire timeout gives up, and is counted. What must hold: the pool
+...              degrades gracefully (every operation served or refused in time, never an error
+...              or a hang; enough of them served), and afterwards no connection is left checked
+...              out of the pool and the run's backends in pg_stat_activity are back to their
+...              count before the launch. Tools seeded with a leak show that Stampede catches it.
 
-Resource            ../../resources/stampede.resource
+Resource         ../../resources/stampede.resource
 
-Suite Setup         Use PostgreSQL
+Suite Setup      Use PostgreSQL
 
 
 *** Variables ***
@@ -93,6 +93,7 @@ Agents Share A Leaking Pool
 Some Acquires Should Have Timed Out
     [Documentation]    The acquire timeout is shorter than the queue, so some acquires gave up; they are counted.
     ${refused}=    Get Acquire Timeout Count
-    Should Be True    ${refused} > 0
+    Should Be True
+    ...    ${refused} > 0
     ...    msg=A ${SHORT_ACQUIRE_TIMEOUT} acquire timeout should refuse some of ${AGENTS} agents on ${POOL_SIZE} connections.
     Log    ${refused} acquires gave up waiting for a connection after ${SHORT_ACQUIRE_TIMEOUT}.

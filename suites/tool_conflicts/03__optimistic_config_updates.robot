@@ -1,14 +1,14 @@
 *** Settings ***
-Documentation       Test case 3: optimistic-locking version conflicts on a multi-field JSON configuration.
+Documentation    Test case 3: optimistic-locking version conflicts on a multi-field JSON configuration.
 ...
-...                 ${AGENTS} agents each own one field of a shared configuration document and update
-...                 it concurrently. With a version check and exponential backoff every field
-...                 update survives; written back blindly, agents erase each other's fields, and
-...                 Stampede reports which ones.
+...              ${AGENTS} agents each own one field of a shared configuration document and update
+...              it concurrently. With a version check and exponential backoff every field
+...              update survives; written back blindly, agents erase each other's fields, and
+...              Stampede reports which ones.
 
-Resource            ../../resources/credits.resource
+Resource         ../../resources/credits.resource
 
-Suite Setup         Use PostgreSQL
+Suite Setup      Use PostgreSQL
 
 
 *** Variables ***

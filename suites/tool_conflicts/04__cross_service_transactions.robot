@@ -1,22 +1,22 @@
 *** Settings ***
-Documentation       Test case 4: cross-service transaction coordination.
+Documentation    Test case 4: cross-service transaction coordination.
 ...
-...                 ${AGENTS} agents at once each place ${ITERATIONS} orders that touch two services: the
-...                 order goes to the orders service, its charge to the billing service (two schemas,
-...                 each written over its own connection). With two-phase commit, the coordinator crashes
-...                 for ${FAULT_RATE} of the orders at each point between prepare and commit; after
-...                 recovery every order is in both services or in neither, and no prepared transaction is
-...                 left in doubt. Committing one service after the other instead leaves partial state,
-...                 and Stampede catches it. A saga across PostgreSQL and Redis undoes its completed
-...                 steps, in reverse order, when a later step fails.
+...              ${AGENTS} agents at once each place ${ITERATIONS} orders that touch two services: the
+...              order goes to the orders service, its charge to the billing service (two schemas,
+...              each written over its own connection). With two-phase commit, the coordinator crashes
+...              for ${FAULT_RATE} of the orders at each point between prepare and commit; after
+...              recovery every order is in both services or in neither, and no prepared transaction is
+...              left in doubt. Committing one service after the other instead leaves partial state,
+...              and Stampede catches it. A saga across PostgreSQL and Redis undoes its completed
+...              steps, in reverse order, when a later step fails.
 ...
-...                 Two-phase commit needs a server with max_prepared_transactions above 0 (the embedded
-...                 one allows 100). On a server without it those tests are skipped with that reason,
-...                 never passed; the naive and saga tests still run.
+...              Two-phase commit needs a server with max_prepared_transactions above 0 (the embedded
+...              one allows 100). On a server without it those tests are skipped with that reason,
+...              never passed; the naive and saga tests still run.
 
-Resource            ../../resources/coordination.resource
+Resource         ../../resources/coordination.resource
 
-Suite Setup         Run Keywords    Use PostgreSQL    AND    Use Redis
+Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis
 
 
 *** Test Cases ***

@@ -1,39 +1,39 @@
 *** Settings ***
-Documentation       Test case 5: deadlock detection and recovery.
+Documentation    Test case 5: deadlock detection and recovery.
 ...
-...                 ${AGENTS} agents move credits between accounts in pairs: each pair of agents shares
-...                 two accounts, one agent moving credits from the first to the second and its partner
-...                 back, each in one transaction that updates one account, waits ${THINK_TIME}, then
-...                 updates the other. Locking the source first means partners lock the same two rows in
-...                 opposite orders, and they deadlock. What must hold: every deadlock is detected by
-...                 PostgreSQL (SQLSTATE 40P01), the aborted transaction (the victim) retries and every
-...                 transfer completes, deadlocks are resolved within ${RESOLUTION_BOUND} (the seed's
-...                 bound, at the 95th percentile, the slowest reported), and not a credit is created or
-...                 lost. Locking the lower account id first, the fix, leaves no deadlock at all.
+...              ${AGENTS} agents move credits between accounts in pairs: each pair of agents shares
+...              two accounts, one agent moving credits from the first to the second and its partner
+...              back, each in one transaction that updates one account, waits ${THINK_TIME}, then
+...              updates the other. Locking the source first means partners lock the same two rows in
+...              opposite orders, and they deadlock. What must hold: every deadlock is detected by
+...              PostgreSQL (SQLSTATE 40P01), the aborted transaction (the victim) retries and every
+...              transfer completes, deadlocks are resolved within ${RESOLUTION_BOUND} (the seed's
+...              bound, at the 95th percentile, the slowest reported), and not a credit is created or
+...              lost. Locking the lower account id first, the fix, leaves no deadlock at all.
 ...
-...                 PostgreSQL looks for a deadlock only once a lock wait has lasted its
-...                 deadlock_timeout, so no deadlock is resolved sooner: the embedded server runs with
-...                 100ms. A server whose deadlock_timeout leaves less than ${DETECTION_MARGIN} below the
-...                 bound (PostgreSQL's default is 1s) cannot meet ${RESOLUTION_BOUND}: there the suite
-...                 judges 2 × deadlock_timeout + ${DETECTION_MARGIN} instead (a wait checked before its
-...                 cycle closed is freed by its partner's check, up to twice deadlock_timeout), and says so
-...                 in a warning.
+...              PostgreSQL looks for a deadlock only once a lock wait has lasted its
+...              deadlock_timeout, so no deadlock is resolved sooner: the embedded server runs with
+...              100ms. A server whose deadlock_timeout leaves less than ${DETECTION_MARGIN} below the
+...              bound (PostgreSQL's default is 1s) cannot meet ${RESOLUTION_BOUND}: there the suite
+...              judges 2 × deadlock_timeout + ${DETECTION_MARGIN} instead (a wait checked before its
+...              cycle closed is freed by its partner's check, up to twice deadlock_timeout), and says so
+...              in a warning.
 
-Resource            ../../resources/stampede.resource
+Resource         ../../resources/stampede.resource
 
-Suite Setup         Use PostgreSQL
+Suite Setup      Use PostgreSQL
 
 
 *** Variables ***
-${AGENTS}                   20
-${TRANSFERS_PER_AGENT}      3
-${STARTING_BALANCE}         10000
-${THINK_TIME}               10 ms
+${AGENTS}                 20
+${TRANSFERS_PER_AGENT}    3
+${STARTING_BALANCE}       10000
+${THINK_TIME}             10 ms
 # Partners meet about one deadlock per transfer (measured 2 or 3 at most for one transfer); 20 leaves a wide margin.
-${MAX_RETRIES}              20
-${RESOLUTION_BOUND}         500 ms
+${MAX_RETRIES}            20
+${RESOLUTION_BOUND}       500 ms
 # Victims wait deadlock_timeout and then 1 to 20 ms (measured); 250 ms absorbs a loaded machine.
-${DETECTION_MARGIN}         250 ms
+${DETECTION_MARGIN}       250 ms
 
 
 *** Test Cases ***
@@ -72,7 +72,8 @@ Agents Transfer Credits
 Opposite Lock Orders Should Have Provoked Deadlocks
     [Documentation]    At least one deadlock occurred: a run without any would prove nothing about them.
     ${deadlocks}=    Get Deadlock Count
-    Should Be True    ${deadlocks} > 0
+    Should Be True
+    ...    ${deadlocks} > 0
     ...    msg=Opposite lock orders provoked no deadlock, so this run proves nothing about them: widen the window with a longer THINK_TIME.
 
 Every Deadlock Should Be Detected And Resolved Within The Bound

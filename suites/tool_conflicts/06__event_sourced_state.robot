@@ -1,24 +1,24 @@
 *** Settings ***
-Documentation       Test case 6: agent tool state synchronization.
+Documentation    Test case 6: agent tool state synchronization.
 ...
-...                 Agents record what their tools do as events (credits and debits on per-user
-...                 streams) in an event store, while a separate projection worker keeps a read
-...                 model, each user's total, up to date. What must hold: once the agents stop, the
-...                 read model becomes exactly the sum of the events, every event applied once,
-...                 within ${CONVERGENCE_BOUND}; and an agent that has just written sees its own write
-...                 in the read model within ${LAG_BOUND} (95th percentile).
+...              Agents record what their tools do as events (credits and debits on per-user
+...              streams) in an event store, while a separate projection worker keeps a read
+...              model, each user's total, up to date. What must hold: once the agents stop, the
+...              read model becomes exactly the sum of the events, every event applied once,
+...              within ${CONVERGENCE_BOUND}; and an agent that has just written sees its own write
+...              in the read model within ${LAG_BOUND} (95th percentile).
 ...
-...                 Events commit out of sequence order (each append holds its transaction open for
-...                 up to ${COMMIT_DELAY}). The worker reads only events of transactions older than
-...                 every running one, so an event that commits late is never skipped. The naive
-...                 worker that reads "sequence number greater than the last one seen" skips such
-...                 events; tests/acceptance/robot/failing_twins/event_sourcing.robot shows Stampede
-...                 catching it.
+...              Events commit out of sequence order (each append holds its transaction open for
+...              up to ${COMMIT_DELAY}). The worker reads only events of transactions older than
+...              every running one, so an event that commits late is never skipped. The naive
+...              worker that reads "sequence number greater than the last one seen" skips such
+...              events; tests/acceptance/robot/failing_twins/event_sourcing.robot shows Stampede
+...              catching it.
 
-Resource            ../../resources/stampede.resource
+Resource         ../../resources/stampede.resource
 
-Suite Setup         Use PostgreSQL
-Test Teardown       Stop Projection Workers
+Suite Setup      Use PostgreSQL
+Test Teardown    Stop Projection Workers
 
 
 *** Variables ***

@@ -1,36 +1,36 @@
 *** Settings ***
-Documentation       Test case 7: tool execution queue under load.
+Documentation    Test case 7: tool execution queue under load.
 ...
-...                 Producer agents offer work items of priorities ${PRIORITIES} to a bounded queue while
-...                 consumer agents claim and process them at the same time: in PostgreSQL, claimed with
-...                 SELECT … FOR UPDATE SKIP LOCKED, and in Redis, a sorted set popped by a Lua script.
-...                 What must hold: every item the queue accepted is processed exactly once; offers beyond
-...                 the capacity are refused as queue_full, counted and reported, never accepted; items of
-...                 higher priority do not wait behind lower ones (measured: wait per priority and priority
-...                 inversions). Each test logs the queue's throughput in items per second. A naive claim
-...                 (SELECT the first item, then UPDATE it without a lock) processes items twice, and the
-...                 last test shows Stampede catching it with the duplicated item ids.
+...              Producer agents offer work items of priorities ${PRIORITIES} to a bounded queue while
+...              consumer agents claim and process them at the same time: in PostgreSQL, claimed with
+...              SELECT … FOR UPDATE SKIP LOCKED, and in Redis, a sorted set popped by a Lua script.
+...              What must hold: every item the queue accepted is processed exactly once; offers beyond
+...              the capacity are refused as queue_full, counted and reported, never accepted; items of
+...              higher priority do not wait behind lower ones (measured: wait per priority and priority
+...              inversions). Each test logs the queue's throughput in items per second. A naive claim
+...              (SELECT the first item, then UPDATE it without a lock) processes items twice, and the
+...              last test shows Stampede catching it with the duplicated item ids.
 
-Resource            ../../resources/stampede.resource
+Resource         ../../resources/stampede.resource
 
-Suite Setup         Run Keywords    Use PostgreSQL    AND    Use Redis
+Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis
 
 
 *** Variables ***
-${PRODUCERS}            5
-${CONSUMERS}            20
-${ITEMS}                500
-${PRIORITIES}           1, 5, 10
-${CAPACITY}             1000
+${PRODUCERS}          5
+${CONSUMERS}          20
+${ITEMS}              500
+${PRIORITIES}         1, 5, 10
+${CAPACITY}           1000
 # Few consumers, each busy for a while per item: producers outrun them and a backlog builds.
-${BUSY_CONSUMERS}       4
-${PROCESS_TIME}         10 ms
-${SMALL_CAPACITY}       20
+${BUSY_CONSUMERS}     4
+${PROCESS_TIME}       10 ms
+${SMALL_CAPACITY}     20
 # The longest a launch may run; it ends as soon as the queue is drained.
-${LAUNCH_BOUND}         60 s
-${NAIVE_ITEMS}          100
-${NAIVE_CONSUMERS}      5
-${THINK_TIME}           5 ms
+${LAUNCH_BOUND}       60 s
+${NAIVE_ITEMS}        100
+${NAIVE_CONSUMERS}    5
+${THINK_TIME}         5 ms
 
 
 *** Test Cases ***

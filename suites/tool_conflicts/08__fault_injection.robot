@@ -1,38 +1,38 @@
 *** Settings ***
-Documentation       Fault injection: agents keep working while the services fail under them.
+Documentation    Fault injection: agents keep working while the services fail under them.
 ...
-...                 While ${AGENTS} agents deduct credits or increment a counter, Stampede terminates
-...                 PostgreSQL backends mid-transaction, partitions the network to PostgreSQL, slows it,
-...                 and kills or pauses Redis clients. What must hold: each operation a fault cut is
-...                 reported as such and the others succeed; progress stops for about as long as the
-...                 fault and resumes after it; and the ledger accounts for every credit and every
-...                 increment, none created, lost or applied twice, including operations whose client
-...                 could not know whether they committed.
+...              While ${AGENTS} agents deduct credits or increment a counter, Stampede terminates
+...              PostgreSQL backends mid-transaction, partitions the network to PostgreSQL, slows it,
+...              and kills or pauses Redis clients. What must hold: each operation a fault cut is
+...              reported as such and the others succeed; progress stops for about as long as the
+...              fault and resumes after it; and the ledger accounts for every credit and every
+...              increment, none created, lost or applied twice, including operations whose client
+...              could not know whether they committed.
 
-Resource            ../../resources/faults.resource
+Resource         ../../resources/faults.resource
 
-Suite Setup         Use PostgreSQL And Redis
-Test Teardown       Undo All Faults
+Suite Setup      Use PostgreSQL And Redis
+Test Teardown    Undo All Faults
 
-Test Tags           faults
+Test Tags        faults
 
 
 *** Variables ***
-${TERMINATE_FRACTION}       50%
-${TERMINATE_ROUNDS}         3
-${PARTITION_LENGTH}         1 s
+${TERMINATE_FRACTION}      50%
+${TERMINATE_ROUNDS}        3
+${PARTITION_LENGTH}        1 s
 # Shorter than the partition, so operations caught by it are cut and reported.
-${PARTITION_OP_TIMEOUT}     400 ms
+${PARTITION_OP_TIMEOUT}    400 ms
 # Measured: the stall outlasts the partition by 0.05 to 0.15 s (agents reconnect after the heal).
-${STALL_TOLERANCE}          500 ms
-${DROP_ROUNDS}              3
-${PAUSE_LENGTH}             1 s
-${KILL_ROUNDS}              3
-${ADDED_LATENCY}            50 ms
+${STALL_TOLERANCE}         500 ms
+${DROP_ROUNDS}             3
+${PAUSE_LENGTH}            1 s
+${KILL_ROUNDS}             3
+${ADDED_LATENCY}           50 ms
 # One round trip per increment, so the median should rise by the delay itself.
-${LATENCY_TOLERANCE}        25 ms
-${LATENCY_AGENTS}           5
-${LATENCY_ITERATIONS}       20
+${LATENCY_TOLERANCE}       25 ms
+${LATENCY_AGENTS}          5
+${LATENCY_ITERATIONS}      20
 
 
 *** Test Cases ***

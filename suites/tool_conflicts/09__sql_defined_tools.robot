@@ -1,20 +1,20 @@
 *** Settings ***
-Documentation       A tool written in SQL by the suite, launched and judged like the built-in ones.
+Documentation    A tool written in SQL by the suite, launched and judged like the built-in ones.
 ...
-...                 ${AGENTS} agents race to reserve ${SEATS} seats with one SQL statement each. The
-...                 statement claims a free seat with FOR UPDATE SKIP LOCKED, so no seat may be
-...                 booked twice and every seat must be taken.
+...              ${AGENTS} agents race to reserve ${SEATS} seats with one SQL statement each. The
+...              statement claims a free seat with FOR UPDATE SKIP LOCKED, so no seat may be
+...              booked twice and every seat must be taken.
 
-Resource            ../../resources/credits.resource
+Resource         ../../resources/credits.resource
 
-Suite Setup         Use PostgreSQL
+Suite Setup      Use PostgreSQL
 
 
 *** Variables ***
-${SEATS}        20
-${RESERVE}      UPDATE seats SET taken_by = :user
-...             WHERE id = (SELECT id FROM seats WHERE taken_by IS NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-...             RETURNING id
+${SEATS}      20
+${RESERVE}    UPDATE seats SET taken_by = :user
+...           WHERE id = (SELECT id FROM seats WHERE taken_by IS NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+...           RETURNING id
 
 
 *** Test Cases ***

@@ -160,8 +160,9 @@ def assert_nothing_left_behind(run: RobotRun) -> None:
 
 def assert_passed(run: RobotRun, *names: str) -> None:
     """Every test in ``names`` ran and passed."""
-    failed = {name: f"{run.test(name).status}: {run.test(name).message}" for name in names
-              if run.test(name).status != "PASS"}
+    failed = {
+        name: f"{run.test(name).status}: {run.test(name).message}" for name in names if run.test(name).status != "PASS"
+    }
     assert not failed, failed
 
 

@@ -97,8 +97,9 @@ SERVICE_TABLE = re.compile(r"<td>pid</td><td>(\d+)</td></tr><tr><td>started in</
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> RobotRun:
-    return run_robot(tmp_path_factory.mktemp("agent_service"), SUITE, TWINS, BAD_INPUT,
-                     variables={"CLOSED_PORT": str(closed_port())})
+    return run_robot(
+        tmp_path_factory.mktemp("agent_service"), SUITE, TWINS, BAD_INPUT, variables={"CLOSED_PORT": str(closed_port())}
+    )
 
 
 def _agent_services(run: RobotRun) -> list[tuple[int, float]]:
@@ -140,8 +141,16 @@ def test_every_agent_service_was_started_quickly_and_is_gone(run: RobotRun) -> N
 def test_resources_are_logged_per_process_with_units(run: RobotRun) -> None:
     messages = messages_in(run.test(PASSING[2]))
     (table,) = [m.message for m in messages if m.html and "Resources sampled every" in m.message]
-    for header in ("cpu mean", "cpu max", "rss start", "rss max", "rss end", "rss growth", "open files max",
-                   "threads max"):
+    for header in (
+        "cpu mean",
+        "cpu max",
+        "rss start",
+        "rss max",
+        "rss end",
+        "rss growth",
+        "open files max",
+        "threads max",
+    ):
         assert f"<th>{header}</th>" in table
     assert re.search(r"<td>harness \(pid \d+\)</td>", table) and re.search(r"<td>target \(pid \d+\)</td>", table)
     assert re.search(r"<td>[\d.]+ MB</td>", table) and re.search(r"<td>[\d.]+%</td>", table)
@@ -150,8 +159,11 @@ def test_resources_are_logged_per_process_with_units(run: RobotRun) -> None:
 def test_sampling_a_test_forgot_is_stopped_when_the_next_test_samples(run: RobotRun) -> None:
     warnings = [m.message for m in messages_in(run.test(PASSING[2])) if m.level == "WARN"]
     assert len(warnings) == 1, warnings
-    assert re.fullmatch(rf"Stopped resource sampling that test '{FORGETFUL_TEST}' started and never stopped, "
-                        r"after [\d.]+ (ms|s)\.", warnings[0]), warnings[0]
+    assert re.fullmatch(
+        rf"Stopped resource sampling that test '{FORGETFUL_TEST}' started and never stopped, "
+        r"after [\d.]+ (ms|s)\.",
+        warnings[0],
+    ), warnings[0]
 
 
 def test_no_token_reaches_the_outputs(run: RobotRun) -> None:

@@ -50,8 +50,9 @@ FAILURES = {
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> RobotRun:
-    return run_robot(tmp_path_factory.mktemp("bad_websocket_input"), BAD_INPUT,
-                     variables={"CLOSED_PORT": str(closed_port())})
+    return run_robot(
+        tmp_path_factory.mktemp("bad_websocket_input"), BAD_INPUT, variables={"CLOSED_PORT": str(closed_port())}
+    )
 
 
 @pytest.mark.parametrize("name", sorted(FAILURES))
@@ -65,7 +66,7 @@ def test_each_fails_at_once_in_its_check_saying_what_to_fix(run: RobotRun, name:
 
 def test_no_resume_token_or_quoted_message_reaches_the_verdict(run: RobotRun) -> None:
     message = run.test("A Protocol Field Path That Matches No Field Is Reported").message
-    assert "resume_token\":" not in message and "Message: {" not in message, message
+    assert 'resume_token":' not in message and "Message: {" not in message, message
 
 
 def test_nothing_is_left_behind(run: RobotRun) -> None:

@@ -60,10 +60,12 @@ TWO_PHASE_TWINS = {
 TWINS_EXPECTED = {
     **TWO_PHASE_TWINS,
     "A Naive Coordinator Leaves Orders Without Their Charges": [
-        PARTIAL_ORDERS, rf"Injected faults: {FAULTED} 'crash after first commit'"
+        PARTIAL_ORDERS,
+        rf"Injected faults: {FAULTED} 'crash after first commit'",
     ],
     "A Billing Refusal After Orders Committed Leaves Orders Without Their Charges": [
-        PARTIAL_ORDERS, rf"Injected faults: {FAULTED} 'billing refuses'"
+        PARTIAL_ORDERS,
+        rf"Injected faults: {FAULTED} 'billing refuses'",
     ],
     "A Saga Without Compensation Leaves Partial State": [
         rf"^Partial sagas: {FAULTED} of 100 sagas ended neither complete nor compensated \({FAULTED} with "

@@ -89,8 +89,10 @@ def test_every_launch_ran_as_asked_and_recorded_the_lag(run: RobotRun) -> None:
     for path in files:
         records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
         assert len(records) == 200, path.name
-        assert all(record["outcome"] == "ok" and {"seq", "stream", "committed_ns"} <= record["written"].keys()
-                   for record in records), path.name
+        assert all(
+            record["outcome"] == "ok" and {"seq", "stream", "committed_ns"} <= record["written"].keys()
+            for record in records
+        ), path.name
         assert any("projection_lag" in record["timings"] for record in records), path.name
 
 

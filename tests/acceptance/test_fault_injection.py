@@ -80,7 +80,9 @@ BAD_FAULT_INPUT = {
     "A Termination Bound Of 0 s Is Refused": ["within", "must be longer than 0 s", "got 0 s"],
     "A Fraction Over 100% Is Refused": ["fraction must be more than 0% and at most 100%", "'150%'"],
     "A Termination That Finds No Backend In A Transaction Fails Within Its Bound": [
-        "No backend of this run", "in a transaction within 200.0 ms", "Launch Agents In Background",
+        "No backend of this run",
+        "in a transaction within 200.0 ms",
+        "Launch Agents In Background",
     ],
 }
 QUICK = timedelta(seconds=5)
@@ -94,7 +96,10 @@ def unreachable_port() -> int:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, unreachable_port: int) -> RobotRun:
     return run_robot(
-        tmp_path_factory.mktemp("fault_injection"), SUITE, TWINS, BAD_INPUT,
+        tmp_path_factory.mktemp("fault_injection"),
+        SUITE,
+        TWINS,
+        BAD_INPUT,
         variables={"CLOSED_PORT": str(unreachable_port)},
     )
 

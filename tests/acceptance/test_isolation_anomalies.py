@@ -27,8 +27,11 @@ MATRIX = {
     "G1a aborted read": ("prevented (snapshot)",) * 3,
     "G1b intermediate read": ("prevented (snapshot)",) * 3,
     "G1c circular information flow": ("prevented (snapshot)", "prevented (snapshot)", "prevented (40001)"),
-    "OTV observed transaction vanishes": ("prevented (blocking)", "prevented (blocking + 40001)",
-                                          "prevented (blocking + 40001)"),
+    "OTV observed transaction vanishes": (
+        "prevented (blocking)",
+        "prevented (blocking + 40001)",
+        "prevented (blocking + 40001)",
+    ),
     "PMP predicate-many-preceders": ("allowed", "prevented (snapshot)", "prevented (snapshot)"),
     "P4 lost update": ("allowed", "prevented (blocking + 40001)", "prevented (blocking + 40001)"),
     "G-single read skew": ("allowed", "prevented (snapshot)", "prevented (snapshot)"),
@@ -63,8 +66,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> RobotRun:
 
 
 def _html_rows(html: str) -> list[list[str]]:
-    return [[unescape(cell) for cell in re.findall(r"<t[dh]>(.*?)</t[dh]>", row)]
-            for row in re.findall(r"<tr>(.*?)</tr>", html)]
+    return [
+        [unescape(cell) for cell in re.findall(r"<t[dh]>(.*?)</t[dh]>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", html)
+    ]
 
 
 def test_every_anomaly_test_passes_within_the_wall_time_bound(run: RobotRun) -> None:
@@ -86,10 +91,12 @@ def test_the_anomaly_matrix_is_logged_at_the_end_of_the_suite(run: RobotRun) -> 
     (details,) = [t for t in tables if "How each level prevented each anomaly" in t]
     how = {(row[0], row[1]): row[3] for row in _html_rows(details)[1:]}
     assert how[("P4 lost update", "repeatable read")] == (
-        "blocking: w2x blocked waiting for T1; 40001 serialization failure on w2x")
+        "blocking: w2x blocked waiting for T1; 40001 serialization failure on w2x"
+    )
     assert how[("G2-item write skew", "serializable")] == "40001 serialization failure on c2"
     assert how[("G-single read skew", "repeatable read")] == (
-        "snapshot: every read sees the data as of the transaction's first statement")
+        "snapshot: every read sees the data as of the transaction's first statement"
+    )
 
 
 def test_each_test_logs_its_timeline_with_sessions_as_columns(run: RobotRun) -> None:
@@ -101,8 +108,11 @@ def test_each_test_logs_its_timeline_with_sessions_as_columns(run: RobotRun) -> 
     texts = [next(cell for cell in row[1:] if cell) for row in rows[1:-1]]
     assert texts[3] == f"w2x: {UPDATE_X} → blocked (waiting for T1)"
     assert texts[4] == "c1: COMMIT → COMMIT"
-    assert re.fullmatch(r"w2x resumed after [\d.]+ (µs|ms|s) → ERROR 40001: could not serialize access due to "
-                        r"concurrent update", texts[5]), texts[5]
+    assert re.fullmatch(
+        r"w2x resumed after [\d.]+ (µs|ms|s) → ERROR 40001: could not serialize access due to "
+        r"concurrent update",
+        texts[5],
+    ), texts[5]
     assert rows[-1][0] == "end" and rows[-1][1] == "committed (at c1)" and rows[-1][2].startswith("rolled back")
 
 

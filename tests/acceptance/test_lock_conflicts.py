@@ -42,15 +42,21 @@ SUITE_TESTS = [*SHORT_WORK, STALLED, FENCED, REDIS_PY_LONG, BROKEN, CORRECT_UNDE
 SPAN = r"[\d.]+–[\d.]+ ms"
 AMOUNT = r"[\d.]+ (?:µs|ms)"
 TIMES = r"[1-9]\d* times?"
-NOTE = (r"^Lock (?P<lock>\S+(?: \S+)?): (?P<attempts>\d+) attempts, (?P<violations>\d+) violations, "
-        r"(?P<inconclusive>\d+) inconclusive overlaps, (?P<not_owned>\d+) not-owned releases, "
-        r"acquire p95 (?P<p95>[\d.]+) (?P<unit>µs|ms|s)\.$")
-GRANTED_TWICE = (rf"^Lock granted twice: {TIMES} lock 'guard' let a second agent in while the holder was inside its "
-                 rf"lease and had not released\. First: agent \d held it {SPAN} \(100\.0 ms lease from [\d.]+ ms\) and "
-                 rf"agent \d {SPAN}, both at once for {AMOUNT}")
-OUTLIVED_OVERLAP = (rf"^Holders overlapped: {TIMES} two agents held lock 'guard' at once \([1-9]\d* after the earlier "
-                    rf"holder's lease could have run out: it outlived its lease\)\. First: agent \d held it {SPAN} "
-                    rf"\(50\.0 ms lease from [\d.]+ ms\) and agent \d {SPAN}, both at once for {AMOUNT}")
+NOTE = (
+    r"^Lock (?P<lock>\S+(?: \S+)?): (?P<attempts>\d+) attempts, (?P<violations>\d+) violations, "
+    r"(?P<inconclusive>\d+) inconclusive overlaps, (?P<not_owned>\d+) not-owned releases, "
+    r"acquire p95 (?P<p95>[\d.]+) (?P<unit>µs|ms|s)\.$"
+)
+GRANTED_TWICE = (
+    rf"^Lock granted twice: {TIMES} lock 'guard' let a second agent in while the holder was inside its "
+    rf"lease and had not released\. First: agent \d held it {SPAN} \(100\.0 ms lease from [\d.]+ ms\) and "
+    rf"agent \d {SPAN}, both at once for {AMOUNT}"
+)
+OUTLIVED_OVERLAP = (
+    rf"^Holders overlapped: {TIMES} two agents held lock 'guard' at once \([1-9]\d* after the earlier "
+    rf"holder's lease could have run out: it outlived its lease\)\. First: agent \d held it {SPAN} "
+    rf"\(50\.0 ms lease from [\d.]+ ms\) and agent \d {SPAN}, both at once for {AMOUNT}"
+)
 TWIN_FAILURES: dict[str, list[str]] = {
     "Broken Lock Grants Itself Twice": [GRANTED_TWICE],
     "Holders Overlap When The Lease Is Shorter Than The Work": [OUTLIVED_OVERLAP],
@@ -119,33 +125,56 @@ def test_each_lock_with_work_shorter_than_the_lease_has_no_violation(run: RobotR
     assert note["lock"] == SHORT_WORK[name]
     assert (note["attempts"], note["violations"], note["inconclusive"], note["not_owned"]) == ("40", "0", "0", "0")
     assert float(note["p95"]) > 0
-    assert logged(run, name, r"^No two holders at once: 40 holds of lock 'guard' by 5 agents, one after another\. "
-                              r"The closest hand-over left [\d.]+ (?:µs|ms) between one holder and the next\.$")
-    assert logged(run, name, r"^The protected data is right: the counter guarded by lock 'guard' stands at 40 after "
-                              r"40 accepted writes\.$")
+    assert logged(
+        run,
+        name,
+        r"^No two holders at once: 40 holds of lock 'guard' by 5 agents, one after another\. "
+        r"The closest hand-over left [\d.]+ (?:µs|ms) between one holder and the next\.$",
+    )
+    assert logged(
+        run,
+        name,
+        r"^The protected data is right: the counter guarded by lock 'guard' stands at 40 after "
+        r"40 accepted writes\.$",
+    )
 
 
 def test_holders_stalled_past_the_lease_overlap_release_not_owned_and_lose_increments(run: RobotRun) -> None:
     note = _note(run, STALLED)
     assert int(note["violations"]) > 0 and int(note["not_owned"]) == 10, note  # 40 grants, every 4th stalls
     overlap = _expected_failure(run, STALLED, "Holders Should Never Overlap")
-    assert re.search(rf"^Holders overlapped: {TIMES} two agents held lock 'guard' at once \([1-9]\d* after the "
-                     rf"earlier holder's lease could have run out: it outlived its lease\)\. First: agent \d held it "
-                     rf"{SPAN} \(100\.0 ms lease from [\d.]+ ms\) and agent \d {SPAN}", overlap), overlap
-    assert logged(run, STALLED, r"^The lock never granted itself twice: 40 grants of lock 'guard'.* 10 of the holders "
-                                 r"worked past their 100\.0 ms lease")
+    assert re.search(
+        rf"^Holders overlapped: {TIMES} two agents held lock 'guard' at once \([1-9]\d* after the "
+        rf"earlier holder's lease could have run out: it outlived its lease\)\. First: agent \d held it "
+        rf"{SPAN} \(100\.0 ms lease from [\d.]+ ms\) and agent \d {SPAN}",
+        overlap,
+    ), overlap
+    assert logged(
+        run,
+        STALLED,
+        r"^The lock never granted itself twice: 40 grants of lock 'guard'.* 10 of the holders "
+        r"worked past their 100\.0 ms lease",
+    )
     lost = _expected_failure(run, STALLED, "Protected Data Should Stay Right")
     assert lost.startswith("Protected data went wrong: the counter guarded by lock 'guard' stands at "), lost
 
 
 def test_with_fencing_on_the_stale_writes_are_refused_and_the_data_stays_right(run: RobotRun) -> None:
-    (fenced,) = logged(run, FENCED, r"^Fencing held: the fencing numbers of (\d+) accepted writes to the resource of "
-                                     r"lock 'guard' only rose, from \d+ to \d+; the resource refused (\d+) holders "
-                                     r"that came back with a stale number")
+    (fenced,) = logged(
+        run,
+        FENCED,
+        r"^Fencing held: the fencing numbers of (\d+) accepted writes to the resource of "
+        r"lock 'guard' only rose, from \d+ to \d+; the resource refused (\d+) holders "
+        r"that came back with a stale number",
+    )
     accepted, refused = map(int, fenced.groups())
     assert refused > 0 and accepted + refused == 40
-    assert logged(run, FENCED, rf"^The protected data is right: the counter guarded by lock 'guard' stands at "
-                                rf"{accepted} after {accepted} accepted writes; {refused} stale writes? refused\.$")
+    assert logged(
+        run,
+        FENCED,
+        rf"^The protected data is right: the counter guarded by lock 'guard' stands at "
+        rf"{accepted} after {accepted} accepted writes; {refused} stale writes? refused\.$",
+    )
 
 
 def test_every_redis_py_release_after_the_lease_answers_not_owned(run: RobotRun) -> None:
@@ -163,11 +192,16 @@ def test_the_broken_lock_is_caught_with_the_overlapping_intervals_where_the_corr
 
 
 def test_each_user_has_at_most_one_active_session_and_the_broken_registry_is_caught(run: RobotRun) -> None:
-    assert logged(run, SESSIONS, r"^At most one active session per user: 100 sessions of 5 users who ran several "
-                                  r"agents; no user ever had two sessions active at once\.$")
+    assert logged(
+        run,
+        SESSIONS,
+        r"^At most one active session per user: 100 sessions of 5 users who ran several "
+        r"agents; no user ever had two sessions active at once\.$",
+    )
     message = _expected_failure(run, BROKEN_SESSIONS, "Each User Should Have At Most One Active Session")
-    assert re.search(rf"^Users had two sessions active at once: [1-5] of 5 users .* were both active for {AMOUNT}",
-                     message), message
+    assert re.search(
+        rf"^Users had two sessions active at once: [1-5] of 5 users .* were both active for {AMOUNT}", message
+    ), message
 
 
 def test_histories_record_every_attempt_with_its_times_holder_token_fence_and_lease(run: RobotRun) -> None:

@@ -61,11 +61,24 @@ def test_every_launch_logs_its_four_charts_as_inline_svg_and_the_sampling_its_cp
 @pytest.mark.parametrize(
     ("test", "rows", "charts"),
     [
-        (CHARTED, ["| Thresholds: success_rate | ✔ *PASS* | success_rate >= 99.00% | 100.00% |",
-                   "| Thresholds: p95 | ✔ *PASS* | p95 < 10.00 s |", "| conservation | ✔ *PASS* |"], 4),
+        (
+            CHARTED,
+            [
+                "| Thresholds: success_rate | ✔ *PASS* | success_rate >= 99.00% | 100.00% |",
+                "| Thresholds: p95 | ✔ *PASS* | p95 < 10.00 s |",
+                "| conservation | ✔ *PASS* |",
+            ],
+            4,
+        ),
         (SAMPLED, ["| Resource usage: harness_rss_growth | ✔ *PASS* |"], 6),
-        (SAME, ["success_rate vs baseline | ✔ *PASS* | success_rate >= 99.00% (baseline 100.00% - 1 percentage",
-                "operations vs baseline | ✔ *PASS* | operations >= 50 (baseline 50 - 0%)"], 4),
+        (
+            SAME,
+            [
+                "success_rate vs baseline | ✔ *PASS* | success_rate >= 99.00% (baseline 100.00% - 1 percentage",
+                "operations vs baseline | ✔ *PASS* | operations >= 50 (baseline 50 - 0%)",
+            ],
+            4,
+        ),
         (REGRESSED, ["success_rate vs baseline | ✘ *FAIL* | success_rate >= 99.00%"], 4),
     ],
 )

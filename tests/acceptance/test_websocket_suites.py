@@ -122,16 +122,22 @@ def test_long_conversations_are_sampled_every_second_with_every_message_timed(ru
     assert any(re.fullmatch(r"target_cpu_mean <= 80\.00%: measured [\d.]+%", m.message) for m in messages)
 
 
-REGISTRY_FINDING = re.compile(r"Registrations were lost or corrupted: 30 agents registered, the registry keeps (\d+) "
-                              r"entries \((\d+) lost\), (\d+) of them carrying another agent's user or marker\.")
+REGISTRY_FINDING = re.compile(
+    r"Registrations were lost or corrupted: 30 agents registered, the registry keeps (\d+) "
+    r"entries \((\d+) lost\), (\d+) of them carrying another agent's user or marker\."
+)
 
 
-@pytest.mark.parametrize(("name", "corrupted"), [
-    ("A Registry Written By Read-Then-Write Loses Registrations", False),
-    ("A Registry That Numbers Entries By Counting Them Hands Out Colliding Ids", True),
-])
-def test_a_broken_registry_is_caught_with_its_lost_and_corrupted_entries(run: RobotRun, name: str,
-                                                                         corrupted: bool) -> None:
+@pytest.mark.parametrize(
+    ("name", "corrupted"),
+    [
+        ("A Registry Written By Read-Then-Write Loses Registrations", False),
+        ("A Registry That Numbers Entries By Counting Them Hands Out Colliding Ids", True),
+    ],
+)
+def test_a_broken_registry_is_caught_with_its_lost_and_corrupted_entries(
+    run: RobotRun, name: str, corrupted: bool
+) -> None:
     messages = [m.message for m in messages_in(run.test(name))]
     (finding,) = [found for m in messages if (found := REGISTRY_FINDING.fullmatch(m))]
     kept, lost, corrupt = map(int, finding.groups())
@@ -144,11 +150,17 @@ def test_a_sound_registry_keeps_every_registration(run: RobotRun) -> None:
 
 
 def test_every_database_session_is_served_and_given_back(run: RobotRun) -> None:
-    messages = [m.message for m in messages_in(run.test(
-        "A Hundred Database Sessions At Once Are Served And None Is Left Open"))]
-    assert any(re.fullmatch(r"Connection acquire times: p50 [\d.]+ m?s, .* over 100 acquires; 0 of 100 "
-                            r"operations \(0\.0%\) refused with an acquire timeout\.", m)
-               for m in messages), messages
+    messages = [
+        m.message for m in messages_in(run.test("A Hundred Database Sessions At Once Are Served And None Is Left Open"))
+    ]
+    assert any(
+        re.fullmatch(
+            r"Connection acquire times: p50 [\d.]+ m?s, .* over 100 acquires; 0 of 100 "
+            r"operations \(0\.0%\) refused with an acquire timeout\.",
+            m,
+        )
+        for m in messages
+    ), messages
 
 
 def test_no_token_reaches_the_outputs(run: RobotRun) -> None:

@@ -37,10 +37,14 @@ OVERFLOW_TESTS = [
 NAIVE_TEST = "Naive Claim Processes Items Twice And Stampede Catches It"
 SUITE_TESTS = [*EXACTLY_ONCE_TESTS, *PRIORITY_TESTS, *OVERFLOW_TESTS, NAIVE_TEST]
 DURATION = r"[\d.]+ (?:ns|µs|ms|s)"
-TWICE = r"^Items processed twice: expected each item processed once, but [1-9]\d* of 60 items were processed more " \
-        r"than once \([1-9]\d* extra runs?\): item \d+ by agents \d+, \d+"
-OVERFILLED = r"^Overflow not handled: accepted beyond capacity: (1[1-9]|[2-9]\d) items were waiting at once in a " \
-             r"queue of capacity 10 \([1-9]\d* too many, "
+TWICE = (
+    r"^Items processed twice: expected each item processed once, but [1-9]\d* of 60 items were processed more "
+    r"than once \([1-9]\d* extra runs?\): item \d+ by agents \d+, \d+"
+)
+OVERFILLED = (
+    r"^Overflow not handled: accepted beyond capacity: (1[1-9]|[2-9]\d) items were waiting at once in a "
+    r"queue of capacity 10 \([1-9]\d* too many, "
+)
 TWIN_FAILURES: dict[str, list[str]] = {
     "Naive Claim On PostgreSQL Processes Items Twice": [TWICE],
     "Naive Claim On Redis Processes Items Twice": [TWICE],
@@ -86,8 +90,12 @@ def test_every_test_logs_the_queue_throughput_in_items_per_second(run: RobotRun,
 
 @pytest.mark.parametrize("name", EXACTLY_ONCE_TESTS + PRIORITY_TESTS)
 def test_every_item_is_processed_once_by_many_consumers(run: RobotRun, name: str) -> None:
-    (lost,) = logged(run, name, r"^No item lost: all 500 accepted items were processed, by (\d+) consumers; "
-                                 r"0 offers refused as full\.$")
+    (lost,) = logged(
+        run,
+        name,
+        r"^No item lost: all 500 accepted items were processed, by (\d+) consumers; "
+        r"0 offers refused as full\.$",
+    )
     assert int(lost.group(1)) > 1
     assert logged(run, name, r"^No item processed twice: 500 items processed, each exactly once, by \d+ consumers\.$")
 
@@ -95,20 +103,32 @@ def test_every_item_is_processed_once_by_many_consumers(run: RobotRun, name: str
 @pytest.mark.parametrize("name", PRIORITY_TESTS)
 def test_higher_priorities_wait_less_and_are_never_passed_over(run: RobotRun, name: str) -> None:
     assert logged(run, name, r"^Priorities respected: 0 priority inversions in 500 claims \(bound 0\)")
-    (waits,) = logged(run, name, rf"^Higher priorities waited no longer than lower ones: p95 wait priority 10: "
-                                  rf"({DURATION}), priority 5: ({DURATION}), priority 1: ({DURATION})")
+    (waits,) = logged(
+        run,
+        name,
+        rf"^Higher priorities waited no longer than lower ones: p95 wait priority 10: "
+        rf"({DURATION}), priority 5: ({DURATION}), priority 1: ({DURATION})",
+    )
     high, _, low = (_seconds(text) for text in waits.groups())
     assert high < low, waits.group(0)
 
 
 @pytest.mark.parametrize("name", OVERFLOW_TESTS)
 def test_overflow_is_refused_counted_and_never_accepted(run: RobotRun, name: str) -> None:
-    (overflow,) = logged(run, name, r"^Overflow refused and reported: (\d+) of 500 offers refused \([\d.]+%\), "
-                                     r"peak (\d+) waiting of capacity 20; every refusal answered queue_full")
+    (overflow,) = logged(
+        run,
+        name,
+        r"^Overflow refused and reported: (\d+) of 500 offers refused \([\d.]+%\), "
+        r"peak (\d+) waiting of capacity 20; every refusal answered queue_full",
+    )
     refused, peak = map(int, overflow.groups())
     assert refused > 0 and peak <= 20
-    (lost,) = logged(run, name, r"^No item lost: all (\d+) accepted items were processed, by \d+ consumers; "
-                                 r"(\d+) offers refused as full\.$")
+    (lost,) = logged(
+        run,
+        name,
+        r"^No item lost: all (\d+) accepted items were processed, by \d+ consumers; "
+        r"(\d+) offers refused as full\.$",
+    )
     assert int(lost.group(1)) + int(lost.group(2)) == 500 and int(lost.group(2)) == refused
 
 

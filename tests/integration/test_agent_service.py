@@ -58,8 +58,9 @@ class Harness:
 
 
 @asynccontextmanager
-async def agent_service(pg_dsn: str, redis_url: str, run_id: str, *, bugs: str | None = None,
-                        settings: ServiceSettings = FAST) -> AsyncIterator[Harness]:
+async def agent_service(
+    pg_dsn: str, redis_url: str, run_id: str, *, bugs: str | None = None, settings: ServiceSettings = FAST
+) -> AsyncIterator[Harness]:
     postgres = await open_postgres(pg_dsn, run_id=run_id)
     redis = await open_redis(redis_url, run_id=run_id)
     service = EmbeddedAgentService.for_targets(postgres, redis, bugs=bugs, settings=settings)
@@ -72,8 +73,15 @@ async def agent_service(pg_dsn: str, redis_url: str, run_id: str, *, bugs: str |
         await postgres.close()
 
 
-def scenario(pg_dsn: str, redis_url: str, run_id: str, body: Callable[[Harness], Awaitable[None]], *,
-             bugs: str | None = None, settings: ServiceSettings = FAST) -> None:
+def scenario(
+    pg_dsn: str,
+    redis_url: str,
+    run_id: str,
+    body: Callable[[Harness], Awaitable[None]],
+    *,
+    bugs: str | None = None,
+    settings: ServiceSettings = FAST,
+) -> None:
     async def run() -> None:
         async with agent_service(pg_dsn, redis_url, run_id, bugs=bugs, settings=settings) as harness:
             await body(harness)
@@ -267,8 +275,9 @@ def test_a_dropped_connection_resumes_where_it_left_off(pg_dsn: str, redis_url: 
             await ws.send(hello_frame(harness.service.token_for("alice"), resume_token="wrong", last_seq=2))
             await expect_refusal(ws, "resume_failed", CloseCode.RESUME_FAILED)
         again = Client("alice", await connect(harness.service.url))
-        await again.ws.send(hello_frame(harness.service.token_for("alice"), resume_token=resume_token,
-                                        last_seq=alice.frames[-1]["seq"]))
+        await again.ws.send(
+            hello_frame(harness.service.token_for("alice"), resume_token=resume_token, last_seq=alice.frames[-1]["seq"])
+        )
         await again.until_runs_end(1)
         resumed = await again.next()
         assert resumed["type"] == "session_resumed" and resumed["replayed"] == 4
@@ -288,8 +297,9 @@ def test_resuming_takes_over_an_open_connection_and_a_dropped_session_expires(
     async def body(harness: Harness) -> None:
         first = await Client.open(harness.service, "alice")
         second = Client("alice", await connect(harness.service.url))
-        await second.ws.send(hello_frame(harness.service.token_for("alice"),
-                                         resume_token=first.frames[0]["resume_token"], last_seq=1))
+        await second.ws.send(
+            hello_frame(harness.service.token_for("alice"), resume_token=first.frames[0]["resume_token"], last_seq=1)
+        )
         assert (await second.next())["type"] == "session_resumed"
         await first.read_for(FRAME_TIMEOUT)
         assert first.ws.close_code == CloseCode.TAKEN_OVER
@@ -300,6 +310,7 @@ def test_resuming_takes_over_an_open_connection_and_a_dropped_session_expires(
         await third.close()
 
     scenario(pg_dsn, redis_url, run_id, body, settings=ServiceSettings(resume_window_ms=300))
+
 
 def test_stop_leaves_no_process_key_or_connection_behind(pg_dsn: str, redis_url: str, run_id: str) -> None:
     async def body(harness: Harness) -> None:
@@ -319,8 +330,10 @@ def test_stop_leaves_no_process_key_or_connection_behind(pg_dsn: str, redis_url:
         assert await harness.redis.keys_left() == 0
         admin = await harness.postgres.connect()
         try:
-            left = await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 "
-                                        "AND datname = current_database()", APPLICATION_NAME)
+            left = await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
+                APPLICATION_NAME,
+            )
         finally:
             await admin.close()
         assert left == 0
@@ -352,10 +365,24 @@ def test_a_service_that_cannot_start_says_why(embedded: tuple[str, str], run_id:
         postgres = await open_postgres(pg_dsn, run_id=run_id)
         try:
             for service, reason in [
-                (EmbeddedAgentService(pg_dsn=pg_dsn, pg_schema=f"{postgres.schema}_missing", redis_url=redis_url,
-                                      redis_prefix="unused:"), f"has no schema {postgres.schema}_missing"),
-                (EmbeddedAgentService(pg_dsn=pg_dsn, pg_schema=postgres.schema, redis_url="redis://127.0.0.1:1/0",
-                                      redis_prefix="unused:"), "Cannot reach Redis at redis://127.0.0.1:1/0"),
+                (
+                    EmbeddedAgentService(
+                        pg_dsn=pg_dsn,
+                        pg_schema=f"{postgres.schema}_missing",
+                        redis_url=redis_url,
+                        redis_prefix="unused:",
+                    ),
+                    f"has no schema {postgres.schema}_missing",
+                ),
+                (
+                    EmbeddedAgentService(
+                        pg_dsn=pg_dsn,
+                        pg_schema=postgres.schema,
+                        redis_url="redis://127.0.0.1:1/0",
+                        redis_prefix="unused:",
+                    ),
+                    "Cannot reach Redis at redis://127.0.0.1:1/0",
+                ),
             ]:
                 with pytest.raises(ServiceUnavailable, match=reason) as caught:
                     service.start(timeout=30)
@@ -366,11 +393,17 @@ def test_a_service_that_cannot_start_says_why(embedded: tuple[str, str], run_id:
 
     asyncio.run(body())
 
+
 # --- each seeded bug shows a symptom a client can see ----------------------------------------
 
 
-def with_bug(embedded: tuple[str, str], run_id: str, bug: Bug, body: Callable[[Harness], Awaitable[None]],
-             settings: ServiceSettings = FAST) -> None:
+def with_bug(
+    embedded: tuple[str, str],
+    run_id: str,
+    bug: Bug,
+    body: Callable[[Harness], Awaitable[None]],
+    settings: ServiceSettings = FAST,
+) -> None:
     scenario(*embedded, run_id, body, bugs=bug.value, settings=settings)
 
 
@@ -379,8 +412,12 @@ def test_leak_sends_events_to_the_wrong_user(embedded: tuple[str, str], run_id: 
         users = await clients(harness.service, 20)
         await asyncio.gather(*(client.ws.send(start_run_frame("t1", client.marker)) for client in users))
         await asyncio.gather(*(client.read_for(1.5) for client in users))
-        foreign = [(client.user_id, frame["user_id"]) for client in users for frame in client.frames[1:]
-                   if frame["marker"] != client.marker]
+        foreign = [
+            (client.user_id, frame["user_id"])
+            for client in users
+            for frame in client.frames[1:]
+            if frame["marker"] != client.marker
+        ]
         assert foreign, "no event reached another user"
         assert all(owner != receiver for receiver, owner in foreign)
 

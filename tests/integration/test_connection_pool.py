@@ -18,8 +18,6 @@ HOLD = 0.05
 LEAK_EVERY = 4
 
 
-
-
 async def run_pool(
     target: PostgresTarget, iterations: int = 1, **settings: object
 ) -> tuple[ConnectionPoolTool, LaunchResult]:

@@ -22,8 +22,6 @@ ITERATIONS = 10
 CONVERGENCE_BOUND = 5.0
 
 
-
-
 def last_commit_ns(history: History) -> int:
     return max(int(op.written["committed_ns"]) for op in history if op.ok)
 
@@ -69,8 +67,15 @@ def test_an_event_that_commits_after_a_higher_one(pg_dsn: str, run_id: str, proj
     async def body(target: PostgresTarget) -> None:
         await create_event_store(target)
         applied_at: dict[int, int] = {}
-        worker = ProjectionWorker(target, f"{run_id}-{projector.value}", projector, poll_interval=0.005,
-                                  batch_size=100, max_catch_up=5.0, applied_at_ns=applied_at)
+        worker = ProjectionWorker(
+            target,
+            f"{run_id}-{projector.value}",
+            projector,
+            poll_interval=0.005,
+            batch_size=100,
+            max_catch_up=5.0,
+            applied_at_ns=applied_at,
+        )
         first, second = await target.connect(), await target.connect()
         try:
             await worker.start()
@@ -128,8 +133,9 @@ def test_the_worker_stops_by_itself_after_the_launch(pg_dsn: str, run_id: str) -
 def test_a_worker_whose_connection_is_killed_stops_and_says_why(pg_dsn: str, run_id: str) -> None:
     async def body(target: PostgresTarget) -> None:
         await create_event_store(target)
-        worker = ProjectionWorker(target, run_id, Projector.SAFE, poll_interval=0.01, batch_size=10,
-                                  max_catch_up=5.0, applied_at_ns={})
+        worker = ProjectionWorker(
+            target, run_id, Projector.SAFE, poll_interval=0.01, batch_size=10, max_catch_up=5.0, applied_at_ns={}
+        )
         await worker.start()
         admin = await target.connect()
         try:

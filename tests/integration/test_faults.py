@@ -35,8 +35,6 @@ AGENTS = 10
 LATENCY = 0.05
 
 
-
-
 def with_redis(redis_url: str, run_id: str, body: Callable[[RedisTarget], Awaitable[T]]) -> T:
     async def run() -> T:
         target = await open_redis(redis_url, run_id=run_id)
@@ -55,8 +53,12 @@ async def wait_for_operations(running: RunningLaunch, count: int, bound: float =
         await asyncio.sleep(0.01)
 
 
-async def ledgered_tool(target: PostgresTarget, *, ledger: LedgerWrite = LedgerWrite.IN_TRANSACTION,
-                        via: PostgresTarget | RoutedPostgres | None = None) -> LedgeredCreditDeductionTool:
+async def ledgered_tool(
+    target: PostgresTarget,
+    *,
+    ledger: LedgerWrite = LedgerWrite.IN_TRANSACTION,
+    via: PostgresTarget | RoutedPostgres | None = None,
+) -> LedgeredCreditDeductionTool:
     accounts = await create_accounts(target, 5, 100_000)
     return LedgeredCreditDeductionTool(via or target, accounts=accounts, ledger=ledger)  # type: ignore[arg-type]
 
@@ -274,4 +276,3 @@ def test_a_proxy_to_a_port_with_nothing_listening_fails_at_start_naming_the_addr
         assert not proxy.running
 
     asyncio.run(body())
-

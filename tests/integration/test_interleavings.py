@@ -16,16 +16,17 @@ from stampede.workloads.isolation import IsolationLevel
 
 from .support import with_target
 
-SETUP = "DROP TABLE IF EXISTS il_rows; CREATE TABLE il_rows (id int PRIMARY KEY, value int); " \
-        "INSERT INTO il_rows VALUES (1, 10), (2, 20)"
+SETUP = (
+    "DROP TABLE IF EXISTS il_rows; CREATE TABLE il_rows (id int PRIMARY KEY, value int); "
+    "INSERT INTO il_rows VALUES (1, 10), (2, 20)"
+)
 WRITE_X = "UPDATE il_rows SET value = value + 1 WHERE id = 1"
 WRITE_Y = "UPDATE il_rows SET value = value + 1 WHERE id = 2"
 
 
-
-
-def spec_of(*sessions: str, steps: dict[str, tuple[str, str]],
-            isolation: IsolationLevel = IsolationLevel.READ_COMMITTED) -> InterleavingSpec:
+def spec_of(
+    *sessions: str, steps: dict[str, tuple[str, str]], isolation: IsolationLevel = IsolationLevel.READ_COMMITTED
+) -> InterleavingSpec:
     spec = InterleavingSpec(setup=SETUP)
     for name in sessions:
         spec.add_session(name, isolation)
@@ -40,9 +41,17 @@ def timeline(run: PermutationRun) -> list[str]:
 
 
 def test_a_step_waiting_for_a_lock_is_noticed_and_its_completion_reported_in_order(pg_dsn: str, run_id: str) -> None:
-    spec = spec_of("T1", "T2", steps={"w1": ("T1", WRITE_X), "w2": ("T2", WRITE_X),
-                                      "c1": ("T1", "COMMIT"), "c2": ("T2", "COMMIT"),
-                                      "check": ("T1", "SELECT value FROM il_rows WHERE id = 1")})
+    spec = spec_of(
+        "T1",
+        "T2",
+        steps={
+            "w1": ("T1", WRITE_X),
+            "w2": ("T2", WRITE_X),
+            "c1": ("T1", "COMMIT"),
+            "c2": ("T2", "COMMIT"),
+            "check": ("T1", "SELECT value FROM il_rows WHERE id = 1"),
+        },
+    )
 
     async def body(target: PostgresTarget) -> PermutationRun:
         return await run_permutation(target, spec, "w1 w2 c1 c2 check")
@@ -55,13 +64,24 @@ def test_a_step_waiting_for_a_lock_is_noticed_and_its_completion_reported_in_ord
     assert run.timeline[1].text.endswith("→ blocked (waiting for T1)")
     assert run.outcome("check").rows == [{"value": 12}]
     assert {name: t.state for name, t in run.transactions.items()} == {
-        "T1": TransactionState.COMMITTED, "T2": TransactionState.COMMITTED}
+        "T1": TransactionState.COMMITTED,
+        "T2": TransactionState.COMMITTED,
+    }
 
 
 def test_a_deadlock_between_two_sessions_surfaces_as_40P01_on_exactly_one(pg_dsn: str, run_id: str) -> None:
-    spec = spec_of("T1", "T2", steps={"x1": ("T1", WRITE_X), "y2": ("T2", WRITE_Y),
-                                      "y1": ("T1", WRITE_Y), "x2": ("T2", WRITE_X),
-                                      "c1": ("T1", "COMMIT"), "c2": ("T2", "COMMIT")})
+    spec = spec_of(
+        "T1",
+        "T2",
+        steps={
+            "x1": ("T1", WRITE_X),
+            "y2": ("T2", WRITE_Y),
+            "y1": ("T1", WRITE_Y),
+            "x2": ("T2", WRITE_X),
+            "c1": ("T1", "COMMIT"),
+            "c2": ("T2", "COMMIT"),
+        },
+    )
 
     async def body(target: PostgresTarget) -> PermutationRun:
         return await run_permutation(target, spec, "x1 y2 y1 x2 c1 c2", step_timeout=15)
@@ -95,23 +115,30 @@ def test_a_step_blocked_forever_is_cancelled_at_once_and_reported(pg_dsn: str, r
 
 
 def test_a_session_whose_step_can_never_resume_is_freed_for_its_next_step(pg_dsn: str, run_id: str) -> None:
-    spec = spec_of("T1", "T2", steps={"l1": ("T1", WRITE_X), "l2": ("T2", WRITE_X),
-                                      "c2": ("T2", "COMMIT"), "c1": ("T1", "COMMIT")})
+    spec = spec_of(
+        "T1", "T2", steps={"l1": ("T1", WRITE_X), "l2": ("T2", WRITE_X), "c2": ("T2", "COMMIT"), "c1": ("T1", "COMMIT")}
+    )
 
     async def body(target: PostgresTarget) -> PermutationRun:
         return await run_permutation(target, spec, "l1 l2 c2 c1", step_timeout=30)
 
     run = with_target(pg_dsn, run_id, body)
-    assert run.outcome("l2").cancelled == "T1 had nothing left to run when T2 had its next step to run; " \
-                                          "Stampede cancelled it"
+    assert (
+        run.outcome("l2").cancelled == "T1 had nothing left to run when T2 had its next step to run; "
+        "Stampede cancelled it"
+    )
     assert run.outcome("c2").status == "ROLLBACK"
     assert run.transactions["T1"].state is TransactionState.COMMITTED
     assert run.seconds < 5
 
 
 def test_when_the_permutation_ends_a_chain_of_waits_is_cut_at_its_root(pg_dsn: str, run_id: str) -> None:
-    spec = spec_of("T1", "T2", "T3", steps={"x1": ("T1", WRITE_X), "y2": ("T2", WRITE_Y),
-                                            "x2": ("T2", WRITE_X), "y3": ("T3", WRITE_Y)})
+    spec = spec_of(
+        "T1",
+        "T2",
+        "T3",
+        steps={"x1": ("T1", WRITE_X), "y2": ("T2", WRITE_Y), "x2": ("T2", WRITE_X), "y3": ("T3", WRITE_Y)},
+    )
 
     async def body(target: PostgresTarget) -> PermutationRun:
         return await run_permutation(target, spec, "x1 y2 x2 y3", step_timeout=30)
@@ -124,8 +151,18 @@ def test_when_the_permutation_ends_a_chain_of_waits_is_cut_at_its_root(pg_dsn: s
 
 
 def test_a_step_stuck_behind_a_chain_of_waits_names_the_idle_session_at_its_root(pg_dsn: str, run_id: str) -> None:
-    spec = spec_of("T1", "T2", "T3", steps={"x1": ("T1", WRITE_X), "y2": ("T2", WRITE_Y), "x2": ("T2", WRITE_X),
-                                            "y3": ("T3", WRITE_Y), "c3": ("T3", "COMMIT")})
+    spec = spec_of(
+        "T1",
+        "T2",
+        "T3",
+        steps={
+            "x1": ("T1", WRITE_X),
+            "y2": ("T2", WRITE_Y),
+            "x2": ("T2", WRITE_X),
+            "y3": ("T3", WRITE_Y),
+            "c3": ("T3", "COMMIT"),
+        },
+    )
 
     async def body(target: PostgresTarget) -> PermutationRun:
         return await run_permutation(target, spec, "x1 y2 x2 y3 c3", step_timeout=30)
@@ -148,8 +185,9 @@ def test_a_step_that_neither_finishes_nor_waits_on_a_session_is_cancelled_as_hun
     run = with_target(pg_dsn, run_id, body)
     sleep = run.outcome("sleep")
     assert not sleep.blocked and sleep.sqlstate == "57014"
-    assert sleep.story() == ("hung: neither finished nor blocked by another session within 500.0 ms; "
-                             "Stampede cancelled it")
+    assert sleep.story() == (
+        "hung: neither finished nor blocked by another session within 500.0 ms; Stampede cancelled it"
+    )
     assert run.outcome("after").sqlstate == "25P02"
     assert time.monotonic() - began < 10
 
@@ -176,9 +214,17 @@ def test_a_lock_held_outside_the_run_is_not_mistaken_for_a_session_of_the_run(pg
 def test_a_failed_step_aborts_its_transaction_so_the_next_gets_25P02_and_commit_rolls_back(
     pg_dsn: str, run_id: str
 ) -> None:
-    spec = spec_of("T1", "T2", steps={"boom": ("T1", "SELECT 1 / 0"), "next": ("T1", "SELECT 1 AS one"),
-                                      "r2": ("T2", "SELECT value FROM il_rows WHERE id = 1"),
-                                      "c1": ("T1", "COMMIT"), "after": ("T1", "SELECT 2 AS two")})
+    spec = spec_of(
+        "T1",
+        "T2",
+        steps={
+            "boom": ("T1", "SELECT 1 / 0"),
+            "next": ("T1", "SELECT 1 AS one"),
+            "r2": ("T2", "SELECT value FROM il_rows WHERE id = 1"),
+            "c1": ("T1", "COMMIT"),
+            "after": ("T1", "SELECT 2 AS two"),
+        },
+    )
 
     async def body(target: PostgresTarget) -> PermutationRun:
         return await run_permutation(target, spec, "boom next r2 c1 after")
@@ -191,8 +237,9 @@ def test_a_failed_step_aborts_its_transaction_so_the_next_gets_25P02_and_commit_
     assert run.outcome("after").rows == [{"two": 2}], "after the transaction, the session works again"
     transaction = run.transactions["T1"]
     assert transaction.state is TransactionState.ROLLED_BACK
-    assert transaction.summary() == ("rolled back (c1 (COMMIT) answered ROLLBACK: the transaction had failed at "
-                                     "boom (22012: division by zero))")
+    assert transaction.summary() == (
+        "rolled back (c1 (COMMIT) answered ROLLBACK: the transaction had failed at boom (22012: division by zero))"
+    )
 
 
 @pytest.mark.parametrize("isolation", list(IsolationLevel), ids=lambda level: level.value.replace(" ", "_"))
@@ -200,8 +247,9 @@ def test_every_transaction_of_a_session_runs_at_its_isolation_level(
     pg_dsn: str, run_id: str, isolation: IsolationLevel
 ) -> None:
     level = "SELECT current_setting('transaction_isolation') AS level"
-    spec = spec_of("T1", steps={"inside": ("T1", level), "c1": ("T1", "COMMIT"), "later": ("T1", level)},
-                   isolation=isolation)
+    spec = spec_of(
+        "T1", steps={"inside": ("T1", level), "c1": ("T1", "COMMIT"), "later": ("T1", level)}, isolation=isolation
+    )
 
     async def body(target: PostgresTarget) -> PermutationRun:
         return await run_permutation(target, spec, "inside c1 later")
@@ -211,16 +259,24 @@ def test_every_transaction_of_a_session_runs_at_its_isolation_level(
 
 
 def test_every_permutation_runs_on_fresh_data_and_keeps_each_sessions_order(pg_dsn: str, run_id: str) -> None:
-    spec = spec_of("T1", "T2", steps={"w1": ("T1", WRITE_X), "c1": ("T1", "COMMIT"),
-                                      "r2": ("T2", "SELECT value FROM il_rows WHERE id = 1"),
-                                      "c2": ("T2", "COMMIT")})
+    spec = spec_of(
+        "T1",
+        "T2",
+        steps={
+            "w1": ("T1", WRITE_X),
+            "c1": ("T1", "COMMIT"),
+            "r2": ("T2", "SELECT value FROM il_rows WHERE id = 1"),
+            "c2": ("T2", "COMMIT"),
+        },
+    )
 
     async def body(target: PostgresTarget) -> list[PermutationRun]:
         return await run_every_permutation(target, spec)
 
     runs = with_target(pg_dsn, run_id, body)
-    assert sorted(run.label for run in runs) == sorted([
-        "w1 c1 r2 c2", "w1 r2 c1 c2", "w1 r2 c2 c1", "r2 w1 c1 c2", "r2 w1 c2 c1", "r2 c2 w1 c1"])
+    assert sorted(run.label for run in runs) == sorted(
+        ["w1 c1 r2 c2", "w1 r2 c1 c2", "w1 r2 c2 c1", "r2 w1 c1 c2", "r2 w1 c2 c1", "r2 c2 w1 c1"]
+    )
     for run in runs:
         expected = 11 if run.label.index("c1") < run.label.index("r2") else 10
         assert run.outcome("r2").rows == [{"value": expected}], run.label

@@ -78,12 +78,25 @@ class LockRun:
             assert verdict.passed and not verdict.inconclusive, verdict.message
 
 
-async def run_lock(targets: Targets, lock: str, work: LockWork, *, lease: float | None = None, agents: int = 4,
-                   iterations: int = 5, users: int | None = None, operation_timeout: float = 10.0) -> LockRun:
+async def run_lock(
+    targets: Targets,
+    lock: str,
+    work: LockWork,
+    *,
+    lease: float | None = None,
+    agents: int = 4,
+    iterations: int = 5,
+    users: int | None = None,
+    operation_timeout: float = 10.0,
+) -> LockRun:
     made = make_lock(LockSpec.parse(lock), lease, targets)
     tool = LockContentionTool("guard", made, FencedCounter(targets.redis, "guard", fencing=work.fencing), work)
-    result = await launch(tool, LaunchPlan(agents=agents, iterations=iterations, users=users,
-                                           operation_timeout=operation_timeout, run_timeout=30))
+    result = await launch(
+        tool,
+        LaunchPlan(
+            agents=agents, iterations=iterations, users=users, operation_timeout=operation_timeout, run_timeout=30
+        ),
+    )
     assert not result.timed_out and not result.agent_errors, result.agent_errors
     return LockRun(tool, result, await tool.resource_states())
 
@@ -98,8 +111,7 @@ async def _backends_gone(postgres: PostgresTarget, within: float = 3.0) -> bool:
     return True
 
 
-def with_services(redis_url: str, run_id: str, pg_dsn: str | None,
-                  body: Callable[[Targets], Awaitable[None]]) -> None:
+def with_services(redis_url: str, run_id: str, pg_dsn: str | None, body: Callable[[Targets], Awaitable[None]]) -> None:
     async def main() -> None:
         redis_target = await open_redis(redis_url, run_id=run_id)
         postgres = await open_postgres(pg_dsn, run_id=run_id) if pg_dsn else None
@@ -127,8 +139,12 @@ def with_services(redis_url: str, run_id: str, pg_dsn: str | None,
 def test_each_redis_or_python_lock_keeps_holders_apart(redis_url: str, run_id: str, lock: str) -> None:
     async def body(targets: Targets) -> None:
         run = await run_lock(targets, lock, SHORT_WORK, lease=0.5 if "redis" in lock else None)
-        run.passes(check_holders_never_overlap(run.history), check_never_granted_twice(run.history),
-                   check_leases_outlived(run.history), check_protected_data(run.history, run.states))
+        run.passes(
+            check_holders_never_overlap(run.history),
+            check_never_granted_twice(run.history),
+            check_leases_outlived(run.history),
+            check_protected_data(run.history, run.states),
+        )
         assert run.states == {"guard": ResourceState(20, 20, run.states["guard"].highest_fence)}
 
     with_services(redis_url, run_id, None, body)
@@ -136,11 +152,15 @@ def test_each_redis_or_python_lock_keeps_holders_apart(redis_url: str, run_id: s
 
 @pytest.mark.parametrize("lock", POSTGRES_LOCKS)
 def test_each_postgresql_lock_keeps_holders_apart_and_hands_out_rising_fences(
-        redis_url: str, pg_dsn: str, run_id: str, lock: str) -> None:
+    redis_url: str, pg_dsn: str, run_id: str, lock: str
+) -> None:
     async def body(targets: Targets) -> None:
         run = await run_lock(targets, lock, LockWork(hold=0.003, fencing=True))
-        run.passes(check_holders_never_overlap(run.history), check_fencing(run.history, fencing=True),
-                   check_protected_data(run.history, run.states))
+        run.passes(
+            check_holders_never_overlap(run.history),
+            check_fencing(run.history, fencing=True),
+            check_protected_data(run.history, run.states),
+        )
         holds = sorted(lock_attempts(run.history), key=lambda attempt: attempt.acquire_reply)
         fences = [hold.fence for hold in holds]
         assert fences == sorted(fences) and len(set(fences)) == 20, fences
@@ -150,8 +170,10 @@ def test_each_postgresql_lock_keeps_holders_apart_and_hands_out_rising_fences(
 
 def test_a_postgresql_lock_refuses_a_lease(redis_url: str, pg_dsn: str, run_id: str) -> None:
     async def body(targets: Targets) -> None:
-        refused = (r"^The advisory session lock has no lease: PostgreSQL holds it until it is released or the "
-                   r"connection ends\. Leave lease out\.$")
+        refused = (
+            r"^The advisory session lock has no lease: PostgreSQL holds it until it is released or the "
+            r"connection ends\. Leave lease out\.$"
+        )
         with pytest.raises(ConfigurationError, match=refused):
             make_lock(LockSpec.parse("advisory session"), 0.1, targets)
 
@@ -164,8 +186,9 @@ def test_fencing_needs_a_lock_that_issues_fencing_numbers(redis_url: str, run_id
         made = make_lock(LockSpec.parse(lock), None, targets)
         refused = rf"^Fencing needs fencing numbers, and the {lock} lock issues none: use stampede redis, advisory"
         with pytest.raises(ConfigurationError, match=refused):
-            LockContentionTool("guard", made, FencedCounter(targets.redis, "guard", fencing=True),
-                               LockWork(fencing=True))
+            LockContentionTool(
+                "guard", made, FencedCounter(targets.redis, "guard", fencing=True), LockWork(fencing=True)
+            )
 
     with_services(redis_url, run_id, None, body)
 
@@ -219,8 +242,9 @@ def test_a_session_advisory_lock_ends_with_its_holders_connection(redis_url: str
 
 def test_a_holder_cut_off_mid_hold_lets_go_of_a_postgresql_lock(redis_url: str, pg_dsn: str, run_id: str) -> None:
     async def body(targets: Targets) -> None:
-        run = await run_lock(targets, "advisory transaction", LockWork(hold=1.0, wait=2.0), agents=3, iterations=1,
-                             operation_timeout=0.2)
+        run = await run_lock(
+            targets, "advisory transaction", LockWork(hold=1.0, wait=2.0), agents=3, iterations=1, operation_timeout=0.2
+        )
         outcomes = [op.outcome for op in run.result.history]
         assert outcomes == [Outcome.TIMEOUT] * 3, "each holder is cut off, and the next one still gets the lock"
 
@@ -230,8 +254,9 @@ def test_a_holder_cut_off_mid_hold_lets_go_of_a_postgresql_lock(redis_url: str, 
 # --------------------------------------------------------------------------- work longer than the lease
 
 
-def test_holders_stalled_past_the_lease_overlap_but_the_lock_is_never_granted_twice(redis_url: str,
-                                                                                    run_id: str) -> None:
+def test_holders_stalled_past_the_lease_overlap_but_the_lock_is_never_granted_twice(
+    redis_url: str, run_id: str
+) -> None:
     async def body(targets: Targets) -> None:
         run = await run_lock(targets, "stampede redis", LockWork(**STALLS), lease=0.05, iterations=6)
         overlap = check_holders_never_overlap(run.history)
@@ -282,18 +307,22 @@ def test_the_broken_lock_is_caught_granting_itself_twice(redis_url: str, run_id:
 # --------------------------------------------------------------------------- one session per user
 
 
-def test_one_active_session_per_user_holds_with_stampede_lock_and_fails_with_the_broken_one(redis_url: str,
-                                                                                            run_id: str) -> None:
+def test_one_active_session_per_user_holds_with_stampede_lock_and_fails_with_the_broken_one(
+    redis_url: str, run_id: str
+) -> None:
     async def body(targets: Targets) -> None:
         per_user = {"scope": LockScope.PER_USER}
-        good = await run_lock(targets, "stampede redis", LockWork(hold=0.005, **per_user), lease=1.0, agents=8,
-                              iterations=3, users=2)
+        good = await run_lock(
+            targets, "stampede redis", LockWork(hold=0.005, **per_user), lease=1.0, agents=8, iterations=3, users=2
+        )
         good.passes(check_single_active_session(good.history))
         assert set(good.states) == {"guard:user-1", "guard:user-2"}
-        broken = await run_lock(targets, "broken", LockWork(**STALLS, **per_user), lease=0.05, agents=8,
-                                iterations=3, users=2)
+        broken = await run_lock(
+            targets, "broken", LockWork(**STALLS, **per_user), lease=0.05, agents=8, iterations=3, users=2
+        )
         verdict = check_single_active_session(broken.history)
-        assert not verdict.passed and verdict.message.startswith("Users had two sessions active at once"), \
+        assert not verdict.passed and verdict.message.startswith("Users had two sessions active at once"), (
             verdict.message
+        )
 
     with_services(redis_url, run_id, None, body)

@@ -83,7 +83,10 @@ def with_password(url: str, password: str) -> str:
         ("postgresql://app:s3cret@db:5432/x", "postgresql://app:***@db:5432/x"),
         ("postgres://app:p%40ss@db/x?sslmode=require", "postgres://app:***@db/x?sslmode=require"),
         ("postgresql://app:p@ss:w/rd@db:5432/x", "postgresql://app:***@db:5432/x"),
-        ("postgresql://app@db:5432/x?password=s3cret&sslmode=off", "postgresql://app@db:5432/x?password=***&sslmode=off"),
+        (
+            "postgresql://app@db:5432/x?password=s3cret&sslmode=off",
+            "postgresql://app@db:5432/x?password=***&sslmode=off",
+        ),
         ("postgresql://app@db:5432/x", "postgresql://app@db:5432/x"),
         ("postgresql://db:5432/x", "postgresql://db:5432/x"),
         ("postgresql://app:@db/x", "postgresql://app:***@db/x"),
@@ -296,6 +299,7 @@ def test_open_postgres_works_in_its_own_schema_and_cleans_up(pg_dsn: str, run_id
 
         observer = await asyncpg.connect(pg_dsn)
         try:
+
             async def no_backends() -> bool:
                 rows = await observer.fetchval(
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", target.application_name
@@ -514,8 +518,10 @@ def test_redis_that_never_answers_is_reported_as_such() -> None:
 def test_wrong_redis_password_is_named_without_the_password(
     embedded_redis: EmbeddedRedis, run_id: str, password: str | None
 ) -> None:
-    url = f"redis://127.0.0.1:{embedded_redis.port}/0" if password is None else with_password(
-        embedded_redis.url, password
+    url = (
+        f"redis://127.0.0.1:{embedded_redis.port}/0"
+        if password is None
+        else with_password(embedded_redis.url, password)
     )
     with pytest.raises(ServiceUnavailable, match="refused the login") as failure:
         run(open_redis(url, run_id=run_id))
@@ -523,9 +529,7 @@ def test_wrong_redis_password_is_named_without_the_password(
     assert embedded_redis.url.split("@")[0].split(":")[-1] not in str(failure.value)
 
 
-@pytest.mark.parametrize(
-    "url", ["http://:hunter2-secret@cache/0", "redis://:hunter2-secret@127.0.0.1:notaport/0", ""]
-)
+@pytest.mark.parametrize("url", ["http://:hunter2-secret@cache/0", "redis://:hunter2-secret@127.0.0.1:notaport/0", ""])
 def test_malformed_redis_url_is_a_configuration_error(url: str) -> None:
     with pytest.raises(ConfigurationError) as failure:
         run(open_redis(url, run_id="malformed"))

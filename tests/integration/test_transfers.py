@@ -29,8 +29,6 @@ ITERATIONS = 2
 THINK_TIME = 0.01
 
 
-
-
 async def transfers(target: PostgresTarget, **options: object) -> tuple[TransferTool, LaunchResult]:
     accounts = await create_accounts(target, AGENTS, 1_000)
     tool = TransferTool(target, accounts=accounts, think_time=THINK_TIME, **options)  # type: ignore[arg-type]

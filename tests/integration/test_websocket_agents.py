@@ -56,10 +56,10 @@ class Launched:
         protocol = self.tool.protocol
         history = self.result.history
         return {
-            "contamination": check_no_contamination(messages, marker_owners=self.tool.marker_owners,
-                                                    left_out=left_out),
-            "ordering": check_event_ordering(messages, lifecycle=protocol.run_events,
-                                             failures=protocol.failed_events, left_out=left_out),
+            "contamination": check_no_contamination(messages, marker_owners=self.tool.marker_owners, left_out=left_out),
+            "ordering": check_event_ordering(
+                messages, lifecycle=protocol.run_events, failures=protocol.failed_events, left_out=left_out
+            ),
             "answers": check_answered(history),
             "duplicates": check_unique_ids(messages, left_out=left_out),
             "single session": check_single_session(history),
@@ -68,10 +68,12 @@ class Launched:
         }
 
 
-async def run_agents(tool: WebSocketAgentTool, agents: int, *, iterations: int = 1,
-                     users: int | None = None) -> Launched:
-    plan = LaunchPlan(agents, iterations=iterations, users=users, operation_timeout=tool.operation_bound,
-                      run_timeout=60)
+async def run_agents(
+    tool: WebSocketAgentTool, agents: int, *, iterations: int = 1, users: int | None = None
+) -> Launched:
+    plan = LaunchPlan(
+        agents, iterations=iterations, users=users, operation_timeout=tool.operation_bound, run_timeout=60
+    )
     result = await launch(tool, plan)
     assert not result.agent_errors and not result.hung_agents, result.agent_errors
     assert not tool._sessions, "every connection is closed when its agent closes"
@@ -98,8 +100,9 @@ class Reference:
 
 
 @asynccontextmanager
-async def reference(pg_dsn: str, redis_url: str, run_id: str, *, bugs: str | None = None,
-                    settings: ServiceSettings = FAST) -> AsyncIterator[Reference]:
+async def reference(
+    pg_dsn: str, redis_url: str, run_id: str, *, bugs: str | None = None, settings: ServiceSettings = FAST
+) -> AsyncIterator[Reference]:
     postgres = await open_postgres(pg_dsn, run_id=run_id)
     redis = await open_redis(redis_url, run_id=run_id)
     service = EmbeddedAgentService.for_targets(postgres, redis, bugs=bugs, settings=settings)
@@ -112,8 +115,15 @@ async def reference(pg_dsn: str, redis_url: str, run_id: str, *, bugs: str | Non
         await postgres.close()
 
 
-def scenario(pg_dsn: str, redis_url: str, run_id: str, body: Callable[[Reference], Awaitable[None]], *,
-             bugs: str | None = None, settings: ServiceSettings = FAST) -> None:
+def scenario(
+    pg_dsn: str,
+    redis_url: str,
+    run_id: str,
+    body: Callable[[Reference], Awaitable[None]],
+    *,
+    bugs: str | None = None,
+    settings: ServiceSettings = FAST,
+) -> None:
     async def run() -> None:
         async with reference(pg_dsn, redis_url, run_id, bugs=bugs, settings=settings) as ref:
             await body(ref)
@@ -137,18 +147,26 @@ def test_a_sound_service_passes_every_checker(pg_dsn: str, redis_url: str, run_i
         assert verdicts.pop("single session").inconclusive  # every user ran one agent
         for verdict in verdicts.values():
             assert verdict.passed and not verdict.inconclusive, verdict.message
-        assert verdicts["answers"].message == ("Every user was answered: 10 connected, 10 answered (30 requests, "
-                                               "none left without an answer).")
-        assert verdicts["ordering"].message == ("Events arrived in order: 160 sequence numbers on 10 connections "
-                                                "rose by 1 each without gaps; 30 runs followed agent_started → … → "
-                                                "agent_completed.")
+        assert verdicts["answers"].message == (
+            "Every user was answered: 10 connected, 10 answered (30 requests, none left without an answer)."
+        )
+        assert verdicts["ordering"].message == (
+            "Events arrived in order: 160 sequence numbers on 10 connections "
+            "rose by 1 each without gaps; 30 runs followed agent_started → … → "
+            "agent_completed."
+        )
         first = next(op for op in conversation.result.history if op.iteration == 0)
         assert set(first.timings or {}) == {"connect", "first_event", "run"}
         assert first.written["template"] == "start" and first.written["bytes"] > 4096
         later = next(op for op in conversation.result.history if op.iteration == 2)
         assert set(later.timings or {}) == {"first_event", "run"} and later.written["template"] == "message"
-        assert later.read["types"] == ["agent_started", "agent_thinking", "tool_executing", "tool_completed",
-                                       "agent_completed"]
+        assert later.read["types"] == [
+            "agent_started",
+            "agent_thinking",
+            "tool_executing",
+            "tool_completed",
+            "agent_completed",
+        ]
 
         shared_users = await run_agents(ref.tool(connect_early=True), 8, users=4)
         assert sorted(map(str, shared_users.errors)) == ["None"] * 4 + ["refused"] * 4
@@ -190,28 +208,63 @@ class BugCase:
 
 
 BUG_CASES = [
-    BugCase(Bug.LEAK, "contamination", 10, r"^Messages reached the wrong user: \d+ of \d+ messages on the "
-            r"connections of 1 of 10 users carried another user's id or marker", ServiceSettings(think_ms=200),
-            options=(("run_timeout", 2.0), ("answer_timeout", 2.0))),
-    BugCase(Bug.REORDER, "ordering", 5, r"^Events arrived out of order: \d+ of \d+ sequence numbers broke the order",
-            iterations=4),
-    BugCase(Bug.NEVER_ANSWER, "answers", 5, r"^Users were not answered: 5 connected, 0 answered within 1 s \(not one "
-            r"was answered\): 5 requests of 5 got no answer at all", options=(("answer_timeout", 1.0),)),
-    BugCase(Bug.DUPLICATE_RUN_IDS, "duplicates", 5, r"^Ids were not unique: 1 of 1 run id and 0 of 5 session ids were "
-            r"shared; run id 'run-1' came back for 5 runs of 5 users"),
-    BugCase(Bug.SECOND_SESSION, "single session", 6, r"^Users held two sessions at once: 3 of 3 users with several "
-            r"agents had overlapping sessions \(refused sessions: none\)", users=3,
-            options=(("connect_early", True),)),  # every session opens before the start barrier, so they coexist
-    BugCase(Bug.GLOBAL_LOCK, "parallel", 8, r"^Agents (ran one at a time|hardly ran in parallel): 8 agents, "
-            r"average [01]\.\d\d operations in flight \(max [12]\)", ServiceSettings(think_ms=100)),
+    BugCase(
+        Bug.LEAK,
+        "contamination",
+        10,
+        r"^Messages reached the wrong user: \d+ of \d+ messages on the "
+        r"connections of 1 of 10 users carried another user's id or marker",
+        ServiceSettings(think_ms=200),
+        options=(("run_timeout", 2.0), ("answer_timeout", 2.0)),
+    ),
+    BugCase(
+        Bug.REORDER,
+        "ordering",
+        5,
+        r"^Events arrived out of order: \d+ of \d+ sequence numbers broke the order",
+        iterations=4,
+    ),
+    BugCase(
+        Bug.NEVER_ANSWER,
+        "answers",
+        5,
+        r"^Users were not answered: 5 connected, 0 answered within 1 s \(not one "
+        r"was answered\): 5 requests of 5 got no answer at all",
+        options=(("answer_timeout", 1.0),),
+    ),
+    BugCase(
+        Bug.DUPLICATE_RUN_IDS,
+        "duplicates",
+        5,
+        r"^Ids were not unique: 1 of 1 run id and 0 of 5 session ids were "
+        r"shared; run id 'run-1' came back for 5 runs of 5 users",
+    ),
+    BugCase(
+        Bug.SECOND_SESSION,
+        "single session",
+        6,
+        r"^Users held two sessions at once: 3 of 3 users with several "
+        r"agents had overlapping sessions \(refused sessions: none\)",
+        users=3,
+        options=(("connect_early", True),),
+    ),  # every session opens before the start barrier, so they coexist
+    BugCase(
+        Bug.GLOBAL_LOCK,
+        "parallel",
+        8,
+        r"^Agents (ran one at a time|hardly ran in parallel): 8 agents, "
+        r"average [01]\.\d\d operations in flight \(max [12]\)",
+        ServiceSettings(think_ms=100),
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", BUG_CASES, ids=[case.bug.value for case in BUG_CASES])
 def test_each_seeded_bug_fails_its_checker(case: BugCase, embedded: tuple[str, str], run_id: str) -> None:
     async def body(ref: Reference) -> None:
-        launched = await run_agents(ref.tool(**dict(case.options)), case.agents, iterations=case.iterations,
-                                    users=case.users)
+        launched = await run_agents(
+            ref.tool(**dict(case.options)), case.agents, iterations=case.iterations, users=case.users
+        )
         verdict = launched.verdicts()[case.checker]
         assert not verdict.passed and not verdict.inconclusive, verdict.message
         assert verdict.details, "the offending items are listed"
@@ -227,8 +280,9 @@ def test_each_seeded_bug_fails_its_checker(case: BugCase, embedded: tuple[str, s
 
 def test_a_wrong_url_is_could_not_connect(run_id: str) -> None:
     url = f"ws://127.0.0.1:{free_port()}/"
-    tool = WebSocketAgentTool(reference_service(url), tokens="unused", connect_timeout=2, answer_timeout=2,
-                              run_timeout=2)
+    tool = WebSocketAgentTool(
+        reference_service(url), tokens="unused", connect_timeout=2, answer_timeout=2, run_timeout=2
+    )
     launched = asyncio.run(run_agents(tool, 3, iterations=2))
     assert launched.errors == ["connect_failed"] * 3, "an agent that cannot connect stops after one try"
     reason = launched.result.history[0].read["reason"]
@@ -249,9 +303,11 @@ def test_a_refused_token_and_a_wrong_field_path_say_so(embedded: tuple[str, str]
         misread = await run_agents(WebSocketAgentTool(wrong, tokens=ref.service.token_for), 2, iterations=3)
         assert misread.errors == ["field_missing"] * 2
         problem = misread.result.history[0].read["problem"]
-        assert problem.startswith("The WebSocket protocol's field path 'sequence' (fields.seq, the sequence number) "
-                                  "matches no field in a received message: nothing at the top level, the fields "
-                                  "there are type, session_id, user_id, resume_token, credits, seq.")
+        assert problem.startswith(
+            "The WebSocket protocol's field path 'sequence' (fields.seq, the sequence number) "
+            "matches no field in a received message: nothing at the top level, the fields "
+            "there are type, session_id, user_id, resume_token, credits, seq."
+        )
         assert '"type":"session_started"' in problem
         (first_problem,) = misread.tool.config_problems  # one per path, however many agents met it
         assert first_problem.startswith("The WebSocket protocol's field path 'sequence'")
@@ -262,11 +318,18 @@ def test_a_refused_token_and_a_wrong_field_path_say_so(embedded: tuple[str, str]
 async def misbehaving(connection: ServerConnection) -> None:
     """Answers the hello like the reference service, then does what the path says to a run."""
     await connection.recv()
-    await connection.send(json.dumps({"type": "session_started", "seq": 1, "session_id": "s", "user_id": "x",
-                                      "resume_token": "r"}))
+    await connection.send(
+        json.dumps({"type": "session_started", "seq": 1, "session_id": "s", "user_id": "x", "resume_token": "r"})
+    )
     start = json.loads(await connection.recv())
-    event = {"type": "agent_started", "seq": 2, "user_id": "user-1", "marker": start["marker"], "run_id": "run",
-             "request_id": start["request_id"]}
+    event = {
+        "type": "agent_started",
+        "seq": 2,
+        "user_id": "user-1",
+        "marker": start["marker"],
+        "run_id": "run",
+        "request_id": start["request_id"],
+    }
     behaviour = connection.request.path.strip("/")  # type: ignore[union-attr]
     if behaviour == "not-json":
         await connection.send("<html>Internal Server Error</html>")
@@ -284,19 +347,30 @@ async def misbehaving(connection: ServerConnection) -> None:
     await connection.wait_closed()
 
 
-@pytest.mark.parametrize(("behaviour", "error", "reason"), [
-    ("not-json", WsFailure.BAD_FRAME, "the service sent a frame that is not JSON (34 characters)"),
-    ("cut", WsFailure.BAD_FRAME, "the service closed the connection mid-message (stream ends after 19 bytes, "
-                                 "expected 100 bytes)"),
-    ("close", WsFailure.CLOSED, "worker crashed"),
-    ("stall", WsFailure.INCOMPLETE, "1 event(s) of the run, then no agent_completed within 1 s of sending"),
-])
+@pytest.mark.parametrize(
+    ("behaviour", "error", "reason"),
+    [
+        ("not-json", WsFailure.BAD_FRAME, "the service sent a frame that is not JSON (34 characters)"),
+        (
+            "cut",
+            WsFailure.BAD_FRAME,
+            "the service closed the connection mid-message (stream ends after 19 bytes, expected 100 bytes)",
+        ),
+        ("close", WsFailure.CLOSED, "worker crashed"),
+        ("stall", WsFailure.INCOMPLETE, "1 event(s) of the run, then no agent_completed within 1 s of sending"),
+    ],
+)
 def test_a_misbehaving_server_gets_its_own_error_code(behaviour: str, error: WsFailure, reason: str) -> None:
     async def body() -> Launched:
         async with serve(misbehaving, "127.0.0.1", 0) as server:
             port = server.sockets[0].getsockname()[1]
-            tool = WebSocketAgentTool(reference_service(f"ws://127.0.0.1:{port}/{behaviour}"), tokens="t",
-                                      connect_timeout=2, answer_timeout=1, run_timeout=1)
+            tool = WebSocketAgentTool(
+                reference_service(f"ws://127.0.0.1:{port}/{behaviour}"),
+                tokens="t",
+                connect_timeout=2,
+                answer_timeout=1,
+                run_timeout=1,
+            )
             return await run_agents(tool, 1)
 
     launched = asyncio.run(body())
@@ -313,12 +387,28 @@ def test_a_misbehaving_server_gets_its_own_error_code(behaviour: str, error: WsF
 # --- a service with its own protocol, described as configuration -------------------------------
 
 CUSTOM = {
-    "auth": "header", "header_name": "X-Api-Key", "header_value": "key-{token}", "hello": None, "ready_event": None,
-    "resume": None, "message": None,
+    "auth": "header",
+    "header_name": "X-Api-Key",
+    "header_value": "key-{token}",
+    "hello": None,
+    "ready_event": None,
+    "resume": None,
+    "message": None,
     "start": {"op": "run", "input": "{context}", "tag": "{marker}", "id": "{request}", "who": "{user}"},
-    "fields": {"type": "event", "seq": "meta.n", "user": "meta.user", "marker": "data.tag", "run_id": "data.run",
-               "request": "data.id", "session_id": None, "resume_token": None, "error_code": "data.reason"},
-    "run_events": ["begun", "finished"], "done_events": ["finished"], "failed_events": ["failed"],
+    "fields": {
+        "type": "event",
+        "seq": "meta.n",
+        "user": "meta.user",
+        "marker": "data.tag",
+        "run_id": "data.run",
+        "request": "data.id",
+        "session_id": None,
+        "resume_token": None,
+        "error_code": "data.reason",
+    },
+    "run_events": ["begun", "finished"],
+    "done_events": ["finished"],
+    "failed_events": ["failed"],
     "error_events": ["oops"],
 }
 
@@ -330,9 +420,15 @@ async def custom_service(connection: ServerConnection) -> None:
         request = json.loads(frame)
         for event in ("begun", "finished"):
             sent += 1
-            await connection.send(json.dumps({"event": event, "meta": {"n": sent, "user": request["who"]},
-                                              "data": {"tag": request["tag"], "run": f"{request['id']}-run",
-                                                       "id": request["id"]}}))
+            await connection.send(
+                json.dumps(
+                    {
+                        "event": event,
+                        "meta": {"n": sent, "user": request["who"]},
+                        "data": {"tag": request["tag"], "run": f"{request['id']}-run", "id": request["id"]},
+                    }
+                )
+            )
 
 
 def key_required(connection: ServerConnection, request: Any) -> Any:
@@ -349,8 +445,13 @@ def test_a_service_with_its_own_protocol_is_configuration(auth: str) -> None:
         async with serve(custom_service, "127.0.0.1", 0, process_request=key_required) as server:
             url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/agents"
             protocol = WebSocketProtocol.load(json.dumps({**CUSTOM, "auth": auth}), url=url)
-            good = await run_agents(WebSocketAgentTool(protocol, tokens={f"user-{n}": "secret" for n in (1, 2, 3)},
-                                                       answer_timeout=2, run_timeout=2), 3, iterations=2)
+            good = await run_agents(
+                WebSocketAgentTool(
+                    protocol, tokens={f"user-{n}": "secret" for n in (1, 2, 3)}, answer_timeout=2, run_timeout=2
+                ),
+                3,
+                iterations=2,
+            )
             bad = await run_agents(WebSocketAgentTool(protocol, tokens="wrong", answer_timeout=2, run_timeout=2), 1)
             return good, bad
 
@@ -359,8 +460,10 @@ def test_a_service_with_its_own_protocol_is_configuration(auth: str) -> None:
     verdicts = good.verdicts()
     for name in ("contamination", "ordering", "answers", "duplicates"):
         assert verdicts[name].passed and not verdicts[name].inconclusive, verdicts[name].message
-    assert verdicts["ordering"].message == ("Events arrived in order: 12 sequence numbers on 3 connections rose by 1 "
-                                            "each without gaps; 6 runs followed begun → finished.")
+    assert verdicts["ordering"].message == (
+        "Events arrived in order: 12 sequence numbers on 3 connections rose by 1 "
+        "each without gaps; 6 runs followed begun → finished."
+    )
     assert {m.type for m in good.tool.messages} == {"begun", "finished"}
     (refused,) = bad.result.history
     assert refused.error == "refused" and refused.read["code"] == "http_401"

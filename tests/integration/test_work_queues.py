@@ -72,6 +72,7 @@ def on_postgresql(pg_dsn: str, run_id: str, body: Callable[[QueueRun], Awaitable
     async def main() -> None:
         target = await open_postgres(pg_dsn, run_id=run_id)
         try:
+
             async def queue_run(scenario: Scenario) -> Outcome:
                 settings = QueueSettings(QueueBackend.POSTGRESQL, **scenario.settings)
                 return await run_scenario(await PostgresWorkQueue.create(target, "jobs", settings), scenario)
@@ -88,6 +89,7 @@ def on_redis(redis_url: str, run_id: str, body: Callable[[QueueRun], Awaitable[N
     async def main() -> None:
         target = await open_redis(redis_url, run_id=run_id)
         try:
+
             async def queue_run(scenario: Scenario) -> Outcome:
                 settings = QueueSettings(QueueBackend.REDIS, **scenario.settings)
                 return await run_scenario(RedisWorkQueue(target, "jobs", settings), scenario)
@@ -109,10 +111,17 @@ def on_redis(redis_url: str, run_id: str, body: Callable[[QueueRun], Awaitable[N
 UNDER_LOAD = Scenario(agents=15, settings={"producers": 3, "items": 300, "priorities": (1, 5, 10)})
 BACKLOG = Scenario(agents=8, settings={"producers": 4, "items": 200, "priorities": (1, 10), "process_time": 0.01})
 OVERFLOW = Scenario(agents=7, settings={"producers": 5, "items": 150, "capacity": 10, "process_time": 0.01})
-COUNT_THEN_INSERT = Scenario(agents=9, settings={
-    "producers": 8, "items": 80, "capacity": 10, "process_time": 0.02,
-    "capacity_check": CapacityCheck.COUNT_THEN_INSERT, "think_time": 0.003,
-})
+COUNT_THEN_INSERT = Scenario(
+    agents=9,
+    settings={
+        "producers": 8,
+        "items": 80,
+        "capacity": 10,
+        "process_time": 0.02,
+        "capacity_check": CapacityCheck.COUNT_THEN_INSERT,
+        "think_time": 0.003,
+    },
+)
 NAIVE = Scenario(agents=8, settings={"producers": 2, "items": 40, "claim": ClaimStrategy.NAIVE, "think_time": 0.002})
 
 
@@ -244,10 +253,14 @@ def test_redis_claims_highest_priority_first_then_oldest(redis_url: str, run_id:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"backend": QueueBackend.REDIS, "claim": ClaimStrategy.SKIP_LOCKED},
-         r"claim 'skip locked' is not available on redis; use one of 'atomic pop', 'naive'"),
-        ({"backend": QueueBackend.POSTGRESQL, "claim": ClaimStrategy.ATOMIC_POP},
-         r"claim 'atomic pop' is not available on postgresql; use one of 'skip locked', 'naive', 'oldest first'"),
+        (
+            {"backend": QueueBackend.REDIS, "claim": ClaimStrategy.SKIP_LOCKED},
+            r"claim 'skip locked' is not available on redis; use one of 'atomic pop', 'naive'",
+        ),
+        (
+            {"backend": QueueBackend.POSTGRESQL, "claim": ClaimStrategy.ATOMIC_POP},
+            r"claim 'atomic pop' is not available on postgresql; use one of 'skip locked', 'naive', 'oldest first'",
+        ),
         ({"backend": QueueBackend.REDIS, "capacity": 0}, r"capacity must be a whole number of at least 1, got 0"),
         ({"backend": QueueBackend.REDIS, "producers": -5}, r"producers must be a whole number of at least 1, got -5"),
         ({"backend": QueueBackend.REDIS, "priorities": (1, 5000)}, r"priorities are whole numbers from 0 to 1000"),

@@ -23,8 +23,6 @@ ITERATIONS = 3
 UNSAFE = {(Strategy.NAIVE, IsolationLevel.READ_COMMITTED), (Strategy.SERIALIZABLE_RETRY, IsolationLevel.READ_COMMITTED)}
 
 
-
-
 @pytest.mark.parametrize("isolation", list(IsolationLevel), ids=lambda level: level.value.replace(" ", "_"))
 @pytest.mark.parametrize("strategy", list(Strategy), ids=lambda strategy: strategy.value.replace(" ", "_"))
 def test_credit_strategy_keeps_or_loses_credits_as_documented(

@@ -31,22 +31,28 @@ from stampede.errors import ConfigurationError, ServiceUnavailable
 SECRET = new_secret()
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("leak,reorder", {Bug.LEAK, Bug.REORDER}),
-    (" Never-Answer , lost update ", {Bug.NEVER_ANSWER, Bug.LOST_UPDATE}),
-    (["duplicate_run_ids", Bug.GLOBAL_LOCK], {Bug.DUPLICATE_RUN_IDS, Bug.GLOBAL_LOCK}),
-    (Bug.SECOND_SESSION, {Bug.SECOND_SESSION}),
-    ("", set()),
-    ("none", set()),
-    (None, set()),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("leak,reorder", {Bug.LEAK, Bug.REORDER}),
+        (" Never-Answer , lost update ", {Bug.NEVER_ANSWER, Bug.LOST_UPDATE}),
+        (["duplicate_run_ids", Bug.GLOBAL_LOCK], {Bug.DUPLICATE_RUN_IDS, Bug.GLOBAL_LOCK}),
+        (Bug.SECOND_SESSION, {Bug.SECOND_SESSION}),
+        ("", set()),
+        ("none", set()),
+        (None, set()),
+    ],
+)
 def test_bug_switches_parse_as_people_write_them(value: object, expected: set[Bug]) -> None:
     assert parse_bugs(value) == expected  # type: ignore[arg-type]
 
 
 def test_an_unknown_bug_switch_names_the_known_ones() -> None:
-    with pytest.raises(ConfigurationError, match=r"Unknown agent service bug switch 'leek'.*known switches are "
-                                                 r"leak, lost_update, never_answer, .*second_session"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"Unknown agent service bug switch 'leek'.*known switches are "
+        r"leak, lost_update, never_answer, .*second_session",
+    ):
         parse_bugs("leak,leek")
 
 
@@ -61,17 +67,24 @@ def test_a_token_round_trips_to_its_user() -> None:
     assert verify_token(SECRET, token).user_id == "alice"
 
 
-@pytest.mark.parametrize(("token", "reason"), [
-    (issue_token(SECRET, "alice", ttl=timedelta(seconds=-5)), "expired"),
-    (issue_token(new_secret(), "alice"), "signature does not match"),
-    ("not.a.jwt", "not a well-formed JWT"),
-    (jwt.encode({"sub": "alice", "iss": ISSUER, "iat": 0, "exp": 2**40}, "k" * 64, algorithm="HS512"),
-     "not signed with HS256"),
-    (jwt.encode({"sub": "alice", "iss": "someone-else", "iat": 0, "exp": 2**40}, SECRET, algorithm="HS256"),
-     "not issued by"),
-    (jwt.encode({"sub": "alice", "iss": ISSUER, "iat": 0}, SECRET, algorithm="HS256"), "no 'exp' claim"),
-    (jwt.encode({"sub": "", "iss": ISSUER, "iat": 0, "exp": 2**40}, SECRET, algorithm="HS256"), "subject"),
-])
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (issue_token(SECRET, "alice", ttl=timedelta(seconds=-5)), "expired"),
+        (issue_token(new_secret(), "alice"), "signature does not match"),
+        ("not.a.jwt", "not a well-formed JWT"),
+        (
+            jwt.encode({"sub": "alice", "iss": ISSUER, "iat": 0, "exp": 2**40}, "k" * 64, algorithm="HS512"),
+            "not signed with HS256",
+        ),
+        (
+            jwt.encode({"sub": "alice", "iss": "someone-else", "iat": 0, "exp": 2**40}, SECRET, algorithm="HS256"),
+            "not issued by",
+        ),
+        (jwt.encode({"sub": "alice", "iss": ISSUER, "iat": 0}, SECRET, algorithm="HS256"), "no 'exp' claim"),
+        (jwt.encode({"sub": "", "iss": ISSUER, "iat": 0, "exp": 2**40}, SECRET, algorithm="HS256"), "subject"),
+    ],
+)
 def test_a_refused_token_says_why(token: str, reason: str) -> None:
     with pytest.raises(TokenError, match=reason):
         verify_token(SECRET, token)
@@ -103,22 +116,25 @@ def test_client_frames_parse_into_messages() -> None:
     assert message == RunRequest(ClientType.SEND_MESSAGE, "t1", "m1", "hi")
 
 
-@pytest.mark.parametrize(("frame", "code", "says"), [
-    ("{nope", ErrorCode.BAD_JSON, "not JSON"),
-    (b"\x00\x01", ErrorCode.BAD_MESSAGE, "binary frames"),
-    ("[1, 2]", ErrorCode.BAD_MESSAGE, "JSON object, got list"),
-    ('{"thread_id": "t"}', ErrorCode.BAD_MESSAGE, "needs a 'type'"),
-    ('{"type": "dance"}', ErrorCode.UNKNOWN_TYPE, "unknown type 'dance': use one of hello, start_run"),
-    ('{"type": "hello"}', ErrorCode.BAD_MESSAGE, "'token' must be the JWT"),
-    ('{"type": "hello", "token": "t", "resume_token": "r"}', ErrorCode.BAD_MESSAGE, "together"),
-    ('{"type": "hello", "token": "t", "resume_token": "r", "last_seq": -1}', ErrorCode.BAD_MESSAGE, "last_seq"),
-    ('{"type": "start_run", "marker": "m"}', ErrorCode.BAD_MESSAGE, "'thread_id' must be a string .* got missing"),
-    ('{"type": "start_run", "thread_id": 7, "marker": "m"}', ErrorCode.BAD_MESSAGE, "got int"),
-    (json.dumps({"type": "start_run", "thread_id": "t", "marker": "m" * 201}), ErrorCode.BAD_MESSAGE, "'marker'"),
-    ('{"type": "start_run", "thread_id": "t", "marker": "m", "cost": -1}', ErrorCode.BAD_MESSAGE, "'cost'"),
-    ('{"type": "start_run", "thread_id": "t", "marker": "m", "cost": true}', ErrorCode.BAD_MESSAGE, "'cost'"),
-    ('{"type": "send_message", "thread_id": "t", "marker": "m"}', ErrorCode.BAD_MESSAGE, "'text'"),
-])
+@pytest.mark.parametrize(
+    ("frame", "code", "says"),
+    [
+        ("{nope", ErrorCode.BAD_JSON, "not JSON"),
+        (b"\x00\x01", ErrorCode.BAD_MESSAGE, "binary frames"),
+        ("[1, 2]", ErrorCode.BAD_MESSAGE, "JSON object, got list"),
+        ('{"thread_id": "t"}', ErrorCode.BAD_MESSAGE, "needs a 'type'"),
+        ('{"type": "dance"}', ErrorCode.UNKNOWN_TYPE, "unknown type 'dance': use one of hello, start_run"),
+        ('{"type": "hello"}', ErrorCode.BAD_MESSAGE, "'token' must be the JWT"),
+        ('{"type": "hello", "token": "t", "resume_token": "r"}', ErrorCode.BAD_MESSAGE, "together"),
+        ('{"type": "hello", "token": "t", "resume_token": "r", "last_seq": -1}', ErrorCode.BAD_MESSAGE, "last_seq"),
+        ('{"type": "start_run", "marker": "m"}', ErrorCode.BAD_MESSAGE, "'thread_id' must be a string .* got missing"),
+        ('{"type": "start_run", "thread_id": 7, "marker": "m"}', ErrorCode.BAD_MESSAGE, "got int"),
+        (json.dumps({"type": "start_run", "thread_id": "t", "marker": "m" * 201}), ErrorCode.BAD_MESSAGE, "'marker'"),
+        ('{"type": "start_run", "thread_id": "t", "marker": "m", "cost": -1}', ErrorCode.BAD_MESSAGE, "'cost'"),
+        ('{"type": "start_run", "thread_id": "t", "marker": "m", "cost": true}', ErrorCode.BAD_MESSAGE, "'cost'"),
+        ('{"type": "send_message", "thread_id": "t", "marker": "m"}', ErrorCode.BAD_MESSAGE, "'text'"),
+    ],
+)
 def test_a_malformed_frame_gets_an_error_code_and_a_reason(frame: str | bytes, code: ErrorCode, says: str) -> None:
     with pytest.raises(ProtocolError, match=says) as caught:
         parse_client_message(frame)
@@ -146,8 +162,13 @@ def test_settings_refuse_values_that_cannot_work(bad: dict[str, object]) -> None
 
 def test_the_embedded_service_checks_its_input_before_starting() -> None:
     def service(**overrides: Any) -> EmbeddedAgentService:
-        options: dict[str, Any] = {"pg_dsn": "postgresql://db/x", "pg_schema": "stampede_run",
-                                   "redis_url": "redis://cache/0", "redis_prefix": "stampede:run:", **overrides}
+        options: dict[str, Any] = {
+            "pg_dsn": "postgresql://db/x",
+            "pg_schema": "stampede_run",
+            "redis_url": "redis://cache/0",
+            "redis_prefix": "stampede:run:",
+            **overrides,
+        }
         return EmbeddedAgentService(**options)
 
     with pytest.raises(ConfigurationError, match="Unknown agent service bug switch 'leek'"):

@@ -178,8 +178,16 @@ def test_launch_batch_is_read_from_the_history() -> None:
 # --- injected faults -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "rate"), [("30%", Fraction(3, 10)), ("0.25", Fraction(1, 4)), ("0", Fraction(0)),
-                                            ("100 %", Fraction(1)), ("1/3", Fraction(1, 3))])
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [
+        ("30%", Fraction(3, 10)),
+        ("0.25", Fraction(1, 4)),
+        ("0", Fraction(0)),
+        ("100 %", Fraction(1)),
+        ("1/3", Fraction(1, 3)),
+    ],
+)
 def test_rates_are_read_exactly(text: str, rate: Fraction) -> None:
     assert parse_rate(text, what="fault rate") == rate
 
@@ -190,8 +198,9 @@ def test_bad_rates_say_what_to_write(text: str) -> None:
         parse_rate(text, what="fault rate")
 
 
-@pytest.mark.parametrize(("rate", "total"), [(Fraction(3, 10), 100), (Fraction(1, 3), 10), (Fraction(0), 7),
-                                             (Fraction(1), 5)])
+@pytest.mark.parametrize(
+    ("rate", "total"), [(Fraction(3, 10), 100), (Fraction(1, 3), 10), (Fraction(0), 7), (Fraction(1), 5)]
+)
 def test_fault_schedule_faults_exactly_the_share_asked_for(rate: Fraction, total: int) -> None:
     schedule = FaultSchedule(rate)
     assert sum(schedule.next_faults() for _ in range(total)) == int(total * rate)

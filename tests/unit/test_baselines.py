@@ -54,8 +54,11 @@ def test_an_amount_in_the_metrics_own_unit_is_absolute(expression: str, now: flo
 
 def test_counts_and_throughput_tolerances() -> None:
     verdicts = compare_to_baseline(
-        ["throughput may fall by at most 10%", "operations may decrease by at most 0%",
-         "retries may grow by at most 5"],
+        [
+            "throughput may fall by at most 10%",
+            "operations may decrease by at most 0%",
+            "retries may grow by at most 5",
+        ],
         BASELINE,
         {**BASELINE, "throughput": 170.0, "retries": 5.0},
     )

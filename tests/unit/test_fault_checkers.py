@@ -10,8 +10,15 @@ from stampede.outcomes import Outcome
 MS = 1_000_000
 
 
-def op(agent: int, iteration: int, outcome: Outcome = Outcome.OK, *, error: str | None = None,
-       start_ms: int = 0, end_ms: int = 1) -> Operation:
+def op(
+    agent: int,
+    iteration: int,
+    outcome: Outcome = Outcome.OK,
+    *,
+    error: str | None = None,
+    start_ms: int = 0,
+    end_ms: int = 1,
+) -> Operation:
     return Operation(agent, f"user-{agent}", "deduct", iteration, start_ms * MS, end_ms * MS, outcome, error=error)
 
 
@@ -44,12 +51,16 @@ def test_the_unknown_outcomes_are_summed_up_as_committed_or_not() -> None:
 
 def faulted_history() -> History:
     """Three successes, two deductions cut with unknown outcome, one refused by the server."""
-    return History([
-        op(1, 0), op(1, 1), op(2, 0),
-        op(2, 1, Outcome.ERROR, error="08003"),
-        op(3, 0, Outcome.TIMEOUT, error="operation_timeout"),
-        op(3, 1, Outcome.SERIALIZATION_FAILURE, error="40001"),
-    ])
+    return History(
+        [
+            op(1, 0),
+            op(1, 1),
+            op(2, 0),
+            op(2, 1, Outcome.ERROR, error="08003"),
+            op(3, 0, Outcome.TIMEOUT, error="operation_timeout"),
+            op(3, 1, Outcome.SERIALIZATION_FAILURE, error="40001"),
+        ]
+    )
 
 
 def test_a_ledger_that_matches_resolves_the_unknown_outcomes() -> None:

@@ -84,8 +84,10 @@ def test_a_partition_is_recorded_until_the_heal() -> None:
 @pytest.mark.parametrize(
     ("url", "routed"),
     [
-        ("postgresql://app:s3cret@db.example:5432/test?sslmode=disable",
-         "postgresql://app:s3cret@127.0.0.1:40001/test?sslmode=disable"),
+        (
+            "postgresql://app:s3cret@db.example:5432/test?sslmode=disable",
+            "postgresql://app:s3cret@127.0.0.1:40001/test?sslmode=disable",
+        ),
         ("redis://:pw@cache:6379/2", "redis://:pw@127.0.0.1:40001/2"),
         ("postgresql://db.example/test", "postgresql://127.0.0.1:40001/test"),
     ],
@@ -100,7 +102,8 @@ def test_the_upstream_of_a_url_defaults_its_port() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql://u:s3cret@h1:5432,h2:5432/db", "postgresql:///db?host=/var/run/postgresql", "unix:///tmp/r.sock"]
+    "url",
+    ["postgresql://u:s3cret@h1:5432,h2:5432/db", "postgresql:///db?host=/var/run/postgresql", "unix:///tmp/r.sock"],
 )
 def test_a_url_without_one_tcp_address_cannot_be_proxied_and_its_password_is_masked(url: str) -> None:
     with pytest.raises(ConfigurationError, match="one TCP host and port") as raised:

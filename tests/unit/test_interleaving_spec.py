@@ -28,8 +28,12 @@ def two_sessions(isolation: IsolationLevel = IsolationLevel.READ_COMMITTED) -> I
     spec = InterleavingSpec()
     spec.add_session("T1", isolation)
     spec.add_session("T2", isolation)
-    for session, step, sql in [("T1", "r1", "SELECT 1"), ("T2", "w2", "UPDATE t SET v = 1"),
-                               ("T1", "c1", "COMMIT"), ("T2", "c2", "COMMIT")]:
+    for session, step, sql in [
+        ("T1", "r1", "SELECT 1"),
+        ("T2", "w2", "UPDATE t SET v = 1"),
+        ("T1", "c1", "COMMIT"),
+        ("T2", "c2", "COMMIT"),
+    ]:
         spec.add_step(session, step, sql)
     return spec
 
@@ -37,22 +41,25 @@ def two_sessions(isolation: IsolationLevel = IsolationLevel.READ_COMMITTED) -> I
 # --------------------------------------------------------------------------- statements
 
 
-@pytest.mark.parametrize(("sql", "count"), [
-    ("SELECT 1", 1),
-    ("SELECT 1;", 1),
-    ("  ;; ", 0),
-    ("", 0),
-    ("SELECT 1; SELECT 2", 2),
-    ("SELECT ';' AS semicolon", 1),
-    ("SELECT 'it''s; here'", 1),
-    ("SELECT E'back\\'slash; still' AS s", 1),
-    ('SELECT 1 AS "odd;name"', 1),
-    ("SELECT $$ ; $$, $fn$ ; $fn$", 1),
-    ("SELECT 1 -- a comment; not a statement\n", 1),
-    ("SELECT /* nested /* ; */ ; */ 1", 1),
-    ("UPDATE t SET v = 1; -- trailing\n", 1),
-    ("DO $$BEGIN PERFORM 1; END$$; SELECT 2", 2),
-])
+@pytest.mark.parametrize(
+    ("sql", "count"),
+    [
+        ("SELECT 1", 1),
+        ("SELECT 1;", 1),
+        ("  ;; ", 0),
+        ("", 0),
+        ("SELECT 1; SELECT 2", 2),
+        ("SELECT ';' AS semicolon", 1),
+        ("SELECT 'it''s; here'", 1),
+        ("SELECT E'back\\'slash; still' AS s", 1),
+        ('SELECT 1 AS "odd;name"', 1),
+        ("SELECT $$ ; $$, $fn$ ; $fn$", 1),
+        ("SELECT 1 -- a comment; not a statement\n", 1),
+        ("SELECT /* nested /* ; */ ; */ 1", 1),
+        ("UPDATE t SET v = 1; -- trailing\n", 1),
+        ("DO $$BEGIN PERFORM 1; END$$; SELECT 2", 2),
+    ],
+)
 def test_statements_are_counted_without_semicolons_in_quotes_and_comments(sql: str, count: int) -> None:
     assert count_statements(sql) == count
 
@@ -66,20 +73,29 @@ def test_sessions_and_steps_are_defined_in_order() -> None:
     assert [step.name for step in spec.session_steps("T1")] == ["r1", "c1"]
 
 
-@pytest.mark.parametrize(("action", "message"), [
-    (lambda spec: spec.add_session("T1"), r"Session 'T1' is defined twice"),
-    (lambda spec: spec.add_session("w2"), r"'w2' already names a step"),
-    (lambda spec: spec.add_session("1st"), r"A session name '1st' cannot be used: write letters, digits and _"),
-    (lambda spec: spec.add_step("T1", "has space", "SELECT 1"), r"A step name 'has space' cannot be used"),
-    (lambda spec: spec.add_step("T3", "r3", "SELECT 1"),
-     r"Step 'r3' names session 'T3', which is not defined \(defined: T1, T2\)"),
-    (lambda spec: spec.add_step("T1", "w2", "SELECT 1"),
-     r"Step 'w2' is defined twice \(for session T2\): step names must be unique across sessions"),
-    (lambda spec: spec.add_step("T1", "T2", "SELECT 1"), r"'T2' already names a session"),
-    (lambda spec: spec.add_step("T1", "two", "SELECT 1; SELECT 2"),
-     r"Step 'two' of session T1 must hold exactly one SQL statement, it holds 2: define one step per statement"),
-    (lambda spec: spec.add_step("T1", "none", "  "), r"it holds 0"),
-])
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        (lambda spec: spec.add_session("T1"), r"Session 'T1' is defined twice"),
+        (lambda spec: spec.add_session("w2"), r"'w2' already names a step"),
+        (lambda spec: spec.add_session("1st"), r"A session name '1st' cannot be used: write letters, digits and _"),
+        (lambda spec: spec.add_step("T1", "has space", "SELECT 1"), r"A step name 'has space' cannot be used"),
+        (
+            lambda spec: spec.add_step("T3", "r3", "SELECT 1"),
+            r"Step 'r3' names session 'T3', which is not defined \(defined: T1, T2\)",
+        ),
+        (
+            lambda spec: spec.add_step("T1", "w2", "SELECT 1"),
+            r"Step 'w2' is defined twice \(for session T2\): step names must be unique across sessions",
+        ),
+        (lambda spec: spec.add_step("T1", "T2", "SELECT 1"), r"'T2' already names a session"),
+        (
+            lambda spec: spec.add_step("T1", "two", "SELECT 1; SELECT 2"),
+            r"Step 'two' of session T1 must hold exactly one SQL statement, it holds 2: define one step per statement",
+        ),
+        (lambda spec: spec.add_step("T1", "none", "  "), r"it holds 0"),
+    ],
+)
 def test_a_bad_definition_is_refused_saying_what_to_fix(
     action: Callable[[InterleavingSpec], object], message: str
 ) -> None:
@@ -95,12 +111,15 @@ def test_a_permutation_is_written_as_step_names_in_one_string_or_several() -> No
     assert tuple(step.name for step in spec.permutation("c2 r1")) == ("c2", "r1"), "any subset, any order"
 
 
-@pytest.mark.parametrize(("notation", "message"), [
-    ("", r"The permutation is empty: name the steps to run in order, e.g. 'r1 w2 c1 c2'"),
-    ("r1 x9 c1", r"The permutation names 'x9', which is not a defined step \(defined: r1, w2, c1, c2\)"),
-    ("r1 x9 y9", r"names 'x9', 'y9', which are not defined steps"),
-    ("r1 w2 r1", r"The permutation runs 'r1' more than once: define another step with the same SQL"),
-])
+@pytest.mark.parametrize(
+    ("notation", "message"),
+    [
+        ("", r"The permutation is empty: name the steps to run in order, e.g. 'r1 w2 c1 c2'"),
+        ("r1 x9 c1", r"The permutation names 'x9', which is not a defined step \(defined: r1, w2, c1, c2\)"),
+        ("r1 x9 y9", r"names 'x9', 'y9', which are not defined steps"),
+        ("r1 w2 r1", r"The permutation runs 'r1' more than once: define another step with the same SQL"),
+    ],
+)
 def test_a_bad_permutation_is_refused_saying_what_to_fix(notation: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         two_sessions().permutation(notation)
@@ -135,14 +154,19 @@ def outcome(name: str, session: str, sql: str, **fields: object) -> StepOutcome:
     return StepOutcome(Step(name, session, sql), **fields)  # type: ignore[arg-type]
 
 
-def run_of(*outcomes: StepOutcome, isolation: IsolationLevel = IsolationLevel.READ_COMMITTED,
-           transactions: dict[str, SessionTransaction] | None = None) -> PermutationRun:
+def run_of(
+    *outcomes: StepOutcome,
+    isolation: IsolationLevel = IsolationLevel.READ_COMMITTED,
+    transactions: dict[str, SessionTransaction] | None = None,
+) -> PermutationRun:
     spec = InterleavingSpec()
     for o in outcomes:
         if o.step.session not in spec.sessions:
             spec.add_session(o.step.session, isolation)
     return PermutationRun(
-        sessions=spec.sessions, permutation=tuple(o.name for o in outcomes), outcomes={o.name: o for o in outcomes},
+        sessions=spec.sessions,
+        permutation=tuple(o.name for o in outcomes),
+        outcomes={o.name: o for o in outcomes},
         timeline=[TimelineEntry(o.step.session, o.name, o.result()) for o in outcomes],
         transactions=transactions or {name: SessionTransaction(s) for name, s in spec.sessions.items()},
         server_version="18.0",
@@ -152,10 +176,17 @@ def run_of(*outcomes: StepOutcome, isolation: IsolationLevel = IsolationLevel.RE
 UPDATE = "UPDATE il_test SET value = 11 WHERE id = 1"
 SERIALIZATION = "could not serialize access due to concurrent update"
 RESUMED = outcome("w2", "T2", UPDATE, finished_ns=5 * MS, status="UPDATE 1", blocked_by=("T1",), blocked_ns=2 * MS)
-REFUSED = outcome("w2", "T2", UPDATE, finished_ns=5 * MS, sqlstate="40001", error=SERIALIZATION,
-                  blocked_by=("T1",), blocked_ns=2 * MS)
-READ = outcome("r1", "T1", "SELECT id, value FROM il_test", finished_ns=MS, status="SELECT 2",
-               rows=[{"id": 1, "value": 10}, {"id": 2, "value": None}])
+REFUSED = outcome(
+    "w2", "T2", UPDATE, finished_ns=5 * MS, sqlstate="40001", error=SERIALIZATION, blocked_by=("T1",), blocked_ns=2 * MS
+)
+READ = outcome(
+    "r1",
+    "T1",
+    "SELECT id, value FROM il_test",
+    finished_ns=MS,
+    status="SELECT 2",
+    rows=[{"id": 1, "value": 10}, {"id": 2, "value": None}],
+)
 
 
 def test_outcomes_read_as_what_happened() -> None:
@@ -179,21 +210,43 @@ def test_step_assertions_pass_on_what_happened() -> None:
     expectations.step_should_fail_with(run_of(REFUSED), "w2", "40001")
 
 
-@pytest.mark.parametrize(("check", "args", "message"), [
-    (expectations.step_should_block, ("r1",),
-     "Step r1 (T1: SELECT id, value FROM il_test) did not block: it ran without blocking and succeeded with 2 rows"),
-    (expectations.step_should_not_block, ("w2",),
-     f"Step w2 (T2: {UPDATE}) blocked: it blocked waiting for T1 for 3.0 ms, then succeeded with UPDATE 1."),
-    (expectations.step_should_fail_with, ("w2", "40001"),
-     f"Step w2 (T2: {UPDATE}) did not fail with 40001: it blocked waiting for T1 for 3.0 ms, then succeeded with "
-     "UPDATE 1."),
-    (expectations.step_should_succeed, ("w2", "UPDATE 2"), f"Step w2 (T2: {UPDATE}) succeeded with UPDATE 1, "
-     "expected UPDATE 2."),
-    (expectations.step_should_return, ("r1", ["1, 10"]),
-     "Step r1 (T1: SELECT id, value FROM il_test) returned 2 rows: 1, 10 | 2, NULL, expected 1 row: 1, 10."),
-    (expectations.step_should_return, ("r1", []),
-     "Step r1 (T1: SELECT id, value FROM il_test) returned 2 rows: 1, 10 | 2, NULL, expected no rows."),
-])
+@pytest.mark.parametrize(
+    ("check", "args", "message"),
+    [
+        (
+            expectations.step_should_block,
+            ("r1",),
+            "Step r1 (T1: SELECT id, value FROM il_test) did not block: it ran without blocking and "
+            "succeeded with 2 rows",
+        ),
+        (
+            expectations.step_should_not_block,
+            ("w2",),
+            f"Step w2 (T2: {UPDATE}) blocked: it blocked waiting for T1 for 3.0 ms, then succeeded with UPDATE 1.",
+        ),
+        (
+            expectations.step_should_fail_with,
+            ("w2", "40001"),
+            f"Step w2 (T2: {UPDATE}) did not fail with 40001: it blocked waiting for T1 for 3.0 ms, "
+            "then succeeded with UPDATE 1.",
+        ),
+        (
+            expectations.step_should_succeed,
+            ("w2", "UPDATE 2"),
+            f"Step w2 (T2: {UPDATE}) succeeded with UPDATE 1, expected UPDATE 2.",
+        ),
+        (
+            expectations.step_should_return,
+            ("r1", ["1, 10"]),
+            "Step r1 (T1: SELECT id, value FROM il_test) returned 2 rows: 1, 10 | 2, NULL, expected 1 row: 1, 10.",
+        ),
+        (
+            expectations.step_should_return,
+            ("r1", []),
+            "Step r1 (T1: SELECT id, value FROM il_test) returned 2 rows: 1, 10 | 2, NULL, expected no rows.",
+        ),
+    ],
+)
 def test_a_step_assertion_that_misses_says_what_the_step_really_did(
     check: Callable[..., None], args: tuple[object, ...], message: str
 ) -> None:
@@ -203,8 +256,11 @@ def test_a_step_assertion_that_misses_says_what_the_step_really_did(
 
 
 def test_a_failed_step_has_no_rows_to_compare() -> None:
-    with pytest.raises(OutcomeMismatch, match=r"returned no rows to compare with 1 row: 10: it blocked waiting for T1 "
-                                              r"for 3\.0 ms, then failed with 40001: could not serialize"):
+    with pytest.raises(
+        OutcomeMismatch,
+        match=r"returned no rows to compare with 1 row: 10: it blocked waiting for T1 "
+        r"for 3\.0 ms, then failed with 40001: could not serialize",
+    ):
         expectations.step_should_return(run_of(REFUSED), "w2", ["10"])
     with pytest.raises(OutcomeMismatch, match=r"did not succeed: it blocked waiting for T1 for 3\.0 ms, then failed"):
         expectations.step_should_succeed(run_of(REFUSED), "w2")
@@ -237,15 +293,19 @@ def test_a_session_transaction_ends_as_its_steps_say() -> None:
     assert ended((COMMIT, False)).summary() == "committed (at c1)"
     failed = ended((FAILED, True), (IGNORED, True), (COMMIT_REFUSED, False))
     assert failed.state is TransactionState.ROLLED_BACK
-    assert failed.summary() == ("rolled back (c1 (COMMIT) answered ROLLBACK: the transaction had failed at w1 "
-                                f"(40001: {SERIALIZATION}))")
+    assert failed.summary() == (
+        f"rolled back (c1 (COMMIT) answered ROLLBACK: the transaction had failed at w1 (40001: {SERIALIZATION}))"
+    )
     commit_failed = outcome("c1", "T1", "COMMIT", finished_ns=1, sqlstate="40001", error="read/write dependencies")
-    assert ended((commit_failed, False)).summary() == ("rolled back (c1 failed with 40001: read/write dependencies, "
-                                                       "which ended the transaction)")
+    assert ended((commit_failed, False)).summary() == (
+        "rolled back (c1 failed with 40001: read/write dependencies, which ended the transaction)"
+    )
     rollback = outcome("a1", "T1", "ROLLBACK", finished_ns=1, status="ROLLBACK")
     assert ended((rollback, False)).summary() == "rolled back (at a1)"
-    after_commit = ended((COMMIT, False), (outcome("x", "T1", "SELECT 1/0", finished_ns=1, sqlstate="22012",
-                                                   error="division by zero"), False))
+    after_commit = ended(
+        (COMMIT, False),
+        (outcome("x", "T1", "SELECT 1/0", finished_ns=1, sqlstate="22012", error="division by zero"), False),
+    )
     assert after_commit.state is TransactionState.COMMITTED, "an error outside the transaction does not undo it"
     left = ended()
     left.ended_by_stampede()
@@ -275,11 +335,13 @@ def test_the_timeline_has_sessions_as_columns_and_ends_with_each_transaction() -
 def test_the_matrix_says_what_each_level_did_and_how() -> None:
     matrix = AnomalyMatrix()
     matrix.record("P4 lost update", run_of(RESUMED), AnomalyVerdict.ALLOWED, "t1")
-    matrix.record("P4 lost update", run_of(REFUSED, isolation=IsolationLevel.REPEATABLE_READ),
-                  AnomalyVerdict.PREVENTED, "t2")
+    matrix.record(
+        "P4 lost update", run_of(REFUSED, isolation=IsolationLevel.REPEATABLE_READ), AnomalyVerdict.PREVENTED, "t2"
+    )
     matrix.record("G1a aborted read", run_of(READ), AnomalyVerdict.PREVENTED, "t3")
-    matrix.record("G1a aborted read", run_of(READ, isolation=IsolationLevel.SERIALIZABLE),
-                  AnomalyVerdict.PREVENTED, "t4")
+    matrix.record(
+        "G1a aborted read", run_of(READ, isolation=IsolationLevel.SERIALIZABLE), AnomalyVerdict.PREVENTED, "t4"
+    )
     headers, rows = matrix.summary_table()
     assert headers == ["anomaly", "read committed", "repeatable read", "serializable"]
     assert rows == [
@@ -298,8 +360,11 @@ def test_the_matrix_says_what_each_level_did_and_how() -> None:
 def test_the_matrix_needs_one_isolation_level_and_a_name() -> None:
     mixed = run_of(READ, RESUMED)
     mixed.sessions["T2"] = type(mixed.sessions["T2"])("T2", IsolationLevel.SERIALIZABLE)
-    with pytest.raises(ConfigurationError, match=r"needs every session at one isolation level, but permutation "
-                                                 r"'r1 w2' ran T1 at read committed, T2 at serializable"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"needs every session at one isolation level, but permutation "
+        r"'r1 w2' ran T1 at read committed, T2 at serializable",
+    ):
         AnomalyMatrix().record("P4", mixed, AnomalyVerdict.ALLOWED)
     with pytest.raises(ConfigurationError, match="Name the anomaly"):
         AnomalyMatrix().record(" ", run_of(READ), AnomalyVerdict.ALLOWED)

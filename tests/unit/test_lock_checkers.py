@@ -24,27 +24,67 @@ from stampede.workloads.lock_contention import LockWork
 MS = 1_000_000
 
 
-def attempt(agent: int, acquire: tuple[float, float], release: tuple[float, float] | None, *,
-            lease: float | None = None, fence: int | None = None, answer: str = "released", user: str | None = None,
-            key: str = "guard", read: dict[str, Any] | None = None, write: dict[str, Any] | None = None) -> Operation:
+def attempt(
+    agent: int,
+    acquire: tuple[float, float],
+    release: tuple[float, float] | None,
+    *,
+    lease: float | None = None,
+    fence: int | None = None,
+    answer: str = "released",
+    user: str | None = None,
+    key: str = "guard",
+    read: dict[str, Any] | None = None,
+    write: dict[str, Any] | None = None,
+) -> Operation:
     """One lock attempt; times in ms. ``release=None``: the agent never got the lock."""
-    written: dict[str, Any] = {"key": key, "lock": "stampede redis", "holder": agent, "token": f"t{agent}",
-                               "lease_ns": None if lease is None else int(lease * MS),
-                               "acquire": [int(acquire[0] * MS), int(acquire[1] * MS)], "acquired": release is not None}
+    written: dict[str, Any] = {
+        "key": key,
+        "lock": "stampede redis",
+        "holder": agent,
+        "token": f"t{agent}",
+        "lease_ns": None if lease is None else int(lease * MS),
+        "acquire": [int(acquire[0] * MS), int(acquire[1] * MS)],
+        "acquired": release is not None,
+    }
     if release is not None:
-        written.update(fence=fence, granted_try_ns=int(acquire[0] * MS),
-                       release=[int(release[0] * MS), int(release[1] * MS)], release_answer=answer)
+        written.update(
+            fence=fence,
+            granted_try_ns=int(acquire[0] * MS),
+            release=[int(release[0] * MS), int(release[1] * MS)],
+            release_answer=answer,
+        )
     if write is not None:
         written["write"] = write
     end = release[1] if release else acquire[1]
-    return Operation(agent, user or f"user-{agent}", "guard", 0, int(acquire[0] * MS), int(end * MS), Outcome.OK,
-                     read=read, written=written)
+    return Operation(
+        agent,
+        user or f"user-{agent}",
+        "guard",
+        0,
+        int(acquire[0] * MS),
+        int(end * MS),
+        Outcome.OK,
+        read=read,
+        written=written,
+    )
 
 
-def access(fence: int | None, accepted: bool, value: int | None, highest_before: int | None, at: float,
-           serial: int | None = None) -> dict[str, Any]:
-    record = {"fence": fence, "accepted": accepted, "value": value, "highest_before": highest_before,
-              "at": [int(at * MS), int((at + 0.1) * MS)]}
+def access(
+    fence: int | None,
+    accepted: bool,
+    value: int | None,
+    highest_before: int | None,
+    at: float,
+    serial: int | None = None,
+) -> dict[str, Any]:
+    record = {
+        "fence": fence,
+        "accepted": accepted,
+        "value": value,
+        "highest_before": highest_before,
+        "at": [int(at * MS), int((at + 0.1) * MS)],
+    }
     if serial is not None:
         record["serial"] = serial
     return record
@@ -82,16 +122,19 @@ def test_an_overlap_within_the_measurement_error_is_inconclusive_not_a_pass_or_a
     history = History([attempt(1, (0, 1), (10, 11)), attempt(2, (9.6, 9.7), (20, 21))])
     verdict = check_holders_never_overlap(history, tolerance_ns=MS)
     assert verdict.inconclusive and verdict.status == "INCONCLUSIVE"
-    assert verdict.message.startswith("Inconclusive: 1 overlap of holders, none longer than the measurement error "
-                                      "(1.0 ms); the largest, agent 1 held it 1.0–10.0 ms and agent 2 9.7–20.0 ms, "
-                                      "both at once for 300 µs, could come from the clocks alone")
+    assert verdict.message.startswith(
+        "Inconclusive: 1 overlap of holders, none longer than the measurement error "
+        "(1.0 ms); the largest, agent 1 held it 1.0–10.0 ms and agent 2 9.7–20.0 ms, "
+        "both at once for 300 µs, could come from the clocks alone"
+    )
     assert not check_holders_never_overlap(history, tolerance_ns=MS // 10).passed, "beyond a smaller error it is real"
 
 
 def test_a_holder_that_outlived_its_lease_overlaps_but_the_lock_was_not_granted_twice() -> None:
     # Lease 50 ms from 0: agent 2 got the lock at 52 ms, after it ran out; agent 1 worked on until 80 ms.
-    history = History([attempt(1, (0, 1), (80, 81), lease=50, answer="not owned"),
-                       attempt(2, (51, 52), (70, 71), lease=50)])
+    history = History(
+        [attempt(1, (0, 1), (80, 81), lease=50, answer="not owned"), attempt(2, (51, 52), (70, 71), lease=50)]
+    )
     overlap = check_holders_never_overlap(history)
     assert not overlap.passed
     assert "(1 after the earlier holder's lease could have run out: it outlived its lease)" in overlap.message
@@ -103,23 +146,29 @@ def test_a_holder_that_outlived_its_lease_overlaps_but_the_lock_was_not_granted_
 
 def test_a_second_grant_inside_a_lease_is_the_lock_granted_twice() -> None:
     # Agent 2 deleted agent 3's lock (a plain DEL after its lease ran out); agent 4 got in at 62 ms, inside 3's lease.
-    history = History([attempt(2, (0, 1), (60, 61), lease=50),
-                       attempt(3, (51, 52), (70, 71), lease=50),
-                       attempt(4, (61, 62), (75, 76), lease=50)])
+    history = History(
+        [
+            attempt(2, (0, 1), (60, 61), lease=50),
+            attempt(3, (51, 52), (70, 71), lease=50),
+            attempt(4, (61, 62), (75, 76), lease=50),
+        ]
+    )
     verdict = check_never_granted_twice(history)
     assert not verdict.passed
     assert verdict.message.startswith(
         "Lock granted twice: 1 time lock 'guard' let a second agent in while the holder was inside its lease and had "
         "not released. First: agent 3 held it 52.0–70.0 ms (50.0 ms lease from 51.0 ms) and agent 4 62.0–75.0 ms, "
-        "both at once for 8.0 ms")
+        "both at once for 8.0 ms"
+    )
 
 
 def test_fewer_than_two_holds_leave_nothing_to_judge() -> None:
     history = History([attempt(1, (0, 1), (10, 11)), attempt(2, (0, 5000), None)])
     verdict = check_holders_never_overlap(history)
     assert verdict.inconclusive
-    assert verdict.message == ("Nothing to judge for holders never overlap: 1 agent got the lock in 2 attempts; two "
-                               "holds at least are needed.")
+    assert verdict.message == (
+        "Nothing to judge for holders never overlap: 1 agent got the lock in 2 attempts; two holds at least are needed."
+    )
 
 
 def test_holds_of_different_keys_never_conflict() -> None:
@@ -131,29 +180,36 @@ def test_holds_of_different_keys_never_conflict() -> None:
 
 
 def test_not_owned_releases_mean_the_holder_outlived_its_lease() -> None:
-    history = History([attempt(1, (0, 1), (80, 81), lease=50, answer="not owned"),
-                       attempt(2, (51, 52), (60, 61), lease=50)])
+    history = History(
+        [attempt(1, (0, 1), (80, 81), lease=50, answer="not owned"), attempt(2, (51, 52), (60, 61), lease=50)]
+    )
     verdict = check_leases_outlived(history)
     assert not verdict.passed and verdict.value == 1
-    assert verdict.message == ("Holders outlived their leases: 1 of 2 holders were still working when their 50.0 ms "
-                               "lease had surely run out (held up to 79.0 ms); 1 release answered \"not owned\" "
-                               "(agents 1).")
+    assert verdict.message == (
+        "Holders outlived their leases: 1 of 2 holders were still working when their 50.0 ms "
+        'lease had surely run out (held up to 79.0 ms); 1 release answered "not owned" '
+        "(agents 1)."
+    )
 
 
 def test_a_release_after_the_lease_surely_ran_out_that_still_released_deleted_someone_elses_lock() -> None:
-    history = History([attempt(1, (0, 1), (80, 81), lease=50, answer="released"),
-                       attempt(2, (51, 52), (90, 91), lease=50)])
+    history = History(
+        [attempt(1, (0, 1), (80, 81), lease=50, answer="released"), attempt(2, (51, 52), (90, 91), lease=50)]
+    )
     verdict = check_leases_outlived(history)
     assert not verdict.passed
-    assert ("1 release after the lease had surely run out answered \"released\": it deleted a lock that was no "
-            "longer the holder's") in verdict.message
+    assert (
+        '1 release after the lease had surely run out answered "released": it deleted a lock that was no '
+        "longer the holder's"
+    ) in verdict.message
 
 
 def test_releases_within_the_lease_pass() -> None:
     history = History([attempt(1, (0, 1), (10, 11), lease=50), attempt(2, (11, 12), (20, 21), lease=50)])
     verdict = check_leases_outlived(history)
-    assert verdict.passed and verdict.message == ("Every holder finished within its lease: 2 releases, each answered "
-                                                  "\"released\".")
+    assert verdict.passed and verdict.message == (
+        'Every holder finished within its lease: 2 releases, each answered "released".'
+    )
 
 
 # ----------------------------------------------------------------------------------------------- fencing
@@ -161,13 +217,36 @@ def test_releases_within_the_lease_pass() -> None:
 
 def _fenced_history(stale_write_accepted: bool) -> History:
     # Agent 1 (fence 1) read, stalled past its lease; agent 2 (fence 2) read and wrote; agent 1 came back to write.
-    return History([
-        attempt(2, (51, 52), (60, 61), lease=50, fence=2, read=access(2, True, 0, 1, 52),
-                write=access(2, True, 1, 2, 59, serial=1)),
-        attempt(1, (0, 1), (80, 81), lease=50, fence=1, answer="not owned", read=access(1, True, 0, None, 1),
-                write=access(1, stale_write_accepted, 1 if stale_write_accepted else None, 2, 79,
-                             serial=2 if stale_write_accepted else None)),
-    ])
+    return History(
+        [
+            attempt(
+                2,
+                (51, 52),
+                (60, 61),
+                lease=50,
+                fence=2,
+                read=access(2, True, 0, 1, 52),
+                write=access(2, True, 1, 2, 59, serial=1),
+            ),
+            attempt(
+                1,
+                (0, 1),
+                (80, 81),
+                lease=50,
+                fence=1,
+                answer="not owned",
+                read=access(1, True, 0, None, 1),
+                write=access(
+                    1,
+                    stale_write_accepted,
+                    1 if stale_write_accepted else None,
+                    2,
+                    79,
+                    serial=2 if stale_write_accepted else None,
+                ),
+            ),
+        ]
+    )
 
 
 def test_a_stale_fencing_write_accepted_fails_fencing_with_the_numbers() -> None:
@@ -177,15 +256,18 @@ def test_a_stale_fencing_write_accepted_fails_fencing_with_the_numbers() -> None
         "Fencing did not hold: 1 stale access accepted: a fencing number below the highest the resource had seen "
         "(first: agent 1's write with fence 1 at 79.0 ms, after the resource had seen 2); the numbers of accepted "
         "writes went backwards 1 time in the order the resource applied them. Fencing is off: the resource takes "
-        "every write.")
+        "every write."
+    )
 
 
 def test_a_stale_fencing_write_refused_keeps_fencing() -> None:
     verdict = check_fencing(_fenced_history(stale_write_accepted=False), fencing=True)
     assert verdict.passed and not verdict.inconclusive
-    assert verdict.message == ("Fencing held: the fencing numbers of 1 accepted write to the resource of lock 'guard' "
-                               "only rose, from 2 to 2; the resource refused 1 holder that came back with a stale "
-                               "number (1 at their write).")
+    assert verdict.message == (
+        "Fencing held: the fencing numbers of 1 accepted write to the resource of lock 'guard' "
+        "only rose, from 2 to 2; the resource refused 1 holder that came back with a stale "
+        "number (1 at their write)."
+    )
     assert [row["answer"] for row in verdict.details] == ["refused"]
 
 
@@ -208,7 +290,8 @@ def test_lost_increments_are_counted_with_the_write_that_wiped_them_out() -> Non
     assert verdict.message == (
         "Protected data went wrong: the counter guarded by lock 'guard' stands at 1 after 2 accepted writes: 1 "
         "increment lost to holders working at once; e.g. agent 1 read 0 and wrote it back plus one over 1 increment "
-        "made while it worked.")
+        "made while it worked."
+    )
     (row,) = verdict.details
     assert (row["agent"], row["wrote"], row["as write no."], row["increments overwritten"]) == (1, 1, 2, 1)
 
@@ -217,30 +300,37 @@ def test_a_counter_that_counts_every_write_passes() -> None:
     history = _fenced_history(stale_write_accepted=False)
     verdict = check_protected_data(history, {"guard": ResourceState(value=1, writes=1, highest_fence=2)})
     assert verdict.passed
-    assert verdict.message == ("The protected data is right: the counter guarded by lock 'guard' stands at 1 after 1 "
-                               "accepted write; 1 stale write refused.")
+    assert verdict.message == (
+        "The protected data is right: the counter guarded by lock 'guard' stands at 1 after 1 "
+        "accepted write; 1 stale write refused."
+    )
 
 
 # ----------------------------------------------------------------------------------------------- sessions
 
 
 def test_two_sessions_of_one_user_at_once_fail_and_sessions_of_different_users_do_not() -> None:
-    history = History([
-        attempt(1, (0, 1), (20, 21), user="user-1", key="s:user-1"),
-        attempt(3, (5, 6), (25, 26), user="user-1", key="s:user-1"),
-        attempt(2, (0, 1), (20, 21), user="user-2", key="s:user-2"),
-        attempt(4, (21, 22), (30, 31), user="user-2", key="s:user-2"),
-    ])
+    history = History(
+        [
+            attempt(1, (0, 1), (20, 21), user="user-1", key="s:user-1"),
+            attempt(3, (5, 6), (25, 26), user="user-1", key="s:user-1"),
+            attempt(2, (0, 1), (20, 21), user="user-2", key="s:user-2"),
+            attempt(4, (21, 22), (30, 31), user="user-2", key="s:user-2"),
+        ]
+    )
     verdict = check_single_active_session(history)
     assert not verdict.passed and verdict.value == 1
-    assert verdict.message == ("Users had two sessions active at once: 1 of 2 users (user-1), up to 2 sessions of one "
-                               "user at once; user-1's sessions of agents 1 (1.0–20.0 ms) and 3 (6.0–25.0 ms) were "
-                               "both active for 14.0 ms.")
+    assert verdict.message == (
+        "Users had two sessions active at once: 1 of 2 users (user-1), up to 2 sessions of one "
+        "user at once; user-1's sessions of agents 1 (1.0–20.0 ms) and 3 (6.0–25.0 ms) were "
+        "both active for 14.0 ms."
+    )
 
 
 def test_one_session_at_a_time_per_user_passes_and_one_agent_per_user_is_inconclusive() -> None:
-    taking_turns = History([attempt(1, (0, 1), (20, 21), user="user-1"), attempt(3, (20.5, 21.5), (30, 31),
-                                                                                  user="user-1")])
+    taking_turns = History(
+        [attempt(1, (0, 1), (20, 21), user="user-1"), attempt(3, (20.5, 21.5), (30, 31), user="user-1")]
+    )
     assert check_single_active_session(taking_turns).passed
     alone = History([attempt(1, (0, 1), (20, 21)), attempt(2, (0, 1), (20, 21))])
     assert check_single_active_session(alone).inconclusive
@@ -249,10 +339,16 @@ def test_one_session_at_a_time_per_user_passes_and_one_agent_per_user_is_inconcl
 # ----------------------------------------------------------------------------------------------- configuration
 
 
-@pytest.mark.parametrize(("text", "kind"), [
-    ("stampede redis", LockKind.STAMPEDE_REDIS), ("Redis-Py", LockKind.REDIS_PY),
-    ("advisory_session", LockKind.ADVISORY_SESSION), ("FOR UPDATE", LockKind.FOR_UPDATE), ("broken", LockKind.BROKEN),
-])
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("stampede redis", LockKind.STAMPEDE_REDIS),
+        ("Redis-Py", LockKind.REDIS_PY),
+        ("advisory_session", LockKind.ADVISORY_SESSION),
+        ("FOR UPDATE", LockKind.FOR_UPDATE),
+        ("broken", LockKind.BROKEN),
+    ],
+)
 def test_locks_are_named_the_way_people_write_them(text: str, kind: LockKind) -> None:
     assert LockSpec.parse(text).kind is kind
 

@@ -19,11 +19,24 @@ MS = 1_000_000
 LAST_COMMIT_NS = 10_000 * MS
 
 
-def append(seq: int, stream: str = "user-1", *, committed_ns: int = LAST_COMMIT_NS, lag_ms: float | None = 10,
-           outcome: Outcome = Outcome.OK, agent: int = 1) -> Operation:
+def append(
+    seq: int,
+    stream: str = "user-1",
+    *,
+    committed_ns: int = LAST_COMMIT_NS,
+    lag_ms: float | None = 10,
+    outcome: Outcome = Outcome.OK,
+    agent: int = 1,
+) -> Operation:
     timings = {"append": 5 * MS} | ({"projection_lag": int(lag_ms * MS)} if lag_ms is not None else {})
     return Operation(
-        agent, f"user-{agent}", "append events", 0, committed_ns - 5 * MS, committed_ns + 20 * MS, outcome,
+        agent,
+        f"user-{agent}",
+        "append events",
+        0,
+        committed_ns - 5 * MS,
+        committed_ns + 20 * MS,
+        outcome,
         read={"seen": lag_ms is not None},
         written={"stream": stream, "seq": seq, "type": "credit", "amount": 1, "committed_ns": committed_ns},
         timings=timings,
@@ -37,12 +50,19 @@ EVENTS = [
     StoredEvent(4, "user-2", 7),
     StoredEvent(5, "user-10", 1),
 ]
-HISTORY = History(append(event.seq, event.stream, committed_ns=LAST_COMMIT_NS - (5 - event.seq) * MS)
-                  for event in EVENTS)
+HISTORY = History(
+    append(event.seq, event.stream, committed_ns=LAST_COMMIT_NS - (5 - event.seq) * MS) for event in EVENTS
+)
 
 
-def snapshot(applied: list[int], totals: dict[str, int], *, applied_ms_after: float = 30,
-             caught_up: bool = True, worker: str = "caught up and stopped") -> ProjectionSnapshot:
+def snapshot(
+    applied: list[int],
+    totals: dict[str, int],
+    *,
+    applied_ms_after: float = 30,
+    caught_up: bool = True,
+    worker: str = "caught up and stopped",
+) -> ProjectionSnapshot:
     return ProjectionSnapshot(
         events=EVENTS,
         applied=applied,
@@ -67,8 +87,9 @@ def test_a_projection_that_is_the_fold_of_every_event_converges() -> None:
 
 
 def test_skipped_events_fail_with_their_seqs_and_the_totals_of_the_worst_stream() -> None:
-    verdict = check_projection_converged(HISTORY, snapshot([1, 3, 5], {"user-1": 10, "user-2": 5, "user-10": 1}),
-                                         within=5)
+    verdict = check_projection_converged(
+        HISTORY, snapshot([1, 3, 5], {"user-1": 10, "user-2": 5, "user-10": 1}), within=5
+    )
     assert not verdict.passed
     assert verdict.message == (
         "Projection diverged: 2 of 5 events never applied (seqs 2, 4); 2 of 3 streams differ: stream user-2 "
@@ -77,14 +98,20 @@ def test_skipped_events_fail_with_their_seqs_and_the_totals_of_the_worst_stream(
     assert verdict.value == 2
     assert [row["stream"] for row in verdict.details] == ["user-1", "user-2"]
     assert verdict.details[1] == {
-        "stream": "user-2", "events": 2, "events sum to": 12, "projected": 5, "difference": -7,
-        "missing seqs": "4", "seqs applied twice": "",
+        "stream": "user-2",
+        "events": 2,
+        "events sum to": 12,
+        "projected": 5,
+        "difference": -7,
+        "missing seqs": "4",
+        "seqs applied twice": "",
     }
 
 
 def test_a_worker_still_catching_up_at_the_bound_has_not_converged_yet() -> None:
     verdict = check_projection_converged(
-        HISTORY, snapshot([1, 2, 3], {"user-1": 7, "user-2": 5}, caught_up=False, worker="was still catching up"),
+        HISTORY,
+        snapshot([1, 2, 3], {"user-1": 7, "user-2": 5}, caught_up=False, worker="was still catching up"),
         within=2,
     )
     assert not verdict.passed
@@ -123,17 +150,20 @@ def test_applications_of_unknown_events_and_appends_lost_from_the_store_fail() -
 
 
 def test_a_projection_that_converged_after_the_bound_fails_by_how_much() -> None:
-    verdict = check_projection_converged(HISTORY, snapshot([1, 2, 3, 4, 5], CORRECT_TOTALS, applied_ms_after=6000),
-                                         within=5)
+    verdict = check_projection_converged(
+        HISTORY, snapshot([1, 2, 3, 4, 5], CORRECT_TOTALS, applied_ms_after=6000), within=5
+    )
     assert not verdict.passed
     assert verdict.miss == "1.00 s too late"
-    assert verdict.message.startswith("Projection converged only 6.00 s after the last append, 1.00 s too late for "
-                                      "the 5.00 s bound")
+    assert verdict.message.startswith(
+        "Projection converged only 6.00 s after the last append, 1.00 s too late for the 5.00 s bound"
+    )
 
 
 def test_an_application_committed_before_the_agent_saw_its_commit_counts_as_no_delay() -> None:
-    verdict = check_projection_converged(HISTORY, snapshot([1, 2, 3, 4, 5], CORRECT_TOTALS, applied_ms_after=-2),
-                                         within=5)
+    verdict = check_projection_converged(
+        HISTORY, snapshot([1, 2, 3, 4, 5], CORRECT_TOTALS, applied_ms_after=-2), within=5
+    )
     assert verdict.passed and verdict.value == 0
 
 

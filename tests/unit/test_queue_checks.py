@@ -19,11 +19,27 @@ from stampede.workloads.work_queue import QUEUE_FULL
 MS = 1_000_000
 
 
-def offer(agent: int, item: int | None, priority: int, start: float, end: float,
-          outcome: Outcome = Outcome.OK, error: str | None = None) -> Operation:
+def offer(
+    agent: int,
+    item: int | None,
+    priority: int,
+    start: float,
+    end: float,
+    outcome: Outcome = Outcome.OK,
+    error: str | None = None,
+) -> Operation:
     """A producer's operation; times in ms."""
-    return Operation(agent, f"user-{agent}", "queue", 0, int(start * MS), int(end * MS), outcome, error=error,
-                     written={"role": "producer", "item": item, "priority": priority})
+    return Operation(
+        agent,
+        f"user-{agent}",
+        "queue",
+        0,
+        int(start * MS),
+        int(end * MS),
+        outcome,
+        error=error,
+        written={"role": "producer", "item": item, "priority": priority},
+    )
 
 
 def refusal(agent: int, priority: int, start: float, end: float) -> Operation:
@@ -32,24 +48,45 @@ def refusal(agent: int, priority: int, start: float, end: float) -> Operation:
 
 def processing(agent: int, item: int, priority: int, claim_start: float, claimed: float, end: float) -> Operation:
     """A consumer's operation; times in ms."""
-    written = {"role": "consumer", "item": item, "priority": priority,
-               "claim_started_ns": int(claim_start * MS), "claimed_ns": int(claimed * MS)}
-    return Operation(agent, f"user-{agent}", "queue", 0, int(claim_start * MS), int(end * MS), Outcome.OK,
-                     written=written)
+    written = {
+        "role": "consumer",
+        "item": item,
+        "priority": priority,
+        "claim_started_ns": int(claim_start * MS),
+        "claimed_ns": int(claimed * MS),
+    }
+    return Operation(
+        agent, f"user-{agent}", "queue", 0, int(claim_start * MS), int(end * MS), Outcome.OK, written=written
+    )
 
 
 def drained(agent: int, at: float) -> Operation:
-    return Operation(agent, f"user-{agent}", "queue", 0, int(at * MS), int((at + 0.1) * MS), Outcome.OK,
-                     written={"role": "consumer", "item": None})
+    return Operation(
+        agent,
+        f"user-{agent}",
+        "queue",
+        0,
+        int(at * MS),
+        int((at + 0.1) * MS),
+        Outcome.OK,
+        written={"role": "consumer", "item": None},
+    )
 
 
 def correct_run() -> History:
     """Three items of priorities 10, 5, 1 all queued first, then claimed highest first by two consumers."""
-    return History([
-        offer(1, 1, 1, 0, 1), offer(1, 2, 5, 1, 2), offer(1, 3, 10, 2, 3),
-        processing(2, 3, 10, 4, 5, 6), processing(3, 2, 5, 4.5, 5.5, 7), processing(2, 1, 1, 6, 7, 8),
-        drained(2, 9), drained(3, 9),
-    ])
+    return History(
+        [
+            offer(1, 1, 1, 0, 1),
+            offer(1, 2, 5, 1, 2),
+            offer(1, 3, 10, 2, 3),
+            processing(2, 3, 10, 4, 5, 6),
+            processing(3, 2, 5, 4.5, 5.5, 7),
+            processing(2, 1, 1, 6, 7, 8),
+            drained(2, 9),
+            drained(3, 9),
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- exactly once
@@ -131,11 +168,14 @@ def test_claims_in_priority_order_have_no_inversion() -> None:
 
 
 def test_claiming_a_low_item_while_a_high_one_waits_is_an_inversion() -> None:
-    history = History([
-        offer(1, 1, 1, 0, 1), offer(1, 2, 10, 1, 2),
-        processing(2, 1, 1, 3, 4, 5),  # item 2 (priority 10) has waited since 2 ms and is claimed only at 6 ms
-        processing(2, 2, 10, 6, 7, 8),
-    ])
+    history = History(
+        [
+            offer(1, 1, 1, 0, 1),
+            offer(1, 2, 10, 1, 2),
+            processing(2, 1, 1, 3, 4, 5),  # item 2 (priority 10) has waited since 2 ms and is claimed only at 6 ms
+            processing(2, 2, 10, 6, 7, 8),
+        ]
+    )
     verdict = check_priority_inversions(history)
     assert not verdict.passed
     assert verdict.message.startswith(
@@ -147,21 +187,27 @@ def test_claiming_a_low_item_while_a_high_one_waits_is_an_inversion() -> None:
 
 def test_a_high_item_claimed_concurrently_by_another_consumer_is_no_inversion() -> None:
     """With SKIP LOCKED, a consumer skips the row another is locking: the claims overlap, nothing was passed over."""
-    history = History([
-        offer(1, 1, 1, 0, 1), offer(1, 2, 10, 1, 2),
-        processing(2, 2, 10, 3, 4.5, 6),
-        processing(3, 1, 1, 3.2, 4, 5),
-    ])
+    history = History(
+        [
+            offer(1, 1, 1, 0, 1),
+            offer(1, 2, 10, 1, 2),
+            processing(2, 2, 10, 3, 4.5, 6),
+            processing(3, 1, 1, 3.2, 4, 5),
+        ]
+    )
     assert check_priority_inversions(history).passed
 
 
 def test_an_item_queued_while_a_claim_ran_is_no_inversion() -> None:
     """The claim may have looked before the high item committed: only items queued before it started count."""
-    history = History([
-        offer(1, 1, 1, 0, 1), offer(1, 2, 10, 2, 3.5),
-        processing(2, 1, 1, 3, 4, 5),
-        processing(2, 2, 10, 6, 7, 8),
-    ])
+    history = History(
+        [
+            offer(1, 1, 1, 0, 1),
+            offer(1, 2, 10, 2, 3.5),
+            processing(2, 1, 1, 3, 4, 5),
+            processing(2, 2, 10, 6, 7, 8),
+        ]
+    )
     assert check_priority_inversions(history).passed
 
 
@@ -194,10 +240,14 @@ def test_higher_priority_waiting_less_passes_with_the_waits_per_priority() -> No
 
 
 def test_higher_priority_waiting_longer_beyond_the_tolerance_fails() -> None:
-    history = History([
-        offer(1, 1, 10, 0, 1), offer(1, 2, 1, 1, 2),
-        processing(2, 2, 1, 3, 4, 5), processing(2, 1, 10, 100, 101, 102),
-    ])
+    history = History(
+        [
+            offer(1, 1, 10, 0, 1),
+            offer(1, 2, 1, 1, 2),
+            processing(2, 2, 1, 3, 4, 5),
+            processing(2, 1, 10, 100, 101, 102),
+        ]
+    )
     verdict = check_waits_by_priority(history, tolerance=0.05)
     assert not verdict.passed
     assert verdict.message.startswith(
@@ -211,10 +261,16 @@ def test_higher_priority_waiting_longer_beyond_the_tolerance_fails() -> None:
 
 
 def test_refusals_at_capacity_pass() -> None:
-    history = History([
-        offer(1, 1, 1, 0, 1), offer(2, 2, 1, 0.5, 1.5), refusal(1, 1, 2, 3), refusal(2, 1, 2, 3),
-        processing(3, 1, 1, 5, 6, 7), processing(3, 2, 1, 7, 8, 9),
-    ])
+    history = History(
+        [
+            offer(1, 1, 1, 0, 1),
+            offer(2, 2, 1, 0.5, 1.5),
+            refusal(1, 1, 2, 3),
+            refusal(2, 1, 2, 3),
+            processing(3, 1, 1, 5, 6, 7),
+            processing(3, 2, 1, 7, 8, 9),
+        ]
+    )
     verdict = check_overflow(history, capacity=2)
     assert verdict.passed and not verdict.inconclusive, verdict.message
     assert verdict.message == (
@@ -234,10 +290,17 @@ def test_more_items_waiting_than_the_capacity_fails() -> None:
 
 def test_items_that_may_already_have_been_claimed_do_not_count_against_the_capacity() -> None:
     """Item 1's claim started before item 3 was certainly queued: never provably 3 waiting."""
-    history = History([
-        offer(1, 1, 1, 0, 1), offer(2, 2, 1, 0, 1), offer(3, 3, 1, 1, 2), refusal(1, 1, 2.5, 3),
-        processing(4, 1, 1, 1.5, 2.5, 3), processing(4, 2, 1, 3, 3.5, 4), processing(4, 3, 1, 4, 4.5, 5),
-    ])
+    history = History(
+        [
+            offer(1, 1, 1, 0, 1),
+            offer(2, 2, 1, 0, 1),
+            offer(3, 3, 1, 1, 2),
+            refusal(1, 1, 2.5, 3),
+            processing(4, 1, 1, 1.5, 2.5, 3),
+            processing(4, 2, 1, 3, 3.5, 4),
+            processing(4, 3, 1, 4, 4.5, 5),
+        ]
+    )
     assert check_overflow(history, capacity=2).passed
 
 
@@ -250,10 +313,13 @@ def test_a_refusal_while_the_queue_had_room_fails() -> None:
 
 
 def test_an_offer_failing_otherwise_is_not_a_report_of_overflow() -> None:
-    history = History([
-        offer(1, 1, 1, 0, 1), refusal(1, 1, 2, 3),
-        offer(2, None, 1, 0, 4, Outcome.TIMEOUT, "57014"),
-    ])
+    history = History(
+        [
+            offer(1, 1, 1, 0, 1),
+            refusal(1, 1, 2, 3),
+            offer(2, None, 1, 0, 4, Outcome.TIMEOUT, "57014"),
+        ]
+    )
     verdict = check_overflow(history, capacity=1)
     assert not verdict.passed
     assert "1 offer failed without a queue_full answer (timeout (57014): 1)" in verdict.message

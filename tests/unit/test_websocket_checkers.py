@@ -27,14 +27,37 @@ def user(agent: int) -> str:
     return f"user-{agent}"
 
 
-def message(agent: int, seq: int | None, kind: str, *, connection: int = 1, leg: int = 1, run: str | None = None,
-            owner: int | None = None, session: str | None = None, request: str | None = None) -> ReceivedMessage:
+def message(
+    agent: int,
+    seq: int | None,
+    kind: str,
+    *,
+    connection: int = 1,
+    leg: int = 1,
+    run: str | None = None,
+    owner: int | None = None,
+    session: str | None = None,
+    request: str | None = None,
+) -> ReceivedMessage:
     """A message on ``agent``'s connection; ``owner`` is the agent whose user id and marker it carries."""
     owner = agent if owner is None else owner
     in_run = run is not None
-    return ReceivedMessage(agent, user(agent), connection, seq or 0, f'{{"type": "{kind}"}}', own_marker=marker(agent),
-                           leg=leg, type=kind, seq=seq, user_id=user(owner), marker=marker(owner) if in_run else None,
-                           run_id=run, request=request, session_id=session)
+    return ReceivedMessage(
+        agent,
+        user(agent),
+        connection,
+        seq or 0,
+        f'{{"type": "{kind}"}}',
+        own_marker=marker(agent),
+        leg=leg,
+        type=kind,
+        seq=seq,
+        user_id=user(owner),
+        marker=marker(owner) if in_run else None,
+        run_id=run,
+        request=request,
+        session_id=session,
+    )
 
 
 def session_of(agent: int, first_seq: int = 1, runs: int = 2, *, connection: int = 1) -> list[ReceivedMessage]:
@@ -42,8 +65,16 @@ def session_of(agent: int, first_seq: int = 1, runs: int = 2, *, connection: int
     frames = [message(agent, first_seq, "session_started", connection=connection, session=f"s-{agent}-{connection}")]
     for run in range(runs):
         for kind in LIFECYCLE:
-            frames.append(message(agent, first_seq + len(frames), kind, connection=connection,
-                                  run=f"run-{agent}-{connection}-{run}", request=f"{marker(agent)}-{run}"))
+            frames.append(
+                message(
+                    agent,
+                    first_seq + len(frames),
+                    kind,
+                    connection=connection,
+                    run=f"run-{agent}-{connection}-{run}",
+                    request=f"{marker(agent)}-{run}",
+                )
+            )
     return frames
 
 
@@ -57,8 +88,9 @@ def sound_log(agents: int = 3) -> list[ReceivedMessage]:
 def test_own_messages_are_no_contamination() -> None:
     verdict = check_no_contamination(sound_log())
     assert verdict.passed and not verdict.inconclusive
-    assert verdict.message == ("No cross-user contamination: 33 messages on 3 connections carried only their own "
-                               "user's id and marker.")
+    assert verdict.message == (
+        "No cross-user contamination: 33 messages on 3 connections carried only their own user's id and marker."
+    )
 
 
 def test_another_users_event_on_a_connection_is_contamination() -> None:
@@ -67,12 +99,16 @@ def test_another_users_event_on_a_connection_is_contamination() -> None:
     log.append(message(3, 13, "tool_executing", run="run-2-1-0", owner=2))
     verdict = check_no_contamination(log, left_out=4)
     assert not verdict.passed
-    assert verdict.message.startswith("Messages reached the wrong user: 2 of 35 messages on the connections of 1 of "
-                                      "3 users carried another user's id or marker; user-3 received messages of "
-                                      "user-1, user-2")
+    assert verdict.message.startswith(
+        "Messages reached the wrong user: 2 of 35 messages on the connections of 1 of "
+        "3 users carried another user's id or marker; user-3 received messages of "
+        "user-1, user-2"
+    )
     assert "4 messages over the log's limit were not kept" in verdict.message
     assert [(row["user"], row["user id in message"], row["seq"]) for row in verdict.details] == [
-        ("user-3", "user-1", 12), ("user-3", "user-2", 13)]
+        ("user-3", "user-1", 12),
+        ("user-3", "user-2", 13),
+    ]
 
 
 def test_a_foreign_marker_alone_is_contamination_unless_its_owner_is_the_same_user() -> None:
@@ -95,8 +131,10 @@ def test_contamination_without_user_fields_is_not_judged() -> None:
 def test_consecutive_seqs_and_whole_lifecycles_are_in_order() -> None:
     verdict = check_event_ordering(sound_log())
     assert verdict.passed and not verdict.inconclusive
-    assert verdict.message == ("Events arrived in order: 33 sequence numbers on 3 connections rose by 1 each without "
-                               "gaps; 6 runs followed agent_started → … → agent_completed.")
+    assert verdict.message == (
+        "Events arrived in order: 33 sequence numbers on 3 connections rose by 1 each without "
+        "gaps; 6 runs followed agent_started → … → agent_completed."
+    )
 
 
 def test_a_gap_a_repeat_and_a_late_frame_are_breaks() -> None:
@@ -108,8 +146,13 @@ def test_a_gap_a_repeat_and_a_late_frame_are_breaks() -> None:
     verdict = check_event_ordering(frames)
     assert not verdict.passed
     problems = [row["problem"] for row in verdict.details]
-    assert problems == ["gap: seq 4 missing before 5", "seq 4 arrived after 5", "seq 8 repeated",
-                        "gap: seq 9 to 10 missing before 11", "ended without tool_completed"]
+    assert problems == [
+        "gap: seq 4 missing before 5",
+        "seq 4 arrived after 5",
+        "seq 8 repeated",
+        "gap: seq 9 to 10 missing before 11",
+        "ended without tool_completed",
+    ]
     assert verdict.message.startswith("Events arrived out of order: 4 of 10 sequence numbers broke the order")
 
 
@@ -123,8 +166,11 @@ def test_a_run_whose_events_arrive_out_of_lifecycle_order_is_a_break() -> None:
 
 
 def test_a_failed_run_may_end_early_but_nothing_follows_the_failure() -> None:
-    failed = [message(1, 1, "agent_started", run="r"), message(1, 2, "agent_thinking", run="r"),
-              message(1, 3, "agent_failed", run="r")]
+    failed = [
+        message(1, 1, "agent_started", run="r"),
+        message(1, 2, "agent_thinking", run="r"),
+        message(1, 3, "agent_failed", run="r"),
+    ]
     assert check_event_ordering(failed).passed
     failed.append(message(1, 4, "tool_executing", run="r"))
     verdict = check_event_ordering(failed)
@@ -165,15 +211,22 @@ def test_ids_of_distinct_runs_and_sessions_are_unique() -> None:
 
 
 def test_a_run_id_shared_by_two_users_and_a_session_id_by_two_sessions_are_duplicates() -> None:
-    log = [message(1, 1, "agent_started", run="run-1", request="a"), message(2, 1, "agent_started", run="run-1",
-                                                                              request="b"),
-           message(1, 2, "session_started", session="s"), message(1, 1, "session_started", connection=2, session="s")]
+    log = [
+        message(1, 1, "agent_started", run="run-1", request="a"),
+        message(2, 1, "agent_started", run="run-1", request="b"),
+        message(1, 2, "session_started", session="s"),
+        message(1, 1, "session_started", connection=2, session="s"),
+    ]
     verdict = check_unique_ids(log)
     assert not verdict.passed
-    assert verdict.message.startswith("Ids were not unique: 1 of 1 run id and 1 of 1 session id were shared; run id "
-                                      "'run-1' came back for 2 runs of 2 users (user-1, user-2)")
+    assert verdict.message.startswith(
+        "Ids were not unique: 1 of 1 run id and 1 of 1 session id were shared; run id "
+        "'run-1' came back for 2 runs of 2 users (user-1, user-2)"
+    )
     assert [(row["kind"], row["id"], row["users"]) for row in verdict.details] == [
-        ("run id", "run-1", "user-1, user-2"), ("session id", "s", "user-1")]
+        ("run id", "run-1", "user-1, user-2"),
+        ("session id", "s", "user-1"),
+    ]
 
 
 def test_a_run_id_seen_on_a_leaked_message_is_not_a_second_owner() -> None:
@@ -185,39 +238,65 @@ def test_a_run_id_seen_on_a_leaked_message_is_not_a_second_owner() -> None:
 # Answers (from the history)
 
 
-def op(agent: int, outcome: Outcome = Outcome.OK, error: WsFailure | None = None, *, start_ms: float = 0,
-       end_ms: float = 100, read: dict[str, Any] | None = None, user_of: str | None = None) -> Operation:
-    return Operation(agent, user_of or user(agent), "websocket_agents", 0, int(start_ms * MS), int(end_ms * MS),
-                     outcome, error=error.value if error else None, read=read)
+def op(
+    agent: int,
+    outcome: Outcome = Outcome.OK,
+    error: WsFailure | None = None,
+    *,
+    start_ms: float = 0,
+    end_ms: float = 100,
+    read: dict[str, Any] | None = None,
+    user_of: str | None = None,
+) -> Operation:
+    return Operation(
+        agent,
+        user_of or user(agent),
+        "websocket_agents",
+        0,
+        int(start_ms * MS),
+        int(end_ms * MS),
+        outcome,
+        error=error.value if error else None,
+        read=read,
+    )
 
 
 def silent(agent: int) -> Operation:
-    return op(agent, Outcome.TIMEOUT, WsFailure.NO_ANSWER, read={"waited_s": 10.0, "reason": "connected, but no "
-                                                                 "answer to the hello within 10 s"})
+    return op(
+        agent,
+        Outcome.TIMEOUT,
+        WsFailure.NO_ANSWER,
+        read={"waited_s": 10.0, "reason": "connected, but no answer to the hello within 10 s"},
+    )
 
 
 def test_every_user_answered_passes() -> None:
     history = History([op(1), op(1), op(2), op(2, Outcome.TIMEOUT, WsFailure.INCOMPLETE)])
     verdict = check_answered(history)
     assert verdict.passed
-    assert verdict.message == ("Every user was answered: 2 connected, 2 answered (4 requests, none left without an "
-                               "answer).")
+    assert verdict.message == (
+        "Every user was answered: 2 connected, 2 answered (4 requests, none left without an answer)."
+    )
 
 
 def test_connected_but_never_answered_is_reported_as_exactly_that() -> None:
     verdict = check_answered(History([silent(agent) for agent in range(1, 76)]))
     assert not verdict.passed and verdict.measured == "75 connected, 0 answered within 10 s"
-    assert verdict.message.startswith("Users were not answered: 75 connected, 0 answered within 10 s (not one was "
-                                      "answered): 75 requests of 75 got no answer at all")
+    assert verdict.message.startswith(
+        "Users were not answered: 75 connected, 0 answered within 10 s (not one was "
+        "answered): 75 requests of 75 got no answer at all"
+    )
 
 
 def test_users_who_could_not_connect_are_told_apart() -> None:
     refused = op(3, Outcome.ERROR, WsFailure.CONNECT_FAILED, read={"reason": "cannot open ws://x: refused"})
     verdict = check_answered(History([op(1), silent(2), refused]))
     assert not verdict.passed
-    assert verdict.message == ("Users were not answered: 2 connected, 1 answered within 10 s: 1 request of 2 got no "
-                               "answer at all; 1 of 3 users could not connect (connect_failed 1; first: cannot open "
-                               "ws://x: refused).")
+    assert verdict.message == (
+        "Users were not answered: 2 connected, 1 answered within 10 s: 1 request of 2 got no "
+        "answer at all; 1 of 3 users could not connect (connect_failed 1; first: cannot open "
+        "ws://x: refused)."
+    )
     assert [row["finding"] for row in verdict.details] == ["could not connect", "connected, no answer"]
     assert check_answered(History()).inconclusive
 
@@ -225,11 +304,17 @@ def test_users_who_could_not_connect_are_told_apart() -> None:
 # Single session
 
 
-def in_session(agent: int, user_of: str, start_ms: float, end_ms: float, session: str,
-               since_ms: float | None = None) -> Operation:
+def in_session(
+    agent: int, user_of: str, start_ms: float, end_ms: float, session: str, since_ms: float | None = None
+) -> Operation:
     since = start_ms if since_ms is None else since_ms
-    return op(agent, start_ms=start_ms, end_ms=end_ms, user_of=user_of,
-              read={"session": {"id": session, "since_ns": int(since * MS), "connection": 1}})
+    return op(
+        agent,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        user_of=user_of,
+        read={"session": {"id": session, "since_ns": int(since * MS), "connection": 1}},
+    )
 
 
 def refused(agent: int, user_of: str) -> Operation:
@@ -237,13 +322,16 @@ def refused(agent: int, user_of: str) -> Operation:
 
 
 def test_a_refused_second_session_keeps_one_session_per_user() -> None:
-    history = History([in_session(1, "alice", 0, 100, "s1"), in_session(1, "alice", 100, 200, "s1", since_ms=0),
-                       refused(2, "alice")])
+    history = History(
+        [in_session(1, "alice", 0, 100, "s1"), in_session(1, "alice", 100, 200, "s1", since_ms=0), refused(2, "alice")]
+    )
     assert [(span.start_ns, span.end_ns) for span in session_spans(history)] == [(0, 200 * MS)]
     verdict = check_single_session(history)
     assert verdict.passed
-    assert verdict.message == ("At most one active session per user: 1 user ran several agents; refused sessions: 1 "
-                               "session_active; no two sessions of a user were active at once.")
+    assert verdict.message == (
+        "At most one active session per user: 1 user ran several agents; refused sessions: 1 "
+        "session_active; no two sessions of a user were active at once."
+    )
 
 
 def test_sessions_one_after_the_other_do_not_overlap() -> None:
@@ -252,13 +340,21 @@ def test_sessions_one_after_the_other_do_not_overlap() -> None:
 
 
 def test_two_sessions_of_one_user_at_once_fail() -> None:
-    history = History([in_session(1, "alice", 0, 300, "s1"), in_session(2, "alice", 100, 400, "s2"),
-                       in_session(3, "bob", 0, 300, "s3"), refused(4, "bob")])
+    history = History(
+        [
+            in_session(1, "alice", 0, 300, "s1"),
+            in_session(2, "alice", 100, 400, "s2"),
+            in_session(3, "bob", 0, 300, "s3"),
+            refused(4, "bob"),
+        ]
+    )
     verdict = check_single_session(history)
     assert not verdict.passed
-    assert verdict.message == ("Users held two sessions at once: 1 of 2 users with several agents had overlapping "
-                               "sessions (refused sessions: 1 session_active); alice's sessions of agents 1 and 2 "
-                               "were both active for 200.0 ms.")
+    assert verdict.message == (
+        "Users held two sessions at once: 1 of 2 users with several agents had overlapping "
+        "sessions (refused sessions: 1 session_active); alice's sessions of agents 1 and 2 "
+        "were both active for 200.0 ms."
+    )
 
 
 def test_single_session_is_not_judged_when_no_user_tried_a_second_one() -> None:
@@ -270,8 +366,12 @@ def test_single_session_is_not_judged_when_no_user_tried_a_second_one() -> None:
 
 
 def queued_run(agent: int, sent_ms: float, started_ms: float, done_ms: float) -> Operation:
-    return op(agent, start_ms=sent_ms, end_ms=done_ms + 1,  # recorded a little after the done event arrived
-              read={"first_event_ns": int(started_ms * MS), "done_ns": int(done_ms * MS)})
+    return op(
+        agent,
+        start_ms=sent_ms,
+        end_ms=done_ms + 1,  # recorded a little after the done event arrived
+        read={"first_event_ns": int(started_ms * MS), "done_ns": int(done_ms * MS)},
+    )
 
 
 def test_runs_queued_behind_one_lock_ran_one_at_a_time() -> None:
@@ -281,8 +381,9 @@ def test_runs_queued_behind_one_lock_ran_one_at_a_time() -> None:
     verdict = check_runs_in_parallel(history)
     assert not verdict.passed and verdict.name == "agent runs ran in parallel"
     assert verdict.message.startswith("Agents ran one at a time: 8 agents, average 1.00 operations in flight (max 1)")
-    assert verdict.message.endswith("(runs timed from their first event, so time queued before the service began "
-                                     "them does not count).")
+    assert verdict.message.endswith(
+        "(runs timed from their first event, so time queued before the service began them does not count)."
+    )
 
 
 def test_runs_that_ran_side_by_side_pass() -> None:
@@ -312,8 +413,13 @@ def test_agent_credits_left_over_are_lost_deductions() -> None:
     verdict = check_agent_credits({"u1": 997, "u2": 995}, {"u1": 10, "u2": 5}, starting=START, cost=1)
     assert not verdict.passed and not verdict.inconclusive
     assert "1 of 2 users" in verdict.message and "7 credits were never deducted" in verdict.message
-    assert verdict.details[0] == {"user": "u1", "completed runs": 10, "expected balance": 990, "balance": 997,
-                                  "difference": 7}
+    assert verdict.details[0] == {
+        "user": "u1",
+        "completed runs": 10,
+        "expected balance": 990,
+        "balance": 997,
+        "difference": 7,
+    }
 
 
 def test_agent_credits_without_a_completed_run_or_with_a_truncated_log_are_not_judged() -> None:
@@ -327,8 +433,12 @@ def test_completed_runs_count_only_a_users_own_done_events() -> None:
         def __init__(self, user: str, type_: str, mine: bool) -> None:
             self.user, self.type, self.mine = user, type_, mine
 
-    seen = [Seen("u1", "agent_completed", True), Seen("u1", "agent_thinking", True),
-            Seen("u2", "agent_completed", False), Seen("u2", "agent_completed", True)]
+    seen = [
+        Seen("u1", "agent_completed", True),
+        Seen("u1", "agent_thinking", True),
+        Seen("u2", "agent_completed", False),
+        Seen("u2", "agent_completed", True),
+    ]
     assert completed_runs(seen, ["agent_completed"]) == {"u1": 1, "u2": 1}
 
 
@@ -337,8 +447,10 @@ def test_starting_credits_come_from_each_users_first_session_start() -> None:
         def __init__(self, user: str, user_id: str, raw: str) -> None:
             self.user, self.user_id, self.raw, self.type = user, user_id, raw, "session_started"
 
-    seen = [Seen("u1", "u1", '{"type":"session_started","user_id":"u1","credits":970}'),
-            Seen("u1", "u1", '{"type":"session_started","user_id":"u1","credits":5}'),
-            Seen("u2", "u1", '{"type":"session_started","user_id":"u1","credits":1}'),
-            Seen("u2", "u2", '{"type":"session_sta')]
+    seen = [
+        Seen("u1", "u1", '{"type":"session_started","user_id":"u1","credits":970}'),
+        Seen("u1", "u1", '{"type":"session_started","user_id":"u1","credits":5}'),
+        Seen("u2", "u1", '{"type":"session_started","user_id":"u1","credits":1}'),
+        Seen("u2", "u2", '{"type":"session_sta'),
+    ]
     assert starting_credits(seen, "session_started") == {"u1": 970}

@@ -23,8 +23,16 @@ from stampede.workloads.websocket_protocol import (
 )
 
 URL = "ws://127.0.0.1:8765/"
-RUN_EVENT = {"type": "agent_thinking", "seq": 3, "user_id": "alice", "run_id": "run-1", "thread_id": "t1",
-             "marker": "m-alice", "request_id": "r1", "think_ms": 50}
+RUN_EVENT = {
+    "type": "agent_thinking",
+    "seq": 3,
+    "user_id": "alice",
+    "run_id": "run-1",
+    "thread_id": "t1",
+    "marker": "m-alice",
+    "request_id": "r1",
+    "think_ms": 50,
+}
 
 # The reference default
 
@@ -33,8 +41,13 @@ def test_the_reference_protocol_is_the_default() -> None:
     protocol = reference_service(URL)
     assert protocol == WebSocketProtocol(url=URL)
     assert protocol.auth is AuthMode.HELLO and protocol.ready_event == "session_started"
-    assert protocol.run_events == ("agent_started", "agent_thinking", "tool_executing", "tool_completed",
-                                   "agent_completed")
+    assert protocol.run_events == (
+        "agent_started",
+        "agent_thinking",
+        "tool_executing",
+        "tool_completed",
+        "agent_completed",
+    )
     assert protocol.done_events == ("agent_completed",) and protocol.failed_events == ("agent_failed",)
     assert protocol.needs_token() and protocol.can_resume
 
@@ -48,14 +61,21 @@ def test_defaults_are_not_shared_between_instances() -> None:
 def test_fields_of_a_run_event() -> None:
     fields = reference_service(URL).fields_of(RUN_EVENT)
     assert (fields.type, fields.seq, fields.user, fields.marker, fields.run_id, fields.request) == (
-        "agent_thinking", 3, "alice", "m-alice", "run-1", "r1")
+        "agent_thinking",
+        3,
+        "alice",
+        "m-alice",
+        "run-1",
+        "r1",
+    )
     assert fields.session_id is None and fields.error_code is None
 
 
 def test_fields_of_session_and_error_events() -> None:
     protocol = reference_service(URL)
-    started = protocol.fields_of({"type": "session_started", "seq": 1, "session_id": "s1", "user_id": "alice",
-                                  "resume_token": "x"})
+    started = protocol.fields_of(
+        {"type": "session_started", "seq": 1, "session_id": "s1", "user_id": "alice", "resume_token": "x"}
+    )
     assert (started.session_id, started.user, started.marker) == ("s1", "alice", None)
     refusal = protocol.fields_of({"type": "error", "seq": None, "code": "auth_failed", "message": "no"})
     assert (refusal.seq, refusal.error_code) == (None, "auth_failed")
@@ -66,28 +86,56 @@ def test_fields_of_session_and_error_events() -> None:
 
 
 def test_a_whole_placeholder_keeps_the_value_type_and_text_is_filled_in() -> None:
-    template = {"type": "hello", "token": "{token}", "last_seq": "{last_seq}", "note": "{user} says {{hi}}",
-                "nested": [{"m": "{marker}-{iteration}"}], "fixed": 7}
+    template = {
+        "type": "hello",
+        "token": "{token}",
+        "last_seq": "{last_seq}",
+        "note": "{user} says {{hi}}",
+        "nested": [{"m": "{marker}-{iteration}"}],
+        "fixed": 7,
+    }
     rendered = render(template, {"token": "T", "last_seq": 5, "user": "alice", "marker": "m", "iteration": 2})
-    assert rendered == {"type": "hello", "token": "T", "last_seq": 5, "note": "alice says {hi}",
-                        "nested": [{"m": "m-2"}], "fixed": 7}
+    assert rendered == {
+        "type": "hello",
+        "token": "T",
+        "last_seq": 5,
+        "note": "alice says {hi}",
+        "nested": [{"m": "m-2"}],
+        "fixed": 7,
+    }
     assert placeholders_in(template) == {"token", "last_seq", "user", "marker", "iteration"}
 
 
 def test_reference_templates_render_into_protocol_frames() -> None:
     protocol = reference_service(URL)
-    values = {"thread": "t1", "marker": "m", "context": {"big": "x" * 10}, "request": "r1", "text": "hi",
-              "token": "T", "resume_token": "rt", "last_seq": 0}
-    assert render(protocol.start, values) == {"type": "start_run", "thread_id": "t1", "marker": "m",
-                                              "context": {"big": "x" * 10}, "request_id": "r1"}
+    values = {
+        "thread": "t1",
+        "marker": "m",
+        "context": {"big": "x" * 10},
+        "request": "r1",
+        "text": "hi",
+        "token": "T",
+        "resume_token": "rt",
+        "last_seq": 0,
+    }
+    assert render(protocol.start, values) == {
+        "type": "start_run",
+        "thread_id": "t1",
+        "marker": "m",
+        "context": {"big": "x" * 10},
+        "request_id": "r1",
+    }
     assert render(protocol.resume, values)["last_seq"] == 0
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"start": {"type": "go", "who": "{usr}"}}, r"start template uses \{usr\}, which is not a placeholder"),
-    ({"message": {"seq": "{last_seq}"}}, r"message template uses \{last_seq\}"),
-    ({"auth": "header", "header_value": "Token {tokn}"}, r"header_value template uses \{tokn\}"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"start": {"type": "go", "who": "{usr}"}}, r"start template uses \{usr\}, which is not a placeholder"),
+        ({"message": {"seq": "{last_seq}"}}, r"message template uses \{last_seq\}"),
+        ({"auth": "header", "header_value": "Token {tokn}"}, r"header_value template uses \{tokn\}"),
+    ],
+)
 def test_unknown_placeholders_are_named(data: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         WebSocketProtocol.from_dict({"url": URL, **data})
@@ -128,8 +176,11 @@ def test_a_long_message_is_shortened_in_the_error() -> None:
 
 def test_a_run_event_must_carry_every_configured_field() -> None:
     protocol = WebSocketProtocol.from_dict({"url": URL, "fields": {"user": "data.user"}})
-    with pytest.raises(FieldPathError, match=r"'data.user' \(fields.user, the user id, in every agent_thinking "
-                                             r"event\) matches no field"):
+    with pytest.raises(
+        FieldPathError,
+        match=r"'data.user' \(fields.user, the user id, in every agent_thinking "
+        r"event\) matches no field",
+    ):
         protocol.fields_of(RUN_EVENT)
     # Outside a run the user field is optional: a pong need not carry it.
     assert protocol.fields_of({"type": "pong", "seq": 2}).user is None
@@ -149,42 +200,70 @@ def test_type_and_seq_are_required_in_every_message_unless_seq_is_turned_off() -
 
 
 def test_a_custom_protocol_from_json_text_and_file(tmp_path: Path) -> None:
-    data = {"url": "wss://agents.example.com/ws", "auth": "header", "header_value": "Bearer {token}",
-            "ready_event": None, "hello": None, "message": None, "resume": None,
-            "start": {"op": "run", "input": "{context}", "tag": "{marker}", "id": "{request}"},
-            "fields": {"type": "event", "seq": "meta.seq", "user": "meta.user", "marker": "data.tag",
-                       "run_id": "data.run", "request": "data.id", "session_id": None, "resume_token": None},
-            "run_events": ["started", "finished"], "done_events": "finished", "failed_events": ["failed"]}
+    data = {
+        "url": "wss://agents.example.com/ws",
+        "auth": "header",
+        "header_value": "Bearer {token}",
+        "ready_event": None,
+        "hello": None,
+        "message": None,
+        "resume": None,
+        "start": {"op": "run", "input": "{context}", "tag": "{marker}", "id": "{request}"},
+        "fields": {
+            "type": "event",
+            "seq": "meta.seq",
+            "user": "meta.user",
+            "marker": "data.tag",
+            "run_id": "data.run",
+            "request": "data.id",
+            "session_id": None,
+            "resume_token": None,
+        },
+        "run_events": ["started", "finished"],
+        "done_events": "finished",
+        "failed_events": ["failed"],
+    }
     from_text = WebSocketProtocol.load(json.dumps(data))
     path = tmp_path / "protocol.json"
     path.write_text(json.dumps(data))
     from_file = WebSocketProtocol.load(str(path))
     assert from_text == from_file
     assert from_file.auth is AuthMode.HEADER and from_file.done_events == ("finished",)
-    assert from_file.fields == FieldPaths(type="event", seq="meta.seq", user="meta.user", marker="data.tag",
-                                          run_id="data.run", request="data.id", session_id=None, resume_token=None)
+    assert from_file.fields == FieldPaths(
+        type="event",
+        seq="meta.seq",
+        user="meta.user",
+        marker="data.tag",
+        run_id="data.run",
+        request="data.id",
+        session_id=None,
+        resume_token=None,
+    )
     assert not from_file.can_resume
     event = {"event": "finished", "meta": {"seq": 2, "user": "u1"}, "data": {"tag": "m", "run": "r", "id": "q"}}
     assert from_file.fields_of(event)[:6] == ("finished", 2, "u1", "m", "r", "q")
     assert WebSocketProtocol.load(path, url=URL).url == URL
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({}, "url is missing"),
-    ({"url": "http://host/"}, r"url must start with ws:// or wss://"),
-    ({"url": URL, "auth": "cookie"}, "auth must be one of hello, header, query, none, got 'cookie'"),
-    ({"url": URL, "done_event": "x"}, r"unknown key\(s\) 'done_event'; known keys are"),
-    ({"url": URL, "fields": {"sequence": "seq"}}, r"unknown field\(s\) 'sequence' under fields"),
-    ({"url": URL, "fields": {"seq": "a..b"}}, r"fields.seq must be a dotted field path"),
-    ({"url": URL, "fields": {"type": None}}, r"fields.type must be a dotted field path"),
-    ({"url": URL, "done_events": []}, "done_events must name at least one event type"),
-    ({"url": URL, "run_events": [1]}, "run_events must hold event type names"),
-    ({"url": URL, "ready_event": 5}, "ready_event must be an event type or null"),
-    ({"url": URL, "hello": None}, "auth 'hello' needs a hello template"),
-    ({"url": URL, "start": None}, "start must be the template"),
-    ({"url": URL, "auth": "query", "query_param": ""}, "auth 'query' needs a query_param"),
-    (["not", "an", "object"], "must be a JSON object, got list"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "url is missing"),
+        ({"url": "http://host/"}, r"url must start with ws:// or wss://"),
+        ({"url": URL, "auth": "cookie"}, "auth must be one of hello, header, query, none, got 'cookie'"),
+        ({"url": URL, "done_event": "x"}, r"unknown key\(s\) 'done_event'; known keys are"),
+        ({"url": URL, "fields": {"sequence": "seq"}}, r"unknown field\(s\) 'sequence' under fields"),
+        ({"url": URL, "fields": {"seq": "a..b"}}, r"fields.seq must be a dotted field path"),
+        ({"url": URL, "fields": {"type": None}}, r"fields.type must be a dotted field path"),
+        ({"url": URL, "done_events": []}, "done_events must name at least one event type"),
+        ({"url": URL, "run_events": [1]}, "run_events must hold event type names"),
+        ({"url": URL, "ready_event": 5}, "ready_event must be an event type or null"),
+        ({"url": URL, "hello": None}, "auth 'hello' needs a hello template"),
+        ({"url": URL, "start": None}, "start must be the template"),
+        ({"url": URL, "auth": "query", "query_param": ""}, "auth 'query' needs a query_param"),
+        (["not", "an", "object"], "must be a JSON object, got list"),
+    ],
+)
 def test_bad_configurations_say_what_to_fix(data: object, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         WebSocketProtocol.from_dict(data)  # type: ignore[arg-type]

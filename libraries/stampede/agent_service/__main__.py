@@ -38,8 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pg-schema", required=True, help="existing schema for the service's tables")
     parser.add_argument("--redis-url", help=f"Redis URL (default ${REDIS_URL_ENV})")
     parser.add_argument("--redis-prefix", required=True, help="prefix of every Redis key the service writes")
-    parser.add_argument("--bugs", default="none",
-                        help="comma-separated seeded bugs: " + ", ".join(bug.value for bug in Bug) + " (default none)")
+    parser.add_argument(
+        "--bugs",
+        default="none",
+        help="comma-separated seeded bugs: " + ", ".join(bug.value for bug in Bug) + " (default none)",
+    )
     ServiceSettings.add_arguments(parser)
     return parser
 
@@ -72,8 +75,7 @@ def _announce(host: str, port: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         config = config_from_args(args)

@@ -64,16 +64,16 @@ def check_user_id(user_id: str) -> str:
 def issue_token(secret: str, user_id: str, *, ttl: timedelta = timedelta(hours=1), now: float | None = None) -> str:
     """Return an HS256 JWT for ``user_id`` valid for ``ttl`` (a negative ``ttl`` makes an expired one)."""
     issued = int(time.time() if now is None else now)
-    claims = {"sub": check_user_id(user_id), "iss": ISSUER, "iat": issued,
-              "exp": issued + int(ttl.total_seconds())}
+    claims = {"sub": check_user_id(user_id), "iss": ISSUER, "iat": issued, "exp": issued + int(ttl.total_seconds())}
     return jwt.encode(claims, check_secret(secret), algorithm=ALGORITHM)
 
 
 def verify_token(secret: str, token: str) -> Identity:
     """Return who ``token`` speaks for, or raise TokenError saying why it is refused."""
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], issuer=ISSUER,
-                            options={"require": ["sub", "iss", "iat", "exp"]})
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], issuer=ISSUER, options={"require": ["sub", "iss", "iat", "exp"]}
+        )
     except jwt.ExpiredSignatureError:
         raise TokenError("the token has expired") from None
     except jwt.InvalidSignatureError:

@@ -32,12 +32,12 @@ class Bug(StrEnum):
 
 _DESCRIPTIONS = {
     Bug.LEAK: "the connection a run reports to is kept in one shared attribute, so under concurrency "
-              "a run's later events go to whichever user started a run last",
+    "a run's later events go to whichever user started a run last",
     Bug.LOST_UPDATE: "credits are deducted by read-modify-write with a pause in between, so concurrent "
-                     "runs of one user overwrite each other's deduction",
+    "runs of one user overwrite each other's deduction",
     Bug.NEVER_ANSWER: "connections are accepted and read, but nothing is ever sent back",
     Bug.REORDER: "events get their sequence number first and are then sent by background tasks "
-                 "after a random delay, so they can arrive out of order",
+    "after a random delay, so they can arrive out of order",
     Bug.DUPLICATE_RUN_IDS: "run ids come from a counter per session (run-1, run-2, ...), so users share them",
     Bug.MEMORY_GROWTH: "every finished run's transcript and a 256 KiB work buffer are kept forever",
     Bug.GLOBAL_LOCK: "every run holds one service-wide Redis lock from start to end, so agents run one at a time",

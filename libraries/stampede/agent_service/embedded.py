@@ -37,8 +37,16 @@ class EmbeddedAgentService(EmbeddedServer):
     gets SIGTERM when the starting thread ends.
     """
 
-    def __init__(self, *, pg_dsn: str, pg_schema: str, redis_url: str, redis_prefix: str,
-                 bugs: str | Iterable[str | Bug] | None = None, settings: ServiceSettings | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        pg_dsn: str,
+        pg_schema: str,
+        redis_url: str,
+        redis_prefix: str,
+        bugs: str | Iterable[str | Bug] | None = None,
+        settings: ServiceSettings | None = None,
+    ) -> None:
         self.pg_dsn = pg_dsn
         self.pg_schema = check_schema_name(pg_schema)
         self.redis_url = redis_url
@@ -55,11 +63,23 @@ class EmbeddedAgentService(EmbeddedServer):
         self._ready: dict[str, Any] | None = None
 
     @classmethod
-    def for_targets(cls, postgres: PostgresTarget, redis: RedisTarget, *,
-                    bugs: str | Iterable[str | Bug] | None = None, settings: ServiceSettings | None = None) -> Self:
+    def for_targets(
+        cls,
+        postgres: PostgresTarget,
+        redis: RedisTarget,
+        *,
+        bugs: str | Iterable[str | Bug] | None = None,
+        settings: ServiceSettings | None = None,
+    ) -> Self:
         """A service that keeps its tables in the run's schema and its keys under the run's prefix."""
-        return cls(pg_dsn=postgres.dsn, pg_schema=postgres.schema, redis_url=redis.url,
-                   redis_prefix=redis.prefix, bugs=bugs, settings=settings)
+        return cls(
+            pg_dsn=postgres.dsn,
+            pg_schema=postgres.schema,
+            redis_url=redis.url,
+            redis_prefix=redis.prefix,
+            bugs=bugs,
+            settings=settings,
+        )
 
     @property
     def url(self) -> str:
@@ -87,8 +107,9 @@ class EmbeddedAgentService(EmbeddedServer):
     def token_for(self, user_id: str, *, ttl: timedelta = timedelta(hours=1)) -> str:
         """A JWT that this running service accepts for ``user_id`` (an expired one for a negative ``ttl``)."""
         if self._secret is None:
-            raise ServiceUnavailable("The agent service is not running: call start() first (each start has its "
-                                     "own JWT secret)")
+            raise ServiceUnavailable(
+                "The agent service is not running: call start() first (each start has its own JWT secret)"
+            )
         return issue_token(self._secret, user_id, ttl=ttl)
 
     def start(self, timeout: float = 30) -> str:
@@ -101,12 +122,30 @@ class EmbeddedAgentService(EmbeddedServer):
         try:
             self._server = ServerProcess("the reference agent service", self._temp_dir / LOG_NAME)
             self._server.start(
-                [sys.executable, "-m", "stampede.agent_service", "--host", HOST, "--port", "0",
-                 "--pg-schema", self.pg_schema, "--redis-prefix", self.redis_prefix,
-                 "--bugs", bugs_argument(self.bugs), *self.settings.to_argv()],
+                [
+                    sys.executable,
+                    "-m",
+                    "stampede.agent_service",
+                    "--host",
+                    HOST,
+                    "--port",
+                    "0",
+                    "--pg-schema",
+                    self.pg_schema,
+                    "--redis-prefix",
+                    self.redis_prefix,
+                    "--bugs",
+                    bugs_argument(self.bugs),
+                    *self.settings.to_argv(),
+                ],
                 death_signal=signal.SIGTERM,  # a graceful end releases its Redis keys even if we crash
-                env={SECRET_ENV: self._secret, PG_DSN_ENV: self.pg_dsn, REDIS_URL_ENV: self.redis_url,
-                     "PYTHONPATH": _python_path(), "PYTHONUNBUFFERED": "1"},
+                env={
+                    SECRET_ENV: self._secret,
+                    PG_DSN_ENV: self.pg_dsn,
+                    REDIS_URL_ENV: self.redis_url,
+                    "PYTHONPATH": _python_path(),
+                    "PYTHONUNBUFFERED": "1",
+                },
             )
             self.started_in = self._server.wait_until_ready(self._announced_ready, timeout)
         except BaseException:

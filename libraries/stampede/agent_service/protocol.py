@@ -233,9 +233,11 @@ def _name(frame: dict[str, Any], field: str, *, required: bool, request_id: str 
         return None
     if not isinstance(value, str) or not value or len(value) > MAX_NAME_LENGTH:
         shown = "missing" if value is None else f"{type(value).__name__} {str(value)[:40]!r}"
-        raise ProtocolError(ErrorCode.BAD_MESSAGE,
-                            f"{frame.get('type')}: {field!r} must be a string of 1 to {MAX_NAME_LENGTH} "
-                            f"characters, got {shown}", request_id)
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE,
+            f"{frame.get('type')}: {field!r} must be a string of 1 to {MAX_NAME_LENGTH} characters, got {shown}",
+            request_id,
+        )
     return value
 
 
@@ -244,9 +246,11 @@ def _int_field(frame: dict[str, Any], field: str, low: int, high: int, request_i
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE,
-                            f"{frame.get('type')}: {field!r} must be a whole number from {low} to {high}, "
-                            f"got {value!r}", request_id)
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE,
+            f"{frame.get('type')}: {field!r} must be a whole number from {low} to {high}, got {value!r}",
+            request_id,
+        )
     return value
 
 
@@ -297,12 +301,14 @@ def _hello(frame: dict[str, Any]) -> Hello:
     resume_token = _name(frame, "resume_token", required=False)
     last_seq = _int_field(frame, "last_seq", 0, 2**53, None)
     if (resume_token is None) != (last_seq is None):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE,
-                            "hello: give 'resume_token' and 'last_seq' together to resume, or neither")
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, "hello: give 'resume_token' and 'last_seq' together to resume, or neither"
+        )
     return Hello(token, resume_token, last_seq)
 
 
 # Frames a client sends, for workload authors and tests.
+
 
 def _encode(frame: dict[str, Any]) -> str:
     return json.dumps({key: value for key, value in frame.items() if value is not None})
@@ -312,16 +318,34 @@ def hello_frame(token: str, *, resume_token: str | None = None, last_seq: int | 
     return _encode({"type": ClientType.HELLO, "token": token, "resume_token": resume_token, "last_seq": last_seq})
 
 
-def start_run_frame(thread_id: str, marker: str, context: Any = None, *,
-                    request_id: str | None = None, cost: int | None = None) -> str:
-    return _encode({"type": ClientType.START_RUN, "thread_id": thread_id, "marker": marker, "context": context,
-                    "request_id": request_id, "cost": cost})
+def start_run_frame(
+    thread_id: str, marker: str, context: Any = None, *, request_id: str | None = None, cost: int | None = None
+) -> str:
+    return _encode(
+        {
+            "type": ClientType.START_RUN,
+            "thread_id": thread_id,
+            "marker": marker,
+            "context": context,
+            "request_id": request_id,
+            "cost": cost,
+        }
+    )
 
 
-def send_message_frame(thread_id: str, marker: str, text: str, *,
-                       request_id: str | None = None, cost: int | None = None) -> str:
-    return _encode({"type": ClientType.SEND_MESSAGE, "thread_id": thread_id, "marker": marker, "text": text,
-                    "request_id": request_id, "cost": cost})
+def send_message_frame(
+    thread_id: str, marker: str, text: str, *, request_id: str | None = None, cost: int | None = None
+) -> str:
+    return _encode(
+        {
+            "type": ClientType.SEND_MESSAGE,
+            "thread_id": thread_id,
+            "marker": marker,
+            "text": text,
+            "request_id": request_id,
+            "cost": cost,
+        }
+    )
 
 
 def ping_frame(request_id: str | None = None) -> str:

@@ -95,9 +95,15 @@ class Run:
     run_id: str
 
     def frame(self, kind: EventType, **fields: Any) -> dict[str, Any]:
-        return {"type": kind, "user_id": self.session.user_id, "run_id": self.run_id,
-                "thread_id": self.request.thread_id, "marker": self.request.marker,
-                "request_id": self.request.request_id, **fields}
+        return {
+            "type": kind,
+            "user_id": self.session.user_id,
+            "run_id": self.run_id,
+            "thread_id": self.request.thread_id,
+            "marker": self.request.marker,
+            "request_id": self.request.request_id,
+            **fields,
+        }
 
 
 class AgentService:
@@ -109,8 +115,9 @@ class AgentService:
         self.bugs = config.bugs
         self._store = store
         self._redis = client
-        self._registry = SessionRegistry(client, config.redis_prefix, self.settings.session_ttl_ms,
-                                         allow_second=Bug.SECOND_SESSION in self.bugs)
+        self._registry = SessionRegistry(
+            client, config.redis_prefix, self.settings.session_ttl_ms, allow_second=Bug.SECOND_SESSION in self.bugs
+        )
         self._locks = RedisLocks(client, config.redis_prefix, self.settings.lock_ttl_ms, self.settings.lock_wait_ms)
         self._sessions: set[Session] = set()
         self._by_resume_token: dict[str, Session] = {}
@@ -123,34 +130,51 @@ class AgentService:
     @classmethod
     async def open(cls, config: ServiceConfig) -> Self:
         """Connect to PostgreSQL (tables in ``pg_schema``) and Redis; raise ServiceUnavailable if either fails."""
-        store = await AgentStore.open(config.pg_dsn, config.pg_schema, pool_size=config.settings.pg_pool_size,
-                                      initial_credits=config.settings.initial_credits,
-                                      lost_update=Bug.LOST_UPDATE in config.bugs)
+        store = await AgentStore.open(
+            config.pg_dsn,
+            config.pg_schema,
+            pool_size=config.settings.pg_pool_size,
+            initial_credits=config.settings.initial_credits,
+            lost_update=Bug.LOST_UPDATE in config.bugs,
+        )
         client: aioredis.Redis | None = None
         try:
             # A blocking pool: past its size, commands wait (bounded) for a connection instead of failing with
             # "Too many connections" as redis-py's default pool does once ~100 users are in flight.
             pool = aioredis.BlockingConnectionPool.from_url(
-                config.redis_url, max_connections=_REDIS_CONNECTIONS, timeout=_REDIS_CONNECTION_WAIT,
-                socket_timeout=10, socket_connect_timeout=10, client_name="stampede-agent-service")
+                config.redis_url,
+                max_connections=_REDIS_CONNECTIONS,
+                timeout=_REDIS_CONNECTION_WAIT,
+                socket_timeout=10,
+                socket_connect_timeout=10,
+                client_name="stampede-agent-service",
+            )
             client = aioredis.Redis.from_pool(pool)
             await client.ping()
         except (rx.RedisError, OSError, ValueError) as error:
             if client is not None:
                 await client.aclose()
             await store.close(config.settings.shutdown_timeout_ms / 1000)
-            raise ServiceUnavailable(f"Cannot reach Redis at {mask_dsn(config.redis_url)}: "
-                                     f"{scrub(str(error), config.redis_url)}") from None
+            raise ServiceUnavailable(
+                f"Cannot reach Redis at {mask_dsn(config.redis_url)}: {scrub(str(error), config.redis_url)}"
+            ) from None
         return cls(config, store, client)
 
     async def start(self) -> int:
         """Listen; return the port."""
         try:
-            self._server = await serve(self._handle, self.config.host, self.config.port, compression=None,
-                                       max_size=self.settings.max_message_bytes, close_timeout=_CLOSE_TIMEOUT)
+            self._server = await serve(
+                self._handle,
+                self.config.host,
+                self.config.port,
+                compression=None,
+                max_size=self.settings.max_message_bytes,
+                close_timeout=_CLOSE_TIMEOUT,
+            )
         except OSError as error:
-            raise ServiceUnavailable(f"Cannot listen on {self.config.host}:{self.config.port}: "
-                                     f"{error.strerror or error}") from None
+            raise ServiceUnavailable(
+                f"Cannot listen on {self.config.host}:{self.config.port}: {error.strerror or error}"
+            ) from None
         self._spawn(self._keep_sessions_registered())
         return int(self._server.sockets[0].getsockname()[1])
 
@@ -204,16 +228,18 @@ class AgentService:
         try:
             frame = await asyncio.wait_for(connection.recv(), timeout)
         except TimeoutError:
-            await _refuse(connection, ErrorCode.HELLO_TIMEOUT, f"no hello within {timeout:g} s",
-                          CloseCode.PROTOCOL_ERROR)
+            await _refuse(
+                connection, ErrorCode.HELLO_TIMEOUT, f"no hello within {timeout:g} s", CloseCode.PROTOCOL_ERROR
+            )
             return None
         except ConnectionClosed:
             return None
         try:
             hello = parse_client_message(frame)
             if not isinstance(hello, Hello):
-                raise ProtocolError(ErrorCode.HELLO_REQUIRED,
-                                    'the first frame must be {"type": "hello", "token": "<JWT>"}')
+                raise ProtocolError(
+                    ErrorCode.HELLO_REQUIRED, 'the first frame must be {"type": "hello", "token": "<JWT>"}'
+                )
             identity = verify_token(self.config.secret, hello.token)
         except ProtocolError as error:
             await _refuse(connection, error.code, error.message, CloseCode.PROTOCOL_ERROR)
@@ -227,8 +253,12 @@ class AgentService:
             return await self._start_session(connection, identity.user_id)
         except (rx.RedisError, *_DATABASE_ERRORS) as error:
             log.warning("could not open a session for %s: %s", identity.user_id, self._scrub(error))
-            await _refuse(connection, ErrorCode.SERVICE_UNAVAILABLE,
-                          "the service could not reach its database or Redis; try again", CloseCode.INTERNAL_ERROR)
+            await _refuse(
+                connection,
+                ErrorCode.SERVICE_UNAVAILABLE,
+                "the service could not reach its database or Redis; try again",
+                CloseCode.INTERNAL_ERROR,
+            )
             return None
 
     async def _start_session(self, connection: ServerConnection, user_id: str) -> Session | None:
@@ -237,9 +267,13 @@ class AgentService:
         if not claimed and await self._end_closed_sessions(user_id):
             claimed = await self._registry.claim(user_id, session.session_id)
         if not claimed:
-            await _refuse(connection, ErrorCode.SESSION_ACTIVE,
-                          f"user {user_id} has an active session already: resume it with its resume_token, "
-                          "or start a new one once it has ended", CloseCode.SESSION_ACTIVE)
+            await _refuse(
+                connection,
+                ErrorCode.SESSION_ACTIVE,
+                f"user {user_id} has an active session already: resume it with its resume_token, "
+                "or start a new one once it has ended",
+                CloseCode.SESSION_ACTIVE,
+            )
             return None
         try:
             credits = await self._store.ensure_user(user_id)
@@ -249,8 +283,16 @@ class AgentService:
         session.connection = connection
         self._sessions.add(session)
         self._by_resume_token[session.resume_token] = session
-        await self._emit(session, {"type": EventType.SESSION_STARTED, "session_id": session.session_id,
-                                   "user_id": user_id, "resume_token": session.resume_token, "credits": credits})
+        await self._emit(
+            session,
+            {
+                "type": EventType.SESSION_STARTED,
+                "session_id": session.session_id,
+                "user_id": user_id,
+                "resume_token": session.resume_token,
+                "credits": credits,
+            },
+        )
         return session
 
     async def _end_closed_sessions(self, user_id: str) -> bool:
@@ -259,24 +301,35 @@ class AgentService:
         A client may close (1000) and reconnect before our handler for the old
         connection has run; that is no second session. Return whether any ended.
         """
-        closed = [session for session in self._sessions if session.user_id == user_id
-                  and session.connection is not None and _ends_session(session.connection)]
+        closed = [
+            session
+            for session in self._sessions
+            if session.user_id == user_id and session.connection is not None and _ends_session(session.connection)
+        ]
         for session in closed:
             await self._end_session(session)
         return bool(closed)
 
-    async def _resume(self, connection: ServerConnection, user_id: str, resume_token: str,
-                      last_seq: int) -> Session | None:
+    async def _resume(
+        self, connection: ServerConnection, user_id: str, resume_token: str, last_seq: int
+    ) -> Session | None:
         session = self._by_resume_token.get(resume_token)
         if session is None or session.user_id != user_id or session.ended:
-            await _refuse(connection, ErrorCode.RESUME_FAILED,
-                          "no session to resume with this resume_token (it ended, expired, or is not yours): "
-                          "send a hello without it to start a new session", CloseCode.RESUME_FAILED)
+            await _refuse(
+                connection,
+                ErrorCode.RESUME_FAILED,
+                "no session to resume with this resume_token (it ended, expired, or is not yours): "
+                "send a hello without it to start a new session",
+                CloseCode.RESUME_FAILED,
+            )
             return None
         if last_seq >= session.next_seq:
-            await _refuse(connection, ErrorCode.RESUME_FAILED,
-                          f"last_seq {last_seq} is beyond the session's last frame ({session.next_seq - 1})",
-                          CloseCode.RESUME_FAILED)
+            await _refuse(
+                connection,
+                ErrorCode.RESUME_FAILED,
+                f"last_seq {last_seq} is beyond the session's last frame ({session.next_seq - 1})",
+                CloseCode.RESUME_FAILED,
+            )
             return None
         if session.expiry is not None:
             session.expiry.cancel()
@@ -287,8 +340,15 @@ class AgentService:
             for text in replay:
                 if not await _send(connection, text):
                     break
-            await self._send_locked(session, {"type": EventType.SESSION_RESUMED, "session_id": session.session_id,
-                                              "user_id": user_id, "replayed": len(replay)})
+            await self._send_locked(
+                session,
+                {
+                    "type": EventType.SESSION_RESUMED,
+                    "session_id": session.session_id,
+                    "user_id": user_id,
+                    "replayed": len(replay),
+                },
+            )
         if previous is not None:
             self._spawn(previous.close(CloseCode.TAKEN_OVER, "session resumed on another connection"))
         return session
@@ -328,8 +388,14 @@ class AgentService:
         if session.connection is None:
             return
         if expired:
-            await self._emit(session, {"type": EventType.ERROR, "code": ErrorCode.SESSION_EXPIRED,
-                                       "message": "the session's registration in Redis expired or was taken"})
+            await self._emit(
+                session,
+                {
+                    "type": EventType.ERROR,
+                    "code": ErrorCode.SESSION_EXPIRED,
+                    "message": "the session's registration in Redis expired or was taken",
+                },
+            )
         connection, session.connection = session.connection, None
         await connection.close(CloseCode.SESSION_EXPIRED if expired else CloseCode.NORMAL)
 
@@ -352,19 +418,28 @@ class AgentService:
         try:
             message = parse_client_message(frame)
             if isinstance(message, Hello):
-                raise ProtocolError(ErrorCode.BAD_MESSAGE, "this connection has a session already; "
-                                    "hello is only the first frame")
+                raise ProtocolError(
+                    ErrorCode.BAD_MESSAGE, "this connection has a session already; hello is only the first frame"
+                )
             if isinstance(message, Ping):
                 await self._emit(session, {"type": EventType.PONG, "request_id": message.request_id})
             else:
                 await self._start_run(session, message)
         except ProtocolError as error:
-            await self._emit(session, {"type": EventType.ERROR, "code": error.code, "message": error.message,
-                                       "request_id": error.request_id})
+            await self._emit(
+                session,
+                {"type": EventType.ERROR, "code": error.code, "message": error.message, "request_id": error.request_id},
+            )
         except (rx.RedisError, *_DATABASE_ERRORS) as error:
             log.warning("frame of %s failed: %s", session.user_id, self._scrub(error))
-            await self._emit(session, {"type": EventType.ERROR, "code": ErrorCode.SERVICE_UNAVAILABLE,
-                                       "message": "the service could not reach its database or Redis; try again"})
+            await self._emit(
+                session,
+                {
+                    "type": EventType.ERROR,
+                    "code": ErrorCode.SERVICE_UNAVAILABLE,
+                    "message": "the service could not reach its database or Redis; try again",
+                },
+            )
 
     async def _emit(self, session: Session, frame: dict[str, Any]) -> None:
         async with session.send_lock:
@@ -389,9 +464,11 @@ class AgentService:
         if request.kind is ClientType.START_RUN:
             await self._store.open_thread(session.user_id, request.thread_id)
         elif not await self._store.thread_exists(session.user_id, request.thread_id):
-            raise ProtocolError(ErrorCode.UNKNOWN_THREAD,
-                                f"you have no thread {request.thread_id!r}: open it with start_run first",
-                                request.request_id)
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_THREAD,
+                f"you have no thread {request.thread_id!r}: open it with start_run first",
+                request.request_id,
+            )
         session.runs_started += 1
         run_id = f"run-{session.runs_started}" if Bug.DUPLICATE_RUN_IDS in self.bugs else f"run-{uuid.uuid4().hex}"
         task = asyncio.create_task(self._run(Run(session, request, run_id)))
@@ -405,23 +482,41 @@ class AgentService:
         try:
             async with self._whole_run_lock():
                 self._reporting_to = run.session
-                await self._run_event(run, sent, EventType.AGENT_STARTED, context_bytes=run.request.content_bytes,
-                                      context_sha256=run.request.content_sha256)
+                await self._run_event(
+                    run,
+                    sent,
+                    EventType.AGENT_STARTED,
+                    context_bytes=run.request.content_bytes,
+                    context_sha256=run.request.content_sha256,
+                )
                 await self._run_event(run, sent, EventType.AGENT_THINKING, think_ms=self.settings.think_ms)
                 await asyncio.sleep(self.settings.think_ms / 1000)
                 cost = self.settings.run_cost if run.request.cost is None else run.request.cost
                 await self._run_event(run, sent, EventType.TOOL_EXECUTING, tool=TOOL_NAME, cost=cost)
                 result = await self._use_tool(run, cost)
-                await self._run_event(run, sent, EventType.TOOL_COMPLETED, tool=TOOL_NAME, cost=cost,
-                                      balance=result.balance, message_position=result.message_position)
-                await self._run_event(run, sent, EventType.AGENT_COMPLETED,
-                                      duration_ms=round((loop.time() - started) * 1000))
+                await self._run_event(
+                    run,
+                    sent,
+                    EventType.TOOL_COMPLETED,
+                    tool=TOOL_NAME,
+                    cost=cost,
+                    balance=result.balance,
+                    message_position=result.message_position,
+                )
+                await self._run_event(
+                    run, sent, EventType.AGENT_COMPLETED, duration_ms=round((loop.time() - started) * 1000)
+                )
         except ToolFailure as failure:
             await self._run_event(run, sent, EventType.AGENT_FAILED, code=failure.code, message=failure.message)
         except Exception:
             log.exception("run %s of %s failed", run.run_id, run.session.user_id)
-            await self._run_event(run, sent, EventType.AGENT_FAILED, code=RunFailure.INTERNAL_ERROR,
-                                  message="the service failed unexpectedly; see its log")
+            await self._run_event(
+                run,
+                sent,
+                EventType.AGENT_FAILED,
+                code=RunFailure.INTERNAL_ERROR,
+                message="the service failed unexpectedly; see its log",
+            )
         finally:
             if Bug.MEMORY_GROWTH in self.bugs:
                 self._archive.append((run.request.content, sent, b"\xa5" * LEAKED_BUFFER_BYTES))
@@ -440,15 +535,17 @@ class AgentService:
         user_id, request = run.session.user_id, run.request
         try:
             async with self._locks.held(f"thread:{user_id}:{request.thread_id}"):
-                return await self._store.deduct_and_record(user_id, request.thread_id, run.run_id, request.marker,
-                                                           request.content, cost)
+                return await self._store.deduct_and_record(
+                    user_id, request.thread_id, run.run_id, request.marker, request.content, cost
+                )
         except rx.RedisError as error:
             raise ToolFailure(RunFailure.REDIS_UNAVAILABLE, f"Redis failed: {self._scrub(error)}") from None
         except asyncpg.UniqueViolationError:
             raise ToolFailure(RunFailure.CONFLICT, "another run wrote the same thread position") from None
         except _DATABASE_ERRORS as error:
-            raise ToolFailure(RunFailure.DATABASE_UNAVAILABLE,
-                              f"PostgreSQL failed: {self._scrub(error) or type(error).__name__}") from None
+            raise ToolFailure(
+                RunFailure.DATABASE_UNAVAILABLE, f"PostgreSQL failed: {self._scrub(error) or type(error).__name__}"
+            ) from None
 
     # Helpers
 
@@ -498,9 +595,16 @@ async def serve_until_signalled(config: ServiceConfig, on_ready: Callable[[int],
     service = await AgentService.open(config)
     try:
         port = await service.start()
-        log.info("listening on ws://%s:%d/ with PostgreSQL %s (schema %s), Redis %s (prefix %s), bugs: %s",
-                 config.host, port, mask_dsn(config.pg_dsn), config.pg_schema, mask_dsn(config.redis_url),
-                 config.redis_prefix, ", ".join(sorted(config.bugs)) or "none")
+        log.info(
+            "listening on ws://%s:%d/ with PostgreSQL %s (schema %s), Redis %s (prefix %s), bugs: %s",
+            config.host,
+            port,
+            mask_dsn(config.pg_dsn),
+            config.pg_schema,
+            mask_dsn(config.redis_url),
+            config.redis_prefix,
+            ", ".join(sorted(config.bugs)) or "none",
+        )
         on_ready(port)
         await stop.wait()
         log.info("stopping")

@@ -49,8 +49,13 @@ class ServiceSettings:
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         for spec in fields(cls):
-            parser.add_argument(_option(spec.name), type=int, default=spec.default, dest=spec.name,
-                                help=f"{spec.metadata['help']} (default {spec.default})")
+            parser.add_argument(
+                _option(spec.name),
+                type=int,
+                default=spec.default,
+                dest=spec.name,
+                help=f"{spec.metadata['help']} (default {spec.default})",
+            )
 
     @classmethod
     def from_namespace(cls, namespace: argparse.Namespace) -> Self:

@@ -78,13 +78,24 @@ class AgentStore:
         self.lost_update = lost_update
 
     @classmethod
-    async def open(cls, dsn: str, schema: str, *, pool_size: int, initial_credits: int,
-                   lost_update: bool, connect_timeout: float = 10.0) -> Self:
+    async def open(
+        cls,
+        dsn: str,
+        schema: str,
+        *,
+        pool_size: int,
+        initial_credits: int,
+        lost_update: bool,
+        connect_timeout: float = 10.0,
+    ) -> Self:
         """Connect, check that ``schema`` exists, create the tables in it if they are missing."""
         check_schema_name(schema)
         try:
             pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=pool_size, timeout=connect_timeout,
+                dsn,
+                min_size=1,
+                max_size=pool_size,
+                timeout=connect_timeout,
                 server_settings={"search_path": schema, "application_name": APPLICATION_NAME},
             )
         except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
@@ -117,22 +128,30 @@ class AgentStore:
         async with self._connection() as connection:
             await connection.execute(
                 "INSERT INTO agent_credits (user_id, balance) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                user_id, self.initial_credits)
+                user_id,
+                self.initial_credits,
+            )
             return int(await connection.fetchval("SELECT balance FROM agent_credits WHERE user_id = $1", user_id))
 
     async def open_thread(self, user_id: str, thread_id: str) -> None:
         async with self._connection() as connection:
             await connection.execute(
                 "INSERT INTO agent_threads (user_id, thread_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                user_id, thread_id)
+                user_id,
+                thread_id,
+            )
 
     async def thread_exists(self, user_id: str, thread_id: str) -> bool:
         async with self._connection() as connection:
-            return bool(await connection.fetchval(
-                "SELECT 1 FROM agent_threads WHERE user_id = $1 AND thread_id = $2", user_id, thread_id))
+            return bool(
+                await connection.fetchval(
+                    "SELECT 1 FROM agent_threads WHERE user_id = $1 AND thread_id = $2", user_id, thread_id
+                )
+            )
 
-    async def deduct_and_record(self, user_id: str, thread_id: str, run_id: str, marker: str,
-                                content: str, cost: int) -> ToolResult:
+    async def deduct_and_record(
+        self, user_id: str, thread_id: str, run_id: str, marker: str, content: str, cost: int
+    ) -> ToolResult:
         """The tool: take ``cost`` credits and append the message to the thread, in one transaction.
 
         The caller holds the thread's lock, which keeps message positions unique.
@@ -144,7 +163,13 @@ class AgentStore:
                    SELECT $1, $2, coalesce(max(position), 0) + 1, $3, $4, $5, $6
                    FROM agent_messages WHERE user_id = $1 AND thread_id = $2
                    RETURNING position""",
-                user_id, thread_id, run_id, marker, cost, content)
+                user_id,
+                thread_id,
+                run_id,
+                marker,
+                cost,
+                content,
+            )
             return ToolResult(balance, int(position))
 
     async def _deduct(self, connection: asyncpg.Connection, user_id: str, cost: int) -> int:
@@ -152,13 +177,17 @@ class AgentStore:
             balance = await connection.fetchval("SELECT balance FROM agent_credits WHERE user_id = $1", user_id)
             await asyncio.sleep(LOST_UPDATE_PAUSE)
             if balance is not None and balance >= cost:
-                await connection.execute("UPDATE agent_credits SET balance = $2 WHERE user_id = $1",
-                                         user_id, balance - cost)
+                await connection.execute(
+                    "UPDATE agent_credits SET balance = $2 WHERE user_id = $1", user_id, balance - cost
+                )
                 return int(balance - cost)
         else:
             balance = await connection.fetchval(
                 "UPDATE agent_credits SET balance = balance - $2 WHERE user_id = $1 AND balance >= $2 "
-                "RETURNING balance", user_id, cost)
+                "RETURNING balance",
+                user_id,
+                cost,
+            )
             if balance is not None:
                 return int(balance)
         raise ToolFailure(RunFailure.INSUFFICIENT_CREDITS, f"{user_id} has fewer than {cost} credits left")

@@ -37,11 +37,20 @@ def check_answered(history: History) -> Verdict:
     name = "users answered"
     expected = "every user connected and answered"
     if not by_agent:
-        return Verdict(name, True, expected, "no operation", message="Answers not judged: no user recorded an "
-                       "operation.", inconclusive=True)
+        return Verdict(
+            name,
+            True,
+            expected,
+            "no operation",
+            message="Answers not judged: no user recorded an operation.",
+            inconclusive=True,
+        )
     unconnected = {agent: ops for agent, ops in by_agent.items() if all(op.error in NOT_CONNECTED for op in ops)}
-    silent = {agent: [op for op in ops if op.error == WsFailure.NO_ANSWER]
-              for agent, ops in by_agent.items() if agent not in unconnected}
+    silent = {
+        agent: [op for op in ops if op.error == WsFailure.NO_ANSWER]
+        for agent, ops in by_agent.items()
+        if agent not in unconnected
+    }
     silent = {agent: ops for agent, ops in silent.items() if ops}
     users = len(by_agent)
     connected = users - len(unconnected)
@@ -50,26 +59,59 @@ def check_answered(history: History) -> Verdict:
     requests = sum(len(ops) for agent, ops in by_agent.items() if agent not in unconnected)
     within = _waited(unanswered_ops)
     measured = f"{connected} connected, {answered} answered{within}"
-    rows = [{"agent": agent, "user": ops[0].user, "finding": "could not connect", "requests": len(ops),
-             "unanswered": "", "why": _reason(ops[0])} for agent, ops in sorted(unconnected.items())]
-    rows += [{"agent": agent, "user": ops[0].user, "finding": "connected, no answer",
-              "requests": len(by_agent[agent]), "unanswered": len(ops), "why": _reason(ops[0])}
-             for agent, ops in sorted(silent.items())]
+    rows = [
+        {
+            "agent": agent,
+            "user": ops[0].user,
+            "finding": "could not connect",
+            "requests": len(ops),
+            "unanswered": "",
+            "why": _reason(ops[0]),
+        }
+        for agent, ops in sorted(unconnected.items())
+    ]
+    rows += [
+        {
+            "agent": agent,
+            "user": ops[0].user,
+            "finding": "connected, no answer",
+            "requests": len(by_agent[agent]),
+            "unanswered": len(ops),
+            "why": _reason(ops[0]),
+        }
+        for agent, ops in sorted(silent.items())
+    ]
     if not rows:
-        return Verdict(name, True, expected, measured,
-                       message=f"Every user was answered: {users} connected, {users} answered "
-                               f"({plural(requests, 'request')}, none left without an answer).", value=1.0)
+        return Verdict(
+            name,
+            True,
+            expected,
+            measured,
+            message=f"Every user was answered: {users} connected, {users} answered "
+            f"({plural(requests, 'request')}, none left without an answer).",
+            value=1.0,
+        )
     findings = []
     if silent:
         every = " (not one was answered)" if answered == 0 else ""
-        findings.append(f"{connected} connected, {answered} answered{within}{every}: "
-                        f"{plural(len(unanswered_ops), 'request')} of {requests} got no answer at all")
+        findings.append(
+            f"{connected} connected, {answered} answered{within}{every}: "
+            f"{plural(len(unanswered_ops), 'request')} of {requests} got no answer at all"
+        )
     if unconnected:
         causes = Counter(ops[0].error for ops in unconnected.values())
         first = _reason(next(iter(unconnected.values()))[0])
-        findings.append(f"{len(unconnected)} of {plural(users, 'user')} could not connect "
-                        f"({', '.join(f'{code} {count}' for code, count in causes.most_common())}; first: {first})")
-    return Verdict(name, False, expected, measured, f"{users - answered} of {users} users",
-                   f"Users were not answered: {'; '.join(findings)}{rows_note(len(rows))}.",
-                   capped(rows), value=float(answered) / users if users else 0.0)
-
+        findings.append(
+            f"{len(unconnected)} of {plural(users, 'user')} could not connect "
+            f"({', '.join(f'{code} {count}' for code, count in causes.most_common())}; first: {first})"
+        )
+    return Verdict(
+        name,
+        False,
+        expected,
+        measured,
+        f"{users - answered} of {users} users",
+        f"Users were not answered: {'; '.join(findings)}{rows_note(len(rows))}.",
+        capped(rows),
+        value=float(answered) / users if users else 0.0,
+    )

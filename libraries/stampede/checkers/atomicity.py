@@ -65,9 +65,13 @@ def _by_id(history: History, key: str) -> dict[str, Operation]:
 
 def _nothing_to_check(name: str, expected: str, what: str) -> Verdict:
     return Verdict(
-        name, True, expected, "0 operations",
+        name,
+        True,
+        expected,
+        "0 operations",
         message=f"Nothing to check for {what}: the launch recorded no operation that names itself.",
-        inconclusive=True, value=0,
+        inconclusive=True,
+        value=0,
     )
 
 
@@ -105,16 +109,18 @@ def check_all_or_nothing(history: History, state: AtomicityState) -> Verdict:
             shapes["none"] += 1
             continue
         shapes[problem] += 1
-        problems.append({
-            "operation": op_id,
-            "agent": op.agent if op else "",
-            "outcome": op.outcome.value if op else "(not in the history)",
-            "error": (op.error or "") if op else "",
-            "fault": _written(op, "fault") if op else "",
-            "applied on": ", ".join(on) or "nowhere",
-            "decision logged": "" if state.decided is None else ("yes" if decided else "no"),
-            "problem": problem,
-        })
+        problems.append(
+            {
+                "operation": op_id,
+                "agent": op.agent if op else "",
+                "outcome": op.outcome.value if op else "(not in the history)",
+                "error": (op.error or "") if op else "",
+                "fault": _written(op, "fault") if op else "",
+                "applied on": ", ".join(on) or "nowhere",
+                "decision logged": "" if state.decided is None else ("yes" if decided else "no"),
+                "problem": problem,
+            }
+        )
     total = len(ids)
     split = f"{shapes['all']} applied on {everywhere}, {shapes['none']} on {nowhere}"
     partial = sum(count for shape, count in shapes.items() if shape.startswith("partial"))
@@ -125,16 +131,20 @@ def check_all_or_nothing(history: History, state: AtomicityState) -> Verdict:
             f"no partial state.{_faults_note(operations)}"
         )
         return Verdict("all or nothing", True, "0 partial operations", measured, message=message, value=0)
-    kinds = "; ".join(
-        f"{count} {shape}" for shape, count in sorted(shapes.items()) if shape not in ("all", "none")
-    )
+    kinds = "; ".join(f"{count} {shape}" for shape, count in sorted(shapes.items()) if shape not in ("all", "none"))
     message = (
         f"Not all or nothing: {len(problems)} of {plural(total, 'operation')} broke atomicity "
         f"({kinds}); {split}{rows_note(len(problems))}.{_faults_note(operations)}"
     )
     return Verdict(
-        "all or nothing", False, "0 partial operations", measured, plural(len(problems), "broken operation"),
-        message, capped(problems), value=len(problems),
+        "all or nothing",
+        False,
+        "0 partial operations",
+        measured,
+        plural(len(problems), "broken operation"),
+        message,
+        capped(problems),
+        value=len(problems),
     )
 
 
@@ -184,14 +194,16 @@ def check_sagas(history: History, state: SagaState) -> Verdict:
             continue
         problem = f"{' + '.join(left)} left applied" if left else "reported success, no step applied"
         partial[problem] += 1
-        problems.append({
-            "saga": saga_id,
-            "agent": op.agent if op else "",
-            "outcome": op.outcome.value if op else "(not in the history)",
-            "failed step": (_written(op, "failed_step") or "") if op else "",
-            "compensated": ", ".join(_written(op, "compensated") or ()) if op else "",
-            "problem": problem,
-        })
+        problems.append(
+            {
+                "saga": saga_id,
+                "agent": op.agent if op else "",
+                "outcome": op.outcome.value if op else "(not in the history)",
+                "failed step": (_written(op, "failed_step") or "") if op else "",
+                "compensated": ", ".join(_written(op, "compensated") or ()) if op else "",
+                "problem": problem,
+            }
+        )
     compensations = Counter(step for op in sagas.values() for step in _written(op, "compensated") or ())
     failed = Counter(step for op in sagas.values() if (step := _written(op, "failed_step")))
     ran = ", ".join(f"{count} {step}" for step, count in compensations.most_common()) or "none"
@@ -210,6 +222,12 @@ def check_sagas(history: History, state: SagaState) -> Verdict:
         f"({kinds}); {story}{rows_note(len(problems))}."
     )
     return Verdict(
-        "no partial saga", False, "0 partial sagas", measured, plural(len(problems), "partial saga"),
-        message, capped(problems), value=len(problems),
+        "no partial saga",
+        False,
+        "0 partial sagas",
+        measured,
+        plural(len(problems), "partial saga"),
+        message,
+        capped(problems),
+        value=len(problems),
     )

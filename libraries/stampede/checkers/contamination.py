@@ -19,8 +19,9 @@ def _foreign(message: ReceivedMessage, marker_owners: Mapping[str, str] | None) 
     return marker_owners is None or marker_owners.get(str(message.marker)) != message.user
 
 
-def check_no_contamination(messages: Iterable[ReceivedMessage], *, marker_owners: Mapping[str, str] | None = None,
-                           left_out: int = 0) -> Verdict:
+def check_no_contamination(
+    messages: Iterable[ReceivedMessage], *, marker_owners: Mapping[str, str] | None = None, left_out: int = 0
+) -> Verdict:
     """Fail when a message received on a user's connection carries another user's id or another agent's marker.
 
     ``marker_owners`` (marker → user, as the tool keeps it) lets agents of one
@@ -40,14 +41,25 @@ def check_no_contamination(messages: Iterable[ReceivedMessage], *, marker_owners
             offending.append(message)
     unlogged = f"; {plural(left_out, 'message')} over the log's limit were not kept" if left_out else ""
     if not compared:
-        return Verdict(name, True, expected, "no message with a user id or marker",
-                       message=f"Contamination not judged: no received message carried a user id or marker{unlogged}.",
-                       inconclusive=True)
+        return Verdict(
+            name,
+            True,
+            expected,
+            "no message with a user id or marker",
+            message=f"Contamination not judged: no received message carried a user id or marker{unlogged}.",
+            inconclusive=True,
+        )
     if not offending:
-        return Verdict(name, True, expected, f"0 of {compared} messages foreign",
-                       message=f"No cross-user contamination: {plural(compared, 'message')} on "
-                               f"{plural(len(connections), 'connection')} carried only their own user's id and "
-                               f"marker{unlogged}.", value=0.0)
+        return Verdict(
+            name,
+            True,
+            expected,
+            f"0 of {compared} messages foreign",
+            message=f"No cross-user contamination: {plural(compared, 'message')} on "
+            f"{plural(len(connections), 'connection')} carried only their own user's id and "
+            f"marker{unlogged}.",
+            value=0.0,
+        )
     received_from: dict[str, set[str]] = defaultdict(set)
     for message in offending:
         owner = str(message.user_id) if message.carries_other_user else (marker_owners or {}).get(str(message.marker))
@@ -60,6 +72,13 @@ def check_no_contamination(messages: Iterable[ReceivedMessage], *, marker_owners
         f"marker; {worst_user} received messages of {shown}{rows_note(len(offending))}{unlogged}."
     )
     rows = [{**m.describe(), "marker belongs to": (marker_owners or {}).get(str(m.marker), "")} for m in offending]
-    return Verdict(name, False, expected, f"{len(offending)} of {compared} messages foreign",
-                   plural(len(offending), "foreign message"), message_text, capped(rows), value=float(len(offending)))
-
+    return Verdict(
+        name,
+        False,
+        expected,
+        f"{len(offending)} of {compared} messages foreign",
+        plural(len(offending), "foreign message"),
+        message_text,
+        capped(rows),
+        value=float(len(offending)),
+    )

@@ -118,8 +118,13 @@ def check_no_deadlocks(history: History, *, noun: str = "transfer") -> Verdict:
     work = plural(len(history), noun)
     if not history:
         return Verdict(
-            "no deadlocks", True, "0 deadlocks", "0 operations",
-            message="Nothing to check for deadlocks: no operation was recorded.", inconclusive=True, value=0,
+            "no deadlocks",
+            True,
+            "0 deadlocks",
+            "0 operations",
+            message="Nothing to check for deadlocks: no operation was recorded.",
+            inconclusive=True,
+            value=0,
         )
     measured = f"{plural(deadlocks, 'deadlock')} in {work}"
     if not deadlocks:
@@ -147,8 +152,12 @@ def check_forward_progress(history: History, *, noun: str = "transfer") -> Verdi
     expected = f"{total} of {total} {noun}s completed"
     if not total:
         return Verdict(
-            "forward progress", True, expected, f"0 of 0 {noun}s",
-            message=f"Nothing to check for forward progress: no {noun} was recorded.", inconclusive=True,
+            "forward progress",
+            True,
+            expected,
+            f"0 of 0 {noun}s",
+            message=f"Nothing to check for forward progress: no {noun} was recorded.",
+            inconclusive=True,
         )
     unfinished = [op for op in history if not op.ok]
     completed = total - len(unfinished)
@@ -158,7 +167,8 @@ def check_forward_progress(history: History, *, noun: str = "transfer") -> Verdi
         recovered = (
             f"{plural(len(victims), 'deadlock victim')} met {plural(sum(map(deadlocks_met, victims)), 'deadlock')}, "
             f"retried ({plural(sum(op.retries for op in victims), 'retry', 'retries')}) and completed"
-            if victims else "none was a deadlock victim"
+            if victims
+            else "none was a deadlock victim"
         )
         message = f"Forward progress: all {plural(total, noun)} completed; {recovered}."
         return Verdict("forward progress", True, expected, measured, message=message)
@@ -214,11 +224,16 @@ def check_deadlock_resolution(
     if not waits:
         reason = (
             f"{plural(deadlocks, 'deadlock')} occurred but none recorded how long it took to resolve"
-            if deadlocks else f"no deadlock occurred in {plural(len(history), 'operation')}"
+            if deadlocks
+            else f"no deadlock occurred in {plural(len(history), 'operation')}"
         )
         return Verdict(
-            "deadlock resolution", True, expected, "0 resolution times",
-            message=f"No deadlock resolution time to judge: {reason}.", inconclusive=True,
+            "deadlock resolution",
+            True,
+            expected,
+            "0 resolution times",
+            message=f"No deadlock resolution time to judge: {reason}.",
+            inconclusive=True,
         )
     judged = percentile(waits, pct) / 1e9
     slowest = waits[-1] / 1e9

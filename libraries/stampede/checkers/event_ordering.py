@@ -52,8 +52,9 @@ def sequence_breaks(messages: Iterable[ReceivedMessage]) -> tuple[int, int, list
     return seen, len(last), rows
 
 
-def lifecycle_breaks(messages: Iterable[ReceivedMessage], lifecycle: Sequence[str],
-                     failures: Collection[str]) -> tuple[int, list[dict[str, Any]]]:
+def lifecycle_breaks(
+    messages: Iterable[ReceivedMessage], lifecycle: Sequence[str], failures: Collection[str]
+) -> tuple[int, list[dict[str, Any]]]:
     """(runs seen, one row per run whose events broke ``lifecycle``), over the receiving agent's own runs."""
     position = {kind: index for index, kind in enumerate(lifecycle)}
     runs: dict[tuple[int, int, Any], list[ReceivedMessage]] = defaultdict(list)
@@ -64,13 +65,15 @@ def lifecycle_breaks(messages: Iterable[ReceivedMessage], lifecycle: Sequence[st
     for events in runs.values():
         problem = _lifecycle_problem([str(event.type) for event in events], lifecycle, position, failures)
         if problem:
-            rows.append({**events[-1].describe(), "events": " → ".join(str(e.type) for e in events),
-                         "problem": problem})
+            rows.append(
+                {**events[-1].describe(), "events": " → ".join(str(e.type) for e in events), "problem": problem}
+            )
     return len(runs), rows
 
 
-def _lifecycle_problem(types: list[str], lifecycle: Sequence[str], position: dict[str, int],
-                       failures: Collection[str]) -> str | None:
+def _lifecycle_problem(
+    types: list[str], lifecycle: Sequence[str], position: dict[str, int], failures: Collection[str]
+) -> str | None:
     if types[0] != lifecycle[0]:
         return f"began with {types[0]}, not {lifecycle[0]}"
     for before, after in pairwise(types):
@@ -85,8 +88,13 @@ def _lifecycle_problem(types: list[str], lifecycle: Sequence[str], position: dic
     return None
 
 
-def check_event_ordering(messages: Iterable[ReceivedMessage], *, lifecycle: Sequence[str] = REFERENCE_LIFECYCLE,
-                         failures: Collection[str] = REFERENCE_FAILURES, left_out: int = 0) -> Verdict:
+def check_event_ordering(
+    messages: Iterable[ReceivedMessage],
+    *,
+    lifecycle: Sequence[str] = REFERENCE_LIFECYCLE,
+    failures: Collection[str] = REFERENCE_FAILURES,
+    left_out: int = 0,
+) -> Verdict:
     """Fail when a stream's seqs are not each the previous plus 1, or a run's events break ``lifecycle``.
 
     ``lifecycle`` is the event types of a run that succeeds, in order (empty:
@@ -102,28 +110,53 @@ def check_event_ordering(messages: Iterable[ReceivedMessage], *, lifecycle: Sequ
     expected = "seqs +1 at a time per connection" + (f"; runs {chain}" if lifecycle else "")
     unlogged = f"; {plural(left_out, 'message')} over the log's limit were not kept" if left_out else ""
     if not seqs and not runs:
-        return Verdict(name, True, expected, "no sequence number or run event",
-                       message=f"Event order not judged: no message carried a sequence number or a run event"
-                               f"{unlogged}.", inconclusive=True)
+        return Verdict(
+            name,
+            True,
+            expected,
+            "no sequence number or run event",
+            message=f"Event order not judged: no message carried a sequence number or a run event{unlogged}.",
+            inconclusive=True,
+        )
     across = f" ({plural(resumed, 'session')} resumed on a new connection)" if resumed else ""
-    seq_part = (f"{plural(seqs, 'sequence number')} on {plural(streams, 'connection')}{across}" if seqs
-                else "no sequence numbers")
+    seq_part = (
+        f"{plural(seqs, 'sequence number')} on {plural(streams, 'connection')}{across}"
+        if seqs
+        else "no sequence numbers"
+    )
     run_part = f"{plural(runs, 'run')}" if lifecycle else "runs not checked"
     measured = f"{len(seq_rows)} seq breaks, {len(run_rows)} lifecycle breaks"
     if not seq_rows and not run_rows:
-        return Verdict(name, True, expected, measured,
-                       message=f"Events arrived in order: {seq_part} rose by 1 each without gaps; {run_part} "
-                               f"followed {chain}{unlogged}.", value=0.0)
+        return Verdict(
+            name,
+            True,
+            expected,
+            measured,
+            message=f"Events arrived in order: {seq_part} rose by 1 each without gaps; {run_part} "
+            f"followed {chain}{unlogged}.",
+            value=0.0,
+        )
     broken_streams = len({(row["agent"], row["connection"]) for row in seq_rows})
     problems = []
     if seq_rows:
-        problems.append(f"{len(seq_rows)} of {plural(seqs, 'sequence number')} broke the order (gaps, repeats or "
-                        f"late arrivals) on {broken_streams} of {plural(streams, 'connection')}{across}; "
-                        f"first: agent {seq_rows[0]['agent']}, {seq_rows[0]['problem']}")
+        problems.append(
+            f"{len(seq_rows)} of {plural(seqs, 'sequence number')} broke the order (gaps, repeats or "
+            f"late arrivals) on {broken_streams} of {plural(streams, 'connection')}{across}; "
+            f"first: agent {seq_rows[0]['agent']}, {seq_rows[0]['problem']}"
+        )
     if run_rows:
-        problems.append(f"{len(run_rows)} of {plural(runs, 'run')} broke the lifecycle {chain}; "
-                        f"first: run {run_rows[0]['run id']}, {run_rows[0]['problem']}")
+        problems.append(
+            f"{len(run_rows)} of {plural(runs, 'run')} broke the lifecycle {chain}; "
+            f"first: run {run_rows[0]['run id']}, {run_rows[0]['problem']}"
+        )
     rows = seq_rows + run_rows
-    return Verdict(name, False, expected, measured, plural(len(rows), "break"),
-                   f"Events arrived out of order: {'; '.join(problems)}{rows_note(len(rows))}{unlogged}.",
-                   capped(rows), value=float(len(rows)))
+    return Verdict(
+        name,
+        False,
+        expected,
+        measured,
+        plural(len(rows), "break"),
+        f"Events arrived out of order: {'; '.join(problems)}{rows_note(len(rows))}{unlogged}.",
+        capped(rows),
+        value=float(len(rows)),
+    )

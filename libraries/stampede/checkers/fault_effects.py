@@ -65,8 +65,9 @@ def check_stall(history: History, fault: str, start_ns: int, end_ns: int, tolera
         message += f" ({measured})."
     else:
         message = f"Progress stalled for {format_duration(gap)} during the {format_duration(length)} {fault}{back}."
-    return Verdict(f"stall during {fault}", not problems, expected, measured, "; ".join(problems), message, details,
-                   value=gap)
+    return Verdict(
+        f"stall during {fault}", not problems, expected, measured, "; ".join(problems), message, details, value=gap
+    )
 
 
 def check_added_latency(baseline_p50: float, faulted_p50: float, added: float, tolerance: float) -> Verdict:
@@ -80,8 +81,14 @@ def check_added_latency(baseline_p50: float, faulted_p50: float, added: float, t
         f"Added latency {'shows' if passed else 'does not show'} in the median: expected it {expected[4:]}, "
         f"measured {measured[4:]}" + ("." if passed else f", {miss}.")
     )
-    details = [{"baseline p50": format_duration(baseline_p50), "p50 with the fault": format_duration(faulted_p50),
-                "rise": _signed(rise), "injected": format_duration(added)}]
+    details = [
+        {
+            "baseline p50": format_duration(baseline_p50),
+            "p50 with the fault": format_duration(faulted_p50),
+            "rise": _signed(rise),
+            "injected": format_duration(added),
+        }
+    ]
     return Verdict("added latency", passed, expected, measured, miss, message, details, value=rise)
 
 

@@ -72,8 +72,13 @@ def check_ledger(history: History, snapshot: LedgerSnapshot) -> Verdict:
     unit = snapshot.unit
     if not len(history):
         return Verdict(
-            "ledger conservation", False, "operations to check", "none", "nothing to check",
-            "No operation ran, so there is nothing to check against the ledger.", inconclusive=True,
+            "ledger conservation",
+            False,
+            "operations to check",
+            "none",
+            "nothing to check",
+            "No operation ran, so there is nothing to check against the ledger.",
+            inconclusive=True,
         )
     by_key = {key(op): op for op in history}
     successful = [op for op in history if op.ok]

@@ -77,25 +77,27 @@ def lock_attempts(history: History | Iterable[Any]) -> list[LockAttempt]:
         if not isinstance(written, dict) or "acquire" not in written or "key" not in written:
             continue
         release = written.get("release") or (None, None)
-        attempts.append(LockAttempt(
-            agent=op.agent,
-            user=op.user,
-            key=str(written["key"]),
-            lock=str(written.get("lock", "")),
-            token=str(written.get("token", "")),
-            acquired=bool(written.get("acquired")),
-            acquire_invoke=int(written["acquire"][0]),
-            acquire_reply=int(written["acquire"][1]),
-            fence=written.get("fence"),
-            lease_ns=written.get("lease_ns"),
-            granted_try=written.get("granted_try_ns"),
-            release_invoke=release[0],
-            release_reply=release[1],
-            release_answer=written.get("release_answer"),
-            stalled=bool(written.get("stalled")),
-            read=op.read if isinstance(op.read, dict) else None,
-            write=written.get("write"),
-        ))
+        attempts.append(
+            LockAttempt(
+                agent=op.agent,
+                user=op.user,
+                key=str(written["key"]),
+                lock=str(written.get("lock", "")),
+                token=str(written.get("token", "")),
+                acquired=bool(written.get("acquired")),
+                acquire_invoke=int(written["acquire"][0]),
+                acquire_reply=int(written["acquire"][1]),
+                fence=written.get("fence"),
+                lease_ns=written.get("lease_ns"),
+                granted_try=written.get("granted_try_ns"),
+                release_invoke=release[0],
+                release_reply=release[1],
+                release_answer=written.get("release_answer"),
+                stalled=bool(written.get("stalled")),
+                read=op.read if isinstance(op.read, dict) else None,
+                write=written.get("write"),
+            )
+        )
     return attempts
 
 

@@ -99,8 +99,9 @@ class Overlaps:
     tolerance_ns: int
 
 
-def find_overlaps(attempts: Iterable[LockAttempt], window: Window,
-                  tolerance_ns: int = DEFAULT_TOLERANCE_NS) -> Overlaps:
+def find_overlaps(
+    attempts: Iterable[LockAttempt], window: Window, tolerance_ns: int = DEFAULT_TOLERANCE_NS
+) -> Overlaps:
     """Every pair of holds of the same key whose ``window`` overlaps, longer than ``tolerance_ns`` or not."""
     holds = [attempt for attempt in attempts if attempt.acquired]
     by_key: dict[str, list[LockAttempt]] = defaultdict(list)
@@ -112,12 +113,19 @@ def find_overlaps(attempts: Iterable[LockAttempt], window: Window,
         for hold in sorted(key_holds, key=window):
             start, end = window(hold)
             active = [other for other in active if window(other)[1] > start]
-            found.extend(Overlap(other, hold, start, min(end, window(other)[1])) for other in active
-                         if min(end, window(other)[1]) > start)
+            found.extend(
+                Overlap(other, hold, start, min(end, window(other)[1]))
+                for other in active
+                if min(end, window(other)[1]) > start
+            )
             active.append(hold)
     found.sort(key=lambda overlap: overlap.start_ns)
-    return Overlaps(holds, [o for o in found if o.amount_ns > tolerance_ns],
-                    [o for o in found if o.amount_ns <= tolerance_ns], tolerance_ns)
+    return Overlaps(
+        holds,
+        [o for o in found if o.amount_ns > tolerance_ns],
+        [o for o in found if o.amount_ns <= tolerance_ns],
+        tolerance_ns,
+    )
 
 
 def cause_of(overlap: Overlap, tolerance_ns: int) -> str:
@@ -138,8 +146,9 @@ def check_never_granted_twice(history: History, tolerance_ns: int = DEFAULT_TOLE
     """The lock never let a second holder in while the first was inside its lease and had not released."""
     attempts = lock_attempts(history)
     found = find_overlaps(attempts, promised, tolerance_ns)
-    return _verdict("lock never granted twice", "no second grant inside a holder's lease", found, attempts,
-                    promised, _grant_wording)
+    return _verdict(
+        "lock never granted twice", "no second grant inside a holder's lease", found, attempts, promised, _grant_wording
+    )
 
 
 def check_single_active_session(history: History, tolerance_ns: int = DEFAULT_TOLERANCE_NS) -> Verdict:
@@ -156,10 +165,16 @@ def check_single_active_session(history: History, tolerance_ns: int = DEFAULT_TO
     contested = sorted(user for user, agents in agents_of.items() if len(agents) > 1)
     sessions = [attempt for attempt in attempts if attempt.acquired and attempt.user in contested]
     if not sessions:
-        return Verdict(name, True, expected, "no user had two agents",
-                       message="Single active session not judged: no user ran two agents that started sessions, so "
-                               "none could have two at once; launch more agents than users (users=…).",
-                       inconclusive=True, value=0.0)
+        return Verdict(
+            name,
+            True,
+            expected,
+            "no user had two agents",
+            message="Single active session not judged: no user ran two agents that started sessions, so "
+            "none could have two at once; launch more agents than users (users=…).",
+            inconclusive=True,
+            value=0.0,
+        )
     found = find_overlaps(sessions, held, tolerance_ns)
     clock = Clock(attempts)
     tried = f"{plural(len(sessions), 'session')} of {plural(len(contested), 'user')} who ran several agents"
@@ -175,13 +190,26 @@ def check_single_active_session(history: History, tolerance_ns: int = DEFAULT_TO
             f"({clock.span(first.first.held)}) and {first.second.agent} ({clock.span(first.second.held)}) were both "
             f"active for {format_duration(first.amount_ns / 1e9)}{rows_note(len(rows))}."
         )
-        return Verdict(name, False, expected, f"{len(users)} users with overlapping sessions",
-                       plural(len(found.violations), "overlap"), message, capped(rows), value=float(len(users)))
+        return Verdict(
+            name,
+            False,
+            expected,
+            f"{len(users)} users with overlapping sessions",
+            plural(len(found.violations), "overlap"),
+            message,
+            capped(rows),
+            value=float(len(users)),
+        )
     if found.inconclusive:
         return _inconclusive(name, expected, found, clock, "sessions of one user")
-    return Verdict(name, True, expected, "0 users with overlapping sessions",
-                   message=f"At most one active session per user: {tried}; no user ever had two sessions active "
-                           "at once.", value=0.0)
+    return Verdict(
+        name,
+        True,
+        expected,
+        "0 users with overlapping sessions",
+        message=f"At most one active session per user: {tried}; no user ever had two sessions active at once.",
+        value=0.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -191,20 +219,34 @@ class _Wording:
     what: str
 
 
-def _verdict(name: str, expected: str, found: Overlaps, attempts: list[LockAttempt], window: Window,
-             wording: _Wording) -> Verdict:
+def _verdict(
+    name: str, expected: str, found: Overlaps, attempts: list[LockAttempt], window: Window, wording: _Wording
+) -> Verdict:
     holds = found.holds
     clock = Clock(attempts)
     if len(holds) < 2:
-        return Verdict(name, True, expected, plural(len(holds), "hold"),
-                       message=f"Nothing to judge for {name}: {plural(len(holds), 'agent')} got the lock "
-                               f"in {plural(len(attempts), 'attempt')}; two holds at least are needed.",
-                       inconclusive=True, value=0.0)
+        return Verdict(
+            name,
+            True,
+            expected,
+            plural(len(holds), "hold"),
+            message=f"Nothing to judge for {name}: {plural(len(holds), 'agent')} got the lock "
+            f"in {plural(len(attempts), 'attempt')}; two holds at least are needed.",
+            inconclusive=True,
+            value=0.0,
+        )
     if found.violations:
         rows = [_row(o, clock, "lock", o.first.key, found.tolerance_ns) for o in found.violations]
-        return Verdict(name, False, expected, f"{plural(len(found.violations), 'overlap')}",
-                       plural(len(found.violations), "overlap"), wording.violation(found, clock, rows), capped(rows),
-                       value=float(len(found.violations)))
+        return Verdict(
+            name,
+            False,
+            expected,
+            f"{plural(len(found.violations), 'overlap')}",
+            plural(len(found.violations), "overlap"),
+            wording.violation(found, clock, rows),
+            capped(rows),
+            value=float(len(found.violations)),
+        )
     if found.inconclusive:
         return _inconclusive(name, expected, found, clock, wording.what)
     gap = _closest_hand_over(holds, window)
@@ -222,46 +264,59 @@ def _holder_violation(found: Overlaps, clock: Clock, rows: list[dict[str, Any]])
     if causes[GRANTED_TWICE]:
         parts.append(f"{causes[GRANTED_TWICE]} inside both holders' leases: the lock was granted twice")
     if causes[OUTLIVED_LEASE]:
-        parts.append(f"{causes[OUTLIVED_LEASE]} after the earlier holder's lease could have run out: it outlived "
-                     "its lease")
+        parts.append(
+            f"{causes[OUTLIVED_LEASE]} after the earlier holder's lease could have run out: it outlived its lease"
+        )
     first = found.violations[0]
     times = plural(len(found.violations), "time")
-    return (f"Holders overlapped: {times} two agents held {lock_names(found.holds)} at once ({'; '.join(parts)}). "
-            f"First: {_pair(first, clock)}{rows_note(len(rows))}.")
+    return (
+        f"Holders overlapped: {times} two agents held {lock_names(found.holds)} at once ({'; '.join(parts)}). "
+        f"First: {_pair(first, clock)}{rows_note(len(rows))}."
+    )
 
 
 def _grant_violation(found: Overlaps, clock: Clock, rows: list[dict[str, Any]]) -> str:
     first = found.violations[0]
     times = plural(len(found.violations), "time")
-    return (f"Lock granted twice: {times} {lock_names(found.holds)} let a second agent in while the holder was inside "
-            "its lease and had not released. First: "
-            f"{_pair(first, clock, promised)}{rows_note(len(rows))}.")
+    return (
+        f"Lock granted twice: {times} {lock_names(found.holds)} let a second agent in while the holder was inside "
+        "its lease and had not released. First: "
+        f"{_pair(first, clock, promised)}{rows_note(len(rows))}."
+    )
 
 
 def _pair(overlap: Overlap, clock: Clock, window: Window = held) -> str:
     first, second = overlap.first, overlap.second
     lease_end = first.lease_end
     lease = "" if lease_end is None else f" ({lease_text(first.lease_ns)} from {clock.at(lease_end - first.lease_ns)})"
-    return (f"agent {first.agent} held it {clock.span(window(first))}{lease} and agent {second.agent} "
-            f"{clock.span(window(second))}, both at once for {format_duration(overlap.amount_ns / 1e9)}")
+    return (
+        f"agent {first.agent} held it {clock.span(window(first))}{lease} and agent {second.agent} "
+        f"{clock.span(window(second))}, both at once for {format_duration(overlap.amount_ns / 1e9)}"
+    )
 
 
 def _holder_passed(found: Overlaps, attempts: list[LockAttempt]) -> str:
     holds = found.holds
     gave_up = len(attempts) - len(holds)
     waited = f"; {plural(gave_up, 'attempt')} gave up waiting" if gave_up else ""
-    return (f"No two holders at once: {plural(len(holds), 'hold')} of {lock_names(holds)} by "
-            f"{plural(len({h.agent for h in holds}), 'agent')}, one after another{waited}.")
+    return (
+        f"No two holders at once: {plural(len(holds), 'hold')} of {lock_names(holds)} by "
+        f"{plural(len({h.agent for h in holds}), 'agent')}, one after another{waited}."
+    )
 
 
 def _grant_passed(found: Overlaps, attempts: list[LockAttempt]) -> str:
     holds = found.holds
     outlived = [h for h in holds if (end := h.surely_expired_at) is not None and h.held[1] > end]
-    message = (f"The lock never granted itself twice: {plural(len(holds), 'grant')} of {lock_names(holds)}, each "
-               "given only after the previous holder released or its lease ran out.")
+    message = (
+        f"The lock never granted itself twice: {plural(len(holds), 'grant')} of {lock_names(holds)}, each "
+        "given only after the previous holder released or its lease ran out."
+    )
     if outlived:
-        message += (f" {len(outlived)} of the holders worked past their {lease_text(outlived[0].lease_ns)}, and the "
-                    "lock let the next one in only once it had run out.")
+        message += (
+            f" {len(outlived)} of the holders worked past their {lease_text(outlived[0].lease_ns)}, and the "
+            "lock let the next one in only once it had run out."
+        )
     return message
 
 
@@ -278,8 +333,16 @@ def _inconclusive(name: str, expected: str, found: Overlaps, clock: Clock, what:
         f"error ({tolerance}); the largest, {_pair(largest, clock)}, could come from the clocks alone, so the history "
         f"neither proves nor rules out two at once{rows_note(len(rows))}."
     )
-    return Verdict(name, True, expected, f"{plural(len(found.inconclusive), 'overlap')} within {tolerance}",
-                   message=message, details=capped(rows), inconclusive=True, value=0.0)
+    return Verdict(
+        name,
+        True,
+        expected,
+        f"{plural(len(found.inconclusive), 'overlap')} within {tolerance}",
+        message=message,
+        details=capped(rows),
+        inconclusive=True,
+        value=0.0,
+    )
 
 
 def _row(overlap: Overlap, clock: Clock, label: str, value: str, tolerance_ns: int) -> dict[str, Any]:
@@ -307,8 +370,7 @@ def _closest_hand_over(holds: Sequence[LockAttempt], window: Window) -> int | No
 
 def _most_at_once(holds: Iterable[LockAttempt], user: str) -> int:
     # At one instant an end (-1) sorts before a start (+1): a hand-over is not two at once.
-    events = sorted(event for hold in holds if hold.user == user
-                    for event in ((hold.held[0], 1), (hold.held[1], -1)))
+    events = sorted(event for hold in holds if hold.user == user for event in ((hold.held[0], 1), (hold.held[1], -1)))
     most = active = 0
     for _, change in events:
         active += change
@@ -325,34 +387,69 @@ def check_leases_outlived(history: History, tolerance_ns: int = DEFAULT_TOLERANC
     """
     attempts = lock_attempts(history)
     holds = [attempt for attempt in attempts if attempt.acquired and attempt.release_answer is not None]
-    name, expected = "no holder outlived its lease", 'every release finds the lock still the holder\'s'
+    name, expected = "no holder outlived its lease", "every release finds the lock still the holder's"
     not_owned = [hold for hold in holds if hold.release_answer == "not owned"]
-    late = [hold for hold in holds if (end := hold.surely_expired_at) is not None
-            and hold.held[1] > end + tolerance_ns]
+    late = [hold for hold in holds if (end := hold.surely_expired_at) is not None and hold.held[1] > end + tolerance_ns]
     released_late = [hold for hold in late if hold.release_answer == "released"]
     if not holds:
-        return Verdict(name, True, expected, "0 releases", message="Nothing to judge: no holder released the lock.",
-                       inconclusive=True, value=0.0)
+        return Verdict(
+            name,
+            True,
+            expected,
+            "0 releases",
+            message="Nothing to judge: no holder released the lock.",
+            inconclusive=True,
+            value=0.0,
+        )
     if not not_owned and not late:
-        return Verdict(name, True, expected, f"0 of {plural(len(holds), 'release')} not owned",
-                       message=f"Every holder finished within its lease: {plural(len(holds), 'release')}, each "
-                               "answered \"released\".", value=0.0)
+        return Verdict(
+            name,
+            True,
+            expected,
+            f"0 of {plural(len(holds), 'release')} not owned",
+            message=f"Every holder finished within its lease: {plural(len(holds), 'release')}, each "
+            'answered "released".',
+            value=0.0,
+        )
     clock = Clock(attempts)
     parts = []
     if late:
         longest = max(hold.held[1] - hold.held[0] for hold in late)
-        parts.append(f"{len(late)} of {plural(len(holds), 'holder')} were still working when their "
-                     f"{lease_text(late[0].lease_ns)} had surely run out (held up to {format_duration(longest / 1e9)})")
+        parts.append(
+            f"{len(late)} of {plural(len(holds), 'holder')} were still working when their "
+            f"{lease_text(late[0].lease_ns)} had surely run out (held up to {format_duration(longest / 1e9)})"
+        )
     if not_owned:
-        parts.append(f"{plural(len(not_owned), 'release')} answered \"not owned\"")
+        parts.append(f'{plural(len(not_owned), "release")} answered "not owned"')
     if released_late:
-        parts.append(f"{plural(len(released_late), 'release')} after the lease had surely run out answered "
-                     "\"released\": it deleted a lock that was no longer the holder's")
+        parts.append(
+            f"{plural(len(released_late), 'release')} after the lease had surely run out answered "
+            '"released": it deleted a lock that was no longer the holder\'s'
+        )
     shown = sorted({*not_owned, *late}, key=lambda hold: hold.acquire_reply)
-    rows = [{"agent": hold.agent, "fence": hold.fence, "held": clock.span(hold.held),
-             "for": format_duration((hold.held[1] - hold.held[0]) / 1e9), "lease": lease_text(hold.lease_ns),
-             "stalled": "yes" if hold.stalled else "", "release answered": hold.release_answer} for hold in shown]
-    message = (f"Holders outlived their leases: {'; '.join(parts)} (agents "
-               f"{agent_list(hold.agent for hold in shown)}){rows_note(len(rows))}.")
-    return Verdict(name, False, expected, f"{len(not_owned)} of {plural(len(holds), 'release')} not owned",
-                   plural(len(shown), "holder"), message, capped(rows), value=float(len(not_owned)))
+    rows = [
+        {
+            "agent": hold.agent,
+            "fence": hold.fence,
+            "held": clock.span(hold.held),
+            "for": format_duration((hold.held[1] - hold.held[0]) / 1e9),
+            "lease": lease_text(hold.lease_ns),
+            "stalled": "yes" if hold.stalled else "",
+            "release answered": hold.release_answer,
+        }
+        for hold in shown
+    ]
+    message = (
+        f"Holders outlived their leases: {'; '.join(parts)} (agents "
+        f"{agent_list(hold.agent for hold in shown)}){rows_note(len(rows))}."
+    )
+    return Verdict(
+        name,
+        False,
+        expected,
+        f"{len(not_owned)} of {plural(len(holds), 'release')} not owned",
+        plural(len(shown), "holder"),
+        message,
+        capped(rows),
+        value=float(len(not_owned)),
+    )

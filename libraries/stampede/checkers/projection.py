@@ -146,17 +146,23 @@ class _Gaps:
         parts = []
         if self.missing:
             never = "never applied" if caught_up else "not applied yet"
-            parts.append(f"{len(self.missing)} of {plural(event_count, 'event')} {never} "
-                         f"(seqs {agent_list(self.missing)})")
+            parts.append(
+                f"{len(self.missing)} of {plural(event_count, 'event')} {never} (seqs {agent_list(self.missing)})"
+            )
         if self.duplicated:
-            parts.append(f"{plural(len(self.duplicated), 'event')} applied more than once "
-                         f"(seqs {agent_list(self.duplicated)})")
+            parts.append(
+                f"{plural(len(self.duplicated), 'event')} applied more than once (seqs {agent_list(self.duplicated)})"
+            )
         if self.strays:
-            parts.append(f"{plural(len(self.strays), 'application')} of events the store does not hold "
-                         f"(seqs {agent_list(self.strays)})")
+            parts.append(
+                f"{plural(len(self.strays), 'application')} of events the store does not hold "
+                f"(seqs {agent_list(self.strays)})"
+            )
         if self.lost:
-            parts.append(f"{plural(len(self.lost), 'append')} the agents saw commit missing from the event store "
-                         f"(seqs {agent_list(self.lost)})")
+            parts.append(
+                f"{plural(len(self.lost), 'append')} the agents saw commit missing from the event store "
+                f"(seqs {agent_list(self.lost)})"
+            )
         if self.differing:
             stream, projected, folded = self.differing[0]
             others = len(self.differing) - 1
@@ -168,8 +174,10 @@ class _Gaps:
         return "; ".join(parts)
 
     def measured(self, event_count: int) -> str:
-        return (f"{len(self.missing)} of {event_count} events missing, {len(self.duplicated)} applied twice, "
-                f"{len(self.differing)} streams differ")
+        return (
+            f"{len(self.missing)} of {event_count} events missing, {len(self.duplicated)} applied twice, "
+            f"{len(self.differing)} streams differ"
+        )
 
     def rows(self, events: Mapping[int, StoredEvent], totals: Mapping[str, int]) -> list[dict[str, Any]]:
         by_stream: dict[str, list[StoredEvent]] = {}
@@ -184,15 +192,17 @@ class _Gaps:
             stream_events = by_stream.get(stream, [])
             folded = sum(event.change for event in stream_events)
             projected = totals.get(stream, 0)
-            rows.append({
-                "stream": stream,
-                "events": len(stream_events),
-                "events sum to": folded,
-                "projected": projected,
-                "difference": projected - folded,
-                "missing seqs": agent_list(event.seq for event in stream_events if event.seq in missing),
-                "seqs applied twice": agent_list(event.seq for event in stream_events if event.seq in duplicated),
-            })
+            rows.append(
+                {
+                    "stream": stream,
+                    "events": len(stream_events),
+                    "events sum to": folded,
+                    "projected": projected,
+                    "difference": projected - folded,
+                    "missing seqs": agent_list(event.seq for event in stream_events if event.seq in missing),
+                    "seqs applied twice": agent_list(event.seq for event in stream_events if event.seq in duplicated),
+                }
+            )
         return rows
 
 
@@ -204,29 +214,41 @@ def _converged(
     expected: str,
 ) -> Verdict:
     streams = len({event.stream for event in events.values()})
-    whole = (f"every one of {plural(len(events), 'event')} over {plural(streams, 'stream')} applied exactly once, "
-             "every stream's projected total equal to the sum of its events")
+    whole = (
+        f"every one of {plural(len(events), 'event')} over {plural(streams, 'stream')} applied exactly once, "
+        "every stream's projected total equal to the sum of its events"
+    )
     last_commit = max(int(op.written["committed_ns"]) for op in appends)
     applied_at = [snapshot.applied_at_ns.get(seq) for seq in events]
     if any(at is None for at in applied_at):
         return Verdict(
-            "projection convergence", True, expected, "converged, time unknown",
+            "projection convergence",
+            True,
+            expected,
+            "converged, time unknown",
             message=f"The projection equals the fold of the events ({whole}), but when it got there is unknown: "
-                    "the worker did not record when it applied some events.",
+            "the worker did not record when it applied some events.",
             inconclusive=True,
         )
     after = max(0, max(at for at in applied_at if at is not None) - last_commit) / 1e9
     measured = f"converged {format_duration(after)} after the last append"
     if after <= within:
         return Verdict(
-            "projection convergence", True, expected, measured,
+            "projection convergence",
+            True,
+            expected,
+            measured,
             message=f"Projection converged {format_duration(after)} after the last append "
-                    f"(bound {format_duration(within)}): {whole}.",
+            f"(bound {format_duration(within)}): {whole}.",
             value=after,
         )
     miss = f"{format_duration(after - within)} too late"
     return Verdict(
-        "projection convergence", False, expected, measured, miss,
+        "projection convergence",
+        False,
+        expected,
+        measured,
+        miss,
         f"Projection converged only {format_duration(after)} after the last append, {miss} for the "
         f"{format_duration(within)} bound: {whole} in the end.",
         value=after,
@@ -248,9 +270,12 @@ def check_read_your_writes_lag(history: History, *, bound: float, percentile_ran
     expected = f"{rank} ≤ {format_duration(bound)}"
     if not appends:
         return Verdict(
-            name, True, expected, "0 successful appends",
+            name,
+            True,
+            expected,
+            "0 successful appends",
             message=f"Nothing to check for read-your-writes lag: no append succeeded "
-                    f"({plural(len(history), 'operation')} in all).",
+            f"({plural(len(history), 'operation')} in all).",
             inconclusive=True,
         )
     lags = sorted(_lag(op) for op in appends)
@@ -259,7 +284,9 @@ def check_read_your_writes_lag(history: History, *, bound: float, percentile_ran
     at_rank = percentile(lags, percentile_rank)
     spread = (
         f"the {plural(len(seen), 'append')} seen took p50 {format_duration(percentile(seen, 50.0))}, "
-        f"max {format_duration(seen[-1])}" if seen else "no append was seen at all"
+        f"max {format_duration(seen[-1])}"
+        if seen
+        else "no append was seen at all"
     )
     unseen_note = (
         f"{len(unseen)} of {plural(len(appends), 'append')} ({percent(len(unseen), len(appends))}) never became "
@@ -274,15 +301,22 @@ def check_read_your_writes_lag(history: History, *, bound: float, percentile_ran
     if at_rank <= bound:
         tail = unseen_note if unseen else "every agent saw its own append in the projection"
         return Verdict(
-            name, True, expected, measured,
+            name,
+            True,
+            expected,
+            measured,
             message=f"Read-your-writes lag within bound: {rank} {format_duration(at_rank)} ≤ "
-                    f"{format_duration(bound)}; {spread}; {tail}{rows_note(len(rows))}.",
+            f"{format_duration(bound)}; {spread}; {tail}{rows_note(len(rows))}.",
             details=capped(rows),
             value=at_rank,
         )
     if math.isinf(at_rank):
         return Verdict(
-            name, False, expected, measured, "never seen",
+            name,
+            False,
+            expected,
+            measured,
+            "never seen",
             f"Read-your-writes lag too long: {rank} never reached, bound {format_duration(bound)}: {unseen_note}; "
             f"{spread}{rows_note(len(rows))}.",
             capped(rows),
@@ -291,7 +325,11 @@ def check_read_your_writes_lag(history: History, *, bound: float, percentile_ran
     miss = f"{format_duration(at_rank - bound)} over"
     tail = f"; {unseen_note}" if unseen else ""
     return Verdict(
-        name, False, expected, measured, miss,
+        name,
+        False,
+        expected,
+        measured,
+        miss,
         f"Read-your-writes lag too long: {rank} {format_duration(at_rank)}, bound {format_duration(bound)}, "
         f"{miss}; {spread}{tail}{rows_note(len(rows))}.",
         capped(rows),

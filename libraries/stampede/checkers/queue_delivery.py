@@ -36,7 +36,9 @@ def check_no_item_lost(history: History, remaining: Mapping[int, str], planned: 
     short = planned is not None and len(records.offers) < planned
     shortfall = (
         f" The producers offered only {len(records.offers)} of the {planned} planned items: the launch ended "
-        "before they finished (launch with a longer duration)." if short else ""
+        "before they finished (launch with a longer duration)."
+        if short
+        else ""
     )
     if missing or phantoms:
         states: dict[str, int] = {}
@@ -52,24 +54,53 @@ def check_no_item_lost(history: History, remaining: Mapping[int, str], planned: 
                 f"{plural(len(phantoms), 'item')} processed that no enqueue accepted: ids {item_ids(phantoms)}"
             )
         details = [
-            {"item": item, "priority": accepted[item].priority, "offered by agent": accepted[item].agent,
-             "now": remaining.get(item, "gone from the queue")}
+            {
+                "item": item,
+                "priority": accepted[item].priority,
+                "offered by agent": accepted[item].agent,
+                "now": remaining.get(item, "gone from the queue"),
+            }
             for item in missing
         ] + [
-            {"item": item, "priority": records.runs[item][0].priority, "offered by agent": "none",
-             "now": f"processed by agents {agent_list(p.agent for p in records.runs[item])}"}
+            {
+                "item": item,
+                "priority": records.runs[item][0].priority,
+                "offered by agent": "none",
+                "now": f"processed by agents {agent_list(p.agent for p in records.runs[item])}",
+            }
             for item in phantoms
         ]
-        message = (f"Items lost: expected {expected}, but " + "; and ".join(parts)
-                   + f"{rows_note(len(details))}.{unattributed_note(records)}{shortfall}")
+        message = (
+            f"Items lost: expected {expected}, but "
+            + "; and ".join(parts)
+            + f"{rows_note(len(details))}.{unattributed_note(records)}{shortfall}"
+        )
         miss = plural(len(missing) + len(phantoms), "item")
-        return Verdict("no item lost", False, expected, measured, miss, message, capped(details),
-                       value=len(missing) + len(phantoms))
+        return Verdict(
+            "no item lost",
+            False,
+            expected,
+            measured,
+            miss,
+            message,
+            capped(details),
+            value=len(missing) + len(phantoms),
+        )
     if short or not accepted:
-        reason = shortfall.strip() or f"The queue accepted no item ({plural(len(records.offers), 'offer')}), so " \
-                                      "there is nothing whose delivery could be checked."
-        return Verdict("no item lost", True, expected, measured, message=f"Nothing certain about lost items: {reason}",
-                       inconclusive=True, value=0)
+        reason = (
+            shortfall.strip()
+            or f"The queue accepted no item ({plural(len(records.offers), 'offer')}), so "
+            "there is nothing whose delivery could be checked."
+        )
+        return Verdict(
+            "no item lost",
+            True,
+            expected,
+            measured,
+            message=f"Nothing certain about lost items: {reason}",
+            inconclusive=True,
+            value=0,
+        )
     consumers = {p.agent for p in records.processings}
     message = (
         f"No item lost: all {plural(len(accepted), 'accepted item')} were processed, by "
@@ -84,31 +115,53 @@ def check_no_item_processed_twice(history: History) -> Verdict:
     runs = records.runs
     expected = "every item processed once"
     if not runs:
-        return Verdict("no item processed twice", True, expected, "0 items processed",
-                       message="Nothing to check for double processing: no item was processed.",
-                       inconclusive=True, value=0)
-    twice = sorted((item for item, item_runs in runs.items() if len(item_runs) > 1),
-                   key=lambda item: (-len(runs[item]), item))
+        return Verdict(
+            "no item processed twice",
+            True,
+            expected,
+            "0 items processed",
+            message="Nothing to check for double processing: no item was processed.",
+            inconclusive=True,
+            value=0,
+        )
+    twice = sorted(
+        (item for item, item_runs in runs.items() if len(item_runs) > 1), key=lambda item: (-len(runs[item]), item)
+    )
     extra = sum(len(runs[item]) - 1 for item in twice)
     measured = f"{plural(len(twice), 'item')} processed more than once"
     if not twice:
-        message = (f"No item processed twice: {plural(len(runs), 'item')} processed, each exactly once, "
-                   f"by {plural(len({p.agent for p in records.processings}), 'consumer')}.")
+        message = (
+            f"No item processed twice: {plural(len(runs), 'item')} processed, each exactly once, "
+            f"by {plural(len({p.agent for p in records.processings}), 'consumer')}."
+        )
         return Verdict("no item processed twice", True, expected, measured, message=message, value=0)
     details = [
-        {"item": item, "priority": runs[item][0].priority, "times processed": len(runs[item]),
-         "agents": agent_list(p.agent for p in runs[item])}
+        {
+            "item": item,
+            "priority": runs[item][0].priority,
+            "times processed": len(runs[item]),
+            "agents": agent_list(p.agent for p in runs[item]),
+        }
         for item in twice
     ]
-    examples = "; ".join(f"item {item} by agents {agent_list(p.agent for p in runs[item])}"
-                         for item in sorted(twice)[:_EXAMPLES])
+    examples = "; ".join(
+        f"item {item} by agents {agent_list(p.agent for p in runs[item])}" for item in sorted(twice)[:_EXAMPLES]
+    )
     message = (
         f"Items processed twice: expected each item processed once, but {len(twice)} of {len(runs)} items were "
         f"processed more than once ({plural(extra, 'extra run')}): {examples}"
         f"{' …' if len(twice) > _EXAMPLES else ''}{rows_note(len(details))}."
     )
-    return Verdict("no item processed twice", False, expected, measured, f"{extra} extra runs", message,
-                   capped(details), value=len(twice))
+    return Verdict(
+        "no item processed twice",
+        False,
+        expected,
+        measured,
+        f"{extra} extra runs",
+        message,
+        capped(details),
+        value=len(twice),
+    )
 
 
 def duplicated_items(history: History) -> dict[int, list[int]]:
@@ -146,7 +199,7 @@ class _PossiblyWaiting:
 
     def most_during(self, start_ns: int, end_ns: int) -> int:
         """The most at any instant of [start_ns, end_ns]: the count only rises when an enqueue starts."""
-        rises = self.starts[bisect.bisect_right(self.starts, start_ns):bisect.bisect_right(self.starts, end_ns)]
+        rises = self.starts[bisect.bisect_right(self.starts, start_ns) : bisect.bisect_right(self.starts, end_ns)]
         return max(self.at(instant) for instant in [start_ns, *rises])
 
 
@@ -162,8 +215,10 @@ def check_overflow(history: History, capacity: int) -> Verdict:
     offers, refused, failed = records.offers, records.refused, records.failed_offers
     peak, peak_at = _provable_peak(records)
     expected = f"at most {capacity} waiting; the rest refused as {QUEUE_FULL}"
-    measured = (f"{len(refused)} of {plural(len(offers), 'offer')} refused ({percent(len(refused), len(offers))}), "
-                f"peak {peak} waiting")
+    measured = (
+        f"{len(refused)} of {plural(len(offers), 'offer')} refused ({percent(len(refused), len(offers))}), "
+        f"peak {peak} waiting"
+    )
     problems: list[str] = []
     details: list[dict[str, object]] = []
     if peak > capacity:
@@ -185,22 +240,42 @@ def check_overflow(history: History, capacity: int) -> Verdict:
     for offer in refused:
         room = possibly_waiting.most_during(offer.start_ns, offer.end_ns)
         if room < capacity:
-            details.append({"agent": offer.agent, "priority": offer.priority,
-                            "at": format_duration((offer.start_ns - records.first_ns) / 1e9),
-                            "at most waiting": room, "capacity": capacity})
+            details.append(
+                {
+                    "agent": offer.agent,
+                    "priority": offer.priority,
+                    "at": format_duration((offer.start_ns - records.first_ns) / 1e9),
+                    "at most waiting": room,
+                    "capacity": capacity,
+                }
+            )
     if details:
         least = min(int(row["at most waiting"]) for row in details)
-        problems.append(f"{plural(len(details), 'offer')} refused as full while at most {plural(least, 'item')} "
-                        f"{'was' if least == 1 else 'were'} waiting (capacity {capacity})")
+        problems.append(
+            f"{plural(len(details), 'offer')} refused as full while at most {plural(least, 'item')} "
+            f"{'was' if least == 1 else 'were'} waiting (capacity {capacity})"
+        )
     if problems:
         message = f"Overflow not handled: {'; '.join(problems)}{rows_note(len(details))}. ({measured}.)"
-        return Verdict("overflow reported", False, expected, measured, "; ".join(problems), message,
-                       capped(details), value=len(refused))
+        return Verdict(
+            "overflow reported",
+            False,
+            expected,
+            measured,
+            "; ".join(problems),
+            message,
+            capped(details),
+            value=len(refused),
+        )
     if not refused:
-        message = (f"Overflow never happened: none of {plural(len(offers), 'offer')} was refused and at most "
-                   f"{peak} items were certainly waiting at once (capacity {capacity}). Make the producers outrun "
-                   "the consumers, or lower the capacity, to exercise it.")
+        message = (
+            f"Overflow never happened: none of {plural(len(offers), 'offer')} was refused and at most "
+            f"{peak} items were certainly waiting at once (capacity {capacity}). Make the producers outrun "
+            "the consumers, or lower the capacity, to exercise it."
+        )
         return Verdict("overflow reported", True, expected, measured, message=message, inconclusive=True, value=0)
-    message = (f"Overflow refused and reported: {measured} of capacity {capacity}; every refusal answered "
-               f"{QUEUE_FULL}, none while the queue had room.")
+    message = (
+        f"Overflow refused and reported: {measured} of capacity {capacity}; every refusal answered "
+        f"{QUEUE_FULL}, none while the queue had room."
+    )
     return Verdict("overflow reported", True, expected, measured, message=message, value=len(refused))

@@ -57,11 +57,17 @@ def check_priority_inversions(history: History, max_inversions: int = 0) -> Verd
     expected = f"at most {plural(max_inversions, 'inversion')}"
     if len(priorities) < 2 or not records.processings:
         return Verdict(
-            "priority inversions", True, expected, "not measurable",
-            message=(f"Nothing to check for priority inversions: {plural(len(records.processings), 'item')} "
-                     f"processed, {plural(len(priorities), 'priority', 'priorities')} among accepted items; it takes "
-                     "at least two priorities and processed items."),
-            inconclusive=True, value=0,
+            "priority inversions",
+            True,
+            expected,
+            "not measurable",
+            message=(
+                f"Nothing to check for priority inversions: {plural(len(records.processings), 'item')} "
+                f"processed, {plural(len(priorities), 'priority', 'priorities')} among accepted items; it takes "
+                "at least two priorities and processed items."
+            ),
+            inconclusive=True,
+            value=0,
         )
     inversions: list[tuple[Processing, int]] = []
     for claim in records.processings:
@@ -75,10 +81,13 @@ def check_priority_inversions(history: History, max_inversions: int = 0) -> Verd
                 break
     measured = f"{plural(len(inversions), 'inversion')} in {plural(len(records.processings), 'claim')}"
     if len(inversions) <= max_inversions:
-        message = (f"Priorities respected: {plural(len(inversions), 'priority inversion')} in "
-                   f"{plural(len(records.processings), 'claim')} (bound {max_inversions}); no claim took an item "
-                   "while one of higher priority was waiting." if not inversions else
-                   f"Priorities respected within the bound: {measured} (bound {max_inversions}).")
+        message = (
+            f"Priorities respected: {plural(len(inversions), 'priority inversion')} in "
+            f"{plural(len(records.processings), 'claim')} (bound {max_inversions}); no claim took an item "
+            "while one of higher priority was waiting."
+            if not inversions
+            else f"Priorities respected within the bound: {measured} (bound {max_inversions})."
+        )
         return Verdict("priority inversions", True, expected, measured, message=message, value=len(inversions))
     inversions.sort(key=lambda pair: pair[0].claim_started_ns)
     details = [_inversion_row(records, claim, other) for claim, other in inversions]
@@ -93,8 +102,9 @@ def check_priority_inversions(history: History, max_inversions: int = 0) -> Verd
         f"{rows_note(len(details))}."
     )
     miss = plural(len(inversions) - max_inversions, "inversion")
-    return Verdict("priority inversions", False, expected, measured, miss, message, capped(details),
-                   value=len(inversions))
+    return Verdict(
+        "priority inversions", False, expected, measured, miss, message, capped(details), value=len(inversions)
+    )
 
 
 def _inversion_row(records: QueueRecords, claim: Processing, other: int) -> dict[str, object]:
@@ -120,24 +130,40 @@ def check_waits_by_priority(history: History, tolerance: float = 0.05) -> Verdic
     waits = [w for w in priority_waits(records) if w.processed]
     expected = f"p95 wait no longer for a higher priority (tolerance {format_duration(tolerance)})"
     details = [
-        {"priority": w.priority, "accepted": w.accepted, "processed": w.processed,
-         "wait p50": format_duration(w.waits.percentiles[50.0]), "wait p95": format_duration(w.waits.percentiles[95.0]),
-         "wait max": format_duration(w.waits.max)}
+        {
+            "priority": w.priority,
+            "accepted": w.accepted,
+            "processed": w.processed,
+            "wait p50": format_duration(w.waits.percentiles[50.0]),
+            "wait p95": format_duration(w.waits.percentiles[95.0]),
+            "wait max": format_duration(w.waits.max),
+        }
         for w in waits
     ]
     if len(waits) < 2:
-        return Verdict("wait by priority", True, expected, "not measurable",
-                       message=(f"Nothing to compare: processed items have "
-                                f"{plural(len(waits), 'priority', 'priorities')}; it takes at least two."),
-                       details=details, inconclusive=True)
+        return Verdict(
+            "wait by priority",
+            True,
+            expected,
+            "not measurable",
+            message=(
+                f"Nothing to compare: processed items have "
+                f"{plural(len(waits), 'priority', 'priorities')}; it takes at least two."
+            ),
+            details=details,
+            inconclusive=True,
+        )
     worse = [
-        (high, low) for i, high in enumerate(waits) for low in waits[i + 1:]
+        (high, low)
+        for i, high in enumerate(waits)
+        for low in waits[i + 1 :]
         if high.waits.percentiles[95.0] > low.waits.percentiles[95.0] + tolerance
     ]
     measured = f"p95 wait {wait_text(waits)}"
     if not worse:
-        message = (f"Higher priorities waited no longer than lower ones: {measured} "
-                   f"(tolerance {format_duration(tolerance)}).")
+        message = (
+            f"Higher priorities waited no longer than lower ones: {measured} (tolerance {format_duration(tolerance)})."
+        )
         return Verdict("wait by priority", True, expected, measured, message=message, details=details)
     high, low = max(worse, key=lambda pair: pair[0].waits.percentiles[95.0] - pair[1].waits.percentiles[95.0])
     gap = high.waits.percentiles[95.0] - low.waits.percentiles[95.0]

@@ -79,13 +79,20 @@ class QueueRecords:
             role = written.get("role")
             if role == "producer":
                 records.offers.append(
-                    Offer(op.agent, written["priority"], written.get("item"), op.outcome, op.error,
-                          op.start_ns, op.end_ns)
+                    Offer(
+                        op.agent, written["priority"], written.get("item"), op.outcome, op.error, op.start_ns, op.end_ns
+                    )
                 )
             elif role == "consumer" and written.get("item") is not None and op.ok:
                 records.processings.append(
-                    Processing(op.agent, written["item"], written["priority"], written["claim_started_ns"],
-                               written["claimed_ns"], op.end_ns)
+                    Processing(
+                        op.agent,
+                        written["item"],
+                        written["priority"],
+                        written["claim_started_ns"],
+                        written["claimed_ns"],
+                        op.end_ns,
+                    )
                 )
             elif role is None and not op.ok:
                 records.unattributed.append(op)
@@ -203,5 +210,7 @@ def unattributed_note(records: QueueRecords) -> str:
         return ""
     kinds = ", ".join(sorted({op.error or label(op.outcome) for op in records.unattributed}))
     count = len(records.unattributed)
-    return (f" {plural(count, 'operation')} {'was' if count == 1 else 'were'} cut off before saying which item "
-            f"they handled ({kinds}).")
+    return (
+        f" {plural(count, 'operation')} {'was' if count == 1 else 'were'} cut off before saying which item "
+        f"they handled ({kinds})."
+    )

@@ -23,13 +23,13 @@ _FIXES: dict[str, str] = {
     WsFailure.CONNECT_FAILED: "check the URL (scheme, host, port, path) and that the service runs there",
     WsFailure.CONNECT_TIMEOUT: "check the URL, and that the service is up and not overloaded",
     WsFailure.REFUSED: "give tokens the service accepts: the secret it verifies them with "
-                       "(${AGENT_SERVICE_JWT_SECRET} or STAMPEDE_AGENT_JWT_SECRET) or the protocol's auth settings",
+    "(${AGENT_SERVICE_JWT_SECRET} or STAMPEDE_AGENT_JWT_SECRET) or the protocol's auth settings",
     WsFailure.NO_ANSWER: "the service took the request and said nothing: see its logs, or raise answer_timeout",
     WsFailure.INCOMPLETE: "the run never ended: check the protocol's done_events, or raise run_timeout",
     WsFailure.RUN_FAILED: "the agent itself failed: the failure event says why",
     WsFailure.REJECTED: "the service answered the request with an error: check the protocol's start template",
     WsFailure.BAD_FRAME: "the service sent something the protocol cannot read: check that the URL is the agent "
-                         "endpoint, and see the service's logs",
+    "endpoint, and see the service's logs",
     WsFailure.CLOSED: "the service closed the connection: see its logs",
     WsFailure.CONNECTION_LOST: "the connection broke: see the service's logs and the network",
     WsFailure.RESUME_FAILED: "check the protocol's resume settings and the service's resume window",
@@ -52,8 +52,14 @@ def check_runs_completed(history: History) -> Verdict:
     name = "runs completed"
     expected = "every run ends with its done event"
     if not len(history):
-        return Verdict(name, True, expected, "no operation", message="Runs not judged: no user recorded an "
-                       "operation.", inconclusive=True)
+        return Verdict(
+            name,
+            True,
+            expected,
+            "no operation",
+            message="Runs not judged: no user recorded an operation.",
+            inconclusive=True,
+        )
     failed: dict[str, list[Operation]] = defaultdict(list)
     for op in history:
         if op.error is not None:
@@ -62,8 +68,14 @@ def check_runs_completed(history: History) -> Verdict:
     count = sum(len(ops) for ops in failed.values())
     measured = f"{total - count} of {total} completed"
     if not failed:
-        return Verdict(name, True, expected, measured, value=1.0,
-                       message=f"Every run completed: {plural(total, 'run')} ended with their done event.")
+        return Verdict(
+            name,
+            True,
+            expected,
+            measured,
+            value=1.0,
+            message=f"Every run completed: {plural(total, 'run')} ended with their done event.",
+        )
     by_size = sorted(failed.items(), key=lambda item: -len(item[1]))
     findings = []
     for code, ops in by_size:
@@ -71,9 +83,24 @@ def check_runs_completed(history: History) -> Verdict:
         fix = _FIXES.get(code)
         advice = f"; {fix}" if fix and code != WsFailure.FIELD_MISSING else ""  # a field path problem says its fix
         findings.append(f"{code} {len(ops)} (first, agent {ops[0].agent}: {why.rstrip('.')}{advice})")
-    rows = [{"error": code, "runs": len(ops), "agents": len({op.agent for op in ops}), "first reason": _why(ops[0]),
-             "what to fix": _FIXES.get(code, "")} for code, ops in by_size]
-    return Verdict(name, False, expected, measured, f"{count} of {total}",
-                   f"Agent runs did not complete: {count} of {plural(total, 'run')} failed: "
-                   f"{'; '.join(findings)}{rows_note(len(rows))}.", capped(rows),
-                   value=(total - count) / total)
+    rows = [
+        {
+            "error": code,
+            "runs": len(ops),
+            "agents": len({op.agent for op in ops}),
+            "first reason": _why(ops[0]),
+            "what to fix": _FIXES.get(code, ""),
+        }
+        for code, ops in by_size
+    ]
+    return Verdict(
+        name,
+        False,
+        expected,
+        measured,
+        f"{count} of {total}",
+        f"Agent runs did not complete: {count} of {plural(total, 'run')} failed: "
+        f"{'; '.join(findings)}{rows_note(len(rows))}.",
+        capped(rows),
+        value=(total - count) / total,
+    )

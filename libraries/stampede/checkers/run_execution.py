@@ -23,8 +23,11 @@ def executed_runs(history: History) -> History:
     for op in history:
         read = op.read if isinstance(op.read, dict) else {}
         if op.ok and read.get(FIRST_EVENT_KEY) is not None and read.get(DONE_KEY) is not None:
-            runs.append(Operation(op.agent, op.user, op.op, op.iteration, int(read[FIRST_EVENT_KEY]),
-                                  int(read[DONE_KEY]), op.outcome))
+            runs.append(
+                Operation(
+                    op.agent, op.user, op.op, op.iteration, int(read[FIRST_EVENT_KEY]), int(read[DONE_KEY]), op.outcome
+                )
+            )
     return History(runs)
 
 

@@ -47,9 +47,14 @@ def session_spans(history: History) -> list[SessionSpan]:
 
 
 def _overlaps(spans: list[SessionSpan]) -> list[tuple[SessionSpan, SessionSpan]]:
-    return [(first, second) for index, first in enumerate(spans) for second in spans[index + 1:]
-            if (first.agent, first.connection) != (second.agent, second.connection)
-            and second.start_ns < first.end_ns and first.start_ns < second.end_ns]
+    return [
+        (first, second)
+        for index, first in enumerate(spans)
+        for second in spans[index + 1 :]
+        if (first.agent, first.connection) != (second.agent, second.connection)
+        and second.start_ns < first.end_ns
+        and first.start_ns < second.end_ns
+    ]
 
 
 def check_single_session(history: History) -> Verdict:
@@ -69,24 +74,49 @@ def check_single_session(history: History) -> Verdict:
     contested = [user for user, agents in agents_of.items() if len(agents) > 1]
     refused = ", ".join(f"{count} {code}" for code, count in refusals.most_common()) or "none"
     if not contested:
-        return Verdict(name, True, expected, "no user tried a second session",
-                       message="Single session not judged: every user ran one agent, so none tried a second "
-                               "session; launch more agents than users.", inconclusive=True)
+        return Verdict(
+            name,
+            True,
+            expected,
+            "no user tried a second session",
+            message="Single session not judged: every user ran one agent, so none tried a second "
+            "session; launch more agents than users.",
+            inconclusive=True,
+        )
     overlaps = [pair for user in contested for pair in _overlaps(by_user[user])]
     tried = f"{plural(len(contested), 'user')} ran several agents; refused sessions: {refused}"
     if not overlaps:
-        return Verdict(name, True, expected, "0 users with overlapping sessions",
-                       message=f"At most one active session per user: {tried}; no two sessions of a user "
-                               "were active at once.", value=0.0)
-    rows = [{"user": first.user, "first session": first.session_id, "agent": first.agent,
-             "second session": second.session_id, "second agent": second.agent,
-             "overlap": format_duration((min(first.end_ns, second.end_ns) - max(first.start_ns, second.start_ns))
-                                        / 1e9)} for first, second in overlaps]
+        return Verdict(
+            name,
+            True,
+            expected,
+            "0 users with overlapping sessions",
+            message=f"At most one active session per user: {tried}; no two sessions of a user were active at once.",
+            value=0.0,
+        )
+    rows = [
+        {
+            "user": first.user,
+            "first session": first.session_id,
+            "agent": first.agent,
+            "second session": second.session_id,
+            "second agent": second.agent,
+            "overlap": format_duration((min(first.end_ns, second.end_ns) - max(first.start_ns, second.start_ns)) / 1e9),
+        }
+        for first, second in overlaps
+    ]
     users = sorted({first.user for first, _ in overlaps})
     first_row = rows[0]
-    return Verdict(name, False, expected, f"{len(users)} of {plural(len(contested), 'user')} with overlapping sessions",
-                   plural(len(users), "user"),
-                   f"Users held two sessions at once: {len(users)} of {plural(len(contested), 'user')} with several "
-                   f"agents had overlapping sessions (refused sessions: {refused}); {first_row['user']}'s sessions of "
-                   f"agents {first_row['agent']} and {first_row['second agent']} were both active for "
-                   f"{first_row['overlap']}{rows_note(len(rows))}.", capped(rows), value=float(len(users)))
+    return Verdict(
+        name,
+        False,
+        expected,
+        f"{len(users)} of {plural(len(contested), 'user')} with overlapping sessions",
+        plural(len(users), "user"),
+        f"Users held two sessions at once: {len(users)} of {plural(len(contested), 'user')} with several "
+        f"agents had overlapping sessions (refused sessions: {refused}); {first_row['user']}'s sessions of "
+        f"agents {first_row['agent']} and {first_row['second agent']} were both active for "
+        f"{first_row['overlap']}{rows_note(len(rows))}.",
+        capped(rows),
+        value=float(len(users)),
+    )

@@ -85,7 +85,11 @@ async def _terminate(
     done = {row["pid"]: bool(row["done"]) for row in results}
     return [
         TerminatedBackend(
-            row["pid"], row["state"] or "", row["in_transaction"], row["transaction_seconds"], row["query"] or "",
+            row["pid"],
+            row["state"] or "",
+            row["in_transaction"],
+            row["transaction_seconds"],
+            row["query"] or "",
             done.get(row["pid"], False),
         )
         for row in chosen

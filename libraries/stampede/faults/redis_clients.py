@@ -38,8 +38,13 @@ class KilledClient:
     killed: bool
 
     def row(self) -> tuple[object, ...]:
-        return self.id, self.address, f"{self.age_seconds} s", f"{self.idle_seconds} s", self.last_command, (
-            "yes" if self.killed else "it had already gone"
+        return (
+            self.id,
+            self.address,
+            f"{self.age_seconds} s",
+            f"{self.idle_seconds} s",
+            self.last_command,
+            ("yes" if self.killed else "it had already gone"),
         )
 
 
@@ -80,8 +85,12 @@ async def kill_clients(target: RedisTarget, fraction: float) -> list[KilledClien
             count = await admin.execute_command("CLIENT", "KILL", "ID", client["id"])
             killed.append(
                 KilledClient(
-                    int(client["id"]), client.get("addr", ""), int(client.get("age", 0)),
-                    int(client.get("idle", 0)), client.get("cmd", ""), bool(count),
+                    int(client["id"]),
+                    client.get("addr", ""),
+                    int(client.get("age", 0)),
+                    int(client.get("idle", 0)),
+                    client.get("cmd", ""),
+                    bool(count),
                 )
             )
         return killed

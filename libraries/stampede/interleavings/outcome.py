@@ -196,8 +196,7 @@ class PermutationRun:
             return self.transactions[session]
         except KeyError:
             raise ConfigurationError(
-                f"Session {session!r} is not part of permutation {self.label!r} (sessions: "
-                f"{', '.join(self.sessions)})."
+                f"Session {session!r} is not part of permutation {self.label!r} (sessions: {', '.join(self.sessions)})."
             ) from None
 
     def __str__(self) -> str:

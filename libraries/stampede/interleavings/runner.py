@@ -88,16 +88,18 @@ class _Live:
 
 
 class _Runner:
-    def __init__(self, target: PostgresTarget, spec: InterleavingSpec, steps: tuple[Step, ...],
-                 step_timeout: float) -> None:
+    def __init__(
+        self, target: PostgresTarget, spec: InterleavingSpec, steps: tuple[Step, ...], step_timeout: float
+    ) -> None:
         if step_timeout <= 0:
             raise ConfigurationError(f"The step timeout must be longer than 0 s, got {step_timeout:g} s.")
         self.target = target
         self.spec = spec
         self.steps = steps
         self.step_timeout = step_timeout
-        self.sessions = {name: spec.sessions[name] for name in spec.sessions
-                         if any(step.session == name for step in steps)}
+        self.sessions = {
+            name: spec.sessions[name] for name in spec.sessions if any(step.session == name for step in steps)
+        }
         self.live: dict[str, _Live] = {}
         self.outcomes: dict[str, StepOutcome] = {}
         self.timeline: list[TimelineEntry] = []
@@ -219,11 +221,15 @@ class _Runner:
                 return
             for live in waiting:
                 await self._cancel_if_stuck_or_hung(live, blockers, now, finishing)
-            await asyncio.wait([live.pending.task for live in waiting if live.pending is not None],
-                               timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                [live.pending.task for live in waiting if live.pending is not None],
+                timeout=POLL_SECONDS,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
 
-    async def _cancel_if_stuck_or_hung(self, live: _Live, blockers: dict[str, set[str]], now: float,
-                                       finishing: bool) -> None:
+    async def _cancel_if_stuck_or_hung(
+        self, live: _Live, blockers: dict[str, set[str]], now: float, finishing: bool
+    ) -> None:
         pending = live.pending
         if pending is None or pending.task.done():
             return
@@ -279,10 +285,13 @@ class _Runner:
         pending.since = now
         if not pending.announced:
             pending.announced = True
-            self.timeline.append(TimelineEntry(
-                live.session.name, outcome.name,
-                f"{outcome.name}: {short_sql(outcome.step.sql)} → blocked ({outcome.waited})",
-            ))
+            self.timeline.append(
+                TimelineEntry(
+                    live.session.name,
+                    outcome.name,
+                    f"{outcome.name}: {short_sql(outcome.step.sql)} → blocked ({outcome.waited})",
+                )
+            )
 
     async def _blockers(self, pending: list[_Live]) -> dict[str, set[str]]:
         """For each pending session, the sessions of the run that block it."""
@@ -339,14 +348,23 @@ class _Runner:
         self.timeline.append(TimelineEntry(live.session.name, outcome.name, text))
 
 
-async def run_permutation(target: PostgresTarget, spec: InterleavingSpec, permutation: str | Sequence[str],
-                          *, step_timeout: float = DEFAULT_STEP_TIMEOUT) -> PermutationRun:
+async def run_permutation(
+    target: PostgresTarget,
+    spec: InterleavingSpec,
+    permutation: str | Sequence[str],
+    *,
+    step_timeout: float = DEFAULT_STEP_TIMEOUT,
+) -> PermutationRun:
     """Run the steps ``permutation`` names (``"r1 r2 w1 c1"``), in that order, on fresh connections."""
     return await _Runner(target, spec, spec.permutation(permutation), step_timeout).run()
 
 
-async def run_every_permutation(target: PostgresTarget, spec: InterleavingSpec, *,
-                                limit: int = DEFAULT_PERMUTATION_LIMIT,
-                                step_timeout: float = DEFAULT_STEP_TIMEOUT) -> list[PermutationRun]:
+async def run_every_permutation(
+    target: PostgresTarget,
+    spec: InterleavingSpec,
+    *,
+    limit: int = DEFAULT_PERMUTATION_LIMIT,
+    step_timeout: float = DEFAULT_STEP_TIMEOUT,
+) -> list[PermutationRun]:
     """Run every interleaving that keeps each session's steps in order, the set-up SQL before each one."""
     return [await _Runner(target, spec, steps, step_timeout).run() for steps in spec.every_permutation(limit)]

@@ -99,8 +99,13 @@ class AnomalyMatrix:
         headers = ["anomaly", *(level.value for level in IsolationLevel)]
         anomalies = list(dict.fromkeys(anomaly for anomaly, _ in self.entries))
         rows = [
-            [anomaly, *(self.entries[(anomaly, level)].cell if (anomaly, level) in self.entries else "not tested"
-                        for level in IsolationLevel)]
+            [
+                anomaly,
+                *(
+                    self.entries[(anomaly, level)].cell if (anomaly, level) in self.entries else "not tested"
+                    for level in IsolationLevel
+                ),
+            ]
             for anomaly in anomalies
         ]
         return headers, rows

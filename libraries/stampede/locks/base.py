@@ -50,7 +50,7 @@ class LockSpec:
     def parse(cls, text: str) -> LockSpec:
         raw = str(text).strip()
         if raw.lower().startswith(PYTHON_PREFIX):
-            factory = raw[len(PYTHON_PREFIX):].strip()
+            factory = raw[len(PYTHON_PREFIX) :].strip()
             if not factory:
                 raise ConfigurationError(
                     "A Python lock is written python:<module>:<callable>, e.g. python:asyncio:Lock; the path is missing"
@@ -115,8 +115,11 @@ class Lock(ABC):
 
     def describe(self) -> dict[str, str]:
         lease = "none (held until released)" if self.lease is None else f"{self.lease * 1000:g} ms"
-        return {"lock": self.spec.label, "lease": lease,
-                "fencing numbers": "issued on every grant" if self.issues_fences else "none"}
+        return {
+            "lock": self.spec.label,
+            "lease": lease,
+            "fencing numbers": "issued on every grant" if self.issues_fences else "none",
+        }
 
     async def setup(self, agents: int) -> None:  # noqa: B027 - locks that need no preparation
         """Prepare for a launch of ``agents`` holders."""

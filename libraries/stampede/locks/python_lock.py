@@ -104,6 +104,7 @@ class _PythonHolder(LockHolder):
             except TimeoutError:
                 return None
         else:
+
             async def try_once() -> tuple[Any] | None:
                 answer = self.lock.acquire(blocking=False)
                 return None if answer is False else (answer,)

@@ -27,8 +27,9 @@ class RedisPyLock(RedisLeaseLock):
 
     async def holder(self, key: str, wait: float) -> LockHolder:
         # thread_local=False: the token belongs to this object (one per holder), not to the engine's thread.
-        lock = RedisPyLockObject(self.target.client, self.lock_key(key), timeout=self.lease_ms / 1000,
-                                 blocking=False, thread_local=False)
+        lock = RedisPyLockObject(
+            self.target.client, self.lock_key(key), timeout=self.lease_ms / 1000, blocking=False, thread_local=False
+        )
         return _RedisPyHolder(lock, wait)
 
 

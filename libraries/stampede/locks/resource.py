@@ -59,8 +59,13 @@ class Access:
 
     def record(self) -> dict[str, Any]:
         """The access as the history keeps it."""
-        record: dict[str, Any] = {"fence": self.fence, "accepted": self.accepted, "value": self.value,
-                                  "highest_before": self.highest_before, "at": [self.invoke_ns, self.reply_ns]}
+        record: dict[str, Any] = {
+            "fence": self.fence,
+            "accepted": self.accepted,
+            "value": self.value,
+            "highest_before": self.highest_before,
+            "at": [self.invoke_ns, self.reply_ns],
+        }
         if self.serial is not None:
             record["serial"] = self.serial
         return record
@@ -99,8 +104,9 @@ class FencedCounter:
 
     async def _run(self, lock_key: str, fence: int | None, value: str) -> Access:
         invoked = time.monotonic_ns()
-        reply = await self._access(keys=[self.key_of(lock_key)],
-                                   args=["" if fence is None else fence, "1" if self.fencing else "0", value])
+        reply = await self._access(
+            keys=[self.key_of(lock_key)], args=["" if fence is None else fence, "1" if self.fencing else "0", value]
+        )
         replied = time.monotonic_ns()
         accepted, read, highest = reply[:3]
         serial = reply[3] if len(reply) > 3 else None

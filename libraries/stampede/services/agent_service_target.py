@@ -96,9 +96,15 @@ class _StarterThread:
 class AgentServiceTarget:
     """An agent service in use: the reference service Stampede started (``embedded``), or the user's own."""
 
-    def __init__(self, url: str, *, embedded: EmbeddedAgentService | None = None,
-                 starter: _StarterThread | None = None, jwt_secret: str | None = None,
-                 handshake: str = "") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        embedded: EmbeddedAgentService | None = None,
+        starter: _StarterThread | None = None,
+        jwt_secret: str | None = None,
+        handshake: str = "",
+    ) -> None:
         self.url = url
         self.embedded = embedded
         self.handshake = handshake
@@ -170,8 +176,14 @@ class AgentServiceTarget:
         return f"<AgentServiceTarget {self.kind} {self.display_url}>"
 
 
-def reference_service(postgres: PostgresTarget, redis: RedisTarget, *, bugs: str | Iterable[str] | None = None,
-                      settings: ServiceSettings | None = None, timeout: float = 30.0) -> AgentServiceTarget:
+def reference_service(
+    postgres: PostgresTarget,
+    redis: RedisTarget,
+    *,
+    bugs: str | Iterable[str] | None = None,
+    settings: ServiceSettings | None = None,
+    timeout: float = 30.0,
+) -> AgentServiceTarget:
     """The reference service for the run's schema and prefix, not started yet: :meth:`AgentServiceTarget.start`.
 
     Unknown bug switches and bad settings fail here, before anything starts.
@@ -185,8 +197,9 @@ def _check_url(url: str) -> tuple[str, int]:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as error:
-        raise ConfigurationError(f"Malformed agent service URL {display_url(url)}: {error}. "
-                                 "Write it as ws://host:port/path") from None
+        raise ConfigurationError(
+            f"Malformed agent service URL {display_url(url)}: {error}. Write it as ws://host:port/path"
+        ) from None
     if parts.scheme not in _SCHEMES or not parts.hostname:
         raise ConfigurationError(
             f"The agent service URL must be ws://host:port/path or wss://..., got {display_url(url)!r}."
@@ -194,8 +207,9 @@ def _check_url(url: str) -> tuple[str, int]:
     return parts.hostname, port or (443 if parts.scheme == "wss" else 80)
 
 
-async def connect_agent_service(url: str, *, jwt_secret: str | None = None,
-                                timeout: float = PROBE_TIMEOUT) -> AgentServiceTarget:
+async def connect_agent_service(
+    url: str, *, jwt_secret: str | None = None, timeout: float = PROBE_TIMEOUT
+) -> AgentServiceTarget:
     """Check that the service at ``url`` accepts connections and answers a WebSocket handshake; return it.
 
     A refused or unreachable address, or a server that does not speak

@@ -158,11 +158,14 @@ class EmbeddedPostgres(EmbeddedServer):
             run_checked(
                 [
                     str(self._bin / "initdb"),
-                    "-D", str(self.data_dir),
-                    "-U", SUPERUSER,
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
                     "--auth=scram-sha-256",
                     f"--pwfile={pwfile}",
-                    "-E", "UTF8",
+                    "-E",
+                    "UTF8",
                     "--locale=C",
                     "--no-sync",
                     "--no-instructions",
@@ -183,10 +186,14 @@ class EmbeddedPostgres(EmbeddedServer):
         sockets = str(self._temp_dir) if len(str(self._temp_dir)) <= _SOCKET_PATH_MAX else ""
         return [
             str(self._bin / "postgres"),
-            "-D", str(self.data_dir),
-            "-c", f"listen_addresses={HOST}",
-            "-c", f"port={self._port}",
-            "-c", f"unix_socket_directories={sockets}",
+            "-D",
+            str(self.data_dir),
+            "-c",
+            f"listen_addresses={HOST}",
+            "-c",
+            f"port={self._port}",
+            "-c",
+            f"unix_socket_directories={sockets}",
         ]
 
     def _accepts_connections(self) -> bool:

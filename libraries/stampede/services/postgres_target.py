@@ -71,8 +71,10 @@ async def _tcp_accepts(dsn: str, timeout: float = 1.0) -> bool:
 async def _explain_unreachable(error: BaseException, dsn: str, timeout: float) -> str:
     if isinstance(error, TimeoutError):
         if await _tcp_accepts(dsn):
-            return (f"the server accepted the TCP connection but did not answer the PostgreSQL "
-                    f"handshake within {timeout:g} s (is it PostgreSQL? is it overloaded?)")
+            return (
+                f"the server accepted the TCP connection but did not answer the PostgreSQL "
+                f"handshake within {timeout:g} s (is it PostgreSQL? is it overloaded?)"
+            )
         return f"no answer within {timeout:g} s"
     if isinstance(error, ConnectionRefusedError):
         return "connection refused (nothing listens there)"
@@ -105,8 +107,7 @@ async def _translate(error: BaseException, dsn: str, timeout: float) -> Stampede
         )
     if isinstance(error, ValueError):  # includes asyncpg.ClientConfigurationError
         return ConfigurationError(
-            f"Malformed PostgreSQL DSN {shown}: {reason}. Write it as "
-            "postgresql://user:password@host:port/database"
+            f"Malformed PostgreSQL DSN {shown}: {reason}. Write it as postgresql://user:password@host:port/database"
         )
     return ServiceUnavailable(f"PostgreSQL at {shown} refused the connection: {reason}")
 
@@ -123,8 +124,15 @@ async def _connect(dsn: str, timeout: float, **kwargs: Any) -> asyncpg.Connectio
 class PostgresTarget:
     """One run's view of a PostgreSQL server: its own schema and ``application_name``."""
 
-    def __init__(self, dsn: str, run_id: str, server_version: str, server_version_num: int,
-                 admin: asyncpg.Connection, connect_timeout: float) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        run_id: str,
+        server_version: str,
+        server_version_num: int,
+        admin: asyncpg.Connection,
+        connect_timeout: float,
+    ) -> None:
         self.dsn = dsn
         self.run_id = run_id
         self.schema = f"stampede_{run_id}"
@@ -240,8 +248,9 @@ class PostgresTarget:
         if not pids:
             return
         if self.server_version_num >= 140000:  # pg_terminate_backend(pid, timeout) waits for the exit
-            await admin.execute("SELECT pg_terminate_backend(pid, $2) FROM unnest($1::int[]) AS pid",
-                                pids, _TERMINATE_WAIT_MS)
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid, $2) FROM unnest($1::int[]) AS pid", pids, _TERMINATE_WAIT_MS
+            )
         else:
             await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
 
@@ -249,8 +258,9 @@ class PostgresTarget:
         """Our own connection, reopened if a fault test terminated it."""
         self._check_open()
         if self._admin is None or self._admin.is_closed():
-            self._admin = await _connect(self.dsn, self.connect_timeout,
-                                         server_settings={"application_name": self.application_name})
+            self._admin = await _connect(
+                self.dsn, self.connect_timeout, server_settings={"application_name": self.application_name}
+            )
         return self._admin
 
     def _check_open(self) -> None:

@@ -32,8 +32,10 @@ def shipped_path(package: str, relative: str, *, alternative: str) -> Path:
     """
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ServiceUnavailable(f"The embedded server needs the {package!r} package: "
-                                 f"pip install {package.replace('_', '-')}, or {alternative}")
+        raise ServiceUnavailable(
+            f"The embedded server needs the {package!r} package: "
+            f"pip install {package.replace('_', '-')}, or {alternative}"
+        )
     path = Path(spec.submodule_search_locations[0]) / relative
     if not path.exists():
         raise ServiceUnavailable(f"The {package!r} package has no {relative}: reinstall it, or {alternative}")
@@ -175,8 +177,7 @@ class ServerProcess:
                 tail = log_tail(self.log_path)
                 self.stop(signal.SIGKILL, timeout=5)
                 raise ServiceUnavailable(
-                    f"{self.name} did not become ready within {timeout:g} s. "
-                    f"Last lines of its log:\n{tail}"
+                    f"{self.name} did not become ready within {timeout:g} s. Last lines of its log:\n{tail}"
                 )
             time.sleep(_POLL_INTERVAL)
 

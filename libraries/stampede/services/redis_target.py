@@ -40,9 +40,7 @@ def _translate(error: BaseException, url: str, timeout: float) -> StampedeError:
     if isinstance(error, rx.ResponseError) and "db index" in reason.lower():
         return ServiceUnavailable(f"Redis at {shown} has no such database: {reason}. Use a lower /db in the URL.")
     if isinstance(error, ValueError):
-        return ConfigurationError(
-            f"Malformed Redis URL {shown}: {reason}. Write it as redis://:password@host:port/db"
-        )
+        return ConfigurationError(f"Malformed Redis URL {shown}: {reason}. Write it as redis://:password@host:port/db")
     return ServiceUnavailable(f"Redis at {shown} refused the connection: {reason}")
 
 

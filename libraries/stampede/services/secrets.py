@@ -9,9 +9,7 @@ MASK = "***"
 
 _SCHEME = re.compile(r"^(\s*[A-Za-z][A-Za-z0-9+.-]*://)(.*)$", re.DOTALL)
 # ``password=...`` in a URL query or a key/value DSN, quoted ('a b\'c') or bare.
-_PASSWORD_PARAM = re.compile(
-    r"((?:^|[?&\s])password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)", re.IGNORECASE
-)
+_PASSWORD_PARAM = re.compile(r"((?:^|[?&\s])password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)", re.IGNORECASE)
 
 
 def _userinfo_split(url: str) -> tuple[str, str, str] | None:

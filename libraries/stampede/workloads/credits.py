@@ -52,7 +52,6 @@ class Strategy(Enum):
     SERIALIZABLE_RETRY = "serializable retry"
 
 
-
 async def create_accounts(target: PostgresTarget, count: int, balance: int) -> list[int]:
     """Create ``count`` accounts holding ``balance`` credits each and return their ids."""
     if count < 1:

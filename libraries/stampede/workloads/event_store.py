@@ -280,7 +280,10 @@ class ProjectionWorker:
         assert connection is not None, "start() opens the connection"
         async with connection.transaction():
             rows = await connection.fetch(
-                self._reads.next_batch, self.store, *self._position_args(), self.batch_size,
+                self._reads.next_batch,
+                self.store,
+                *self._position_args(),
+                self.batch_size,
                 timeout=STATEMENT_TIMEOUT_SECONDS,
             )
             if not rows:
@@ -288,8 +291,12 @@ class ProjectionWorker:
             last = rows[-1]  # both projectors read in the order of their position
             position = (0 if self.projector is Projector.NAIVE else int(last["tx"]), int(last["seq"]))
             await connection.execute(
-                _APPLY, self.store, [row["seq"] for row in rows], [row["stream"] for row in rows],
-                [row["change"] for row in rows], timeout=STATEMENT_TIMEOUT_SECONDS,
+                _APPLY,
+                self.store,
+                [row["seq"] for row in rows],
+                [row["stream"] for row in rows],
+                [row["change"] for row in rows],
+                timeout=STATEMENT_TIMEOUT_SECONDS,
             )
             await connection.execute(_SAVE_CHECKPOINT, self.store, *position, timeout=STATEMENT_TIMEOUT_SECONDS)
         applied_at = time.monotonic_ns()
@@ -304,9 +311,11 @@ class ProjectionWorker:
 
     async def _anything_past_position(self) -> bool:
         assert self._connection is not None, "start() opens the connection"
-        return bool(await self._connection.fetchval(
-            self._reads.anything_past, self.store, *self._position_args(), timeout=STATEMENT_TIMEOUT_SECONDS
-        ))
+        return bool(
+            await self._connection.fetchval(
+                self._reads.anything_past, self.store, *self._position_args(), timeout=STATEMENT_TIMEOUT_SECONDS
+            )
+        )
 
     async def _close_connection(self) -> None:
         connection, self._connection = self._connection, None
@@ -341,8 +350,11 @@ class EventAppendTool(PostgresTool):
             raise ConfigurationError(f"an event append tool needs at least 1 stream, got {streams}")
         if batch_size < 1:
             raise ConfigurationError(f"the projection batch size must be at least 1, got {batch_size}")
-        for what, seconds in (("poll interval", poll_interval), ("read timeout", read_timeout),
-                              ("max catch-up time", max_catch_up)):
+        for what, seconds in (
+            ("poll interval", poll_interval),
+            ("read timeout", read_timeout),
+            ("max catch-up time", max_catch_up),
+        ):
             if seconds <= 0:
                 raise ConfigurationError(f"the {what} must be longer than 0 s, got {seconds} s")
         if commit_delay < 0:
@@ -374,8 +386,13 @@ class EventAppendTool(PostgresTool):
         await self.stop_worker()
         await super().setup(agents)
         worker = ProjectionWorker(
-            self.target, self.store, self.projector, poll_interval=self.poll_interval,
-            batch_size=self.batch_size, max_catch_up=self.max_catch_up, applied_at_ns=self.applied_at_ns,
+            self.target,
+            self.store,
+            self.projector,
+            poll_interval=self.poll_interval,
+            batch_size=self.batch_size,
+            max_catch_up=self.max_catch_up,
+            applied_at_ns=self.applied_at_ns,
         )
         try:
             await worker.start()

@@ -38,7 +38,6 @@ class ConfigStrategy(Enum):
     LAST_WRITER_WINS = "last writer wins"
 
 
-
 async def create_config(target: PostgresTarget, document: dict[str, Any] | None = None) -> int:
     """Create one configuration document and return its id."""
     connection = await target.connect()

@@ -58,8 +58,11 @@ class LedgeredCreditDeductionTool(CreditDeductionTool):
         self.launch_key: str | None = None
 
     def describe(self) -> dict[str, str]:
-        return {**super().describe(), "ledger": f"credit_ledger, booked {self.ledger.value}",
-                "ledger key": self.launch_key or ""}
+        return {
+            **super().describe(),
+            "ledger": f"credit_ledger, booked {self.ledger.value}",
+            "ledger key": self.launch_key or "",
+        }
 
     async def setup(self, agents: int) -> None:
         self.launch_key = secrets.token_hex(6)
@@ -98,7 +101,8 @@ class LedgeredCreditDeductionTool(CreditDeductionTool):
         try:
             rows = await connection.fetch(
                 "SELECT agent, iteration, amount FROM credit_ledger WHERE launch_key = $1 AND account = ANY($2)",
-                launch_key, list(self.accounts),
+                launch_key,
+                list(self.accounts),
             )
         finally:
             await connection.close()

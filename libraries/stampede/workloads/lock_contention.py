@@ -148,8 +148,14 @@ class LockContentionTool(BaseTool):
         holder: LockHolder = agent.state["holder"]
         key: str = agent.state["key"]
         token = f"{agent.marker}:{agent.iteration}"
-        record: dict[str, Any] = {"key": key, "lock": self.lock.spec.label, "holder": agent.agent, "token": token,
-                                  "lease_ns": self.lease_ns, "fencing": self.work.fencing}
+        record: dict[str, Any] = {
+            "key": key,
+            "lock": self.lock.spec.label,
+            "holder": agent.agent,
+            "token": token,
+            "lease_ns": self.lease_ns,
+            "fencing": self.work.fencing,
+        }
         invoked = time.monotonic_ns()
         grant = await holder.acquire(token)
         granted = time.monotonic_ns()
@@ -176,8 +182,9 @@ class LockContentionTool(BaseTool):
         timings["hold"] = record["release"][0] - granted
         timings["release"] = record["release"][1] - record["release"][0]
         outcome, code = self._outcome(failure or release_failure, read, record, answer)
-        return OpResult(outcome, error=code, read=None if read is None else read.record(), written=record,
-                        timings=timings)
+        return OpResult(
+            outcome, error=code, read=None if read is None else read.record(), written=record, timings=timings
+        )
 
     async def _work_on_resource(self, key: str, fence: int | None, stalled: bool) -> tuple[Access, Access | None]:
         read = await self.resource.read(key, fence)
@@ -203,8 +210,9 @@ class LockContentionTool(BaseTool):
         return answer, failure
 
     @staticmethod
-    def _outcome(failure: Exception | None, read: Access | None, record: dict[str, Any],
-                 answer: ReleaseAnswer | None) -> tuple[Outcome, str | None]:
+    def _outcome(
+        failure: Exception | None, read: Access | None, record: dict[str, Any], answer: ReleaseAnswer | None
+    ) -> tuple[Outcome, str | None]:
         if failure is not None:
             return classify_exception(failure)
         write = record.get("write")

@@ -25,9 +25,7 @@ if TYPE_CHECKING:
 class PostgresTool(BaseTool):
     """Runs :meth:`attempt` in a transaction at the chosen isolation level, retried by policy."""
 
-    def __init__(
-        self, target: PostgresTarget, *, name: str, isolation: IsolationLevel, retry: RetryPolicy
-    ) -> None:
+    def __init__(self, target: PostgresTarget, *, name: str, isolation: IsolationLevel, retry: RetryPolicy) -> None:
         self.target = target
         self.name = name
         self.isolation = isolation

@@ -39,8 +39,9 @@ _RETRIED = (rx.ConnectionError, rx.TimeoutError)
 class RedisCounterTool(BaseTool):
     """Increments ``counter`` once per operation, retrying a lost connection up to ``max_retries`` times."""
 
-    def __init__(self, target: RedisTarget, *, name: str = "count", counter: str = "counter",
-                 max_retries: int = 3) -> None:
+    def __init__(
+        self, target: RedisTarget, *, name: str = "count", counter: str = "counter", max_retries: int = 3
+    ) -> None:
         if max_retries < 0:
             raise ConfigurationError(f"max retries must be 0 or more, got {max_retries}")
         self.target = target
@@ -51,8 +52,12 @@ class RedisCounterTool(BaseTool):
         self.initial: int | None = None
 
     def describe(self) -> dict[str, str]:
-        return {"tool": self.name, "counter": self.counter_key, "max retries": str(self.max_retries),
-                "ledger key": self.launch_key or ""}
+        return {
+            "tool": self.name,
+            "counter": self.counter_key,
+            "max retries": str(self.max_retries),
+            "ledger key": self.launch_key or "",
+        }
 
     def applied_key(self, launch_key: str) -> str:
         return self.target.key(f"counter:applied:{launch_key}")

@@ -172,7 +172,10 @@ class SagaTool(BaseTool):
                 )
                 await connection.execute(
                     "INSERT INTO saga_reservations (saga_id, batch, wallet, amount) VALUES ($1, $2, $3, $4)",
-                    saga_id, self.batch, self._wallet, self.amount,
+                    saga_id,
+                    self.batch,
+                    self._wallet,
+                    self.amount,
                 )
         elif step is SagaStep.RECORD_BOOKING:
             await self.redis.client.hset(self.bookings_key(self.batch), saga_id, self.amount)

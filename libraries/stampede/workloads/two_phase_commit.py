@@ -207,8 +207,11 @@ class TwoPhaseCommitTool(BaseTool):
                 f"PostgreSQL at {self.target.display_dsn} has max_prepared_transactions = {allowed}"
                 + (f", {taken} of them taken by transactions already prepared and not yet resolved" if taken else "")
                 + f": two-phase commit with {agents} agents needs at least {2 * agents} free (two per agent). "
-                + ("Resolve the prepared ones (Recover In-Doubt Transactions), use fewer agents, " if taken else
-                   "Use fewer agents, ")
+                + (
+                    "Resolve the prepared ones (Recover In-Doubt Transactions), use fewer agents, "
+                    if taken
+                    else "Use fewer agents, "
+                )
                 + "or raise max_prepared_transactions (needs a restart)."
             )
 

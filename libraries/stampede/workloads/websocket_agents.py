@@ -97,39 +97,69 @@ class WebSocketAgentTool(BaseTool):
     their text; the log keeps at most ``max_messages``.
     """
 
-    def __init__(self, protocol: WebSocketProtocol, *, tokens: TokenSource | None = None,
-                 name: str = "websocket_agents", connect_timeout: float = 10.0, answer_timeout: float = 10.0,
-                 run_timeout: float = 30.0, context_bytes: int = 2048, connect_early: bool = False,
-                 drop_after_events: int | None = None, raw_limit: int = 256, max_messages: int = 200_000,
-                 max_frame_bytes: int = 4 * 2**20, close_timeout: float = 2.0, runs_at_once: int = 1) -> None:
-        for what, seconds in (("connect timeout", connect_timeout), ("answer timeout", answer_timeout),
-                              ("run timeout", run_timeout), ("close timeout", close_timeout)):
+    def __init__(
+        self,
+        protocol: WebSocketProtocol,
+        *,
+        tokens: TokenSource | None = None,
+        name: str = "websocket_agents",
+        connect_timeout: float = 10.0,
+        answer_timeout: float = 10.0,
+        run_timeout: float = 30.0,
+        context_bytes: int = 2048,
+        connect_early: bool = False,
+        drop_after_events: int | None = None,
+        raw_limit: int = 256,
+        max_messages: int = 200_000,
+        max_frame_bytes: int = 4 * 2**20,
+        close_timeout: float = 2.0,
+        runs_at_once: int = 1,
+    ) -> None:
+        for what, seconds in (
+            ("connect timeout", connect_timeout),
+            ("answer timeout", answer_timeout),
+            ("run timeout", run_timeout),
+            ("close timeout", close_timeout),
+        ):
             if not seconds > 0:
                 raise ConfigurationError(f"The WebSocket {what} must be longer than 0 s, got {seconds!r} s")
         if answer_timeout > run_timeout:
-            raise ConfigurationError(f"The answer timeout ({answer_timeout:g} s) cannot be longer than the run "
-                                     f"timeout ({run_timeout:g} s): a run's first answer is part of the run")
-        for what, count, low in (("context size", context_bytes, 0), ("raw_limit", raw_limit, 0),
-                                 ("max_frame_bytes", max_frame_bytes, 1024)):
+            raise ConfigurationError(
+                f"The answer timeout ({answer_timeout:g} s) cannot be longer than the run "
+                f"timeout ({run_timeout:g} s): a run's first answer is part of the run"
+            )
+        for what, count, low in (
+            ("context size", context_bytes, 0),
+            ("raw_limit", raw_limit, 0),
+            ("max_frame_bytes", max_frame_bytes, 1024),
+        ):
             if isinstance(count, bool) or not isinstance(count, int) or count < low:
-                raise ConfigurationError(f"The WebSocket {what} must be a whole number of at least {low}, "
-                                         f"got {count!r}")
+                raise ConfigurationError(
+                    f"The WebSocket {what} must be a whole number of at least {low}, got {count!r}"
+                )
         if isinstance(runs_at_once, bool) or not isinstance(runs_at_once, int) or runs_at_once < 1:
             raise ConfigurationError(f"runs_at_once must be a whole number of at least 1, got {runs_at_once!r}")
         if runs_at_once > 1 and drop_after_events is not None:
-            raise ConfigurationError("Give either runs_at_once (several runs per operation) or drop_after_events "
-                                     "(a dropped connection within a run), not both")
+            raise ConfigurationError(
+                "Give either runs_at_once (several runs per operation) or drop_after_events "
+                "(a dropped connection within a run), not both"
+            )
         if drop_after_events is not None:
             if isinstance(drop_after_events, bool) or not isinstance(drop_after_events, int) or drop_after_events < 1:
-                raise ConfigurationError(f"drop_after_events must be a number of events of at least 1, "
-                                         f"got {drop_after_events!r}")
+                raise ConfigurationError(
+                    f"drop_after_events must be a number of events of at least 1, got {drop_after_events!r}"
+                )
             if not protocol.can_resume:
-                raise ConfigurationError("Dropping connections needs a protocol that can resume: give it a resume "
-                                         "template, a ready_event and fields.resume_token (read from that event)")
+                raise ConfigurationError(
+                    "Dropping connections needs a protocol that can resume: give it a resume "
+                    "template, a ready_event and fields.resume_token (read from that event)"
+                )
         if protocol.needs_token(resuming=drop_after_events is not None) and tokens is None:
-            raise ConfigurationError(f"The WebSocket protocol for {protocol.url} sends a token "
-                                     f"(auth {protocol.auth.value}): give tokens (a function of the user id, a "
-                                     "mapping user id → token, or one token)")
+            raise ConfigurationError(
+                f"The WebSocket protocol for {protocol.url} sends a token "
+                f"(auth {protocol.auth.value}): give tokens (a function of the user id, a "
+                "mapping user id → token, or one token)"
+            )
         self.protocol = protocol
         self.name = name
         self.tokens = tokens
@@ -168,7 +198,8 @@ class WebSocketAgentTool(BaseTool):
             "context size": f"{self.context_bytes} bytes",
             "connects": "before the start barrier" if self.connect_early else "in its first operation",
             "drops the connection": f"after {self.drop_after_events} events of each run"
-            if self.drop_after_events else "never",
+            if self.drop_after_events
+            else "never",
         }
 
     # Launch hooks
@@ -244,18 +275,28 @@ class WebSocketAgentTool(BaseTool):
         elif protocol.auth is AuthMode.HEADER:
             headers = {protocol.header_name: render_text(protocol.header_value, values)}
         try:
-            return await connect(url, additional_headers=headers, open_timeout=self.connect_timeout,
-                                 close_timeout=self.close_timeout, max_size=self.max_frame_bytes, proxy=None,
-                                 compression=None)
+            return await connect(
+                url,
+                additional_headers=headers,
+                open_timeout=self.connect_timeout,
+                close_timeout=self.close_timeout,
+                max_size=self.max_frame_bytes,
+                proxy=None,
+                compression=None,
+            )
         except TimeoutError:
-            raise _Failed(WsFailure.CONNECT_TIMEOUT, waited_s=self.connect_timeout,
-                          reason=f"the opening handshake with {protocol.url} took longer than "
-                                 f"{timeout_text(self.connect_timeout)}") from None
+            raise _Failed(
+                WsFailure.CONNECT_TIMEOUT,
+                waited_s=self.connect_timeout,
+                reason=f"the opening handshake with {protocol.url} took longer than "
+                f"{timeout_text(self.connect_timeout)}",
+            ) from None
         except InvalidStatus as error:
             status = error.response.status_code
             failure = WsFailure.REFUSED if status in (401, 403) else WsFailure.CONNECT_FAILED
-            raise _Failed(failure, code=f"http_{status}",
-                          reason=f"{protocol.url} answered the handshake with HTTP {status}") from None
+            raise _Failed(
+                failure, code=f"http_{status}", reason=f"{protocol.url} answered the handshake with HTTP {status}"
+            ) from None
         except (OSError, InvalidHandshake, InvalidURI) as error:
             reason = _scrub(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__, token)
             raise _Failed(WsFailure.CONNECT_FAILED, reason=f"cannot open {protocol.url}: {reason}") from None
@@ -281,11 +322,16 @@ class WebSocketAgentTool(BaseTool):
                 raise _Failed(WsFailure.REFUSED, code=fields.error_code, message=_text_of(message))
         if answered is None:
             waited = timeout_text(self.answer_timeout)
-            raise _Failed(WsFailure.NO_ANSWER, waited_s=self.answer_timeout,
-                          reason=f"connected, but no answer to the hello within {waited}")
-        raise _Failed(WsFailure.INCOMPLETE, waited_s=self.answer_timeout,
-                      reason=f"answered ({answered}), but no {protocol.ready_event} within "
-                             f"{timeout_text(self.answer_timeout)}")
+            raise _Failed(
+                WsFailure.NO_ANSWER,
+                waited_s=self.answer_timeout,
+                reason=f"connected, but no answer to the hello within {waited}",
+            )
+        raise _Failed(
+            WsFailure.INCOMPLETE,
+            waited_s=self.answer_timeout,
+            reason=f"answered ({answered}), but no {protocol.ready_event} within {timeout_text(self.answer_timeout)}",
+        )
 
     # Running
 
@@ -294,16 +340,22 @@ class WebSocketAgentTool(BaseTool):
         protocol = self.protocol
         together = self.runs_at_once > 1
         first = not agent.state.get("started") or protocol.message is None or together
-        requests = [f"{agent.marker}-{agent.iteration}" + (f"-{k}" if together else "")
-                    for k in range(1, self.runs_at_once + 1)]
+        requests = [
+            f"{agent.marker}-{agent.iteration}" + (f"-{k}" if together else "") for k in range(1, self.runs_at_once + 1)
+        ]
         frames = []
         for request in requests:
             values = self._values(agent, request=request)
             if together:
                 values["thread"] = f"thread-{agent.agent}-{request}"
             frames.append(json.dumps(render(protocol.start if first else protocol.message, values)))
-        written = {"request": requests[0] if not together else requests, "template": "start" if first else "message",
-                   "marker": agent.marker, "thread": values["thread"], "bytes": sum(len(f.encode()) for f in frames)}
+        written = {
+            "request": requests[0] if not together else requests,
+            "template": "start" if first else "message",
+            "marker": agent.marker,
+            "thread": values["thread"],
+            "bytes": sum(len(f.encode()) for f in frames),
+        }
         progress: dict[str, Any] = {"events": 0, "types": [], "foreign": 0}
         sent = time.monotonic_ns()
         try:
@@ -318,8 +370,15 @@ class WebSocketAgentTool(BaseTool):
         agent.state["started"] = True
         return OpResult(read=self._read_of(session, progress), written=written, timings=timings)
 
-    async def _read_run(self, agent: AgentContext, session: _Session, requests: set[str], sent: int,
-                        progress: dict[str, Any], timings: dict[str, int]) -> int:
+    async def _read_run(
+        self,
+        agent: AgentContext,
+        session: _Session,
+        requests: set[str],
+        sent: int,
+        progress: dict[str, Any],
+        timings: dict[str, int],
+    ) -> int:
         """Read until the done event of every run in ``requests``; return when the last arrived (monotonic ns)."""
         protocol = self.protocol
         resuming: int | None = None
@@ -360,8 +419,9 @@ class WebSocketAgentTool(BaseTool):
                     timings["resume"] = time.monotonic_ns() - resuming
                     resuming = None
 
-    async def _next_run_frame(self, agent: AgentContext, session: _Session, sent: int, progress: dict[str, Any],
-                              resuming: int | None) -> tuple[Any, MessageFields, ReceivedMessage]:
+    async def _next_run_frame(
+        self, agent: AgentContext, session: _Session, sent: int, progress: dict[str, Any], resuming: int | None
+    ) -> tuple[Any, MessageFields, ReceivedMessage]:
         """The next frame within the run's deadlines: the answer timeout until its first event, then the run timeout."""
         answer_by = sent + int(self.answer_timeout * 1e9)
         done_by = sent + int(self.run_timeout * 1e9)
@@ -379,11 +439,17 @@ class WebSocketAgentTool(BaseTool):
     def _timed_out(self, progress: dict[str, Any]) -> _Failed:
         if progress["events"]:
             done = " or ".join(self.protocol.done_events)
-            return _Failed(WsFailure.INCOMPLETE, waited_s=self.run_timeout,
-                           reason=f"{progress['events']} event(s) of the run, then no {done} "
-                                  f"within {timeout_text(self.run_timeout)} of sending")
-        return _Failed(WsFailure.NO_ANSWER, waited_s=self.answer_timeout,
-                       reason=f"no event of the run within {timeout_text(self.answer_timeout)} of sending")
+            return _Failed(
+                WsFailure.INCOMPLETE,
+                waited_s=self.run_timeout,
+                reason=f"{progress['events']} event(s) of the run, then no {done} "
+                f"within {timeout_text(self.run_timeout)} of sending",
+            )
+        return _Failed(
+            WsFailure.NO_ANSWER,
+            waited_s=self.answer_timeout,
+            reason=f"no event of the run within {timeout_text(self.answer_timeout)} of sending",
+        )
 
     async def _drop_and_resume(self, agent: AgentContext, session: _Session) -> None:
         """Drop the connection as a network would (no close frame), then resume the session on a new one."""
@@ -395,23 +461,33 @@ class WebSocketAgentTool(BaseTool):
         except _Failed as failed:
             raise _Failed(WsFailure.RESUME_FAILED, **failed.details) from None
         session.leg += 1
-        await self._send(session, render(self.protocol.resume, {
-            **values, "resume_token": session.resume_token, "last_seq": session.last_seq or 0}))
+        await self._send(
+            session,
+            render(
+                self.protocol.resume,
+                {**values, "resume_token": session.resume_token, "last_seq": session.last_seq or 0},
+            ),
+        )
 
     # Frames
 
     async def _send(self, session: _Session, message: Any) -> None:
         try:
-            await asyncio.wait_for(session.ws.send(message if isinstance(message, str) else json.dumps(message)),
-                                   self.answer_timeout)
+            await asyncio.wait_for(
+                session.ws.send(message if isinstance(message, str) else json.dumps(message)), self.answer_timeout
+            )
         except ConnectionClosed as closed:
             raise self._closure(closed, session.ws) from None
         except TimeoutError:
-            raise _Failed(WsFailure.NO_ANSWER, waited_s=self.answer_timeout,
-                          reason="the service did not take the frame (the send did not finish)") from None
+            raise _Failed(
+                WsFailure.NO_ANSWER,
+                waited_s=self.answer_timeout,
+                reason="the service did not take the frame (the send did not finish)",
+            ) from None
 
-    async def _receive(self, agent: AgentContext, session: _Session,
-                       timeout: float) -> tuple[Any, MessageFields, ReceivedMessage]:
+    async def _receive(
+        self, agent: AgentContext, session: _Session, timeout: float
+    ) -> tuple[Any, MessageFields, ReceivedMessage]:
         """The next frame, logged: its JSON, its configured fields and its log entry."""
         try:
             frame = await asyncio.wait_for(session.ws.recv(), timeout)
@@ -419,14 +495,24 @@ class WebSocketAgentTool(BaseTool):
             raise self._closure(closed, session.ws) from None
         received_ns = time.monotonic_ns()
         text = frame if isinstance(frame, str) else frame.decode("utf-8", errors="replace")
-        entry = ReceivedMessage(agent.agent, agent.user, session.number, received_ns, text[:self.raw_limit],
-                                own_marker=agent.marker, leg=session.leg)
+        entry = ReceivedMessage(
+            agent.agent,
+            agent.user,
+            session.number,
+            received_ns,
+            text[: self.raw_limit],
+            own_marker=agent.marker,
+            leg=session.leg,
+        )
         try:
             message = json.loads(text)
         except ValueError:
             self.messages.append(entry)
-            raise _Failed(WsFailure.BAD_FRAME, frame=text[:200],
-                          reason=f"the service sent a frame that is not JSON ({len(text)} characters)") from None
+            raise _Failed(
+                WsFailure.BAD_FRAME,
+                frame=text[:200],
+                reason=f"the service sent a frame that is not JSON ({len(text)} characters)",
+            ) from None
         try:
             fields = self.protocol.fields_of(message)
         except FieldPathError as error:
@@ -444,8 +530,11 @@ class WebSocketAgentTool(BaseTool):
             return _Failed(WsFailure.CLOSED, close_code=closed.rcvd.code, reason=closed.rcvd.reason or None)
         cause = ws.protocol.parser_exc or closed.__cause__
         if closed.sent is not None and closed.sent.code in _BAD_DATA_CLOSES:
-            why = (f"a frame larger than {self.max_frame_bytes} bytes" if closed.sent.code == MESSAGE_TOO_BIG
-                   else f"a frame the client could not read ({cause or closed.sent.reason})")
+            why = (
+                f"a frame larger than {self.max_frame_bytes} bytes"
+                if closed.sent.code == MESSAGE_TOO_BIG
+                else f"a frame the client could not read ({cause or closed.sent.reason})"
+            )
             return _Failed(WsFailure.BAD_FRAME, close_code=closed.sent.code, reason=f"the service sent {why}")
         if isinstance(cause, EOFError):
             return _Failed(WsFailure.BAD_FRAME, reason=f"the service closed the connection mid-message ({cause})")
@@ -494,9 +583,17 @@ class WebSocketAgentTool(BaseTool):
     # Placeholder values
 
     def _values(self, agent: AgentContext, *, request: str = "") -> dict[str, Any]:
-        return {"user": agent.user, "agent": agent.agent, "marker": agent.marker, "thread": f"thread-{agent.agent}",
-                "token": self._token(agent), "text": f"message {agent.iteration} from {agent.user}",
-                "context": self._context(agent), "request": request, "iteration": agent.iteration}
+        return {
+            "user": agent.user,
+            "agent": agent.agent,
+            "marker": agent.marker,
+            "thread": f"thread-{agent.agent}",
+            "token": self._token(agent),
+            "text": f"message {agent.iteration} from {agent.user}",
+            "context": self._context(agent),
+            "request": request,
+            "iteration": agent.iteration,
+        }
 
     def _token(self, agent: AgentContext) -> str | None:
         if self.tokens is None:
@@ -507,8 +604,10 @@ class WebSocketAgentTool(BaseTool):
                 agent.state["token"] = tokens
             elif isinstance(tokens, Mapping):
                 if agent.user not in tokens:
-                    raise ConfigurationError(f"No token for user {agent.user!r}: the tokens given cover "
-                                             f"{', '.join(sorted(map(str, tokens))[:10]) or 'no user'}")
+                    raise ConfigurationError(
+                        f"No token for user {agent.user!r}: the tokens given cover "
+                        f"{', '.join(sorted(map(str, tokens))[:10]) or 'no user'}"
+                    )
                 agent.state["token"] = tokens[agent.user]
             else:
                 agent.state["token"] = tokens(agent.user)

@@ -43,8 +43,21 @@ from typing import Any, NamedTuple, Self
 from ..agent_service.protocol import RUN_LIFECYCLE, EventType
 from ..errors import ConfigurationError
 
-PLACEHOLDERS = frozenset({"user", "agent", "marker", "thread", "token", "text", "context", "request", "iteration",
-                          "resume_token", "last_seq"})
+PLACEHOLDERS = frozenset(
+    {
+        "user",
+        "agent",
+        "marker",
+        "thread",
+        "token",
+        "text",
+        "context",
+        "request",
+        "iteration",
+        "resume_token",
+        "last_seq",
+    }
+)
 RESUME_ONLY = frozenset({"resume_token", "last_seq"})
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)\}")
 SHOWN_CHARACTERS = 300  # of a message quoted in an error
@@ -167,9 +180,11 @@ def _no_field(message: Any, path: str, what: str) -> str:
     else:
         there = f"a {type(value).__name__} there, not an object"
     named = f" ({what})" if what else ""
-    return (f"The WebSocket protocol's field path {path!r}{named} matches no field in a received message: "
-            f"nothing {where}, {there}. Message: {shorten(message)}. Fix the path in the protocol configuration "
-            "(or set it to null if the service does not send this field).")
+    return (
+        f"The WebSocket protocol's field path {path!r}{named} matches no field in a received message: "
+        f"nothing {where}, {there}. Message: {shorten(message)}. Fix the path in the protocol configuration "
+        "(or set it to null if the service does not send this field)."
+    )
 
 
 def shorten(message: Any, limit: int = SHOWN_CHARACTERS) -> str:
@@ -234,10 +249,20 @@ def render_text(text: str, values: Mapping[str, Any]) -> str:
 
 
 REFERENCE_HELLO = {"type": "hello", "token": "{token}"}
-REFERENCE_START = {"type": "start_run", "thread_id": "{thread}", "marker": "{marker}", "context": "{context}",
-                   "request_id": "{request}"}
-REFERENCE_MESSAGE = {"type": "send_message", "thread_id": "{thread}", "marker": "{marker}", "text": "{text}",
-                     "request_id": "{request}"}
+REFERENCE_START = {
+    "type": "start_run",
+    "thread_id": "{thread}",
+    "marker": "{marker}",
+    "context": "{context}",
+    "request_id": "{request}",
+}
+REFERENCE_MESSAGE = {
+    "type": "send_message",
+    "thread_id": "{thread}",
+    "marker": "{marker}",
+    "text": "{text}",
+    "request_id": "{request}",
+}
 REFERENCE_RESUME = {"type": "hello", "token": "{token}", "resume_token": "{resume_token}", "last_seq": "{last_seq}"}
 
 
@@ -270,18 +295,21 @@ class WebSocketProtocol:
 
     def __post_init__(self) -> None:
         if not isinstance(self.url, str) or not re.match(r"wss?://[^/?#\s]+", self.url):
-            raise ConfigurationError(f"WebSocket protocol: url must start with ws:// or wss:// and name a host, "
-                                     f"got {self.url!r}")
+            raise ConfigurationError(
+                f"WebSocket protocol: url must start with ws:// or wss:// and name a host, got {self.url!r}"
+            )
         try:
             object.__setattr__(self, "auth", AuthMode(str(self.auth).strip().lower()))
         except ValueError:
-            raise ConfigurationError(f"WebSocket protocol: auth must be one of {_choices(AuthMode)}, "
-                                     f"got {self.auth!r}") from None
+            raise ConfigurationError(
+                f"WebSocket protocol: auth must be one of {_choices(AuthMode)}, got {self.auth!r}"
+            ) from None
         for name in ("run_events", "done_events", "failed_events", "error_events"):
             object.__setattr__(self, name, _event_names(getattr(self, name), name))
         if not self.done_events:
-            raise ConfigurationError("WebSocket protocol: done_events must name at least one event type "
-                                     "(the event that says a run is done)")
+            raise ConfigurationError(
+                "WebSocket protocol: done_events must name at least one event type (the event that says a run is done)"
+            )
         for name in ("ready_event", "resumed_event"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -351,9 +379,16 @@ class WebSocketProtocol:
         error_code = None
         if kind_text in self.failed_events or kind_text in self.error_events:
             error_code = lookup_optional(message, paths.error_code)
-        return MessageFields(kind_text, seq, run_field("user", "the user id"), run_field("marker", "the marker"),
-                             run_field("run_id", "the run id"), run_field("request", "the request id"),
-                             session_id, error_code)
+        return MessageFields(
+            kind_text,
+            seq,
+            run_field("user", "the user id"),
+            run_field("marker", "the marker"),
+            run_field("run_id", "the run id"),
+            run_field("request", "the request id"),
+            session_id,
+            error_code,
+        )
 
     def resume_token_of(self, ready: Any) -> Any:
         """The resume token in the ready event (FieldPathError if the path matches nothing)."""
@@ -361,9 +396,13 @@ class WebSocketProtocol:
         return lookup(ready, self.fields.resume_token, what=f"fields.resume_token, in the {self.ready_event} event")
 
     def describe(self) -> dict[str, str]:
-        return {"url": self.url, "auth": self.auth.value, "ready event": self.ready_event or "(none)",
-                "done events": ", ".join(self.done_events),
-                "resumable": "yes" if self.can_resume else "no"}
+        return {
+            "url": self.url,
+            "auth": self.auth.value,
+            "ready event": self.ready_event or "(none)",
+            "done events": ", ".join(self.done_events),
+            "resumable": "yes" if self.can_resume else "no",
+        }
 
     # Loading
 
@@ -375,8 +414,10 @@ class WebSocketProtocol:
         known = {spec.name for spec in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigurationError(f"WebSocket protocol: unknown key(s) {', '.join(map(repr, unknown))}; "
-                                     f"known keys are {', '.join(sorted(known))}")
+            raise ConfigurationError(
+                f"WebSocket protocol: unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"known keys are {', '.join(sorted(known))}"
+            )
         values = dict(data)
         if url is not None:
             values["url"] = url
@@ -386,8 +427,9 @@ class WebSocketProtocol:
             values["fields"] = _field_paths(values["fields"])
         for name in ("ready_event", "resumed_event"):
             if values.get(name) is not None and not isinstance(values[name], str):
-                raise ConfigurationError(f"WebSocket protocol: {name} must be an event type or null, "
-                                         f"got {values[name]!r}")
+                raise ConfigurationError(
+                    f"WebSocket protocol: {name} must be an event type or null, got {values[name]!r}"
+                )
         for name in ("header_name", "header_value", "query_param"):
             if name in values and not isinstance(values[name], str):
                 raise ConfigurationError(f"WebSocket protocol: {name} must be a string, got {values[name]!r}")
@@ -405,8 +447,9 @@ class WebSocketProtocol:
             try:
                 text = path.read_text(encoding="utf-8")
             except OSError as error:
-                raise ConfigurationError(f"Cannot read the WebSocket protocol file {path}: "
-                                         f"{error.strerror or error}") from None
+                raise ConfigurationError(
+                    f"Cannot read the WebSocket protocol file {path}: {error.strerror or error}"
+                ) from None
         try:
             data = json.loads(text)
         except ValueError as error:
@@ -430,8 +473,10 @@ def _field_paths(value: Any) -> FieldPaths:
     known = {spec.name for spec in fields(FieldPaths)}
     unknown = sorted(set(value) - known)
     if unknown:
-        raise ConfigurationError(f"WebSocket protocol: unknown field(s) {', '.join(map(repr, unknown))} under "
-                                 f"fields; known fields are {', '.join(sorted(known))}")
+        raise ConfigurationError(
+            f"WebSocket protocol: unknown field(s) {', '.join(map(repr, unknown))} under "
+            f"fields; known fields are {', '.join(sorted(known))}"
+        )
     return FieldPaths(**value)
 
 

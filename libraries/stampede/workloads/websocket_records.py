@@ -77,12 +77,41 @@ class ReceivedMessage:
     ``own_marker`` is the marker the receiving agent sends.
     """
 
-    __slots__ = ("agent", "connection", "leg", "marker", "own_marker", "raw", "request", "run_id", "seq",
-                 "session_id", "t_ns", "type", "user", "user_id")
+    __slots__ = (
+        "agent",
+        "connection",
+        "leg",
+        "marker",
+        "own_marker",
+        "raw",
+        "request",
+        "run_id",
+        "seq",
+        "session_id",
+        "t_ns",
+        "type",
+        "user",
+        "user_id",
+    )
 
-    def __init__(self, agent: int, user: str, connection: int, t_ns: int, raw: str, *, own_marker: str = "",
-                 leg: int = 1, type: Any = None, seq: Any = None, user_id: Any = None, marker: Any = None,
-                 run_id: Any = None, request: Any = None, session_id: Any = None) -> None:
+    def __init__(
+        self,
+        agent: int,
+        user: str,
+        connection: int,
+        t_ns: int,
+        raw: str,
+        *,
+        own_marker: str = "",
+        leg: int = 1,
+        type: Any = None,
+        seq: Any = None,
+        user_id: Any = None,
+        marker: Any = None,
+        run_id: Any = None,
+        request: Any = None,
+        session_id: Any = None,
+    ) -> None:
         self.agent = agent
         self.user = user
         self.connection = connection
@@ -118,13 +147,24 @@ class ReceivedMessage:
 
     def describe(self) -> dict[str, Any]:
         """The message as a report row."""
-        return {"agent": self.agent, "user": self.user, "connection": self.connection, "leg": self.leg,
-                "type": self.type, "seq": self.seq, "user id in message": self.user_id,
-                "marker in message": self.marker, "run id": self.run_id, "message": self.raw}
+        return {
+            "agent": self.agent,
+            "user": self.user,
+            "connection": self.connection,
+            "leg": self.leg,
+            "type": self.type,
+            "seq": self.seq,
+            "user id in message": self.user_id,
+            "marker in message": self.marker,
+            "run id": self.run_id,
+            "message": self.raw,
+        }
 
     def __repr__(self) -> str:
-        return (f"ReceivedMessage(agent={self.agent}, user={self.user!r}, connection={self.connection}, "
-                f"leg={self.leg}, type={self.type!r}, seq={self.seq!r})")
+        return (
+            f"ReceivedMessage(agent={self.agent}, user={self.user!r}, connection={self.connection}, "
+            f"leg={self.leg}, type={self.type!r}, seq={self.seq!r})"
+        )
 
 
 class MessageLog:

@@ -19,7 +19,6 @@ from ..runtime import LaunchRecord
 
 
 class CheckKeywords(LibraryComponent):
-
     @keyword(tags=["checks"])
     def credits_should_be_conserved(self, launch: LaunchRecord | int | None = None) -> None:
         """Fails unless the account's final balance is its starting balance minus every successful deduction.

@@ -65,7 +65,6 @@ class EventSourcingToolKeywords(LibraryComponent):
             max_catch_up=max_catch_up.total_seconds(),
         )
 
-
     @keyword(tags=["workloads"])
     def stop_projection_workers(self) -> None:
         """Stops the projection worker of every event append tool that still has one running, and logs each state.
@@ -110,18 +109,14 @@ class EventSourcingCheckKeywords(LibraryComponent):
         | Projection Should Converge | within=5 s |
         """
         record, tool = self._event_tool(launch)
-        committed = [
-            int(op.written["committed_ns"]) for op in record.result.history if appended_seq(op) is not None
-        ]
+        committed = [int(op.written["committed_ns"]) for op in record.result.history if appended_seq(op) is not None]
         deadline_ns = (max(committed) if committed else time.monotonic_ns()) + int(within.total_seconds() * 1e9)
         wait = max(0.0, (deadline_ns - time.monotonic_ns()) / 1e9)
         try:
             snapshot = self.runtime.run(tool.converge(deadline_ns), timeout=wait + CONVERGENCE_CALL_ALLOWANCE_SECONDS)
         finally:
             self.runtime.run(tool.stop_worker(), timeout=CONVERGENCE_CALL_ALLOWANCE_SECONDS)
-        self.judge(
-            check_projection_converged(record.result.history, snapshot, within=within.total_seconds())
-        )
+        self.judge(check_projection_converged(record.result.history, snapshot, within=within.total_seconds()))
 
     @keyword("Read-Your-Writes Lag Should Be Below", tags=["checks"])
     def read_your_writes_lag_should_be_below(

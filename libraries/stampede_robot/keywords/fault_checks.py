@@ -21,7 +21,6 @@ from ..runtime import LaunchRecord
 class FaultCheckKeywords(LibraryComponent):
     """Judges launches that ran through faults (LockConflicts)."""
 
-
     @keyword(tags=["faults", "checks"])
     def ledger_should_account_for_every_operation(self, launch: LaunchRecord | int | None = None) -> None:
         """Fails unless the balance and the history match the ledger, and reports unknown outcomes resolved.

@@ -60,5 +60,6 @@ class FaultToolKeywords(LibraryComponent):
 
         | Define Redis Counter Tool | count |
         """
-        self.runtime.tools[name] = RedisCounterTool(self.runtime.redis, name=name, counter=counter,
-                                                    max_retries=max_retries)
+        self.runtime.tools[name] = RedisCounterTool(
+            self.runtime.redis, name=name, counter=counter, max_retries=max_retries
+        )

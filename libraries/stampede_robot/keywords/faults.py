@@ -63,11 +63,13 @@ class FaultKeywords(LibraryComponent):
         bound = positive_seconds(within, what="within (how long to wait for a backend to terminate)")
         target = direct_postgres(self.runtime.postgres)
         terminated = self.runtime.run(terminate_backends(target, share, in_transaction=in_transaction, within=bound))
-        self.log_html(table(
-            ["pid", "state", "in transaction for", "query", "terminated"],
-            (backend.row() for backend in terminated),
-            f"Terminated {len(terminated)} backend(s) of {target.application_name}",
-        ))
+        self.log_html(
+            table(
+                ["pid", "state", "in transaction for", "query", "terminated"],
+                (backend.row() for backend in terminated),
+                f"Terminated {len(terminated)} backend(s) of {target.application_name}",
+            )
+        )
         return sum(backend.terminated for backend in terminated)
 
     @keyword(tags=["faults"])
@@ -87,11 +89,13 @@ class FaultKeywords(LibraryComponent):
         services = self._services()
         target = direct_redis(self.runtime.redis)
         killed = self.runtime.run(kill_clients(target, share))
-        self.log_html(table(
-            ["id", "address", "age", "idle", "last command", "killed"],
-            (client.row() for client in killed),
-            f"Killed {len(killed)} Redis connection(s) named {target.client_name}",
-        ))
+        self.log_html(
+            table(
+                ["id", "address", "age", "idle", "last command", "killed"],
+                (client.row() for client in killed),
+                f"Killed {len(killed)} Redis connection(s) named {target.client_name}",
+            )
+        )
         if self._forget_killed not in services.undo:
             self._forget_killed = lambda: self._forget_killed_connections(target)
             services.undo.append(self._forget_killed)
@@ -179,8 +183,9 @@ class FaultKeywords(LibraryComponent):
                 raise ConfigurationError("The latency fault needs a delay, for example delay=50 ms.")
             seconds = positive_seconds(delay, what="added latency")
             self.runtime.run(_on_loop(lambda: chosen.add_latency(seconds, direction)))
-            self.log(f"Fault proxy {proxy!r} now holds each chunk going {direction.value} for "
-                     f"{format_duration(seconds)}.")
+            self.log(
+                f"Fault proxy {proxy!r} now holds each chunk going {direction.value} for {format_duration(seconds)}."
+            )
         elif kind == "drop connections":
             dropped = self.runtime.run(_on_loop(chosen.drop_connections))
             self.log(f"Fault proxy {proxy!r} reset {dropped} connection(s).")
@@ -262,8 +267,9 @@ class FaultKeywords(LibraryComponent):
 
     def _services(self) -> Services:
         if self.runtime.services is None:
-            raise StampedeError("No services in use: call Use PostgreSQL or Use Redis first (usually in the suite "
-                                "setup).")
+            raise StampedeError(
+                "No services in use: call Use PostgreSQL or Use Redis first (usually in the suite setup)."
+            )
         return self.runtime.services
 
     def _proxy(self, name: str) -> FaultProxy:
@@ -281,8 +287,10 @@ class FaultKeywords(LibraryComponent):
         if service == "postgresql":
             postgres = direct_postgres(self.runtime.postgres)
             if services.postgres is not postgres:
-                raise ConfigurationError(f"PostgreSQL is already routed through a fault proxy: "
-                                         f"{services.postgres.display_dsn}. Stop that proxy first.")
+                raise ConfigurationError(
+                    f"PostgreSQL is already routed through a fault proxy: "
+                    f"{services.postgres.display_dsn}. Stop that proxy first."
+                )
 
             def route_postgres(proxy: FaultProxy) -> None:
                 services.postgres = RoutedPostgres(postgres, proxy)  # type: ignore[assignment]
@@ -291,8 +299,10 @@ class FaultKeywords(LibraryComponent):
         if service == "redis":
             redis = direct_redis(self.runtime.redis)
             if services.redis is not redis:
-                raise ConfigurationError(f"Redis is already routed through a fault proxy: "
-                                         f"{services.redis.display_url}. Stop that proxy first.")
+                raise ConfigurationError(
+                    f"Redis is already routed through a fault proxy: "
+                    f"{services.redis.display_url}. Stop that proxy first."
+                )
 
             def route_redis(proxy: FaultProxy) -> None:
                 services.redis = RoutedRedis(redis, proxy)  # type: ignore[assignment]
@@ -311,8 +321,7 @@ class FaultKeywords(LibraryComponent):
         if since is not None:
             window = FaultWindow("partition", since, time.monotonic_ns())
             self.runtime.fault_windows.append(window)
-            self.log(f"Fault proxy {name!r} healed after a {format_duration((window.end_ns - since) / 1e9)} "
-                     "partition.")
+            self.log(f"Fault proxy {name!r} healed after a {format_duration((window.end_ns - since) / 1e9)} partition.")
         self.log_html(table(["", ""], proxy.describe().items(), f"Fault proxy {name!r}"))
 
     def _stop(self, name: str, services: Services) -> str:
@@ -332,9 +341,11 @@ class FaultKeywords(LibraryComponent):
         except (StampedeError, OSError, TimeoutError) as error:
             return f"Fault proxy {name!r} did not stop cleanly: {error}"
         rows = proxy.describe()
-        return (f"Stopped fault proxy {name!r} ({rows['proxy']}): {rows['connections accepted']} connections, "
-                f"{rows['connections dropped']} dropped, {rows['bytes to server']} bytes to the server and "
-                f"{rows['bytes to client']} to clients.")
+        return (
+            f"Stopped fault proxy {name!r} ({rows['proxy']}): {rows['connections accepted']} connections, "
+            f"{rows['connections dropped']} dropped, {rows['bytes to server']} bytes to the server and "
+            f"{rows['bytes to client']} to clients."
+        )
 
     def _forget_killed_connections(self, target: RedisTarget) -> str:
         """Drop the run's client connections, the killed ones among them: its next command reconnects."""

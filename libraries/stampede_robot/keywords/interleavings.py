@@ -59,8 +59,7 @@ class InterleavingKeywords(LibraryComponent):
 
     def _log_run(self, run: PermutationRun) -> None:
         headers, rows = timeline_table(run)
-        caption = (f"Permutation {run.label} on PostgreSQL {run.server_version} "
-                   f"({format_duration(run.seconds)})")
+        caption = f"Permutation {run.label} on PostgreSQL {run.server_version} ({format_duration(run.seconds)})"
         self.log_html(table(headers, rows, caption))
 
     @keyword(tags=["interleavings"])
@@ -106,8 +105,9 @@ class InterleavingKeywords(LibraryComponent):
         self._current().setup = sql
 
     @keyword(tags=["interleavings"])
-    def run_permutation(self, *steps: str,
-                        step_timeout: timedelta = timedelta(seconds=DEFAULT_STEP_TIMEOUT)) -> PermutationRun:
+    def run_permutation(
+        self, *steps: str, step_timeout: timedelta = timedelta(seconds=DEFAULT_STEP_TIMEOUT)
+    ) -> PermutationRun:
         """Runs the named steps in that order and returns their outcomes; logs a timeline table.
 
         Steps are named in one argument (``r1 r2 w1 c1``) or several. A step
@@ -128,8 +128,10 @@ class InterleavingKeywords(LibraryComponent):
         spec = self._current()
         timeout = step_timeout.total_seconds()
         names = [name for part in steps for name in part.split()]
-        run = self.runtime.run(run_permutation(self.runtime.postgres, spec, names, step_timeout=timeout),
-                               timeout=self._bound(len(names), timeout))
+        run = self.runtime.run(
+            run_permutation(self.runtime.postgres, spec, names, step_timeout=timeout),
+            timeout=self._bound(len(names), timeout),
+        )
         self._runs.append(run)
         self._log_run(run)
         return run
@@ -153,8 +155,9 @@ class InterleavingKeywords(LibraryComponent):
         timeout = step_timeout.total_seconds()
         count = spec.permutation_count()
         bound = count * self._bound(len(spec.steps), timeout) if count <= limit else _SLACK
-        runs = self.runtime.run(run_every_permutation(self.runtime.postgres, spec, limit=limit, step_timeout=timeout),
-                                timeout=bound)
+        runs = self.runtime.run(
+            run_every_permutation(self.runtime.postgres, spec, limit=limit, step_timeout=timeout), timeout=bound
+        )
         self._runs.extend(runs)
         for run in runs:
             self._log_run(run)

@@ -86,8 +86,14 @@ class LockToolKeywords(LibraryComponent):
         | Define Lock Tool | guard | lock=stampede redis | lease=100 ms | hold=10 ms | stall=150 ms | stall_every=4 |
         | Define Lock Tool | sessions | scope=per user | lease=1 s | hold=20 ms |
         """
-        work = LockWork(hold=hold.total_seconds(), stall=stall.total_seconds(), stall_every=stall_every,
-                        fencing=fencing, wait=wait.total_seconds(), scope=scope)
+        work = LockWork(
+            hold=hold.total_seconds(),
+            stall=stall.total_seconds(),
+            stall_every=stall_every,
+            fencing=fencing,
+            wait=wait.total_seconds(),
+            scope=scope,
+        )
         spec = LockSpec.parse(lock)
         made = make_lock(spec, None if lease is None else lease.total_seconds(), self.runtime)
         tool = LockContentionTool(name, made, FencedCounter(self.runtime.redis, name, fencing=fencing), work)
@@ -102,8 +108,9 @@ class LockCheckKeywords(LibraryComponent):
         return self.launch_of(launch, LockContentionTool, "a lock tool", "Define Lock Tool")
 
     @keyword(tags=["checks", "locks"])
-    def holders_should_never_overlap(self, tolerance: timedelta = _ONE_MS,
-                                     launch: LaunchRecord | int | None = None) -> None:
+    def holders_should_never_overlap(
+        self, tolerance: timedelta = _ONE_MS, launch: LaunchRecord | int | None = None
+    ) -> None:
         """Fails when two agents held the lock at the same instant, showing both intervals.
 
         A hold runs from the acquire's reply (the holder surely has the lock) to
@@ -120,8 +127,9 @@ class LockCheckKeywords(LibraryComponent):
         self.judge(check_holders_never_overlap(record.result.history, _ns(tolerance)))
 
     @keyword(tags=["checks", "locks"])
-    def lock_should_never_be_granted_twice(self, tolerance: timedelta = _ONE_MS,
-                                           launch: LaunchRecord | int | None = None) -> None:
+    def lock_should_never_be_granted_twice(
+        self, tolerance: timedelta = _ONE_MS, launch: LaunchRecord | int | None = None
+    ) -> None:
         """Fails when the lock let a second agent in while the first was inside its lease and had not released.
 
         The promise a lease lock makes: a hold counts until the release's
@@ -156,7 +164,7 @@ class LockCheckKeywords(LibraryComponent):
         """
         record, _ = self._lock_launch(launch)
         count = sum(1 for attempt in lock_attempts(record.result.history) if attempt.release_answer == "not owned")
-        self.log(f"{count} releases answered \"not owned\".")
+        self.log(f'{count} releases answered "not owned".')
         return count
 
     @keyword(tags=["checks", "locks"])
@@ -190,8 +198,9 @@ class LockCheckKeywords(LibraryComponent):
         self.judge(check_protected_data(record.result.history, states))
 
     @keyword(tags=["checks", "locks", "sessions"])
-    def each_user_should_have_at_most_one_active_session(self, tolerance: timedelta = _ONE_MS,
-                                                         launch: LaunchRecord | int | None = None) -> None:
+    def each_user_should_have_at_most_one_active_session(
+        self, tolerance: timedelta = _ONE_MS, launch: LaunchRecord | int | None = None
+    ) -> None:
         """Fails when a user had two sessions active at the same instant, measured from the history.
 
         For a lock tool of scope ``per user``: a session is active from the
@@ -206,8 +215,9 @@ class LockCheckKeywords(LibraryComponent):
         self.judge(check_single_active_session(record.result.history, _ns(tolerance)))
 
     @keyword(tags=["checks", "locks"])
-    def log_lock_summary(self, tolerance: timedelta = _ONE_MS,
-                         launch: LaunchRecord | int | None = None) -> dict[str, Any]:
+    def log_lock_summary(
+        self, tolerance: timedelta = _ONE_MS, launch: LaunchRecord | int | None = None
+    ) -> dict[str, Any]:
         """Logs what the lock did (attempts, overlaps, not-owned releases, stale writes, acquire p95) and returns it.
 
         The returned dictionary holds ``lock``, ``attempts``, ``holds``,
@@ -252,7 +262,9 @@ class LockCheckKeywords(LibraryComponent):
             ("acquire latency p95", format_duration(summary["acquire_p95"])),
         ]
         self.log_html(table(["", ""], rows, f"Lock {tool.name}: launch {record.number}"))
-        self.log(f"Lock {summary['lock']}: {summary['attempts']} attempts, {summary['violations']} violations, "
-                 f"{summary['inconclusive']} inconclusive overlaps, {summary['not_owned']} not-owned releases, "
-                 f"acquire p95 {format_duration(summary['acquire_p95'])}.")
+        self.log(
+            f"Lock {summary['lock']}: {summary['attempts']} attempts, {summary['violations']} violations, "
+            f"{summary['inconclusive']} inconclusive overlaps, {summary['not_owned']} not-owned releases, "
+            f"acquire p95 {format_duration(summary['acquire_p95'])}."
+        )
         return summary

@@ -143,8 +143,10 @@ class QueueCheckKeywords(LibraryComponent):
         """
         record, _ = self._queue_launch(launch)
         duplicates = duplicated_items(record.result.history)
-        rows = [(item, len(agents), ", ".join(str(agent) for agent in agents)) for item, agents in
-                sorted(duplicates.items())]
+        rows = [
+            (item, len(agents), ", ".join(str(agent) for agent in agents))
+            for item, agents in sorted(duplicates.items())
+        ]
         self.log_html(table(["item", "times processed", "agents"], rows, f"{len(duplicates)} items processed twice"))
         return len(duplicates)
 
@@ -169,8 +171,10 @@ class QueueCheckKeywords(LibraryComponent):
         """
         record, _ = self._queue_launch(launch)
         history = record.result.history
-        verdicts = [check_priority_inversions(history, max_inversions),
-                    check_waits_by_priority(history, tolerance.total_seconds())]
+        verdicts = [
+            check_priority_inversions(history, max_inversions),
+            check_waits_by_priority(history, tolerance.total_seconds()),
+        ]
         self.judge(*verdicts, caption="priorities")
 
     @keyword(tags=["checks", "queues"])
@@ -208,21 +212,38 @@ class QueueCheckKeywords(LibraryComponent):
             ("accepted", str(summary.accepted)),
             ("refused (queue_full)", str(summary.refused)),
             ("offers failed otherwise", str(summary.failed_offers)),
-            ("processed", f"{summary.processings} ({summary.items_processed} distinct items, "
-                          f"{summary.items_processed_twice} processed more than once)"),
-            ("throughput", f"{summary.throughput:.1f} items/s ({summary.processings} in "
-                           f"{format_duration(summary.seconds)})"),
+            (
+                "processed",
+                f"{summary.processings} ({summary.items_processed} distinct items, "
+                f"{summary.items_processed_twice} processed more than once)",
+            ),
+            (
+                "throughput",
+                f"{summary.throughput:.1f} items/s ({summary.processings} in {format_duration(summary.seconds)})",
+            ),
         ]
         self.log_html(table(["", ""], rows, f"Work queue {tool.name}: launch {record.number}"))
         waits = [
-            (w.priority, w.accepted, w.processed, *(format_duration(w.waits.percentiles[p]) for p in (50.0, 95.0)),
-             format_duration(w.waits.max))
+            (
+                w.priority,
+                w.accepted,
+                w.processed,
+                *(format_duration(w.waits.percentiles[p]) for p in (50.0, 95.0)),
+                format_duration(w.waits.max),
+            )
             for w in summary.waits
         ]
-        self.log_html(table(["priority", "accepted", "processed", "wait p50", "wait p95", "wait max"], waits,
-                            "Waits by priority (enqueue start to claim)"))
-        self.log(f"Queue throughput: {summary.throughput:.1f} items/s ({summary.processings} items processed in "
-                 f"{format_duration(summary.seconds)}).")
+        self.log_html(
+            table(
+                ["priority", "accepted", "processed", "wait p50", "wait p95", "wait max"],
+                waits,
+                "Waits by priority (enqueue start to claim)",
+            )
+        )
+        self.log(
+            f"Queue throughput: {summary.throughput:.1f} items/s ({summary.processings} items processed in "
+            f"{format_duration(summary.seconds)})."
+        )
         return {
             "offered": summary.offered,
             "accepted": summary.accepted,

@@ -56,17 +56,34 @@ def _percent(fraction: float) -> str:
 
 def _summary_row(summary: ResourceSummary) -> list[object]:
     return [
-        f"{summary.name} (pid {summary.pid})", summary.samples, format_duration(summary.seconds),
-        _percent(summary.cpu_mean), _percent(summary.cpu_max), format_size(summary.rss_start),
-        format_size(summary.rss_max), format_size(summary.rss_end), format_size(summary.rss_growth),
-        summary.open_files_max, summary.threads_max,
+        f"{summary.name} (pid {summary.pid})",
+        summary.samples,
+        format_duration(summary.seconds),
+        _percent(summary.cpu_mean),
+        _percent(summary.cpu_max),
+        format_size(summary.rss_start),
+        format_size(summary.rss_max),
+        format_size(summary.rss_end),
+        format_size(summary.rss_growth),
+        summary.open_files_max,
+        summary.threads_max,
         "ran throughout" if summary.exited_after is None else f"exited after {format_duration(summary.exited_after)}",
     ]
 
 
 _SUMMARY_HEADERS = [
-    "process", "samples", "over", "cpu mean", "cpu max", "rss start", "rss max", "rss end", "rss growth",
-    "open files max", "threads max", "state",
+    "process",
+    "samples",
+    "over",
+    "cpu mean",
+    "cpu max",
+    "rss start",
+    "rss max",
+    "rss end",
+    "rss growth",
+    "open files max",
+    "threads max",
+    "state",
 ]
 
 
@@ -136,15 +153,19 @@ class ResourceKeywords(LibraryComponent):
                 raise StampedeError("Resources are already being sampled: call Stop Sampling Resources first.")
             forgotten = self._stop_sampler()
             since = f"test {self._sampling_since!r}" if self._sampling_since else "the suite setup"
-            logger.warn(f"Stopped resource sampling that {since} started and never stopped, after "
-                        f"{format_duration(forgotten.wall_seconds)}.")
+            logger.warn(
+                f"Stopped resource sampling that {since} started and never stopped, after "
+                f"{format_duration(forgotten.wall_seconds)}."
+            )
         processes = {HARNESS: os.getpid()}
         process = self._process(target)
         if process is not None:
             processes["target"] = process.pid
         elif str(target).strip().lower() == AGENT_SERVICE:
-            self.log("No reference agent service is running here, so only the harness is sampled "
-                     "(give your service's pid as target=<pid> to sample it too).")
+            self.log(
+                "No reference agent service is running here, so only the harness is sampled "
+                "(give your service's pid as target=<pid> to sample it too)."
+            )
         sampler = ResourceSampler(processes, interval=interval.total_seconds())
         services = self.runtime.services
         if services is None:
@@ -185,8 +206,10 @@ class ResourceKeywords(LibraryComponent):
         recording = self._stop_sampler()
         summaries = recording.summaries()
         cost = recording.sampler_cpu_seconds / recording.wall_seconds if recording.wall_seconds > 0 else 0.0
-        caption = (f"Resources sampled every {format_duration(recording.interval)} for "
-                   f"{format_duration(recording.wall_seconds)} (sampling cost {_percent(cost)} of one core)")
+        caption = (
+            f"Resources sampled every {format_duration(recording.interval)} for "
+            f"{format_duration(recording.wall_seconds)} (sampling cost {_percent(cost)} of one core)"
+        )
         self.log_html(table(_SUMMARY_HEADERS, (_summary_row(summary) for summary in summaries.values()), caption))
         self.log_html(inline_html(findings.sampled(recording)))
         return recording.metrics()
@@ -211,8 +234,9 @@ class ResourceKeywords(LibraryComponent):
         if not thresholds:
             raise ConfigurationError("Give at least one threshold, e.g. target_rss_growth < 500MB.")
         verdicts = evaluate_thresholds(list(thresholds), self._recording.metrics())
-        stayed_up = [check_stayed_up(summary) for name, summary in self._recording.summaries().items()
-                     if name != HARNESS]
+        stayed_up = [
+            check_stayed_up(summary) for name, summary in self._recording.summaries().items() if name != HARNESS
+        ]
         self.judge(*verdicts, *stayed_up, caption="Resource usage")
 
     # ------------------------------------------------------------------ leaks across runs

@@ -69,8 +69,12 @@ class ServiceKeywords(LibraryComponent):
         self.log_html(
             table(
                 ["setting", "value"],
-                [("server", f"{kind} PostgreSQL {target.server_version}"), ("address", target.display_dsn),
-                 ("schema", target.schema), *settings.items()],
+                [
+                    ("server", f"{kind} PostgreSQL {target.server_version}"),
+                    ("address", target.display_dsn),
+                    ("schema", target.schema),
+                    *settings.items(),
+                ],
                 "PostgreSQL in use",
             )
         )
@@ -97,8 +101,10 @@ class ServiceKeywords(LibraryComponent):
             resolved = services.embedded_redis.start()
         services.redis = self.runtime.run(open_redis(resolved, run_id=self.runtime.run_id))
         kind = "embedded" if services.embedded_redis else "external"
-        self.log(f"Using {kind} Redis {services.redis.server_version} at {services.redis.display_url}, "
-                 f"keys under {services.redis.prefix!r}")
+        self.log(
+            f"Using {kind} Redis {services.redis.server_version} at {services.redis.display_url}, "
+            f"keys under {services.redis.prefix!r}"
+        )
         return services.redis.display_url
 
     @keyword(tags=["services"])
@@ -149,13 +155,19 @@ class ServiceKeywords(LibraryComponent):
             services.agent_service = None
         if chosen is None:
             secret = self.variable("AGENT_SERVICE_JWT_SECRET")
-            services.agent_service = self.runtime.run(connect_agent_service(
-                wanted, jwt_secret=secret.value if isinstance(secret, Secret) else secret or None))
+            services.agent_service = self.runtime.run(
+                connect_agent_service(wanted, jwt_secret=secret.value if isinstance(secret, Secret) else secret or None)
+            )
         else:
             self.use_postgresql()
             self.use_redis()
-            target = reference_service(self.runtime.postgres, self.runtime.redis, bugs=chosen[0], settings=chosen[1],
-                                       timeout=start_timeout.total_seconds())
+            target = reference_service(
+                self.runtime.postgres,
+                self.runtime.redis,
+                bugs=chosen[0],
+                settings=chosen[1],
+                timeout=start_timeout.total_seconds(),
+            )
             services.agent_service = target  # recorded first: stopped with the services even if the start is cut
             try:
                 target.start()
@@ -181,11 +193,16 @@ class ServiceKeywords(LibraryComponent):
     def _log_agent_service(self, service: AgentServiceTarget) -> None:
         rows: list[tuple[str, object]] = [("kind", service.kind), ("URL", service.display_url)]
         if service.embedded is None:
-            rows += [("pid", "not known: give your service's pid to Start Sampling Resources to sample it"),
-                     ("probe", service.handshake)]
+            rows += [
+                ("pid", "not known: give your service's pid to Start Sampling Resources to sample it"),
+                ("probe", service.handshake),
+            ]
         else:
-            rows += [("pid", service.pid), ("started in", f"{service.started_in:.2f} s"),
-                     ("bug switches on", ", ".join(sorted(service.bugs)) or "none")]
+            rows += [
+                ("pid", service.pid),
+                ("started in", f"{service.started_in:.2f} s"),
+                ("bug switches on", ", ".join(sorted(service.bugs)) or "none"),
+            ]
             rows += [(f"bug: {bug.value}", bug.description) for bug in sorted(service.bugs)]
             rows += [(f"setting: {name}", value) for name, value in dataclasses.asdict(service.settings).items()]
         self.log_html(table(["what", "value"], rows, "Agent service in use"))
@@ -242,8 +259,9 @@ class ServiceKeywords(LibraryComponent):
             self.log(line)
 
 
-def _is_the_service(in_use: AgentServiceTarget, url: str | None,
-                    chosen: tuple[frozenset[Bug], ServiceSettings] | None) -> bool:
+def _is_the_service(
+    in_use: AgentServiceTarget, url: str | None, chosen: tuple[frozenset[Bug], ServiceSettings] | None
+) -> bool:
     """Whether the service in use is the one asked for: the same URL, or a running reference service as configured."""
     if chosen is None or in_use.embedded is None:
         return chosen is None and in_use.embedded is None and in_use.url == url

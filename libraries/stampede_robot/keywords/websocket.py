@@ -26,8 +26,12 @@ from ..runtime import LaunchRecord
 from .resources import _size
 
 REFERENCE = "reference"
-_PHASES = (("connect", "connect (open + authenticate)"), ("first_event", "startup (send → first event)"),
-           ("run", "run (send → done)"), ("resume", "resume after a drop"))
+_PHASES = (
+    ("connect", "connect (open + authenticate)"),
+    ("first_event", "startup (send → first event)"),
+    ("run", "run (send → done)"),
+    ("resume", "resume after a drop"),
+)
 
 
 class WebSocketToolKeywords(LibraryComponent):
@@ -134,8 +138,15 @@ class WebSocketCheckKeywords(LibraryComponent):
         rows = self.runtime.run(self.runtime.postgres.fetch("SELECT user_id, balance FROM agent_credits"))
         runs = completed_runs(tool.messages, tool.protocol.done_events)
         starting = starting_credits(tool.messages, tool.protocol.ready_event or "session_started")
-        self.judge(check_agent_credits({row["user_id"]: int(row["balance"]) for row in rows}, runs,
-                                       starting=starting, cost=settings.run_cost, left_out=tool.messages.left_out))
+        self.judge(
+            check_agent_credits(
+                {row["user_id"]: int(row["balance"]) for row in rows},
+                runs,
+                starting=starting,
+                cost=settings.run_cost,
+                left_out=tool.messages.left_out,
+            )
+        )
 
     @keyword(tags=["checks", "websocket", "isolation"])
     def no_events_should_reach_another_user(self, launch: LaunchRecord | int | None = None) -> None:
@@ -147,8 +158,9 @@ class WebSocketCheckKeywords(LibraryComponent):
         | No Events Should Reach Another User |
         """
         _, tool = self._launch(launch)
-        self.judge(check_no_contamination(tool.messages, marker_owners=tool.marker_owners,
-                                          left_out=tool.messages.left_out))
+        self.judge(
+            check_no_contamination(tool.messages, marker_owners=tool.marker_owners, left_out=tool.messages.left_out)
+        )
 
     @keyword(tags=["checks", "websocket", "ordering"])
     def events_should_arrive_in_order_without_gaps(self, launch: LaunchRecord | int | None = None) -> None:
@@ -160,8 +172,14 @@ class WebSocketCheckKeywords(LibraryComponent):
         | Events Should Arrive In Order Without Gaps |
         """
         _, tool = self._launch(launch)
-        self.judge(check_event_ordering(tool.messages, lifecycle=tool.protocol.run_events,
-                                        failures=tool.protocol.failed_events, left_out=tool.messages.left_out))
+        self.judge(
+            check_event_ordering(
+                tool.messages,
+                lifecycle=tool.protocol.run_events,
+                failures=tool.protocol.failed_events,
+                left_out=tool.messages.left_out,
+            )
+        )
 
     @keyword(tags=["checks", "websocket"])
     def every_agent_should_be_answered(self, launch: LaunchRecord | int | None = None) -> None:
@@ -210,8 +228,9 @@ class WebSocketCheckKeywords(LibraryComponent):
         self.judge(check_single_session(record.result.history))
 
     @keyword(tags=["checks", "websocket", "parallelism"])
-    def agent_runs_should_execute_in_parallel(self, at_least: float | None = None,
-                                              launch: LaunchRecord | int | None = None) -> None:
+    def agent_runs_should_execute_in_parallel(
+        self, at_least: float | None = None, launch: LaunchRecord | int | None = None
+    ) -> None:
         """Fails when the service executed agent runs one at a time: hidden serialization.
 
         Runs are timed from their first event to their done event, so a service
@@ -240,10 +259,14 @@ class WebSocketCheckKeywords(LibraryComponent):
             if summary is None or not summary.count:
                 continue
             figures.update(summary.as_metrics(f"{phase}_"))
-            rows.append([meaning, summary.count, *(_shown(summary, pct) for pct in (50, 95, 99)),
-                         format_duration(summary.max)])
-        self.log_html(table(["phase", "count", "p50", "p95", "p99", "max"], rows,
-                            f"WebSocket latencies of launch {record.number}"))
+            rows.append(
+                [meaning, summary.count, *(_shown(summary, pct) for pct in (50, 95, 99)), format_duration(summary.max)]
+            )
+        self.log_html(
+            table(
+                ["phase", "count", "p50", "p95", "p99", "max"], rows, f"WebSocket latencies of launch {record.number}"
+            )
+        )
         return figures
 
 

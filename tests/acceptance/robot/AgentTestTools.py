@@ -82,8 +82,11 @@ class RedisWaitTool(BaseTool):
         self._sync: redis.Redis | None = None
 
     def describe(self) -> dict[str, str]:
-        return {"tool": self.name, "wait": f"{self.wait:g} s",
-                "client": "blocking (sync redis-py)" if self.blocking else "asyncio"}
+        return {
+            "tool": self.name,
+            "wait": f"{self.wait:g} s",
+            "client": "blocking (sync redis-py)" if self.blocking else "asyncio",
+        }
 
     async def setup(self, agents: int) -> None:
         if self.blocking:
@@ -114,8 +117,9 @@ class AgentTestTools:
         """
         runtime().tools[name] = AgentRunTool(runtime().agent_service, name)
 
-    def define_redis_wait_tool(self, name: str, wait: timedelta = timedelta(milliseconds=50),
-                               client: str = "asyncio") -> None:
+    def define_redis_wait_tool(
+        self, name: str, wait: timedelta = timedelta(milliseconds=50), client: str = "asyncio"
+    ) -> None:
         """Each operation waits ``wait`` in Redis; ``client`` is ``asyncio`` or ``blocking``.
 
         | Define Redis Wait Tool | wait | wait=50 ms | client=blocking |

@@ -35,17 +35,43 @@ async def misbehave(connection: ServerConnection) -> None:
         try:
             verify_token(new_secret(), hello.get("token", ""))
         except TokenError as error:
-            await connection.send(json.dumps({"type": EventType.ERROR, "seq": None, "code": ErrorCode.AUTH_FAILED,
-                                              "message": f"token refused: {error.reason}"}))
+            await connection.send(
+                json.dumps(
+                    {
+                        "type": EventType.ERROR,
+                        "seq": None,
+                        "code": ErrorCode.AUTH_FAILED,
+                        "message": f"token refused: {error.reason}",
+                    }
+                )
+            )
             await connection.close(CloseCode.AUTH_FAILED, ErrorCode.AUTH_FAILED)
         return
-    await connection.send(json.dumps({"type": EventType.SESSION_STARTED, "seq": 1, "session_id": "s-1",
-                                      "user_id": "user-1", "resume_token": "r-1"}))
+    await connection.send(
+        json.dumps(
+            {
+                "type": EventType.SESSION_STARTED,
+                "seq": 1,
+                "session_id": "s-1",
+                "user_id": "user-1",
+                "resume_token": "r-1",
+            }
+        )
+    )
     start = json.loads(await asyncio.wait_for(connection.recv(), FRAME_TIMEOUT))
     if behaviour == "cut":
-        await connection.send(json.dumps({"type": EventType.AGENT_STARTED, "seq": 2, "user_id": "user-1",
-                                          "marker": start.get("marker"), "run_id": "run-1",
-                                          "request_id": start.get("request_id")}))
+        await connection.send(
+            json.dumps(
+                {
+                    "type": EventType.AGENT_STARTED,
+                    "seq": 2,
+                    "user_id": "user-1",
+                    "marker": start.get("marker"),
+                    "run_id": "run-1",
+                    "request_id": start.get("request_id"),
+                }
+            )
+        )
         connection.transport.write(bytes([0x81, 100]) + b'{"type": "agent_thi')  # 19 of a 100-byte text frame
         connection.transport.abort()
     elif behaviour == "not-json":
@@ -68,8 +94,9 @@ class MisbehavingAgentService:
         """Starts the server on a free port of 127.0.0.1."""
         ready: Future[int] = Future()
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, args=(self._loop, ready), name="misbehaving-agent-service",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(self._loop, ready), name="misbehaving-agent-service", daemon=True
+        )
         self._thread.start()
         self._port = ready.result(START_TIMEOUT)
 
