@@ -33,10 +33,10 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import figure, machine_line, postgres, raise_open_files_limit, redis, run
-from stampede.agent_service import EmbeddedAgentService, ServiceSettings
 from stampede.launcher import LaunchPlan, launch
 from stampede.metrics import summarize
 from stampede.outcomes import Outcome
+from stampede.services.embedded_agent_service import EmbeddedAgentService
 from stampede.services.postgres_target import open_postgres
 from stampede.services.redis_target import open_redis
 from stampede.shapes import AllAtOnce, RampInBatches
@@ -135,7 +135,7 @@ def report_service_warnings(service: EmbeddedAgentService) -> None:
         print(f"  the service logged {count} × {kind}", flush=True)
 
 
-async def scales(pg_dsn: str, redis_url: str, counts: list[int], settings: ServiceSettings, rate: int) -> list[Scale]:
+async def scales(pg_dsn: str, redis_url: str, counts: list[int], settings: dict[str, int], rate: int) -> list[Scale]:
     run_id = f"bench_{secrets.token_hex(4)}"
     postgres_target = await open_postgres(pg_dsn, run_id=run_id)
     redis_target = await open_redis(redis_url, run_id=run_id)
@@ -201,7 +201,7 @@ def main() -> None:
                     timeout=900,
                 )
             return
-        (scale,) = run(scales(pg_dsn, redis_url, args.agents, ServiceSettings(think_ms=args.think_ms), args.rate))
+        (scale,) = run(scales(pg_dsn, redis_url, args.agents, dict(think_ms=args.think_ms), args.rate))
     figure(
         f"{scale.agents} WebSocket agents, wall time",
         f"{scale.wall_s:.1f} s",

@@ -132,7 +132,7 @@ def test_every_agent_service_was_started_quickly_and_is_gone(run: RobotRun) -> N
     for pid, seconds in services:
         assert seconds < 30, f"the agent service (pid {pid}) took {seconds} s to start"
         try:
-            alive = "stampede.agent_service" in " ".join(psutil.Process(pid).cmdline())
+            alive = "reference_agent_service" in " ".join(psutil.Process(pid).cmdline())
         except psutil.NoSuchProcess:
             alive = False
         assert not alive, f"the agent service (pid {pid}) still runs after the robot run"

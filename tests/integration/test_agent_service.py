@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any
 
 import psutil
@@ -21,9 +22,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from stampede.agent_service import Bug, EmbeddedAgentService, ServiceSettings
-from stampede.agent_service.auth import issue_token, new_secret
-from stampede.agent_service.protocol import (
+from reference_agent_service.bugs import Bug
+from reference_agent_service.protocol import (
     RUN_ENDS,
     RUN_LIFECYCLE,
     CloseCode,
@@ -32,15 +32,17 @@ from stampede.agent_service.protocol import (
     send_message_frame,
     start_run_frame,
 )
-from stampede.agent_service.store import APPLICATION_NAME
+from reference_agent_service.store import APPLICATION_NAME
 from stampede.errors import ServiceUnavailable
 from stampede.services import EmbeddedPostgres, EmbeddedRedis, PostgresTarget, RedisTarget
+from stampede.services.embedded_agent_service import EmbeddedAgentService
 from stampede.services.postgres_target import open_postgres
 from stampede.services.redis_target import open_redis
 from stampede.services.secrets import passwords_in
+from stampede.services.tokens import issue_token, new_secret
 
 FRAME_TIMEOUT = 5.0
-FAST = ServiceSettings(think_ms=20)
+FAST: Mapping[str, int] = MappingProxyType({"think_ms": 20})  # read-only: a dataclass default
 
 
 @dataclass
@@ -59,7 +61,7 @@ class Harness:
 
 @asynccontextmanager
 async def agent_service(
-    pg_dsn: str, redis_url: str, run_id: str, *, bugs: str | None = None, settings: ServiceSettings = FAST
+    pg_dsn: str, redis_url: str, run_id: str, *, bugs: str | None = None, settings: dict[str, int] = FAST
 ) -> AsyncIterator[Harness]:
     postgres = await open_postgres(pg_dsn, run_id=run_id)
     redis = await open_redis(redis_url, run_id=run_id)
@@ -80,7 +82,7 @@ def scenario(
     body: Callable[[Harness], Awaitable[None]],
     *,
     bugs: str | None = None,
-    settings: ServiceSettings = FAST,
+    settings: dict[str, int] = FAST,
 ) -> None:
     async def run() -> None:
         async with agent_service(pg_dsn, redis_url, run_id, bugs=bugs, settings=settings) as harness:
@@ -246,7 +248,7 @@ def test_malformed_frames_get_errors(pg_dsn: str, redis_url: str, run_id: str) -
         assert await alice.next() == {"type": "pong", "request_id": "p1", "seq": 4}
         await alice.close()
 
-    scenario(pg_dsn, redis_url, run_id, body, settings=ServiceSettings(think_ms=20, hello_timeout_ms=500))
+    scenario(pg_dsn, redis_url, run_id, body, settings=dict(think_ms=20, hello_timeout_ms=500))
 
 
 def test_a_second_session_for_a_user_is_refused(pg_dsn: str, redis_url: str, run_id: str) -> None:
@@ -288,7 +290,7 @@ def test_a_dropped_connection_resumes_where_it_left_off(pg_dsn: str, redis_url: 
         assert (await again.next())["seq"] == 8
         await again.close()
 
-    scenario(pg_dsn, redis_url, run_id, body, settings=ServiceSettings(think_ms=300))
+    scenario(pg_dsn, redis_url, run_id, body, settings=dict(think_ms=300))
 
 
 def test_resuming_takes_over_an_open_connection_and_a_dropped_session_expires(
@@ -309,7 +311,7 @@ def test_resuming_takes_over_an_open_connection_and_a_dropped_session_expires(
         third = await Client.open(harness.service, "alice")
         await third.close()
 
-    scenario(pg_dsn, redis_url, run_id, body, settings=ServiceSettings(resume_window_ms=300))
+    scenario(pg_dsn, redis_url, run_id, body, settings=dict(resume_window_ms=300))
 
 
 def test_stop_leaves_no_process_key_or_connection_behind(pg_dsn: str, redis_url: str, run_id: str) -> None:
@@ -338,7 +340,7 @@ def test_stop_leaves_no_process_key_or_connection_behind(pg_dsn: str, redis_url:
             await admin.close()
         assert left == 0
 
-    scenario(pg_dsn, redis_url, run_id, body, settings=ServiceSettings(think_ms=2000))
+    scenario(pg_dsn, redis_url, run_id, body, settings=dict(think_ms=2000))
 
 
 def test_secrets_stay_out_of_the_command_line_and_the_log(embedded: tuple[str, str], run_id: str) -> None:
@@ -402,7 +404,7 @@ def with_bug(
     run_id: str,
     bug: Bug,
     body: Callable[[Harness], Awaitable[None]],
-    settings: ServiceSettings = FAST,
+    settings: dict[str, int] = FAST,
 ) -> None:
     scenario(*embedded, run_id, body, bugs=bug.value, settings=settings)
 
@@ -421,7 +423,7 @@ def test_leak_sends_events_to_the_wrong_user(embedded: tuple[str, str], run_id: 
         assert foreign, "no event reached another user"
         assert all(owner != receiver for receiver, owner in foreign)
 
-    with_bug(embedded, run_id, Bug.LEAK, body, ServiceSettings(think_ms=200))
+    with_bug(embedded, run_id, Bug.LEAK, body, dict(think_ms=200))
 
 
 def test_never_answer_accepts_connections_and_stays_silent(embedded: tuple[str, str], run_id: str) -> None:
@@ -479,7 +481,7 @@ def test_memory_growth_grows_the_service_rss_per_run(embedded: tuple[str, str], 
         grown = process.memory_info().rss - before
         assert grown > runs * 256 * 1024 // 2, f"RSS grew only {grown / 2**20:.1f} MiB over {runs} runs"
 
-    with_bug(embedded, run_id, Bug.MEMORY_GROWTH, body, ServiceSettings(think_ms=0))
+    with_bug(embedded, run_id, Bug.MEMORY_GROWTH, body, dict(think_ms=0))
 
 
 def test_global_lock_runs_agents_one_at_a_time(embedded: tuple[str, str], run_id: str) -> None:
@@ -493,7 +495,7 @@ def test_global_lock_runs_agents_one_at_a_time(embedded: tuple[str, str], run_id
         ten = time.monotonic() - started
         assert ten > 6 * one, f"10 concurrent runs took {ten:.2f} s, one took {one:.2f} s"
 
-    with_bug(embedded, run_id, Bug.GLOBAL_LOCK, body, ServiceSettings(think_ms=200))
+    with_bug(embedded, run_id, Bug.GLOBAL_LOCK, body, dict(think_ms=200))
 
 
 def test_lost_update_loses_credit_deductions(embedded: tuple[str, str], run_id: str) -> None:
@@ -507,7 +509,7 @@ def test_lost_update_loses_credit_deductions(embedded: tuple[str, str], run_id: 
         assert sum(event["type"] == "agent_completed" for event in events) == runs
         assert await harness.balance("alice") > 1000 - runs
 
-    with_bug(embedded, run_id, Bug.LOST_UPDATE, body, ServiceSettings(think_ms=0))
+    with_bug(embedded, run_id, Bug.LOST_UPDATE, body, dict(think_ms=0))
 
 
 def test_second_session_lets_one_user_hold_two_sessions(embedded: tuple[str, str], run_id: str) -> None:

@@ -8,16 +8,17 @@ import threading
 import psutil
 import pytest
 
-from stampede.agent_service.auth import SECRET_ENV, new_secret, verify_token
+from reference_agent_service.auth import verify_token
 from stampede.errors import ConfigurationError
 from stampede.services.agent_service_target import connect_agent_service, reference_service
 from stampede.services.postgres_target import open_postgres
 from stampede.services.redis_target import open_redis
+from stampede.services.tokens import SECRET_ENV, new_secret
 
 
 def _gone(pid: int) -> bool:
     try:
-        return "stampede.agent_service" not in " ".join(psutil.Process(pid).cmdline())
+        return "reference_agent_service" not in " ".join(psutil.Process(pid).cmdline())
     except psutil.NoSuchProcess:
         return True
 

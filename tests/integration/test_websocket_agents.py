@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from stampede.agent_service import Bug, EmbeddedAgentService, ServiceSettings
+from reference_agent_service.bugs import Bug
 from stampede.checkers.answers import check_answered
 from stampede.checkers.contamination import check_no_contamination
 from stampede.checkers.duplicate_ids import check_unique_ids
@@ -30,6 +31,7 @@ from stampede.checkers.serialization import check_ran_in_parallel
 from stampede.checkers.single_session import check_single_session
 from stampede.launcher import LaunchPlan, LaunchResult, launch
 from stampede.services import EmbeddedPostgres, EmbeddedRedis
+from stampede.services.embedded_agent_service import EmbeddedAgentService
 from stampede.services.postgres_target import open_postgres
 from stampede.services.processes import free_port
 from stampede.services.redis_target import RedisTarget, open_redis
@@ -38,7 +40,7 @@ from stampede.workloads.websocket_agents import WebSocketAgentTool
 from stampede.workloads.websocket_protocol import WebSocketProtocol, reference_service
 from stampede.workloads.websocket_records import WsFailure
 
-FAST = ServiceSettings(think_ms=20)
+FAST: Mapping[str, int] = MappingProxyType({"think_ms": 20})  # read-only: a dataclass default
 
 
 @dataclass
@@ -101,7 +103,7 @@ class Reference:
 
 @asynccontextmanager
 async def reference(
-    pg_dsn: str, redis_url: str, run_id: str, *, bugs: str | None = None, settings: ServiceSettings = FAST
+    pg_dsn: str, redis_url: str, run_id: str, *, bugs: str | None = None, settings: dict[str, int] = FAST
 ) -> AsyncIterator[Reference]:
     postgres = await open_postgres(pg_dsn, run_id=run_id)
     redis = await open_redis(redis_url, run_id=run_id)
@@ -122,7 +124,7 @@ def scenario(
     body: Callable[[Reference], Awaitable[None]],
     *,
     bugs: str | None = None,
-    settings: ServiceSettings = FAST,
+    settings: dict[str, int] = FAST,
 ) -> None:
     async def run() -> None:
         async with reference(pg_dsn, redis_url, run_id, bugs=bugs, settings=settings) as ref:
@@ -189,7 +191,7 @@ def test_order_holds_across_a_dropped_and_resumed_connection(embedded: tuple[str
         legs = {(m.agent, m.leg) for m in launched.tool.messages}
         assert {leg for _, leg in legs} == {1, 2, 3}  # each run dropped once: legs 1 → 2 → 3
 
-    scenario(*embedded, run_id, body, settings=ServiceSettings(think_ms=100))
+    scenario(*embedded, run_id, body, settings=dict(think_ms=100))
 
 
 # --- each seeded bug makes its checker fail ---------------------------------------------------
@@ -201,7 +203,7 @@ class BugCase:
     checker: str
     agents: int
     message: str
-    settings: ServiceSettings = FAST
+    settings: Mapping[str, int] = field(default_factory=lambda: FAST)
     iterations: int = 1
     users: int | None = None
     options: tuple[tuple[str, Any], ...] = ()
@@ -214,7 +216,7 @@ BUG_CASES = [
         10,
         r"^Messages reached the wrong user: \d+ of \d+ messages on the "
         r"connections of 1 of 10 users carried another user's id or marker",
-        ServiceSettings(think_ms=200),
+        dict(think_ms=200),
         options=(("run_timeout", 2.0), ("answer_timeout", 2.0)),
     ),
     BugCase(
@@ -254,7 +256,7 @@ BUG_CASES = [
         8,
         r"^Agents (ran one at a time|hardly ran in parallel): 8 agents, "
         r"average [01]\.\d\d operations in flight \(max [12]\)",
-        ServiceSettings(think_ms=100),
+        dict(think_ms=100),
     ),
 ]
 

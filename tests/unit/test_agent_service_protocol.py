@@ -1,8 +1,10 @@
-"""The reference agent service's pure parts: bug switches, JWTs, client frames, settings."""
+"""The reference agent service's pure parts (bug switches, token checks, client frames, settings) and how the
+harness learns its options without importing it."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from datetime import timedelta
 from typing import Any
@@ -10,10 +12,11 @@ from typing import Any
 import jwt
 import pytest
 
-from stampede.agent_service import EmbeddedAgentService
-from stampede.agent_service.auth import ISSUER, TokenError, issue_token, new_secret, verify_token
-from stampede.agent_service.bugs import Bug, bugs_argument, parse_bugs
-from stampede.agent_service.protocol import (
+from reference_agent_service.__main__ import build_parser
+from reference_agent_service.auth import ISSUER, TokenError, verify_token
+from reference_agent_service.bugs import Bug, parse_bugs
+from reference_agent_service.errors import ConfigurationError as ServiceConfigurationError
+from reference_agent_service.protocol import (
     ClientType,
     ErrorCode,
     Hello,
@@ -25,8 +28,11 @@ from stampede.agent_service.protocol import (
     send_message_frame,
     start_run_frame,
 )
-from stampede.agent_service.settings import ServiceSettings
+from reference_agent_service.settings import ServiceSettings
 from stampede.errors import ConfigurationError, ServiceUnavailable
+from stampede.services.embedded_agent_service import EmbeddedAgentService
+from stampede.services.reference_options import reference_options
+from stampede.services.tokens import issue_token, new_secret
 
 SECRET = new_secret()
 
@@ -49,17 +55,29 @@ def test_bug_switches_parse_as_people_write_them(value: object, expected: set[Bu
 
 def test_an_unknown_bug_switch_names_the_known_ones() -> None:
     with pytest.raises(
-        ConfigurationError,
+        ServiceConfigurationError,
         match=r"Unknown agent service bug switch 'leek'.*known switches are "
         r"leak, lost_update, never_answer, .*second_session",
     ):
         parse_bugs("leak,leek")
 
 
-def test_every_bug_switch_is_described_and_round_trips_through_its_argument() -> None:
-    assert all(bug.description for bug in Bug)
-    assert parse_bugs(bugs_argument(set(Bug))) == set(Bug)
-    assert bugs_argument([]) == "none"
+def test_the_harness_learns_every_bug_switch_and_setting_from_the_service_itself() -> None:
+    options = reference_options()
+    assert options.bugs == {bug.value: bug.description for bug in Bug}
+    assert all(options.bugs.values())
+    assert {name: spec.default for name, spec in options.settings.items()} == dataclasses.asdict(ServiceSettings())
+    assert options.parse_bugs(" Never-Answer , lost update ") == {"never_answer", "lost_update"}
+    assert options.parse_bugs("none") == frozenset()
+
+
+def test_the_command_line_the_harness_builds_is_the_one_the_service_reads() -> None:
+    options = reference_options()
+    chosen = options.complete_settings({"think_ms": 0, "pg_pool_size": 3})
+    args = build_parser().parse_args(options.argv({"reorder", "leak"}, chosen))
+    assert parse_bugs(args.bugs) == {Bug.LEAK, Bug.REORDER}
+    assert ServiceSettings.from_namespace(args) == ServiceSettings(think_ms=0, pg_pool_size=3)
+    assert build_parser().parse_args(options.argv((), chosen)).bugs == "none"
 
 
 def test_a_token_round_trips_to_its_user() -> None:
@@ -156,7 +174,7 @@ def test_settings_round_trip_through_the_command_line() -> None:
 
 @pytest.mark.parametrize("bad", [{"think_ms": -1}, {"pg_pool_size": 0}, {"run_cost": True}, {"replay_buffer": 1.5}])
 def test_settings_refuse_values_that_cannot_work(bad: dict[str, object]) -> None:
-    with pytest.raises(ConfigurationError, match=f"setting {next(iter(bad))} must be a whole number"):
+    with pytest.raises(ServiceConfigurationError, match=f"setting {next(iter(bad))} must be a whole number"):
         ServiceSettings(**bad)  # type: ignore[arg-type]
 
 
@@ -173,7 +191,9 @@ def test_the_embedded_service_checks_its_input_before_starting() -> None:
 
     with pytest.raises(ConfigurationError, match="Unknown agent service bug switch 'leek'"):
         service(bugs="leek")
-    with pytest.raises(ConfigurationError, match="schema 'Bad-Name' cannot be used"):
-        service(pg_schema="Bad-Name")
+    with pytest.raises(ConfigurationError, match="no setting pg_pool: its settings are think_ms, initial_credits"):
+        service(settings={"pg_pool": 3})
+    with pytest.raises(ConfigurationError, match="setting pg_pool_size must be a whole number of at least 1, got 0"):
+        service(settings={"pg_pool_size": 0})
     with pytest.raises(ServiceUnavailable, match="not running: call start"):
         service().token_for("alice")

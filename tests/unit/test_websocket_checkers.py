@@ -17,6 +17,7 @@ from stampede.workloads.websocket_records import MessageLog, ReceivedMessage, Ws
 
 MS = 1_000_000
 LIFECYCLE = ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"]
+FAILURES = ["agent_failed"]
 
 
 def marker(agent: int) -> str:
@@ -129,7 +130,7 @@ def test_contamination_without_user_fields_is_not_judged() -> None:
 
 
 def test_consecutive_seqs_and_whole_lifecycles_are_in_order() -> None:
-    verdict = check_event_ordering(sound_log())
+    verdict = check_event_ordering(sound_log(), lifecycle=LIFECYCLE, failures=FAILURES)
     assert verdict.passed and not verdict.inconclusive
     assert verdict.message == (
         "Events arrived in order: 33 sequence numbers on 3 connections rose by 1 each without "
@@ -143,7 +144,7 @@ def test_a_gap_a_repeat_and_a_late_frame_are_breaks() -> None:
     frames[3].seq, frames[4].seq = seqs[4], seqs[3]  # 4 and 5 swapped
     frames[8].seq = frames[7].seq  # a repeat
     del frames[9]  # a gap: run 2's tool_completed
-    verdict = check_event_ordering(frames)
+    verdict = check_event_ordering(frames, lifecycle=LIFECYCLE, failures=FAILURES)
     assert not verdict.passed
     problems = [row["problem"] for row in verdict.details]
     assert problems == [
@@ -159,7 +160,7 @@ def test_a_gap_a_repeat_and_a_late_frame_are_breaks() -> None:
 def test_a_run_whose_events_arrive_out_of_lifecycle_order_is_a_break() -> None:
     frames = session_of(1, runs=1)
     frames[1].type, frames[2].type = frames[2].type, frames[1].type  # thinking before started, seqs still fine
-    verdict = check_event_ordering(frames)
+    verdict = check_event_ordering(frames, lifecycle=LIFECYCLE, failures=FAILURES)
     assert not verdict.passed
     assert verdict.details[0]["problem"] == "began with agent_thinking, not agent_started"
     assert "1 of 1 run broke the lifecycle agent_started → … → agent_completed" in verdict.message
@@ -171,9 +172,9 @@ def test_a_failed_run_may_end_early_but_nothing_follows_the_failure() -> None:
         message(1, 2, "agent_thinking", run="r"),
         message(1, 3, "agent_failed", run="r"),
     ]
-    assert check_event_ordering(failed).passed
+    assert check_event_ordering(failed, lifecycle=LIFECYCLE, failures=FAILURES).passed
     failed.append(message(1, 4, "tool_executing", run="r"))
-    verdict = check_event_ordering(failed)
+    verdict = check_event_ordering(failed, lifecycle=LIFECYCLE, failures=FAILURES)
     assert not verdict.passed and verdict.details[0]["problem"] == "tool_executing after agent_failed"
 
 
@@ -181,20 +182,20 @@ def test_order_holds_across_a_resumed_connection() -> None:
     frames = session_of(1)
     for frame in frames[4:]:
         frame.leg = 2
-    verdict = check_event_ordering(frames)
+    verdict = check_event_ordering(frames, lifecycle=LIFECYCLE, failures=FAILURES)
     assert verdict.passed and "(1 session resumed on a new connection)" in verdict.message
     del frames[4]  # the resume lost a frame
-    verdict = check_event_ordering(frames)
+    verdict = check_event_ordering(frames, lifecycle=LIFECYCLE, failures=FAILURES)
     assert not verdict.passed
     assert verdict.details[0]["leg"] == 2 and verdict.details[0]["problem"] == "gap: seq 5 missing before 6"
 
 
 def test_ordering_ignores_runs_leaked_from_another_user_and_judges_seqs_only_without_a_lifecycle() -> None:
     leaked = [*session_of(1, runs=1), message(1, 7, "tool_completed", run="run-of-2", owner=2)]
-    assert check_event_ordering(leaked).passed
+    assert check_event_ordering(leaked, lifecycle=LIFECYCLE, failures=FAILURES).passed
     shuffled = [message(1, 2, "x"), message(1, 1, "y")]
-    assert not check_event_ordering(shuffled, lifecycle=()).passed
-    assert check_event_ordering([], lifecycle=()).inconclusive
+    assert not check_event_ordering(shuffled, lifecycle=(), failures=FAILURES).passed
+    assert check_event_ordering([], lifecycle=(), failures=FAILURES).inconclusive
 
 
 # Duplicate ids

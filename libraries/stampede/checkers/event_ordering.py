@@ -12,13 +12,9 @@ from collections.abc import Collection, Iterable, Sequence
 from itertools import pairwise
 from typing import Any
 
-from ..agent_service.protocol import RUN_LIFECYCLE, EventType
 from ..verdicts import Verdict
 from ..workloads.websocket_records import ReceivedMessage
 from ._report import capped, plural, rows_note
-
-REFERENCE_LIFECYCLE: tuple[str, ...] = tuple(event.value for event in RUN_LIFECYCLE)
-REFERENCE_FAILURES: tuple[str, ...] = (EventType.AGENT_FAILED.value,)
 
 
 def _whole_number(value: Any) -> bool:
@@ -91,8 +87,8 @@ def _lifecycle_problem(
 def check_event_ordering(
     messages: Iterable[ReceivedMessage],
     *,
-    lifecycle: Sequence[str] = REFERENCE_LIFECYCLE,
-    failures: Collection[str] = REFERENCE_FAILURES,
+    lifecycle: Sequence[str],
+    failures: Collection[str],
     left_out: int = 0,
 ) -> Verdict:
     """Fail when a stream's seqs are not each the previous plus 1, or a run's events break ``lifecycle``.

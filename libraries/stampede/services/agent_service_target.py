@@ -13,23 +13,21 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
-from ..agent_service.auth import SECRET_ENV, check_secret, issue_token
-from ..agent_service.bugs import Bug
-from ..agent_service.embedded import EmbeddedAgentService
-from ..agent_service.settings import ServiceSettings
 from ..errors import ConfigurationError, ServiceUnavailable
 from ..units import format_duration
 from .config import AGENT_SERVICE_URL_ENV
+from .embedded_agent_service import EmbeddedAgentService
 from .postgres_target import PostgresTarget
 from .redis_target import RedisTarget
 from .secrets import MASK, mask_dsn
+from .tokens import SECRET_ENV, check_secret, issue_token
 
 STOP_TIMEOUT = 10.0
 PROBE_TIMEOUT = 5.0
@@ -127,11 +125,11 @@ class AgentServiceTarget:
         return self.embedded.pid if self.embedded is not None else None
 
     @property
-    def bugs(self) -> frozenset[Bug]:
+    def bugs(self) -> frozenset[str]:
         return self.embedded.bugs if self.embedded is not None else frozenset()
 
     @property
-    def settings(self) -> ServiceSettings | None:
+    def settings(self) -> dict[str, int] | None:
         return self.embedded.settings if self.embedded is not None else None
 
     @property
@@ -181,7 +179,7 @@ def reference_service(
     redis: RedisTarget,
     *,
     bugs: str | Iterable[str] | None = None,
-    settings: ServiceSettings | None = None,
+    settings: Mapping[str, int] | None = None,
     timeout: float = 30.0,
 ) -> AgentServiceTarget:
     """The reference service for the run's schema and prefix, not started yet: :meth:`AgentServiceTarget.start`.

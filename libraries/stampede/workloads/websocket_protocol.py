@@ -40,7 +40,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, Self
 
-from ..agent_service.protocol import RUN_LIFECYCLE, EventType
 from ..errors import ConfigurationError
 
 PLACEHOLDERS = frozenset(
@@ -264,6 +263,7 @@ REFERENCE_MESSAGE = {
     "request_id": "{request}",
 }
 REFERENCE_RESUME = {"type": "hello", "token": "{token}", "resume_token": "{resume_token}", "last_seq": "{last_seq}"}
+REFERENCE_RUN_EVENTS = ("agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed")
 
 
 @dataclass(frozen=True)
@@ -274,7 +274,7 @@ class WebSocketProtocol:
     auth: AuthMode = AuthMode.HELLO
     hello: Any = field(default_factory=partial(copy.deepcopy, REFERENCE_HELLO))
     """The first frame in ``hello`` auth mode."""
-    ready_event: str | None = EventType.SESSION_STARTED.value
+    ready_event: str | None = "session_started"
     """The event that says the session is open (None: open once the hello is sent, or the handshake is done)."""
     header_name: str = "Authorization"
     header_value: str = "Bearer {token}"
@@ -285,13 +285,13 @@ class WebSocketProtocol:
     """Each later run's frame (None: ``start`` again)."""
     resume: Any = field(default_factory=partial(copy.deepcopy, REFERENCE_RESUME))
     """The first frame on a new connection that resumes a dropped session (None: the service cannot resume)."""
-    resumed_event: str | None = EventType.SESSION_RESUMED.value
+    resumed_event: str | None = "session_resumed"
     fields: FieldPaths = field(default_factory=FieldPaths)
-    run_events: tuple[str, ...] = tuple(event.value for event in RUN_LIFECYCLE)
+    run_events: tuple[str, ...] = REFERENCE_RUN_EVENTS
     """The events of a run that succeeds, in the order the service sends them."""
-    done_events: tuple[str, ...] = (EventType.AGENT_COMPLETED.value,)
-    failed_events: tuple[str, ...] = (EventType.AGENT_FAILED.value,)
-    error_events: tuple[str, ...] = (EventType.ERROR.value,)
+    done_events: tuple[str, ...] = ("agent_completed",)
+    failed_events: tuple[str, ...] = ("agent_failed",)
+    error_events: tuple[str, ...] = ("error",)
 
     def __post_init__(self) -> None:
         if not isinstance(self.url, str) or not re.match(r"wss?://[^/?#\s]+", self.url):
@@ -461,7 +461,7 @@ class WebSocketProtocol:
 
 
 def reference_service(url: str) -> WebSocketProtocol:
-    """The bundled reference agent service's protocol (see ``stampede.agent_service.protocol``) at ``url``."""
+    """The bundled reference agent service's protocol (described in ``reference_agent_service.protocol``) at ``url``."""
     return WebSocketProtocol(url=url)
 
 

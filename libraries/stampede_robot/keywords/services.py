@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 
 from robot.api.deco import keyword
 from robot.api.types import Secret
 from robot.libraries.BuiltIn import BuiltIn
 
-from stampede.agent_service.bugs import Bug, parse_bugs
-from stampede.agent_service.settings import ServiceSettings
 from stampede.errors import ConfigurationError
 from stampede.services.agent_service_target import (
     AgentServiceTarget,
@@ -23,6 +20,7 @@ from stampede.services.embedded_postgres import EmbeddedPostgres
 from stampede.services.embedded_redis import EmbeddedRedis
 from stampede.services.postgres_target import open_postgres
 from stampede.services.redis_target import open_redis
+from stampede.services.reference_options import reference_options
 
 from ..component import LibraryComponent
 from ..html import table
@@ -146,7 +144,7 @@ class ServiceKeywords(LibraryComponent):
             self._refuse_reference_options(wanted, bugs, think_time, settings)
             chosen = None
         else:
-            chosen = (parse_bugs([name.strip() for name in bugs.split(",")]), _reference_settings(think_time, settings))
+            chosen = (reference_options().parse_bugs(bugs), _reference_settings(think_time, settings))
         in_use = services.agent_service
         if in_use is not None:
             if _is_the_service(in_use, wanted, chosen):
@@ -180,7 +178,7 @@ class ServiceKeywords(LibraryComponent):
 
     @staticmethod
     def _refuse_reference_options(url: str, bugs: str, think_time: timedelta, settings: dict[str, int]) -> None:
-        chosen = [f"bugs={bugs}"] if parse_bugs(bugs) else []
+        chosen = [] if bugs.strip().lower() in ("", "none") else [f"bugs={bugs}"]
         chosen += [] if think_time == _DEFAULT_THINK_TIME else [f"think_time={think_time}"]
         chosen += [f"{name}={value}" for name, value in settings.items()]
         if chosen:
@@ -203,8 +201,8 @@ class ServiceKeywords(LibraryComponent):
                 ("started in", f"{service.started_in:.2f} s"),
                 ("bug switches on", ", ".join(sorted(service.bugs)) or "none"),
             ]
-            rows += [(f"bug: {bug.value}", bug.description) for bug in sorted(service.bugs)]
-            rows += [(f"setting: {name}", value) for name, value in dataclasses.asdict(service.settings).items()]
+            rows += [(f"bug: {name}", what) for name, what in service.embedded.bug_descriptions.items()]
+            rows += [(f"setting: {name}", value) for name, value in service.embedded.settings.items()]
         self.log_html(table(["what", "value"], rows, "Agent service in use"))
 
     @keyword(tags=["services"])
@@ -260,7 +258,7 @@ class ServiceKeywords(LibraryComponent):
 
 
 def _is_the_service(
-    in_use: AgentServiceTarget, url: str | None, chosen: tuple[frozenset[Bug], ServiceSettings] | None
+    in_use: AgentServiceTarget, url: str | None, chosen: tuple[frozenset[str], dict[str, int]] | None
 ) -> bool:
     """Whether the service in use is the one asked for: the same URL, or a running reference service as configured."""
     if chosen is None or in_use.embedded is None:
@@ -268,12 +266,12 @@ def _is_the_service(
     return in_use.embedded.running and (in_use.bugs, in_use.settings) == chosen
 
 
-_DEFAULT_THINK_TIME = timedelta(milliseconds=ServiceSettings().think_ms)
+_DEFAULT_THINK_TIME = timedelta(milliseconds=50)
 
 
-def _reference_settings(think_time: timedelta, settings: dict[str, int]) -> ServiceSettings:
+def _reference_settings(think_time: timedelta, settings: dict[str, int]) -> dict[str, int]:
     """The reference service's settings from the keyword's arguments, naming a wrong one and the right ones."""
-    known = [field.name for field in dataclasses.fields(ServiceSettings) if field.name != "think_ms"]
+    known = [name for name in reference_options().settings if name != "think_ms"]
     unknown = [name for name in settings if name not in known]
     if unknown:
         raise ConfigurationError(
@@ -282,4 +280,4 @@ def _reference_settings(think_time: timedelta, settings: dict[str, int]) -> Serv
         )
     if think_time < timedelta(0):
         raise ConfigurationError(f"think_time must be 0 s or more, got {think_time.total_seconds():g} s.")
-    return ServiceSettings(think_ms=round(think_time.total_seconds() * 1000), **settings)
+    return reference_options().complete_settings({"think_ms": round(think_time.total_seconds() * 1000), **settings})

@@ -143,7 +143,7 @@ class WebSocketCheckKeywords(LibraryComponent):
                 {row["user_id"]: int(row["balance"]) for row in rows},
                 runs,
                 starting=starting,
-                cost=settings.run_cost,
+                cost=settings["run_cost"],
                 left_out=tool.messages.left_out,
             )
         )

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 from websockets.asyncio.client import ClientConnection, connect
 
-from stampede.agent_service.protocol import RUN_ENDS, EventType, hello_frame, start_run_frame
+from reference_agent_service.protocol import RUN_ENDS, EventType, hello_frame, start_run_frame
 from stampede.agents import AgentContext, BaseTool, OpResult
 from stampede.outcomes import Outcome
 from stampede.services.agent_service_target import AgentServiceTarget

@@ -21,8 +21,9 @@ from concurrent.futures import Future
 from robot.api.deco import keyword, library
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from stampede.agent_service.auth import TokenError, new_secret, verify_token
-from stampede.agent_service.protocol import CloseCode, ErrorCode, EventType
+from reference_agent_service.auth import TokenError, verify_token
+from reference_agent_service.protocol import CloseCode, ErrorCode, EventType
+from stampede.services.tokens import new_secret
 
 START_TIMEOUT = 10.0
 FRAME_TIMEOUT = 10.0

@@ -1,10 +1,14 @@
-"""Run the reference agent service: ``python -m stampede.agent_service --port 0 --pg-schema ... --redis-prefix ...``.
+"""Run the reference agent service: ``python -m reference_agent_service --port 0 --pg-schema ... --redis-prefix ...``.
 
-The JWT secret comes from ``$STAMPEDE_AGENT_JWT_SECRET``; the PostgreSQL DSN and
+The JWT secret comes from ``$AGENT_SERVICE_JWT_SECRET``; the PostgreSQL DSN and
 Redis URL from ``--pg-dsn`` / ``--redis-url`` or, to keep passwords out of
-``ps``, from ``$STAMPEDE_PG_DSN`` / ``$STAMPEDE_REDIS_URL``. When it listens it
+``ps``, from ``$AGENT_SERVICE_PG_DSN`` / ``$AGENT_SERVICE_REDIS_URL``. When it listens it
 prints one JSON line to stdout: ``{"ready": true, "port": ..., "pid": ..., "url": ...}``.
 SIGTERM or SIGINT stops it gracefully (exit code 0); bad settings exit with 2.
+
+``--describe`` prints, as one JSON object, the bug switches (with what each
+does) and the settings (with default, minimum and help) and exits: how a
+harness that starts the service learns its options without importing it.
 """
 
 from __future__ import annotations
@@ -17,40 +21,51 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ..errors import ConfigurationError, StampedeError
-from ..services.config import PG_DSN_ENV, REDIS_URL_ENV
 from .auth import SECRET_ENV, check_secret
 from .bugs import Bug, parse_bugs
+from .errors import ConfigurationError, ServiceError
 from .server import ServiceConfig, serve_until_signalled
 from .settings import ServiceSettings
+
+PG_DSN_ENV = "AGENT_SERVICE_PG_DSN"
+REDIS_URL_ENV = "AGENT_SERVICE_REDIS_URL"
 
 EXIT_BAD_SETTINGS = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m stampede.agent_service",
+        prog="python -m reference_agent_service",
         description=f"The Stampede reference agent service. The JWT secret is read from ${SECRET_ENV}.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one (default)")
     parser.add_argument("--pg-dsn", help=f"PostgreSQL DSN (default ${PG_DSN_ENV})")
-    parser.add_argument("--pg-schema", required=True, help="existing schema for the service's tables")
+    parser.add_argument("--pg-schema", help="existing schema for the service's tables")
     parser.add_argument("--redis-url", help=f"Redis URL (default ${REDIS_URL_ENV})")
-    parser.add_argument("--redis-prefix", required=True, help="prefix of every Redis key the service writes")
+    parser.add_argument("--redis-prefix", help="prefix of every Redis key the service writes")
     parser.add_argument(
         "--bugs",
         default="none",
         help="comma-separated seeded bugs: " + ", ".join(bug.value for bug in Bug) + " (default none)",
     )
     ServiceSettings.add_arguments(parser)
+    parser.add_argument("--describe", action="store_true", help="print bug switches and settings as JSON; exit")
     return parser
 
 
+def describe() -> dict[str, object]:
+    """The service's options, for a harness that starts it: bug switches and settings."""
+    return {
+        "bugs": {bug.value: bug.description for bug in Bug},
+        "settings": ServiceSettings.describe(),
+    }
+
+
 def _required(value: str | None, env_name: str, option: str, what: str) -> str:
-    value = value or os.environ.get(env_name)
+    value = value or (os.environ.get(env_name) if env_name else None)
     if not value:
-        raise ConfigurationError(f"No {what}: give {option} or set ${env_name}")
+        raise ConfigurationError(f"No {what}: give {option}" + (f" or set ${env_name}" if env_name else ""))
     return value
 
 
@@ -58,9 +73,9 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
     """The service's configuration, or ConfigurationError naming what to fix."""
     return ServiceConfig(
         pg_dsn=_required(args.pg_dsn, PG_DSN_ENV, "--pg-dsn", "PostgreSQL DSN"),
-        pg_schema=args.pg_schema,
+        pg_schema=_required(args.pg_schema, "", "--pg-schema", "schema for the service's tables"),
         redis_url=_required(args.redis_url, REDIS_URL_ENV, "--redis-url", "Redis URL"),
-        redis_prefix=args.redis_prefix,
+        redis_prefix=_required(args.redis_prefix, "", "--redis-prefix", "Redis key prefix"),
         secret=check_secret(os.environ.pop(SECRET_ENV, None)),  # popped: nothing we start inherits it
         host=args.host,
         port=args.port,
@@ -75,6 +90,9 @@ def _announce(host: str, port: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.describe:
+        print(json.dumps(describe()))
+        return 0
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
@@ -83,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as error:
         print(f"agent service: {error}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
-    except StampedeError as error:
+    except ServiceError as error:
         print(f"agent service: {error}", file=sys.stderr)
         return 1
     return 0

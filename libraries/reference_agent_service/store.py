@@ -9,8 +9,8 @@ from typing import Self
 
 import asyncpg
 
-from ..errors import ConfigurationError, ServiceUnavailable
-from ..services.secrets import mask_dsn, scrub
+from .errors import ConfigurationError, ServiceUnavailable
+from .logsafe import mask_dsn, scrub
 from .protocol import RunFailure
 
 APPLICATION_NAME = "stampede-agent-service"

@@ -1,4 +1,4 @@
-"""Tunables of the reference agent service, shared by its command line and the harness that starts it."""
+"""Tunables of the reference agent service: its command-line options, and what ``--describe`` tells a harness."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass, field, fields
 from typing import Self
 
-from ..errors import ConfigurationError
+from .errors import ConfigurationError
 
 
 def _tunable(default: int, help_text: str, minimum: int = 0) -> int:
@@ -15,7 +15,7 @@ def _tunable(default: int, help_text: str, minimum: int = 0) -> int:
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """How the service behaves; every field is a ``--dashed-name`` option of ``python -m stampede.agent_service``."""
+    """How the service behaves; every field is a ``--dashed-name`` option of ``python -m reference_agent_service``."""
 
     think_ms: int = _tunable(50, "how long an agent 'thinks' before its tool runs")
     initial_credits: int = _tunable(1000, "credits a user starts with")
@@ -45,6 +45,14 @@ class ServiceSettings:
         for spec in fields(self):
             argv += [_option(spec.name), str(getattr(self, spec.name))]
         return argv
+
+    @classmethod
+    def describe(cls) -> dict[str, dict[str, object]]:
+        """Each setting's default, minimum and help text, by name."""
+        return {
+            spec.name: {"default": spec.default, "minimum": spec.metadata["minimum"], "help": spec.metadata["help"]}
+            for spec in fields(cls)
+        }
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:

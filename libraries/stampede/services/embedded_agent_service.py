@@ -1,36 +1,41 @@
-"""The reference agent service run as a child process of the harness, like the embedded servers."""
+"""The bundled reference agent service run as a child process of the harness, like the embedded servers.
+
+Started as ``python -m reference_agent_service`` and known only by its command
+line, its environment and its ready line, as a user's own service would be.
+"""
 
 from __future__ import annotations
 
 import atexit
 import json
-import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Self
 
 from ..errors import ServiceUnavailable
-from ..services.config import PG_DSN_ENV, REDIS_URL_ENV
-from ..services.postgres_target import PostgresTarget
-from ..services.processes import EmbeddedServer, ServerProcess, make_temp_dir, remove_dir
-from ..services.redis_target import RedisTarget
-from .auth import SECRET_ENV, issue_token, new_secret
-from .bugs import Bug, bugs_argument, parse_bugs
-from .settings import ServiceSettings
-from .store import check_schema_name
+from .postgres_target import PostgresTarget
+from .processes import EmbeddedServer, ServerProcess, make_temp_dir, remove_dir
+from .redis_target import RedisTarget
+from .reference_options import MODULE, python_path, reference_options
+from .tokens import issue_token, new_secret
 
 HOST = "127.0.0.1"
 LOG_NAME = "agent-service.log"
-_LIBRARIES = Path(__file__).resolve().parents[2]  # holds the stampede package, for the child's import path
+# The service's own environment variables: secrets reach it there, never in argv.
+SERVICE_SECRET_ENV = "AGENT_SERVICE_JWT_SECRET"
+SERVICE_PG_DSN_ENV = "AGENT_SERVICE_PG_DSN"
+SERVICE_REDIS_URL_ENV = "AGENT_SERVICE_REDIS_URL"
 
 
 class EmbeddedAgentService(EmbeddedServer):
     """The agent service in its own process (measure it by :attr:`pid`), working in the harness's schema and prefix.
 
-    ``bugs`` are seeded defects (:class:`Bug` or names such as ``"leak, reorder"``).
+    ``bugs`` are seeded defects (names such as ``"leak, reorder"``), ``settings``
+    the service's settings by name (the others keep their defaults); both are
+    checked against what the service says it offers before anything starts.
     :meth:`start` returns the ``ws://`` URL; :meth:`token_for` issues a user's JWT.
     Stop it before closing the targets (their cleanup drops the schema it works in).
     Like the embedded servers, start it from a thread that outlives it: the child
@@ -44,15 +49,17 @@ class EmbeddedAgentService(EmbeddedServer):
         pg_schema: str,
         redis_url: str,
         redis_prefix: str,
-        bugs: str | Iterable[str | Bug] | None = None,
-        settings: ServiceSettings | None = None,
+        bugs: str | Iterable[str] | None = None,
+        settings: Mapping[str, int] | None = None,
     ) -> None:
+        options = reference_options()
         self.pg_dsn = pg_dsn
-        self.pg_schema = check_schema_name(pg_schema)
+        self.pg_schema = pg_schema
         self.redis_url = redis_url
         self.redis_prefix = redis_prefix
-        self.bugs = parse_bugs(bugs)
-        self.settings = settings or ServiceSettings()
+        self.bugs = options.parse_bugs(bugs)
+        self.settings = options.complete_settings(settings or {})
+        self.bug_descriptions = {name: options.bugs[name] for name in sorted(self.bugs)}
         self.started_in: float | None = None
         """Seconds from spawning the process to its ready line."""
         self.exit_code: int | None = None
@@ -68,8 +75,8 @@ class EmbeddedAgentService(EmbeddedServer):
         postgres: PostgresTarget,
         redis: RedisTarget,
         *,
-        bugs: str | Iterable[str | Bug] | None = None,
-        settings: ServiceSettings | None = None,
+        bugs: str | Iterable[str] | None = None,
+        settings: Mapping[str, int] | None = None,
     ) -> Self:
         """A service that keeps its tables in the run's schema and its keys under the run's prefix."""
         return cls(
@@ -125,7 +132,7 @@ class EmbeddedAgentService(EmbeddedServer):
                 [
                     sys.executable,
                     "-m",
-                    "stampede.agent_service",
+                    MODULE,
                     "--host",
                     HOST,
                     "--port",
@@ -134,16 +141,14 @@ class EmbeddedAgentService(EmbeddedServer):
                     self.pg_schema,
                     "--redis-prefix",
                     self.redis_prefix,
-                    "--bugs",
-                    bugs_argument(self.bugs),
-                    *self.settings.to_argv(),
+                    *reference_options().argv(self.bugs, self.settings),
                 ],
                 death_signal=signal.SIGTERM,  # a graceful end releases its Redis keys even if we crash
                 env={
-                    SECRET_ENV: self._secret,
-                    PG_DSN_ENV: self.pg_dsn,
-                    REDIS_URL_ENV: self.redis_url,
-                    "PYTHONPATH": _python_path(),
+                    SERVICE_SECRET_ENV: self._secret,
+                    SERVICE_PG_DSN_ENV: self.pg_dsn,
+                    SERVICE_REDIS_URL_ENV: self.redis_url,
+                    "PYTHONPATH": python_path(),
                     "PYTHONUNBUFFERED": "1",
                 },
             )
@@ -183,8 +188,3 @@ class EmbeddedAgentService(EmbeddedServer):
         state = f"port {self.port}, pid {self.pid}" if self._ready else "stopped"
         bugs = ", ".join(sorted(self.bugs)) or "no bugs"
         return f"<EmbeddedAgentService {state}, {bugs}>"
-
-
-def _python_path() -> str:
-    current = os.environ.get("PYTHONPATH")
-    return f"{_LIBRARIES}{os.pathsep}{current}" if current else str(_LIBRARIES)

@@ -1,6 +1,6 @@
 """The reference agent service: WebSocket sessions, agent runs as asyncio tasks, graceful shutdown.
 
-The protocol is described in :mod:`stampede.agent_service.protocol`.
+The protocol is described in :mod:`reference_agent_service.protocol`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from redis import exceptions as rx
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from ..errors import ServiceUnavailable
-from ..services.secrets import mask_dsn, scrub
 from .auth import TokenError, verify_token
 from .bugs import Bug
 from .coordination import RedisLocks, SessionRegistry
+from .errors import ServiceUnavailable
+from .logsafe import mask_dsn, scrub
 from .protocol import (
     SESSION_ENDING_CLOSES,
     TOOL_NAME,
@@ -46,7 +46,7 @@ from .protocol import (
 from .settings import ServiceSettings
 from .store import AgentStore, ToolFailure, ToolResult
 
-log = logging.getLogger("stampede.agent_service")
+log = logging.getLogger("reference_agent_service")
 
 REORDER_MAX_DELAY = 0.02  # seconds a frame may wait in the reorder bug's background send
 LEAKED_BUFFER_BYTES = 256 * 1024  # what the memory_growth bug keeps per run besides the transcript

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-from ..errors import ConfigurationError
+from .errors import ConfigurationError
 
 
 class Bug(StrEnum):
@@ -80,8 +80,3 @@ def parse_bugs(value: str | Bug | Iterable[str | Bug] | None) -> frozenset[Bug]:
                 "(comma-separated, e.g. leak,reorder; or none)."
             ) from None
     return frozenset(found)
-
-
-def bugs_argument(bugs: Iterable[Bug]) -> str:
-    """The ``--bugs`` value for ``bugs`` in a stable order (``none`` for no bug)."""
-    return ",".join(bug.value for bug in Bug if bug in set(bugs)) or "none"
