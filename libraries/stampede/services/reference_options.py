@@ -61,8 +61,9 @@ class ReferenceServiceOptions:
             if text in ("", "none"):
                 continue
             if text not in self.bugs:
+                known = ", ".join(self.bugs)
                 raise ConfigurationError(
-                    f"Unknown agent service bug switch {str(name).strip()!r}: known switches are {', '.join(self.bugs)} "
+                    f"Unknown agent service bug switch {str(name).strip()!r}: known switches are {known} "
                     "(comma-separated, e.g. leak,reorder; or none)."
                 )
             found.add(text)
