@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from stampede.checkers.connection_leaks import check_backends_at_baseline, check_pool_returned
-from stampede.checkers.pool_exhaustion import ACQUIRE_TIMEOUT_ERROR, check_graceful_degradation
+from stampede.checkers.pool_exhaustion import check_graceful_degradation
 from stampede.launcher import LaunchPlan, LaunchResult, launch
 from stampede.metrics import summarize
 from stampede.outcomes import Outcome
+from stampede.records.fields import ACQUIRE_TIMEOUT_ERROR
 from stampede.services.postgres_target import PostgresTarget
 from stampede.workloads.connection_pool import ConnectionLeak, ConnectionPoolTool
 

@@ -23,8 +23,9 @@ from stampede.checkers.mutual_exclusion import (
 from stampede.errors import ConfigurationError
 from stampede.launcher import LaunchPlan, LaunchResult, launch
 from stampede.locks import LockSpec, ReleaseAnswer, make_lock
-from stampede.locks.resource import FencedCounter, ResourceState
+from stampede.locks.resource import FencedCounter
 from stampede.outcomes import Outcome
+from stampede.records.snapshots import ResourceState
 from stampede.services.postgres_target import PostgresTarget, open_postgres
 from stampede.services.redis_target import RedisTarget, open_redis
 from stampede.verdicts import Verdict

@@ -16,11 +16,12 @@ from stampede.checkers.deadlocks import (
 from stampede.errors import ConfigurationError
 from stampede.launcher import LaunchPlan, LaunchResult, launch
 from stampede.outcomes import Outcome
+from stampede.records.fields import DEADLOCK_WAITS
 from stampede.retry import NO_RETRIES, RetryPolicy
 from stampede.services.postgres_target import PostgresTarget
 from stampede.units import parse_duration
 from stampede.workloads.credits import create_accounts
-from stampede.workloads.transfers import DEADLOCK_WAITS, RESOLUTION_TIMING, LockOrder, TransferTool
+from stampede.workloads.transfers import RESOLUTION_TIMING, LockOrder, TransferTool
 
 from .support import with_target
 

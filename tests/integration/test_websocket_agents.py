@@ -30,6 +30,7 @@ from stampede.checkers.run_execution import check_runs_in_parallel
 from stampede.checkers.serialization import check_ran_in_parallel
 from stampede.checkers.single_session import check_single_session
 from stampede.launcher import LaunchPlan, LaunchResult, launch
+from stampede.records.websocket import WsFailure
 from stampede.services import EmbeddedPostgres, EmbeddedRedis
 from stampede.services.embedded_agent_service import EmbeddedAgentService
 from stampede.services.postgres_target import open_postgres
@@ -38,7 +39,6 @@ from stampede.services.redis_target import RedisTarget, open_redis
 from stampede.verdicts import Verdict
 from stampede.workloads.websocket_agents import WebSocketAgentTool
 from stampede.workloads.websocket_protocol import WebSocketProtocol, reference_service
-from stampede.workloads.websocket_records import WsFailure
 
 FAST: Mapping[str, int] = MappingProxyType({"think_ms": 20})  # read-only: a dataclass default
 

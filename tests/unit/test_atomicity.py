@@ -6,17 +6,11 @@ from fractions import Fraction
 
 import pytest
 
-from stampede.checkers.atomicity import (
-    AtomicityState,
-    SagaState,
-    check_all_or_nothing,
-    check_none_in_doubt,
-    check_sagas,
-    launch_batch,
-)
+from stampede.checkers.atomicity import check_all_or_nothing, check_none_in_doubt, check_sagas, launch_batch
 from stampede.errors import ConfigurationError
 from stampede.history import History, Operation
 from stampede.outcomes import Outcome
+from stampede.records.snapshots import AtomicityState, SagaState
 from stampede.workloads.injected_faults import FaultSchedule, parse_rate
 
 IDS = [f"b.1-{agent}-0" for agent in range(1, 5)]

@@ -9,16 +9,16 @@ import pytest
 from stampede.agents import BaseTool
 from stampede.checkers import MAX_ROWS
 from stampede.checkers.connection_leaks import (
-    ConnectionCensus,
-    LeakedConnection,
     check_backends_at_baseline,
     check_connections_not_leaked,
     check_pool_returned,
 )
-from stampede.checkers.pool_exhaustion import ACQUIRE_TIMEOUT_ERROR, check_graceful_degradation, describe_acquires
+from stampede.checkers.pool_exhaustion import check_graceful_degradation, describe_acquires
 from stampede.errors import ConfigurationError
 from stampede.history import History, Operation
 from stampede.outcomes import Outcome
+from stampede.records.fields import ACQUIRE_TIMEOUT_ERROR
+from stampede.records.snapshots import ConnectionCensus, LeakedConnection
 from stampede.workloads.connection_pool import ConnectionLeak, ConnectionPoolTool
 from stampede_robot.keywords.pools import PoolCheckKeywords
 from stampede_robot.runtime import LaunchRecord, Runtime

@@ -15,7 +15,7 @@ from stampede.checkers.deadlocks import (
 )
 from stampede.history import History, Operation
 from stampede.outcomes import Outcome
-from stampede.workloads.transfers import DEADLOCK_WAITS
+from stampede.records.fields import DEADLOCK_WAITS
 
 MS = 1_000_000
 

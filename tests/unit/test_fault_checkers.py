@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from stampede.checkers.fault_effects import check_added_latency, check_stall, longest_gap_without_success
-from stampede.checkers.ledger import LedgerSnapshot, check_ledger, outcome_unknown, unknown_summary
+from stampede.checkers.ledger import check_ledger, outcome_unknown, unknown_summary
 from stampede.history import History, Operation
 from stampede.outcomes import Outcome
+from stampede.records.snapshots import LedgerSnapshot
 
 MS = 1_000_000
 

@@ -17,8 +17,8 @@ from stampede.errors import ConfigurationError
 from stampede.history import History, Operation
 from stampede.locks.base import LockKind, LockSpec
 from stampede.locks.python_lock import load_factory
-from stampede.locks.resource import ResourceState
 from stampede.outcomes import Outcome
+from stampede.records.snapshots import ResourceState
 from stampede.workloads.lock_contention import LockWork
 
 MS = 1_000_000

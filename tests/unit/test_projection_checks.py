@@ -6,14 +6,10 @@ import math
 
 import pytest
 
-from stampede.checkers.projection import (
-    ProjectionSnapshot,
-    StoredEvent,
-    check_projection_converged,
-    check_read_your_writes_lag,
-)
+from stampede.checkers.projection import check_projection_converged, check_read_your_writes_lag
 from stampede.history import History, Operation
 from stampede.outcomes import Outcome
+from stampede.records.snapshots import ProjectionSnapshot, StoredEvent
 
 MS = 1_000_000
 LAST_COMMIT_NS = 10_000 * MS

@@ -14,7 +14,7 @@ from stampede.checkers.queue_priorities import check_priority_inversions, check_
 from stampede.checkers.queue_records import summarize_queue
 from stampede.history import History, Operation
 from stampede.outcomes import Outcome
-from stampede.workloads.work_queue import QUEUE_FULL
+from stampede.records.fields import QUEUE_FULL
 
 MS = 1_000_000
 

@@ -7,7 +7,7 @@ from typing import Any
 from stampede.checkers.run_completion import check_runs_completed
 from stampede.history import History, Operation
 from stampede.outcomes import Outcome
-from stampede.workloads.websocket_records import WsFailure
+from stampede.records.websocket import WsFailure
 
 MS = 1_000_000
 

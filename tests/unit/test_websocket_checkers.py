@@ -13,7 +13,7 @@ from stampede.checkers.run_execution import check_runs_in_parallel, executed_run
 from stampede.checkers.single_session import check_single_session, session_spans
 from stampede.history import History, Operation
 from stampede.outcomes import Outcome
-from stampede.workloads.websocket_records import MessageLog, ReceivedMessage, WsFailure
+from stampede.records.websocket import MessageLog, ReceivedMessage, WsFailure
 
 MS = 1_000_000
 LIFECYCLE = ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from ..history import History, Operation
+from ..records.websocket import NOT_CONNECTED, WsFailure, timeout_text
 from ..verdicts import Verdict
-from ..workloads.websocket_records import NOT_CONNECTED, WsFailure, timeout_text
 from ._report import capped, plural, rows_note
 
 

@@ -18,34 +18,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ..history import History, Operation
+from ..records.snapshots import AtomicityState, SagaState
 from ..verdicts import Verdict
 from ._report import capped, plural, rows_note
-
-
-@dataclass(frozen=True)
-class AtomicityState:
-    """What the participants and the coordinator hold for one launch, as a reader sees it now."""
-
-    applied: dict[str, frozenset[str]]  # participant -> ids of operations committed there
-    decided: frozenset[str] | None  # ids with a logged commit decision; None when the protocol logs none
-    in_doubt: tuple[str, ...]  # gids still in pg_prepared_xacts
-
-
-@dataclass(frozen=True)
-class SagaState:
-    """What the sagas of one launch left in PostgreSQL and Redis."""
-
-    reserved: frozenset[str]  # saga ids whose credits are still reserved
-    released: frozenset[str]  # saga ids whose reservation was compensated
-    booked: frozenset[str]  # saga ids in the Redis bookings hash
-    ticketed: frozenset[str]  # saga ids with a ticket
-    initial_credits: int
-    final_credits: int
-
 
 SAGA_STEPS = ("reserve credits", "record booking", "issue ticket")
 

@@ -11,35 +11,9 @@ Two views, because they catch different bugs:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from ..records.snapshots import ConnectionCensus, LeakedConnection
 from ..verdicts import Verdict
 from ._report import agent_list, capped, plural, rows_note
-
-
-@dataclass(frozen=True, order=True)
-class LeakedConnection:
-    """The operation (agent and iteration) that took a connection and did not give it back."""
-
-    agent: int
-    iteration: int
-
-
-@dataclass(frozen=True)
-class ConnectionCensus:
-    """What a tool's connections looked like after a run, as the leak checks need it."""
-
-    pool_size: int
-    checked_out: int
-    """The pool's own count of connections not returned once every agent had finished."""
-    baseline_backends: int
-    """The run's backends in pg_stat_activity before the pool opened."""
-    backends_after: int
-    """The run's backends in pg_stat_activity after the tool closed its pool."""
-    unreleased: tuple[LeakedConnection, ...] = ()
-    """Who holds the connections counted in ``checked_out``, as far as the tool tracked it."""
-    unclosed: tuple[LeakedConnection, ...] = ()
-    """Connections the tool opened beside the pool and did not close."""
 
 
 def _holders(leaked: tuple[LeakedConnection, ...]) -> list[dict[str, int]]:

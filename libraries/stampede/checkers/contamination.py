@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
+from ..records.websocket import ReceivedMessage
 from ..verdicts import Verdict
-from ..workloads.websocket_records import ReceivedMessage
 from ._report import capped, plural, rows_note
 
 

@@ -16,9 +16,9 @@ from typing import Any
 from ..history import History, Operation
 from ..metrics import percentile
 from ..outcomes import Outcome
+from ..records.fields import DEADLOCK_WAITS
 from ..units import format_duration, parse_duration
 from ..verdicts import Verdict
-from ..workloads.transfers import DEADLOCK_WAITS
 from ._report import capped, label, percent, plural, rows_note
 
 DEADLOCK_SQLSTATE = "40P01"

@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from ..records.websocket import ReceivedMessage
 from ..verdicts import Verdict
-from ..workloads.websocket_records import ReceivedMessage
 from ._report import capped, plural, rows_note
 
 

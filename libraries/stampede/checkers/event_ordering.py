@@ -12,8 +12,8 @@ from collections.abc import Collection, Iterable, Sequence
 from itertools import pairwise
 from typing import Any
 
+from ..records.websocket import ReceivedMessage
 from ..verdicts import Verdict
-from ..workloads.websocket_records import ReceivedMessage
 from ._report import capped, plural, rows_note
 
 

@@ -26,7 +26,7 @@ from itertools import pairwise
 from typing import Any
 
 from ..history import History
-from ..locks.resource import ResourceState
+from ..records.snapshots import ResourceState
 from ..verdicts import Verdict
 from ._report import agent_list, capped, plural, rows_note
 from .lock_records import Clock, LockAttempt, lock_attempts, lock_names

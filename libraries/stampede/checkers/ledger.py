@@ -18,30 +18,17 @@ and it reports how the operations with an unknown outcome were resolved.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from ..history import History, Operation
 from ..outcomes import Outcome
+from ..records.snapshots import LedgerSnapshot, OperationKey
 from ..verdicts import Verdict
 from ._report import agent_list, capped, plural, rows_note
 
-OperationKey = tuple[int, int]  # (agent, iteration): unique within one launch
 _SQLSTATE = re.compile(r"^[0-9A-Z]{5}$")
 # Connection exceptions, operator intervention (a terminated backend), system and internal errors:
 # the server may have committed before the client heard.
 _UNCERTAIN_SQLSTATE_CLASSES = frozenset({"08", "57", "58", "XX"})
-
-
-@dataclass(frozen=True)
-class LedgerSnapshot:
-    """What the data says after a launch: the balance before and now, and the ledger's rows by operation."""
-
-    initial: int
-    final: int
-    entries: Mapping[OperationKey, int]
-    sign: int = -1  # -1: each ledger amount was taken from the balance; +1: added to it
-    unit: str = "credits"
 
 
 def outcome_unknown(op: Operation) -> bool:

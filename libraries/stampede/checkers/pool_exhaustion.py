@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from ..history import History
 from ..metrics import LatencySummary
+from ..records.fields import ACQUIRE_TIMEOUT_ERROR
 from ..units import format_duration
 from ..verdicts import Verdict
 from ._report import agent_list, capped, label, percent, plural
-
-ACQUIRE_TIMEOUT_ERROR = "acquire_timeout"
-"""The error code of an operation that gave up waiting for a pool connection."""
 
 
 def check_graceful_degradation(history: History) -> Verdict:

@@ -17,44 +17,17 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..history import History, Operation
 from ..metrics import percentile
+from ..records.fields import LAG_TIMING
+from ..records.snapshots import ProjectionSnapshot, StoredEvent
 from ..units import format_duration
 from ..verdicts import Verdict
 from ._report import agent_list, capped, percent, plural, rows_note
-
-LAG_TIMING = "projection_lag"
-"""The timing an append records (ns from its commit until the projection reflected it)."""
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """One committed event: its global sequence number, its stream and its signed change to the stream's total."""
-
-    seq: int
-    stream: str
-    change: int
-
-
-@dataclass(frozen=True)
-class ProjectionSnapshot:
-    """What the event store and its projection held when the check looked."""
-
-    events: Sequence[StoredEvent]
-    applied: Sequence[int]
-    """The sequence number of every application of an event to the projection, repeats kept."""
-    totals: Mapping[str, int]
-    """The projected total per stream."""
-    applied_at_ns: Mapping[int, int] = field(default_factory=dict)
-    """When (monotonic ns) the application of each event committed."""
-    caught_up: bool = True
-    """Whether the projector had stopped, believing it had applied everything."""
-    worker: str = "caught up and stopped"
-    """The projection worker's state in words, for the message."""
 
 
 def appended_seq(op: Operation) -> int | None:

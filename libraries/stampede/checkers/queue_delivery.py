@@ -10,9 +10,9 @@ import bisect
 from collections.abc import Mapping
 
 from ..history import History
+from ..records.fields import QUEUE_FULL
 from ..units import format_duration
 from ..verdicts import Verdict
-from ..workloads.work_queue import QUEUE_FULL
 from ._report import agent_list, capped, label, percent, plural, rows_note
 from .queue_records import QueueRecords, item_ids, unattributed_note
 

@@ -21,8 +21,8 @@ from functools import cached_property
 from ..history import History, Operation
 from ..metrics import LatencySummary
 from ..outcomes import Outcome
+from ..records.fields import QUEUE_FULL
 from ..units import format_duration
-from ..workloads.work_queue import QUEUE_FULL
 from ._report import label, plural
 
 NEVER = math.inf

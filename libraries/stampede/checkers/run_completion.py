@@ -15,8 +15,8 @@ import re
 from collections import defaultdict
 
 from ..history import History, Operation
+from ..records.websocket import WsFailure
 from ..verdicts import Verdict
-from ..workloads.websocket_records import WsFailure
 from ._report import capped, plural, rows_note
 
 _FIXES: dict[str, str] = {

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..history import History, Operation
+from ..records.websocket import DONE_KEY, FIRST_EVENT_KEY
 from ..verdicts import Verdict
-from ..workloads.websocket_records import DONE_KEY, FIRST_EVENT_KEY
 from .serialization import check_ran_in_parallel
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..history import History
+from ..records.websocket import SESSION_KEY, WsFailure
 from ..units import format_duration
 from ..verdicts import Verdict
-from ..workloads.websocket_records import SESSION_KEY, WsFailure
 from ._report import capped, plural, rows_note
 
 

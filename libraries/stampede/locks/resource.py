@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..records.snapshots import ResourceState
+
 if TYPE_CHECKING:
     from ..services.redis_target import RedisTarget
 
@@ -69,15 +71,6 @@ class Access:
         if self.serial is not None:
             record["serial"] = self.serial
         return record
-
-
-@dataclass(frozen=True)
-class ResourceState:
-    """What the resource holds now."""
-
-    value: int
-    writes: int
-    highest_fence: int | None
 
 
 class FencedCounter:

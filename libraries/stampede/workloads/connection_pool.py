@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from ..agents import AgentContext, BaseTool, OpResult
-from ..checkers.connection_leaks import ConnectionCensus, LeakedConnection
-from ..checkers.pool_exhaustion import ACQUIRE_TIMEOUT_ERROR
 from ..errors import ConfigurationError
 from ..outcomes import Outcome
+from ..records.fields import ACQUIRE_TIMEOUT_ERROR
+from ..records.snapshots import ConnectionCensus, LeakedConnection
 from ..units import format_duration
 
 if TYPE_CHECKING:

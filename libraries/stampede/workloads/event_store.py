@@ -50,8 +50,9 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from ..agents import AgentContext, OpResult
-from ..checkers.projection import LAG_TIMING, ProjectionSnapshot, StoredEvent
 from ..errors import ConfigurationError
+from ..records.fields import LAG_TIMING
+from ..records.snapshots import ProjectionSnapshot, StoredEvent
 from ..retry import NO_RETRIES
 from ..units import format_duration
 from .isolation import IsolationLevel

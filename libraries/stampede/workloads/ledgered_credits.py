@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from ..agents import AgentContext, OpResult
-from ..checkers.ledger import LedgerSnapshot
 from ..errors import StampedeError
 from ..outcomes import Outcome
+from ..records.snapshots import LedgerSnapshot
 from .credits import CreditDeductionTool, total_balance
 
 if TYPE_CHECKING:

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from redis import exceptions as rx
 
 from ..agents import AgentContext, BaseTool, OpResult
-from ..checkers.ledger import LedgerSnapshot
 from ..errors import ConfigurationError, StampedeError
 from ..outcomes import Outcome
+from ..records.snapshots import LedgerSnapshot
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

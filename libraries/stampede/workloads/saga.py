@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from ..agents import AgentContext, BaseTool, OpResult
-from ..checkers.atomicity import SagaState
 from ..errors import ConfigurationError
 from ..outcomes import Outcome, classify_exception
+from ..records.snapshots import SagaState
 from .agent_connections import AgentConnections
 from .injected_faults import FaultSchedule, InjectedFault
 

@@ -44,6 +44,7 @@ import asyncpg
 
 from ..agents import AgentContext, OpResult
 from ..errors import ConfigurationError
+from ..records.fields import DEADLOCK_WAITS
 from ..retry import DEFAULT_RETRY, RetryPolicy
 from .credits import account_balances
 from .isolation import IsolationLevel
@@ -52,7 +53,6 @@ from .postgres_tool import PostgresTool
 if TYPE_CHECKING:
     from ..services.postgres_target import PostgresTarget
 
-DEADLOCK_WAITS = "deadlock_waits_ns"
 RESOLUTION_TIMING = "deadlock_resolution"
 _MOVE = "UPDATE accounts SET balance = balance + $1 WHERE id = $2 RETURNING id"
 

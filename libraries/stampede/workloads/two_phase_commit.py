@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from ..agents import AgentContext, BaseTool, OpResult
-from ..checkers.atomicity import AtomicityState
 from ..errors import ConfigurationError
 from ..outcomes import Outcome, classify_exception
+from ..records.snapshots import AtomicityState
 from .injected_faults import FaultSchedule, InjectedFault
 
 if TYPE_CHECKING:

@@ -41,8 +41,7 @@ from websockets.exceptions import ProtocolError as FrameError
 
 from ..agents import AgentContext, BaseTool, OpResult
 from ..errors import ConfigurationError
-from .websocket_protocol import AuthMode, FieldPathError, MessageFields, WebSocketProtocol, render, render_text
-from .websocket_records import (
+from ..records.websocket import (
     DONE_KEY,
     FIRST_EVENT_KEY,
     SESSION_KEY,
@@ -51,6 +50,7 @@ from .websocket_records import (
     WsFailure,
     timeout_text,
 )
+from .websocket_protocol import AuthMode, FieldPathError, MessageFields, WebSocketProtocol, render, render_text
 
 TokenSource = Callable[[str], str] | Mapping[str, str] | str
 """A user's token: a function of the user id, a mapping user id → token, or one token for every user."""

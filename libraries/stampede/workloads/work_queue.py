@@ -49,8 +49,8 @@ from typing import Any
 from ..agents import AgentContext, BaseTool, OpResult
 from ..errors import ConfigurationError
 from ..outcomes import Outcome, classify_exception
+from ..records.fields import QUEUE_FULL
 
-QUEUE_FULL = "queue_full"
 MAX_PRIORITY = 1000
 # An idle consumer polls again after 1 ms, doubling up to 16 ms: prompt, without idle agents hogging the server.
 FIRST_POLL, LAST_POLL = 0.001, 0.016

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from robot.api.deco import keyword
 
-from stampede.checkers.connection_leaks import ConnectionCensus, check_connections_not_leaked
+from stampede.checkers.connection_leaks import check_connections_not_leaked
 from stampede.checkers.pool_exhaustion import check_graceful_degradation, describe_acquires
 from stampede.errors import ConfigurationError, StampedeError
+from stampede.records.snapshots import ConnectionCensus
 from stampede.workloads.connection_pool import ConnectionLeak, ConnectionPoolTool
 
 from ..component import LibraryComponent
