@@ -287,9 +287,10 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
     if kind == ClientType.START_RUN:
         content = context_text(decoded.get("context"))
     else:
-        content = decoded.get("text")
-        if not isinstance(content, str):
+        text = decoded.get("text")
+        if not isinstance(text, str):
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "send_message: 'text' must be a string", request_id)
+        content = text
     cost = _int_field(decoded, "cost", 0, MAX_COST, request_id)
     return RunRequest(ClientType(kind), str(thread_id), str(marker), content, request_id, cost)
 

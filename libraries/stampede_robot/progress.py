@@ -76,6 +76,9 @@ class ConsoleProgress:
             self._drawn = False
 
     def _write(self, text: str) -> None:
+        if self._stream is None:  # no console at all (sys.__stdout__ is None under pythonw and some daemons)
+            self.enabled = False
+            return
         try:
             self._stream.write(text)
             self._stream.flush()

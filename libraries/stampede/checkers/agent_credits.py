@@ -6,30 +6,30 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
+from ..records.websocket import ReceivedMessage
 from ..verdicts import Verdict
 from ._report import capped, plural, rows_note
 
 
-def completed_runs(messages: Iterable[object], done_events: Iterable[str]) -> Counter[str]:
+def completed_runs(messages: Iterable[ReceivedMessage], done_events: Iterable[str]) -> Counter[str]:
     """Runs per user whose done event reached that user's own agent (leaked events do not count)."""
     done = set(done_events)
     runs: Counter[str] = Counter()
     for message in messages:
-        if getattr(message, "mine", False) and getattr(message, "type", None) in done:
-            runs[message.user] += 1  # type: ignore[attr-defined]
+        if message.mine and message.type in done:
+            runs[message.user] += 1
     return runs
 
 
-def starting_credits(messages: Iterable[object], ready_event: str, field: str = "credits") -> dict[str, int]:
+def starting_credits(messages: Iterable[ReceivedMessage], ready_event: str, field: str = "credits") -> dict[str, int]:
     """Each user's credits as the service reported them when the user's session started (its first one)."""
     credits: dict[str, int] = {}
     for message in messages:
-        user = getattr(message, "user", None)
-        own_start = getattr(message, "type", None) == ready_event and getattr(message, "user_id", None) == user
-        if not own_start or user in credits:
+        user = message.user
+        if message.type != ready_event or message.user_id != user or user in credits:
             continue
         try:
-            value = json.loads(message.raw).get(field)  # type: ignore[attr-defined]
+            value = json.loads(message.raw).get(field)
         except (ValueError, AttributeError):
             continue
         if isinstance(value, int):
@@ -90,7 +90,7 @@ def check_agent_credits(
             message=f"Agent credits add up: {plural(users, 'user')}, {plural(total, 'completed run')}, "
             f"every balance its starting credits minus {cost} per run.",
         )
-    lost = sum(row["difference"] for row in rows if row["difference"] and row["difference"] > 0)
+    lost = sum(difference for row in rows if isinstance(difference := row["difference"], int) and difference > 0)
     first = rows[0]
     message = (
         f"Agent credits do not add up: {len(rows)} of {plural(users, 'user')} hold other balances than "

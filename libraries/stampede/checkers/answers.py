@@ -16,7 +16,7 @@ from ._report import capped, plural, rows_note
 
 
 def _waited(ops: list[Operation]) -> str:
-    waits = {op.read.get("waited_s") for op in ops if isinstance(op.read, dict) and op.read.get("waited_s")}
+    waits = [float(op.read["waited_s"]) for op in ops if isinstance(op.read, dict) and op.read.get("waited_s")]
     return f" within {timeout_text(max(waits))}" if waits else ""
 
 

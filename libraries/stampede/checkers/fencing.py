@@ -166,7 +166,7 @@ def _backward_steps(accesses: list[FencedAccess]) -> list[tuple[FencedAccess, Fe
     for access in accesses:
         if access.kind == "write" and access.accepted and access.serial is not None:
             by_key[access.attempt.key].append(access)
-    steps = []
+    steps: list[tuple[FencedAccess, FencedAccess]] = []
     for writes in by_key.values():
         writes.sort(key=lambda access: access.serial or 0)
         steps.extend((before, after) for before, after in pairwise(writes) if after.fence < before.fence)

@@ -287,8 +287,12 @@ def _grant_violation(found: Overlaps, clock: Clock, rows: list[dict[str, Any]]) 
 
 def _pair(overlap: Overlap, clock: Clock, window: Window = held) -> str:
     first, second = overlap.first, overlap.second
-    lease_end = first.lease_end
-    lease = "" if lease_end is None else f" ({lease_text(first.lease_ns)} from {clock.at(lease_end - first.lease_ns)})"
+    lease_end, lease_ns = first.lease_end, first.lease_ns
+    lease = (
+        ""
+        if lease_end is None or lease_ns is None
+        else f" ({lease_text(lease_ns)} from {clock.at(lease_end - lease_ns)})"
+    )
     return (
         f"agent {first.agent} held it {clock.span(window(first))}{lease} and agent {second.agent} "
         f"{clock.span(window(second))}, both at once for {format_duration(overlap.amount_ns / 1e9)}"
@@ -358,7 +362,7 @@ def _row(overlap: Overlap, clock: Clock, label: str, value: str, tolerance_ns: i
 
 
 def _closest_hand_over(holds: Sequence[LockAttempt], window: Window) -> int | None:
-    gaps = []
+    gaps: list[int] = []
     by_key: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for hold in holds:
         by_key[hold.key].append(window(hold))

@@ -237,9 +237,11 @@ def check_overflow(history: History, capacity: int) -> Verdict:
             "queued is unknown"
         )
     possibly_waiting = _PossiblyWaiting(records)
+    rooms: list[int] = []
     for offer in refused:
         room = possibly_waiting.most_during(offer.start_ns, offer.end_ns)
         if room < capacity:
+            rooms.append(room)
             details.append(
                 {
                     "agent": offer.agent,
@@ -250,7 +252,7 @@ def check_overflow(history: History, capacity: int) -> Verdict:
                 }
             )
     if details:
-        least = min(int(row["at most waiting"]) for row in details)
+        least = min(rooms)
         problems.append(
             f"{plural(len(details), 'offer')} refused as full while at most {plural(least, 'item')} "
             f"{'was' if least == 1 else 'were'} waiting (capacity {capacity})"

@@ -215,17 +215,18 @@ class FaultProxy:
                 self.stats.abandoned += 1
                 return
             try:
-                upstream_reader, link.upstream = await asyncio.wait_for(
+                upstream_reader, upstream = await asyncio.wait_for(
                     asyncio.open_connection(self.upstream_host, self.upstream_port), UPSTREAM_CONNECT_TIMEOUT
                 )
             except (OSError, TimeoutError):
                 self.stats.upstream_failures += 1
                 return
+            link.upstream = upstream
             if held:
-                link.upstream.write(held)
+                upstream.write(held)
                 self.stats.bytes[TO_SERVER] += len(held)
             pumps = [
-                asyncio.create_task(self._pump(client_reader, link.upstream, TO_SERVER)),
+                asyncio.create_task(self._pump(client_reader, upstream, TO_SERVER)),
                 asyncio.create_task(self._pump(upstream_reader, client_writer, TO_CLIENT)),
             ]
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)

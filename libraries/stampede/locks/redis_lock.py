@@ -87,5 +87,7 @@ class _StampedeHolder(LockHolder):
 
     async def release(self) -> ReleaseAnswer:
         token, self.token = self.token, None
+        if token is None:
+            return ReleaseAnswer.NOT_OWNED
         deleted = await self.lock.release_script(keys=self.keys[:1], args=[token])
         return ReleaseAnswer.RELEASED if deleted else ReleaseAnswer.NOT_OWNED

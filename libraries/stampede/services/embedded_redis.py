@@ -108,6 +108,8 @@ class EmbeddedRedis(EmbeddedServer):
         atexit.unregister(self.stop)
 
     def _answers_ping(self) -> bool:
+        if self._port is None:
+            return False
         client = redis.Redis(
             host=HOST,
             port=self._port,

@@ -46,9 +46,9 @@ def _dsn_field(dsn: str, name: str) -> str | None:
         parts = urlsplit(dsn)
         query = parse_qs(parts.query)
         if name == "user":
-            found = parts.username or (query.get("user") or [None])[0]
+            found = parts.username or _first(query, "user")
             return found or os.environ.get("PGUSER") or getpass.getuser()
-        found = parts.path.lstrip("/") or (query.get("dbname") or query.get("database") or [None])[0]
+        found = parts.path.lstrip("/") or _first(query, "dbname") or _first(query, "database")
         return found or os.environ.get("PGDATABASE") or _dsn_field(dsn, "user")
     except ValueError:
         return None
@@ -304,3 +304,9 @@ async def open_postgres(dsn: str, *, run_id: str, connect_timeout: float = 5.0) 
         await admin.close()
         raise
     return PostgresTarget(dsn, run_id, str(version), version_num, admin, connect_timeout)
+
+
+def _first(query: dict[str, list[str]], name: str) -> str | None:
+    """The first value of a URL query parameter, if it is there."""
+    values = query.get(name)
+    return values[0] if values else None

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Self, TypedDict
 
 from ..errors import ServiceUnavailable
 
@@ -136,11 +136,6 @@ class ServerProcess:
         ``env`` adds to our environment: the way to hand a child a secret without
         putting it in argv, where ``ps`` shows it.
         """
-        options: dict[str, object] = {}
-        if user is not None:
-            options = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-        if env is not None:
-            options["env"] = {**os.environ, **env}
         with self.log_path.open("ab") as log:
             try:
                 self._process = subprocess.Popen(
@@ -151,7 +146,8 @@ class ServerProcess:
                     # Only a prctl() call runs between fork and exec, which is thread-safe.
                     preexec_fn=_death_signal_setter(death_signal),  # noqa: PLW1509
                     start_new_session=True,  # a Ctrl+C in the terminal is ours to relay, not theirs
-                    **options,  # type: ignore[arg-type]
+                    env=None if env is None else {**os.environ, **env},
+                    **_as_user(user),
                 )
             except OSError as error:
                 raise ServiceUnavailable(f"Could not start {self.name} ({argv[0]}): {error}") from error
@@ -208,9 +204,6 @@ def run_checked(
 
     Raise ServiceUnavailable naming ``what`` with the output tail on failure.
     """
-    options: dict[str, object] = {}
-    if user is not None:
-        options = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
     try:
         done = subprocess.run(
             list(argv),
@@ -219,7 +212,7 @@ def run_checked(
             text=True,
             timeout=timeout,
             check=False,
-            **options,  # type: ignore[arg-type]
+            **_as_user(user),
         )
     except subprocess.TimeoutExpired as error:
         raise ServiceUnavailable(f"{what} did not finish within {timeout:g} s") from error
@@ -243,3 +236,14 @@ def unprivileged_user(name: str = "nobody") -> pwd.struct_passwd | None:
             f"Running as root, but there is no user {name!r} to run the server as "
             "(PostgreSQL refuses to run as root): create one, or run as an ordinary user."
         ) from None
+
+
+class _UserOptions(TypedDict, total=False):
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
+def _as_user(user: pwd.struct_passwd | None) -> _UserOptions:
+    """The subprocess options that run a child as ``user`` (none: as ourselves)."""
+    return {} if user is None else {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}

@@ -37,8 +37,9 @@ from typing import Any
 from ..agents import AgentContext, BaseTool, OpResult
 from ..errors import ConfigurationError
 from ..locks.base import Lock, LockHolder, ReleaseAnswer
-from ..locks.resource import Access, FencedCounter, ResourceState
+from ..locks.resource import Access, FencedCounter
 from ..outcomes import Outcome, classify_exception
+from ..records.snapshots import ResourceState
 
 LOCK_BUSY = "lock_busy"
 STALE_FENCE = "stale_fence"

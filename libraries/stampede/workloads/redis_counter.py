@@ -100,6 +100,6 @@ class RedisCounterTool(BaseTool):
             entries[(int(agent), int(iteration))] = 1
         return LedgerSnapshot(self.initial, final, entries, sign=1, unit="increments")
 
-    async def _read(self, client: Redis, launch_key: str) -> tuple[set[bytes], int]:
+    async def _read(self, client: Redis, launch_key: str) -> tuple[set[bytes | str], int]:
         members = await client.smembers(self.applied_key(launch_key))
         return members, int(await client.get(self.counter_key) or 0)

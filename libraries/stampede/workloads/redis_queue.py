@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..agents import AgentContext
 from .work_queue import CapacityCheck, Claimed, ClaimStrategy, QueueBackend, QueueSettings, WorkQueueTool
@@ -86,7 +86,7 @@ class RedisWorkQueue(WorkQueueTool):
         top = await client.zrange(self.waiting_key, 0, 0, desc=True, withscores=True)
         if not top:
             return None
-        member, score = top[0]
+        member, score = cast("tuple[bytes, float]", top[0])
         await self.think()
         await client.zrem(self.waiting_key, member)  # whether it was still there goes unchecked: the bug
         await client.hset(self.in_progress_key, member, agent.agent)
@@ -97,6 +97,7 @@ class RedisWorkQueue(WorkQueueTool):
 
     async def contents(self) -> dict[int, str]:
         client = self.target.client
-        found = {int(member): "waiting" for member in await client.zrange(self.waiting_key, 0, -1)}
+        waiting = cast("list[bytes]", await client.zrange(self.waiting_key, 0, -1))
+        found = {int(member): "waiting" for member in waiting}
         found.update({int(member): "in progress" for member in await client.hkeys(self.in_progress_key)})
         return found

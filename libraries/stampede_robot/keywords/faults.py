@@ -289,7 +289,7 @@ class FaultKeywords(LibraryComponent):
             if services.postgres is not postgres:
                 raise ConfigurationError(
                     f"PostgreSQL is already routed through a fault proxy: "
-                    f"{services.postgres.display_dsn}. Stop that proxy first."
+                    f"{self.runtime.postgres.display_dsn}. Stop that proxy first."
                 )
 
             def route_postgres(proxy: FaultProxy) -> None:
@@ -301,7 +301,7 @@ class FaultKeywords(LibraryComponent):
             if services.redis is not redis:
                 raise ConfigurationError(
                     f"Redis is already routed through a fault proxy: "
-                    f"{services.redis.display_url}. Stop that proxy first."
+                    f"{self.runtime.redis.display_url}. Stop that proxy first."
                 )
 
             def route_redis(proxy: FaultProxy) -> None:

@@ -152,6 +152,7 @@ class ServiceKeywords(LibraryComponent):
             self.log(f"Switching agent service: {in_use.close()}.")
             services.agent_service = None
         if chosen is None:
+            assert wanted is not None  # no reference-service choices exactly when a URL was given
             secret = self.variable("AGENT_SERVICE_JWT_SECRET")
             services.agent_service = self.runtime.run(
                 connect_agent_service(wanted, jwt_secret=secret.value if isinstance(secret, Secret) else secret or None)
