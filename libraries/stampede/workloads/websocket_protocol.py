@@ -163,7 +163,7 @@ def _walk(message: Any, path: str) -> Any:
 
 
 def _no_field(message: Any, path: str, what: str) -> str:
-    value, reached = message, []
+    value, reached = message, list[str]()
     for segment in path.split("."):
         if isinstance(value, Mapping) and segment in value:
             value, reached = value[segment], [*reached, segment]
