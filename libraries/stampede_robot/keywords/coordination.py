@@ -44,6 +44,7 @@ class CoordinationToolKeywords(LibraryComponent):
     def define_two_phase_commit_tool(
         self,
         name: str,
+        *,
         protocol: CommitProtocol = CommitProtocol.TWO_PHASE,
         fault: CoordinatorFault = CoordinatorFault.NONE,
         fault_rate: str = "25%",
@@ -120,6 +121,7 @@ class CoordinationToolKeywords(LibraryComponent):
     def define_saga_tool(
         self,
         name: str,
+        *,
         failing_step: SagaStep = SagaStep.ISSUE_TICKET,
         failure_rate: str = "25%",
         compensation: Compensation = Compensation.FULL,

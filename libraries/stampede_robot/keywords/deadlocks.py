@@ -35,6 +35,7 @@ class DeadlockToolKeywords(LibraryComponent):
         self,
         name: str,
         accounts: list[int],
+        *,
         lock_order: LockOrder = LockOrder.OPPOSITE,
         amount: int = 1,
         think_time: timedelta = timedelta(milliseconds=10),

@@ -43,6 +43,7 @@ class LockToolKeywords(LibraryComponent):
     def define_lock_tool(
         self,
         name: str,
+        *,
         lock: str = "stampede redis",
         lease: timedelta | None = None,
         hold: timedelta = timedelta(milliseconds=50),

@@ -41,6 +41,7 @@ class WebSocketToolKeywords(LibraryComponent):
     def define_websocket_agent_tool(
         self,
         name: str,
+        *,
         protocol: str = REFERENCE,
         url: str | None = None,
         context_size: str = "2 KB",
