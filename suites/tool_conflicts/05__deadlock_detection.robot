@@ -46,7 +46,7 @@ Opposite Lock Orders Deadlock, And Every Deadlock Is Detected, Resolved And Reco
     Then Opposite Lock Orders Should Have Provoked Deadlocks
     And Every Deadlock Should Be Detected And Resolved Within The Bound
     And All Transfers Should Complete
-    And Credits Should Be Conserved Across Accounts
+    And Credits Should Be Conserved
 
 Locking Accounts In One Order Prevents Deadlocks
     [Documentation]    The same transfers, but every transaction locks the lower account id first: no
@@ -55,7 +55,7 @@ Locking Accounts In One Order Prevents Deadlocks
     Given Agents Transfer Credits    ordered
     Then No Deadlock Should Occur
     And All Transfers Should Complete
-    And Credits Should Be Conserved Across Accounts
+    And Credits Should Be Conserved
 
 
 *** Keywords ***

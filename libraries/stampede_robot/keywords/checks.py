@@ -12,30 +12,55 @@ from stampede.errors import ConfigurationError
 from stampede.outcomes import Outcome
 from stampede.workloads.credits import CreditDeductionTool
 from stampede.workloads.json_config import JsonConfigTool
+from stampede.workloads.transfers import TransferTool
+from stampede.workloads.websocket_agents import WebSocketAgentTool
 
 from ..component import LibraryComponent
 from ..html import verdict_table
 from ..runtime import LaunchRecord
+from .deadlocks import transfer_credits_verdict
+from .websocket import agent_credits_verdict
 
 
 class CheckKeywords(LibraryComponent):
-    @keyword(tags=["checks"])
+    @keyword(tags=["checks", "credits"])
     def credits_should_be_conserved(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails unless the account's final balance is its starting balance minus every successful deduction.
+        """Fails unless the credits the launch left are what its successful operations account for.
 
-        Reads the balance from the database now and compares it with the
-        launch's history: a credit that appeared or vanished fails the test with
-        the amount. Works on the latest launch unless ``launch`` is given.
+        Reads the balances from the database now and compares them with the
+        launch's history, as the tool the launch ran moves credits:
+        - a credit deduction tool: the account's final balance must be its
+          starting balance minus every successful deduction;
+        - a transfer tool (`Define Transfer Tool`): the accounts must hold in
+          total what they held at the start (transfers move credits, never create
+          them), and each its starting balance plus what the successful
+          transfers moved in, minus what they moved out;
+        - a WebSocket agent tool, on the reference agent service: every user's
+          credits must be its credits at session start minus the cost of each
+          run it completed. Credits left over mean the service lost deductions
+          of concurrent runs.
+        A credit that appeared or vanished fails the test with the amount.
+        Works on the latest launch unless ``launch`` is given.
 
         | Credits Should Be Conserved |
         | Credits Should Be Conserved | ${launch} |
         """
         record = self.launch_record(launch)
         tool = record.tool
-        if not isinstance(tool, CreditDeductionTool) or tool.initial_balance is None:
-            raise ConfigurationError(f"Launch {record.number} did not run a credit deduction tool.")
-        final = self.runtime.run(tool.final_balance())
-        self.judge(check_conservation(tool.initial_balance, final, record.result.history, tool.amount_of))
+        if isinstance(tool, CreditDeductionTool):
+            if tool.initial_balance is None:
+                raise ConfigurationError(f"Launch {record.number} of {tool.name!r} recorded no starting balance.")
+            final = self.runtime.run(tool.final_balance())
+            self.judge(check_conservation(tool.initial_balance, final, record.result.history, tool.amount_of))
+        elif isinstance(tool, TransferTool):
+            self.judge(transfer_credits_verdict(self.runtime, record, tool))
+        elif isinstance(tool, WebSocketAgentTool):
+            self.judge(agent_credits_verdict(self.runtime, tool))
+        else:
+            raise ConfigurationError(
+                f"Launch {record.number} ran {tool.name!r}, which moves no credits this check knows: it judges a "
+                "credit deduction tool, a transfer tool or a WebSocket agent tool."
+            )
 
     @keyword(tags=["checks"])
     def no_update_should_be_lost(self, launch: LaunchRecord | int | None = None) -> None:

@@ -17,12 +17,13 @@ from stampede.checkers.single_session import check_single_session
 from stampede.errors import ConfigurationError
 from stampede.metrics import LatencySummary
 from stampede.units import format_duration, positive_seconds
+from stampede.verdicts import Verdict
 from stampede.workloads.websocket_agents import WebSocketAgentTool
 from stampede.workloads.websocket_protocol import WebSocketProtocol, reference_service
 
 from ..component import LibraryComponent
 from ..html import table
-from ..runtime import LaunchRecord
+from ..runtime import LaunchRecord, Runtime
 from .resources import _size
 
 REFERENCE = "reference"
@@ -109,45 +110,37 @@ def _context_bytes(size: str) -> int:
     return int(value)
 
 
+def agent_credits_verdict(runtime: Runtime, tool: WebSocketAgentTool) -> Verdict:
+    """Every user's credits on the reference agent service are its credits at session start minus its runs' cost.
+
+    Reads the service's ``agent_credits`` table now; the starting credits are
+    those the service reported when each user's session began, and each user's
+    completed runs are counted from what that user received.
+    """
+    service = runtime.agent_service
+    settings = service.settings
+    if settings is None:
+        raise ConfigurationError(
+            f"Agent credits can be checked only on the bundled reference service; {service.display_url} is your "
+            "own, whose credit store Stampede does not know."
+        )
+    rows = runtime.run(runtime.postgres.fetch("SELECT user_id, balance FROM agent_credits"))
+    runs = completed_runs(tool.messages, tool.protocol.done_events)
+    starting = starting_credits(tool.messages, tool.protocol.ready_event or "session_started")
+    return check_agent_credits(
+        {row["user_id"]: int(row["balance"]) for row in rows},
+        runs,
+        starting=starting,
+        cost=settings.run_cost,
+        left_out=tool.messages.left_out,
+    )
+
+
 class WebSocketCheckKeywords(LibraryComponent):
     """Judges what the users of a WebSocket agent service received (LockConflicts)."""
 
     def _launch(self, launch: LaunchRecord | int | None) -> tuple[LaunchRecord, WebSocketAgentTool]:
         return self.launch_of(launch, WebSocketAgentTool, "a WebSocket agent tool", "Define WebSocket Agent Tool")
-
-    @keyword(tags=["checks", "websocket", "credits"])
-    def agent_credits_should_add_up(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails unless every user's credits are its credits at session start minus the cost of each completed run.
-
-        Reads the reference agent service's ``agent_credits`` table now; the
-        starting credits are those the service reported when each user's session
-        began, and each user's completed runs are counted from what that user
-        received. Credits left over mean the service lost deductions of concurrent runs.
-
-        | Define WebSocket Agent Tool | busy users | runs_at_once=10 |
-        | Launch Agents | busy users | 10 | operation_timeout=1 min |
-        | Agent Credits Should Add Up |
-        """
-        _, tool = self._launch(launch)
-        service = self.runtime.agent_service
-        settings = service.settings
-        if settings is None:
-            raise ConfigurationError(
-                f"Agent credits can be checked only on the bundled reference service; {service.display_url} is your "
-                "own, whose credit store Stampede does not know."
-            )
-        rows = self.runtime.run(self.runtime.postgres.fetch("SELECT user_id, balance FROM agent_credits"))
-        runs = completed_runs(tool.messages, tool.protocol.done_events)
-        starting = starting_credits(tool.messages, tool.protocol.ready_event or "session_started")
-        self.judge(
-            check_agent_credits(
-                {row["user_id"]: int(row["balance"]) for row in rows},
-                runs,
-                starting=starting,
-                cost=settings.run_cost,
-                left_out=tool.messages.left_out,
-            )
-        )
 
     @keyword(tags=["checks", "websocket", "isolation"])
     def no_events_should_reach_another_user(self, launch: LaunchRecord | int | None = None) -> None:

@@ -64,4 +64,4 @@ A Service That Loses Credit Updates Is Caught
     Use Agent Service    bugs=lost_update    think_time=0 ms
     Define WebSocket Agent Tool    busy users    runs_at_once=10
     Launch Agents    busy users    5    operation_timeout=${OPERATION_TIMEOUT}
-    Agent Credits Should Add Up
+    Credits Should Be Conserved
