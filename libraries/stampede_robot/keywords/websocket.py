@@ -12,8 +12,6 @@ from stampede.checkers.contamination import check_no_contamination
 from stampede.checkers.duplicate_ids import check_unique_ids
 from stampede.checkers.event_ordering import check_event_ordering
 from stampede.checkers.run_completion import check_runs_completed
-from stampede.checkers.run_execution import check_runs_in_parallel
-from stampede.checkers.single_session import check_single_session
 from stampede.errors import ConfigurationError
 from stampede.metrics import LatencySummary
 from stampede.units import format_duration, positive_seconds
@@ -205,38 +203,6 @@ class WebSocketCheckKeywords(LibraryComponent):
         """
         _, tool = self._launch(launch)
         self.judge(check_unique_ids(tool.messages, left_out=tool.messages.left_out))
-
-    @keyword(tags=["checks", "websocket", "sessions"])
-    def each_user_should_have_one_active_session(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails when a user held two sessions at the same time; refused second sessions are fine.
-
-        Needs more agents than users (launch with ``users=``) and
-        ``connect_early`` so the sessions exist at once; with one agent per
-        user there is nothing to check, which fails as inconclusive.
-
-        | Define WebSocket Agent Tool | sessions | connect_early=True |
-        | Launch Agents | sessions | 10 | users=5 | operation_timeout=60 s |
-        | Each User Should Have One Active Session |
-        """
-        record, _ = self._launch(launch)
-        self.judge(check_single_session(record.result.history))
-
-    @keyword(tags=["checks", "websocket", "parallelism"])
-    def agent_runs_should_execute_in_parallel(
-        self, at_least: float | None = None, launch: LaunchRecord | int | None = None
-    ) -> None:
-        """Fails when the service executed agent runs one at a time: hidden serialization.
-
-        Runs are timed from their first event to their done event, so a service
-        that queues runs before it starts them is caught even though the
-        requests were all in flight. ``at_least`` is the average number of runs
-        that must be executing at once.
-
-        | Agent Runs Should Execute In Parallel |
-        | Agent Runs Should Execute In Parallel | at_least=10 |
-        """
-        record, _ = self._launch(launch)
-        self.judge(check_runs_in_parallel(record.result.history, at_least=at_least))
 
     @keyword(tags=["websocket", "metrics"])
     def log_websocket_latencies(self, launch: LaunchRecord | int | None = None) -> dict[str, float]:
