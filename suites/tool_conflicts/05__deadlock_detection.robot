@@ -45,7 +45,7 @@ Opposite Lock Orders Deadlock, And Every Deadlock Is Detected, Resolved And Reco
     Given Agents Transfer Credits    opposite
     Then Opposite Lock Orders Should Have Provoked Deadlocks
     And Every Deadlock Should Be Detected And Resolved Within The Bound
-    And All Transfers Should Complete
+    And All Operations Should Succeed
     And Credits Should Be Conserved
 
 Locking Accounts In One Order Prevents Deadlocks
@@ -54,7 +54,7 @@ Locking Accounts In One Order Prevents Deadlocks
     ...    credit is kept.
     Given Agents Transfer Credits    ordered
     Then No Deadlock Should Occur
-    And All Transfers Should Complete
+    And All Operations Should Succeed
     And Credits Should Be Conserved
 
 

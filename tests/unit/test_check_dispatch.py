@@ -106,3 +106,27 @@ def test_credits_check_refuses_a_tool_that_moves_no_credits() -> None:
         r"deduction tool, a transfer tool or a WebSocket agent tool\.$",
     ):
         checks.credits_should_be_conserved()
+
+
+def _failed(agent: int, outcome: Outcome, error: str) -> Operation:
+    return Operation(agent, f"user-{agent}", "op", 0, 0, MS, outcome, error=error)
+
+
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [
+        (TransferTool, r"^Forward progress failed: 1 of 2 transfers completed, 1 did not \(50\.0%\): 1 ended in a"),
+        (WebSocketAgentTool, r"^Agent runs did not complete: 1 of 2 runs failed: refused 1 \(first, agent 2"),
+        (None, r"^Not every operation succeeded: expected 2 of 2, 1 succeeded and 1 did not"),
+    ],
+)
+def test_all_operations_should_succeed_tells_failures_in_the_terms_of_the_tool(
+    kind: type[BaseTool] | None, says: str
+) -> None:
+    tool = _other("sql") if kind is None else _tool(kind, "tool")
+    error = "refused" if kind is WebSocketAgentTool else "40P01"
+    outcome = Outcome.ERROR if kind is WebSocketAgentTool else Outcome.DEADLOCK
+    operations = [Operation(1, "user-1", "op", 0, 0, MS, Outcome.OK), _failed(2, outcome, error)]
+    checks = CheckKeywords(_runtime_with(tool, *operations))
+    with pytest.raises(AssertionError, match=says):
+        checks.all_operations_should_succeed()

@@ -5,9 +5,11 @@ from __future__ import annotations
 from robot.api.deco import keyword
 
 from stampede.checkers.conservation import check_conservation
+from stampede.checkers.deadlocks import check_forward_progress
 from stampede.checkers.fields_kept import check_fields_kept
 from stampede.checkers.lost_updates import check_lost_updates
 from stampede.checkers.outcomes import check_all_succeeded, check_retries_not_exhausted, classify_outcomes
+from stampede.checkers.run_completion import check_runs_completed
 from stampede.errors import ConfigurationError
 from stampede.outcomes import Outcome
 from stampede.workloads.credits import CreditDeductionTool
@@ -103,11 +105,27 @@ class CheckKeywords(LibraryComponent):
 
     @keyword(tags=["checks"])
     def all_operations_should_succeed(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails unless every operation ended ``ok``, with counts of what else happened.
+        """Fails unless every operation ended ``ok``, telling what else happened in the terms of the launch's tool.
+
+        A miss counts the failed operations by outcome and error code, and for
+        - a transfer tool (`Define Transfer Tool`): tells deadlock victims that
+          retried until they committed (forward progress) from victims not
+          retried, victims that gave up after their retries, and other failures;
+        - a WebSocket agent tool: a run succeeds when it ends with its done
+          event; each error code (``connect_failed``, ``refused``, ``bad_frame``,
+          ``field_missing``…) is named with its first reason and what to fix.
+        Works on the latest launch unless ``launch`` is given.
 
         | All Operations Should Succeed |
         """
-        self.judge(check_all_succeeded(self.launch_record(launch).result.history))
+        record = self.launch_record(launch)
+        history = record.result.history
+        if isinstance(record.tool, TransferTool):
+            self.judge(check_forward_progress(history))
+        elif isinstance(record.tool, WebSocketAgentTool):
+            self.judge(check_runs_completed(history))
+        else:
+            self.judge(check_all_succeeded(history))
 
     @keyword(tags=["checks"])
     def log_outcome_classification(self, launch: LaunchRecord | int | None = None) -> None:

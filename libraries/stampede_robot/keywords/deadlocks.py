@@ -10,7 +10,6 @@ from robot.api.deco import keyword
 from stampede.checkers.deadlocks import (
     check_deadlock_resolution,
     check_deadlocks_detected,
-    check_forward_progress,
     check_no_deadlocks,
     check_transfers_conserved,
     count_deadlocks,
@@ -163,17 +162,6 @@ class DeadlockCheckKeywords(LibraryComponent):
         | No Deadlock Should Occur |
         """
         self.judge(check_no_deadlocks(self.launch_record(launch).result.history))
-
-    @keyword(tags=["checks", "deadlocks"])
-    def all_transfers_should_complete(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails unless every operation completed: deadlock victims retried until they committed (forward progress).
-
-        A miss says how many did not complete and why: victims not retried,
-        victims that gave up after their retries, or other failures.
-
-        | All Transfers Should Complete |
-        """
-        self.judge(check_forward_progress(self.launch_record(launch).result.history))
 
     @keyword(tags=["checks", "deadlocks"])
     def get_deadlock_resolution_bound(

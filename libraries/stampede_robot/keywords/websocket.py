@@ -11,7 +11,6 @@ from stampede.checkers.answers import check_answered
 from stampede.checkers.contamination import check_no_contamination
 from stampede.checkers.duplicate_ids import check_unique_ids
 from stampede.checkers.event_ordering import check_event_ordering
-from stampede.checkers.run_completion import check_runs_completed
 from stampede.errors import ConfigurationError
 from stampede.metrics import LatencySummary
 from stampede.units import format_duration, positive_seconds
@@ -177,23 +176,14 @@ class WebSocketCheckKeywords(LibraryComponent):
     def every_agent_should_be_answered(self, launch: LaunchRecord | int | None = None) -> None:
         """Fails when a user could not connect, or a request got no answer within the answer timeout.
 
+        Less strict than `All Operations Should Succeed`: a refused token, a
+        frame that is not JSON, a connection closed mid-message or a protocol
+        field path that matches nothing is an answer of sorts, but no completed run.
+
         | Every Agent Should Be Answered |
         """
         record, _ = self._launch(launch)
         self.judge(check_answered(record.result.history))
-
-    @keyword(tags=["checks", "websocket"])
-    def every_agent_run_should_complete(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails when a run did not end with its done event, naming each failure with its first reason and the fix.
-
-        Stricter than `Every Agent Should Be Answered`: a refused token, a frame
-        that is not JSON, a connection closed mid-message or a protocol field
-        path that matches nothing is an answer of sorts, but no completed run.
-
-        | Every Agent Run Should Complete |
-        """
-        record, _ = self._launch(launch)
-        self.judge(check_runs_completed(record.result.history))
 
     @keyword(tags=["checks", "websocket"])
     def run_ids_should_be_unique(self, launch: LaunchRecord | int | None = None) -> None:

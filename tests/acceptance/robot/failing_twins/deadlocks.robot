@@ -24,7 +24,7 @@ Deadlock Victims That Are Not Retried Leave Transfers Undone
     [Documentation]    Must fail: with no retries, every transaction PostgreSQL aborts to break a deadlock
     ...    stays undone, so not every transfer completes.
     Agents Transfer Credits    opposite    max_retries=0
-    All Transfers Should Complete
+    All Operations Should Succeed
 
 A Long Deadlock Timeout Misses The Resolution Bound
     [Documentation]    Must fail: the agents' sessions run with deadlock_timeout=1s, so PostgreSQL looks for
