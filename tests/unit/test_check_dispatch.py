@@ -16,6 +16,7 @@ from stampede.workloads.transfers import TransferTool
 from stampede.workloads.websocket_agents import WebSocketAgentTool
 from stampede.workloads.websocket_records import DONE_KEY, FIRST_EVENT_KEY
 from stampede_robot.keywords.checks import CheckKeywords
+from stampede_robot.keywords.coordination import CoordinationCheckKeywords
 from stampede_robot.keywords.locks import LockCheckKeywords
 from stampede_robot.keywords.parallelism import ParallelismCheckKeywords
 from stampede_robot.runtime import LaunchRecord, Runtime
@@ -130,3 +131,13 @@ def test_all_operations_should_succeed_tells_failures_in_the_terms_of_the_tool(
     checks = CheckKeywords(_runtime_with(tool, *operations))
     with pytest.raises(AssertionError, match=says):
         checks.all_operations_should_succeed()
+
+
+def test_all_or_nothing_refuses_a_tool_that_does_not_span_services() -> None:
+    checks = CoordinationCheckKeywords(_runtime_with(_other()))
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^Launch 1 ran 'deduct', which does not span services: define a two-phase commit tool with Define "
+        r"Two-Phase Commit Tool or a saga tool with Define Saga Tool\.$",
+    ):
+        checks.every_operation_should_be_all_or_nothing()
