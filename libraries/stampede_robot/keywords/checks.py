@@ -6,6 +6,7 @@ from robot.api.deco import keyword
 
 from stampede.checkers.conservation import check_conservation
 from stampede.checkers.deadlocks import check_forward_progress
+from stampede.checkers.fencing import check_protected_data
 from stampede.checkers.fields_kept import check_fields_kept
 from stampede.checkers.lost_updates import check_lost_updates
 from stampede.checkers.outcomes import check_all_succeeded, check_retries_not_exhausted, classify_outcomes
@@ -14,6 +15,7 @@ from stampede.errors import ConfigurationError
 from stampede.outcomes import Outcome
 from stampede.workloads.credits import CreditDeductionTool
 from stampede.workloads.json_config import JsonConfigTool
+from stampede.workloads.lock_contention import LockContentionTool
 from stampede.workloads.transfers import TransferTool
 from stampede.workloads.websocket_agents import WebSocketAgentTool
 
@@ -66,11 +68,14 @@ class CheckKeywords(LibraryComponent):
 
     @keyword(tags=["checks"])
     def no_update_should_be_lost(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails when two successful operations read the same version of the same record: one overwrote the other.
+        """Fails when a successful write was wiped out by another: two writers built on the same state.
 
-        Works from the history alone: each successful write must have read a
-        version no other successful write read. For a JSON configuration it also
-        checks every agent's last field value is in the final document.
+        From the history, for most tools: each successful write must have read
+        a version no other successful write read. For a JSON configuration it
+        also checks every agent's last field value is in the final document.
+        For a lock tool (`Define Lock Tool`) it reads the shared counter the
+        lock guards now: it must equal the number of writes it accepted, and a
+        miss lists the writes that wiped increments out (two holders at once).
 
         | No Update Should Be Lost |
         """
@@ -79,6 +84,8 @@ class CheckKeywords(LibraryComponent):
         if isinstance(tool, JsonConfigTool):
             self.judge(check_lost_updates(history, subject="config", version="version"))
             self.judge(check_fields_kept(history, self.runtime.run(tool.final_document())))
+        elif isinstance(tool, LockContentionTool):
+            self.judge(check_protected_data(history, self.runtime.run(tool.resource_states())))
         else:
             self.judge(check_lost_updates(history))
 

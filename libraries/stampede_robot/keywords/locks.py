@@ -7,7 +7,7 @@ from typing import Any
 
 from robot.api.deco import keyword
 
-from stampede.checkers.fencing import check_fencing, check_protected_data, fenced_accesses
+from stampede.checkers.fencing import check_fencing, fenced_accesses
 from stampede.checkers.lock_records import lease_text, lock_attempts
 from stampede.checkers.mutual_exclusion import (
     GRANTED_TWICE,
@@ -186,20 +186,6 @@ class LockCheckKeywords(LibraryComponent):
         """
         record, tool = self._lock_launch(launch)
         self.judge(check_fencing(record.result.history, tool.work.fencing))
-
-    @keyword(tags=["checks", "locks"])
-    def protected_data_should_stay_right(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails unless the shared counter equals the number of writes it accepted: no increment lost.
-
-        Holders read the counter, work, and write back the value plus one, so
-        two holders working at once lose an increment; the failure lists the
-        writes that wiped increments out.
-
-        | Protected Data Should Stay Right |
-        """
-        record, tool = self._lock_launch(launch)
-        states = self.runtime.run(tool.resource_states())
-        self.judge(check_protected_data(record.result.history, states))
 
     @keyword(tags=["checks", "locks", "websocket", "sessions"])
     def each_user_should_have_at_most_one_active_session(
