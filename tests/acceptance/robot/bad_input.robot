@@ -23,7 +23,7 @@ Negative Agents Are Refused
 Agents That Are Not A Whole Number Are Refused
     [Documentation]    Must fail: Robot's conversion names the argument and the value; agents is a count.
     ...    (Given as a variable, so that the dry run, which converts only literal values, passes.)
-    ${agents}=    Set Variable    many
+    VAR    ${agents}=    many
     Launch Agents    deduct    ${agents}
 
 An Unknown Isolation Level Is Refused
