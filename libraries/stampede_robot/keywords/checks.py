@@ -114,13 +114,15 @@ class CheckKeywords(LibraryComponent):
     def all_operations_should_succeed(self, launch: LaunchRecord | int | None = None) -> None:
         """Fails unless every operation ended ``ok``, telling what else happened in the terms of the launch's tool.
 
-        A miss counts the failed operations by outcome and error code, and for
-        - a transfer tool (`Define Transfer Tool`): tells deadlock victims that
-          retried until they committed (forward progress) from victims not
+        A miss counts the failed operations by outcome and error code, except:
+        - for a transfer tool (`Define Transfer Tool`) it tells deadlock victims
+          that retried until they committed (forward progress) from victims not
           retried, victims that gave up after their retries, and other failures;
-        - a WebSocket agent tool: a run succeeds when it ends with its done
-          event; each error code (``connect_failed``, ``refused``, ``bad_frame``,
-          ``field_missing``…) is named with its first reason and what to fix.
+        - for a WebSocket agent tool, whose operation is a run that succeeds
+          when it ends with its done event, it names each error code
+          (``connect_failed``, ``refused``, ``bad_frame``, ``field_missing`` and others)
+          with its first reason and what to fix. Stricter than `Every Agent
+          Should Be Answered`.
         Works on the latest launch unless ``launch`` is given.
 
         | All Operations Should Succeed |
