@@ -62,7 +62,7 @@ class LaunchKeywords(LibraryComponent):
     ) -> LaunchRecord:
         """Runs ``agents`` agents of ``tool`` concurrently and waits (at most ``timeout``) for them to finish.
 
-        ``agents`` is a whole number of at least 1. Every other argument is
+        ``agents`` is a whole number of at least 1. Every argument after it is
         named: ``iterations=5``, ``duration=10 s``.
 
         Load shape:
