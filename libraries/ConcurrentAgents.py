@@ -53,6 +53,16 @@ class ConcurrentAgents(DynamicCore):
     | Wait For Launch    ${load}    timeout=30 s
     | Credits Should Be Conserved
 
+    = Arguments =
+
+    A keyword takes by position only what it cannot do without: the tool's
+    name, and the accounts, document or SQL statement it works on; for a
+    launch, the tool and the number of agents. Every option after those is
+    named, so each line says what its values mean:
+
+    | Define Credit Deduction Tool    deduct    strategy=optimistic    accounts=${account}
+    | Launch Agents    deduct    50    iterations=4    batch_size=10
+
     = Example =
 
     | *** Settings ***

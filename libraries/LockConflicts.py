@@ -26,6 +26,13 @@ class LockConflicts(DynamicCore):
     numbers. Checks read the recorded history, not counters, so they see what
     each agent actually read and wrote.
 
+    A check names an invariant, not a tool, and judges the launch in the
+    terms of the tool it ran: `Credits Should Be Conserved` compares a credit
+    deduction's account, a transfer's accounts or the agent service's
+    per-user credits; `All Operations Should Succeed` tells deadlock victims
+    or WebSocket failure codes apart. A check that judges only some tools
+    refuses a launch of another, naming the tools it judges.
+
     = Example =
 
     | Launch Agents    deduct    50

@@ -39,4 +39,4 @@ Agents Take Turns Under The Lock
     Log Lock Summary
     Holders Should Never Overlap
     No Holder Should Outlive Its Lease
-    Protected Data Should Stay Right
+    No Update Should Be Lost

@@ -38,7 +38,7 @@ Holders Stalled Past The Lease Overlap The Next Holder
     Holders Stall Past Their Lease    fencing=off
     Stampede Should Catch Holders That Outlived Their Lease
     Lock Should Never Be Granted Twice
-    Run Keyword And Expect Error    Protected data went wrong: *    Protected Data Should Stay Right
+    Run Keyword And Expect Error    Protected data went wrong: *    No Update Should Be Lost
     Run Keyword And Expect Error    Fencing did not hold: *    Fencing Should Hold
 
 Fencing Refuses The Stale Writes And The Data Stays Right
@@ -48,7 +48,7 @@ Fencing Refuses The Stale Writes And The Data Stays Right
     Holders Stall Past Their Lease    fencing=on
     Stampede Should Catch Holders That Outlived Their Lease
     Fencing Should Hold
-    Protected Data Should Stay Right
+    No Update Should Be Lost
 
 Every Holder Working Longer Than A Redis-py Lease Overlaps The Next
     [Documentation]    redis-py's lock, lease ${SHORT_LEASE}, every holder works ${LONG_HOLD}: each one's lease

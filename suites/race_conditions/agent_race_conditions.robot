@@ -80,7 +80,7 @@ A User Holds One Session At A Time
     Define WebSocket Agent Tool    two tabs    connect_early=True
     Launch Agents    two tabs    ${{ 2 * int($SHARED_USERS) }}    users=${SHARED_USERS}
     ...    operation_timeout=${OPERATION_TIMEOUT}
-    Each User Should Have One Active Session
+    Each User Should Have At Most One Active Session
 
 Agents Run Side By Side, Not One After Another
     [Documentation]    ${PARALLEL_AGENTS} users start agents at once: the service executes their runs in
@@ -89,7 +89,7 @@ Agents Run Side By Side, Not One After Another
     Define WebSocket Agent Tool    parallel
     Launch Agents    parallel    ${PARALLEL_AGENTS}    iterations=2    operation_timeout=${OPERATION_TIMEOUT}
     Every Agent Should Be Answered
-    Agent Runs Should Execute In Parallel
+    Agents Should Run In Parallel
     Log WebSocket Latencies
 
 Agent Runs Show No Timing Anomaly
@@ -100,7 +100,7 @@ Agent Runs Show No Timing Anomaly
     Define WebSocket Agent Tool    timed
     Launch Agents    timed    ${EXECUTIONS}    iterations=2    operation_timeout=${OPERATION_TIMEOUT}
     Every Agent Should Be Answered
-    Agent Runs Should Execute In Parallel
+    Agents Should Run In Parallel
     Agents Should Be Served Fairly    at_least=${MIN_FAIRNESS}    measure=service time
     Thresholds Should Hold    run_p99 <= ${MAX_RUN_P99}
     Log WebSocket Latencies

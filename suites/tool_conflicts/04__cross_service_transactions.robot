@@ -68,19 +68,19 @@ Saga Compensation Undoes Every Completed Step When Issuing The Ticket Fails
     [Documentation]    The last step fails for ${FAILURE_RATE} of the sagas: the Redis booking is removed and
     ...    the credits released. Every saga is complete or fully undone, and credits add up.
     Agents Book Trips As Sagas    issue ticket
-    Sagas Should Leave No Partial State
+    Every Operation Should Be All Or Nothing
 
 Saga Compensation Undoes The Reservation When Recording The Booking Fails
     [Documentation]    The Redis step fails for ${FAILURE_RATE} of the sagas: only the reservation was made,
     ...    and only it is undone.
     Agents Book Trips As Sagas    record booking
-    Sagas Should Leave No Partial State
+    Every Operation Should Be All Or Nothing
 
 A Saga Without Compensation Leaves Partial State And Stampede Catches It
     [Documentation]    A failed saga that undoes nothing keeps its booking and its credits: Stampede names it.
     Agents Book Trips As Sagas    issue ticket    compensation=none
     Run Keyword And Expect Error    Partial sagas: *reserve credits + record booking left applied*
-    ...    Sagas Should Leave No Partial State
+    ...    Every Operation Should Be All Or Nothing
 
 
 *** Keywords ***

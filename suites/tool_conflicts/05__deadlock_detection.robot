@@ -45,8 +45,8 @@ Opposite Lock Orders Deadlock, And Every Deadlock Is Detected, Resolved And Reco
     Given Agents Transfer Credits    opposite
     Then Opposite Lock Orders Should Have Provoked Deadlocks
     And Every Deadlock Should Be Detected And Resolved Within The Bound
-    And All Transfers Should Complete
-    And Credits Should Be Conserved Across Accounts
+    And All Operations Should Succeed
+    And Credits Should Be Conserved
 
 Locking Accounts In One Order Prevents Deadlocks
     [Documentation]    The same transfers, but every transaction locks the lower account id first: no
@@ -54,8 +54,8 @@ Locking Accounts In One Order Prevents Deadlocks
     ...    credit is kept.
     Given Agents Transfer Credits    ordered
     Then No Deadlock Should Occur
-    And All Transfers Should Complete
-    And Credits Should Be Conserved Across Accounts
+    And All Operations Should Succeed
+    And Credits Should Be Conserved
 
 
 *** Keywords ***

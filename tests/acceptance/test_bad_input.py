@@ -22,6 +22,7 @@ from .conftest import (
 BAD_INPUT: dict[str, list[str]] = {
     "Zero Agents Are Refused": ["agents must be at least 1", "got 0"],
     "Negative Agents Are Refused": ["agents must be at least 1", "got -5"],
+    "Agents That Are Not A Whole Number Are Refused": ["argument 'agents'", "'many'", "integer"],
     # Robot's enum conversion lists member names (READ_COMMITTED); compared case- and underscore-blind below.
     "An Unknown Isolation Level Is Refused": [
         "argument 'isolation'",

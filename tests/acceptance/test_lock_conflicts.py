@@ -155,7 +155,7 @@ def test_holders_stalled_past_the_lease_overlap_release_not_owned_and_lose_incre
         r"^The lock never granted itself twice: 40 grants of lock 'guard'.* 10 of the holders "
         r"worked past their 100\.0 ms lease",
     )
-    lost = _expected_failure(run, STALLED, "Protected Data Should Stay Right")
+    lost = _expected_failure(run, STALLED, "No Update Should Be Lost")
     assert lost.startswith("Protected data went wrong: the counter guarded by lock 'guard' stands at "), lost
 
 

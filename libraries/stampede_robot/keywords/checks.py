@@ -5,45 +5,77 @@ from __future__ import annotations
 from robot.api.deco import keyword
 
 from stampede.checkers.conservation import check_conservation
+from stampede.checkers.deadlocks import check_forward_progress
+from stampede.checkers.fencing import check_protected_data
 from stampede.checkers.fields_kept import check_fields_kept
 from stampede.checkers.lost_updates import check_lost_updates
 from stampede.checkers.outcomes import check_all_succeeded, check_retries_not_exhausted, classify_outcomes
+from stampede.checkers.run_completion import check_runs_completed
 from stampede.errors import ConfigurationError
 from stampede.outcomes import Outcome
 from stampede.workloads.credits import CreditDeductionTool
 from stampede.workloads.json_config import JsonConfigTool
+from stampede.workloads.lock_contention import LockContentionTool
+from stampede.workloads.transfers import TransferTool
+from stampede.workloads.websocket_agents import WebSocketAgentTool
 
 from ..component import LibraryComponent
 from ..html import verdict_table
 from ..runtime import LaunchRecord
+from .deadlocks import transfer_credits_verdict
+from .websocket import agent_credits_verdict
 
 
 class CheckKeywords(LibraryComponent):
-    @keyword(tags=["checks"])
+    @keyword(tags=["checks", "credits"])
     def credits_should_be_conserved(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails unless the account's final balance is its starting balance minus every successful deduction.
+        """Fails unless the credits the launch left are what its successful operations account for.
 
-        Reads the balance from the database now and compares it with the
-        launch's history: a credit that appeared or vanished fails the test with
-        the amount. Works on the latest launch unless ``launch`` is given.
+        Reads the balances from the database now and compares them with the
+        launch's history, as the tool the launch ran moves credits:
+        - a credit deduction tool: the account's final balance must be its
+          starting balance minus every successful deduction;
+        - a transfer tool (`Define Transfer Tool`): the accounts must hold in
+          total what they held at the start (transfers move credits, never create
+          them), and each its starting balance plus what the successful
+          transfers moved in, minus what they moved out;
+        - a WebSocket agent tool, on the reference agent service: every user's
+          credits must be its credits at session start minus the cost of each
+          run it completed. Credits left over mean the service lost deductions
+          of concurrent runs.
+        A credit that appeared or vanished fails the test with the amount.
+        Works on the latest launch unless ``launch`` is given.
 
         | Credits Should Be Conserved |
         | Credits Should Be Conserved | ${launch} |
         """
         record = self.launch_record(launch)
         tool = record.tool
-        if not isinstance(tool, CreditDeductionTool) or tool.initial_balance is None:
-            raise ConfigurationError(f"Launch {record.number} did not run a credit deduction tool.")
-        final = self.runtime.run(tool.final_balance())
-        self.judge(check_conservation(tool.initial_balance, final, record.result.history, tool.amount_of))
+        if isinstance(tool, CreditDeductionTool):
+            if tool.initial_balance is None:
+                raise ConfigurationError(f"Launch {record.number} of {tool.name!r} recorded no starting balance.")
+            final = self.runtime.run(tool.final_balance())
+            self.judge(check_conservation(tool.initial_balance, final, record.result.history, tool.amount_of))
+        elif isinstance(tool, TransferTool):
+            self.judge(transfer_credits_verdict(self.runtime, record, tool))
+        elif isinstance(tool, WebSocketAgentTool):
+            self.judge(agent_credits_verdict(self.runtime, tool))
+        else:
+            raise ConfigurationError(
+                f"Launch {record.number} ran {tool.name!r}, which moves no credits this check knows: it judges a "
+                "credit deduction tool, a transfer tool or a WebSocket agent tool."
+            )
 
     @keyword(tags=["checks"])
     def no_update_should_be_lost(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails when two successful operations read the same version of the same record: one overwrote the other.
+        """Fails when a successful write was wiped out by another: two writers built on the same state.
 
-        Works from the history alone: each successful write must have read a
-        version no other successful write read. For a JSON configuration it also
-        checks every agent's last field value is in the final document.
+        From the history, for most tools: each successful write must have read
+        a version no other successful write read. For a JSON configuration it
+        also checks every agent's last field value is in the final document.
+        For a lock tool (`Define Lock Tool`) it reads the shared counter the
+        lock guards now: it must equal the number of writes it accepted, and a
+        miss lists the writes that wiped increments out (two holders at once).
 
         | No Update Should Be Lost |
         """
@@ -52,6 +84,8 @@ class CheckKeywords(LibraryComponent):
         if isinstance(tool, JsonConfigTool):
             self.judge(check_lost_updates(history, subject="config", version="version"))
             self.judge(check_fields_kept(history, self.runtime.run(tool.final_document())))
+        elif isinstance(tool, LockContentionTool):
+            self.judge(check_protected_data(history, self.runtime.run(tool.resource_states())))
         else:
             self.judge(check_lost_updates(history))
 
@@ -78,11 +112,29 @@ class CheckKeywords(LibraryComponent):
 
     @keyword(tags=["checks"])
     def all_operations_should_succeed(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails unless every operation ended ``ok``, with counts of what else happened.
+        """Fails unless every operation ended ``ok``, telling what else happened in the terms of the launch's tool.
+
+        A miss counts the failed operations by outcome and error code, except:
+        - for a transfer tool (`Define Transfer Tool`) it tells deadlock victims
+          that retried until they committed (forward progress) from victims not
+          retried, victims that gave up after their retries, and other failures;
+        - for a WebSocket agent tool, whose operation is a run that succeeds
+          when it ends with its done event, it names each error code
+          (``connect_failed``, ``refused``, ``bad_frame``, ``field_missing`` and others)
+          with its first reason and what to fix. Stricter than `Every Agent
+          Should Be Answered`.
+        Works on the latest launch unless ``launch`` is given.
 
         | All Operations Should Succeed |
         """
-        self.judge(check_all_succeeded(self.launch_record(launch).result.history))
+        record = self.launch_record(launch)
+        history = record.result.history
+        if isinstance(record.tool, TransferTool):
+            self.judge(check_forward_progress(history))
+        elif isinstance(record.tool, WebSocketAgentTool):
+            self.judge(check_runs_completed(history))
+        else:
+            self.judge(check_all_succeeded(history))
 
     @keyword(tags=["checks"])
     def log_outcome_classification(self, launch: LaunchRecord | int | None = None) -> None:

@@ -44,6 +44,7 @@ class CoordinationToolKeywords(LibraryComponent):
     def define_two_phase_commit_tool(
         self,
         name: str,
+        *,
         protocol: CommitProtocol = CommitProtocol.TWO_PHASE,
         fault: CoordinatorFault = CoordinatorFault.NONE,
         fault_rate: str = "25%",
@@ -120,6 +121,7 @@ class CoordinationToolKeywords(LibraryComponent):
     def define_saga_tool(
         self,
         name: str,
+        *,
         failing_step: SagaStep = SagaStep.ISSUE_TICKET,
         failure_rate: str = "25%",
         compensation: Compensation = Compensation.FULL,
@@ -164,19 +166,37 @@ class CoordinationCheckKeywords(LibraryComponent):
 
     @keyword(tags=["checks", "coordination"])
     def every_operation_should_be_all_or_nothing(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails unless every operation of the launch is committed on both participants or on neither.
+        """Fails unless every operation of the launch took effect in every service it touched, or in none.
 
-        Reads both participants' tables and the coordinator's decision log now.
-        Fails on an operation found on one participant only (partial state), on
-        one reported successful but applied nowhere, and on one whose commit
-        decision was logged but that is applied nowhere (run `Recover In-Doubt
-        Transactions` first after a crash). Works on the latest launch unless
-        ``launch`` is given.
+        Reads what each service holds now, for the tool the launch ran:
+        - a two-phase commit tool (`Define Two-Phase Commit Tool`): both
+          participants' tables and the coordinator's decision log. Fails on an
+          operation found on one participant only (partial state), on one
+          reported successful but applied nowhere, and on one whose commit
+          decision was logged but that is applied nowhere (run `Recover In-Doubt
+          Transactions` first after a crash).
+        - a saga tool (`Define Saga Tool`): the reservations and tickets in
+          PostgreSQL and the bookings in Redis. Every saga must have completed
+          all its steps or had all of them compensated; a saga with some steps
+          left and others not fails, naming the steps. The wallet must then hold
+          its starting balance minus ``amount`` per completed saga: a compensated
+          reservation gives its credits back.
+        Works on the latest launch unless ``launch`` is given.
 
         | Every Operation Should Be All Or Nothing |
         """
-        record, tool, batch = self._two_phase(launch)
-        self.judge(check_all_or_nothing(record.result.history, self.runtime.run(tool.observe(batch))))
+        record = self.launch_record(launch)
+        tool = record.tool
+        if isinstance(tool, SagaTool):
+            self._judge_sagas(record, tool)
+        elif isinstance(tool, TwoPhaseCommitTool):
+            batch = launch_batch(record.result.history) or tool.batch
+            self.judge(check_all_or_nothing(record.result.history, self.runtime.run(tool.observe(batch))))
+        else:
+            raise ConfigurationError(
+                f"Launch {record.number} ran {tool.name!r}, which does not span services: define a two-phase "
+                "commit tool with Define Two-Phase Commit Tool or a saga tool with Define Saga Tool."
+            )
 
     @keyword(tags=["checks", "coordination"])
     def no_prepared_transaction_should_be_left_in_doubt(self, launch: LaunchRecord | int | None = None) -> None:
@@ -190,18 +210,7 @@ class CoordinationCheckKeywords(LibraryComponent):
         record, tool, batch = self._two_phase(launch)
         self.judge(check_none_in_doubt(record.result.history, self.runtime.run(tool.observe(batch))))
 
-    @keyword(tags=["checks", "coordination"])
-    def sagas_should_leave_no_partial_state(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails unless every saga completed all its steps or had all of them compensated, and credits add up.
-
-        Reads the reservations and tickets from PostgreSQL and the bookings from
-        Redis now. A saga with some steps left and others not fails the check,
-        naming the steps; then the wallet must hold its starting balance minus
-        ``amount`` per completed saga.
-
-        | Sagas Should Leave No Partial State |
-        """
-        record, tool = self.launch_of(launch, SagaTool, "a saga tool", "Define Saga Tool")
+    def _judge_sagas(self, record: LaunchRecord, tool: SagaTool) -> None:
         history = record.result.history
         state = self.runtime.run(tool.observe(launch_batch(history) or tool.batch))
         self.judge(check_sagas(history, state))

@@ -10,7 +10,6 @@ from robot.api.deco import keyword
 from stampede.checkers.deadlocks import (
     check_deadlock_resolution,
     check_deadlocks_detected,
-    check_forward_progress,
     check_no_deadlocks,
     check_transfers_conserved,
     count_deadlocks,
@@ -18,10 +17,11 @@ from stampede.checkers.deadlocks import (
 from stampede.errors import ConfigurationError
 from stampede.retry import RetryPolicy
 from stampede.units import format_duration, parse_duration
+from stampede.verdicts import Verdict
 from stampede.workloads.transfers import LockOrder, TransferTool
 
 from ..component import LibraryComponent
-from ..runtime import LaunchRecord
+from ..runtime import LaunchRecord, Runtime
 
 SEED_BOUND = timedelta(milliseconds=500)
 DETECTION_MARGIN = timedelta(milliseconds=250)
@@ -35,6 +35,7 @@ class DeadlockToolKeywords(LibraryComponent):
         self,
         name: str,
         accounts: list[int],
+        *,
         lock_order: LockOrder = LockOrder.OPPOSITE,
         amount: int = 1,
         think_time: timedelta = timedelta(milliseconds=10),
@@ -87,6 +88,14 @@ class DeadlockToolKeywords(LibraryComponent):
             f"Tool {name!r}: {len(accounts) // 2} pairs of accounts, lock order {lock_order.value}, "
             f"think time {format_duration(think_time.total_seconds())}; deadlock_timeout {deadlock_timeout} ({source})."
         )
+
+
+def transfer_credits_verdict(runtime: Runtime, record: LaunchRecord, tool: TransferTool) -> Verdict:
+    """The transfer tool's accounts hold, in total and one by one, what the launch's successful transfers left there."""
+    if tool.initial_balances is None:
+        raise ConfigurationError(f"Launch {record.number} of {tool.name!r} recorded no starting balances.")
+    final = runtime.run(tool.final_balances())
+    return check_transfers_conserved(tool.initial_balances, final, record.result.history)
 
 
 class DeadlockCheckKeywords(LibraryComponent):
@@ -153,34 +162,6 @@ class DeadlockCheckKeywords(LibraryComponent):
         | No Deadlock Should Occur |
         """
         self.judge(check_no_deadlocks(self.launch_record(launch).result.history))
-
-    @keyword(tags=["checks", "deadlocks"])
-    def all_transfers_should_complete(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails unless every operation completed: deadlock victims retried until they committed (forward progress).
-
-        A miss says how many did not complete and why: victims not retried,
-        victims that gave up after their retries, or other failures.
-
-        | All Transfers Should Complete |
-        """
-        self.judge(check_forward_progress(self.launch_record(launch).result.history))
-
-    @keyword(tags=["checks", "deadlocks"])
-    def credits_should_be_conserved_across_accounts(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails unless the transfer tool's accounts hold, in total and one by one, what the transfers left there.
-
-        Reads the balances now: the total must equal the total at the start
-        (transfers move credits, never create them), and each account must hold
-        its starting balance plus what the successful transfers moved in, minus
-        what they moved out.
-
-        | Credits Should Be Conserved Across Accounts |
-        """
-        record, tool = self.launch_of(launch, TransferTool, "a transfer tool", "Define Transfer Tool")
-        if tool.initial_balances is None:
-            raise ConfigurationError(f"Launch {record.number} of {tool.name!r} recorded no starting balances.")
-        final = self.runtime.run(tool.final_balances())
-        self.judge(check_transfers_conserved(tool.initial_balances, final, record.result.history))
 
     @keyword(tags=["checks", "deadlocks"])
     def get_deadlock_resolution_bound(

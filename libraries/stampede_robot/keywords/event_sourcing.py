@@ -24,6 +24,7 @@ class EventSourcingToolKeywords(LibraryComponent):
     def define_event_append_tool(
         self,
         name: str,
+        *,
         streams: int = 10,
         projector: Projector = Projector.SAFE,
         poll_interval: timedelta = timedelta(milliseconds=20),

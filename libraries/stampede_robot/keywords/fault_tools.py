@@ -21,6 +21,7 @@ class FaultToolKeywords(LibraryComponent):
         self,
         name: str,
         accounts: int | list[int],
+        *,
         strategy: Strategy = Strategy.ATOMIC,
         isolation: IsolationLevel = IsolationLevel.READ_COMMITTED,
         amount: int = 1,

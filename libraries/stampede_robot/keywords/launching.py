@@ -49,7 +49,8 @@ class LaunchKeywords(LibraryComponent):
     def launch_agents(
         self,
         tool: str,
-        agents: str,
+        agents: int,
+        *,
         iterations: int | None = None,
         duration: timedelta | None = None,
         batch_size: int | None = None,
@@ -60,6 +61,9 @@ class LaunchKeywords(LibraryComponent):
         timeout: timedelta = timedelta(seconds=60),
     ) -> LaunchRecord:
         """Runs ``agents`` agents of ``tool`` concurrently and waits (at most ``timeout``) for them to finish.
+
+        ``agents`` is a whole number of at least 1. Every argument after it is
+        named: ``iterations=5``, ``duration=10 s``.
 
         Load shape:
         - by default all agents get ready, wait at a start barrier and are released
@@ -104,7 +108,8 @@ class LaunchKeywords(LibraryComponent):
     def launch_agents_in_background(
         self,
         tool: str,
-        agents: str,
+        agents: int,
+        *,
         iterations: int | None = None,
         duration: timedelta | None = None,
         batch_size: int | None = None,
@@ -245,7 +250,7 @@ class LaunchKeywords(LibraryComponent):
 
 
 def _plan(
-    agents: str,
+    agents: int,
     iterations: int | None,
     duration: timedelta | None,
     batch_size: int | None,

@@ -7,7 +7,7 @@ from typing import Any
 
 from robot.api.deco import keyword
 
-from stampede.checkers.fencing import check_fencing, check_protected_data, fenced_accesses
+from stampede.checkers.fencing import check_fencing, fenced_accesses
 from stampede.checkers.lock_records import lease_text, lock_attempts
 from stampede.checkers.mutual_exclusion import (
     GRANTED_TWICE,
@@ -20,10 +20,13 @@ from stampede.checkers.mutual_exclusion import (
     held,
     promised,
 )
+from stampede.checkers.single_session import check_single_session
+from stampede.errors import ConfigurationError
 from stampede.locks import LockSpec, make_lock
 from stampede.locks.resource import FencedCounter
 from stampede.units import format_duration
 from stampede.workloads.lock_contention import LockContentionTool, LockScope, LockWork
+from stampede.workloads.websocket_agents import WebSocketAgentTool
 
 from ..component import LibraryComponent
 from ..html import table
@@ -43,6 +46,7 @@ class LockToolKeywords(LibraryComponent):
     def define_lock_tool(
         self,
         name: str,
+        *,
         lock: str = "stampede redis",
         lease: timedelta | None = None,
         hold: timedelta = timedelta(milliseconds=50),
@@ -183,36 +187,42 @@ class LockCheckKeywords(LibraryComponent):
         record, tool = self._lock_launch(launch)
         self.judge(check_fencing(record.result.history, tool.work.fencing))
 
-    @keyword(tags=["checks", "locks"])
-    def protected_data_should_stay_right(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails unless the shared counter equals the number of writes it accepted: no increment lost.
-
-        Holders read the counter, work, and write back the value plus one, so
-        two holders working at once lose an increment; the failure lists the
-        writes that wiped increments out.
-
-        | Protected Data Should Stay Right |
-        """
-        record, tool = self._lock_launch(launch)
-        states = self.runtime.run(tool.resource_states())
-        self.judge(check_protected_data(record.result.history, states))
-
-    @keyword(tags=["checks", "locks", "sessions"])
+    @keyword(tags=["checks", "locks", "websocket", "sessions"])
     def each_user_should_have_at_most_one_active_session(
         self, tolerance: timedelta = _ONE_MS, launch: LaunchRecord | int | None = None
     ) -> None:
         """Fails when a user had two sessions active at the same instant, measured from the history.
 
-        For a lock tool of scope ``per user``: a session is active from the
-        reply of the lock that registers it to the start of its ending. Needs
-        more agents than users; overlaps within ``tolerance`` are inconclusive.
+        Needs more agents than users (launch with ``users=``): with one agent
+        per user nobody tries a second session, and the check fails as
+        inconclusive. What a session is depends on the launch's tool:
+        - a lock tool of scope ``per user`` (`Define Lock Tool`): a session is
+          active from the reply of the lock that registers it to the start of
+          its ending. Overlaps within ``tolerance`` are inconclusive.
+        - a WebSocket agent tool (`Define WebSocket Agent Tool`, with
+          ``connect_early`` so the sessions exist at once): a session is active
+          from the service's ready event to the end of the last operation that
+          used it. That is a lower bound, so every overlap found is real and
+          ``tolerance`` does not apply. Second sessions the service refused are
+          fine, and counted.
 
         | Define Lock Tool | sessions | scope=per user | lease=1 s | hold=20 ms |
         | Launch Agents | sessions | 20 | iterations=5 | users=5 |
         | Each User Should Have At Most One Active Session |
+        | Define WebSocket Agent Tool | two tabs | connect_early=True |
+        | Launch Agents | two tabs | 10 | users=5 | operation_timeout=60 s |
+        | Each User Should Have At Most One Active Session |
         """
-        record, _ = self._lock_launch(launch)
-        self.judge(check_single_active_session(record.result.history, _ns(tolerance)))
+        record = self.launch_record(launch)
+        if isinstance(record.tool, WebSocketAgentTool):
+            self.judge(check_single_session(record.result.history))
+        elif isinstance(record.tool, LockContentionTool):
+            self.judge(check_single_active_session(record.result.history, _ns(tolerance)))
+        else:
+            raise ConfigurationError(
+                f"Launch {record.number} ran {record.tool.name!r}, which keeps no sessions: define a lock tool "
+                "with Define Lock Tool (scope=per user) or a WebSocket agent tool with Define WebSocket Agent Tool."
+            )
 
     @keyword(tags=["checks", "locks"])
     def log_lock_summary(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from robot.api.deco import keyword
 
 from stampede.checkers.fairness import WorkMeasure, check_fairness
+from stampede.checkers.run_execution import check_runs_in_parallel
 from stampede.checkers.serialization import check_ran_in_parallel
+from stampede.workloads.websocket_agents import WebSocketAgentTool
 
 from ..component import LibraryComponent
 from ..runtime import LaunchRecord
@@ -38,7 +40,7 @@ class ParallelismCheckKeywords(LibraryComponent):
         agents = range(1, record.result.plan.agents + 1)
         self.judge(check_fairness(record.result.history, at_least=at_least, measure=measure, agents=agents))
 
-    @keyword(tags=["checks"])
+    @keyword(tags=["checks", "parallelism"])
     def agents_should_run_in_parallel(
         self, at_least: float | None = None, launch: LaunchRecord | int | None = None
     ) -> None:
@@ -48,13 +50,23 @@ class ParallelismCheckKeywords(LibraryComponent):
         time from the first start to the last end; N agents working in parallel
         keep it near N, agents that take turns keep it near 1. ``at_least``
         defaults to a quarter of the agents that recorded operations, and at
-        least 1.5. It sees operations as the tool timed them: a wait inside an
-        operation (for a lock, a pool slot) counts as in flight, so this catches
-        serialization that happens outside what an operation times, such as
-        agent code blocking the event loop or a service that queues work before
-        it reports it started. Works on the latest launch unless ``launch`` is given.
+        least 1.5.
+
+        Operations are timed as the tool timed them: a wait inside an operation
+        (for a lock, a pool slot) counts as in flight, so this catches
+        serialization outside what an operation times, such as agent code
+        blocking the event loop or a service that queues work before it reports
+        it started. For a WebSocket agent tool each run is timed
+        from its first event to its done event instead, as the service executed
+        it: a service that queues runs before it starts them is caught even
+        though the requests were all in flight. Works on the latest launch
+        unless ``launch`` is given.
 
         | Agents Should Run In Parallel |             |
         | Agents Should Run In Parallel | at_least=10 |
         """
-        self.judge(check_ran_in_parallel(self.launch_record(launch).result.history, at_least=at_least))
+        record = self.launch_record(launch)
+        if isinstance(record.tool, WebSocketAgentTool):
+            self.judge(check_runs_in_parallel(record.result.history, at_least=at_least))
+        else:
+            self.judge(check_ran_in_parallel(record.result.history, at_least=at_least))

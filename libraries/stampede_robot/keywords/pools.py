@@ -24,6 +24,7 @@ class PoolToolKeywords(LibraryComponent):
     def define_connection_pool_tool(
         self,
         name: str,
+        *,
         pool_size: int = 10,
         hold: timedelta = timedelta(milliseconds=100),
         acquire_timeout: timedelta = timedelta(seconds=1),

@@ -47,6 +47,7 @@ class QueueToolKeywords(LibraryComponent):
     def define_work_queue(
         self,
         name: str,
+        *,
         backend: QueueBackend = QueueBackend.POSTGRESQL,
         capacity: int = 1000,
         producers: int = 1,

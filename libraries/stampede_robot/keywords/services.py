@@ -109,6 +109,7 @@ class ServiceKeywords(LibraryComponent):
     def use_agent_service(
         self,
         url: str | None = None,
+        *,
         bugs: str = "none",
         think_time: timedelta = timedelta(milliseconds=50),
         start_timeout: timedelta = timedelta(seconds=30),
@@ -129,7 +130,8 @@ class ServiceKeywords(LibraryComponent):
         ``duplicate_run_ids``, ``memory_growth``, ``global_lock``,
         ``second_session`` (or ``none``). ``think_time`` is how long its agents
         think before their tool runs. Other settings of the reference service
-        are given by name, e.g. ``initial_credits=500`` or ``resume_window_ms=2000``.
+        are given by name, e.g. ``initial_credits=500`` or ``resume_window_ms=2000``;
+        so are ``bugs``, ``think_time`` and ``start_timeout``: only ``url`` goes by position.
         Called again with the same choices it returns the same service; with
         other bugs or settings it restarts the reference service. It stops when
         the suite that started it ends, before the schema it works in is dropped.

@@ -11,18 +11,16 @@ from stampede.checkers.answers import check_answered
 from stampede.checkers.contamination import check_no_contamination
 from stampede.checkers.duplicate_ids import check_unique_ids
 from stampede.checkers.event_ordering import check_event_ordering
-from stampede.checkers.run_completion import check_runs_completed
-from stampede.checkers.run_execution import check_runs_in_parallel
-from stampede.checkers.single_session import check_single_session
 from stampede.errors import ConfigurationError
 from stampede.metrics import LatencySummary
 from stampede.units import format_duration, positive_seconds
+from stampede.verdicts import Verdict
 from stampede.workloads.websocket_agents import WebSocketAgentTool
 from stampede.workloads.websocket_protocol import WebSocketProtocol, reference_service
 
 from ..component import LibraryComponent
 from ..html import table
-from ..runtime import LaunchRecord
+from ..runtime import LaunchRecord, Runtime
 from .resources import _size
 
 REFERENCE = "reference"
@@ -41,6 +39,7 @@ class WebSocketToolKeywords(LibraryComponent):
     def define_websocket_agent_tool(
         self,
         name: str,
+        *,
         protocol: str = REFERENCE,
         url: str | None = None,
         context_size: str = "2 KB",
@@ -108,45 +107,37 @@ def _context_bytes(size: str) -> int:
     return int(value)
 
 
+def agent_credits_verdict(runtime: Runtime, tool: WebSocketAgentTool) -> Verdict:
+    """Every user's credits on the reference agent service are its credits at session start minus its runs' cost.
+
+    Reads the service's ``agent_credits`` table now; the starting credits are
+    those the service reported when each user's session began, and each user's
+    completed runs are counted from what that user received.
+    """
+    service = runtime.agent_service
+    settings = service.settings
+    if settings is None:
+        raise ConfigurationError(
+            f"Agent credits can be checked only on the bundled reference service; {service.display_url} is your "
+            "own, whose credit store Stampede does not know."
+        )
+    rows = runtime.run(runtime.postgres.fetch("SELECT user_id, balance FROM agent_credits"))
+    runs = completed_runs(tool.messages, tool.protocol.done_events)
+    starting = starting_credits(tool.messages, tool.protocol.ready_event or "session_started")
+    return check_agent_credits(
+        {row["user_id"]: int(row["balance"]) for row in rows},
+        runs,
+        starting=starting,
+        cost=settings["run_cost"],
+        left_out=tool.messages.left_out,
+    )
+
+
 class WebSocketCheckKeywords(LibraryComponent):
     """Judges what the users of a WebSocket agent service received (LockConflicts)."""
 
     def _launch(self, launch: LaunchRecord | int | None) -> tuple[LaunchRecord, WebSocketAgentTool]:
         return self.launch_of(launch, WebSocketAgentTool, "a WebSocket agent tool", "Define WebSocket Agent Tool")
-
-    @keyword(tags=["checks", "websocket", "credits"])
-    def agent_credits_should_add_up(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails unless every user's credits are its credits at session start minus the cost of each completed run.
-
-        Reads the reference agent service's ``agent_credits`` table now; the
-        starting credits are those the service reported when each user's session
-        began, and each user's completed runs are counted from what that user
-        received. Credits left over mean the service lost deductions of concurrent runs.
-
-        | Define WebSocket Agent Tool | busy users | runs_at_once=10 |
-        | Launch Agents | busy users | 10 | operation_timeout=1 min |
-        | Agent Credits Should Add Up |
-        """
-        _, tool = self._launch(launch)
-        service = self.runtime.agent_service
-        settings = service.settings
-        if settings is None:
-            raise ConfigurationError(
-                f"Agent credits can be checked only on the bundled reference service; {service.display_url} is your "
-                "own, whose credit store Stampede does not know."
-            )
-        rows = self.runtime.run(self.runtime.postgres.fetch("SELECT user_id, balance FROM agent_credits"))
-        runs = completed_runs(tool.messages, tool.protocol.done_events)
-        starting = starting_credits(tool.messages, tool.protocol.ready_event or "session_started")
-        self.judge(
-            check_agent_credits(
-                {row["user_id"]: int(row["balance"]) for row in rows},
-                runs,
-                starting=starting,
-                cost=settings["run_cost"],
-                left_out=tool.messages.left_out,
-            )
-        )
 
     @keyword(tags=["checks", "websocket", "isolation"])
     def no_events_should_reach_another_user(self, launch: LaunchRecord | int | None = None) -> None:
@@ -185,23 +176,14 @@ class WebSocketCheckKeywords(LibraryComponent):
     def every_agent_should_be_answered(self, launch: LaunchRecord | int | None = None) -> None:
         """Fails when a user could not connect, or a request got no answer within the answer timeout.
 
+        Less strict than `All Operations Should Succeed`: a refused token, a
+        frame that is not JSON, a connection closed mid-message or a protocol
+        field path that matches nothing is an answer of sorts, but no completed run.
+
         | Every Agent Should Be Answered |
         """
         record, _ = self._launch(launch)
         self.judge(check_answered(record.result.history))
-
-    @keyword(tags=["checks", "websocket"])
-    def every_agent_run_should_complete(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails when a run did not end with its done event, naming each failure with its first reason and the fix.
-
-        Stricter than `Every Agent Should Be Answered`: a refused token, a frame
-        that is not JSON, a connection closed mid-message or a protocol field
-        path that matches nothing is an answer of sorts, but no completed run.
-
-        | Every Agent Run Should Complete |
-        """
-        record, _ = self._launch(launch)
-        self.judge(check_runs_completed(record.result.history))
 
     @keyword(tags=["checks", "websocket"])
     def run_ids_should_be_unique(self, launch: LaunchRecord | int | None = None) -> None:
@@ -211,38 +193,6 @@ class WebSocketCheckKeywords(LibraryComponent):
         """
         _, tool = self._launch(launch)
         self.judge(check_unique_ids(tool.messages, left_out=tool.messages.left_out))
-
-    @keyword(tags=["checks", "websocket", "sessions"])
-    def each_user_should_have_one_active_session(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails when a user held two sessions at the same time; refused second sessions are fine.
-
-        Needs more agents than users (launch with ``users=``) and
-        ``connect_early`` so the sessions exist at once; with one agent per
-        user there is nothing to check, which fails as inconclusive.
-
-        | Define WebSocket Agent Tool | sessions | connect_early=True |
-        | Launch Agents | sessions | 10 | users=5 | operation_timeout=60 s |
-        | Each User Should Have One Active Session |
-        """
-        record, _ = self._launch(launch)
-        self.judge(check_single_session(record.result.history))
-
-    @keyword(tags=["checks", "websocket", "parallelism"])
-    def agent_runs_should_execute_in_parallel(
-        self, at_least: float | None = None, launch: LaunchRecord | int | None = None
-    ) -> None:
-        """Fails when the service executed agent runs one at a time: hidden serialization.
-
-        Runs are timed from their first event to their done event, so a service
-        that queues runs before it starts them is caught even though the
-        requests were all in flight. ``at_least`` is the average number of runs
-        that must be executing at once.
-
-        | Agent Runs Should Execute In Parallel |
-        | Agent Runs Should Execute In Parallel | at_least=10 |
-        """
-        record, _ = self._launch(launch)
-        self.judge(check_runs_in_parallel(record.result.history, at_least=at_least))
 
     @keyword(tags=["websocket", "metrics"])
     def log_websocket_latencies(self, launch: LaunchRecord | int | None = None) -> dict[str, float]:

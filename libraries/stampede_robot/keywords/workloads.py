@@ -51,6 +51,7 @@ class WorkloadKeywords(LibraryComponent):
     def define_credit_deduction_tool(
         self,
         name: str,
+        *,
         strategy: Strategy = Strategy.ATOMIC,
         isolation: IsolationLevel = IsolationLevel.READ_COMMITTED,
         accounts: int | list[int] = 1,
@@ -96,6 +97,7 @@ class WorkloadKeywords(LibraryComponent):
         self,
         name: str,
         config: int,
+        *,
         strategy: ConfigStrategy = ConfigStrategy.OPTIMISTIC,
         isolation: IsolationLevel = IsolationLevel.READ_COMMITTED,
         max_retries: int = 20,
@@ -124,6 +126,7 @@ class WorkloadKeywords(LibraryComponent):
         self,
         name: str,
         sql: str,
+        *,
         isolation: IsolationLevel = IsolationLevel.READ_COMMITTED,
         max_retries: int = 0,
         **constants: str,

@@ -20,6 +20,12 @@ Negative Agents Are Refused
     [Documentation]    Must fail: a launch needs at least one agent.
     Launch Agents    deduct    -5
 
+Agents That Are Not A Whole Number Are Refused
+    [Documentation]    Must fail: Robot's conversion names the argument and the value; agents is a count.
+    ...    (Given as a variable, so that the dry run, which converts only literal values, passes.)
+    VAR    ${agents}=    many
+    Launch Agents    deduct    ${agents}
+
 An Unknown Isolation Level Is Refused
     [Documentation]    Must fail: Robot's conversion names the bad value and the levels there are.
     Define Credit Deduction Tool    other deduct    isolation=read sometimes

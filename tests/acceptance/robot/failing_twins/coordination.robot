@@ -43,12 +43,12 @@ Skipped Recovery Leaves Logged Decisions Not Carried Out
 A Saga Without Compensation Leaves Partial State
     [Documentation]    Must fail: failed sagas keep their reservation and their Redis booking.
     Agents Book Trips As Sagas    issue ticket    compensation=none
-    Sagas Should Leave No Partial State
+    Every Operation Should Be All Or Nothing
 
 A Saga Compensation That Skips Redis Leaves Bookings Behind
     [Documentation]    Must fail: compensation releases the credits but forgets the Redis booking.
     Agents Book Trips As Sagas    issue ticket    compensation=skip booking
-    Sagas Should Leave No Partial State
+    Every Operation Should Be All Or Nothing
 
 
 *** Keywords ***

@@ -24,7 +24,7 @@ Deadlock Victims That Are Not Retried Leave Transfers Undone
     [Documentation]    Must fail: with no retries, every transaction PostgreSQL aborts to break a deadlock
     ...    stays undone, so not every transfer completes.
     Agents Transfer Credits    opposite    max_retries=0
-    All Transfers Should Complete
+    All Operations Should Succeed
 
 A Long Deadlock Timeout Misses The Resolution Bound
     [Documentation]    Must fail: the agents' sessions run with deadlock_timeout=1s, so PostgreSQL looks for
@@ -42,7 +42,7 @@ Credits Added Behind The Transfers' Back Break Conservation
     [Documentation]    Must fail: after the transfers, a write no transfer made adds 5 credits to an account.
     ${accounts}=    Agents Transfer Credits    ordered
     Execute SQL    UPDATE accounts SET balance = balance + 5 WHERE id = ${accounts}[0]
-    Credits Should Be Conserved Across Accounts
+    Credits Should Be Conserved
 
 Credits Moved Behind The Transfers' Back Leave Accounts Wrong
     [Documentation]    Must fail: a write no transfer made moves 5 credits between two accounts; the total
@@ -51,7 +51,7 @@ Credits Moved Behind The Transfers' Back Leave Accounts Wrong
     ${move}=    Catenate    UPDATE accounts SET balance = balance + CASE WHEN id = ${accounts}[0] THEN -5 ELSE 5 END
     ...    WHERE id IN (${accounts}[0], ${accounts}[1])
     Execute SQL    ${move}
-    Credits Should Be Conserved Across Accounts
+    Credits Should Be Conserved
 
 
 *** Keywords ***

@@ -51,7 +51,7 @@ Without Fencing The Stale Writes Go Through
 Without Fencing Increments Are Lost
     [Documentation]    Must fail: the stalled holders' writes wipe out the increments made while they stalled.
     Holders Stall Past The Lease Of    stampede redis
-    Protected Data Should Stay Right
+    No Update Should Be Lost
 
 A Session Registry That Deletes Any Session Lets A User In Twice
     [Documentation]    Must fail: sessions of 2 users registered with the broken lock, some outliving their lease.

@@ -48,7 +48,7 @@ A Service That Lets A User Hold Two Sessions Is Caught
     Use Agent Service    bugs=second_session    think_time=20 ms
     Define WebSocket Agent Tool    two sessions    connect_early=True
     Launch Agents    two sessions    6    users=3    operation_timeout=${OPERATION_TIMEOUT}
-    Each User Should Have One Active Session
+    Each User Should Have At Most One Active Session
 
 A Service Behind One Global Lock Is Caught
     [Documentation]    Must fail: the service runs one agent at a time behind a global lock, so 8 users'
@@ -56,7 +56,7 @@ A Service Behind One Global Lock Is Caught
     Use Agent Service    bugs=global_lock    think_time=100 ms
     Define WebSocket Agent Tool    one at a time
     Launch Agents    one at a time    8    operation_timeout=${OPERATION_TIMEOUT}
-    Agent Runs Should Execute In Parallel
+    Agents Should Run In Parallel
 
 A Service That Loses Credit Updates Is Caught
     [Documentation]    Must fail: the service deducts a run's credits by read-modify-write, so 5 users'
@@ -64,4 +64,4 @@ A Service That Loses Credit Updates Is Caught
     Use Agent Service    bugs=lost_update    think_time=0 ms
     Define WebSocket Agent Tool    busy users    runs_at_once=10
     Launch Agents    busy users    5    operation_timeout=${OPERATION_TIMEOUT}
-    Agent Credits Should Add Up
+    Credits Should Be Conserved
