@@ -11,10 +11,10 @@ from stampede.agents import BaseTool
 from stampede.errors import ConfigurationError
 from stampede.history import History, Operation
 from stampede.outcomes import Outcome
+from stampede.records.websocket import DONE_KEY, FIRST_EVENT_KEY
 from stampede.workloads.lock_contention import LockContentionTool
 from stampede.workloads.transfers import TransferTool
 from stampede.workloads.websocket_agents import WebSocketAgentTool
-from stampede.workloads.websocket_records import DONE_KEY, FIRST_EVENT_KEY
 from stampede_robot.keywords.checks import CheckKeywords
 from stampede_robot.keywords.coordination import CoordinationCheckKeywords
 from stampede_robot.keywords.locks import LockCheckKeywords
