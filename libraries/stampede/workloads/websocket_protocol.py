@@ -34,7 +34,7 @@ import copy
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
@@ -455,9 +455,6 @@ class WebSocketProtocol:
         except ValueError as error:
             raise ConfigurationError(f"The WebSocket protocol in {origin} is not valid JSON: {error}") from None
         return cls.from_dict(data, url=url)
-
-    def with_url(self, url: str) -> Self:
-        return replace(self, url=url)
 
 
 def reference_service(url: str) -> WebSocketProtocol:
