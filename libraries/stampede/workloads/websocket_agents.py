@@ -50,7 +50,9 @@ from ..records.websocket import (
     WsFailure,
     timeout_text,
 )
-from .websocket_protocol import AuthMode, FieldPathError, MessageFields, WebSocketProtocol, render, render_text
+from .websocket_fields import FieldPathError, MessageFields
+from .websocket_protocol import AuthMode, WebSocketProtocol
+from .websocket_templates import render, render_text
 
 TokenSource = Callable[[str], str] | Mapping[str, str] | str
 """A user's token: a function of the user id, a mapping user id → token, or one token for every user."""
