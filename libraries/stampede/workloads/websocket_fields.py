@@ -148,3 +148,10 @@ def _hide_secrets(value: Any) -> Any:
     if isinstance(value, list):
         return [_hide_secrets(item) for item in value]
     return value
+
+
+def message_text(message: Any) -> str | None:
+    """A failure or error event's human message, if it has one at the top level."""
+    if isinstance(message, Mapping) and isinstance(message.get("message"), str):
+        return str(message["message"])[:300]
+    return None
