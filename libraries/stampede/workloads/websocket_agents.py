@@ -1,4 +1,4 @@
-"""WebSocket agent sessions: each agent is one user who connects, authenticates and runs agent runs.
+"""WebSocket agents: each agent is one user who connects, authenticates and runs agent runs.
 
 An agent opens its WebSocket (in its first operation, so the launch's load
 shape paces connecting; or before the start barrier with ``connect_early``),
