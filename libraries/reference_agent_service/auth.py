@@ -33,7 +33,6 @@ class Identity:
     """Who a verified token speaks for."""
 
     user_id: str
-    expires_at: float
 
 
 def check_secret(secret: str | None) -> str:
@@ -76,4 +75,4 @@ def verify_token(secret: str, token: str) -> Identity:
         check_user_id(user_id)
     except ConfigurationError:
         raise TokenError(f"the token's subject must be a user id of 1 to {MAX_USER_ID_LENGTH} characters") from None
-    return Identity(user_id=user_id, expires_at=float(claims["exp"]))
+    return Identity(user_id=user_id)

@@ -17,6 +17,8 @@ APPLICATION_NAME = "stampede-agent-service"
 LOST_UPDATE_PAUSE = 0.02  # the read-modify-write window of the lost_update bug, in seconds
 _ACQUIRE_TIMEOUT = 10.0
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+"""What a call of the store raises when PostgreSQL fails or cannot be reached."""
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS {schema}.agent_credits (

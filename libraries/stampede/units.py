@@ -1,4 +1,4 @@
-"""Parsing of the human-written quantities keywords accept: ``2 s``, ``500ms``, ``20%``."""
+"""Human-written quantities: parsing what keywords accept (``2 s``, ``500ms``, ``20%``), formatting durations, sizes."""
 
 from __future__ import annotations
 
@@ -66,6 +66,18 @@ def format_duration(seconds: float) -> str:
     if seconds < 1.0:
         return f"{seconds * 1e3:.1f} ms"
     return f"{seconds:.2f} s"
+
+
+def format_size(size: float) -> str:
+    """Bytes with a unit a reader takes in at once: ``512 B``, ``12.3 KB``, ``1.5 MB``, ``2.10 GB`` (decimal)."""
+    magnitude = abs(size)
+    if magnitude < 1e3:
+        return f"{size:.0f} B"
+    if magnitude < 1e6:
+        return f"{size / 1e3:.1f} KB"
+    if magnitude < 1e9:
+        return f"{size / 1e6:.1f} MB"
+    return f"{size / 1e9:.2f} GB"
 
 
 def require_positive_int(value: int | str, *, what: str) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from stampede.checkers._report import plural
 from stampede.history import History
-from stampede.resources import ResourceRecording
+from stampede.resource_usage import ResourceRecording
 from stampede.timeseries import latency_curve, time_series
 from stampede.units import format_duration
 

@@ -22,7 +22,7 @@ from typing import Any
 from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 
 from stampede.checkers._report import plural
-from stampede.resources import ResourceRecording
+from stampede.resource_usage import ResourceRecording
 from stampede.timeseries import time_series
 from stampede.verdicts import Verdict
 

@@ -13,7 +13,9 @@ from stampede.errors import ConfigurationError
 from stampede.history import History
 from stampede.launcher import LaunchPlan, launch
 from stampede.services.postgres_target import PostgresTarget
-from stampede.workloads.event_store import EventAppendTool, ProjectionWorker, Projector, create_event_store
+from stampede.workloads.event_store import EventAppendTool
+from stampede.workloads.event_store_schema import create_event_store
+from stampede.workloads.projection_worker import ProjectionWorker, Projector
 
 from .support import with_target
 

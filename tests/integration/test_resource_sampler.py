@@ -15,8 +15,11 @@ from collections.abc import Callable, Iterator
 import psutil
 import pytest
 
+from stampede.checkers.kept_running import check_stayed_up
+from stampede.checkers.memory_growth import check_memory_growth
 from stampede.errors import ConfigurationError, StampedeError
-from stampede.resources import ResourceSampler, check_memory_growth, check_stayed_up, summarize_trace
+from stampede.resource_usage import summarize_trace
+from stampede.resources import ResourceSampler
 
 MB = 1_000_000
 READY_TIMEOUT = 10.0

@@ -78,7 +78,7 @@ async def run_agents(
     )
     result = await launch(tool, plan)
     assert not result.agent_errors and not result.hung_agents, result.agent_errors
-    assert not tool._sessions, "every connection is closed when its agent closes"
+    assert tool.sessions.open_count == 0, "every connection is closed when its agent closes"
     return Launched(tool, result)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from stampede.history import History, Operation
 from stampede.outcomes import Outcome
-from stampede.resources import ProcessTrace, ResourceRecording, Sample
+from stampede.resource_usage import ProcessTrace, ResourceRecording, Sample
 from stampede_robot.charts import Series, format_tick, line_chart, nice_ticks
 from stampede_robot.launch_charts import inline_html, launch_charts, resource_charts, time_unit
 

@@ -6,18 +6,13 @@ import random
 
 import pytest
 
+from stampede.checkers.kept_running import check_stayed_up
+from stampede.checkers.memory_growth import check_memory_growth
+from stampede.checkers.memory_leaks import check_no_leak, fit_line
 from stampede.errors import ConfigurationError
-from stampede.resources import (
-    ProcessTrace,
-    ResourceSampler,
-    Sample,
-    check_memory_growth,
-    check_no_leak,
-    check_stayed_up,
-    fit_line,
-    format_size,
-    summarize_trace,
-)
+from stampede.resource_usage import ProcessTrace, Sample, summarize_trace
+from stampede.resources import ResourceSampler
+from stampede.units import format_size
 
 MB = 1_000_000
 S = 1_000_000_000

@@ -9,18 +9,9 @@ import pytest
 
 from stampede.errors import ConfigurationError
 from stampede.workloads.websocket_agents import WebSocketAgentTool
-from stampede.workloads.websocket_protocol import (
-    AuthMode,
-    FieldPathError,
-    FieldPaths,
-    WebSocketProtocol,
-    lookup,
-    lookup_optional,
-    placeholders_in,
-    reference_service,
-    render,
-    shorten,
-)
+from stampede.workloads.websocket_fields import FieldPathError, FieldPaths, lookup, lookup_optional, shorten
+from stampede.workloads.websocket_protocol import AuthMode, WebSocketProtocol, reference_service
+from stampede.workloads.websocket_templates import placeholders_in, render
 
 URL = "ws://127.0.0.1:8765/"
 RUN_EVENT = {

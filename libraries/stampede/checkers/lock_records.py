@@ -33,7 +33,6 @@ class LockAttempt:
     lease_ns: int | None = None
     granted_try: int | None = None
     release_invoke: int | None = None
-    release_reply: int | None = None
     release_answer: str | None = None
     stalled: bool = False
     read: dict[str, Any] | None = None
@@ -64,10 +63,6 @@ class LockAttempt:
         """By when the lease had surely run out: the acquire reply (the latest possible grant) plus the lease."""
         return None if self.lease_ns is None else self.acquire_reply + self.lease_ns
 
-    @property
-    def acquire_ns(self) -> int:
-        return self.acquire_reply - self.acquire_invoke
-
 
 def lock_attempts(history: History | Iterable[Any]) -> list[LockAttempt]:
     """The lock tool's attempts in ``history``; operations cut off before recording anything are left out."""
@@ -91,7 +86,6 @@ def lock_attempts(history: History | Iterable[Any]) -> list[LockAttempt]:
                 lease_ns=written.get("lease_ns"),
                 granted_try=written.get("granted_try_ns"),
                 release_invoke=release[0],
-                release_reply=release[1],
                 release_answer=written.get("release_answer"),
                 stalled=bool(written.get("stalled")),
                 read=op.read if isinstance(op.read, dict) else None,

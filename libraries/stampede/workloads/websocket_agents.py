@@ -1,4 +1,4 @@
-"""WebSocket agent sessions: each agent is one user who connects, authenticates and runs agent runs.
+"""WebSocket agents: each agent is one user who connects, authenticates and runs agent runs.
 
 An agent opens its WebSocket (in its first operation, so the launch's load
 shape paces connecting; or before the start barrier with ``connect_early``),
@@ -23,21 +23,15 @@ timeout. What each operation records:
 Every received frame goes to :attr:`WebSocketAgentTool.messages` (a fresh
 :class:`MessageLog` per launch) for the checkers. Every wait is bounded; a
 connection is closed when its agent closes, and teardown closes any left.
+Opening, reading and closing the sessions is
+:mod:`~stampede.workloads.websocket_sessions`'s part; this module runs the runs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
-
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.exceptions import ProtocolError as FrameError
 
 from ..agents import AgentContext, BaseTool, OpResult
 from ..errors import ConfigurationError
@@ -50,38 +44,13 @@ from ..records.websocket import (
     WsFailure,
     timeout_text,
 )
-from .websocket_protocol import AuthMode, FieldPathError, MessageFields, WebSocketProtocol, render, render_text
-
-TokenSource = Callable[[str], str] | Mapping[str, str] | str
-"""A user's token: a function of the user id, a mapping user id → token, or one token for every user."""
+from .websocket_fields import MessageFields, message_text
+from .websocket_protocol import WebSocketProtocol
+from .websocket_sessions import AgentSession, OperationFailed, WebSocketSessions
+from .websocket_templates import render
+from .websocket_values import PlaceholderValues, TokenSource
 
 TYPES_KEPT = 12  # event types listed per operation in ``read``
-REFUSAL_CLOSES = range(4000, 5000)  # application close codes, as the reference service uses them
-MESSAGE_TOO_BIG = 1009
-_BAD_DATA_CLOSES = frozenset({1002, 1007, MESSAGE_TOO_BIG})  # protocol error, invalid UTF-8, too big
-
-
-class _Failed(Exception):
-    """An operation that did not end with its run's done event; becomes an OpResult."""
-
-    def __init__(self, failure: WsFailure, **details: Any) -> None:
-        super().__init__(failure.value)
-        self.failure = failure
-        self.details = {key: value for key, value in details.items() if value is not None}
-
-
-@dataclass
-class _Session:
-    ws: ClientConnection
-    number: int
-    leg: int = 1
-    since_ns: int = 0
-    session_id: Any = None
-    resume_token: Any = None
-    last_seq: Any = None
-
-    def describe(self) -> dict[str, Any]:
-        return {"id": self.session_id, "since_ns": self.since_ns, "connection": self.number}
 
 
 class WebSocketAgentTool(BaseTool):
@@ -162,25 +131,37 @@ class WebSocketAgentTool(BaseTool):
             )
         self.protocol = protocol
         self.name = name
-        self.tokens = tokens
         self.connect_timeout = connect_timeout
         self.answer_timeout = answer_timeout
         self.run_timeout = run_timeout
         self.close_timeout = close_timeout
-        self.context_bytes = context_bytes
         self.connect_early = connect_early
         self.drop_after_events = drop_after_events
         self.runs_at_once = runs_at_once
-        self.raw_limit = raw_limit
-        self.max_frame_bytes = max_frame_bytes
-        self.messages = MessageLog(max_messages)
-        """Every frame agents received in the latest launch, in arrival order."""
+        self.values = PlaceholderValues(tokens, context_bytes)
+        self.sessions = WebSocketSessions(
+            protocol,
+            self.values,
+            connect_timeout=connect_timeout,
+            answer_timeout=answer_timeout,
+            close_timeout=close_timeout,
+            max_frame_bytes=max_frame_bytes,
+            raw_limit=raw_limit,
+            max_messages=max_messages,
+            resumable=drop_after_events is not None,
+        )
         self.marker_owners: dict[str, str] = {}
         """Marker → the user whose agent sends it (for the contamination check)."""
-        self.config_problems: list[str] = []
+
+    @property
+    def messages(self) -> MessageLog:
+        """Every frame agents received in the latest launch, in arrival order."""
+        return self.sessions.messages
+
+    @property
+    def config_problems(self) -> list[str]:
         """The first field-path error met for each path in the latest launch (the operations say ``field_missing``)."""
-        self._problem_paths: set[str] = set()
-        self._sessions: dict[int, _Session] = {}
+        return self.sessions.config_problems
 
     @property
     def operation_bound(self) -> float:
@@ -195,7 +176,7 @@ class WebSocketAgentTool(BaseTool):
             "connect timeout": timeout_text(self.connect_timeout),
             "answer timeout": timeout_text(self.answer_timeout),
             "run timeout": timeout_text(self.run_timeout),
-            "context size": f"{self.context_bytes} bytes",
+            "context size": f"{self.values.context_bytes} bytes",
             "connects": "before the start barrier" if self.connect_early else "in its first operation",
             "drops the connection": f"after {self.drop_after_events} events of each run"
             if self.drop_after_events
@@ -205,137 +186,41 @@ class WebSocketAgentTool(BaseTool):
     # Launch hooks
 
     async def setup(self, agents: int) -> None:
-        self.messages = MessageLog(self.messages.limit)
+        self.sessions.new_launch()
         self.marker_owners = {}
-        self.config_problems = []
-        self._problem_paths = set()
 
     async def open_agent(self, agent: AgentContext) -> None:
         self.marker_owners[agent.marker] = agent.user
         if self.connect_early:
             timings: dict[str, int] = {}
             try:
-                await self._open_session(agent, timings)
+                await self.sessions.open(agent, timings)
                 agent.state["early"] = timings
-            except _Failed as failed:
+            except OperationFailed as failed:
                 agent.state["early"] = failed
 
     async def run(self, agent: AgentContext) -> OpResult:
         timings: dict[str, int] = {}
         try:
             early = agent.state.pop("early", None)
-            if isinstance(early, _Failed):
+            if isinstance(early, OperationFailed):
                 raise early
             if early is not None:
                 timings.update(early)
-            session = self._sessions.get(agent.agent) or await self._open_session(agent, timings)
+            session = self.sessions.of(agent) or await self.sessions.open(agent, timings)
             return await self._run_once(agent, session, timings)
-        except _Failed as failed:
+        except OperationFailed as failed:
             return await self._failed(agent, failed, timings)
 
     async def close_agent(self, agent: AgentContext) -> None:
-        session = self._sessions.pop(agent.agent, None)
-        if session is not None:
-            await self._close(session.ws)
+        await self.sessions.forget(agent)
 
     async def teardown(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
-        await asyncio.gather(*(self._close(session.ws) for session in sessions))
-
-    # Connecting
-
-    async def _open_session(self, agent: AgentContext, timings: dict[str, int]) -> _Session:
-        number = agent.state["sessions"] = agent.state.get("sessions", 0) + 1
-        values = self._values(agent)
-        started = time.monotonic_ns()
-        session = _Session(await self._connect(values), number)
-        self._sessions[agent.agent] = session
-        try:
-            if self.protocol.auth is AuthMode.HELLO:
-                await self._send(session, render(self.protocol.hello, values))
-            if self.protocol.ready_event is not None:
-                ready, fields = await self._await_ready(agent, session)
-                session.session_id = fields.session_id
-                if self.drop_after_events:
-                    session.resume_token = self.protocol.resume_token_of(ready)
-        except FieldPathError as error:
-            raise self._field_missing(error) from None
-        except _Failed:
-            await self._forget(agent)
-            raise
-        session.since_ns = time.monotonic_ns()
-        timings["connect"] = session.since_ns - started
-        return session
-
-    async def _connect(self, values: Mapping[str, Any]) -> ClientConnection:
-        protocol, headers, url = self.protocol, None, self.protocol.url
-        token = values.get("token")
-        if protocol.auth is AuthMode.QUERY:
-            url += ("&" if "?" in url else "?") + urlencode({protocol.query_param: token})
-        elif protocol.auth is AuthMode.HEADER:
-            headers = {protocol.header_name: render_text(protocol.header_value, values)}
-        try:
-            return await connect(
-                url,
-                additional_headers=headers,
-                open_timeout=self.connect_timeout,
-                close_timeout=self.close_timeout,
-                max_size=self.max_frame_bytes,
-                proxy=None,
-                compression=None,
-            )
-        except TimeoutError:
-            raise _Failed(
-                WsFailure.CONNECT_TIMEOUT,
-                waited_s=self.connect_timeout,
-                reason=f"the opening handshake with {protocol.url} took longer than "
-                f"{timeout_text(self.connect_timeout)}",
-            ) from None
-        except InvalidStatus as error:
-            status = error.response.status_code
-            failure = WsFailure.REFUSED if status in (401, 403) else WsFailure.CONNECT_FAILED
-            raise _Failed(
-                failure, code=f"http_{status}", reason=f"{protocol.url} answered the handshake with HTTP {status}"
-            ) from None
-        except (OSError, InvalidHandshake, InvalidURI) as error:
-            reason = _scrub(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__, token)
-            raise _Failed(WsFailure.CONNECT_FAILED, reason=f"cannot open {protocol.url}: {reason}") from None
-
-    async def _await_ready(self, agent: AgentContext, session: _Session) -> tuple[Any, MessageFields]:
-        """Read until the ready event; an error event or a close before it is a refusal."""
-        protocol = self.protocol
-        deadline = time.monotonic() + self.answer_timeout
-        answered = None
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                message, fields, _ = await self._receive(agent, session, left)
-            except TimeoutError:
-                break
-            except _Failed as failed:
-                if failed.failure is WsFailure.CLOSED and failed.details.get("close_code") in REFUSAL_CLOSES:
-                    raise _Failed(WsFailure.REFUSED, **failed.details) from None
-                raise
-            answered = fields.type
-            if fields.type == protocol.ready_event:
-                return message, fields
-            if fields.type in protocol.error_events:
-                raise _Failed(WsFailure.REFUSED, code=fields.error_code, message=_text_of(message))
-        if answered is None:
-            waited = timeout_text(self.answer_timeout)
-            raise _Failed(
-                WsFailure.NO_ANSWER,
-                waited_s=self.answer_timeout,
-                reason=f"connected, but no answer to the hello within {waited}",
-            )
-        raise _Failed(
-            WsFailure.INCOMPLETE,
-            waited_s=self.answer_timeout,
-            reason=f"answered ({answered}), but no {protocol.ready_event} within {timeout_text(self.answer_timeout)}",
-        )
+        await self.sessions.close_all()
 
     # Running
 
-    async def _run_once(self, agent: AgentContext, session: _Session, timings: dict[str, int]) -> OpResult:
+    async def _run_once(self, agent: AgentContext, session: AgentSession, timings: dict[str, int]) -> OpResult:
         """Start one run (or ``runs_at_once`` runs on threads of their own) and read until every one is done."""
         protocol = self.protocol
         together = self.runs_at_once > 1
@@ -345,7 +230,7 @@ class WebSocketAgentTool(BaseTool):
         ]
         frames = []
         for request in requests:
-            values = self._values(agent, request=request)
+            values = self.values.of(agent, request=request)
             if together:
                 values["thread"] = f"thread-{agent.agent}-{request}"
             frames.append(json.dumps(render(protocol.start if first else protocol.message, values)))
@@ -360,9 +245,9 @@ class WebSocketAgentTool(BaseTool):
         sent = time.monotonic_ns()
         try:
             for frame in frames:
-                await self._send(session, frame)
+                await self.sessions.send(session, frame)
             done = await self._read_run(agent, session, set(requests), sent, progress, timings)
-        except _Failed as failed:
+        except OperationFailed as failed:
             failed.details = {**progress, **failed.details}
             failed.details["written"] = written
             raise
@@ -373,7 +258,7 @@ class WebSocketAgentTool(BaseTool):
     async def _read_run(
         self,
         agent: AgentContext,
-        session: _Session,
+        session: AgentSession,
         requests: set[str],
         sent: int,
         progress: dict[str, Any],
@@ -394,7 +279,7 @@ class WebSocketAgentTool(BaseTool):
             ours = protocol.fields.request is None or fields.request in requests
             if fields.type in protocol.error_events and (fields.request is None or ours):
                 failure = WsFailure.RESUME_FAILED if resuming is not None else WsFailure.REJECTED
-                raise _Failed(failure, code=fields.error_code, message=_text_of(message))
+                raise OperationFailed(failure, code=fields.error_code, message=message_text(message))
             if fields.type not in protocol.run_event_types or not ours:
                 continue
             progress["events"] += 1
@@ -411,220 +296,63 @@ class WebSocketAgentTool(BaseTool):
                 progress[DONE_KEY] = received.t_ns
                 return received.t_ns
             if fields.type in protocol.failed_events:
-                raise _Failed(WsFailure.RUN_FAILED, code=fields.error_code, message=_text_of(message))
+                raise OperationFailed(WsFailure.RUN_FAILED, code=fields.error_code, message=message_text(message))
             if progress["events"] == self.drop_after_events and resuming is None:
                 resuming = time.monotonic_ns()
-                await self._drop_and_resume(agent, session)
+                await self.sessions.drop_and_resume(agent, session)
                 if protocol.resumed_event is None:
                     timings["resume"] = time.monotonic_ns() - resuming
                     resuming = None
 
     async def _next_run_frame(
-        self, agent: AgentContext, session: _Session, sent: int, progress: dict[str, Any], resuming: int | None
+        self, agent: AgentContext, session: AgentSession, sent: int, progress: dict[str, Any], resuming: int | None
     ) -> tuple[Any, MessageFields, ReceivedMessage]:
         """The next frame within the run's deadlines: the answer timeout until its first event, then the run timeout."""
         answer_by = sent + int(self.answer_timeout * 1e9)
         done_by = sent + int(self.run_timeout * 1e9)
         while (left := ((done_by if progress["events"] else min(answer_by, done_by)) - time.monotonic_ns())) > 0:
             try:
-                return await self._receive(agent, session, left / 1e9)
+                return await self.sessions.receive(agent, session, left / 1e9)
             except TimeoutError:
                 continue
-            except _Failed as failed:
+            except OperationFailed as failed:
                 if resuming is not None and failed.failure in (WsFailure.CLOSED, WsFailure.CONNECTION_LOST):
-                    raise _Failed(WsFailure.RESUME_FAILED, **failed.details) from None
+                    raise OperationFailed(WsFailure.RESUME_FAILED, **failed.details) from None
                 raise
         raise self._timed_out(progress)
 
-    def _timed_out(self, progress: dict[str, Any]) -> _Failed:
+    def _timed_out(self, progress: dict[str, Any]) -> OperationFailed:
         if progress["events"]:
             done = " or ".join(self.protocol.done_events)
-            return _Failed(
+            return OperationFailed(
                 WsFailure.INCOMPLETE,
                 waited_s=self.run_timeout,
                 reason=f"{progress['events']} event(s) of the run, then no {done} "
                 f"within {timeout_text(self.run_timeout)} of sending",
             )
-        return _Failed(
+        return OperationFailed(
             WsFailure.NO_ANSWER,
             waited_s=self.answer_timeout,
             reason=f"no event of the run within {timeout_text(self.answer_timeout)} of sending",
         )
 
-    async def _drop_and_resume(self, agent: AgentContext, session: _Session) -> None:
-        """Drop the connection as a network would (no close frame), then resume the session on a new one."""
-        session.ws.transport.abort()
-        await self._close(session.ws)
-        values = self._values(agent)
-        try:
-            session.ws = await self._connect(values)
-        except _Failed as failed:
-            raise _Failed(WsFailure.RESUME_FAILED, **failed.details) from None
-        session.leg += 1
-        await self._send(
-            session,
-            render(
-                self.protocol.resume,
-                {**values, "resume_token": session.resume_token, "last_seq": session.last_seq or 0},
-            ),
-        )
-
-    # Frames
-
-    async def _send(self, session: _Session, message: Any) -> None:
-        try:
-            await asyncio.wait_for(
-                session.ws.send(message if isinstance(message, str) else json.dumps(message)), self.answer_timeout
-            )
-        except ConnectionClosed as closed:
-            raise self._closure(closed, session.ws) from None
-        except TimeoutError:
-            raise _Failed(
-                WsFailure.NO_ANSWER,
-                waited_s=self.answer_timeout,
-                reason="the service did not take the frame (the send did not finish)",
-            ) from None
-
-    async def _receive(
-        self, agent: AgentContext, session: _Session, timeout: float
-    ) -> tuple[Any, MessageFields, ReceivedMessage]:
-        """The next frame, logged: its JSON, its configured fields and its log entry."""
-        try:
-            frame = await asyncio.wait_for(session.ws.recv(), timeout)
-        except ConnectionClosed as closed:
-            raise self._closure(closed, session.ws) from None
-        received_ns = time.monotonic_ns()
-        text = frame if isinstance(frame, str) else frame.decode("utf-8", errors="replace")
-        entry = ReceivedMessage(
-            agent.agent,
-            agent.user,
-            session.number,
-            received_ns,
-            text[: self.raw_limit],
-            own_marker=agent.marker,
-            leg=session.leg,
-        )
-        try:
-            message = json.loads(text)
-        except ValueError:
-            self.messages.append(entry)
-            raise _Failed(
-                WsFailure.BAD_FRAME,
-                frame=text[:200],
-                reason=f"the service sent a frame that is not JSON ({len(text)} characters)",
-            ) from None
-        try:
-            fields = self.protocol.fields_of(message)
-        except FieldPathError as error:
-            self.messages.append(entry)
-            raise self._field_missing(error) from None
-        entry.type, entry.seq, entry.user_id, entry.marker = fields.type, fields.seq, fields.user, fields.marker
-        entry.run_id, entry.request, entry.session_id = fields.run_id, fields.request, fields.session_id
-        self.messages.append(entry)
-        if fields.seq is not None:
-            session.last_seq = fields.seq
-        return message, fields, entry
-
-    def _closure(self, closed: ConnectionClosed, ws: ClientConnection) -> _Failed:
-        if closed.rcvd is not None:
-            return _Failed(WsFailure.CLOSED, close_code=closed.rcvd.code, reason=closed.rcvd.reason or None)
-        cause = ws.protocol.parser_exc or closed.__cause__
-        if closed.sent is not None and closed.sent.code in _BAD_DATA_CLOSES:
-            why = (
-                f"a frame larger than {self.max_frame_bytes} bytes"
-                if closed.sent.code == MESSAGE_TOO_BIG
-                else f"a frame the client could not read ({cause or closed.sent.reason})"
-            )
-            return _Failed(WsFailure.BAD_FRAME, close_code=closed.sent.code, reason=f"the service sent {why}")
-        if isinstance(cause, EOFError):
-            return _Failed(WsFailure.BAD_FRAME, reason=f"the service closed the connection mid-message ({cause})")
-        if isinstance(cause, FrameError):
-            return _Failed(WsFailure.BAD_FRAME, reason=f"the service sent a malformed frame ({cause})")
-        return _Failed(WsFailure.CONNECTION_LOST, reason="the connection ended without a close frame")
-
-    def _field_missing(self, error: FieldPathError) -> _Failed:
-        if error.path not in self._problem_paths:
-            self._problem_paths.add(error.path)
-            self.config_problems.append(str(error))
-        return _Failed(WsFailure.FIELD_MISSING, problem=str(error))
-
     # Outcomes
 
-    async def _failed(self, agent: AgentContext, failed: _Failed, timings: dict[str, int]) -> OpResult:
-        session = self._sessions.get(agent.agent)
+    async def _failed(self, agent: AgentContext, failed: OperationFailed, timings: dict[str, int]) -> OpResult:
+        session = self.sessions.of(agent)
         failure = failed.failure
         written = failed.details.pop("written", None)
         if session is None or failure is WsFailure.FIELD_MISSING:
             agent.finished = True  # no session to be had, or a configuration that cannot work: stop trying
         if failure not in (WsFailure.NO_ANSWER, WsFailure.INCOMPLETE, WsFailure.RUN_FAILED, WsFailure.REJECTED):
-            await self._forget(agent)  # the connection is broken: the next operation opens a new session
+            await self.sessions.forget(agent)  # the connection is broken: the next operation opens a new session
         read = self._read_of(session, failed.details) if session is not None else failed.details
         return OpResult(failure.outcome, error=failure.value, read=read, written=written, timings=timings or None)
 
     @staticmethod
-    def _read_of(session: _Session | None, details: dict[str, Any]) -> dict[str, Any]:
+    def _read_of(session: AgentSession | None, details: dict[str, Any]) -> dict[str, Any]:
         read = dict(details)
         if session is not None:
             read[SESSION_KEY] = session.describe()
             read["legs"] = session.leg
         return read
-
-    async def _forget(self, agent: AgentContext) -> None:
-        session = self._sessions.pop(agent.agent, None)
-        if session is not None:
-            await self._close(session.ws)
-
-    async def _close(self, ws: ClientConnection) -> None:
-        try:
-            await asyncio.wait_for(ws.close(), self.close_timeout + 1)
-        except (TimeoutError, OSError, ConnectionClosed):
-            ws.transport.abort()
-
-    # Placeholder values
-
-    def _values(self, agent: AgentContext, *, request: str = "") -> dict[str, Any]:
-        return {
-            "user": agent.user,
-            "agent": agent.agent,
-            "marker": agent.marker,
-            "thread": f"thread-{agent.agent}",
-            "token": self._token(agent),
-            "text": f"message {agent.iteration} from {agent.user}",
-            "context": self._context(agent),
-            "request": request,
-            "iteration": agent.iteration,
-        }
-
-    def _token(self, agent: AgentContext) -> str | None:
-        if self.tokens is None:
-            return None
-        if "token" not in agent.state:
-            tokens = self.tokens
-            if isinstance(tokens, str):
-                agent.state["token"] = tokens
-            elif isinstance(tokens, Mapping):
-                if agent.user not in tokens:
-                    raise ConfigurationError(
-                        f"No token for user {agent.user!r}: the tokens given cover "
-                        f"{', '.join(sorted(map(str, tokens))[:10]) or 'no user'}"
-                    )
-                agent.state["token"] = tokens[agent.user]
-            else:
-                agent.state["token"] = tokens(agent.user)
-        return agent.state["token"]
-
-    def _context(self, agent: AgentContext) -> str:
-        """``context_bytes`` of text (at least its head, which names the user, marker and run)."""
-        head = f"Context of {agent.user} ({agent.marker}), run {agent.iteration}: "
-        return head + "x" * max(0, self.context_bytes - len(head.encode()))
-
-
-def _text_of(message: Any) -> str | None:
-    """A failure or error event's human message, if it has one at the top level."""
-    if isinstance(message, Mapping) and isinstance(message.get("message"), str):
-        return str(message["message"])[:300]
-    return None
-
-
-def _scrub(text: str, token: str | None) -> str:
-    return text.replace(token, "***") if token else text

@@ -7,14 +7,10 @@ the fields a checker needs live in a received message (dotted field paths),
 and which event types mean "run done", "run failed" and "error". Its defaults
 are the bundled reference service's protocol (:func:`reference_service`).
 
-Templates are JSON values whose strings may hold placeholders: ``{user}``,
-``{agent}``, ``{marker}``, ``{thread}``, ``{token}``, ``{text}``,
-``{context}``, ``{request}``, ``{iteration}``, and for a resume
-``{resume_token}`` and ``{last_seq}``. A string that is exactly one
-placeholder takes the value itself (``"{last_seq}"`` becomes a number);
-elsewhere the value is written into the text. ``{{`` and ``}}`` are literal
-braces. A field path is keys joined by dots, with numbers indexing lists:
-``seq``, ``data.user_id``, ``events.0.type``.
+Templates (:mod:`~stampede.workloads.websocket_templates`) are JSON values
+whose strings hold placeholders such as ``{token}`` and ``{marker}``; field
+paths (:mod:`~stampede.workloads.websocket_fields`) are keys joined by dots,
+such as ``data.user_id``.
 
 Example, as JSON (every key is optional except ``url``)::
 
@@ -34,33 +30,15 @@ import copy
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple, Self
+from typing import Any, Self
 
 from ..errors import ConfigurationError
-
-PLACEHOLDERS = frozenset(
-    {
-        "user",
-        "agent",
-        "marker",
-        "thread",
-        "token",
-        "text",
-        "context",
-        "request",
-        "iteration",
-        "resume_token",
-        "last_seq",
-    }
-)
-RESUME_ONLY = frozenset({"resume_token", "last_seq"})
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)\}")
-SHOWN_CHARACTERS = 300  # of a message quoted in an error
-_SECRET_FIELD = re.compile(r"token|secret|password|authorization|api_?key", re.IGNORECASE)
+from .websocket_fields import FieldPaths, MessageFields, lookup, lookup_optional
+from .websocket_templates import PLACEHOLDERS, RESUME_ONLY, placeholders_in
 
 
 class AuthMode(StrEnum):
@@ -74,177 +52,6 @@ class AuthMode(StrEnum):
     """In a query parameter of the URL (``?<query_param>=<token>``)."""
     NONE = "none"
     """No token."""
-
-
-@dataclass(frozen=True)
-class FieldPaths:
-    """Where a received message holds each field; None for a field the service does not send.
-
-    ``type`` and ``seq`` must be in every message (``seq`` may be null, as in a
-    refusal). ``user``, ``marker``, ``run_id`` and ``request`` must be in every
-    run event (``run_events``, ``done_events``, ``failed_events``).
-    ``session_id`` and ``resume_token`` are read from the ready event;
-    ``error_code`` from failure and error events when present.
-    """
-
-    type: str = "type"
-    seq: str | None = "seq"
-    user: str | None = "user_id"
-    marker: str | None = "marker"
-    run_id: str | None = "run_id"
-    request: str | None = "request_id"
-    session_id: str | None = "session_id"
-    resume_token: str | None = "resume_token"
-    error_code: str | None = "code"
-
-    def __post_init__(self) -> None:
-        for spec in fields(self):
-            path = getattr(self, spec.name)
-            if path is None and spec.name != "type":
-                continue
-            if not isinstance(path, str) or not all(path.split(".")):
-                raise ConfigurationError(
-                    f"WebSocket protocol: fields.{spec.name} must be a dotted field path such as 'seq' or "
-                    f"'data.user_id'{'' if spec.name == 'type' else ' (or null when the service has none)'}, "
-                    f"got {path!r}"
-                )
-
-
-class MessageFields(NamedTuple):
-    """The fields :meth:`WebSocketProtocol.fields_of` found in one message (None: absent or not configured)."""
-
-    type: Any
-    seq: Any
-    user: Any
-    marker: Any
-    run_id: Any
-    request: Any
-    session_id: Any
-    error_code: Any
-
-
-class FieldPathError(ConfigurationError):
-    """A configured field path matched nothing in a received message."""
-
-    def __init__(self, message: str, path: str) -> None:
-        super().__init__(message)
-        self.path = path
-
-
-_MISSING = object()
-
-
-def lookup(message: Any, path: str, *, what: str = "") -> Any:
-    """The value at dotted ``path`` in ``message``; FieldPathError naming the path and showing the message if none."""
-    found = _walk(message, path)
-    if found is _MISSING:
-        raise FieldPathError(_no_field(message, path, what), path)
-    return found
-
-
-def lookup_optional(message: Any, path: str | None) -> Any:
-    """The value at ``path``, or None when the path is None or matches nothing."""
-    if path is None:
-        return None
-    found = _walk(message, path)
-    return None if found is _MISSING else found
-
-
-def _walk(message: Any, path: str) -> Any:
-    value = message
-    for segment in path.split("."):
-        if isinstance(value, Mapping) and segment in value:
-            value = value[segment]
-        elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
-            value = value[int(segment)]
-        else:
-            return _MISSING
-    return value
-
-
-def _no_field(message: Any, path: str, what: str) -> str:
-    value, reached = message, list[str]()
-    for segment in path.split("."):
-        if isinstance(value, Mapping) and segment in value:
-            value, reached = value[segment], [*reached, segment]
-        elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
-            value, reached = value[int(segment)], [*reached, segment]
-        else:
-            break
-    where = f"under {'.'.join(reached)!r}" if reached else "at the top level"
-    if isinstance(value, Mapping):
-        there = f"the fields there are {', '.join(map(str, value)) or 'none'}"
-    elif isinstance(value, list):
-        there = f"a list of {len(value)} there"
-    else:
-        there = f"a {type(value).__name__} there, not an object"
-    named = f" ({what})" if what else ""
-    return (
-        f"The WebSocket protocol's field path {path!r}{named} matches no field in a received message: "
-        f"nothing {where}, {there}. Message: {shorten(message)}. Fix the path in the protocol configuration "
-        "(or set it to null if the service does not send this field)."
-    )
-
-
-def shorten(message: Any, limit: int = SHOWN_CHARACTERS) -> str:
-    """A message as compact JSON (or its repr), secrets hidden, cut to ``limit`` characters."""
-    try:
-        text = json.dumps(_hide_secrets(message), separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(message)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def _hide_secrets(value: Any) -> Any:
-    """``value`` with every field whose name says it is a secret (a token, a password) shown as ``<hidden>``."""
-    if isinstance(value, Mapping):
-        return {
-            key: "<hidden>" if _SECRET_FIELD.search(str(key)) else _hide_secrets(item) for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_hide_secrets(item) for item in value]
-    return value
-
-
-# Templates
-
-
-def placeholders_in(template: Any) -> set[str]:
-    """The placeholder names a template uses."""
-    if isinstance(template, str):
-        return {match.group(1) for match in _PLACEHOLDER.finditer(template) if match.group(1)}
-    if isinstance(template, Mapping):
-        return set().union(*(placeholders_in(value) for value in template.values()))
-    if isinstance(template, list):
-        return set().union(*(placeholders_in(value) for value in template))
-    return set()
-
-
-def render(template: Any, values: Mapping[str, Any]) -> Any:
-    """``template`` with its placeholders filled from ``values`` (see the module documentation)."""
-    if isinstance(template, str):
-        whole = _PLACEHOLDER.fullmatch(template)
-        if whole and whole.group(1):
-            return values[whole.group(1)]
-        return render_text(template, values)
-    if isinstance(template, Mapping):
-        return {key: render(value, values) for key, value in template.items()}
-    if isinstance(template, list):
-        return [render(value, values) for value in template]
-    return template
-
-
-def render_text(text: str, values: Mapping[str, Any]) -> str:
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name is None:
-            return match.group(0)[0]
-        return str(values[name])
-
-    return _PLACEHOLDER.sub(fill, text)
-
-
-# The configuration
 
 
 REFERENCE_HELLO = {"type": "hello", "token": "{token}"}
@@ -455,9 +262,6 @@ class WebSocketProtocol:
         except ValueError as error:
             raise ConfigurationError(f"The WebSocket protocol in {origin} is not valid JSON: {error}") from None
         return cls.from_dict(data, url=url)
-
-    def with_url(self, url: str) -> Self:
-        return replace(self, url=url)
 
 
 def reference_service(url: str) -> WebSocketProtocol:

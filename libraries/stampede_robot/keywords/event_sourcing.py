@@ -9,7 +9,8 @@ from robot.api.deco import keyword
 
 from stampede.checkers.projection import appended_seq, check_projection_converged, check_read_your_writes_lag
 from stampede.errors import ConfigurationError
-from stampede.workloads.event_store import EventAppendTool, Projector
+from stampede.workloads.event_store import EventAppendTool
+from stampede.workloads.projection_worker import Projector
 
 from ..component import LibraryComponent
 from ..runtime import LaunchRecord

@@ -10,17 +10,13 @@ import psutil
 from robot.api import logger
 from robot.api.deco import keyword
 
+from stampede.checkers.kept_running import check_stayed_up
+from stampede.checkers.memory_leaks import check_no_leak
 from stampede.errors import ConfigurationError, StampedeError
-from stampede.resources import (
-    ResourceRecording,
-    ResourceSampler,
-    ResourceSummary,
-    check_no_leak,
-    check_stayed_up,
-    format_size,
-)
+from stampede.resource_usage import ResourceRecording, ResourceSummary
+from stampede.resources import ResourceSampler
 from stampede.thresholds import Threshold, evaluate_thresholds
-from stampede.units import format_duration
+from stampede.units import format_duration, format_size
 
 from ..component import LibraryComponent
 from ..html import table

@@ -1,0 +1,69 @@
+"""Frame templates: the JSON an agent sends, with placeholders for what differs per agent and run.
+
+Templates are JSON values whose strings may hold placeholders: ``{user}``,
+``{agent}``, ``{marker}``, ``{thread}``, ``{token}``, ``{text}``,
+``{context}``, ``{request}``, ``{iteration}``, and for a resume
+``{resume_token}`` and ``{last_seq}``. A string that is exactly one
+placeholder takes the value itself (``"{last_seq}"`` becomes a number);
+elsewhere the value is written into the text. ``{{`` and ``}}`` are literal
+braces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+PLACEHOLDERS = frozenset(
+    {
+        "user",
+        "agent",
+        "marker",
+        "thread",
+        "token",
+        "text",
+        "context",
+        "request",
+        "iteration",
+        "resume_token",
+        "last_seq",
+    }
+)
+RESUME_ONLY = frozenset({"resume_token", "last_seq"})
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)\}")
+
+
+def placeholders_in(template: Any) -> set[str]:
+    """The placeholder names a template uses."""
+    if isinstance(template, str):
+        return {match.group(1) for match in _PLACEHOLDER.finditer(template) if match.group(1)}
+    if isinstance(template, Mapping):
+        return set().union(*(placeholders_in(value) for value in template.values()))
+    if isinstance(template, list):
+        return set().union(*(placeholders_in(value) for value in template))
+    return set()
+
+
+def render(template: Any, values: Mapping[str, Any]) -> Any:
+    """``template`` with its placeholders filled from ``values`` (see the module documentation)."""
+    if isinstance(template, str):
+        whole = _PLACEHOLDER.fullmatch(template)
+        if whole and whole.group(1):
+            return values[whole.group(1)]
+        return render_text(template, values)
+    if isinstance(template, Mapping):
+        return {key: render(value, values) for key, value in template.items()}
+    if isinstance(template, list):
+        return [render(value, values) for value in template]
+    return template
+
+
+def render_text(text: str, values: Mapping[str, Any]) -> str:
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return match.group(0)[0]
+        return str(values[name])
+
+    return _PLACEHOLDER.sub(fill, text)

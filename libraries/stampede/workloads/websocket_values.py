@@ -1,0 +1,60 @@
+"""What fills an agent's frame templates: its user, marker, thread and token, and a context of the configured size."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..agents import AgentContext
+from ..errors import ConfigurationError
+
+TokenSource = Callable[[str], str] | Mapping[str, str] | str
+"""A user's token: a function of the user id, a mapping user id → token, or one token for every user."""
+
+
+class PlaceholderValues:
+    """The value of each placeholder (see :mod:`~stampede.workloads.websocket_templates`) for an agent's frame.
+
+    ``tokens`` gives each user's token (None: the protocol sends none);
+    ``context_bytes`` sizes the ``{context}`` placeholder.
+    """
+
+    def __init__(self, tokens: TokenSource | None, context_bytes: int) -> None:
+        self.tokens = tokens
+        self.context_bytes = context_bytes
+
+    def of(self, agent: AgentContext, *, request: str = "") -> dict[str, Any]:
+        return {
+            "user": agent.user,
+            "agent": agent.agent,
+            "marker": agent.marker,
+            "thread": f"thread-{agent.agent}",
+            "token": self._token(agent),
+            "text": f"message {agent.iteration} from {agent.user}",
+            "context": self._context(agent),
+            "request": request,
+            "iteration": agent.iteration,
+        }
+
+    def _token(self, agent: AgentContext) -> str | None:
+        if self.tokens is None:
+            return None
+        if "token" not in agent.state:
+            tokens = self.tokens
+            if isinstance(tokens, str):
+                agent.state["token"] = tokens
+            elif isinstance(tokens, Mapping):
+                if agent.user not in tokens:
+                    raise ConfigurationError(
+                        f"No token for user {agent.user!r}: the tokens given cover "
+                        f"{', '.join(sorted(map(str, tokens))[:10]) or 'no user'}"
+                    )
+                agent.state["token"] = tokens[agent.user]
+            else:
+                agent.state["token"] = tokens(agent.user)
+        return agent.state["token"]
+
+    def _context(self, agent: AgentContext) -> str:
+        """``context_bytes`` of text (at least its head, which names the user, marker and run)."""
+        head = f"Context of {agent.user} ({agent.marker}), run {agent.iteration}: "
+        return head + "x" * max(0, self.context_bytes - len(head.encode()))
