@@ -7,8 +7,8 @@ two-core machine. Speed belongs in the benchmarks.
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 import itertools
 import time
 
