@@ -13,10 +13,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from stampede.checkers.fencing import check_fencing, check_protected_data
+from stampede.checkers.lease_expiry import check_leases_outlived
 from stampede.checkers.lock_records import lock_attempts
 from stampede.checkers.mutual_exclusion import (
     check_holders_never_overlap,
-    check_leases_outlived,
     check_never_granted_twice,
     check_single_active_session,
 )

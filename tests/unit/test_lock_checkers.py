@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from stampede.checkers.fencing import check_fencing, check_protected_data
+from stampede.checkers.lease_expiry import check_leases_outlived
 from stampede.checkers.mutual_exclusion import (
     check_holders_never_overlap,
-    check_leases_outlived,
     check_never_granted_twice,
     check_single_active_session,
 )

@@ -8,12 +8,12 @@ from typing import Any
 from robot.api.deco import keyword
 
 from stampede.checkers.fencing import check_fencing, fenced_accesses
+from stampede.checkers.lease_expiry import check_leases_outlived
 from stampede.checkers.lock_records import lease_text, lock_attempts
 from stampede.checkers.mutual_exclusion import (
     GRANTED_TWICE,
     cause_of,
     check_holders_never_overlap,
-    check_leases_outlived,
     check_never_granted_twice,
     check_single_active_session,
     find_overlaps,
