@@ -20,12 +20,15 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .auth import SECRET_ENV, check_secret
 from .bugs import Bug, parse_bugs
 from .errors import ConfigurationError, ServiceError
-from .server import ServiceConfig, serve_until_signalled
 from .settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from .server import ServiceConfig
 
 PG_DSN_ENV = "AGENT_SERVICE_PG_DSN"
 REDIS_URL_ENV = "AGENT_SERVICE_REDIS_URL"
@@ -71,6 +74,8 @@ def _required(value: str | None, env_name: str, option: str, what: str) -> str:
 
 def config_from_args(args: argparse.Namespace) -> ServiceConfig:
     """The service's configuration, or ConfigurationError naming what to fix."""
+    from .server import ServiceConfig  # the server's drivers load only when it serves, not for --describe
+
     return ServiceConfig(
         pg_dsn=_required(args.pg_dsn, PG_DSN_ENV, "--pg-dsn", "PostgreSQL DSN"),
         pg_schema=_required(args.pg_schema, "", "--pg-schema", "schema for the service's tables"),
@@ -97,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         config = config_from_args(args)
+        from .server import serve_until_signalled
+
         asyncio.run(serve_until_signalled(config, lambda port: _announce(config.host, port)))
     except ConfigurationError as error:
         print(f"agent service: {error}", file=sys.stderr)
