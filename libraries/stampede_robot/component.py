@@ -67,7 +67,7 @@ class LibraryComponent:
         caption = caption or verdicts[0].name
         findings.judged(caption, verdicts)
         self.log_html(verdict_table(verdicts, caption=caption))
-        failed = [verdict.message for verdict in verdicts if not verdict.passed or verdict.inconclusive]
+        failed = [verdict.message for verdict in verdicts if not verdict.passed]
         for verdict in verdicts:
             if verdict.message and verdict.message not in failed:
                 self.log(verdict.message)

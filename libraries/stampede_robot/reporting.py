@@ -174,6 +174,7 @@ def _verdict_json(caption: str, verdict: Verdict) -> dict[str, Any]:
         "judged_by": caption,
         "check": verdict.name,
         "verdict": verdict.status,
+        "judgement": verdict.judgement.value,
         "expected": verdict.expected,
         "measured": verdict.measured,
         "miss": verdict.miss,

@@ -177,7 +177,7 @@ def test_lost_updates_skip_operations_without_reads() -> None:
 
 def test_lost_updates_with_nothing_checkable_are_inconclusive() -> None:
     verdict = check_lost_updates(History([make_op(1), make_op(2, written={"account": 1})]))
-    assert verdict.passed and verdict.inconclusive
+    assert not verdict.passed and verdict.inconclusive
     assert verdict.status == "INCONCLUSIVE"
     assert verdict.measured == "0 of 0 checkable operations"
     assert "Nothing to check" in verdict.message and "(2 successful operations in all)" in verdict.message
@@ -247,7 +247,7 @@ def test_fields_kept_fails_on_missing_and_changed_fields() -> None:
 
 def test_fields_kept_with_nothing_written_is_inconclusive() -> None:
     verdict = check_fields_kept(History([make_op(1), field_write(2, 1, "x", 5, Outcome.DEADLOCK)]), {})
-    assert verdict.passed and verdict.inconclusive
+    assert not verdict.passed and verdict.inconclusive
     assert verdict.measured == "0 of 0 fields checkable"
 
 

@@ -171,7 +171,7 @@ def test_failed_appends_are_not_expected_in_the_store() -> None:
 
 def test_an_empty_store_is_inconclusive() -> None:
     verdict = check_projection_converged(History(), ProjectionSnapshot([], [], {}), within=5)
-    assert verdict.passed and verdict.inconclusive
+    assert not verdict.passed and verdict.inconclusive
     assert "the event store holds no event" in verdict.message
 
 
@@ -230,7 +230,7 @@ def test_the_percentile_is_chosen_by_the_caller() -> None:
 
 def test_lag_without_successful_appends_is_inconclusive() -> None:
     verdict = check_read_your_writes_lag(History([append(1, outcome=Outcome.ERROR)]), bound=1)
-    assert verdict.passed and verdict.inconclusive
+    assert not verdict.passed and verdict.inconclusive
 
 
 def test_a_percentile_out_of_range_is_refused() -> None:

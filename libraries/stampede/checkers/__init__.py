@@ -3,8 +3,8 @@
 A checker never raises on what it finds; it says what was expected, what was
 measured and by how much it missed, and lists the offending operations (at most
 ``MAX_ROWS`` of them) in ``details``. When a history holds nothing a checker can
-judge, the verdict passes but is marked ``inconclusive``: the caller decides
-whether "nothing to check" fails its test.
+judge, the verdict is ``inconclusive``: not passed, and the keyword that asked
+for it fails saying what was missing.
 """
 
 from ._report import MAX_ROWS

@@ -19,8 +19,8 @@ def check_fields_kept(history: History, final_document: Mapping[str, Any]) -> Ve
     Each successful operation records ``written={"config": id, "version": v,
     "field": "agent_3", "value": ...}``; the last write of a field is the one that
     ended last. The history should cover one document. Operations without a
-    ``field`` and a ``value`` are left out; when none is left the verdict passes
-    but is marked inconclusive.
+    ``field`` and a ``value`` are left out; when none is left the verdict is
+    inconclusive (not passed).
     """
     last: dict[Any, Operation] = {}
     for op in history.successful():

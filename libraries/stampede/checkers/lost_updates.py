@@ -20,7 +20,7 @@ def check_lost_updates(history: History, *, subject: str = "account", version: s
     down), or a legitimate re-read would be counted.
 
     Operations whose ``read`` lacks either key cannot be checked and are left out.
-    When none can be checked the verdict passes but is marked inconclusive.
+    When none can be checked the verdict is inconclusive (not passed).
     """
     successful = history.successful()
     groups: dict[tuple[Any, Any], list[Operation]] = {}
