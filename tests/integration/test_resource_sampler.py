@@ -135,8 +135,10 @@ def test_sampling_keeps_pace_while_the_event_loop_is_busy() -> None:
 
     samples = sampler.recording.traces["harness"].samples
     gaps = [(later.t_ns - earlier.t_ns) / 1e9 for earlier, later in itertools.pairwise(samples)]
-    assert len(samples) >= 9
-    assert max(gaps) < 0.3, gaps
+    # A sampler that waited for the loop would show one gap of the whole second; on a busy shared machine the
+    # sampler's thread still gets fewer turns than its interval asks for, so the bounds leave room for that.
+    assert len(samples) >= 5
+    assert max(gaps) < 0.5, gaps
     # A whole core when the machine is idle; other work on a shared machine takes its share.
     assert summarize_trace(sampler.recording.traces["harness"]).cpu_mean > 0.1
 
