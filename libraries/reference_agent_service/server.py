@@ -27,7 +27,7 @@ from .protocol import ErrorCode, EventType, Hello, Ping, ProtocolError, parse_cl
 from .runs import AgentRuns
 from .sessions import Session, Sessions
 from .settings import ServiceSettings
-from .store import DATABASE_ERRORS, AgentStore
+from .store import APPLICATION_NAME, DATABASE_ERRORS, AgentStore
 
 log = logging.getLogger(__package__)
 
@@ -99,7 +99,7 @@ class AgentService:
                 timeout=_REDIS_CONNECTION_WAIT,
                 socket_timeout=10,
                 socket_connect_timeout=10,
-                client_name="stampede-agent-service",
+                client_name=APPLICATION_NAME,
             )
             client = aioredis.Redis.from_pool(pool)
             await client.ping()

@@ -14,6 +14,7 @@ from .logsafe import mask_dsn, scrub
 from .protocol import RunFailure
 
 APPLICATION_NAME = "stampede-agent-service"
+"""Names the service's PostgreSQL connections, followed by the schema it serves (see :func:`application_name`)."""
 LOST_UPDATE_PAUSE = 0.02  # the read-modify-write window of the lost_update bug, in seconds
 _ACQUIRE_TIMEOUT = 10.0
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -61,6 +62,11 @@ class ToolResult:
     message_position: int
 
 
+def application_name(schema: str) -> str:
+    """The ``application_name`` of the service's connections: which service, and for which schema (tenant)."""
+    return f"{APPLICATION_NAME} {schema}"
+
+
 def check_schema_name(schema: str) -> str:
     if not _IDENTIFIER.fullmatch(schema or ""):
         raise ConfigurationError(
@@ -98,7 +104,7 @@ class AgentStore:
                 min_size=1,
                 max_size=pool_size,
                 timeout=connect_timeout,
-                server_settings={"search_path": schema, "application_name": APPLICATION_NAME},
+                server_settings={"search_path": schema, "application_name": application_name(schema)},
             )
         except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise ServiceUnavailable(

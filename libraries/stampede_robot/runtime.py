@@ -7,7 +7,6 @@ runtime, so a tool defined with ConcurrentAgents can be judged by LockConflicts.
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from stampede.loop import EngineLoop
 from stampede.metrics import LaunchSummary
 from stampede.resources import ResourceSampler
 from stampede.services.agent_service_target import AgentServiceTarget
+from stampede.services.config import resolve_run_id
 from stampede.services.embedded_postgres import EmbeddedPostgres
 from stampede.services.embedded_redis import EmbeddedRedis
 from stampede.services.postgres_target import PostgresTarget
@@ -77,7 +77,7 @@ class Services:
 class Runtime:
     def __init__(self) -> None:
         self._loop: EngineLoop | None = None
-        self.run_id = secrets.token_hex(4)
+        self.run_id = resolve_run_id()
         self.services: Services | None = None
         self.tools: dict[str, Tool] = {}
         self.launches: list[LaunchRecord] = []

@@ -5,6 +5,10 @@ repository root, bounded by a timeout) and returns a :class:`RobotRun`: the pars
 ``output.xml``, the exit code, and what the run left behind (server processes, their
 temp dirs, and, against external services, schemas, backends and Redis keys).
 
+Each run gets its own run id (``STAMPEDE_RUN_ID``), and on shared services only
+what carries that id counts as its leftovers: another run of the tests against
+the same PostgreSQL or Redis is not this run's mess.
+
 The subprocess inherits the environment, so with ``STAMPEDE_PG_DSN`` /
 ``STAMPEDE_REDIS_URL`` set the suites run against those services instead of the
 embedded ones.
@@ -18,6 +22,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -34,6 +39,8 @@ import pytest
 import redis
 from robot.api import ExecutionResult, ResultVisitor
 from robot.result import Keyword, Message, Result, TestCase, TestSuite
+
+from stampede.services.config import RUN_ID_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 ROBOT_DIR = Path(__file__).resolve().parent / "robot"
@@ -248,25 +255,36 @@ def _orphaned(proc: ServerProc) -> bool:
 
 @dataclass
 class Snapshot:
-    """What existed before a run: server processes and, on external services, our schemas, backends and keys."""
+    """What existed before a run: server processes and, on external services, the run's schemas, backends and keys."""
 
     servers: dict[tuple[int, float], ServerProc]
+    run_id: str = ""
     schemas: set[str] = field(default_factory=set)
     applications: set[str] = field(default_factory=set)
     keys: set[str] = field(default_factory=set)
 
 
-async def _postgres_state(dsn: str) -> tuple[set[str], set[str]]:
+def new_run_id() -> str:
+    """A run id of the form Stampede makes, marked as the acceptance tests' own."""
+    return f"at{secrets.token_hex(4)}"
+
+
+async def _postgres_state(dsn: str, run_id: str) -> tuple[set[str], set[str]]:
+    """The run's schemas (``stampede_<run id>...``) and the names of backends that carry its id."""
     connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": CHECK_APPLICATION_NAME})
     try:
         schemas = {
             row[0]
-            for row in await connection.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'stampede\\_%'")
+            for row in await connection.fetch(
+                "SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $1 || '\\_%'",
+                f"stampede_{run_id}",
+            )
         }
         applications = {
             row[0]
             for row in await connection.fetch(
-                "SELECT DISTINCT application_name FROM pg_stat_activity WHERE application_name LIKE 'stampede-%'"
+                "SELECT DISTINCT application_name FROM pg_stat_activity WHERE strpos(application_name, $1) > 0",
+                run_id,
             )
         }
     finally:
@@ -274,20 +292,21 @@ async def _postgres_state(dsn: str) -> tuple[set[str], set[str]]:
     return schemas, applications
 
 
-def _redis_keys(url: str) -> set[str]:
+def _redis_keys(url: str, run_id: str) -> set[str]:
     client = redis.Redis.from_url(url, socket_timeout=10, decode_responses=True)
     try:
-        return set(client.scan_iter(match="stampede:*", count=1000))
+        return set(client.scan_iter(match=f"stampede:{run_id}:*", count=1000))
     finally:
         client.close()
 
 
-def take_snapshot(with_servers: bool = True) -> Snapshot:
-    snapshot = Snapshot(_server_processes() if with_servers else {})
+def take_snapshot(run_id: str, with_servers: bool = True) -> Snapshot:
+    """Server processes now and, on external services, what carries ``run_id``."""
+    snapshot = Snapshot(_server_processes() if with_servers else {}, run_id)
     if dsn := os.environ.get("STAMPEDE_PG_DSN"):
-        snapshot.schemas, snapshot.applications = asyncio.run(_postgres_state(dsn))
+        snapshot.schemas, snapshot.applications = asyncio.run(_postgres_state(dsn, run_id))
     if url := os.environ.get("STAMPEDE_REDIS_URL"):
-        snapshot.keys = _redis_keys(url)
+        snapshot.keys = _redis_keys(url, run_id)
     return snapshot
 
 
@@ -306,7 +325,7 @@ def find_leftovers(before: Snapshot, started: list[ServerProc], grace: float = S
         for key, proc in _server_processes().items():
             if key not in before.servers and key not in seen and _orphaned(proc):
                 problems.append(f"orphaned server process {proc.pid} appeared during the run: {proc.cmdline}")
-        after = take_snapshot(with_servers=False)
+        after = take_snapshot(before.run_id, with_servers=False)
         problems += [f"schema {name} remains" for name in sorted(after.schemas - before.schemas)]
         problems += [
             f"a backend with application_name {name!r} remains (pg_stat_activity)"
@@ -349,13 +368,20 @@ def run_robot(
     for name, value in (variables or {}).items():
         argv += ["--variable", f"{name}:{value}"]
     argv += [*options, *(str(path) for path in data)]
-    before = take_snapshot()
+    run_id = new_run_id()
+    before = take_snapshot(run_id)
     started: dict[tuple[int, float], ServerProc] = {}
     began = time.monotonic()
     console_file = output_dir / "console.txt"
     with console_file.open("wb") as console:
         process = subprocess.Popen(
-            argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            cwd=ROOT,
+            env={**os.environ, RUN_ID_ENV: run_id},
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         watched = psutil.Process(process.pid)
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import redis
 from stampede.services.embedded_postgres import EmbeddedPostgres
 from stampede.services.embedded_redis import EmbeddedRedis
 
-from .conftest import ROOT, RobotTimeout, ServerProc, find_leftovers, run_robot, take_snapshot
+from .conftest import ROOT, RobotTimeout, ServerProc, find_leftovers, new_run_id, run_robot, take_snapshot
 
 HANGING_SUITE = f"""\
 *** Settings ***
@@ -33,7 +32,7 @@ Hangs
 def test_a_running_server_and_its_temp_dir_are_seen_until_stopped(
     server_class: type[EmbeddedPostgres] | type[EmbeddedRedis],
 ) -> None:
-    before = take_snapshot()
+    before = take_snapshot(new_run_id())
     server = server_class()
     server.start()
     try:
@@ -60,39 +59,52 @@ def test_an_overrunning_run_is_interrupted_and_leaves_nothing_behind(tmp_path: P
         assert overran.value.servers, "the run never started its embedded PostgreSQL: nothing was tested"
 
 
-@pytest.mark.skipif(not os.environ.get("STAMPEDE_PG_DSN"), reason="STAMPEDE_PG_DSN is not set")
-def test_a_schema_and_a_backend_left_on_external_postgres_are_seen() -> None:
-    dsn = os.environ["STAMPEDE_PG_DSN"]
-    name = f"leftover_check_{secrets.token_hex(4)}"
-
-    async def leave_behind() -> list[str]:
-        before = await asyncio.to_thread(take_snapshot, False)
-        connection = await asyncpg.connect(dsn, server_settings={"application_name": f"stampede-{name}"})
+async def _leave_on_postgres(dsn: str, mine: str, others: str) -> list[str]:
+    """Leave a schema and a backend of run ``mine`` and of a concurrent run ``others``; check for ``mine``."""
+    before = await asyncio.to_thread(take_snapshot, mine)
+    connections = [
+        await asyncpg.connect(dsn, server_settings={"application_name": name})
+        for name in (f"stampede-{mine}", f"stampede-{others}", f"stampede-agent-service stampede_{mine}")
+    ]
+    try:
+        for run_id in (mine, others):
+            await connections[0].execute(f"CREATE SCHEMA stampede_{run_id}")
         try:
-            await connection.execute(f"CREATE SCHEMA stampede_{name}")
-            try:
-                return await asyncio.to_thread(find_leftovers, before, [], 0)
-            finally:
-                await connection.execute(f"DROP SCHEMA stampede_{name}")
+            return await asyncio.to_thread(find_leftovers, before, [], 0)
         finally:
+            for run_id in (mine, others):
+                await connections[0].execute(f"DROP SCHEMA stampede_{run_id}")
+    finally:
+        for connection in connections:
             await connection.close()
 
-    problems = asyncio.run(leave_behind())
-    assert f"schema stampede_{name} remains" in problems, problems
-    assert f"a backend with application_name 'stampede-{name}' remains (pg_stat_activity)" in problems, problems
+
+@pytest.mark.skipif(not os.environ.get("STAMPEDE_PG_DSN"), reason="STAMPEDE_PG_DSN is not set")
+def test_a_schema_and_backends_left_on_external_postgres_are_seen_but_not_a_concurrent_runs() -> None:
+    mine, others = new_run_id(), new_run_id()
+    problems = asyncio.run(_leave_on_postgres(os.environ["STAMPEDE_PG_DSN"], mine, others))
+    assert sorted(problems) == sorted(
+        [
+            f"schema stampede_{mine} remains",
+            f"a backend with application_name 'stampede-{mine}' remains (pg_stat_activity)",
+            f"a backend with application_name 'stampede-agent-service stampede_{mine}' remains (pg_stat_activity)",
+        ]
+    ), problems
 
 
 @pytest.mark.skipif(not os.environ.get("STAMPEDE_REDIS_URL"), reason="STAMPEDE_REDIS_URL is not set")
-def test_a_key_left_on_external_redis_is_seen() -> None:
-    key = f"stampede:leftover-check-{secrets.token_hex(4)}:key"
+def test_a_key_left_on_external_redis_is_seen_but_not_a_concurrent_runs() -> None:
+    mine, others = new_run_id(), new_run_id()
+    keys = [f"stampede:{mine}:lock:a", f"stampede:{others}:lock:a"]
     client = redis.Redis.from_url(os.environ["STAMPEDE_REDIS_URL"], socket_timeout=10)
     try:
-        before = take_snapshot(with_servers=False)
-        client.set(key, "x", ex=60)
+        before = take_snapshot(mine)
+        for key in keys:
+            client.set(key, "x", ex=60)
         try:
             problems = find_leftovers(before, [], grace=0)
         finally:
-            client.delete(key)
+            client.delete(*keys)
     finally:
         client.close()
-    assert f"Redis key {key!r} remains" in problems, problems
+    assert problems == [f"Redis key {keys[0]!r} remains"], problems

@@ -32,7 +32,7 @@ from reference_agent_service.protocol import (
     send_message_frame,
     start_run_frame,
 )
-from reference_agent_service.store import APPLICATION_NAME
+from reference_agent_service.store import application_name
 from stampede.errors import ServiceUnavailable
 from stampede.services import EmbeddedPostgres, EmbeddedRedis, PostgresTarget, RedisTarget
 from stampede.services.embedded_agent_service import EmbeddedAgentService
@@ -334,7 +334,7 @@ def test_stop_leaves_no_process_key_or_connection_behind(pg_dsn: str, redis_url:
         try:
             left = await admin.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
-                APPLICATION_NAME,
+                application_name(harness.postgres.schema),
             )
         finally:
             await admin.close()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 
 from ..errors import ConfigurationError
 
 PG_DSN_ENV = "STAMPEDE_PG_DSN"
 REDIS_URL_ENV = "STAMPEDE_REDIS_URL"
 AGENT_SERVICE_URL_ENV = "STAMPEDE_AGENT_SERVICE_URL"
+RUN_ID_ENV = "STAMPEDE_RUN_ID"
 # PostgreSQL names hold 63 bytes; the longest we build is "stampede_<run_id>".
 _RUN_ID = re.compile(r"[a-z0-9_]{1,54}")
 
@@ -43,3 +45,14 @@ def check_run_id(run_id: str) -> str:
             f"run id must be 1 to 54 characters of a-z, 0-9 and _ (it names a schema), got {run_id!r}"
         )
     return run_id
+
+
+def resolve_run_id() -> str:
+    """``$STAMPEDE_RUN_ID`` if set (checked), else a fresh random one: it names the run's schema and key prefix."""
+    given = os.environ.get(RUN_ID_ENV, "").strip()
+    if not given:
+        return secrets.token_hex(4)
+    try:
+        return check_run_id(given)
+    except ConfigurationError as error:
+        raise ConfigurationError(f"{RUN_ID_ENV}: {error}") from None
