@@ -53,6 +53,20 @@ TWIN_FAILURES = {
     "Claiming Read Committed Reads Stay On One Snapshot": [
         r"^Step r1y \(T1: SELECT value FROM il_test WHERE id = 2\) returned 1 row: 18, expected 1 row: 20\.$"
     ],
+    "Claiming Read Committed Prevents Write Skew": [
+        r"^G2-item write skew at read committed: expected prevented, but permutation 'r1 r2 w1x w2y c1 c2' showed it "
+        r"allowed: T1 committed \(at c1\); T2 committed \(at c2\) \(the anomaly shows when T1 commits and T2 "
+        r"commits\)\.$"
+    ],
+    "Claiming Repeatable Read Allows Read Skew": [
+        r"^G-single read skew at repeatable read: expected allowed, but permutation 'r1x r2x r2y w2x w2y c2 r1y c1' "
+        r"showed it prevented: r1y returned 1 row: 20 \(the anomaly shows when r1y returns 1 row: 18\)\.$"
+    ],
+    "Recording An Anomaly Without Saying What It Looks Like": [
+        r"^Record Anomaly cannot tell whether permutation 'r1 c1' showed 'lost update': say what the anomaly looks "
+        r"like in this scenario with Anomaly Shows When Step Returns \(a step and the rows it returns\) or Anomaly "
+        r"Shows When Session Commits\.$"
+    ],
     "Claiming A Read Waits For A Pending Write": [
         r"^Step r2x \(T2: SELECT value FROM il_test WHERE id = 1\) did not block: it ran without blocking and "
         r"succeeded with 1 row: 10\.$"
@@ -90,6 +104,9 @@ def test_the_anomaly_matrix_is_logged_at_the_end_of_the_suite(run: RobotRun) -> 
     assert {row[0]: tuple(row[1:]) for row in rows[1:]} == MATRIX
     (details,) = [t for t in tables if "How each level prevented each anomaly" in t]
     how = {(row[0], row[1]): row[3] for row in _html_rows(details)[1:]}
+    seen = {(row[0], row[1]): row[4] for row in _html_rows(details)[1:]}
+    assert seen[("P4 lost update", "read committed")] == "T2 committed (at c2); final returned 1 row: 11"
+    assert seen[("G-single read skew", "repeatable read")] == "r1y returned 1 row: 20"
     assert how[("P4 lost update", "repeatable read")] == (
         "blocking: w2x blocked waiting for T1; 40001 serialization failure on w2x"
     )

@@ -9,6 +9,7 @@ import pytest
 
 from stampede.errors import ConfigurationError
 from stampede.interleavings import expectations
+from stampede.interleavings.evidence import Observation, SessionCommits, StepReturns, check_evidence, observe
 from stampede.interleavings.expectations import OutcomeMismatch
 from stampede.interleavings.outcome import (
     PermutationRun,
@@ -17,8 +18,8 @@ from stampede.interleavings.outcome import (
     TimelineEntry,
     TransactionState,
 )
-from stampede.interleavings.spec import InterleavingSpec, Step, count_statements
-from stampede.interleavings.table import AnomalyMatrix, AnomalyVerdict, timeline_table
+from stampede.interleavings.spec import InterleavingSpec, Session, Step, count_statements
+from stampede.interleavings.table import AnomalyMatrix, timeline_table
 from stampede.workloads.isolation import IsolationLevel
 
 MS = 1_000_000
@@ -173,6 +174,8 @@ def run_of(
     )
 
 
+SHOWN = Observation(True, ("evidence held",))
+NOT_SHOWN = Observation(False, ("evidence did not hold",))
 UPDATE = "UPDATE il_test SET value = 11 WHERE id = 1"
 SERIALIZATION = "could not serialize access due to concurrent update"
 RESUMED = outcome("w2", "T2", UPDATE, finished_ns=5 * MS, status="UPDATE 1", blocked_by=("T1",), blocked_ns=2 * MS)
@@ -334,14 +337,10 @@ def test_the_timeline_has_sessions_as_columns_and_ends_with_each_transaction() -
 
 def test_the_matrix_says_what_each_level_did_and_how() -> None:
     matrix = AnomalyMatrix()
-    matrix.record("P4 lost update", run_of(RESUMED), AnomalyVerdict.ALLOWED, "t1")
-    matrix.record(
-        "P4 lost update", run_of(REFUSED, isolation=IsolationLevel.REPEATABLE_READ), AnomalyVerdict.PREVENTED, "t2"
-    )
-    matrix.record("G1a aborted read", run_of(READ), AnomalyVerdict.PREVENTED, "t3")
-    matrix.record(
-        "G1a aborted read", run_of(READ, isolation=IsolationLevel.SERIALIZABLE), AnomalyVerdict.PREVENTED, "t4"
-    )
+    matrix.record("P4 lost update", run_of(RESUMED), SHOWN, "t1")
+    matrix.record("P4 lost update", run_of(REFUSED, isolation=IsolationLevel.REPEATABLE_READ), NOT_SHOWN, "t2")
+    matrix.record("G1a aborted read", run_of(READ), NOT_SHOWN, "t3")
+    matrix.record("G1a aborted read", run_of(READ, isolation=IsolationLevel.SERIALIZABLE), NOT_SHOWN, "t4")
     headers, rows = matrix.summary_table()
     assert headers == ["anomaly", "read committed", "repeatable read", "serializable"]
     assert rows == [
@@ -365,6 +364,30 @@ def test_the_matrix_needs_one_isolation_level_and_a_name() -> None:
         match=r"needs every session at one isolation level, but permutation "
         r"'r1 w2' ran T1 at read committed, T2 at serializable",
     ):
-        AnomalyMatrix().record("P4", mixed, AnomalyVerdict.ALLOWED)
+        AnomalyMatrix().record("P4", mixed, SHOWN)
     with pytest.raises(ConfigurationError, match="Name the anomaly"):
-        AnomalyMatrix().record(" ", run_of(READ), AnomalyVerdict.ALLOWED)
+        AnomalyMatrix().record(" ", run_of(READ), SHOWN)
+
+
+def test_the_anomaly_shows_only_when_every_piece_of_its_evidence_holds() -> None:
+    committed = {"T1": ended((COMMIT, False)), "T2": SessionTransaction(Session("T2", IsolationLevel.READ_COMMITTED))}
+    run = run_of(READ, RESUMED, transactions=committed)
+    read = StepReturns("r1", ("1, 10", "2, NULL"))
+    assert observe(run, [read]) == Observation(True, ("r1 returned 2 rows: 1, 10 | 2, NULL",))
+    assert observe(run, [read, SessionCommits("T1")]).shown
+    other = observe(run, [read, SessionCommits("T2")])
+    assert not other.shown and other.text == "r1 returned 2 rows: 1, 10 | 2, NULL; T2 open"
+    assert observe(run, [StepReturns("r1", ("1, 11", "2, NULL"))]).text == "r1 returned 2 rows: 1, 10 | 2, NULL"
+    refused = observe(run_of(REFUSED), [StepReturns("w2", ())])
+    assert not refused.shown and refused.text.startswith("w2 blocked waiting for T1 for 3.0 ms, then failed with 40001")
+
+
+def test_evidence_must_name_a_defined_step_or_session() -> None:
+    spec = InterleavingSpec()
+    spec.add_session("T1")
+    spec.add_step("T1", "r1", "SELECT 1")
+    assert check_evidence(spec, StepReturns("r1", ("1",))) == StepReturns("r1", ("1",))
+    with pytest.raises(ConfigurationError, match=r"names step 'r2', which is not defined \(defined: r1\)"):
+        check_evidence(spec, StepReturns("r2", ()))
+    with pytest.raises(ConfigurationError, match=r"names session 'T9', which is not defined \(defined: T1\)"):
+        check_evidence(spec, SessionCommits("T9"))

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 from ..errors import ConfigurationError
+from .evidence import normalize_row, rows_shown
 from .outcome import PermutationRun, TransactionState, row_text, rows_text
 
 _SQLSTATE = re.compile(r"[0-9A-Z]{5}")
@@ -15,11 +16,6 @@ class OutcomeMismatch(AssertionError):
     """A step or a session did not do what the test expected."""
 
     ROBOT_SUPPRESS_NAME = True
-
-
-def normalize_row(text: str) -> str:
-    """``1,10`` and ``1 ,  10`` both read as ``1, 10``."""
-    return ", ".join(part.strip() for part in text.split(","))
 
 
 def step_should_block(run: PermutationRun, step: str) -> None:
@@ -59,19 +55,13 @@ def step_should_return(run: PermutationRun, step: str, rows: Sequence[str]) -> N
     expected = [normalize_row(row) for row in rows]
     if not outcome.succeeded:
         raise OutcomeMismatch(
-            f"Step {outcome.label} returned no rows to compare with {_expected_text(expected)}: it {outcome.story()}."
+            f"Step {outcome.label} returned no rows to compare with {rows_shown(expected)}: it {outcome.story()}."
         )
     actual = [row_text(row) for row in outcome.rows]
     if actual != expected:
         raise OutcomeMismatch(
-            f"Step {outcome.label} returned {rows_text(outcome.rows)}, expected {_expected_text(expected)}."
+            f"Step {outcome.label} returned {rows_text(outcome.rows)}, expected {rows_shown(expected)}."
         )
-
-
-def _expected_text(rows: list[str]) -> str:
-    if not rows:
-        return "no rows"
-    return f"{len(rows)} row{'' if len(rows) == 1 else 's'}: " + " | ".join(rows)
 
 
 def session_should_commit(run: PermutationRun, session: str) -> None:

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from ..errors import ConfigurationError
 from ..workloads.isolation import IsolationLevel
+from .evidence import Observation
 from .outcome import PermutationRun
 
 ABORTING_SQLSTATES = {"40001": "serialization failure", "40P01": "deadlock"}
@@ -37,9 +38,12 @@ class MatrixEntry:
     anomaly: str
     level: IsolationLevel
     verdict: AnomalyVerdict
+    """What the permutation showed (not what the test expected)."""
     ways: tuple[tuple[str, str], ...]  # (short, detailed) for each way the level prevented it
     test: str
     server_version: str
+    seen: str = ""
+    """What the permutation showed of the anomaly's evidence."""
 
     @property
     def cell(self) -> str:
@@ -78,8 +82,8 @@ class AnomalyMatrix:
     def __init__(self) -> None:
         self.entries: dict[tuple[str, IsolationLevel], MatrixEntry] = {}
 
-    def record(self, anomaly: str, run: PermutationRun, verdict: AnomalyVerdict, test: str = "") -> MatrixEntry:
-        """Record ``verdict`` for ``anomaly`` at the one isolation level of ``run``'s sessions."""
+    def record(self, anomaly: str, run: PermutationRun, observation: Observation, test: str = "") -> MatrixEntry:
+        """Record for ``anomaly``, at the one isolation level of ``run``'s sessions, what ``observation`` showed."""
         if not anomaly.strip():
             raise ConfigurationError("Name the anomaly to record, e.g. 'lost update (P4)'.")
         levels = {session.isolation for session in run.sessions.values()}
@@ -89,8 +93,9 @@ class AnomalyMatrix:
                 f"The anomaly matrix needs every session at one isolation level, but {run} ran {shown}."
             )
         (level,) = levels
+        verdict = AnomalyVerdict.ALLOWED if observation.shown else AnomalyVerdict.PREVENTED
         ways = ways_prevented(run) if verdict is AnomalyVerdict.PREVENTED else ()
-        entry = MatrixEntry(anomaly.strip(), level, verdict, ways, test, run.server_version)
+        entry = MatrixEntry(anomaly.strip(), level, verdict, ways, test, run.server_version, observation.text)
         self.entries[(entry.anomaly, level)] = entry
         return entry
 
@@ -112,6 +117,6 @@ class AnomalyMatrix:
 
     def details_table(self) -> tuple[list[str], list[list[str]]]:
         """One row per recorded cell: how the level prevented the anomaly, and the test that showed it."""
-        headers = ["anomaly", "isolation level", "verdict", "how", "test"]
-        rows = [[e.anomaly, e.level.value, e.verdict.value, e.how, e.test] for e in self.entries.values()]
+        headers = ["anomaly", "isolation level", "verdict", "how", "evidence seen", "test"]
+        rows = [[e.anomaly, e.level.value, e.verdict.value, e.how, e.seen, e.test] for e in self.entries.values()]
         return headers, rows

@@ -7,8 +7,16 @@ from datetime import timedelta
 
 from robot.api.deco import keyword
 
-from stampede.errors import StampedeError
+from stampede.errors import ConfigurationError, StampedeError
 from stampede.interleavings import expectations
+from stampede.interleavings.evidence import (
+    Evidence,
+    SessionCommits,
+    StepReturns,
+    check_evidence,
+    normalize_row,
+    observe,
+)
 from stampede.interleavings.outcome import PermutationRun
 from stampede.interleavings.runner import (
     CANCEL_GRACE,
@@ -38,12 +46,13 @@ class InterleavingKeywords(LibraryComponent):
         self._owner: tuple[str, str] | None = None
         self._spec = InterleavingSpec()
         self._runs: list[PermutationRun] = []
+        self._evidence: list[Evidence] = []
         self.matrix = AnomalyMatrix()
 
     def _current(self) -> InterleavingSpec:
         owner = (str(self.variable("SUITE NAME", "")), str(self.variable("TEST NAME", "")))
         if owner != self._owner:
-            self._owner, self._spec, self._runs = owner, InterleavingSpec(), []
+            self._owner, self._spec, self._runs, self._evidence = owner, InterleavingSpec(), [], []
         return self._spec
 
     def _run(self, run: PermutationRun | None) -> PermutationRun:
@@ -239,17 +248,63 @@ class InterleavingKeywords(LibraryComponent):
             self.log(f"Session {subject}: {chosen.transaction(subject).summary()}.")
 
     @keyword(tags=["interleavings"])
-    def record_anomaly(self, anomaly: str, verdict: AnomalyVerdict, run: PermutationRun | None = None) -> None:
-        """Records in the anomaly matrix that the sessions' isolation level ``prevented`` or ``allowed`` ``anomaly``.
+    def anomaly_shows_when_step_returns(self, step: str, *rows: str) -> None:
+        """Says what the scenario's anomaly looks like: ``step`` succeeds and returns exactly ``rows``.
 
-        Call it after the step assertions that show it. For a prevented
-        anomaly the matrix says how, read from the outcomes: blocking, a
-        ``40001`` / ``40P01``, or else the reads' snapshot.
+        Rows are written as in `Step Should Return` (``1, 10``); none means the
+        step returns no rows. With `Anomaly Shows When Session Commits` the
+        pieces add up: the anomaly shows only when every one holds.
+        `Record Anomaly` reads them to tell what the permutation showed.
 
+        | Anomaly Shows When Step Returns | r2x | 101 |
+        | Anomaly Shows When Step Returns | final | 1, 12 | 2, 21 |
+        """
+        spec = self._current()
+        self._evidence.append(check_evidence(spec, StepReturns(step, tuple(normalize_row(row) for row in rows))))
+
+    @keyword(tags=["interleavings"])
+    def anomaly_shows_when_session_commits(self, session: str) -> None:
+        """Says that the scenario's anomaly needs ``session``'s transaction to commit (both writers of a write skew).
+
+        | Anomaly Shows When Session Commits | T1 |
+        | Anomaly Shows When Session Commits | T2 |
+        """
+        spec = self._current()
+        self._evidence.append(check_evidence(spec, SessionCommits(session)))
+
+    @keyword(tags=["interleavings"])
+    def record_anomaly(self, anomaly: str, expected: AnomalyVerdict, run: PermutationRun | None = None) -> None:
+        """Records in the anomaly matrix whether the permutation showed ``anomaly``, and fails unless as ``expected``.
+
+        What the permutation showed is read from the evidence the scenario
+        defined (`Anomaly Shows When Step Returns`, `Anomaly Shows When Session
+        Commits`): the anomaly was ``allowed`` when every piece held, else
+        ``prevented``, and then the matrix says how, read from the outcomes:
+        blocking, a ``40001`` / ``40P01``, or else the reads' snapshot. The
+        matrix records what was observed; a test that expected otherwise fails
+        saying what the permutation showed.
+
+        | Anomaly Shows When Step Returns | final | 11 |
+        | Anomaly Shows When Session Commits | T2 |
+        | Run Permutation | r1x r2x w1x w2x c1 c2 final |
         | Record Anomaly | lost update (P4) | allowed |
         """
-        entry = self.matrix.record(anomaly, self._run(run), verdict, str(self.variable("TEST NAME", "")))
-        self.log(f"{entry.anomaly} at {entry.level.value}: {entry.cell}; {entry.how}.")
+        chosen = self._run(run)
+        if not self._evidence:
+            raise ConfigurationError(
+                f"Record Anomaly cannot tell whether {chosen} showed {anomaly!r}: say what the anomaly looks like "
+                "in this scenario with Anomaly Shows When Step Returns (a step and the rows it returns) or Anomaly "
+                "Shows When Session Commits."
+            )
+        observation = observe(chosen, self._evidence)
+        entry = self.matrix.record(anomaly, chosen, observation, str(self.variable("TEST NAME", "")))
+        self.log(f"{entry.anomaly} at {entry.level.value}: {entry.cell}; {entry.how}. Evidence seen: {entry.seen}.")
+        if entry.verdict is not expected:
+            shows = " and ".join(str(piece) for piece in self._evidence)
+            raise expectations.OutcomeMismatch(
+                f"{entry.anomaly} at {entry.level.value}: expected {expected.value}, but {chosen} showed it "
+                f"{entry.verdict.value}: {entry.seen} (the anomaly shows when {shows})."
+            )
 
     @keyword(tags=["interleavings"])
     def log_anomaly_matrix(self) -> None:

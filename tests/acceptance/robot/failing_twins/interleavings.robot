@@ -38,3 +38,21 @@ Claiming A Read Waits For A Pending Write
     [Documentation]    Must fail: a read never waits for a writer in PostgreSQL; T2 reads the committed 10 at once.
     T2 Reads X While T1 Writes It And Aborts    read committed
     Step Should Block    r2x
+
+Claiming Read Committed Prevents Write Skew
+    [Documentation]    Must fail: at read committed both writers of the write skew commit, so the anomaly shows.
+    Each Transaction Reads Both Rows, Then Updates One    read committed
+    Record Anomaly    G2-item write skew    prevented
+
+Claiming Repeatable Read Allows Read Skew
+    [Documentation]    Must fail: at repeatable read T1's second read stays on its snapshot (20), so no read skew.
+    T1 Reads X, Then Y After T2 Moved Value Between Them    repeatable read
+    Record Anomaly    G-single read skew    allowed
+
+Recording An Anomaly Without Saying What It Looks Like
+    [Documentation]    Must fail: the scenario defines no evidence, so Record Anomaly cannot tell what happened.
+    Sessions At    read committed
+    Define Step    T1    r1    SELECT value FROM il_test WHERE id = 1
+    Define Step    T1    c1    COMMIT
+    Run Permutation    r1 c1
+    Record Anomaly    lost update    allowed
