@@ -28,8 +28,8 @@ SHORT_WORK = {
     "PostgreSQL Session Advisory Lock Keeps Holders Apart": "advisory session",
     "PostgreSQL Transaction Advisory Lock Keeps Holders Apart": "advisory transaction",
     "SELECT FOR UPDATE On A Lock Row Keeps Holders Apart": "for update",
-    "A User-Supplied asyncio Lock Keeps Holders Apart": "python:asyncio:Lock",
-    "A User-Supplied threading Lock Keeps Holders Apart": "python:threading:Lock",
+    "A User-Supplied asyncio Lock Keeps Holders Apart": "python:stampede.locks.in_process:asyncio_lock",
+    "A User-Supplied threading Lock Keeps Holders Apart": "python:stampede.locks.in_process:threading_lock",
 }
 STALLED = "Holders Stalled Past The Lease Overlap The Next Holder"
 FENCED = "Fencing Refuses The Stale Writes And The Data Stays Right"

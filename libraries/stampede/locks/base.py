@@ -53,7 +53,8 @@ class LockSpec:
             factory = raw[len(PYTHON_PREFIX) :].strip()
             if not factory:
                 raise ConfigurationError(
-                    "A Python lock is written python:<module>:<callable>, e.g. python:asyncio:Lock; the path is missing"
+                    "A Python lock is written python:<module>:<callable>, e.g. "
+                    "python:stampede.locks.in_process:asyncio_lock; the path is missing"
                 )
             return cls(LockKind.PYTHON, factory)
         words = " ".join(raw.replace("_", " ").lower().split())
