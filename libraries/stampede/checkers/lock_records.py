@@ -217,20 +217,20 @@ def account_for_errors(verdict: Verdict, attempts: list[LockAttempt], errors_all
 
 
 def undeclared_lease(attempts: Iterable[LockAttempt]) -> str:
-    """A warning when releases answered "not owned" though no lease was declared, else ``''``."""
+    """Why releases answered "not owned" though no lease was declared, else ``''``."""
     lost = sum(1 for attempt in attempts if attempt.lease_ns is None and attempt.release_answer == NOT_OWNED)
     if not lost:
         return ""
     return (
-        f'{plural(lost, "release")} answered "not owned" though the tool declares no lease: the lock has a lease '
-        "Stampede was not told of, so a hold it ended on its own counts as held until the release, and a next "
-        "holder as granted while it was. Declare the lock's lease with Define Lock Tool lease=…."
+        f'The lock has a lease Stampede was not told of: {plural(lost, "release")} answered "not owned" though the '
+        "tool declares no lease, so a hold the lock ended on its own counts as held until its release, and the "
+        "next holder as let in while it was. Declare the lock's lease with Define Lock Tool lease=…."
     )
 
 
 def with_lease_warning(verdict: Verdict, attempts: list[LockAttempt]) -> Verdict:
-    """``verdict`` with :func:`undeclared_lease`'s warning appended to a failure."""
+    """A failed ``verdict`` led by :func:`undeclared_lease`'s warning, which may be its real cause."""
     warning = undeclared_lease(attempts)
     if not warning or verdict.passed:
         return verdict
-    return replace(verdict, message=f"{verdict.message} Warning: {warning}")
+    return replace(verdict, message=f"{warning} Judged without it: {verdict.message}")

@@ -325,7 +325,7 @@ def _pair(overlap: Overlap, clock: Clock, window: Window = held) -> str:
 
 def _holder_passed(found: Overlaps, attempts: list[LockAttempt]) -> str:
     holds = found.holds
-    gave_up = len(attempts) - len(holds)
+    gave_up = sum(1 for attempt in attempts if not attempt.acquired and attempt.acquire_error is None)
     waited = f"; {plural(gave_up, 'attempt')} gave up waiting" if gave_up else ""
     return (
         f"No two holders at once: {plural(len(holds), 'hold')} of {lock_names(holds)} by "

@@ -50,7 +50,7 @@ LOCK_BUSY = "lock_busy"
 STALE_FENCE = "stale_fence"
 NOT_OWNED = "not_owned"
 RELEASE_RAISED = "raised"
-ERROR_TEXT_LIMIT = 300
+ERROR_TEXT_LIMIT = 200
 
 
 def error_text(error: Exception, url: str) -> str:
