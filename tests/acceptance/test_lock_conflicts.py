@@ -162,6 +162,14 @@ def test_third_party_locks_used_right_pass_every_check(run: RobotRun, name: str)
     assert logged(run, name, THIRD_PARTY_PASSING[name]), name
 
 
+def test_the_lock_summary_counts_the_calls_that_raised(run: RobotRun) -> None:
+    assert logged(
+        run,
+        "One Python-redis-lock Object Shared By Every Agent Raises",
+        r"^Lock calls that raised: [1-9]\d* of 20 acquires raised 'AlreadyAcquired: ",
+    )
+
+
 @pytest.mark.parametrize("name", sorted(THIRD_PARTY_FAILURES))
 def test_third_party_locks_used_naively_fail_in_their_check_for_their_own_cause(run: RobotRun, name: str) -> None:
     assert_failed_with(run, name, *THIRD_PARTY_FAILURES[name])

@@ -113,3 +113,13 @@ class GivenArguments:
     def close(self) -> None:
         for master in self.lock.masters:
             master.close()
+
+
+class NoBlocking:
+    """A plain acquire() without the ``blocking`` Stampede polls it with."""
+
+    def acquire(self) -> bool:
+        return True
+
+    def release(self) -> bool:
+        return True

@@ -430,3 +430,12 @@ def test_redlock_with_a_lease_the_tool_was_not_told_of_warns_instead_of_a_bare_g
         assert not check_leases_outlived(told.history).passed
 
     with_services(redis_url, run_id, None, body)
+
+
+def test_a_python_lock_that_cannot_be_polled_is_refused_when_made(redis_url: str, run_id: str) -> None:
+    # Before: every acquire raised TypeError during the launch, and the checks judged the empty rest.
+    async def body(targets: Targets) -> None:
+        with pytest.raises(ConfigurationError, match=r"calls as acquire\(blocking=False\) and polls, but it takes no"):
+            make_lock(LockSpec.parse(f"{ADAPTERS}:NoBlocking"), None, targets)
+
+    with_services(redis_url, run_id, None, body)

@@ -99,6 +99,14 @@ def factory_arguments(factory: Callable[..., Any], path: str) -> tuple[str, ...]
     return tuple(names)
 
 
+def _takes_blocking(acquire: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(acquire).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature, such as threading.Lock's: assume it does
+        return True
+    return any(p.name == "blocking" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
 class PythonLock(Lock):
     def __init__(self, spec: LockSpec, lease: float | None, target: RedisTarget) -> None:
         assert spec.factory is not None, "a python: lock names its factory"
@@ -135,6 +143,12 @@ class PythonLock(Lock):
             raise ConfigurationError(
                 f"python:{self.spec.factory} made a {type(made).__name__}, which has no "
                 f"{' or '.join(missing)}() method: a lock needs acquire() and release()."
+            )
+        if not inspect.iscoroutinefunction(made.acquire) and not _takes_blocking(made.acquire):
+            raise ConfigurationError(
+                f"The acquire() of the {type(made).__name__} python:{self.spec.factory} made is a plain function, "
+                "which Stampede calls as acquire(blocking=False) and polls, but it takes no 'blocking': give it "
+                "that parameter, or make it a coroutine function (async def)."
             )
         return made
 
