@@ -21,11 +21,16 @@ SHORT_LEASE = 0.05
 
 
 class RedisLock:
-    """python-redis-lock as its README shows it, with a lease in whole seconds (its ``expire``)."""
+    """python-redis-lock as its README shows it, with a lease in whole seconds (its ``expire``).
 
-    def __init__(self, key: str, lease: float, redis_url: str) -> None:
+    The adapter of ``Define Lock Tool``'s documentation, word for word.
+    """
+
+    def __init__(self, key: str, lease: float | None, redis_url: str) -> None:
+        if lease is None or lease != int(lease):
+            raise ValueError("python-redis-lock's expire is whole seconds: give lease=1 s, 2 s, …")
         self.client = Redis.from_url(redis_url)
-        self.lock = redis_lock.Lock(self.client, key, expire=round(lease))
+        self.lock = redis_lock.Lock(self.client, key, expire=int(lease))
 
     def acquire(self, blocking: bool = False) -> bool:
         return bool(self.lock.acquire(blocking=blocking))

@@ -439,3 +439,18 @@ def test_a_python_lock_that_cannot_be_polled_is_refused_when_made(redis_url: str
             make_lock(LockSpec.parse(f"{ADAPTERS}:NoBlocking"), None, targets)
 
     with_services(redis_url, run_id, None, body)
+
+
+def test_what_a_factory_raises_is_said_with_what_it_was_given(redis_url: str, run_id: str) -> None:
+    async def body(targets: Targets) -> None:
+        assert "***" in targets.redis.display_url, "the password is masked where the message shows the URL"
+        key = targets.redis.key("lock:definition-check")
+        refused = (
+            rf"^python:{ADAPTERS[7:]}:RedisLock raised ValueError when called with key='{key}', lease=0\.2, "
+            rf"redis_url='{re.escape(targets.redis.display_url)}': python-redis-lock's expire is whole seconds: "
+            r"give lease=1 s, 2 s, …$"
+        )
+        with pytest.raises(ConfigurationError, match=refused):
+            make_lock(LockSpec.parse(f"{ADAPTERS}:RedisLock"), 0.2, targets)
+
+    with_services(redis_url, run_id, None, body)

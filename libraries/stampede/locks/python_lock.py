@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
+from ..services.secrets import scrub
 from .base import Grant, Lock, LockHolder, LockSpec, ReleaseAnswer, poll
 
 if TYPE_CHECKING:
@@ -117,7 +118,11 @@ class PythonLock(Lock):
         self.target = target
         self.factory = load_factory(spec.factory)
         self.arguments = factory_arguments(self.factory, spec.factory)
-        self.issues_fences = bool(getattr(self.make(CHECK_KEY), "issues_fences", False))
+        checked = self.make(CHECK_KEY)
+        self.issues_fences = bool(getattr(checked, "issues_fences", False))
+        close = getattr(checked, "close", None)
+        if callable(close) and not inspect.iscoroutinefunction(close):  # nothing here could await an async one
+            close()
 
     def describe(self) -> dict[str, str]:
         given = ", ".join(self.arguments) or "nothing"
@@ -133,10 +138,12 @@ class PythonLock(Lock):
         try:
             made = self.factory(**{name: offered[name] for name in self.arguments})
         except Exception as error:  # noqa: BLE001 - whatever the user's factory raised, said with what it was given
-            given = ", ".join(f"{name}={offered[name]!r}" for name in self.arguments if name != "redis")
+            shown = {**offered, "redis": "<the client of Use Redis>", "redis_url": self.target.display_url}
+            given = ", ".join(f"{name}={shown[name]!r}" for name in self.arguments)
+            said = scrub(str(error), self.target.url)
             raise ConfigurationError(
                 f"python:{self.spec.factory} raised {type(error).__name__} when called with {given or 'nothing'}: "
-                f"{error}"
+                f"{said}"
             ) from None
         missing = [name for name in ("acquire", "release") if not callable(getattr(made, name, None))]
         if missing:

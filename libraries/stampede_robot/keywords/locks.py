@@ -127,9 +127,11 @@ class LockToolKeywords(LibraryComponent):
         | import redis_lock
         |
         | class RedisLock:
-        |     def __init__(self, key: str, lease: float, redis_url: str) -> None:
+        |     def __init__(self, key: str, lease: float | None, redis_url: str) -> None:
+        |         if lease is None or lease != int(lease):
+        |             raise ValueError("python-redis-lock's expire is whole seconds: give lease=1 s, 2 s, …")
         |         self.client = Redis.from_url(redis_url)
-        |         self.lock = redis_lock.Lock(self.client, key, expire=round(lease))
+        |         self.lock = redis_lock.Lock(self.client, key, expire=int(lease))
         |
         |     def acquire(self, blocking: bool = False) -> bool:
         |         return self.lock.acquire(blocking=blocking)
