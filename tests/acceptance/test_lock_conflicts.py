@@ -113,6 +113,10 @@ THIRD_PARTY_FAILURES: dict[str, list[str]] = {
         r"On the rest: Nothing to judge: no release of the lock answered\.$",
     ],
     UNTOLD: [rf"^{UNTOLD_LEASE} Judged without it: Lock granted twice: "],
+    "An asyncio Lock Made For Each Agent Keeps No One Out": [
+        rf"^Holders overlapped: {TIMES} two agents held lock 'alone' at once \([1-9]\d* inside both holders' "
+        r"leases: the lock was granted twice\)"
+    ],
     "Fencing With A Lock That Issues No Numbers Is Refused When Defined": [
         r"^Fencing needs fencing numbers, and the python:tests\.integration\.lock_adapters:PotteryRedlock lock "
         r"issues none: use stampede redis, advisory session, advisory transaction or for update, or make its lock "
@@ -178,6 +182,15 @@ def test_third_party_locks_used_naively_fail_in_their_check_for_their_own_cause(
 def test_a_lease_the_tool_was_not_told_of_is_a_warning_of_the_run(run: RobotRun) -> None:
     warnings = [m.message for m in run.result.errors.messages if m.level == "WARN"]
     assert [w for w in warnings if re.search(rf"^Launch \d+ of lock tool 'untold': {UNTOLD_LEASE}$", w)], warnings
+
+
+def test_a_python_lock_given_no_key_and_no_redis_is_a_warning_when_defined(run: RobotRun) -> None:
+    warnings = [m.message for m in run.result.errors.messages if m.level == "WARN"]
+    assert (
+        "Lock tool 'alone': python:asyncio:Lock is given no key and no Redis, and each agent gets a lock object of "
+        "its own: unless those objects share state, the lock excludes no one. For an in-process lock shared by "
+        "every agent, use python:stampede.locks.in_process:asyncio_lock (or threading_lock)."
+    ) in warnings, warnings
 
 
 @pytest.mark.parametrize("name", sorted(SHORT_WORK))

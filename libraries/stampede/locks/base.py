@@ -122,6 +122,10 @@ class Lock(ABC):
             "fencing numbers": "issued on every grant" if self.issues_fences else "none",
         }
 
+    def caveat(self) -> str:
+        """What the user should know of this lock as configured, before it runs (``''``: nothing)."""
+        return ""
+
     async def setup(self, agents: int) -> None:  # noqa: B027 - locks that need no preparation
         """Prepare for a launch of ``agents`` holders."""
 

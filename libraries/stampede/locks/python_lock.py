@@ -128,6 +128,15 @@ class PythonLock(Lock):
         given = ", ".join(self.arguments) or "nothing"
         return {**super().describe(), "factory called once per agent with": given}
 
+    def caveat(self) -> str:
+        if {"key", "redis", "redis_url"} & set(self.arguments):
+            return ""
+        return (
+            f"python:{self.spec.factory} is given no key and no Redis, and each agent gets a lock object of its own: "
+            "unless those objects share state, the lock excludes no one. For an in-process lock shared by every "
+            "agent, use python:stampede.locks.in_process:asyncio_lock (or threading_lock)."
+        )
+
     def make(self, key: str) -> Any:
         """A new lock object for lock ``key``, checked for ``acquire()`` and ``release()``."""
         offered: dict[str, Any] = {"key": self.target.key(f"lock:{key}"), "lease": self.lease}

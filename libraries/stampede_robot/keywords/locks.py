@@ -161,6 +161,8 @@ class LockToolKeywords(LibraryComponent):
         tool = LockContentionTool(name, made, FencedCounter(self.runtime.redis, name, fencing=fencing), work)
         self.runtime.tools[name] = tool
         self.log_html(table(["", ""], tool.describe().items(), f"Lock tool {name}"))
+        if caveat := made.caveat():
+            logger.warn(f"Lock tool {name!r}: {caveat}")
 
 
 class LockCheckKeywords(LibraryComponent):

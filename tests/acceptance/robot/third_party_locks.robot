@@ -53,6 +53,13 @@ A Redlock Lease The Tool Was Not Told Of Is Pointed At
     Agents Take Turns Under    untold    ${ADAPTERS}:ShortLeaseRedlock    lease=${NONE}    hold=100 ms
     Lock Should Never Be Granted Twice
 
+An asyncio Lock Made For Each Agent Keeps No One Out
+    [Documentation]    Must fail: python:asyncio:Lock is made once per agent, as every python: lock is, and is
+    ...    given no key, so each agent has a lock of its own. Warned when defined, caught by the check.
+    [Tags]    must-fail
+    Agents Take Turns Under    alone    python:asyncio:Lock    lease=${NONE}
+    Holders Should Never Overlap
+
 Fencing With A Lock That Issues No Numbers Is Refused When Defined
     [Documentation]    Must fail: Redlock issues no fencing numbers, so fencing=on cannot be checked.
     [Tags]    must-fail
