@@ -20,14 +20,14 @@ ${HOLD}          5 ms
 ${LEASE}         500 ms
 
 
-*** Test Cases ***                                          LOCK                     LEASE
-Stampede's Own Redis Lock Keeps Holders Apart               stampede redis           ${LEASE}
-Redis-py's Lock Keeps Holders Apart                         redis-py                 ${LEASE}
-PostgreSQL Session Advisory Lock Keeps Holders Apart        advisory session         ${NONE}
-PostgreSQL Transaction Advisory Lock Keeps Holders Apart    advisory transaction     ${NONE}
-SELECT FOR UPDATE On A Lock Row Keeps Holders Apart         for update               ${NONE}
-A User-Supplied asyncio Lock Keeps Holders Apart            python:asyncio:Lock      ${NONE}
-A User-Supplied threading Lock Keeps Holders Apart          python:threading:Lock    ${NONE}
+*** Test Cases ***                                          LOCK                                               LEASE
+Stampede's Own Redis Lock Keeps Holders Apart               stampede redis                                     ${LEASE}
+Redis-py's Lock Keeps Holders Apart                         redis-py                                           ${LEASE}
+PostgreSQL Session Advisory Lock Keeps Holders Apart        advisory session                                   ${NONE}
+PostgreSQL Transaction Advisory Lock Keeps Holders Apart    advisory transaction                               ${NONE}
+SELECT FOR UPDATE On A Lock Row Keeps Holders Apart         for update                                         ${NONE}
+A User-Supplied asyncio Lock Keeps Holders Apart            python:stampede.locks.in_process:asyncio_lock      ${NONE}
+A User-Supplied threading Lock Keeps Holders Apart          python:stampede.locks.in_process:threading_lock    ${NONE}
 
 
 *** Keywords ***

@@ -22,14 +22,15 @@ from .conftest import (
 
 SUITE = "suites/lock_conflicts"
 TWINS = ROBOT_DIR / "failing_twins" / "locks.robot"
+THIRD_PARTY = ROBOT_DIR / "third_party_locks.robot"
 SHORT_WORK = {
     "Stampede's Own Redis Lock Keeps Holders Apart": "stampede redis",
     "Redis-py's Lock Keeps Holders Apart": "redis-py",
     "PostgreSQL Session Advisory Lock Keeps Holders Apart": "advisory session",
     "PostgreSQL Transaction Advisory Lock Keeps Holders Apart": "advisory transaction",
     "SELECT FOR UPDATE On A Lock Row Keeps Holders Apart": "for update",
-    "A User-Supplied asyncio Lock Keeps Holders Apart": "python:asyncio:Lock",
-    "A User-Supplied threading Lock Keeps Holders Apart": "python:threading:Lock",
+    "A User-Supplied asyncio Lock Keeps Holders Apart": "python:stampede.locks.in_process:asyncio_lock",
+    "A User-Supplied threading Lock Keeps Holders Apart": "python:stampede.locks.in_process:threading_lock",
 }
 STALLED = "Holders Stalled Past The Lease Overlap The Next Holder"
 FENCED = "Fencing Refuses The Stale Writes And The Data Stays Right"
@@ -86,9 +87,47 @@ TWIN_FAILURES: dict[str, list[str]] = {
 }
 
 
+THIRD_PARTY_PASSING = {
+    "Python-redis-lock Used As Its README Shows Keeps Holders Apart": r"^No two holders at once: 20 holds of lock",
+    "Pottery's Redlock Used As Its README Shows Keeps Holders Apart": r"^No two holders at once: 20 holds of lock",
+    "Allowed Errors Leave The Shared Object's Holds Judged And Counted": (
+        r"^The protected data is right: the counter guarded by lock 'allowed' stands at \d+ after \d+ accepted "
+        r"writes?\. Not judged, as errors are allowed: [1-9]\d* of 20 acquires raised 'AlreadyAcquired: Already "
+        r"acquired from this Lock instance\.' \(\d+×\)"
+    ),
+}
+UNTOLD = "A Redlock Lease The Tool Was Not Told Of Is Pointed At"
+UNTOLD_LEASE = (
+    r'The lock has a lease Stampede was not told of: [1-9]\d* releases? answered "not owned" though the tool '
+    r"declares no lease, so a hold the lock ended on its own counts as held until its release, and the next holder "
+    r"as let in while it was\. Declare the lock's lease with Define Lock Tool lease=…\."
+)
+THIRD_PARTY_FAILURES: dict[str, list[str]] = {
+    "One Python-redis-lock Object Shared By Every Agent Raises": [
+        r"^Lock attempts raised: [1-9]\d* of 20 acquires raised 'AlreadyAcquired: Already acquired from this Lock "
+        r"instance\.' \(\d+×\)[.;,] ",
+        r"fix the lock or its adapter, or allow them with errors_allowed=True\. On the rest: ",
+    ],
+    "Redlock Releases That Raise After The Lease Are Named": [
+        r"^Lock attempts raised: 20 of 20 releases raised 'ReleaseUnlockedLock: \('redlock:stampede:\w+:lock:raising'",
+        r"On the rest: Nothing to judge: no release of the lock answered\.$",
+    ],
+    UNTOLD: [rf"^{UNTOLD_LEASE} Judged without it: Lock granted twice: "],
+    "An asyncio Lock Made For Each Agent Keeps No One Out": [
+        rf"^Holders overlapped: {TIMES} two agents held lock 'alone' at once \([1-9]\d* inside both holders' "
+        r"leases: the lock was granted twice\)"
+    ],
+    "Fencing With A Lock That Issues No Numbers Is Refused When Defined": [
+        r"^Fencing needs fencing numbers, and the python:tests\.integration\.lock_adapters:PotteryRedlock lock "
+        r"issues none: use stampede redis, advisory session, advisory transaction or for update, or make its lock "
+        r"objects say issues_fences = True and return the number from acquire\(\), or fencing=off\.$"
+    ],
+}
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> RobotRun:
-    return run_robot(tmp_path_factory.mktemp("lock_conflicts"), SUITE, TWINS)
+    return run_robot(tmp_path_factory.mktemp("lock_conflicts"), SUITE, TWINS, THIRD_PARTY)
 
 
 def _note(run: RobotRun, test: str) -> dict[str, str]:
@@ -115,8 +154,43 @@ def test_each_twin_fails_in_its_check_with_the_intervals(run: RobotRun, name: st
 
 
 def test_only_the_twins_fail(run: RobotRun) -> None:
-    assert run.returncode == len(TWIN_FAILURES), run.console
+    assert run.returncode == len(TWIN_FAILURES) + len(THIRD_PARTY_FAILURES), run.console
     assert {test.name for test in run.child_suite("Locks").tests} == set(TWIN_FAILURES)
+    failed = {test.name for test in run.child_suite("Third Party Locks").tests if test.status == "FAIL"}
+    assert failed == set(THIRD_PARTY_FAILURES)
+
+
+@pytest.mark.parametrize("name", sorted(THIRD_PARTY_PASSING))
+def test_third_party_locks_used_right_pass_every_check(run: RobotRun, name: str) -> None:
+    assert_passed(run, name)
+    assert logged(run, name, THIRD_PARTY_PASSING[name]), name
+
+
+def test_the_lock_summary_counts_the_calls_that_raised(run: RobotRun) -> None:
+    assert logged(
+        run,
+        "One Python-redis-lock Object Shared By Every Agent Raises",
+        r"^Lock calls that raised: [1-9]\d* of 20 acquires raised 'AlreadyAcquired: ",
+    )
+
+
+@pytest.mark.parametrize("name", sorted(THIRD_PARTY_FAILURES))
+def test_third_party_locks_used_naively_fail_in_their_check_for_their_own_cause(run: RobotRun, name: str) -> None:
+    assert_failed_with(run, name, *THIRD_PARTY_FAILURES[name])
+
+
+def test_a_lease_the_tool_was_not_told_of_is_a_warning_of_the_run(run: RobotRun) -> None:
+    warnings = [m.message for m in run.result.errors.messages if m.level == "WARN"]
+    assert [w for w in warnings if re.search(rf"^Launch \d+ of lock tool 'untold': {UNTOLD_LEASE}$", w)], warnings
+
+
+def test_a_python_lock_given_no_key_and_no_redis_is_a_warning_when_defined(run: RobotRun) -> None:
+    warnings = [m.message for m in run.result.errors.messages if m.level == "WARN"]
+    assert (
+        "Lock tool 'alone': python:asyncio:Lock is given no key and no Redis, and each agent gets a lock object of "
+        "its own: unless those objects share state, the lock excludes no one. For an in-process lock shared by "
+        "every agent, use python:stampede.locks.in_process:asyncio_lock (or threading_lock)."
+    ) in warnings, warnings
 
 
 @pytest.mark.parametrize("name", sorted(SHORT_WORK))

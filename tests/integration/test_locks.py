@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,19 +32,32 @@ from stampede.services.redis_target import RedisTarget, open_redis
 from stampede.verdicts import Verdict
 from stampede.workloads.lock_contention import LockContentionTool, LockScope, LockWork
 
+from . import lock_adapters
+
 SHORT_WORK = LockWork(hold=0.003)
 STALLS = {"hold": 0.005, "stall": 0.09, "stall_every": 3}
 POSTGRES_LOCKS = ["advisory session", "advisory transaction", "for update"]
-REDIS_LOCKS = ["stampede redis", "redis-py", "python:asyncio:Lock", "python:threading:Lock"]
+ADAPTERS = f"python:{lock_adapters.__name__}"
+# Each lock with the lease it has: python-redis-lock's expire is in whole seconds.
+REDIS_LOCKS = {
+    "stampede redis": 0.5,
+    "redis-py": 0.5,
+    "python:stampede.locks.in_process:asyncio_lock": None,
+    "python:stampede.locks.in_process:threading_lock": None,
+    f"{ADAPTERS}:RedisLock": 1.0,
+    f"{ADAPTERS}:PotteryRedlock": 0.5,
+}
 
 
 class FencingLock:
-    """A user's in-process lock that hands out fencing numbers (acquire returns an int)."""
+    """A user's in-process lock that hands out fencing numbers (acquire returns an int), one for every agent."""
 
+    issues_fences = True
     _numbers = itertools.count(1)
+    _lock = asyncio.Lock()
 
     def __init__(self) -> None:
-        self._lock = asyncio.Lock()
+        pass
 
     async def acquire(self) -> int:
         await self._lock.acquire()
@@ -126,7 +140,9 @@ def with_services(redis_url: str, run_id: str, pg_dsn: str | None, body: Callabl
             await redis_target.close()
         observer = aioredis.Redis.from_url(redis_url)
         try:
-            assert not [key async for key in observer.scan_iter(match=f"{redis_target.prefix}*")], "keys left behind"
+            # Lock libraries put keys of their own around the one they are given ('redlock:<key>'): '*' in front.
+            left = [key async for key in observer.scan_iter(match=f"*{redis_target.prefix}*")]
+            assert not left, f"keys left behind: {left}"
         finally:
             await observer.aclose()
 
@@ -139,7 +155,7 @@ def with_services(redis_url: str, run_id: str, pg_dsn: str | None, body: Callabl
 @pytest.mark.parametrize("lock", REDIS_LOCKS)
 def test_each_redis_or_python_lock_keeps_holders_apart(redis_url: str, run_id: str, lock: str) -> None:
     async def body(targets: Targets) -> None:
-        run = await run_lock(targets, lock, SHORT_WORK, lease=0.5 if "redis" in lock else None)
+        run = await run_lock(targets, lock, SHORT_WORK, lease=REDIS_LOCKS[lock])
         run.passes(
             check_holders_never_overlap(run.history),
             check_never_granted_twice(run.history),
@@ -181,11 +197,14 @@ def test_a_postgresql_lock_refuses_a_lease(redis_url: str, pg_dsn: str, run_id: 
     with_services(redis_url, run_id, pg_dsn, body)
 
 
-@pytest.mark.parametrize("lock", ["redis-py", "broken"])
+@pytest.mark.parametrize("lock", ["redis-py", "broken", f"{ADAPTERS}:PotteryRedlock"])
 def test_fencing_needs_a_lock_that_issues_fencing_numbers(redis_url: str, run_id: str, lock: str) -> None:
+    # Before, a python: lock was let through and its fencing check said "not judged" after the launch.
     async def body(targets: Targets) -> None:
-        made = make_lock(LockSpec.parse(lock), None, targets)
+        made = make_lock(LockSpec.parse(lock), 0.5, targets)
         refused = rf"^Fencing needs fencing numbers, and the {lock} lock issues none: use stampede redis, advisory"
+        if lock.startswith("python:"):
+            refused += r".*, or make its lock objects say issues_fences = True and return the number from acquire\(\)"
         with pytest.raises(ConfigurationError, match=refused):
             LockContentionTool(
                 "guard", made, FencedCounter(targets.redis, "guard", fencing=True), LockWork(fencing=True)
@@ -325,5 +344,113 @@ def test_one_active_session_per_user_holds_with_stampede_lock_and_fails_with_the
         assert not verdict.passed and verdict.message.startswith("Users had two sessions active at once"), (
             verdict.message
         )
+
+    with_services(redis_url, run_id, None, body)
+
+
+# --------------------------------------------------------------------------- third-party locks, used right and naively
+
+
+def test_a_python_lock_is_made_once_per_agent_with_its_key_lease_and_the_redis_in_use(
+    redis_url: str, run_id: str
+) -> None:
+    async def body(targets: Targets) -> None:
+        lock_adapters.GivenArguments.made.clear()
+        run = await run_lock(targets, f"{ADAPTERS}:GivenArguments", SHORT_WORK, lease=0.5, agents=3, iterations=2)
+        run.passes(check_holders_never_overlap(run.history), check_leases_outlived(run.history))
+        checked, *per_agent = lock_adapters.GivenArguments.made
+        assert checked["key"] == targets.redis.key("lock:definition-check"), "one call when the lock is made"
+        assert len(per_agent) == 3, "one lock object per agent, not one shared by all"
+        for given in per_agent:
+            assert given == {
+                "key": targets.redis.key("lock:guard"),
+                "lease": 0.5,
+                "redis": targets.redis.client,
+                "redis_url": redis_url,  # the password in it intact: the adapter connects with it
+            }
+
+    with_services(redis_url, run_id, None, body)
+
+
+def test_one_python_redis_lock_object_shared_by_every_agent_fails_naming_the_acquires_that_raised(
+    redis_url: str, run_id: str
+) -> None:
+    # Before: the acquires that raised AlreadyAcquired vanished from the history and the checks judged the rest.
+    async def body(targets: Targets) -> None:
+        try:
+            run = await run_lock(targets, f"{ADAPTERS}:shared_redis_lock", LockWork(hold=0.01), lease=5.0)
+        finally:
+            lock_adapters.forget_shared()
+        for verdict in (check_holders_never_overlap(run.history), check_protected_data(run.history, run.states)):
+            assert not verdict.passed, verdict.message
+            assert re.match(
+                r"^Lock attempts raised: [1-9]\d* of 20 acquires raised 'AlreadyAcquired: Already acquired from this "
+                r"Lock instance\.' \(\d+×\)[.;,] ",
+                verdict.message,
+            ), verdict.message
+
+    with_services(redis_url, run_id, None, body)
+
+
+def test_redlock_releases_that_raise_after_the_lease_fail_the_lease_check_as_raised_not_as_released(
+    redis_url: str, run_id: str
+) -> None:
+    # Before: every release raised ReleaseUnlockedLock, and the lease check said each holder finished within its lease.
+    async def body(targets: Targets) -> None:
+        run = await run_lock(
+            targets, f"{ADAPTERS}:RaisingRedlock", LockWork(hold=0.08), lease=0.05, agents=3, iterations=2
+        )
+        verdict = check_leases_outlived(run.history)
+        assert not verdict.passed and "each answered" not in verdict.message, verdict.message
+        assert re.match(r"^Lock attempts raised: 6 of 6 releases raised 'ReleaseUnlockedLock: ", verdict.message)
+        allowed = check_leases_outlived(run.history, errors_allowed=True)
+        assert allowed.inconclusive and not allowed.passed, "no release answered: nothing to judge"
+
+    with_services(redis_url, run_id, None, body)
+
+
+def test_redlock_with_a_lease_the_tool_was_not_told_of_warns_instead_of_a_bare_granted_twice(
+    redis_url: str, run_id: str
+) -> None:
+    async def body(targets: Targets) -> None:
+        work = LockWork(hold=2 * lock_adapters.SHORT_LEASE)
+        run = await run_lock(targets, f"{ADAPTERS}:ShortLeaseRedlock", work, agents=3, iterations=3)
+        for verdict in (check_never_granted_twice(run.history), check_leases_outlived(run.history)):
+            assert not verdict.passed
+            assert re.search(
+                r'^The lock has a lease Stampede was not told of: [1-9]\d* releases? answered "not owned" though the '
+                r"tool declares no lease, .* Judged without it: ",
+                verdict.message,
+            ), verdict.message
+        # Told of the lease, the same lock is seen to keep its promise: holders outlived it, no second grant.
+        told = await run_lock(
+            targets, f"{ADAPTERS}:PotteryRedlock", work, lease=lock_adapters.SHORT_LEASE, agents=3, iterations=3
+        )
+        run.passes(check_never_granted_twice(told.history))
+        assert not check_leases_outlived(told.history).passed
+
+    with_services(redis_url, run_id, None, body)
+
+
+def test_a_python_lock_that_cannot_be_polled_is_refused_when_made(redis_url: str, run_id: str) -> None:
+    # Before: every acquire raised TypeError during the launch, and the checks judged the empty rest.
+    async def body(targets: Targets) -> None:
+        with pytest.raises(ConfigurationError, match=r"calls as acquire\(blocking=False\) and polls, but it takes no"):
+            make_lock(LockSpec.parse(f"{ADAPTERS}:NoBlocking"), None, targets)
+
+    with_services(redis_url, run_id, None, body)
+
+
+def test_what_a_factory_raises_is_said_with_what_it_was_given(redis_url: str, run_id: str) -> None:
+    async def body(targets: Targets) -> None:
+        assert "***" in targets.redis.display_url, "the password is masked where the message shows the URL"
+        key = targets.redis.key("lock:definition-check")
+        refused = (
+            rf"^python:{ADAPTERS[7:]}:RedisLock raised ValueError when called with key='{key}', lease=0\.2, "
+            rf"redis_url='{re.escape(targets.redis.display_url)}': python-redis-lock's expire is whole seconds: "
+            r"give lease=1 s, 2 s, …$"
+        )
+        with pytest.raises(ConfigurationError, match=refused):
+            make_lock(LockSpec.parse(f"{ADAPTERS}:RedisLock"), 0.2, targets)
 
     with_services(redis_url, run_id, None, body)

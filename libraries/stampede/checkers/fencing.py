@@ -29,7 +29,7 @@ from ..history import History
 from ..records.snapshots import ResourceState
 from ..verdicts import Verdict
 from ._report import agent_list, capped, plural, rows_note
-from .lock_records import Clock, LockAttempt, lock_attempts, lock_names
+from .lock_records import Clock, LockAttempt, account_for_errors, lock_attempts, lock_names
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,13 @@ def fenced_accesses(attempts: list[LockAttempt]) -> list[FencedAccess]:
     return found
 
 
-def check_fencing(history: History, fencing: bool) -> Verdict:
+def check_fencing(history: History, fencing: bool, *, errors_allowed: bool = False) -> Verdict:
     """Fencing numbers seen by the resource only rose: every stale access refused, every current one taken."""
     attempts = lock_attempts(history)
+    return account_for_errors(_judge_fencing(attempts, fencing), attempts, errors_allowed)
+
+
+def _judge_fencing(attempts: list[LockAttempt], fencing: bool) -> Verdict:
     accesses = fenced_accesses(attempts)
     name, expected = "fencing holds", "stale fencing numbers refused; accepted writes' numbers only rise"
     if not accesses:
@@ -185,9 +189,15 @@ def _row(access: FencedAccess, clock: Clock) -> dict[str, Any]:
     }
 
 
-def check_protected_data(history: History, states: Mapping[str, ResourceState]) -> Verdict:
+def check_protected_data(
+    history: History, states: Mapping[str, ResourceState], *, errors_allowed: bool = False
+) -> Verdict:
     """The resource's counter equals the writes it accepted: no increment lost to two holders at once."""
     attempts = lock_attempts(history)
+    return account_for_errors(_judge_protected_data(attempts, states), attempts, errors_allowed)
+
+
+def _judge_protected_data(attempts: list[LockAttempt], states: Mapping[str, ResourceState]) -> Verdict:
     name, expected = "protected data stays right", "counter = accepted writes"
     accepted = sum(state.writes for state in states.values())
     if not accepted:

@@ -11,21 +11,39 @@ from ..history import History
 from ..units import format_duration
 from ..verdicts import Verdict
 from ._report import agent_list, capped, plural, rows_note
-from .lock_records import Clock, lease_text, lock_attempts
+from .lock_records import (
+    NOT_OWNED,
+    RAISED,
+    Clock,
+    LockAttempt,
+    account_for_errors,
+    lease_text,
+    lock_attempts,
+    with_lease_warning,
+)
 from .mutual_exclusion import DEFAULT_TOLERANCE_NS
 
 
-def check_leases_outlived(history: History, tolerance_ns: int = DEFAULT_TOLERANCE_NS) -> Verdict:
+def check_leases_outlived(
+    history: History, tolerance_ns: int = DEFAULT_TOLERANCE_NS, *, errors_allowed: bool = False
+) -> Verdict:
     """No holder outlived its lease: no release answered "not owned", none came after the lease surely ran out.
 
     A release after the lease surely ran out (acquire reply + lease, plus
     ``tolerance_ns`` for the server's clock) that still answered "released"
     deleted a lock that was no longer the holder's: the broken lock's plain ``DEL``.
+    A release that raised answered nothing: it is not judged here, and fails
+    the check unless ``errors_allowed`` (:func:`~.lock_records.account_for_errors`).
     """
     attempts = lock_attempts(history)
-    holds = [attempt for attempt in attempts if attempt.acquired and attempt.release_answer is not None]
+    verdict = _judge_leases(attempts, tolerance_ns)
+    return account_for_errors(with_lease_warning(verdict, attempts), attempts, errors_allowed)
+
+
+def _judge_leases(attempts: list[LockAttempt], tolerance_ns: int) -> Verdict:
+    holds = [attempt for attempt in attempts if attempt.acquired and attempt.release_answer in ("released", NOT_OWNED)]
     name, expected = "no holder outlived its lease", "every release finds the lock still the holder's"
-    not_owned = [hold for hold in holds if hold.release_answer == "not owned"]
+    not_owned = [hold for hold in holds if hold.release_answer == NOT_OWNED]
     late = [hold for hold in holds if (end := hold.surely_expired_at) is not None and hold.held[1] > end + tolerance_ns]
     released_late = [hold for hold in late if hold.release_answer == "released"]
     if not holds:
@@ -34,7 +52,7 @@ def check_leases_outlived(history: History, tolerance_ns: int = DEFAULT_TOLERANC
             True,
             expected,
             "0 releases",
-            message="Nothing to judge: no holder released the lock.",
+            message="Nothing to judge: no release of the lock answered.",
             inconclusive=True,
             value=0.0,
         )
@@ -44,8 +62,7 @@ def check_leases_outlived(history: History, tolerance_ns: int = DEFAULT_TOLERANC
             True,
             expected,
             f"0 of {plural(len(holds), 'release')} not owned",
-            message=f"Every holder finished within its lease: {plural(len(holds), 'release')}, each "
-            'answered "released".',
+            message=_within_leases(attempts, holds),
             value=0.0,
         )
     clock = Clock(attempts)
@@ -90,3 +107,10 @@ def check_leases_outlived(history: History, tolerance_ns: int = DEFAULT_TOLERANC
         capped(rows),
         value=float(len(not_owned)),
     )
+
+
+def _within_leases(attempts: list[LockAttempt], holds: list[LockAttempt]) -> str:
+    if any(attempt.release_answer == RAISED for attempt in attempts):
+        # Those holders' releases answered nothing: whether they finished within their leases is unknown.
+        return f"Each release that answered found the lock still the holder's: {plural(len(holds), 'release')}."
+    return f'Every holder finished within its lease: {plural(len(holds), "release")}, each answered "released".'

@@ -9,12 +9,19 @@ until then). See :mod:`stampede.checkers.mutual_exclusion` for the reasoning.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..history import History
 from ..units import format_duration
+from ..verdicts import Verdict
+from ._report import capped, plural
+
+RAISED = "raised"
+NOT_OWNED = "not owned"
+ERRORS_ALLOWED = "errors_allowed=True"
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,6 +44,8 @@ class LockAttempt:
     stalled: bool = False
     read: dict[str, Any] | None = None
     write: dict[str, Any] | None = None
+    acquire_error: str | None = None
+    release_error: str | None = None
 
     @property
     def held(self) -> tuple[int, int]:
@@ -90,6 +99,8 @@ def lock_attempts(history: History | Iterable[Any]) -> list[LockAttempt]:
                 stalled=bool(written.get("stalled")),
                 read=op.read if isinstance(op.read, dict) else None,
                 write=written.get("write"),
+                acquire_error=written.get("acquire_error"),
+                release_error=written.get("release_error"),
             )
         )
     return attempts
@@ -117,3 +128,109 @@ def lock_names(attempts: Iterable[LockAttempt]) -> str:
     """``lock 'guard'``, or ``locks of 5 keys`` when a launch used several."""
     keys = sorted({attempt.key for attempt in attempts})
     return f"lock {keys[0]!r}" if len(keys) == 1 else f"locks of {len(keys)} keys"
+
+
+@dataclass(frozen=True)
+class LockErrors:
+    """The attempts whose acquire or release raised, out of all attempts and all releases."""
+
+    attempts: list[LockAttempt]
+    acquires: list[LockAttempt]
+    releases: list[LockAttempt]
+
+    def __bool__(self) -> bool:
+        return bool(self.acquires or self.releases)
+
+    @property
+    def release_count(self) -> int:
+        return sum(1 for attempt in self.attempts if attempt.release_answer is not None)
+
+    def text(self) -> str:
+        """``70 of 80 acquires raised ConnectionError: … (70×); 23 of 24 releases raised …``."""
+        parts = []
+        if self.acquires:
+            parts.append(
+                f"{len(self.acquires)} of {plural(len(self.attempts), 'acquire')} raised "
+                f"{_errors_seen(a.acquire_error for a in self.acquires)}"
+            )
+        if self.releases:
+            parts.append(
+                f"{len(self.releases)} of {plural(self.release_count, 'release')} raised "
+                f"{_errors_seen(a.release_error for a in self.releases)}"
+            )
+        return "; ".join(parts)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return capped(
+            [
+                {
+                    "agent": attempt.agent,
+                    "step": "acquire" if attempt.acquire_error else "release",
+                    "raised": attempt.acquire_error or attempt.release_error,
+                }
+                for attempt in sorted({*self.acquires, *self.releases}, key=lambda a: a.acquire_invoke)
+            ]
+        )
+
+
+def lock_errors(attempts: list[LockAttempt]) -> LockErrors:
+    return LockErrors(
+        attempts,
+        [attempt for attempt in attempts if attempt.acquire_error is not None],
+        [attempt for attempt in attempts if attempt.release_answer == RAISED],
+    )
+
+
+def _errors_seen(texts: Iterable[str | None]) -> str:
+    counts = Counter(text or "an exception" for text in texts)
+    shown = [f"'{text}' ({count}×)" for text, count in counts.most_common(3)]
+    more = f" and {plural(len(counts) - 3, 'other error')}" if len(counts) > 3 else ""
+    return ", ".join(shown) + more
+
+
+def account_for_errors(verdict: Verdict, attempts: list[LockAttempt], errors_allowed: bool) -> Verdict:
+    """``verdict``, failed when lock attempts raised (naming them) unless the test allows errors explicitly.
+
+    A check judges only the attempts that did not raise; without this, 70
+    acquires that raised would leave an overlap check passing on the 10 that
+    remained. With ``errors_allowed`` the verdict stands, and says what it left out.
+    """
+    errors = lock_errors(attempts)
+    if not errors:
+        return verdict
+    if errors_allowed:
+        return replace(
+            verdict, message=f"{verdict.message} Not judged, as errors are allowed: {errors.text()}.".lstrip()
+        )
+    return Verdict(
+        verdict.name,
+        False,
+        verdict.expected,
+        verdict.measured,
+        plural(len(errors.acquires) + len(errors.releases), "lock call") + " raised",
+        f"Lock attempts raised: {errors.text()}. The check judges only what did not raise, so these are a "
+        f"failure: fix the lock or its adapter, or allow them with {ERRORS_ALLOWED}. On the rest: "
+        f"{verdict.message}",
+        errors.rows(),
+        value=verdict.value,
+    )
+
+
+def undeclared_lease(attempts: Iterable[LockAttempt]) -> str:
+    """Why releases answered "not owned" though no lease was declared, else ``''``."""
+    lost = sum(1 for attempt in attempts if attempt.lease_ns is None and attempt.release_answer == NOT_OWNED)
+    if not lost:
+        return ""
+    return (
+        f'The lock has a lease Stampede was not told of: {plural(lost, "release")} answered "not owned" though the '
+        "tool declares no lease, so a hold the lock ended on its own counts as held until its release, and the "
+        "next holder as let in while it was. Declare the lock's lease with Define Lock Tool lease=…."
+    )
+
+
+def with_lease_warning(verdict: Verdict, attempts: list[LockAttempt]) -> Verdict:
+    """A failed ``verdict`` led by :func:`undeclared_lease`'s warning, which may be its real cause."""
+    warning = undeclared_lease(attempts)
+    if not warning or verdict.passed:
+        return verdict
+    return replace(verdict, message=f"{warning} Judged without it: {verdict.message}")

@@ -58,7 +58,15 @@ from ..history import History
 from ..units import format_duration
 from ..verdicts import Verdict
 from ._report import capped, plural, rows_note
-from .lock_records import Clock, LockAttempt, lease_text, lock_attempts, lock_names
+from .lock_records import (
+    Clock,
+    LockAttempt,
+    account_for_errors,
+    lease_text,
+    lock_attempts,
+    lock_names,
+    with_lease_warning,
+)
 
 DEFAULT_TOLERANCE_NS = 1_000_000
 GRANTED_TWICE = "granted twice"
@@ -135,29 +143,45 @@ def cause_of(overlap: Overlap, tolerance_ns: int) -> str:
     return GRANTED_TWICE if within_leases > tolerance_ns else OUTLIVED_LEASE
 
 
-def check_holders_never_overlap(history: History, tolerance_ns: int = DEFAULT_TOLERANCE_NS) -> Verdict:
-    """No two holders acted on the lock at once: their held windows never overlap beyond ``tolerance_ns``."""
+def check_holders_never_overlap(
+    history: History, tolerance_ns: int = DEFAULT_TOLERANCE_NS, *, errors_allowed: bool = False
+) -> Verdict:
+    """No two holders acted on the lock at once: their held windows never overlap beyond ``tolerance_ns``.
+
+    Like every lock check, fails naming the lock calls that raised unless ``errors_allowed``.
+    """
     attempts = lock_attempts(history)
     found = find_overlaps(attempts, held, tolerance_ns)
-    return _verdict("holders never overlap", "no two holders at once", found, attempts, held, _holder_wording)
+    verdict = _verdict("holders never overlap", "no two holders at once", found, attempts, held, _holder_wording)
+    return account_for_errors(with_lease_warning(verdict, attempts), attempts, errors_allowed)
 
 
-def check_never_granted_twice(history: History, tolerance_ns: int = DEFAULT_TOLERANCE_NS) -> Verdict:
+def check_never_granted_twice(
+    history: History, tolerance_ns: int = DEFAULT_TOLERANCE_NS, *, errors_allowed: bool = False
+) -> Verdict:
     """The lock never let a second holder in while the first was inside its lease and had not released."""
     attempts = lock_attempts(history)
     found = find_overlaps(attempts, promised, tolerance_ns)
-    return _verdict(
+    verdict = _verdict(
         "lock never granted twice", "no second grant inside a holder's lease", found, attempts, promised, _grant_wording
     )
+    return account_for_errors(with_lease_warning(verdict, attempts), attempts, errors_allowed)
 
 
-def check_single_active_session(history: History, tolerance_ns: int = DEFAULT_TOLERANCE_NS) -> Verdict:
+def check_single_active_session(
+    history: History, tolerance_ns: int = DEFAULT_TOLERANCE_NS, *, errors_allowed: bool = False
+) -> Verdict:
     """At most one session per user active at any instant: no two of a user's held windows overlap.
 
     A session is a hold of the user's lock (the tool's ``per user`` scope): active
     from the registration's reply to the start of its ending.
     """
     attempts = lock_attempts(history)
+    verdict = _judge_sessions(attempts, tolerance_ns)
+    return account_for_errors(with_lease_warning(verdict, attempts), attempts, errors_allowed)
+
+
+def _judge_sessions(attempts: list[LockAttempt], tolerance_ns: int) -> Verdict:
     name, expected = "one active session per user", "at most one active session per user at any instant"
     agents_of: dict[str, set[int]] = defaultdict(set)
     for attempt in attempts:
@@ -301,7 +325,7 @@ def _pair(overlap: Overlap, clock: Clock, window: Window = held) -> str:
 
 def _holder_passed(found: Overlaps, attempts: list[LockAttempt]) -> str:
     holds = found.holds
-    gave_up = len(attempts) - len(holds)
+    gave_up = sum(1 for attempt in attempts if not attempt.acquired and attempt.acquire_error is None)
     waited = f"; {plural(gave_up, 'attempt')} gave up waiting" if gave_up else ""
     return (
         f"No two holders at once: {plural(len(holds), 'hold')} of {lock_names(holds)} by "

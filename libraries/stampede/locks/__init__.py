@@ -8,7 +8,7 @@ redis-py                ``redis.asyncio.lock.Lock``, one object per holder      
 advisory session        ``pg_advisory_lock`` / ``pg_advisory_unlock``               no        yes
 advisory transaction    ``pg_advisory_xact_lock``, released by ``COMMIT``           no        yes
 for update              ``SELECT … FOR UPDATE`` on a lock row, ``COMMIT``           no        yes
-python:<module:name>    a lock object of the user's                                 optional  optional
+python:<module:name>    lock objects of the user's, one per holder                  optional  optional
 broken                  ``SETNX`` then ``EXPIRE``; release by plain ``DEL``          yes       no
 ======================  ==========================================================  ========  =======
 """
@@ -51,5 +51,5 @@ def make_lock(spec: LockSpec, lease: float | None, targets: Targets) -> Lock:
     if kind is LockKind.BROKEN:
         return BrokenRedisLock(targets.redis, lease)
     if kind is LockKind.PYTHON:
-        return PythonLock(spec, lease)
+        return PythonLock(spec, lease, targets.redis)
     return PostgresLock(kind, targets.postgres, lease)

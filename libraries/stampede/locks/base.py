@@ -53,7 +53,8 @@ class LockSpec:
             factory = raw[len(PYTHON_PREFIX) :].strip()
             if not factory:
                 raise ConfigurationError(
-                    "A Python lock is written python:<module>:<callable>, e.g. python:asyncio:Lock; the path is missing"
+                    "A Python lock is written python:<module>:<callable>, e.g. "
+                    "python:stampede.locks.in_process:asyncio_lock; the path is missing"
                 )
             return cls(LockKind.PYTHON, factory)
         words = " ".join(raw.replace("_", " ").lower().split())
@@ -120,6 +121,10 @@ class Lock(ABC):
             "lease": lease,
             "fencing numbers": "issued on every grant" if self.issues_fences else "none",
         }
+
+    def caveat(self) -> str:
+        """What the user should know of this lock as configured, before it runs (``''``: nothing)."""
+        return ""
 
     async def setup(self, agents: int) -> None:  # noqa: B027 - locks that need no preparation
         """Prepare for a launch of ``agents`` holders."""

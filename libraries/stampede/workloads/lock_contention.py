@@ -17,13 +17,17 @@ Every attempt records in ``Operation.written`` (times are monotonic ns)::
      "acquire": [invoke, reply], "acquired": true, "fence": 17, "granted_try_ns": …,
      "stalled": false, "write": {<access>}, "release": [invoke, reply], "release_answer": "released"}
 
+An acquire that raised records ``"acquired": false, "acquire_error": "<Type>: <message>"``; a
+release that raised records ``"release_answer": "raised", "release_error": "<Type>: <message>"``.
+
 and in ``Operation.read`` the holder's read of the resource; an access is
 ``{"fence", "accepted", "value", "highest_before", "at": [invoke, reply]}``
 (plus ``serial`` for an accepted write). Timings: ``acquire`` (the whole wait),
 ``hold`` (acquire reply to release invoke), ``release``. Outcomes: ``ok``;
 ``conflict`` / ``lock_busy`` when the wait ran out; ``error`` / ``stale_fence``
 when the resource refused the holder's fencing number, ``error`` /
-``not_owned`` when the release found the lock no longer the holder's.
+``not_owned`` when the release found the lock no longer the holder's; an
+acquire or release that raised is classified by its exception.
 """
 
 from __future__ import annotations
@@ -40,11 +44,20 @@ from ..locks.base import Lock, LockHolder, ReleaseAnswer
 from ..locks.resource import Access, FencedCounter
 from ..outcomes import Outcome, classify_exception
 from ..records.snapshots import ResourceState
+from ..services.secrets import scrub
 
 LOCK_BUSY = "lock_busy"
 STALE_FENCE = "stale_fence"
 NOT_OWNED = "not_owned"
-RELEASE_FAILED = "error"
+RELEASE_RAISED = "raised"
+ERROR_TEXT_LIMIT = 200
+
+
+def error_text(error: Exception, url: str) -> str:
+    """An exception as a lock attempt records it: its type and what it said (no password of ``url``), cut short."""
+    said = scrub(" ".join(str(error).split()), url)
+    text = f"{type(error).__name__}: {said}" if said else type(error).__name__
+    return text if len(text) <= ERROR_TEXT_LIMIT else f"{text[: ERROR_TEXT_LIMIT - 1]}…"
 
 
 class LockScope(Enum):
@@ -88,10 +101,15 @@ class LockContentionTool(BaseTool):
     """Holders of ``lock`` doing read-modify-write work on a :class:`FencedCounter`."""
 
     def __init__(self, name: str, lock: Lock, resource: FencedCounter, work: LockWork) -> None:
-        if work.fencing and not lock.issues_fences and lock.spec.factory is None:
+        if work.fencing and not lock.issues_fences:
+            declare = (
+                ", or make its lock objects say issues_fences = True and return the number from acquire()"
+                if lock.spec.factory is not None
+                else ""
+            )
             raise ConfigurationError(
                 f"Fencing needs fencing numbers, and the {lock.spec.label} lock issues none: use stampede redis, "
-                "advisory session, advisory transaction or for update, or fencing=off."
+                f"advisory session, advisory transaction or for update{declare}, or fencing=off."
             )
         self.name = name
         self.lock = lock
@@ -158,7 +176,15 @@ class LockContentionTool(BaseTool):
             "fencing": self.work.fencing,
         }
         invoked = time.monotonic_ns()
-        grant = await holder.acquire(token)
+        try:
+            grant = await holder.acquire(token)
+        except Exception as error:  # noqa: BLE001 - an acquire that raised is an attempt too, recorded as such
+            raised_at = time.monotonic_ns()
+            said = error_text(error, self.resource.target.url)
+            record.update(acquire=[invoked, raised_at], acquired=False, acquire_error=said)
+            raised, code_raised = classify_exception(error)
+            timing = {"acquire": raised_at - invoked}
+            return OpResult(raised, error=code_raised, written=record, timings=timing)
         granted = time.monotonic_ns()
         record["acquire"] = [invoked, granted]
         timings = {"acquire": granted - invoked}
@@ -194,8 +220,9 @@ class LockContentionTool(BaseTool):
         await asyncio.sleep(self.work.hold + (self.work.stall if stalled else 0.0))
         return read, await self.resource.write(key, fence, (read.value or 0) + 1)
 
-    @staticmethod
-    async def _release(holder: LockHolder, record: dict[str, Any]) -> tuple[ReleaseAnswer | None, Exception | None]:
+    async def _release(
+        self, holder: LockHolder, record: dict[str, Any]
+    ) -> tuple[ReleaseAnswer | None, Exception | None]:
         invoked = time.monotonic_ns()
         try:
             answer: ReleaseAnswer | None = await holder.release()
@@ -206,8 +233,9 @@ class LockContentionTool(BaseTool):
         except Exception as error:  # noqa: BLE001 - a release that failed is recorded as such
             holder.abandon()
             answer, failure = None, error
+            record["release_error"] = error_text(error, self.resource.target.url)
         record["release"] = [invoked, time.monotonic_ns()]
-        record["release_answer"] = RELEASE_FAILED if answer is None else answer.value
+        record["release_answer"] = RELEASE_RAISED if answer is None else answer.value
         return answer, failure
 
     @staticmethod

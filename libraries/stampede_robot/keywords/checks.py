@@ -67,7 +67,7 @@ class CheckKeywords(LibraryComponent):
             )
 
     @keyword(tags=["checks"])
-    def no_update_should_be_lost(self, launch: LaunchRecord | int | None = None) -> None:
+    def no_update_should_be_lost(self, launch: LaunchRecord | int | None = None, errors_allowed: bool = False) -> None:
         """Fails when a successful write was wiped out by another: two writers built on the same state.
 
         From the history, for most tools: each successful write must have read
@@ -75,7 +75,9 @@ class CheckKeywords(LibraryComponent):
         also checks every agent's last field value is in the final document.
         For a lock tool (`Define Lock Tool`) it reads the shared counter the
         lock guards now: it must equal the number of writes it accepted, and a
-        miss lists the writes that wiped increments out (two holders at once).
+        miss lists the writes that wiped increments out (two holders at once);
+        lock calls that raised fail it, named, unless ``errors_allowed=True``
+        (see `Holders Should Never Overlap`).
 
         | No Update Should Be Lost |
         """
@@ -85,7 +87,8 @@ class CheckKeywords(LibraryComponent):
             self.judge(check_lost_updates(history, subject="config", version="version"))
             self.judge(check_fields_kept(history, self.runtime.run(tool.final_document())))
         elif isinstance(tool, LockContentionTool):
-            self.judge(check_protected_data(history, self.runtime.run(tool.resource_states())))
+            states = self.runtime.run(tool.resource_states())
+            self.judge(check_protected_data(history, states, errors_allowed=errors_allowed))
         else:
             self.judge(check_lost_updates(history))
 
