@@ -198,6 +198,72 @@ def test_ordering_ignores_runs_leaked_from_another_user_and_judges_seqs_only_wit
     assert check_event_ordering([], lifecycle=(), failures=FAILURES).inconclusive
 
 
+REPEATING = ["run.started", "step", "tool", "step", "run.finished"]
+
+
+def run_of(agent: int, kinds: list[str], *, first_seq: int = 1, run: str = "r") -> list[ReceivedMessage]:
+    return [message(agent, first_seq + n, kind, run=f"{run}-{agent}") for n, kind in enumerate(kinds)]
+
+
+def test_a_lifecycle_that_lists_an_event_type_twice_is_an_ordered_pattern() -> None:
+    sound = run_of(1, REPEATING) + run_of(2, REPEATING)
+    verdict = check_event_ordering(sound, lifecycle=REPEATING, failures=["run.failed"])
+    assert verdict.passed, verdict.message  # once "tool after step": the second step's place was the first's
+    assert verdict.message.endswith("2 runs followed run.started → … → run.finished.")
+
+
+def test_a_run_that_breaks_a_repeating_pattern_says_which_place() -> None:
+    cases = {
+        "tool after step": ["run.started", "step", "step", "tool", "run.finished"],
+        "a 3rd step, but the lifecycle has 2": ["run.started", "step", "tool", "step", "step", "run.finished"],
+        "ended without the 2nd step": ["run.started", "step", "tool", "run.finished"],
+        "ended without tool, the 2nd step": ["run.started", "step", "run.finished"],
+    }
+    for problem, kinds in cases.items():
+        verdict = check_event_ordering(run_of(1, kinds), lifecycle=REPEATING, failures=["run.failed"])
+        assert not verdict.passed and verdict.details[0]["problem"] == problem, (kinds, verdict.details)
+    failed_early = run_of(1, ["run.started", "step", "run.failed"])
+    assert check_event_ordering(failed_early, lifecycle=REPEATING, failures=["run.failed"]).passed
+
+
+def leaked_tool_event() -> list[ReceivedMessage]:
+    """Agent 1's tool_executing (seq 4 of its stream) delivered on agent 2's connection instead."""
+    first, second = session_of(1, runs=1), session_of(2, runs=1)
+    stolen = first.pop(3)
+    leak = message(2, stolen.seq, stolen.type, run=stolen.run_id, owner=1)
+    return first + second[:4] + [leak] + second[4:]
+
+
+def test_ordering_leaves_out_a_leaked_message_and_the_marks_it_leaves_on_its_owner() -> None:
+    log = leaked_tool_event()
+    verdict = check_event_ordering(log, lifecycle=LIFECYCLE, failures=FAILURES)
+    # Once: "seq 4 repeated" on agent 2's connection, a gap and a run without tool_executing on agent 1's.
+    assert verdict.passed and not verdict.inconclusive, verdict.message
+    assert "; left out 1 message carrying another user's id or marker, with 2 gaps or runs they cut short " in (
+        verdict.message
+    )
+    contamination = check_no_contamination(log)
+    assert not contamination.passed and contamination.message.startswith("Messages reached the wrong user: 1 of ")
+
+
+def test_a_leak_numbered_by_the_receiving_connection_leaves_no_gap_there() -> None:
+    log = session_of(2, runs=1)
+    log.insert(3, message(2, 4, "agent_thinking", run="run-of-1", owner=1))
+    for frame in log[4:]:
+        frame.seq += 1
+    verdict = check_event_ordering(log, lifecycle=LIFECYCLE, failures=FAILURES)
+    assert verdict.passed and "left out 1 message" in verdict.message, verdict.message
+
+
+def test_own_events_out_of_order_still_fail_beside_a_leak() -> None:
+    log = leaked_tool_event()
+    swapped = [frame for frame in log if frame.agent == 2 and frame.mine]
+    swapped[1].seq, swapped[2].seq = swapped[2].seq, swapped[1].seq
+    verdict = check_event_ordering(log, lifecycle=LIFECYCLE, failures=FAILURES)
+    assert not verdict.passed and "left out 1 message" in verdict.message
+    assert verdict.details[0]["agent"] == 2
+
+
 # Duplicate ids
 
 
