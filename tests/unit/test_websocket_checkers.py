@@ -368,6 +368,25 @@ def test_users_who_could_not_connect_are_told_apart() -> None:
     assert check_answered(History()).inconclusive
 
 
+def test_a_refused_token_is_never_an_answer() -> None:
+    closed = {"close_code": 1008, "reason": "invalid token", "session": {"id": None, "since_ns": 0, "connection": 1}}
+    history = History(
+        [op(1), op(2, Outcome.ERROR, WsFailure.REFUSED, read=closed), op(3, Outcome.ERROR, WsFailure.REFUSED)]
+    )
+    verdict = check_answered(history)  # once: "Every user was answered: 3 connected, 3 answered"
+    assert not verdict.passed and verdict.measured == "3 connected, 2 refused, 1 answered"
+    assert verdict.message.startswith(
+        "Users were not answered: 2 of 3 users were refused, which is no answer (first: close 1008, invalid token): "
+        "the service refused the users' sessions; if it refused their token, check the secret it verifies tokens "
+        "with (${AGENT_SERVICE_JWT_SECRET} or STAMPEDE_AGENT_JWT_SECRET), the token's claims (the protocol's "
+        '"token": subject_claim, issuer, audience, claims, algorithm), the auth mode'
+    )
+    assert [(row["agent"], row["finding"], row["why"]) for row in verdict.details] == [
+        (2, "refused", "close 1008, invalid token"),
+        (3, "refused", "refused"),
+    ]
+
+
 # Single session
 
 
