@@ -255,7 +255,11 @@ class WebSocketProtocol:
         if url is not None:
             values["url"] = url
         if "url" not in values:
-            raise ConfigurationError("WebSocket protocol: url is missing (the service's ws:// or wss:// address)")
+            raise ConfigurationError(
+                "WebSocket protocol: url is missing and no agent service is under test: give the service's ws:// or "
+                "wss:// address (as the tool's url, ${AGENT_SERVICE_URL}, STAMPEDE_AGENT_SERVICE_URL, or the "
+                "protocol's url)"
+            )
         auth = str(values.get("auth", AuthMode.HELLO)).strip().lower()
         if auth in set(AuthMode) - {AuthMode.HELLO} and "ready_event" not in values:
             raise ConfigurationError(
