@@ -210,7 +210,12 @@ class WebSocketCheckKeywords(LibraryComponent):
         """Fails when a connection's sequence numbers skip or go back, or a run's events break its lifecycle.
 
         Holds across a dropped and resumed connection: the resumed stream must
-        continue where the old one stopped.
+        continue where the old one stopped. The lifecycle is the protocol's
+        ``run_events``, an ordered pattern in which a type may appear twice.
+        Only each user's own events are judged: a message carrying another
+        user's id or marker is `No Events Should Reach Another User`'s finding,
+        left out here (with the gap or the run it cut short on its owner's
+        connection) and counted in the message.
 
         | Events Should Arrive In Order Without Gaps |
         """
@@ -226,11 +231,14 @@ class WebSocketCheckKeywords(LibraryComponent):
 
     @keyword(tags=["checks", "websocket"])
     def every_agent_should_be_answered(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails when a user could not connect, or a request got no answer within the answer timeout.
+        """Fails when a user could not connect, was refused, or a request got no answer within the answer timeout.
 
-        Less strict than `All Operations Should Succeed`: a refused token, a
-        frame that is not JSON, a connection closed mid-message or a protocol
-        field path that matches nothing is an answer of sorts, but no completed run.
+        A refusal (HTTP 401/403 on the handshake, a close 4401, 4403 or 1008, an
+        error event about the credentials) is never an answer: the message lists
+        the likely causes (the secret, the token's claims, the auth mode, where the
+        token goes). Less strict than `All Operations Should Succeed`: a frame
+        that is not JSON, a connection closed mid-message or a protocol field path
+        that matches nothing is an answer of sorts, but no completed run.
 
         | Every Agent Should Be Answered |
         """
