@@ -38,7 +38,8 @@ FAILURES = {
     "Reordered Events Fail The Ordering Check": [
         r"^Events arrived out of order: 24 of \d+ sequence numbers broke the order \(gaps, repeats or late arrivals\) "
         r"on 4 of 4 connections; first: agent \d, gap: seq \d+ missing before \d+; 12 of 12 runs broke the lifecycle "
-        r"run\.started → … → run\.finished; first: run user-\d-run-\d, tool after step \(the table shows the first 20 of 36\)\.$"
+        r"run\.started → … → run\.finished; first: run user-\d-run-\d, tool after step "
+        r"\(the table shows the first 20 of 36\)\.$"
     ],
     "Tokens Without Relay's Audience Are Refused And Never Answered": [
         r"^Users were not answered: 4 of 4 users were refused, which is no answer \(first: close 1008, invalid "

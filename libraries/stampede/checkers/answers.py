@@ -87,7 +87,8 @@ def check_answered(history: History) -> Verdict:
     if refused:
         first = next(iter(refused.values()))[0]
         findings.append(
-            f"{len(refused)} of {plural(users, 'user')} were refused, which is no answer (first: {_refusal(first)}): "
+            f"{len(refused)} of {plural(users, 'user')} {'was' if len(refused) == 1 else 'were'} refused, which is no "
+            f"answer (first: {_refusal(first)}): "
             f"{REFUSAL_CAUSES}"
         )
     if unconnected:
