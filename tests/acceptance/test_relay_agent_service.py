@@ -22,7 +22,9 @@ from .conftest import (
     assert_nothing_left_behind,
     assert_nowhere_in_outputs,
     assert_passed,
+    keywords_in,
     logged,
+    messages_in,
     run_robot,
 )
 from .relay_agent_service import RelayAgentService
@@ -106,6 +108,13 @@ def test_the_tool_uses_the_service_under_test_and_says_so(run: RobotRun) -> None
 @pytest.mark.parametrize("name", sorted(FAILURES))
 def test_each_bug_and_mistake_fails_where_it_should_with_its_cause(run: RobotRun, name: str) -> None:
     assert_failed_with(run, name, *FAILURES[name])
+
+
+def test_a_secret_stampede_lacks_is_named_in_the_log_when_the_tool_is_defined(run: RobotRun) -> None:
+    test = run.test("A Tool Whose Tokens Stampede Cannot Sign Fails When Defined")
+    failed = [m.message for m in messages_in(test) if m.level == "FAIL"]
+    assert any("Set STAMPEDE_AGENT_JWT_SECRET (or the Robot variable ${AGENT_SERVICE_JWT_SECRET})" in m for m in failed)
+    assert [kw.name for kw in keywords_in(test) if kw.status == "FAIL"] == ["Define Websocket Agent Tool"]
 
 
 def test_one_leak_reads_as_one_leak(run: RobotRun) -> None:

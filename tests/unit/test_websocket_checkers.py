@@ -420,6 +420,12 @@ def test_a_refused_second_session_keeps_one_session_per_user() -> None:
     )
 
 
+def test_a_second_session_refused_by_a_close_is_counted_by_its_close_code() -> None:
+    closed = op(2, Outcome.ERROR, WsFailure.REFUSED, user_of="alice", read={"close_code": 4409})
+    verdict = check_single_session(History([in_session(1, "alice", 0, 100, "s1"), closed]))
+    assert verdict.passed and "refused sessions: 1 close 4409;" in verdict.message, verdict.message
+
+
 def test_sessions_one_after_the_other_do_not_overlap() -> None:
     history = History([in_session(1, "alice", 0, 100, "s1"), in_session(2, "alice", 100, 200, "s2")])
     assert check_single_session(history).passed
