@@ -15,6 +15,7 @@ from stampede.services.tokens import TokenSpec, issue_token, new_secret
 from stampede.workloads.websocket_agents import WebSocketAgentTool
 from stampede.workloads.websocket_fields import FieldPathError, FieldPaths, lookup, lookup_optional, shorten
 from stampede.workloads.websocket_protocol import AuthMode, WebSocketProtocol, reference_service
+from stampede.workloads.websocket_sessions import refuses_the_token
 from stampede.workloads.websocket_templates import placeholders_in, render
 
 URL = "ws://127.0.0.1:8765/"
@@ -378,3 +379,21 @@ def test_a_done_event_before_the_end_of_the_lifecycle_is_refused() -> None:
         {"url": URL, "run_events": ["started", "step", "tool", "step", "finished"], "done_events": ["finished"]}
     )
     assert repeating.run_events == ("started", "step", "tool", "step", "finished")
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "refusal"),
+    [
+        ("token_expired", "log in again", True),
+        ("auth_failed", None, True),
+        ("error", "Invalid token: signature mismatch", True),
+        ("forbidden", None, True),
+        ("max_tokens_exceeded", "the context is over 8192 tokens", False),
+        ("unknown_thread", "no such thread", False),
+        (None, None, False),
+    ],
+)
+def test_an_error_event_is_a_refusal_when_it_names_the_credentials(
+    code: str | None, message: str | None, refusal: bool
+) -> None:
+    assert refuses_the_token(code, message) is refusal

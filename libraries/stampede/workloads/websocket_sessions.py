@@ -33,7 +33,12 @@ from .websocket_values import PlaceholderValues
 REFUSAL_CLOSES = range(4000, 5000)  # application close codes, as the reference service uses them
 TOKEN_REFUSAL_CLOSES = frozenset({4401, 4403, 1008})
 """Closes that refuse the session wherever they come: unauthorized, forbidden, policy violation."""
-_AUTH_ERROR = re.compile(r"auth|token|jwt|unauthori[sz]|forbidden|credential|signature|permission|denied", re.I)
+# Credentials, not an LLM's tokens: "token_expired" and "invalid token" are refusals, "max_tokens_exceeded" is not.
+_AUTH_ERROR = re.compile(
+    r"auth|jwt|unauthori[sz]|forbidden|credential|signature|access.?denied"
+    r"|(invalid|expired|bad|missing|refused|revoked).?token|token.?(invalid|expired|refused|missing|revoked)",
+    re.IGNORECASE,
+)
 MESSAGE_TOO_BIG = 1009
 _BAD_DATA_CLOSES = frozenset({1002, 1007, MESSAGE_TOO_BIG})  # protocol error, invalid UTF-8, too big
 
