@@ -31,7 +31,8 @@ FAILURES = {
     ],
     "A Token The Service Refuses Is Reported": [
         START + r"refused 2 \(first, agent \d: token refused: the token's signature does not match this service's "
-        r"secret; give tokens the service accepts: the secret it verifies them with \(\$\{AGENT_SERVICE_JWT_SECRET\}",
+        r"secret; the service refused the users' sessions; if it refused their token, check the secret it verifies "
+        r"tokens with \(\$\{AGENT_SERVICE_JWT_SECRET\} or STAMPEDE_AGENT_JWT_SECRET\), the token's claims",
     ],
     "A Server That Closes Mid-Message Is Reported": [
         START + r"bad_frame 2 \(first, agent \d: the service closed the connection mid-message \(stream ends after "

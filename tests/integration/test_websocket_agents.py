@@ -346,6 +346,13 @@ async def misbehaving(connection: ServerConnection) -> None:
         return
     elif behaviour == "stall":
         await connection.send(json.dumps(event))
+    elif behaviour == "forbidden":
+        await connection.close(4403, "token lacks the agents scope")
+        return
+    elif behaviour == "expired":
+        await connection.send(json.dumps({"type": "error", "seq": 2, "code": "token_expired", "message": "log in"}))
+    elif behaviour == "busy":
+        await connection.send(json.dumps({"type": "error", "seq": 2, "code": "too_many_runs", "message": "wait"}))
     await connection.wait_closed()
 
 
@@ -384,6 +391,36 @@ def test_a_misbehaving_server_gets_its_own_error_code(behaviour: str, error: WsF
         assert op.read["frame"] == "<html>Internal Server Error</html>"
     if behaviour == "close":
         assert op.read["close_code"] == 1011
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "error", "read"),
+    [
+        ("forbidden", WsFailure.REFUSED, {"close_code": 4403, "reason": "token lacks the agents scope"}),
+        ("expired", WsFailure.REFUSED, {"code": "token_expired", "message": "log in"}),
+        ("busy", WsFailure.REJECTED, {"code": "too_many_runs", "message": "wait"}),
+    ],
+)
+def test_a_refusal_during_a_run_is_a_refusal_and_never_an_answer(
+    behaviour: str, error: WsFailure, read: dict[str, Any]
+) -> None:
+    async def body() -> Launched:
+        async with serve(misbehaving, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            tool = WebSocketAgentTool(
+                reference_service(f"ws://127.0.0.1:{port}/{behaviour}"), tokens="t", answer_timeout=1, run_timeout=1
+            )
+            return await run_agents(tool, 1, iterations=2 if error is WsFailure.REFUSED else 1)
+
+    launched = asyncio.run(body())
+    ops = launched.result.history
+    assert ops[0].error == error.value and read.items() <= ops[0].read.items(), ops[0].read
+    answered = check_answered(launched.result.history)
+    if error is WsFailure.REFUSED:  # once: closed (4403) or rejected (an error event), and "every user was answered"
+        assert len(ops) == 1, "a refused user stops trying"
+        assert not answered.passed and "1 of 1 user was refused, which is no answer" in answered.message
+    else:
+        assert answered.passed, answered.message
 
 
 # --- a service with its own protocol, described as configuration -------------------------------

@@ -47,8 +47,11 @@ def test_failures_are_grouped_by_code_largest_first_with_reason_and_fix() -> Non
     assert not verdict.passed and verdict.miss == "3 of 4"
     assert verdict.message == (
         "Agent runs did not complete: 3 of 4 runs failed: refused 2 (first, agent 2: token refused: the token has "
-        "expired; give tokens the service accepts: the secret it verifies them with (${AGENT_SERVICE_JWT_SECRET} or "
-        "STAMPEDE_AGENT_JWT_SECRET) or the protocol's auth settings); no_answer 1 (first, agent 4: no answer within "
+        "expired; the service refused the users' sessions; if it refused their token, check the secret it verifies "
+        "tokens with (${AGENT_SERVICE_JWT_SECRET} or STAMPEDE_AGENT_JWT_SECRET), the token's claims (the protocol's "
+        '"token": subject_claim, issuer, audience, claims, algorithm), the auth mode (hello, header or query) and '
+        "where the token goes (the hello template, header_name and header_value, or query_param)); "
+        "no_answer 1 (first, agent 4: no answer within "
         "2 s; the service took the request and said nothing: see its logs, or raise answer_timeout)."
     )
     assert [(row["error"], row["runs"], row["agents"]) for row in verdict.details] == [

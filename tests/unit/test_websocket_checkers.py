@@ -198,6 +198,72 @@ def test_ordering_ignores_runs_leaked_from_another_user_and_judges_seqs_only_wit
     assert check_event_ordering([], lifecycle=(), failures=FAILURES).inconclusive
 
 
+REPEATING = ["run.started", "step", "tool", "step", "run.finished"]
+
+
+def run_of(agent: int, kinds: list[str], *, first_seq: int = 1, run: str = "r") -> list[ReceivedMessage]:
+    return [message(agent, first_seq + n, kind, run=f"{run}-{agent}") for n, kind in enumerate(kinds)]
+
+
+def test_a_lifecycle_that_lists_an_event_type_twice_is_an_ordered_pattern() -> None:
+    sound = run_of(1, REPEATING) + run_of(2, REPEATING)
+    verdict = check_event_ordering(sound, lifecycle=REPEATING, failures=["run.failed"])
+    assert verdict.passed, verdict.message  # once "tool after step": the second step's place was the first's
+    assert verdict.message.endswith("2 runs followed run.started → … → run.finished.")
+
+
+def test_a_run_that_breaks_a_repeating_pattern_says_which_place() -> None:
+    cases = {
+        "tool after step": ["run.started", "step", "step", "tool", "run.finished"],
+        "a 3rd step, but the lifecycle has 2": ["run.started", "step", "tool", "step", "step", "run.finished"],
+        "ended without the 2nd step": ["run.started", "step", "tool", "run.finished"],
+        "ended without tool, the 2nd step": ["run.started", "step", "run.finished"],
+    }
+    for problem, kinds in cases.items():
+        verdict = check_event_ordering(run_of(1, kinds), lifecycle=REPEATING, failures=["run.failed"])
+        assert not verdict.passed and verdict.details[0]["problem"] == problem, (kinds, verdict.details)
+    failed_early = run_of(1, ["run.started", "step", "run.failed"])
+    assert check_event_ordering(failed_early, lifecycle=REPEATING, failures=["run.failed"]).passed
+
+
+def leaked_tool_event() -> list[ReceivedMessage]:
+    """Agent 1's tool_executing (seq 4 of its stream) delivered on agent 2's connection instead."""
+    first, second = session_of(1, runs=1), session_of(2, runs=1)
+    stolen = first.pop(3)
+    leak = message(2, stolen.seq, stolen.type, run=stolen.run_id, owner=1)
+    return first + second[:4] + [leak] + second[4:]
+
+
+def test_ordering_leaves_out_a_leaked_message_and_the_marks_it_leaves_on_its_owner() -> None:
+    log = leaked_tool_event()
+    verdict = check_event_ordering(log, lifecycle=LIFECYCLE, failures=FAILURES)
+    # Once: "seq 4 repeated" on agent 2's connection, a gap and a run without tool_executing on agent 1's.
+    assert verdict.passed and not verdict.inconclusive, verdict.message
+    assert "; left out 1 message carrying another user's id or marker, with 2 gaps or runs they cut short " in (
+        verdict.message
+    )
+    contamination = check_no_contamination(log)
+    assert not contamination.passed and contamination.message.startswith("Messages reached the wrong user: 1 of ")
+
+
+def test_a_leak_numbered_by_the_receiving_connection_leaves_no_gap_there() -> None:
+    log = session_of(2, runs=1)
+    log.insert(3, message(2, 4, "agent_thinking", run="run-of-1", owner=1))
+    for frame in log[4:]:
+        frame.seq += 1
+    verdict = check_event_ordering(log, lifecycle=LIFECYCLE, failures=FAILURES)
+    assert verdict.passed and "left out 1 message" in verdict.message, verdict.message
+
+
+def test_own_events_out_of_order_still_fail_beside_a_leak() -> None:
+    log = leaked_tool_event()
+    swapped = [frame for frame in log if frame.agent == 2 and frame.mine]
+    swapped[1].seq, swapped[2].seq = swapped[2].seq, swapped[1].seq
+    verdict = check_event_ordering(log, lifecycle=LIFECYCLE, failures=FAILURES)
+    assert not verdict.passed and "left out 1 message" in verdict.message
+    assert verdict.details[0]["agent"] == 2
+
+
 # Duplicate ids
 
 
@@ -302,6 +368,25 @@ def test_users_who_could_not_connect_are_told_apart() -> None:
     assert check_answered(History()).inconclusive
 
 
+def test_a_refused_token_is_never_an_answer() -> None:
+    closed = {"close_code": 1008, "reason": "invalid token", "session": {"id": None, "since_ns": 0, "connection": 1}}
+    history = History(
+        [op(1), op(2, Outcome.ERROR, WsFailure.REFUSED, read=closed), op(3, Outcome.ERROR, WsFailure.REFUSED)]
+    )
+    verdict = check_answered(history)  # once: "Every user was answered: 3 connected, 3 answered"
+    assert not verdict.passed and verdict.measured == "3 connected, 2 refused, 1 answered"
+    assert verdict.message.startswith(
+        "Users were not answered: 2 of 3 users were refused, which is no answer (first: close 1008, invalid token): "
+        "the service refused the users' sessions; if it refused their token, check the secret it verifies tokens "
+        "with (${AGENT_SERVICE_JWT_SECRET} or STAMPEDE_AGENT_JWT_SECRET), the token's claims (the protocol's "
+        '"token": subject_claim, issuer, audience, claims, algorithm), the auth mode'
+    )
+    assert [(row["agent"], row["finding"], row["why"]) for row in verdict.details] == [
+        (2, "refused", "close 1008, invalid token"),
+        (3, "refused", "refused"),
+    ]
+
+
 # Single session
 
 
@@ -333,6 +418,12 @@ def test_a_refused_second_session_keeps_one_session_per_user() -> None:
         "At most one active session per user: 1 user ran several agents; refused sessions: 1 "
         "session_active; no two sessions of a user were active at once."
     )
+
+
+def test_a_second_session_refused_by_a_close_is_counted_by_its_close_code() -> None:
+    closed = op(2, Outcome.ERROR, WsFailure.REFUSED, user_of="alice", read={"close_code": 4409})
+    verdict = check_single_session(History([in_session(1, "alice", 0, 100, "s1"), closed]))
+    assert verdict.passed and "refused sessions: 1 close 4409;" in verdict.message, verdict.message
 
 
 def test_sessions_one_after_the_other_do_not_overlap() -> None:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 
+import jwt
 import pytest
 
+from reference_agent_service.auth import verify_token
 from stampede.errors import ConfigurationError
+from stampede.services.tokens import TokenSpec, issue_token, new_secret
 from stampede.workloads.websocket_agents import WebSocketAgentTool
 from stampede.workloads.websocket_fields import FieldPathError, FieldPaths, lookup, lookup_optional, shorten
 from stampede.workloads.websocket_protocol import AuthMode, WebSocketProtocol, reference_service
+from stampede.workloads.websocket_sessions import refuses_the_token
 from stampede.workloads.websocket_templates import placeholders_in, render
 
 URL = "ws://127.0.0.1:8765/"
@@ -124,7 +129,10 @@ def test_reference_templates_render_into_protocol_frames() -> None:
     [
         ({"start": {"type": "go", "who": "{usr}"}}, r"start template uses \{usr\}, which is not a placeholder"),
         ({"message": {"seq": "{last_seq}"}}, r"message template uses \{last_seq\}"),
-        ({"auth": "header", "header_value": "Token {tokn}"}, r"header_value template uses \{tokn\}"),
+        (
+            {"auth": "header", "header_value": "Token {tokn}", "ready_event": None},
+            r"header_value template uses \{tokn\}",
+        ),
     ],
 )
 def test_unknown_placeholders_are_named(data: dict[str, object], message: str) -> None:
@@ -251,7 +259,7 @@ def test_a_custom_protocol_from_json_text_and_file(tmp_path: Path) -> None:
         ({"url": URL, "ready_event": 5}, "ready_event must be an event type or null"),
         ({"url": URL, "hello": None}, "auth 'hello' needs a hello template"),
         ({"url": URL, "start": None}, "start must be the template"),
-        ({"url": URL, "auth": "query", "query_param": ""}, "auth 'query' needs a query_param"),
+        ({"url": URL, "auth": "query", "query_param": "", "ready_event": None}, "auth 'query' needs a query_param"),
         (["not", "an", "object"], "must be a JSON object, got list"),
     ],
 )
@@ -297,3 +305,95 @@ def test_a_quoted_message_hides_its_secrets() -> None:
     shown = shorten(message)
     assert "r3sume" not in shown and "t0k" not in shown
     assert '"resume_token":"<hidden>"' in shown and '"seq":1' in shown
+
+
+# Item 12 of issue 12: the token is configuration; items 9 and 13: mistakes refused when loaded
+
+
+def test_the_default_token_is_what_the_reference_service_accepts() -> None:
+    secret = new_secret()
+    protocol = reference_service(URL)
+    assert protocol.token == TokenSpec() and protocol.token.lifetime == 3600
+    token = issue_token(secret, "alice", spec=protocol.token)
+    assert verify_token(secret, token).user_id == "alice"
+    assert protocol.describe()["token"] == "user id in sub, iss stampede-agent-service, HS256, valid 1 h"
+
+
+def test_a_services_own_claims_are_configuration() -> None:
+    protocol = WebSocketProtocol.from_dict(
+        {
+            "url": URL,
+            "token": {
+                "subject_claim": "user_id",
+                "issuer": None,
+                "audience": "other-agents",
+                "claims": {"scope": "agents:run"},
+                "algorithm": "HS512",
+                "lifetime": "15 min",
+            },
+        }
+    )
+    with pytest.raises(ConfigurationError, match="The JWT secret must be at least 64 characters for HS512"):
+        issue_token(new_secret(), "alice", spec=protocol.token)
+    secret = secrets.token_urlsafe(64)
+    token = issue_token(secret, "alice", spec=protocol.token, now=1_000_000)
+    claims = jwt.decode(token, secret, algorithms=["HS512"], audience="other-agents", options={"verify_exp": False})
+    assert claims == {
+        "user_id": "alice",
+        "aud": "other-agents",
+        "scope": "agents:run",
+        "iat": 1_000_000,
+        "exp": 1_000_900,
+    }
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ({"algorithm": "RS256"}, r"token\.algorithm must be one of HS256, HS384, HS512 .* got 'RS256'"),
+        ({"subject": "user_id"}, r"token\.unknown key\(s\) 'subject'; known keys are subject_claim, issuer, "),
+        ({"claims": {"exp": 5}}, r"token\.claims sets exp, which Stampede sets itself: use lifetime instead"),
+        ({"subject_claim": "uid", "claims": {"uid": "x"}}, r"claims sets uid, .* use subject_claim instead"),
+        ({"lifetime": "0 s"}, r"token\.lifetime must be longer than 0 s"),
+        ({"audience": 7}, r"token\.audience must be a string"),
+        ("user_id", r"token must be an object such as \{\"subject_claim\": \"user_id\"\}"),
+    ],
+)
+def test_a_token_that_cannot_be_signed_says_what_to_fix(token: object, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        WebSocketProtocol.from_dict({"url": URL, "token": token})
+
+
+@pytest.mark.parametrize("auth", ["header", "query", "none"])
+def test_an_auth_without_hello_that_still_waits_for_the_default_ready_event_is_refused(auth: str) -> None:
+    # Once loaded silently: every session then waited answer_timeout for a session_started nobody sends.
+    with pytest.raises(ConfigurationError, match=rf"auth '{auth}' sends no hello, yet ready_event is left at .*set "):
+        WebSocketProtocol.from_dict({"url": URL, "auth": auth, "hello": None})
+    assert WebSocketProtocol.from_dict({"url": URL, "auth": auth, "ready_event": "welcome"}).ready_event == "welcome"
+
+
+def test_a_done_event_before_the_end_of_the_lifecycle_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="run_events lists the done event step before its end"):
+        WebSocketProtocol.from_dict({"url": URL, "run_events": ["go", "step", "end"], "done_events": ["step"]})
+    repeating = WebSocketProtocol.from_dict(
+        {"url": URL, "run_events": ["started", "step", "tool", "step", "finished"], "done_events": ["finished"]}
+    )
+    assert repeating.run_events == ("started", "step", "tool", "step", "finished")
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "refusal"),
+    [
+        ("token_expired", "log in again", True),
+        ("auth_failed", None, True),
+        ("error", "Invalid token: signature mismatch", True),
+        ("forbidden", None, True),
+        ("max_tokens_exceeded", "the context is over 8192 tokens", False),
+        ("unknown_thread", "no such thread", False),
+        (None, None, False),
+    ],
+)
+def test_an_error_event_is_a_refusal_when_it_names_the_credentials(
+    code: str | None, message: str | None, refusal: bool
+) -> None:
+    assert refuses_the_token(code, message) is refusal

@@ -1,8 +1,9 @@
 """Connected but never answered: users whose service took the connection and then said nothing.
 
 Told apart from everything else the WebSocket agent tool records: a user who
-could not connect at all, and one who was answered but whose run then stopped
-(``incomplete``), are different findings with different causes.
+could not connect at all, one whose session or token the service refused
+(``refused``: never an answer), and one who was answered but whose run then
+stopped (``incomplete``), are different findings with different causes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from ..history import History, Operation
-from ..records.websocket import NOT_CONNECTED, WsFailure, timeout_text
+from ..records.websocket import NOT_CONNECTED, REFUSAL_CAUSES, WsFailure, timeout_text
 from ..verdicts import Verdict
 from ._report import capped, plural, rows_note
 
@@ -26,10 +27,11 @@ def _reason(op: Operation) -> str:
 
 
 def check_answered(history: History) -> Verdict:
-    """Fail when a user could not connect, or connected and got no answer to a request (``no_answer``).
+    """Fail when a user could not connect, was refused, or connected and got no answer to a request.
 
     Counts users (agents): connected ones are those with any operation beyond a
-    failed connect; answered ones are connected and never met ``no_answer``.
+    failed connect; refused ones met ``refused`` (a refusal is never an answer);
+    answered ones are connected, not refused, and never met ``no_answer``.
     """
     by_agent: dict[int, list[Operation]] = defaultdict(list)
     for op in history:
@@ -46,40 +48,24 @@ def check_answered(history: History) -> Verdict:
             inconclusive=True,
         )
     unconnected = {agent: ops for agent, ops in by_agent.items() if all(op.error in NOT_CONNECTED for op in ops)}
-    silent = {
-        agent: [op for op in ops if op.error == WsFailure.NO_ANSWER]
-        for agent, ops in by_agent.items()
-        if agent not in unconnected
-    }
-    silent = {agent: ops for agent, ops in silent.items() if ops}
+    refused = _with_error(by_agent, WsFailure.REFUSED, unconnected)
+    silent = _with_error(by_agent, WsFailure.NO_ANSWER, {**unconnected, **refused})
     users = len(by_agent)
     connected = users - len(unconnected)
-    answered = connected - len(silent)
+    answered = connected - len(refused) - len(silent)
     unanswered_ops = [op for ops in silent.values() for op in ops]
     requests = sum(len(ops) for agent, ops in by_agent.items() if agent not in unconnected)
     within = _waited(unanswered_ops)
-    measured = f"{connected} connected, {answered} answered{within}"
+    refusals = f", {len(refused)} refused" if refused else ""
+    measured = f"{connected} connected{refusals}, {answered} answered{within}"
     rows = [
-        {
-            "agent": agent,
-            "user": ops[0].user,
-            "finding": "could not connect",
-            "requests": len(ops),
-            "unanswered": "",
-            "why": _reason(ops[0]),
-        }
-        for agent, ops in sorted(unconnected.items())
-    ]
-    rows += [
-        {
-            "agent": agent,
-            "user": ops[0].user,
-            "finding": "connected, no answer",
-            "requests": len(by_agent[agent]),
-            "unanswered": len(ops),
-            "why": _reason(ops[0]),
-        }
-        for agent, ops in sorted(silent.items())
+        _row(agent, ops, by_agent[agent], finding)
+        for finding, group in (
+            ("could not connect", unconnected),
+            ("refused", refused),
+            ("connected, no answer", silent),
+        )
+        for agent, ops in sorted(group.items())
     ]
     if not rows:
         return Verdict(
@@ -98,12 +84,19 @@ def check_answered(history: History) -> Verdict:
             f"{connected} connected, {answered} answered{within}{every}: "
             f"{plural(len(unanswered_ops), 'request')} of {requests} got no answer at all"
         )
+    if refused:
+        first = next(iter(refused.values()))[0]
+        findings.append(
+            f"{len(refused)} of {plural(users, 'user')} {'was' if len(refused) == 1 else 'were'} refused, which is no "
+            f"answer (first: {_refusal(first)}): "
+            f"{REFUSAL_CAUSES}"
+        )
     if unconnected:
         causes = Counter(ops[0].error for ops in unconnected.values())
-        first = _reason(next(iter(unconnected.values()))[0])
+        first_reason = _reason(next(iter(unconnected.values()))[0])
         findings.append(
             f"{len(unconnected)} of {plural(users, 'user')} could not connect "
-            f"({', '.join(f'{code} {count}' for code, count in causes.most_common())}; first: {first})"
+            f"({', '.join(f'{code} {count}' for code, count in causes.most_common())}; first: {first_reason})"
         )
     return Verdict(
         name,
@@ -115,3 +108,30 @@ def check_answered(history: History) -> Verdict:
         capped(rows),
         value=float(answered) / users if users else 0.0,
     )
+
+
+def _with_error(
+    by_agent: dict[int, list[Operation]], error: WsFailure, excluded: dict[int, list[Operation]]
+) -> dict[int, list[Operation]]:
+    """The operations that met ``error``, of each agent not in ``excluded`` that met it."""
+    met = {agent: [op for op in ops if op.error == error] for agent, ops in by_agent.items() if agent not in excluded}
+    return {agent: ops for agent, ops in met.items() if ops}
+
+
+def _row(agent: int, ops: list[Operation], all_ops: list[Operation], finding: str) -> dict[str, object]:
+    return {
+        "agent": agent,
+        "user": ops[0].user,
+        "finding": finding,
+        "requests": len(all_ops),
+        "unanswered": len(ops) if finding != "could not connect" else "",
+        "why": _refusal(ops[0]) if finding == "refused" else _reason(ops[0]),
+    }
+
+
+def _refusal(op: Operation) -> str:
+    """How the service refused: its code or close code, and what it said."""
+    read = op.read if isinstance(op.read, dict) else {}
+    how = read.get("code") or (f"close {read['close_code']}" if read.get("close_code") else None)
+    said = read.get("message") or read.get("reason")
+    return ", ".join(str(part) for part in (how, said) if part) or str(op.error)

@@ -15,15 +15,14 @@ import re
 from collections import defaultdict
 
 from ..history import History, Operation
-from ..records.websocket import WsFailure
+from ..records.websocket import REFUSAL_CAUSES, WsFailure
 from ..verdicts import Verdict
 from ._report import capped, plural, rows_note
 
 _FIXES: dict[str, str] = {
     WsFailure.CONNECT_FAILED: "check the URL (scheme, host, port, path) and that the service runs there",
     WsFailure.CONNECT_TIMEOUT: "check the URL, and that the service is up and not overloaded",
-    WsFailure.REFUSED: "give tokens the service accepts: the secret it verifies them with "
-    "(${AGENT_SERVICE_JWT_SECRET} or STAMPEDE_AGENT_JWT_SECRET) or the protocol's auth settings",
+    WsFailure.REFUSED: REFUSAL_CAUSES,
     WsFailure.NO_ANSWER: "the service took the request and said nothing: see its logs, or raise answer_timeout",
     WsFailure.INCOMPLETE: "the run never ended: check the protocol's done_events, or raise run_timeout",
     WsFailure.RUN_FAILED: "the agent itself failed: the failure event says why",

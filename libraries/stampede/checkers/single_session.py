@@ -64,8 +64,9 @@ def check_single_session(history: History) -> Verdict:
     for op in history:
         agents_of[op.user].add(op.agent)
         if op.error == WsFailure.REFUSED:
-            code = op.read.get("code") if isinstance(op.read, dict) else None
-            refusals[str(code or "no code")] += 1
+            read = op.read if isinstance(op.read, dict) else {}
+            close = f"close {read['close_code']}" if read.get("close_code") else None
+            refusals[str(read.get("code") or close or "no code")] += 1
     by_user: dict[str, list[SessionSpan]] = defaultdict(list)
     for span in session_spans(history):
         by_user[span.user].append(span)

@@ -37,7 +37,9 @@ class WsFailure(StrEnum):
     CONNECT_TIMEOUT = "connect_timeout"
     """The opening handshake did not finish within the connect timeout."""
     REFUSED = "refused"
-    """The service refused the session: an error event or a close in answer to the hello, HTTP 401/403."""
+    """The service refused the session or the user's token: an error event or a close in answer to the hello,
+    HTTP 401/403 on the handshake, a close 4401, 4403 or 1008 at any time, or an error event that names the
+    credentials (its code or message speaks of auth, a token, a signature, permission...)."""
     NO_ANSWER = "no_answer"
     """Connected and sent, but nothing for this request came back within the answer timeout."""
     INCOMPLETE = "incomplete"
@@ -61,6 +63,14 @@ class WsFailure(StrEnum):
     def outcome(self) -> Outcome:
         return Outcome.TIMEOUT if self in _TIMEOUTS else Outcome.ERROR
 
+
+REFUSAL_CAUSES = (
+    "the service refused the users' sessions; if it refused their token, check the secret it verifies tokens "
+    "with (${AGENT_SERVICE_JWT_SECRET} or STAMPEDE_AGENT_JWT_SECRET), the token's claims (the protocol's "
+    '"token": subject_claim, issuer, audience, claims, algorithm), the auth mode (hello, header or query) and '
+    "where the token goes (the hello template, header_name and header_value, or query_param)"
+)
+"""What to look at when sessions were refused: the verdicts of every check that meets a refusal say it."""
 
 _TIMEOUTS = frozenset({WsFailure.CONNECT_TIMEOUT, WsFailure.NO_ANSWER, WsFailure.INCOMPLETE})
 

@@ -13,8 +13,9 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
+from functools import partial
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
@@ -27,7 +28,7 @@ from .embedded_agent_service import EmbeddedAgentService
 from .postgres_target import PostgresTarget
 from .redis_target import RedisTarget
 from .secrets import MASK, mask_dsn
-from .tokens import SECRET_ENV, check_secret, issue_token
+from .tokens import DEFAULT_TOKEN, SECRET_ENV, TokenSpec, check_secret, issue_token
 
 STOP_TIMEOUT = 10.0
 PROBE_TIMEOUT = 5.0
@@ -137,17 +138,24 @@ class AgentServiceTarget:
         """Seconds the embedded service took from spawn to ready."""
         return self.embedded.started_in if self.embedded is not None else None
 
-    def token_for(self, user_id: str, *, ttl: timedelta = timedelta(hours=1)) -> str:
-        """A JWT the service accepts for ``user_id``: signed with the embedded service's secret, or the user's."""
+    def token_for(self, user_id: str, *, ttl: timedelta | None = None, spec: TokenSpec = DEFAULT_TOKEN) -> str:
+        """A JWT for ``user_id`` as ``spec`` says: signed with the embedded service's secret, or the user's."""
+        return self.token_issuer(spec, ttl=ttl)(user_id)
+
+    def token_issuer(self, spec: TokenSpec = DEFAULT_TOKEN, *, ttl: timedelta | None = None) -> Callable[[str], str]:
+        """A function of the user id giving its token; ConfigurationError now if Stampede cannot sign one.
+
+        So a tool that needs tokens fails when it is defined, saying which variable to set.
+        """
         if self.embedded is not None:
-            return self.embedded.token_for(user_id, ttl=ttl)
+            return partial(self.embedded.token_for, ttl=ttl, spec=spec)
         if self._jwt_secret is None:
             raise ConfigurationError(
                 f"Stampede cannot issue tokens for the agent service at {self.display_url}: it does not know the "
-                f"secret that service verifies HS256 tokens with. Set {SECRET_ENV} (or the Robot variable "
+                f"secret that service verifies {spec.algorithm} tokens with. Set {SECRET_ENV} (or the Robot variable "
                 "${AGENT_SERVICE_JWT_SECRET}) to it."
             )
-        return issue_token(self._jwt_secret, user_id, ttl=ttl)
+        return partial(issue_token, check_secret(self._jwt_secret, spec.algorithm), ttl=ttl, spec=spec)
 
     def start(self) -> str:
         """Start the embedded service on a thread of its own and wait until it is ready; return its URL."""

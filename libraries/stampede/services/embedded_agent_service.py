@@ -20,7 +20,7 @@ from .postgres_target import PostgresTarget
 from .processes import EmbeddedServer, ServerProcess, make_temp_dir, remove_dir
 from .redis_target import RedisTarget
 from .reference_options import MODULE, python_path, reference_options
-from .tokens import issue_token, new_secret
+from .tokens import DEFAULT_TOKEN, TokenSpec, issue_token, new_secret
 
 HOST = "127.0.0.1"
 LOG_NAME = "agent-service.log"
@@ -111,13 +111,16 @@ class EmbeddedAgentService(EmbeddedServer):
     def log_path(self) -> Path | None:
         return self._temp_dir / LOG_NAME if self._temp_dir is not None else None
 
-    def token_for(self, user_id: str, *, ttl: timedelta = timedelta(hours=1)) -> str:
-        """A JWT that this running service accepts for ``user_id`` (an expired one for a negative ``ttl``)."""
+    def token_for(self, user_id: str, *, ttl: timedelta | None = None, spec: TokenSpec = DEFAULT_TOKEN) -> str:
+        """A JWT signed with this running service's secret for ``user_id`` (an expired one for a negative ``ttl``).
+
+        The service accepts it with the default ``spec``, the claims it checks.
+        """
         if self._secret is None:
             raise ServiceUnavailable(
                 "The agent service is not running: call start() first (each start has its own JWT secret)"
             )
-        return issue_token(self._secret, user_id, ttl=ttl)
+        return issue_token(self._secret, user_id, ttl=ttl, spec=spec)
 
     def start(self, timeout: float = 30) -> str:
         """Start the process and wait (at most ``timeout`` s) for its ready line; return the URL."""

@@ -46,11 +46,19 @@ from ..records.websocket import (
 )
 from .websocket_fields import MessageFields, message_text
 from .websocket_protocol import WebSocketProtocol
-from .websocket_sessions import AgentSession, OperationFailed, WebSocketSessions
+from .websocket_sessions import AgentSession, OperationFailed, WebSocketSessions, refuses_the_token
 from .websocket_templates import render
 from .websocket_values import PlaceholderValues, TokenSource
 
 TYPES_KEPT = 12  # event types listed per operation in ``read``
+
+
+def _error_event(fields: MessageFields, said: str | None, *, resuming: bool) -> OperationFailed:
+    """An error event for the request: a refusal when it names the credentials, else a rejection (or failed resume)."""
+    failure = WsFailure.RESUME_FAILED if resuming else WsFailure.REJECTED
+    if refuses_the_token(fields.error_code, said):
+        failure = WsFailure.REFUSED
+    return OperationFailed(failure, code=fields.error_code, message=said)
 
 
 class WebSocketAgentTool(BaseTool):
@@ -278,8 +286,7 @@ class WebSocketAgentTool(BaseTool):
                 continue
             ours = protocol.fields.request is None or fields.request in requests
             if fields.type in protocol.error_events and (fields.request is None or ours):
-                failure = WsFailure.RESUME_FAILED if resuming is not None else WsFailure.REJECTED
-                raise OperationFailed(failure, code=fields.error_code, message=message_text(message))
+                raise _error_event(fields, message_text(message), resuming=resuming is not None)
             if fields.type not in protocol.run_event_types or not ours:
                 continue
             progress["events"] += 1
@@ -342,7 +349,7 @@ class WebSocketAgentTool(BaseTool):
         session = self.sessions.of(agent)
         failure = failed.failure
         written = failed.details.pop("written", None)
-        if session is None or failure is WsFailure.FIELD_MISSING:
+        if session is None or failure in (WsFailure.FIELD_MISSING, WsFailure.REFUSED):
             agent.finished = True  # no session to be had, or a configuration that cannot work: stop trying
         if failure not in (WsFailure.NO_ANSWER, WsFailure.INCOMPLETE, WsFailure.RUN_FAILED, WsFailure.REJECTED):
             await self.sessions.forget(agent)  # the connection is broken: the next operation opens a new session

@@ -12,7 +12,18 @@ whose strings hold placeholders such as ``{token}`` and ``{marker}``; field
 paths (:mod:`~stampede.workloads.websocket_fields`) are keys joined by dots,
 such as ``data.user_id``.
 
-Example, as JSON (every key is optional except ``url``)::
+The JWT each user presents is configuration too (``"token"``, a
+:class:`~stampede.services.tokens.TokenSpec`): ``subject_claim`` (default
+``sub``), ``issuer`` (default ``stampede-agent-service``; null for none),
+``audience`` (default none), ``claims`` (extra claims, default none),
+``algorithm`` (HS256, HS384 or HS512; default HS256) and ``lifetime``
+(default ``1 h``).
+
+A run's lifecycle (``run_events``) is an ordered pattern: an event type may
+appear in it more than once (``started, step, tool, step, finished``), and a
+run that succeeds sends exactly that sequence.
+
+Example, as JSON (every key is optional; ``url`` defaults to the agent service under test)::
 
     {"url": "wss://agents.example.com/ws", "auth": "header",
      "header_value": "Bearer {token}", "ready_event": null,
@@ -21,7 +32,8 @@ Example, as JSON (every key is optional except ``url``)::
      "fields": {"type": "event", "seq": "meta.seq", "user": "meta.user", "marker": "data.tag",
                 "run_id": "data.run", "request": "data.id", "session_id": null, "resume_token": null},
      "run_events": ["started", "finished"], "done_events": ["finished"], "failed_events": ["failed"],
-     "error_events": ["error"], "resume": null}
+     "error_events": ["error"], "resume": null,
+     "token": {"subject_claim": "user_id", "audience": "agents", "issuer": null, "lifetime": "15 min"}}
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from ..errors import ConfigurationError
+from ..services.tokens import TokenSpec
 from .websocket_fields import FieldPaths, MessageFields, lookup, lookup_optional
 from .websocket_templates import PLACEHOLDERS, RESUME_ONLY, placeholders_in
 
@@ -99,6 +112,8 @@ class WebSocketProtocol:
     done_events: tuple[str, ...] = ("agent_completed",)
     failed_events: tuple[str, ...] = ("agent_failed",)
     error_events: tuple[str, ...] = ("error",)
+    token: TokenSpec = field(default_factory=TokenSpec)
+    """The claims of the JWT each user presents (the defaults are what the reference service checks)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.url, str) or not re.match(r"wss?://[^/?#\s]+", self.url):
@@ -111,12 +126,7 @@ class WebSocketProtocol:
             raise ConfigurationError(
                 f"WebSocket protocol: auth must be one of {_choices(AuthMode)}, got {self.auth!r}"
             ) from None
-        for name in ("run_events", "done_events", "failed_events", "error_events"):
-            object.__setattr__(self, name, _event_names(getattr(self, name), name))
-        if not self.done_events:
-            raise ConfigurationError(
-                "WebSocket protocol: done_events must name at least one event type (the event that says a run is done)"
-            )
+        self._check_events()
         for name in ("ready_event", "resumed_event"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -138,6 +148,20 @@ class WebSocketProtocol:
                     f"which {'is not a placeholder' if len(unknown) == 1 else 'are not placeholders'}: use "
                     f"{', '.join(f'{{{p}}}' for p in sorted(allowed))} (write {{{{ and }}}} for literal braces)"
                 )
+
+    def _check_events(self) -> None:
+        for name in ("run_events", "done_events", "failed_events", "error_events"):
+            object.__setattr__(self, name, _event_names(getattr(self, name), name))
+        if not self.done_events:
+            raise ConfigurationError(
+                "WebSocket protocol: done_events must name at least one event type (the event that says a run is done)"
+            )
+        early = [kind for kind in self.run_events[:-1] if kind in self.done_events]
+        if early:
+            raise ConfigurationError(
+                f"WebSocket protocol: run_events lists the done event {early[0]} before its end, but a run ends at "
+                f"its first {early[0]}: put it last in run_events, or name another event in done_events"
+            )
 
     def _templates(self) -> dict[str, Any]:
         templates = {"start": self.start, "message": self.message, "resume": self.resume}
@@ -207,7 +231,9 @@ class WebSocketProtocol:
             "url": self.url,
             "auth": self.auth.value,
             "ready event": self.ready_event or "(none)",
+            "run events": ", ".join(self.run_events),
             "done events": ", ".join(self.done_events),
+            "token": self.token.describe() if self.needs_token() else "(none)",
             "resumable": "yes" if self.can_resume else "no",
         }
 
@@ -229,9 +255,22 @@ class WebSocketProtocol:
         if url is not None:
             values["url"] = url
         if "url" not in values:
-            raise ConfigurationError("WebSocket protocol: url is missing (the service's ws:// or wss:// address)")
+            raise ConfigurationError(
+                "WebSocket protocol: url is missing and no agent service is under test: give the service's ws:// or "
+                "wss:// address (as the tool's url, ${AGENT_SERVICE_URL}, STAMPEDE_AGENT_SERVICE_URL, or the "
+                "protocol's url)"
+            )
+        auth = str(values.get("auth", AuthMode.HELLO)).strip().lower()
+        if auth in set(AuthMode) - {AuthMode.HELLO} and "ready_event" not in values:
+            raise ConfigurationError(
+                f"WebSocket protocol: auth {auth!r} sends no hello, yet ready_event is left at the reference "
+                f'service\'s {cls.ready_event!r}, which answers a hello: set "ready_event" to the event your '
+                "service sends when a session is open, or to null if it sends none"
+            )
         if "fields" in values:
             values["fields"] = _field_paths(values["fields"])
+        if "token" in values:
+            values["token"] = TokenSpec.from_dict(values["token"])
         for name in ("ready_event", "resumed_event"):
             if values.get(name) is not None and not isinstance(values[name], str):
                 raise ConfigurationError(
@@ -245,23 +284,30 @@ class WebSocketProtocol:
     @classmethod
     def load(cls, source: Mapping[str, Any] | str | Path, *, url: str | None = None) -> Self:
         """A protocol from a dict, a JSON text (starting with ``{``) or the path of a JSON file."""
-        if isinstance(source, Mapping):
-            return cls.from_dict(source, url=url)
-        text, origin = str(source), "the JSON text"
-        if not text.lstrip().startswith("{"):
-            path = Path(text)
-            origin = f"{path}"
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as error:
-                raise ConfigurationError(
-                    f"Cannot read the WebSocket protocol file {path}: {error.strerror or error}"
-                ) from None
+        return cls.from_dict(read_protocol(source), url=url)
+
+
+def read_protocol(source: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
+    """The protocol's JSON object from a dict, a JSON text (starting with ``{``) or the path of a JSON file."""
+    if isinstance(source, Mapping):
+        return source
+    text, origin = str(source), "the JSON text"
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        origin = f"{path}"
         try:
-            data = json.loads(text)
-        except ValueError as error:
-            raise ConfigurationError(f"The WebSocket protocol in {origin} is not valid JSON: {error}") from None
-        return cls.from_dict(data, url=url)
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigurationError(
+                f"Cannot read the WebSocket protocol file {path}: {error.strerror or error}"
+            ) from None
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise ConfigurationError(f"The WebSocket protocol in {origin} is not valid JSON: {error}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigurationError(f"A WebSocket protocol must be a JSON object, got {type(data).__name__}")
+    return data
 
 
 def reference_service(url: str) -> WebSocketProtocol:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,14 @@ from .websocket_templates import render, render_text
 from .websocket_values import PlaceholderValues
 
 REFUSAL_CLOSES = range(4000, 5000)  # application close codes, as the reference service uses them
+TOKEN_REFUSAL_CLOSES = frozenset({4401, 4403, 1008})
+"""Closes that refuse the session wherever they come: unauthorized, forbidden, policy violation."""
+# Credentials, not an LLM's tokens: "token_expired" and "invalid token" are refusals, "max_tokens_exceeded" is not.
+_AUTH_ERROR = re.compile(
+    r"auth|jwt|unauthori[sz]|forbidden|credential|signature|access.?denied"
+    r"|(invalid|expired|bad|missing|refused|revoked).?token|token.?(invalid|expired|refused|missing|revoked)",
+    re.IGNORECASE,
+)
 MESSAGE_TOO_BIG = 1009
 _BAD_DATA_CLOSES = frozenset({1002, 1007, MESSAGE_TOO_BIG})  # protocol error, invalid UTF-8, too big
 
@@ -296,6 +305,8 @@ class WebSocketSessions:
     # What went wrong
 
     def _closure(self, closed: ConnectionClosed, ws: ClientConnection) -> OperationFailed:
+        if closed.rcvd is not None and closed.rcvd.code in TOKEN_REFUSAL_CLOSES:
+            return OperationFailed(WsFailure.REFUSED, close_code=closed.rcvd.code, reason=closed.rcvd.reason or None)
         if closed.rcvd is not None:
             return OperationFailed(WsFailure.CLOSED, close_code=closed.rcvd.code, reason=closed.rcvd.reason or None)
         cause = ws.protocol.parser_exc or closed.__cause__
@@ -319,6 +330,11 @@ class WebSocketSessions:
             self._problem_paths.add(error.path)
             self.config_problems.append(str(error))
         return OperationFailed(WsFailure.FIELD_MISSING, problem=str(error))
+
+
+def refuses_the_token(code: Any, message: str | None) -> bool:
+    """Whether an error event's code or message says the service refused the user's credentials."""
+    return bool(_AUTH_ERROR.search(f"{code or ''} {message or ''}"))
 
 
 def _scrub(text: str, token: str | None) -> str:

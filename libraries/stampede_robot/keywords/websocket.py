@@ -11,12 +11,15 @@ from stampede.checkers.answers import check_answered
 from stampede.checkers.contamination import check_no_contamination
 from stampede.checkers.duplicate_ids import check_unique_ids
 from stampede.checkers.event_ordering import check_event_ordering
-from stampede.errors import ConfigurationError
+from stampede.errors import ConfigurationError, StampedeError
 from stampede.metrics import LatencySummary
+from stampede.services.agent_service_target import AgentServiceTarget, display_url
+from stampede.services.config import AGENT_SERVICE_URL_ENV, resolve_agent_service_url
 from stampede.units import format_duration, positive_seconds
 from stampede.verdicts import Verdict
 from stampede.workloads.websocket_agents import WebSocketAgentTool
-from stampede.workloads.websocket_protocol import WebSocketProtocol, reference_service
+from stampede.workloads.websocket_protocol import WebSocketProtocol, read_protocol, reference_service
+from stampede.workloads.websocket_values import TokenSource
 
 from ..component import LibraryComponent
 from ..html import table
@@ -61,10 +64,22 @@ class WebSocketToolKeywords(LibraryComponent):
         for `Thresholds Should Hold`.
 
         ``protocol`` is ``reference`` (the bundled agent service's protocol), a
-        JSON text or the path of a JSON file describing your service's protocol.
-        ``url`` defaults to the agent service in use (`Use Agent Service`) for
-        ``reference``, and to the protocol's own ``url`` otherwise; users present
-        tokens of the agent service in use. ``answer_timeout`` bounds the wait for
+        JSON text or the path of a JSON file describing your service's protocol
+        (see README, "Pointing it at your own services"): its templates, field
+        paths, lifecycle and the claims of the JWT each user presents (its
+        ``"token"`` object: ``subject_claim`` default ``sub``, ``issuer`` default
+        ``stampede-agent-service``, ``audience``, extra ``claims``, ``algorithm``
+        default ``HS256``, ``lifetime`` default ``1 h``).
+
+        The service under test is, in order: ``url``, the agent service in use
+        (`Use Agent Service`, which reads ``${AGENT_SERVICE_URL}`` and
+        ``STAMPEDE_AGENT_SERVICE_URL``), those variables themselves, and only then
+        the protocol's own ``url``; the keyword logs which one it used. Users
+        present tokens signed with the secret of the agent service in use: when
+        Stampede cannot sign them (your service, no secret given), the keyword
+        fails now, naming the variable to set.
+
+        ``answer_timeout`` bounds the wait for
         the first answer, ``run_timeout`` a whole run. ``drop_after_events``
         drops each connection after that many events of every run and resumes
         the session on a new one. ``runs_at_once`` starts that many runs per
@@ -79,13 +94,21 @@ class WebSocketToolKeywords(LibraryComponent):
         | Define WebSocket Agent Tool | mine | protocol=${CURDIR}/my_protocol.json | url=wss://agents.example/ws |
         """
         in_use = self.runtime.services.agent_service if self.runtime.services is not None else None
-        if protocol.strip().lower() == REFERENCE:
-            spec = reference_service(url or self.runtime.agent_service.url)
+        reference = protocol.strip().lower() == REFERENCE
+        data = {} if reference else read_protocol(protocol)
+        chosen, origin = self._service_url(url, in_use)
+        if reference:
+            if chosen is None:
+                raise StampedeError(
+                    "No agent service in use: call Use Agent Service first (usually in the suite setup), or give url."
+                )
+            spec = reference_service(chosen)
         else:
-            spec = WebSocketProtocol.load(protocol, url=url)
+            spec = WebSocketProtocol.from_dict(data, url=chosen)
+        own = data.get("url")
         tool = WebSocketAgentTool(
             spec,
-            tokens=in_use.token_for if in_use is not None else None,
+            tokens=_tokens(spec, in_use, resuming=drop_after_events is not None),
             name=name,
             connect_timeout=positive_seconds(connect_timeout, what="connect_timeout"),
             answer_timeout=positive_seconds(answer_timeout, what="answer_timeout"),
@@ -96,8 +119,37 @@ class WebSocketToolKeywords(LibraryComponent):
             runs_at_once=runs_at_once,
         )
         self.runtime.tools[name] = tool
+        if chosen is None:
+            origin = "the protocol's own url"
+        elif isinstance(own, str) and own != chosen:
+            origin += f"; the protocol's own url {display_url(own)} is not used"
+        self.log(f"WebSocket agent tool {name!r} talks to {display_url(spec.url)} ({origin}).")
         rows = [*tool.describe().items(), ("launch with operation_timeout ≥", format_duration(tool.operation_bound))]
         self.log_html(table(["", ""], rows, f"WebSocket agent tool {name}"))
+
+    def _service_url(self, url: str | None, in_use: AgentServiceTarget | None) -> tuple[str | None, str]:
+        """The URL of the service under test and where it came from (None: only the protocol may name one)."""
+        if url:
+            return url, "given as url"
+        if in_use is not None:
+            return in_use.url, "the agent service in use, see Use Agent Service"
+        configured = resolve_agent_service_url(self.variable("AGENT_SERVICE_URL"))
+        if configured is not None:
+            return configured, f"${{AGENT_SERVICE_URL}} or {AGENT_SERVICE_URL_ENV}"
+        return None, ""
+
+
+def _tokens(protocol: WebSocketProtocol, in_use: AgentServiceTarget | None, *, resuming: bool) -> TokenSource | None:
+    """Each user's token as the protocol's token spec says; ConfigurationError now if none can be signed."""
+    if not protocol.needs_token(resuming=resuming):
+        return None
+    if in_use is None:
+        raise ConfigurationError(
+            f"The WebSocket protocol for {display_url(protocol.url)} sends a token (auth {protocol.auth.value}), "
+            "but no agent service is in use to sign it for: call Use Agent Service first (with your service's URL, "
+            "and its secret in STAMPEDE_AGENT_JWT_SECRET or ${AGENT_SERVICE_JWT_SECRET})."
+        )
+    return in_use.token_issuer(protocol.token)
 
 
 def _context_bytes(size: str) -> int:
@@ -158,7 +210,12 @@ class WebSocketCheckKeywords(LibraryComponent):
         """Fails when a connection's sequence numbers skip or go back, or a run's events break its lifecycle.
 
         Holds across a dropped and resumed connection: the resumed stream must
-        continue where the old one stopped.
+        continue where the old one stopped. The lifecycle is the protocol's
+        ``run_events``, an ordered pattern in which a type may appear twice.
+        Only each user's own events are judged: a message carrying another
+        user's id or marker is `No Events Should Reach Another User`'s finding,
+        left out here (with the gap or the run it cut short on its owner's
+        connection) and counted in the message.
 
         | Events Should Arrive In Order Without Gaps |
         """
@@ -174,11 +231,14 @@ class WebSocketCheckKeywords(LibraryComponent):
 
     @keyword(tags=["checks", "websocket"])
     def every_agent_should_be_answered(self, launch: LaunchRecord | int | None = None) -> None:
-        """Fails when a user could not connect, or a request got no answer within the answer timeout.
+        """Fails when a user could not connect, was refused, or a request got no answer within the answer timeout.
 
-        Less strict than `All Operations Should Succeed`: a refused token, a
-        frame that is not JSON, a connection closed mid-message or a protocol
-        field path that matches nothing is an answer of sorts, but no completed run.
+        A refusal (HTTP 401/403 on the handshake, a close 4401, 4403 or 1008, an
+        error event about the credentials) is never an answer: the message lists
+        the likely causes (the secret, the token's claims, the auth mode, where the
+        token goes). Less strict than `All Operations Should Succeed`: a frame
+        that is not JSON, a connection closed mid-message or a protocol field path
+        that matches nothing is an answer of sorts, but no completed run.
 
         | Every Agent Should Be Answered |
         """
