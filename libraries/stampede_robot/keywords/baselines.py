@@ -35,7 +35,7 @@ class BaselineKeywords(LibraryComponent):
         record = self.launch_record(launch)
         test = self.variable("TEST NAME") or self.variable("SUITE NAME", "suite")
         source = f"{test}, launch {record.number} of {record.tool.name!r} ({record.result.plan.describe()})"
-        saved = Baseline.of(name, record.summary.metrics, source).save(self._directory(path))
+        saved = Baseline.of(name, record.summary.metrics, source, record.summary.samples).save(self._directory(path))
         self.log(f"Saved {len(record.summary.metrics)} metrics of launch {record.number} as baseline {name!r}: {saved}")
         return str(saved)
 
@@ -60,6 +60,8 @@ class BaselineKeywords(LibraryComponent):
         """
         saved = Baseline.load(self._directory(path), baseline)
         record = self.launch_record(launch)
-        verdicts = compare_to_baseline(list(tolerances), saved.metrics, record.summary.metrics)
+        verdicts = compare_to_baseline(
+            list(tolerances), saved.metrics, record.summary.metrics, record.summary.samples, saved.samples
+        )
         self.log(f"Baseline {baseline!r}: {saved.source}, saved {saved.saved}.")
         self.judge(*verdicts, caption=f"Launch {record.number} against baseline {baseline!r}")

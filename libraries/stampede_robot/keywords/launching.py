@@ -223,7 +223,7 @@ class LaunchKeywords(LibraryComponent):
         history_file = result.history.write_jsonl(
             self.output_dir / "histories" / f"{_slug(test)}.{number}.{_slug(tool.name)}.{self.runtime.run_id}.jsonl"
         )
-        record = LaunchRecord(number, tool, result, summarize(result), history_file)
+        record = LaunchRecord(number, tool, result, summarize(result, getattr(tool, "timed_phases", ())), history_file)
         self.runtime.launches.append(record)
         self.log_html(launch_table(record))
         self.log_html(inline_html(findings.charts(record)))
