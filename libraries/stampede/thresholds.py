@@ -255,7 +255,11 @@ def evaluate_thresholds(
     expressions: list[str], metrics: Mapping[str, float], samples: Mapping[str, Samples] | None = None
 ) -> list[Verdict]:
     """Parse every expression first (so one typo fails before anything is judged), then evaluate."""
+    return [threshold.evaluate(metrics, samples) for threshold in parse_thresholds(expressions, metrics.keys())]
+
+
+def parse_thresholds(expressions: list[str], known_metrics: Collection[str] | None = None) -> list[Threshold]:
+    """Every expression parsed (with ``known_metrics``, each metric named among them); none at all is an error."""
     if not expressions:
         raise ConfigurationError("Give at least one threshold, e.g. 'p95 < 500ms' or 'success_rate >= 99%'.")
-    thresholds = [Threshold.parse(expression, metrics.keys()) for expression in expressions]
-    return [threshold.evaluate(metrics, samples) for threshold in thresholds]
+    return [Threshold.parse(expression, known_metrics) for expression in expressions]

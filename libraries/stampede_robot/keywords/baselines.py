@@ -20,7 +20,7 @@ class BaselineKeywords(LibraryComponent):
     def save_metrics_as_baseline(
         self, name: str, path: str | None = None, launch: LaunchRecord | int | None = None
     ) -> str:
-        """Saves every metric of the latest launch (or ``launch``) as baseline ``name``; returns the file written.
+        """Saves every metric of this test's launch (or ``launch``) as baseline ``name``; returns the file written.
 
         The baseline is a JSON file ``<name>.json`` in ``path`` (by default
         ``${OUTPUT DIR}/baselines``); saving again under the same name replaces
@@ -43,7 +43,7 @@ class BaselineKeywords(LibraryComponent):
     def metrics_should_not_regress(
         self, *tolerances: str, baseline: str, path: str | None = None, launch: LaunchRecord | int | None = None
     ) -> None:
-        """Fails when a metric of the latest launch (or ``launch``) moved past its tolerance from ``baseline``.
+        """Fails when a metric of this test's latest launch (or ``launch``) moved past its tolerance from ``baseline``.
 
         A tolerance is ``<metric> may grow|drop by at most <amount>`` (also
         rise/increase, fall/decrease). The amount is a percentage of the

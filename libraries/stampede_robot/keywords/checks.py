@@ -44,7 +44,7 @@ class CheckKeywords(LibraryComponent):
           run it completed. Credits left over mean the service lost deductions
           of concurrent runs.
         A credit that appeared or vanished fails the test with the amount.
-        Works on the latest launch unless ``launch`` is given.
+        Works on this test's latest launch unless ``launch`` is given.
 
         | Credits Should Be Conserved |
         | Credits Should Be Conserved | ${launch} |
@@ -123,7 +123,7 @@ class CheckKeywords(LibraryComponent):
           (``connect_failed``, ``refused``, ``bad_frame``, ``field_missing`` and others)
           with its first reason and what to fix. Stricter than `Every Agent
           Should Be Answered`.
-        Works on the latest launch unless ``launch`` is given.
+        Works on this test's latest launch unless ``launch`` is given.
 
         | All Operations Should Succeed |
         """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from robot.api.deco import keyword
 
 from stampede.errors import ConfigurationError
-from stampede.thresholds import evaluate_thresholds, resolve_metric, unknown_metric
+from stampede.thresholds import evaluate_thresholds, parse_thresholds, resolve_metric, unknown_metric
 from stampede.verdicts import Judgement
 
 from ..component import LibraryComponent
@@ -40,6 +40,7 @@ class ThresholdKeywords(LibraryComponent):
         | Thresholds Should Hold | p95 < 500ms | success_rate >= 99% | conflict_rate < 20% |
         | Thresholds Should Hold | all_p99 < 1s | deduct.p99 < 200ms |
         """
+        parse_thresholds(list(thresholds))  # a malformed threshold fails as such, launch or no launch
         summary = self.launch_record(launch).summary
         verdicts = evaluate_thresholds(list(thresholds), summary.metrics, summary.samples)
         findings.judged("Thresholds", verdicts)
