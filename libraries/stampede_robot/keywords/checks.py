@@ -13,6 +13,7 @@ from stampede.checkers.outcomes import check_all_succeeded, check_retries_not_ex
 from stampede.checkers.run_completion import check_runs_completed
 from stampede.errors import ConfigurationError
 from stampede.outcomes import Outcome
+from stampede.verdicts import Judgement
 from stampede.workloads.credits import CreditDeductionTool
 from stampede.workloads.json_config import JsonConfigTool
 from stampede.workloads.lock_contention import LockContentionTool
@@ -93,6 +94,9 @@ class CheckKeywords(LibraryComponent):
     def get_lost_update_count(self, launch: LaunchRecord | int | None = None) -> int:
         """Returns how many successful writes were overwritten by a writer that read the same version.
 
+        Fails, rather than returning 0, when there was nothing to count: no
+        successful operation recorded what it read.
+
         | ${lost}= | Get Lost Update Count |
         | Should Be True | ${lost} > 0 |
         """
@@ -100,6 +104,8 @@ class CheckKeywords(LibraryComponent):
         keys = {"subject": "config", "version": "version"} if isinstance(record.tool, JsonConfigTool) else {}
         verdict = check_lost_updates(record.result.history, **keys)
         self.log_html(verdict_table([verdict], caption=verdict.name))
+        if verdict.judgement is Judgement.INCONCLUSIVE:
+            raise AssertionError(verdict.message)
         return int(verdict.value or 0)
 
     @keyword(tags=["checks"])
