@@ -157,10 +157,15 @@ def compare_to_baseline(
     baseline_samples: Mapping[str, int] | None = None,
 ) -> list[Verdict]:
     """Parse every tolerance first (a typo fails before anything is judged), then judge each."""
+    tolerances = parse_tolerances(expressions, baseline)
+    return [tolerance.evaluate(baseline, now, samples, baseline_samples) for tolerance in tolerances]
+
+
+def parse_tolerances(expressions: list[str], baseline: Mapping[str, float]) -> list[Tolerance]:
+    """Every tolerance parsed, each metric named among the baseline's; none at all is an error."""
     if not expressions:
         raise ConfigurationError("Give at least one tolerance, e.g. 'p95 may grow by at most 20%'.")
-    tolerances = [Tolerance.parse(expression, baseline) for expression in expressions]
-    return [tolerance.evaluate(baseline, now, samples, baseline_samples) for tolerance in tolerances]
+    return [Tolerance.parse(expression, baseline) for expression in expressions]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from robot.api.deco import keyword
 
-from stampede.baselines import Baseline, compare_to_baseline
+from stampede.baselines import Baseline, compare_to_baseline, parse_tolerances
 
 from ..component import LibraryComponent
 from ..runtime import LaunchRecord
@@ -59,6 +59,7 @@ class BaselineKeywords(LibraryComponent):
         | Metrics Should Not Regress | success_rate may drop by at most 1% | p99 may grow by at most 50ms | baseline=a |
         """
         saved = Baseline.load(self._directory(path), baseline)
+        parse_tolerances(list(tolerances), saved.metrics)  # a misspelt tolerance fails as such, launch or no launch
         record = self.launch_record(launch)
         verdicts = compare_to_baseline(
             list(tolerances), saved.metrics, record.summary.metrics, record.summary.samples, saved.samples
