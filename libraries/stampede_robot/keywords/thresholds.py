@@ -60,10 +60,18 @@ class ThresholdKeywords(LibraryComponent):
     def get_metric(self, name: str, launch: LaunchRecord | int | None = None) -> float:
         """Returns one measured figure of this test's launch (or ``launch``): seconds, fractions or counts.
 
+        Metric names are those of `Thresholds Should Hold`. A figure computed
+        from no samples (``p99`` when no operation succeeded) fails, saying
+        there was nothing to measure, rather than returning 0.
+
         | ${p95}= | Get Metric | p95 |
         """
-        metrics = self.launch_record(launch).summary.metrics
+        record = self.launch_record(launch)
+        metrics = record.summary.metrics
         found = resolve_metric(name, metrics)
         if found is None:
             raise ConfigurationError(unknown_metric(name, name, metrics))
+        basis = record.summary.samples.get(found)
+        if basis is not None and basis.count == 0:
+            raise AssertionError(f"{found} of launch {record.number}: nothing to measure, there were {basis}")
         return metrics[found]
