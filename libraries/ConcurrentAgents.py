@@ -40,6 +40,23 @@ class ConcurrentAgents(DynamicCore):
     and written), saved as JSON lines under ``${OUTPUT DIR}/histories``. Judge
     it with the LockConflicts and MetricsThresholds libraries.
 
+    = Which launch a check judges =
+
+    A check given no ``launch`` judges the latest launch of the current test.
+    In a test that made none, it judges the latest launch of its suite's setup
+    (a launch all the suite's tests share); with none there either, it fails
+    saying the test has no launch: it never judges an earlier test's launch.
+    In a suite's setup or teardown, a check judges the latest launch of that
+    suite (its setup's or its tests'). Hand a check another launch as
+    ``launch=`` (the value `Launch Agents` returns, or its number).
+
+    A launch that did not run (bad input, a tool that could not start) fails
+    its keyword with the cause and keeps its number: a check that depends on it
+    fails with ``Not judged: launch 2 of 'deduct' did not run, see test 'A':``
+    and the cause, not an error of its own. When a suite ends, its launches'
+    histories are released from memory (the files under
+    ``${OUTPUT DIR}/histories`` keep them); a later suite cannot judge them.
+
     = Background launches =
 
     `Launch Agents In Background` starts the agents and returns at once, so a

@@ -75,6 +75,9 @@ class BaseTool:
     """No-op hooks, so a tool only writes the ones it needs."""
 
     name = "tool"
+    timed_phases: tuple[str, ...] = ()
+    """Phases the tool times within operations (``OpResult.timings``): figures such as ``acquire_p95`` even when
+    no operation timed them, so a threshold on one says there was nothing to measure."""
 
     def describe(self) -> dict[str, str]:
         return {"tool": self.name}

@@ -6,6 +6,9 @@ baseline: ``grow``/``rise``/``increase`` bounds it from above, ``drop``/
 value (``p95 may grow by at most 20%``), or, for rates, percentage points
 (``success_rate may drop by at most 1%``: 99.5% may become 98.5%, not 98.5% of
 99.5%), or a figure in the metric's own unit (``p95 may grow by at most 50ms``).
+As with thresholds, a figure computed from no samples, now or in the baseline,
+is inconclusive (it fails: there was nothing to compare), and values are shown
+at a precision where the comparison shows.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigurationError
-from .thresholds import Kind, Threshold, format_value, metric_kind
+from .metrics import Samples
+from .thresholds import Kind, Threshold, digits_apart, format_gap, format_value, metric_kind, resolve_metric
 from .verdicts import Verdict
 
 _TOLERANCE = re.compile(
@@ -53,13 +57,16 @@ class Tolerance:
                 f"Tolerance {expression!r} is not of the form '<metric> may grow|drop by at most <amount>', "
                 "for example 'p95 may grow by at most 20%' or 'success_rate may drop by at most 1%'."
             )
-        metric = match["metric"].lower()
-        kind = metric_kind(metric)
-        if known_metrics is not None and metric not in known_metrics:
-            raise ConfigurationError(
-                f"Tolerance {expression!r} names metric {metric!r}, which the baseline does not have. "
-                f"Known metrics: {', '.join(sorted(m for m in known_metrics if '.' not in m))}."
-            )
+        metric = match["metric"] if "." in match["metric"] else match["metric"].lower()
+        if known_metrics is not None:
+            found = resolve_metric(metric, known_metrics)
+            if found is None:
+                raise ConfigurationError(
+                    f"Tolerance {expression!r} names metric {metric!r}, which the baseline does not have. "
+                    f"Known metrics: {', '.join(sorted(m for m in known_metrics if '.' not in m))}."
+                )
+            metric = found
+        kind = metric_kind(metric.lower())
         upward = match["direction"].lower() in _UP
         unit = match["unit"]
         if unit == "%":
@@ -86,34 +93,52 @@ class Tolerance:
             return f"{points:g} percentage point" + ("" if points == 1 else "s")
         return format_value(self.amount, self.kind)
 
-    def evaluate(self, baseline: Mapping[str, float], now: Mapping[str, float]) -> Verdict:
-        if self.metric not in now:
+    def evaluate(
+        self,
+        baseline: Mapping[str, float],
+        now: Mapping[str, float],
+        samples: Mapping[str, Samples] | None = None,
+        baseline_samples: Mapping[str, int] | None = None,
+    ) -> Verdict:
+        """Judge the metric now against its baseline; a figure of no samples (now or then) is inconclusive."""
+        metric = resolve_metric(self.metric, now)
+        if metric is None:
             raise ConfigurationError(
                 f"Tolerance {self.expression!r}: this launch has no metric {self.metric!r} (the baseline has)."
             )
-
-        def show(value: float) -> str:
-            return format_value(value, self.kind)
-
-        before, measured = baseline[self.metric], now[self.metric]
+        basis = samples.get(metric) if samples is not None else None
+        then = baseline_samples.get(metric) if baseline_samples is not None else None
+        before, measured = baseline[metric], now[metric]
         limit = self.limit(before)
-        passed = measured <= limit if self.upward else measured >= limit
         comparison = "<=" if self.upward else ">="
         sign = "+" if self.upward else "-"
+        if then == 0 or (basis is not None and basis.count == 0):
+            expected = f"{metric} {comparison} baseline {sign} {self._allowance()}"
+            why = "the baseline was measured over 0 samples" if then == 0 else f"there were {basis} now"
+            message = f"{metric} vs baseline: nothing to compare, {why}"
+            return Verdict(
+                f"{metric} vs baseline", False, expected, "nothing to measure", "", message, inconclusive=True
+            )
+        extra = digits_apart(measured, limit, self.kind)
+
+        def show(value: float) -> str:
+            return format_value(value, self.kind, extra)
+
+        passed = measured <= limit if self.upward else measured >= limit
         change = _change(before, measured, self.kind)
-        expected = f"{self.metric} {comparison} {show(limit)} (baseline {show(before)} {sign} {self._allowance()})"
-        measured_text = f"{show(measured)} ({change} from baseline)"
-        gap = abs(measured - limit)
-        miss = "" if passed else (f"{gap * 100:.2f} percentage points" if self.kind is Kind.RATE else show(gap))
+        over = f" over {basis}" if basis is not None else ""
+        expected = f"{metric} {comparison} {show(limit)} (baseline {show(before)} {sign} {self._allowance()})"
+        measured_text = f"{show(measured)}{over} ({change} from baseline)"
+        miss = "" if passed else format_gap(abs(measured - limit), self.kind)
         if passed:
-            message = f"{self.metric}: baseline {show(before)}, now {show(measured)} ({change}): within tolerance"
+            message = f"{metric}: baseline {show(before)}, now {show(measured)}{over} ({change}): within tolerance"
         else:
             bound = "at most" if self.upward else "at least"
             message = (
-                f"{self.metric} regressed: baseline {show(before)}, now {show(measured)} ({change}); "
+                f"{metric} regressed: baseline {show(before)}, now {show(measured)}{over} ({change}); "
                 f"{self.expression!r} allows {bound} {show(limit)}, missed by {miss}"
             )
-        return Verdict(f"{self.metric} vs baseline", passed, expected, measured_text, miss, message, value=measured)
+        return Verdict(f"{metric} vs baseline", passed, expected, measured_text, miss, message, value=measured)
 
 
 def _change(before: float, after: float, kind: Kind) -> str:
@@ -125,13 +150,22 @@ def _change(before: float, after: float, kind: Kind) -> str:
 
 
 def compare_to_baseline(
-    expressions: list[str], baseline: Mapping[str, float], now: Mapping[str, float]
+    expressions: list[str],
+    baseline: Mapping[str, float],
+    now: Mapping[str, float],
+    samples: Mapping[str, Samples] | None = None,
+    baseline_samples: Mapping[str, int] | None = None,
 ) -> list[Verdict]:
     """Parse every tolerance first (a typo fails before anything is judged), then judge each."""
+    tolerances = parse_tolerances(expressions, baseline)
+    return [tolerance.evaluate(baseline, now, samples, baseline_samples) for tolerance in tolerances]
+
+
+def parse_tolerances(expressions: list[str], baseline: Mapping[str, float]) -> list[Tolerance]:
+    """Every tolerance parsed, each metric named among the baseline's; none at all is an error."""
     if not expressions:
         raise ConfigurationError("Give at least one tolerance, e.g. 'p95 may grow by at most 20%'.")
-    tolerances = [Tolerance.parse(expression, baseline) for expression in expressions]
-    return [tolerance.evaluate(baseline, now) for tolerance in tolerances]
+    return [Tolerance.parse(expression, baseline) for expression in expressions]
 
 
 @dataclass(frozen=True)
@@ -144,6 +178,8 @@ class Baseline:
     """What was measured, e.g. the test and launch."""
     saved: str
     """When, as an ISO 8601 UTC time."""
+    samples: dict[str, int] = field(default_factory=dict)
+    """How many samples each figure was computed from (absent from baselines saved before it was recorded)."""
 
     @staticmethod
     def file(directory: Path, name: str) -> Path:
@@ -162,14 +198,18 @@ class Baseline:
             "source": self.source,
             "saved": self.saved,
             "metrics": self.metrics,
+            "samples": self.samples,
         }
         path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return path
 
     @classmethod
-    def of(cls, name: str, metrics: Mapping[str, float], source: str) -> Baseline:
+    def of(
+        cls, name: str, metrics: Mapping[str, float], source: str, samples: Mapping[str, Samples] | None = None
+    ) -> Baseline:
         cls.file(Path("."), name)
-        return cls(name, dict(metrics), source, datetime.now(UTC).isoformat(timespec="seconds"))
+        counts = {metric: basis.count for metric, basis in (samples or {}).items()}
+        return cls(name, dict(metrics), source, datetime.now(UTC).isoformat(timespec="seconds"), counts)
 
     @classmethod
     def load(cls, directory: Path, name: str) -> Baseline:
@@ -187,5 +227,9 @@ class Baseline:
         if record.get("format") != _FORMAT or not isinstance(record.get("metrics"), dict):
             raise ConfigurationError(f"Baseline file {path} is not a Stampede baseline (format {_FORMAT}).")
         return cls(
-            name, {k: float(v) for k, v in record["metrics"].items()}, record.get("source", ""), record.get("saved", "")
+            name,
+            {k: float(v) for k, v in record["metrics"].items()},
+            record.get("source", ""),
+            record.get("saved", ""),
+            {k: int(v) for k, v in record.get("samples", {}).items()},
         )

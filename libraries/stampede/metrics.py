@@ -1,7 +1,11 @@
 """Latency percentiles, rates and throughput computed from a launch's history.
 
 Percentiles are exact (nearest rank over the sorted latencies), so what the
-report says is what was measured, not an estimate from buckets.
+report says is what was measured, not an estimate from buckets. Latencies
+(``p99``, ``deduct.p99``) are those of successful operations: a service that
+fails fast must not look fast. Every operation's latency, failed ones too, is
+``all_p99`` (``deduct.all_p99``). Each figure computed from samples says how
+many (:class:`Samples`), so a figure of none is known to measure nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +19,19 @@ from .launcher import LaunchResult
 from .outcomes import Outcome
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+ALL_OPERATIONS = "all_"
+"""Prefix of the latency figures over every operation, failed ones too (``all_p99``)."""
+
+
+@dataclass(frozen=True)
+class Samples:
+    """How many samples a figure was computed from, and of what (``12 successful operations (of 20)``)."""
+
+    count: int
+    of: str
+
+    def __str__(self) -> str:
+        return f"{self.count} {self.of}"
 
 
 def percentile(sorted_values: Sequence[int] | Sequence[float], pct: float) -> float:
@@ -131,47 +148,92 @@ class LaunchSummary:
     error_codes: dict[str, int] = field(default_factory=dict)
     timings: dict[str, LatencySummary] = field(default_factory=dict)
     """Phases tools timed within operations (e.g. ``acquire``), as metrics ``acquire_p95`` and so on."""
+    samples: dict[str, Samples] = field(default_factory=dict)
+    """What each figure computed from samples was computed from; a figure not here (a count) is always measured."""
+    all_latency: LatencySummary = field(default_factory=lambda: LatencySummary.of(()))
+    """Every operation's latency, failed ones too (``latency`` is the successful ones')."""
 
 
-def summarize(result: LaunchResult) -> LaunchSummary:
-    return summarize_history(result.history, result.wall_seconds, result.loop_lag_ns)
+def summarize(result: LaunchResult, phases: Sequence[str] = ()) -> LaunchSummary:
+    """The launch's figures; ``phases`` a tool times (``acquire``) are figures even when no operation timed them."""
+    return summarize_history(result.history, result.wall_seconds, result.loop_lag_ns, phases)
 
 
-def summarize_history(history: History, wall_seconds: float, loop_lag_ns: Sequence[int] = ()) -> LaunchSummary:
-    # Each latency is computed once and sorted in place, and per-operation lists are built only when
-    # there is more than one operation name: a million operations cost about 40 MB and half a second.
-    latencies = [op.latency_ns for op in history]
-    names = {op.op for op in history}
+def _of(noun: str, count: int, total: int) -> str:
+    return noun if count == total else f"{noun} (of {total})"
+
+
+class _Figures:
+    """Metrics by name and what each was computed from, filled in one family at a time."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, float] = {}
+        self.samples: dict[str, Samples] = {}
+
+    def latency(self, summary: LatencySummary, prefix: str, of: str, total: int | None = None) -> None:
+        figures = summary.as_metrics(prefix)
+        self.metrics.update(figures)
+        basis = Samples(summary.count, of if total is None else _of(of, summary.count, total))
+        self.samples.update(dict.fromkeys(figures, basis))
+
+    def counts(self, counts: OutcomeCounts) -> None:
+        figures = counts.as_metrics()
+        self.metrics.update(figures)
+        for name in figures:
+            if name not in ("operations", "attempts"):  # counts of the launch itself: always measured
+                over_attempts = name.endswith("_rate") and name not in _PER_OPERATION_RATES
+                self.samples[name] = (
+                    Samples(counts.attempts, "attempts") if over_attempts else Samples(counts.operations, "operations")
+                )
+
+
+def summarize_history(
+    history: History, wall_seconds: float, loop_lag_ns: Sequence[int] = (), phases: Sequence[str] = ()
+) -> LaunchSummary:
+    timed: dict[str, list[int]] = {phase: [] for phase in phases}
     error_codes: dict[str, int] = {}
-    phases: dict[str, list[int]] = {}
+    by_name: dict[str, tuple[list[int], list[int]]] = {}
+    """Per operation name: the latencies of its successful operations and of all of them."""
     for op in history:
         if op.error is not None:
             error_codes[op.error] = error_codes.get(op.error, 0) + 1
         if op.timings:
             for phase, value in op.timings.items():
-                phases.setdefault(phase, []).append(value)
-    by_name: dict[str, list[int]] = {}
-    if len(names) > 1:
-        for op, op_latency in zip(history, latencies, strict=True):
-            by_name.setdefault(op.op, []).append(op_latency)
-    latencies.sort()
-    latency = LatencySummary.of_sorted(latencies)
+                timed.setdefault(phase, []).append(value)
+        ok, every = by_name.setdefault(op.op, ([], []))
+        every.append(op.latency_ns)
+        if op.outcome is Outcome.OK:
+            ok.append(op.latency_ns)
     counts = OutcomeCounts.of(history)
-    if by_name:
-        by_operation = {name: LatencySummary.of(values) for name, values in by_name.items()}
-    else:  # one operation name: its figures are the overall ones
-        by_operation = dict.fromkeys(names, latency)
+    operations = counts.operations
+    per_name = {name: (LatencySummary.of(ok), LatencySummary.of(every)) for name, (ok, every) in by_name.items()}
+    if len(per_name) == 1:  # one operation name: its figures are the overall ones
+        latency, all_latency = next(iter(per_name.values()))
+    else:
+        latency = LatencySummary.of(ns for ok, _ in by_name.values() for ns in ok)
+        all_latency = LatencySummary.of(ns for _, every in by_name.values() for ns in every)
     lag = LatencySummary.of(loop_lag_ns)
-    metrics = latency.as_metrics()
-    metrics["avg"] = metrics["mean"]
-    metrics.update(counts.as_metrics())
-    metrics["wall_time"] = wall_seconds
-    metrics["throughput"] = counts.operations / wall_seconds if wall_seconds > 0 else 0.0
-    metrics.update(lag.as_metrics("loop_lag_"))
-    for name, summary in by_operation.items():
-        metrics.update(summary.as_metrics(f"{name}."))
-    timings = {phase: LatencySummary.of(values) for phase, values in sorted(phases.items())}
+    figures = _Figures()
+    figures.latency(latency, "", "successful operations", operations)
+    figures.metrics["avg"] = figures.metrics["mean"]
+    figures.samples["avg"] = figures.samples["mean"]
+    figures.latency(all_latency, ALL_OPERATIONS, "operations")
+    figures.counts(counts)
+    figures.metrics["wall_time"] = wall_seconds
+    figures.metrics["throughput"] = operations / wall_seconds if wall_seconds > 0 else 0.0
+    figures.samples["throughput"] = Samples(operations, "operations")
+    figures.latency(lag, "loop_lag_", "loop lag samples")
+    for name, (ok_summary, every_summary) in per_name.items():
+        figures.latency(ok_summary, f"{name}.", f"successful {name!r} operations", every_summary.count)
+        figures.latency(every_summary, f"{name}.{ALL_OPERATIONS}", f"{name!r} operations")
+    timings = {phase: LatencySummary.of(values) for phase, values in sorted(timed.items())}
     for phase, summary in timings.items():
-        metrics.update(summary.as_metrics(f"{phase}_"))
-        metrics[f"{phase}_count"] = float(summary.count)
-    return LaunchSummary(metrics, latency, counts, by_operation, lag, error_codes, timings)
+        figures.latency(summary, f"{phase}_", f"operations that timed {phase!r}", operations)
+        figures.metrics[f"{phase}_count"] = float(summary.count)
+    by_operation = {name: ok_summary for name, (ok_summary, _) in per_name.items()}
+    return LaunchSummary(
+        figures.metrics, latency, counts, by_operation, lag, error_codes, timings, figures.samples, all_latency
+    )
+
+
+_PER_OPERATION_RATES = frozenset({"success_rate", "retry_rate", "timeout_rate", "error_rate"})

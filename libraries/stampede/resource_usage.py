@@ -13,6 +13,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from .metrics import Samples
+
 
 class Sample(NamedTuple):
     """One reading of one process."""
@@ -61,6 +63,14 @@ class ResourceRecording:
         for summary in self.summaries().values():
             metrics.update(summary.as_metrics())
         return metrics
+
+    def samples(self) -> dict[str, Samples]:
+        """What each of :meth:`metrics` was computed from: that process's samples."""
+        return {
+            metric: Samples(summary.samples, f"samples of {name}")
+            for name, summary in self.summaries().items()
+            for metric in summary.as_metrics()
+        }
 
 
 @dataclass(frozen=True)

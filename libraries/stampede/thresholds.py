@@ -2,7 +2,11 @@
 
 A threshold names a metric, a comparison and a value with its unit. The unit
 must suit the metric (a latency needs a time unit, a rate a percentage), so a
-typo is an error that says what to write instead, never a silent pass.
+typo is an error that says what to write instead, never a silent pass. A
+figure computed from no samples (no successful operation to take a p99 of) is
+inconclusive, which fails: there was nothing to measure. Every message gives
+the sample count and shows the measured value and the bound at a precision
+where they differ.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from enum import Enum
 from fractions import Fraction
 
 from .errors import ConfigurationError
+from .metrics import Samples
 from .units import format_duration
 from .verdicts import Verdict
 
@@ -31,6 +36,11 @@ _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 _ALIASES = {"average": "mean", "avg": "mean", "median": "p50"}
+_MAX_EXTRA_DIGITS = 6
+_LEADING_NUMBER = re.compile(r"^(-?[\d.]+)\s*(.*)$")
+# A phase a tool times (``run_p95``, ``acquire_count``), and a figure of one tool's operations (``deduct.p99``).
+_PHASE_METRIC = re.compile(r"^(?P<phase>[^.]+?)_(?:p\d+(?:\.\d+)?|min|mean|max|count)$")
+_TOOL_METRIC = re.compile(r"^(?P<tool>.+)\.(?:all_)?(?:p\d+(?:\.\d+)?|min|mean|max)$")
 
 
 class Kind(Enum):
@@ -117,11 +127,15 @@ class Threshold:
                 "for example 'p95 < 500ms', 'success_rate >= 99%' or 'conflict_rate < 20%'. "
                 "Comparisons: <, <=, >, >=, ==, !=."
             )
-        metric = match["metric"].strip().lower()
-        metric = _ALIASES.get(metric, metric)
-        if known_metrics is not None and metric not in known_metrics:
-            raise ConfigurationError(_unknown_metric(expression, metric, known_metrics))
-        kind = metric_kind(metric)
+        written = match["metric"].strip()
+        # Launch-wide names are lower case; a tool's own (``Deduct.p99``) keep the case the tool's name has.
+        metric = written if "." in written else _ALIASES.get(written.lower(), written.lower())
+        if known_metrics is not None:
+            found = resolve_metric(metric, known_metrics)
+            if found is None:
+                raise ConfigurationError(unknown_metric(expression, metric, known_metrics))
+            metric = found
+        kind = metric_kind(metric.lower())
         unit = (match["unit"] or "").lower()
         scales = _UNITS[kind]
         if unit not in scales:
@@ -132,49 +146,120 @@ class Threshold:
             )
         return cls(expression.strip(), metric, match["op"], float(Fraction(match["value"]) * scales[unit]), kind)
 
-    def evaluate(self, metrics: Mapping[str, float]) -> Verdict:
-        if self.metric not in metrics:
-            raise ConfigurationError(_unknown_metric(self.expression, self.metric, metrics))
-        measured = metrics[self.metric]
+    def evaluate(self, metrics: Mapping[str, float], samples: Mapping[str, Samples] | None = None) -> Verdict:
+        """Judge the threshold; with ``samples``, a figure of none is inconclusive and every message counts them."""
+        metric = resolve_metric(self.metric, metrics)
+        if metric is None:
+            raise ConfigurationError(unknown_metric(self.expression, self.metric, metrics))
+        basis = samples.get(metric) if samples is not None else None
+        if basis is not None and basis.count == 0:
+            expected = f"{metric} {self.op} {format_value(self.value, self.kind)}"
+            message = f"{expected}: nothing to measure, there were {basis}"
+            return Verdict(metric, False, expected, f"nothing ({basis})", "", message, inconclusive=True)
+        measured = metrics[metric]
         passed = _COMPARISONS[self.op](measured, self.value)
-        expected = f"{self.metric} {self.op} {format_value(self.value, self.kind)}"
-        shown = format_value(measured, self.kind)
+        shown, bound = shown_apart(measured, self.value, self.kind)
+        expected = f"{metric} {self.op} {bound}"
+        over = f" over {basis}" if basis is not None else ""
         miss = "" if passed else self._miss(measured)
-        message = f"{expected}: measured {shown}" + ("" if passed else f", missed by {miss}")
-        return Verdict(self.metric, passed, expected, shown, miss, message)
+        message = f"{expected}: measured {shown}{over}" + ("" if passed else f", missed by {miss}")
+        return Verdict(metric, passed, expected, shown + over, miss, message, value=measured)
 
     def _miss(self, measured: float) -> str:
         gap = abs(measured - self.value)
-        if self.op in ("==", "!="):
-            return f"{format_value(gap, self.kind)}" if self.op == "==" else "being equal"
-        shown = format_value(gap, self.kind) if self.kind is not Kind.RATE else f"{gap * 100:.2f} percentage points"
-        if self.value and self.kind is not Kind.RATE:
+        if self.op == "!=" or gap == 0:
+            return "being equal"
+        shown = format_gap(gap, self.kind)
+        if self.value and self.kind is not Kind.RATE and self.op != "==":
             return f"{shown} ({gap / abs(self.value) * 100:.1f}%)"
         return shown
 
 
-def _unknown_metric(expression: str, metric: str, known: Collection[str]) -> str:
+def resolve_metric(name: str, known: Collection[str]) -> str | None:
+    """``name`` as the launch spells it: exactly, or else the one metric that differs only in case."""
+    if name in known:
+        return name
+    folded = [metric for metric in known if metric.lower() == name.lower()]
+    return folded[0] if len(folded) == 1 else None
+
+
+def shown_apart(measured: float, bound: float, kind: Kind) -> tuple[str, str]:
+    """Both values formatted alike, with as many more digits as it takes for their order to show."""
+    extra = digits_apart(measured, bound, kind)
+    return format_value(measured, kind, extra), format_value(bound, kind, extra)
+
+
+def digits_apart(measured: float, bound: float, kind: Kind) -> int:
+    """How many digits finer than usual ``measured`` and ``bound`` must be shown for their order to show."""
+    for extra in range(_MAX_EXTRA_DIGITS):
+        shown, limit = format_value(measured, kind, extra), format_value(bound, kind, extra)
+        if measured == bound or _order_shows(measured, bound, shown, limit):
+            return extra
+    return _MAX_EXTRA_DIGITS
+
+
+def _order_shows(measured: float, bound: float, shown: str, limit: str) -> bool:
+    a, b = _LEADING_NUMBER.match(shown), _LEADING_NUMBER.match(limit)
+    if a is None or b is None or a[2] != b[2]:
+        return shown != limit  # different units (800 µs, 1.2 ms): the unit shows the order
+    return (float(a[1]) > float(b[1])) == (measured > bound) and float(a[1]) != float(b[1])
+
+
+def format_gap(gap: float, kind: Kind) -> str:
+    """A gap that is not zero, at a precision where it does not read as zero."""
+    for extra in range(_MAX_EXTRA_DIGITS + 1):
+        shown = f"{gap * 100:.{2 + extra}f} percentage points" if kind is Kind.RATE else format_value(gap, kind, extra)
+        number = _LEADING_NUMBER.match(shown)
+        if number is None or float(number[1]) != 0:
+            break
+    return shown
+
+
+def unknown_metric(expression: str, metric: str, known: Collection[str]) -> str:
+    """Why ``metric`` (in ``expression``) is not among the ``known`` ones: nothing produced it, or a typo."""
+    start = f"Threshold {expression!r} names metric {metric!r}" if expression != metric else f"Metric {metric!r}"
+    phases = sorted(name[: -len("_count")] for name in known if name.endswith("_count"))
+    tools = sorted({name.split(".", 1)[0] for name in known if "." in name and not _TIME_METRICS.match(name)})
+    if (phase := _PHASE_METRIC.match(metric)) and phase["phase"] not in phases and metric_kind(metric) is Kind.TIME:
+        return (
+            f"{start}, but no operation of this launch timed a phase {phase['phase']!r}, so there is nothing to "
+            f"measure (phases timed: {', '.join(phases) or 'none'})."
+        )
+    if (tool := _TOOL_METRIC.match(metric)) and tool["tool"] not in tools:
+        return (
+            f"{start}, but no operation of this launch was named {tool['tool']!r}, so there is nothing to measure "
+            f"(operations: {', '.join(tools) or 'none'})."
+        )
     close = difflib.get_close_matches(metric, list(known), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     return (
-        f"Threshold {expression!r} names metric {metric!r}, which this launch does not have.{hint} "
+        f"{start}, which this launch does not have.{hint} "
         f"Known metrics: {', '.join(sorted(m for m in known if '.' not in m))}."
     )
 
 
-def format_value(value: float, kind: Kind) -> str:
+def format_value(value: float, kind: Kind, extra_digits: int = 0) -> str:
+    """``value`` in the unit of its kind, ``extra_digits`` finer than usual."""
     if kind is Kind.TIME:
-        return format_duration(value)
+        return format_duration(value, extra_digits)
     if kind is Kind.RATE:
-        return f"{value * 100:.2f}%"
+        return f"{value * 100:.{2 + extra_digits}f}%"
     if kind is Kind.THROUGHPUT:
-        return f"{value:.1f} ops/s"
+        return f"{value:.{1 + extra_digits}f} ops/s"
     if kind is Kind.BYTES:
-        return f"{value / 1e6:.1f} MB"
-    return f"{value:g}"
+        return f"{value / 1e6:.{1 + extra_digits}f} MB"
+    return f"{value:.{extra_digits}f}" if extra_digits else f"{value:g}"
 
 
-def evaluate_thresholds(expressions: list[str], metrics: Mapping[str, float]) -> list[Verdict]:
+def evaluate_thresholds(
+    expressions: list[str], metrics: Mapping[str, float], samples: Mapping[str, Samples] | None = None
+) -> list[Verdict]:
     """Parse every expression first (so one typo fails before anything is judged), then evaluate."""
-    thresholds = [Threshold.parse(expression, metrics.keys()) for expression in expressions]
-    return [threshold.evaluate(metrics) for threshold in thresholds]
+    return [threshold.evaluate(metrics, samples) for threshold in parse_thresholds(expressions, metrics.keys())]
+
+
+def parse_thresholds(expressions: list[str], known_metrics: Collection[str] | None = None) -> list[Threshold]:
+    """Every expression parsed (with ``known_metrics``, each metric named among them); none at all is an error."""
+    if not expressions:
+        raise ConfigurationError("Give at least one threshold, e.g. 'p95 < 500ms' or 'success_rate >= 99%'.")
+    return [Threshold.parse(expression, known_metrics) for expression in expressions]

@@ -57,15 +57,15 @@ def positive_seconds(value: timedelta, *, what: str) -> float:
     return seconds
 
 
-def format_duration(seconds: float) -> str:
-    """Render seconds with a unit a reader takes in at once (``12.3 ms``, ``1.50 s``)."""
+def format_duration(seconds: float, extra_digits: int = 0) -> str:
+    """Render seconds with a unit a reader takes in at once (``12.3 ms``, ``1.50 s``), ``extra_digits`` finer."""
     if seconds < 1e-6:
-        return f"{seconds * 1e9:.0f} ns"
+        return f"{seconds * 1e9:.{extra_digits}f} ns"
     if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} µs"
+        return f"{seconds * 1e6:.{extra_digits}f} µs"
     if seconds < 1.0:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.2f} s"
+        return f"{seconds * 1e3:.{1 + extra_digits}f} ms"
+    return f"{seconds:.{2 + extra_digits}f} s"
 
 
 def format_size(size: float) -> str:

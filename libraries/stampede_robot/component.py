@@ -13,7 +13,7 @@ from stampede.verdicts import Verdict
 
 from .html import verdict_table
 from .reporting import findings
-from .runtime import LaunchRecord, Runtime
+from .runtime import LaunchRecord, Runtime, Scope
 
 ToolT = TypeVar("ToolT")
 
@@ -44,9 +44,26 @@ class LibraryComponent:
     def log(message: str) -> None:
         logger.info(message)
 
+    @staticmethod
+    def scope() -> Scope | None:
+        """Where the keyword runs: the current test, or the current suite's setup or teardown (None outside Robot)."""
+        try:
+            builtin = BuiltIn()
+            suite = builtin.get_variable_value("${SUITE NAME}")
+            test = builtin.get_variable_value("${TEST NAME}")
+        except RobotNotRunningError:
+            return None
+        return Scope(str(suite), None if test is None else str(test)) if suite is not None else None
+
     def launch_record(self, launch: LaunchRecord | int | None) -> LaunchRecord:
-        """``launch`` itself, the launch with that number, or (``None``) the latest one."""
-        return launch if isinstance(launch, LaunchRecord) else self.runtime.launch(launch)
+        """``launch`` itself, the launch with that number, or (``None``) this test's latest launch.
+
+        With none, it is the latest of the suite's setup; in a suite's setup or teardown, the suite's latest.
+        A check never judges another test's launch unless handed it.
+        """
+        if isinstance(launch, LaunchRecord):
+            return launch
+        return self.runtime.current_launch(self.scope()) if launch is None else self.runtime.launch(launch)
 
     def launch_of(
         self, launch: LaunchRecord | int | None, kind: type[ToolT], described: str, defined_by: str

@@ -24,7 +24,13 @@ def launch_table(record: LaunchRecord) -> str:
         ("conflict rate", f"{m['conflict_rate'] * 100:.2f}% of {m['attempts']:.0f} attempts"),
         ("retries", f"{m['retries']:.0f} (retries exhausted: {m['retries_exhausted']:.0f})"),
         ("outcomes", _outcomes(summary)),
-        ("latency", _latency(summary)),
+        (
+            "latency",
+            f"{_percentiles(summary.latency)} over {summary.latency.count} successful operations"
+            if summary.latency.count
+            else "none: no operation succeeded",
+        ),
+        ("latency, all operations", f"{_percentiles(summary.all_latency)} (all_p99 and so on)"),
         (
             "event-loop lag",
             f"p50 {format_duration(summary.loop_lag.percentiles[50.0])}, "
@@ -35,6 +41,9 @@ def launch_table(record: LaunchRecord) -> str:
         ("history", str(record.history_file)),
     ]
     for phase, timing in summary.timings.items():
+        if not timing.count:
+            rows.insert(-2, (f"{phase} time", "no operation timed it"))
+            continue
         rows.insert(-2, (f"{phase} time", f"{_percentiles(timing)} over {timing.count} operations"))
     if summary.error_codes:
         codes = ", ".join(f"{code}: {count}" for code, count in sorted(summary.error_codes.items()))
@@ -53,10 +62,6 @@ def _outcomes(summary: LaunchSummary) -> str:
         if final or retried:
             parts.append(f"{outcome.value}: {final}" + (f" (+{retried} retried)" if retried else ""))
     return ", ".join(parts)
-
-
-def _latency(summary: LaunchSummary) -> str:
-    return _percentiles(summary.latency)
 
 
 def _percentiles(latency: LatencySummary) -> str:

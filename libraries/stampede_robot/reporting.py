@@ -8,7 +8,8 @@ put in front of them afterwards. What a listener *can* still change at
 inline ``data:`` images (no network, no extra file), then the metrics file.
 At ``end_test`` the test's figures are also saved as JSON under
 ``${OUTPUT DIR}/metrics``; at ``end_suite`` the suite gets metadata naming
-the services, agents and operations it used.
+the services, agents and operations it used, and its launches' histories are
+released from memory (their summaries stay, for the suites around it).
 """
 
 from __future__ import annotations
@@ -148,6 +149,9 @@ def launch_json(record: LaunchRecord, output_dir: Path) -> dict[str, Any]:
         "wall_seconds": record.result.wall_seconds,
         "throughput_per_second": metrics["throughput"],
         "latency_seconds": {name: metrics[name] for name in _LATENCIES},
+        "latency_of": f"{record.summary.latency.count} successful operations",
+        "all_operations_latency_seconds": {name: metrics[f"all_{name}"] for name in _LATENCIES},
+        "samples": {name: basis.count for name, basis in record.summary.samples.items()},
         "rates": {name: metrics[name] for name in _RATES},
         "metrics": metrics,
         "history_file": str(history.relative_to(output_dir) if history.is_relative_to(output_dir) else history),
@@ -225,6 +229,8 @@ class ReportListener:
         self._note_services()
         frame.launches = self.runtime.launches[frame.first_launch :]
         describe_suite(result.metadata, frame)
+        # Its tests' headers and metrics files are written: what a later suite needs of its launches is their summary.
+        self.runtime.release_suite(result.full_name)
         if not self._suites:
             # The outermost suite that imported the library. Its parents (a folder of suites with no
             # __init__.robot, such as `robot suites/`) never reach this listener: total them up here.

@@ -2,19 +2,28 @@
 
 Robot creates each library once (GLOBAL scope); they all reach this one
 runtime, so a tool defined with ConcurrentAgents can be judged by LockConflicts.
+
+Each launch remembers where it was made (:class:`Scope`: a test, or a suite's
+setup or teardown), and a check given no launch judges the latest one of its
+own scope (:meth:`Runtime.current_launch`), never an earlier test's. A launch
+that did not run (bad input, a tool that could not start) keeps its number and
+its cause (:class:`NotRun`), so the checks depending on it say so rather than
+failing each in its own way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from stampede.agents import Tool
+from stampede.agents import BaseTool, Tool
 from stampede.errors import ConfigurationError, StampedeError
 from stampede.faults.windows import FaultWindow
+from stampede.history import History
 from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch
 from stampede.loop import EngineLoop
 from stampede.metrics import LaunchSummary
@@ -31,6 +40,41 @@ SERVICE_CALL_TIMEOUT = 120.0
 STOP_GRACE_SECONDS = 5.0
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Where a keyword ran: a test of a suite, or (``test`` None) the suite's own setup or teardown."""
+
+    suite: str
+    test: str | None = None
+
+    def __str__(self) -> str:
+        return f"test {self.test!r}" if self.test is not None else f"the setup or teardown of suite {self.suite!r}"
+
+    def sees(self, made: Scope) -> bool:
+        """Whether a launch ``made`` in that scope is one a check here may judge without being handed it.
+
+        A test sees its own launches; a suite's setup and teardown see every launch of that suite.
+        """
+        if self.test is None:
+            return made.suite == self.suite
+        return made == self
+
+    def inherits(self, made: Scope) -> bool:
+        """Whether ``made`` is the setup of this test's suite or of a suite around it: launches all its tests share."""
+        return (
+            self.test is not None
+            and made.test is None
+            and (made.suite == self.suite or self.suite.startswith(made.suite + "."))
+        )
+
+
+class _ReleasedTool(BaseTool):
+    """What is left of a tool whose launch was released: its name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
 @dataclass
 class LaunchRecord:
     """A finished launch with its summary, the tool it ran and where its history was saved."""
@@ -40,6 +84,30 @@ class LaunchRecord:
     result: LaunchResult
     summary: LaunchSummary
     history_file: Path
+    scope: Scope | None = None
+    """Where it was made; None outside a Robot run."""
+    released: bool = False
+    """Its suite finished and its history (and its tool's state) was let go; its summary remains."""
+
+    def release(self) -> None:
+        """Let go of the history and the tool's state; keep the summary the report needs."""
+        self.result = dataclasses.replace(self.result, history=History(), loop_lag_ns=[])
+        self.tool = _ReleasedTool(self.tool.name)
+        self.released = True
+
+
+@dataclass(frozen=True)
+class NotRun:
+    """A launch that did not run: its number, the tool it was to run, where, and why not."""
+
+    number: int
+    tool: str
+    scope: Scope | None
+    cause: str
+
+    def error(self) -> StampedeError:
+        where = f", see {self.scope}" if self.scope is not None else ""
+        return StampedeError(f"Not judged: launch {self.number} of {self.tool!r} did not run{where}: {self.cause}")
 
 
 @dataclass
@@ -81,6 +149,8 @@ class Runtime:
         self.services: Services | None = None
         self.tools: dict[str, Tool] = {}
         self.launches: list[LaunchRecord] = []
+        self.not_run: list[NotRun] = []
+        self._launch_numbers = 0
         self.background: list[BackgroundLaunch] = []
         self.fault_windows: list[FaultWindow] = []  # partitions and pauses, for checks of the launches they hit
 
@@ -118,15 +188,68 @@ class Runtime:
             known = ", ".join(repr(n) for n in self.tools) or "none yet"
             raise ConfigurationError(f"No tool named {name!r} is defined (defined: {known}).") from None
 
-    def launch(self, number: int | None = None) -> LaunchRecord:
-        """The launch with ``number`` (1-based in this run), or the latest one."""
-        if not self.launches:
-            raise StampedeError("No launch has run yet: call Launch Agents first.")
-        if number is None:
-            return self.launches[-1]
-        if not 1 <= number <= len(self.launches):
-            raise ConfigurationError(f"There is no launch {number}; launches so far: 1 to {len(self.launches)}.")
-        return self.launches[number - 1]
+    def next_launch_number(self) -> int:
+        """The number of a new launch, whether it runs or not (1, 2, ... in this run)."""
+        self._launch_numbers += 1
+        return self._launch_numbers
+
+    @property
+    def launch_numbers(self) -> int:
+        """How many launch numbers were handed out so far."""
+        return self._launch_numbers
+
+    def did_not_run(self, tool: str, scope: Scope | None, cause: str) -> NotRun:
+        """Note a launch that did not run, under a number of its own, for the checks that depend on it."""
+        missed = NotRun(self.next_launch_number(), tool, scope, cause)
+        self.not_run.append(missed)
+        return missed
+
+    def launch(self, number: int) -> LaunchRecord:
+        """The launch with ``number``; one that did not run, or whose suite finished, says so."""
+        for record in reversed(self.launches):
+            if record.number == number:
+                if record.released:
+                    raise StampedeError(
+                        f"Launch {number} was made in {record.scope}, whose suite has finished: its history was "
+                        f"released from memory (it is saved in {record.history_file}). Judge a launch in its own suite."
+                    )
+                return record
+        for missed in self.not_run:
+            if missed.number == number:
+                raise missed.error()
+        made = ", ".join(str(record.number) for record in self.launches[-10:]) or "none"
+        raise ConfigurationError(f"There is no launch {number}; launches that ran: {made}.")
+
+    def current_launch(self, scope: Scope | None) -> LaunchRecord:
+        """The latest launch of ``scope`` (see :meth:`Scope.sees`); in a test with none, that of its suite's setup.
+
+        Outside a Robot run (``scope`` None), the latest launch there is.
+        """
+        launches: list[LaunchRecord | NotRun] = [*self.launches, *self.not_run]
+        if scope is None:
+            candidates = launches
+        else:
+            candidates = [launch for launch in launches if launch.scope is not None and scope.sees(launch.scope)]
+            if not candidates:
+                candidates = [
+                    launch for launch in launches if launch.scope is not None and scope.inherits(launch.scope)
+                ]
+        if not candidates:
+            where = str(scope) if scope is not None else "this run"
+            raise StampedeError(
+                f"No launch in {where} to judge: call Launch Agents first (checks judge the current test's "
+                "launch, or the one given as launch=)."
+            )
+        latest = max(candidates, key=lambda launch: launch.number)
+        if isinstance(latest, NotRun):
+            raise latest.error()
+        return latest
+
+    def release_suite(self, suite: str) -> None:
+        """Let go of the histories of the launches a finished ``suite`` made itself (not its child suites')."""
+        for record in self.launches:
+            if record.scope is not None and record.scope.suite == suite and not record.released:
+                record.release()
 
     def stop_services(self) -> list[str]:
         """Close targets (dropping this run's schema and keys) and stop embedded servers; say what was done."""
@@ -171,6 +294,10 @@ class Runtime:
             if self._loop is not None:
                 self._loop.close()
                 self._loop = None
+
+
+def _made_where(launches: list[LaunchRecord | NotRun], where: Callable[[Scope], bool]) -> list[LaunchRecord | NotRun]:
+    return [launch for launch in launches if launch.scope is not None and where(launch.scope)]
 
 
 _RUNTIME = Runtime()

@@ -37,7 +37,8 @@ BAD_INPUT: dict[str, list[str]] = {
     "A SQL Tool With A Syntax Error Is Refused": ["'broken sql'", "does not run", "syntax error"],
     "A SQL Tool With An Undefined Parameter Is Refused": ["'unbound sql'", ":missing_value", "no value", "name=value"],
     "A Background Launch Waited For Twice Is Refused": [
-        "background launch 1 of 'deduct' was already waited for: it is launch 2",
+        # Launches 2 and 3 are the two refused for their agent counts: a launch that did not run keeps its number.
+        "background launch 1 of 'deduct' was already waited for: it is launch 4",
         "Wait for each background launch once",
     ],
     "A Wait Bound Of Zero Is Refused": ["timeout must be longer than 0 s", "got 0"],

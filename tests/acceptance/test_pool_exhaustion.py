@@ -40,7 +40,8 @@ TWIN_FAILURES: dict[str, list[str]] = {
     "Connections Never Released Leak From The Pool": [POOL_LEAK],
     "Connections Never Closed Leak On The Server": [SERVER_LEAK],
     "A Pool Too Small For The Load Misses The Success Threshold": [
-        r"^1 of 1 thresholds missed: success_rate >= 80\.00%: measured \d+\.\d+%, missed by [\d.]+ percentage points$"
+        r"^1 of 1 thresholds missed: success_rate >= 80\.00%: measured \d+\.\d+% over \d+ operations, "
+        r"missed by [\d.]+ percentage points$"
     ],
     "Acquires Without A Bound Are Cut Off Instead Of Refused": [
         r"^Pool exhaustion did not degrade gracefully: [1-9]\d* of 50 operations \([\d.]+%\) were neither served nor "

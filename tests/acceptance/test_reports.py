@@ -27,6 +27,7 @@ SAMPLED = "A Sampled Run Charts CPU And Memory"
 SAME = "The Same Workload Does Not Regress From Its Baseline"
 MISSPELT = "A Misspelt Tolerance Or Baseline Fails Saying What To Write"
 REGRESSED = "Refused Deductions Regress From The Atomic Baseline"
+NOTHING = "A Latency Threshold Over No Successful Deduction Has Nothing To Measure"
 LAUNCH_CHARTS = ("latency over time", "latency distribution", "throughput and errors", "active agents")
 DATA_IMAGE = re.compile(r"\[data:image/svg\+xml,([^|\]\s]+)\|([^\]]+)\]")
 METRICS_LINK = re.compile(r"\[(metrics/[^|\]]+\.json)\|")
@@ -42,8 +43,16 @@ def test_the_suite_passes_and_the_regressed_twin_fails_naming_baseline_and_now(r
     assert_failed_with(
         run,
         REGRESSED,
-        r"^success_rate regressed: baseline 100\.00%, now \d+\.\d+% \(-\d+\.\d+ percentage points\); "
+        r"^success_rate regressed: baseline 100\.00%, now \d+\.\d+% over 60 operations "
+        r"\(-\d+\.\d+ percentage points\); "
         r"'success_rate may drop by at most 1%' allows at least 99\.00%, missed by \d+\.\d+ percentage points$",
+    )
+    # Before: p99 was taken over the refused operations too, and passed.
+    assert_failed_with(
+        run,
+        NOTHING,
+        r"^1 of 2 thresholds had nothing to measure: p99 < 10\.00 s: nothing to measure, there were 0 successful "
+        r"operations \(of 5\)$",
     )
     assert_nothing_left_behind(run)
 
@@ -64,7 +73,7 @@ def test_every_launch_logs_its_four_charts_as_inline_svg_and_the_sampling_its_cp
         (
             CHARTED,
             [
-                "| Thresholds: success_rate | ✔ *PASS* | success_rate >= 99.00% | 100.00% |",
+                "| Thresholds: success_rate | ✔ *PASS* | success_rate >= 99.00% | 100.00% over 50 operations |",
                 "| Thresholds: p95 | ✔ *PASS* | p95 < 10.00 s |",
                 "| conservation | ✔ *PASS* |",
             ],
@@ -80,6 +89,14 @@ def test_every_launch_logs_its_four_charts_as_inline_svg_and_the_sampling_its_cp
             4,
         ),
         (REGRESSED, ["success_rate vs baseline | ✘ *FAIL* | success_rate >= 99.00%"], 4),
+        (
+            NOTHING,
+            [
+                "| Thresholds: all_p99 | ✔ *PASS* | all_p99 < 10.00 s |",
+                "| Thresholds: p99 | ? *INCONCLUSIVE* | p99 < 10.00 s | nothing (0 successful operations (of 5)) |",
+            ],
+            4,
+        ),
     ],
 )
 def test_each_test_header_starts_with_its_verdict_table_then_its_charts(
@@ -120,6 +137,14 @@ def test_each_test_writes_a_metrics_file_of_its_own(run: RobotRun) -> None:
     assert [(v["judged_by"], v["verdict"]) for v in regressed["verdicts"]] == [
         ("Launch 4 against baseline 'reports-credits'", "FAIL")
     ]
+    (name,) = METRICS_LINK.findall(run.test(NOTHING).metadata["Summary"])
+    nothing = json.loads((run.output_dir / name).read_text(encoding="utf-8"))
+    assert [(v["check"], v["verdict"], v["judgement"]) for v in nothing["verdicts"]] == [
+        ("all_p99", "PASS", "passed"),
+        ("p99", "INCONCLUSIVE", "inconclusive"),
+    ]
+    (launch,) = nothing["launches"]
+    assert launch["samples"]["p99"] == 0 and launch["samples"]["all_p99"] == 5
     assert json.loads(files[SAMPLED].read_text(encoding="utf-8"))["resources"][0]["harness_rss_max"] > 0
 
 
@@ -128,11 +153,11 @@ def test_each_suite_names_its_services_agents_and_operations(run: RobotRun) -> N
     assert re.fullmatch(r"PostgreSQL \d+\S*( \(.+\))? \((embedded|external)\)", suite.metadata["Services"])
     assert suite.metadata["Agents"] == "10 per launch over 3 launches (30 in all)"
     assert suite.metadata["Operations"] == "150 (150 ok, 0 not ok)"
-    assert twins.metadata["Agents"] == "20 per launch over 1 launch (20 in all)"
-    assert re.fullmatch(r"60 \(\d+ ok, \d+ not ok\)", twins.metadata["Operations"])
+    assert twins.metadata["Agents"] == "5 to 20 per launch over 2 launches (25 in all)"
+    assert re.fullmatch(r"65 \(\d+ ok, \d+ not ok\)", twins.metadata["Operations"])
     # The folder above them imports no library, yet totals both (as `robot suites/` does for every area).
-    assert run.suite.metadata["Agents"] == "10 to 20 per launch over 4 launches (50 in all)"
-    assert re.fullmatch(r"210 \(\d+ ok, \d+ not ok\)", run.suite.metadata["Operations"])
+    assert run.suite.metadata["Agents"] == "5 to 20 per launch over 5 launches (55 in all)"
+    assert re.fullmatch(r"215 \(\d+ ok, \d+ not ok\)", run.suite.metadata["Operations"])
     assert run.suite.metadata["Services"] == suite.metadata["Services"]
 
 

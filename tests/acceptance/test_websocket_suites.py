@@ -41,7 +41,6 @@ PASSING = [
     "A Registry Written By Read-Then-Write Loses Registrations",
     "A Registry That Numbers Entries By Counting Them Hands Out Colliding Ids",
     "Many Long Conversations Stay Within The Response-Time Bounds",
-    "Every User Is Served Fairly Under Load",
     "Long Conversations Keep Memory And CPU Within Bounds",
     "Agents With Large Contexts Are Answered",
     "Events Stay In Order Through A Dropped Connection",
@@ -119,7 +118,8 @@ def test_long_conversations_are_sampled_every_second_with_every_message_timed(ru
     assert re.search(r"<td>target \(pid \d+\)</td><td>([5-9]|\d\d+)</td>", sampled), sampled  # one a second
     logged = [m.message for m in messages if m.html and "WebSocket latencies of launch" in m.message]
     assert re.search(LATENCY_ROW.format(phase="run \\(send → done\\)", count=20 * 50), logged[0]), logged
-    assert any(re.fullmatch(r"target_cpu_mean <= 80\.00%: measured [\d.]+%", m.message) for m in messages)
+    cpu = r"target_cpu_mean <= 80\.00%: measured [\d.]+% over \d+ samples of target"
+    assert any(re.fullmatch(cpu, m.message) for m in messages)
 
 
 REGISTRY_FINDING = re.compile(

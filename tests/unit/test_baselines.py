@@ -8,6 +8,8 @@ import pytest
 
 from stampede.baselines import Baseline, Tolerance, compare_to_baseline
 from stampede.errors import ConfigurationError
+from stampede.metrics import Samples
+from stampede.verdicts import Judgement
 
 BASELINE = {"p95": 0.100, "success_rate": 0.995, "throughput": 200.0, "operations": 1000.0, "retries": 0.0}
 
@@ -109,3 +111,37 @@ def test_a_missing_or_broken_baseline_says_what_to_do(tmp_path: Path) -> None:
         Baseline.load(tmp_path, "other")
     with pytest.raises(ConfigurationError, match="letters, digits"):
         Baseline.of("../escape", BASELINE, "x")
+
+
+def test_a_figure_of_no_samples_now_or_in_the_baseline_is_inconclusive() -> None:
+    tolerance = Tolerance.parse("p95 may grow by at most 20%")
+    now = tolerance.evaluate(BASELINE, BASELINE, samples={"p95": Samples(0, "successful operations (of 40)")})
+    assert now.judgement is Judgement.INCONCLUSIVE and not now.passed
+    assert now.message == "p95 vs baseline: nothing to compare, there were 0 successful operations (of 40) now"
+    then = tolerance.evaluate(BASELINE, BASELINE, baseline_samples={"p95": 0})
+    assert then.judgement is Judgement.INCONCLUSIVE
+    assert then.message == "p95 vs baseline: nothing to compare, the baseline was measured over 0 samples"
+
+
+def test_a_regression_is_shown_at_a_precision_where_it_shows_with_its_samples() -> None:
+    """Never 'now 98.50%, allows at least 98.50%, missed by 0.00 percentage points'."""
+    tolerance = Tolerance.parse("success_rate may drop by at most 1%")
+    verdict = tolerance.evaluate(
+        BASELINE, {**BASELINE, "success_rate": 0.98499}, samples={"success_rate": Samples(100000, "operations")}
+    )
+    assert not verdict.passed
+    assert verdict.message == (
+        "success_rate regressed: baseline 99.500%, now 98.499% over 100000 operations (-1.00 percentage points); "
+        "'success_rate may drop by at most 1%' allows at least 98.500%, missed by 0.001 percentage points"
+    )
+
+
+def test_samples_are_saved_with_the_baseline(tmp_path: Path) -> None:
+    Baseline.of("nightly", BASELINE, "x", {"p95": Samples(12, "successful operations")}).save(tmp_path)
+    assert Baseline.load(tmp_path, "nightly").samples == {"p95": 12}
+
+
+def test_metric_names_of_tools_with_capitals() -> None:
+    saved = {**BASELINE, "Deduct.p95": 0.1}
+    verdict = Tolerance.parse("Deduct.p95 may grow by at most 20%", saved).evaluate(saved, saved)
+    assert verdict.passed and verdict.name == "Deduct.p95 vs baseline"

@@ -141,3 +141,11 @@ def test_all_or_nothing_refuses_a_tool_that_does_not_span_services() -> None:
         r"Two-Phase Commit Tool or a saga tool with Define Saga Tool\.$",
     ):
         checks.every_operation_should_be_all_or_nothing()
+
+
+def test_get_lost_update_count_over_nothing_to_count_fails_rather_than_returning_zero() -> None:
+    """Before, it returned 0, so 'Should Be Equal ${lost} 0' passed on a launch that recorded no reads."""
+    blind = Operation(1, "user-1", "deduct", 0, 0, MS, Outcome.OK)
+    checks = CheckKeywords(_runtime_with(_other(), blind))
+    with pytest.raises(AssertionError, match=r"^Nothing to check for lost updates"):
+        checks.get_lost_update_count()

@@ -143,11 +143,36 @@ def test_summarize_history_names_every_metric() -> None:
     assert metrics["avg"] == metrics["mean"]
     assert metrics["deduct.p50"] == pytest.approx(0.05)
     assert metrics["deduct.max"] == pytest.approx(0.1)
-    assert metrics["lookup.p95"] == pytest.approx(0.5)
-    assert metrics["max"] == pytest.approx(0.5)
+    assert metrics["lookup.all_p95"] == pytest.approx(0.5)
+    assert metrics["all_max"] == pytest.approx(0.5)
+    assert metrics["max"] == pytest.approx(0.1)
     assert metrics["loop_lag_max"] == pytest.approx(0.003)
     assert summary.error_codes == {"KeyError": 1}
     assert set(summary.by_operation) == {"deduct", "lookup"}
+
+
+def test_latencies_are_of_successful_operations_and_all_ones_are_named_all() -> None:
+    """A service that fails fast must not pass a latency threshold: its failures are left out of p99."""
+    history = History(
+        [make_op(1, end_ns=200 * MS)] + [make_op(agent, Outcome.ERROR, end_ns=MS) for agent in range(2, 101)]
+    )
+    summary = summarize_history(history, wall_seconds=1.0)
+    assert summary.metrics["p99"] == pytest.approx(0.2)
+    assert summary.metrics["deduct.p50"] == pytest.approx(0.2)
+    assert summary.metrics["all_p50"] == pytest.approx(0.001)
+    assert str(summary.samples["p99"]) == "1 successful operations (of 100)"
+    assert str(summary.samples["all_p99"]) == "100 operations"
+    assert str(summary.samples["deduct.p99"]) == "1 successful 'deduct' operations (of 100)"
+    assert str(summary.samples["conflict_rate"]) == "100 attempts"
+    assert "operations" not in summary.samples
+
+
+def test_a_figure_of_no_operations_has_no_samples() -> None:
+    summary = summarize_history(History([make_op(outcome=Outcome.ERROR)]), wall_seconds=1.0, phases=["run"])
+    assert summary.samples["p99"].count == 0
+    assert summary.samples["run_p95"].count == 0
+    assert str(summary.samples["run_p95"]) == "0 operations that timed 'run' (of 1)"
+    assert summarize_history(History([]), wall_seconds=1.0).samples["success_rate"].count == 0
 
 
 def test_throughput_of_no_wall_time_is_zero() -> None:

@@ -9,6 +9,9 @@ from stampede.history import History, Operation
 from stampede.metrics import summarize_history
 from stampede.outcomes import Outcome
 from stampede.thresholds import Kind, Threshold, evaluate_thresholds, metric_kind
+from stampede.verdicts import Judgement
+
+MS = 1_000_000
 
 
 @pytest.mark.parametrize(
@@ -201,3 +204,104 @@ def test_evaluate_thresholds_against_a_summary() -> None:
 def test_evaluate_thresholds_parses_every_expression_before_judging() -> None:
     with pytest.raises(ConfigurationError, match="p59"):
         evaluate_thresholds(["p95 < 1 s", "p59 < 1 s"], {"p95": 5.0, "p50": 1.0})
+
+
+def test_a_percentile_of_no_operations_is_inconclusive_and_says_there_was_nothing_to_measure() -> None:
+    """An empty history used to give 'p99 < 500 ms: measured 0 ns' and pass."""
+    summary = summarize_history(History([]), wall_seconds=1.0)
+    p99, rate = evaluate_thresholds(["p99 < 500ms", "success_rate >= 99%"], summary.metrics, summary.samples)
+    assert p99.judgement is Judgement.INCONCLUSIVE and not p99.passed
+    assert p99.message == "p99 < 500.0 ms: nothing to measure, there were 0 successful operations"
+    assert rate.judgement is Judgement.INCONCLUSIVE
+    assert rate.message == "success_rate >= 99.00%: nothing to measure, there were 0 operations"
+
+
+def test_latency_thresholds_judge_successful_operations_unless_named_all() -> None:
+    """A service that fails fast used to pass 'p99 < 10ms'."""
+    history = History([make_op(1, 50)] + [make_op(agent, 1, Outcome.ERROR) for agent in range(2, 101)])
+    summary = summarize_history(history, wall_seconds=1.0)
+    ok, every = evaluate_thresholds(["p99 < 10ms", "all_p99 < 10ms"], summary.metrics, summary.samples)
+    assert not ok.passed
+    assert (
+        ok.message
+        == "p99 < 10.0 ms: measured 50.0 ms over 1 successful operations (of 100), missed by 40.0 ms (400.0%)"
+    )
+    assert every.passed and every.message == "all_p99 < 10.0 ms: measured 1.0 ms over 100 operations"
+
+
+def test_every_message_gives_the_sample_count() -> None:
+    summary = summarize_history(History([make_op(agent, 10) for agent in range(1, 5)]), wall_seconds=1.0)
+    verdicts = evaluate_thresholds(["p95 < 1s", "conflict_rate < 5%", "errors == 0"], summary.metrics, summary.samples)
+    assert [v.message for v in verdicts] == [
+        "p95 < 1.00 s: measured 10.0 ms over 4 successful operations",
+        "conflict_rate < 5.00%: measured 0.00% over 4 attempts",
+        "errors == 0: measured 0 over 4 operations",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expression", "measured", "message"),
+    [
+        (
+            "success_rate == 100%",
+            0.99999,
+            "success_rate == 100.000%: measured 99.999%, missed by 0.001 percentage points",
+        ),
+        (
+            "success_rate >= 99.99%",
+            0.99986,
+            "success_rate >= 99.990%: measured 99.986%, missed by 0.004 percentage points",
+        ),
+        ("p99 < 10ms", 0.01004, "p99 < 10.00 ms: measured 10.04 ms, missed by 40 µs (0.4%)"),
+        ("p99 < 10ms", 0.01, "p99 < 10.0 ms: measured 10.0 ms, missed by being equal"),
+        (
+            "throughput > 100 ops/s",
+            99.96,
+            "throughput > 100.00 ops/s: measured 99.96 ops/s, missed by 0.04 ops/s (0.0%)",
+        ),
+    ],
+)
+def test_measured_value_and_bound_are_shown_where_the_comparison_shows(
+    expression: str, measured: float, message: str
+) -> None:
+    """Never 'measured 100.00%, missed by 0.00 percentage points'."""
+    verdict = Threshold.parse(expression).evaluate({expression.split(maxsplit=1)[0]: measured})
+    assert not verdict.passed
+    assert verdict.message == message
+
+
+def test_a_phase_no_operation_timed_says_so() -> None:
+    summary = summarize_history(History([make_op(1, 10, Outcome.ERROR)]), wall_seconds=1.0, phases=["run"])
+    (declared,) = evaluate_thresholds(["run_p95 < 1s"], summary.metrics, summary.samples)
+    assert declared.judgement is Judgement.INCONCLUSIVE
+    assert declared.message == "run_p95 < 1.00 s: nothing to measure, there were 0 operations that timed 'run' (of 1)"
+    with pytest.raises(ConfigurationError) as undeclared:
+        evaluate_thresholds(["connect_p95 < 1s"], summary.metrics, summary.samples)
+    assert str(undeclared.value) == (
+        "Threshold 'connect_p95 < 1s' names metric 'connect_p95', but no operation of this launch timed a phase "
+        "'connect', so there is nothing to measure (phases timed: run)."
+    )
+    assert "Did you mean" not in str(undeclared.value)
+
+
+def test_a_tool_no_operation_ran_says_so() -> None:
+    summary = summarize_history(History([make_op(1, 10)]), wall_seconds=1.0)
+    with pytest.raises(
+        ConfigurationError, match=r"no operation of this launch was named 'lookup'.*\(operations: deduct\)"
+    ):
+        evaluate_thresholds(["lookup.p95 < 1s"], summary.metrics, summary.samples)
+
+
+def test_metric_names_of_tools_with_capitals() -> None:
+    history = History([Operation(1, "user-1", "Deduct Credits", 0, 0, 10 * MS, Outcome.OK)])
+    summary = summarize_history(history, wall_seconds=1.0)
+    verdicts = evaluate_thresholds(
+        ["Deduct Credits.p99 < 1s", "deduct credits.p95 < 1s", "P99 < 1s"], summary.metrics, summary.samples
+    )
+    assert all(v.passed for v in verdicts)
+    assert verdicts[1].name == "Deduct Credits.p95"
+
+
+def test_no_threshold_is_an_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"Give at least one threshold, e\.g\. 'p95 < 500ms'"):
+        evaluate_thresholds([], {"p95": 1.0})

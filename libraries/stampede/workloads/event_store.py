@@ -50,6 +50,8 @@ class EventAppendTool(PostgresTool):
     :mod:`~stampede.workloads.projection_worker` for the two projectors.
     """
 
+    timed_phases = ("append", LAG_TIMING)
+
     def __init__(
         self,
         target: PostgresTarget,

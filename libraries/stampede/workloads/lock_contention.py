@@ -100,6 +100,8 @@ class LockWork:
 class LockContentionTool(BaseTool):
     """Holders of ``lock`` doing read-modify-write work on a :class:`FencedCounter`."""
 
+    timed_phases = ("acquire",)
+
     def __init__(self, name: str, lock: Lock, resource: FencedCounter, work: LockWork) -> None:
         if work.fencing and not lock.issues_fences:
             declare = (

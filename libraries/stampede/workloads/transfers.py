@@ -77,6 +77,8 @@ class TransferTool(PostgresTool):
     (e.g. ``{"deadlock_timeout": "1s"}``).
     """
 
+    timed_phases = (RESOLUTION_TIMING,)
+
     def __init__(
         self,
         target: PostgresTarget,

@@ -74,6 +74,8 @@ class WebSocketAgentTool(BaseTool):
     their text; the log keeps at most ``max_messages``.
     """
 
+    timed_phases = ("connect", "first_event", "run", "resume")
+
     def __init__(
         self,
         protocol: WebSocketProtocol,

@@ -149,6 +149,8 @@ class Claimed:
 class WorkQueueTool(BaseTool):
     """Producers and consumers of one queue; a backend subclass stores the items."""
 
+    timed_phases = ("claim", "process")
+
     def __init__(self, name: str, settings: QueueSettings) -> None:
         self.name = name
         self.settings = settings

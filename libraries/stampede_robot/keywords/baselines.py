@@ -6,7 +6,7 @@ from pathlib import Path
 
 from robot.api.deco import keyword
 
-from stampede.baselines import Baseline, compare_to_baseline
+from stampede.baselines import Baseline, compare_to_baseline, parse_tolerances
 
 from ..component import LibraryComponent
 from ..runtime import LaunchRecord
@@ -20,7 +20,7 @@ class BaselineKeywords(LibraryComponent):
     def save_metrics_as_baseline(
         self, name: str, path: str | None = None, launch: LaunchRecord | int | None = None
     ) -> str:
-        """Saves every metric of the latest launch (or ``launch``) as baseline ``name``; returns the file written.
+        """Saves every metric of this test's launch (or ``launch``) as baseline ``name``; returns the file written.
 
         The baseline is a JSON file ``<name>.json`` in ``path`` (by default
         ``${OUTPUT DIR}/baselines``); saving again under the same name replaces
@@ -35,7 +35,7 @@ class BaselineKeywords(LibraryComponent):
         record = self.launch_record(launch)
         test = self.variable("TEST NAME") or self.variable("SUITE NAME", "suite")
         source = f"{test}, launch {record.number} of {record.tool.name!r} ({record.result.plan.describe()})"
-        saved = Baseline.of(name, record.summary.metrics, source).save(self._directory(path))
+        saved = Baseline.of(name, record.summary.metrics, source, record.summary.samples).save(self._directory(path))
         self.log(f"Saved {len(record.summary.metrics)} metrics of launch {record.number} as baseline {name!r}: {saved}")
         return str(saved)
 
@@ -43,7 +43,7 @@ class BaselineKeywords(LibraryComponent):
     def metrics_should_not_regress(
         self, *tolerances: str, baseline: str, path: str | None = None, launch: LaunchRecord | int | None = None
     ) -> None:
-        """Fails when a metric of the latest launch (or ``launch``) moved past its tolerance from ``baseline``.
+        """Fails when a metric of this test's latest launch (or ``launch``) moved past its tolerance from ``baseline``.
 
         A tolerance is ``<metric> may grow|drop by at most <amount>`` (also
         rise/increase, fall/decrease). The amount is a percentage of the
@@ -59,7 +59,10 @@ class BaselineKeywords(LibraryComponent):
         | Metrics Should Not Regress | success_rate may drop by at most 1% | p99 may grow by at most 50ms | baseline=a |
         """
         saved = Baseline.load(self._directory(path), baseline)
+        parse_tolerances(list(tolerances), saved.metrics)  # a misspelt tolerance fails as such, launch or no launch
         record = self.launch_record(launch)
-        verdicts = compare_to_baseline(list(tolerances), saved.metrics, record.summary.metrics)
+        verdicts = compare_to_baseline(
+            list(tolerances), saved.metrics, record.summary.metrics, record.summary.samples, saved.samples
+        )
         self.log(f"Baseline {baseline!r}: {saved.source}, saved {saved.saved}.")
         self.judge(*verdicts, caption=f"Launch {record.number} against baseline {baseline!r}")

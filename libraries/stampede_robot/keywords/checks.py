@@ -13,6 +13,7 @@ from stampede.checkers.outcomes import check_all_succeeded, check_retries_not_ex
 from stampede.checkers.run_completion import check_runs_completed
 from stampede.errors import ConfigurationError
 from stampede.outcomes import Outcome
+from stampede.verdicts import Judgement
 from stampede.workloads.credits import CreditDeductionTool
 from stampede.workloads.json_config import JsonConfigTool
 from stampede.workloads.lock_contention import LockContentionTool
@@ -44,7 +45,7 @@ class CheckKeywords(LibraryComponent):
           run it completed. Credits left over mean the service lost deductions
           of concurrent runs.
         A credit that appeared or vanished fails the test with the amount.
-        Works on the latest launch unless ``launch`` is given.
+        Works on this test's latest launch unless ``launch`` is given.
 
         | Credits Should Be Conserved |
         | Credits Should Be Conserved | ${launch} |
@@ -96,6 +97,9 @@ class CheckKeywords(LibraryComponent):
     def get_lost_update_count(self, launch: LaunchRecord | int | None = None) -> int:
         """Returns how many successful writes were overwritten by a writer that read the same version.
 
+        Fails, rather than returning 0, when there was nothing to count: no
+        successful operation recorded what it read.
+
         | ${lost}= | Get Lost Update Count |
         | Should Be True | ${lost} > 0 |
         """
@@ -103,6 +107,8 @@ class CheckKeywords(LibraryComponent):
         keys = {"subject": "config", "version": "version"} if isinstance(record.tool, JsonConfigTool) else {}
         verdict = check_lost_updates(record.result.history, **keys)
         self.log_html(verdict_table([verdict], caption=verdict.name))
+        if verdict.judgement is Judgement.INCONCLUSIVE:
+            raise AssertionError(verdict.message)
         return int(verdict.value or 0)
 
     @keyword(tags=["checks"])
@@ -126,7 +132,7 @@ class CheckKeywords(LibraryComponent):
           (``connect_failed``, ``refused``, ``bad_frame``, ``field_missing`` and others)
           with its first reason and what to fix. Stricter than `Every Agent
           Should Be Answered`.
-        Works on the latest launch unless ``launch`` is given.
+        Works on this test's latest launch unless ``launch`` is given.
 
         | All Operations Should Succeed |
         """

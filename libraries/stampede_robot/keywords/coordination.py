@@ -92,7 +92,7 @@ class CoordinationToolKeywords(LibraryComponent):
         """Resolves what a crashed coordinator left prepared: commit where its decision was logged, else roll back.
 
         Recovery reads ``pg_prepared_xacts`` for the transactions of two-phase
-        commit tool ``tool`` (by default the latest launch's tool), looks each
+        commit tool ``tool`` (by default this test's latest launch's tool), looks each
         operation up in the coordinator's decision log, and commits it where the
         decision was logged, rolls it back where not (presumed abort). Run it
         after the launch: an operation still in flight has no decision yet.
@@ -101,7 +101,7 @@ class CoordinationToolKeywords(LibraryComponent):
         | ${recovered}= | Recover In-Doubt Transactions |
         | Should Be True | ${recovered}[committed] > 0 |
         """
-        chosen = self.runtime.tool(tool) if tool is not None else self.runtime.launch().tool
+        chosen = self.runtime.tool(tool) if tool is not None else self.launch_record(None).tool
         if not isinstance(chosen, TwoPhaseCommitTool):
             raise ConfigurationError(
                 f"{chosen.name!r} is not a two-phase commit tool: define one with Define Two-Phase Commit Tool."
@@ -181,7 +181,7 @@ class CoordinationCheckKeywords(LibraryComponent):
           left and others not fails, naming the steps. The wallet must then hold
           its starting balance minus ``amount`` per completed saga: a compensated
           reservation gives its credits back.
-        Works on the latest launch unless ``launch`` is given.
+        Works on this test's latest launch unless ``launch`` is given.
 
         | Every Operation Should Be All Or Nothing |
         """

@@ -101,7 +101,7 @@ class EventSourcingCheckKeywords(LibraryComponent):
         """Fails unless the projection became exactly the fold of the events within ``within`` of the last append.
 
         Gives the projection worker until ``within`` after the last append of
-        the latest launch (or ``launch``) committed, then stops it and compares,
+        this test's latest launch (or ``launch``) committed, then stops it and compares,
         per stream, the projected total with the sum of the stream's events in
         the event store, and checks that every event was applied exactly once.
         The failure names the events never applied or applied twice by sequence
@@ -129,7 +129,7 @@ class EventSourcingCheckKeywords(LibraryComponent):
         The lag of one append is the time from its commit until the projection
         reflected it; an append its agent never saw within the tool's
         ``read_timeout`` counts as longer than any bound. Logs p50, the chosen
-        percentile and max over every successful append of the latest launch
+        percentile and max over every successful append of this test's latest launch
         (or ``launch``), and the appends over the bound.
 
         | Read-Your-Writes Lag Should Be Below | 1 s |

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import asyncpg
@@ -93,16 +95,17 @@ class LaunchKeywords(LibraryComponent):
         | Launch Agents | deduct | 100 | iterations=5 | batch_size=25 | batch_interval=1 s |
         | ${launch}= | Launch Agents | deduct | 20 | rate=200 | duration=10 s |
         """
-        chosen = self.runtime.tool(tool)
-        bound = _operation_bound(chosen, operation_timeout)
-        plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
-        try:
-            running = self.runtime.run(_start(chosen, plan))
-            with showing_progress(running, tool):
-                result = self.runtime.run(_result(running), timeout=plan.run_timeout + SETUP_ALLOWANCE_SECONDS)
-        except _CANNOT_START as error:
-            raise StampedeError(f"Launch of {tool!r} with {plan.agents} agents could not start: {error}") from error
-        return self._finish(chosen, result)
+        with self._attempt(tool):
+            chosen = self.runtime.tool(tool)
+            bound = _operation_bound(chosen, operation_timeout)
+            plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
+            try:
+                running = self.runtime.run(_start(chosen, plan))
+                with showing_progress(running, tool):
+                    result = self.runtime.run(_result(running), timeout=plan.run_timeout + SETUP_ALLOWANCE_SECONDS)
+            except _CANNOT_START as error:
+                raise StampedeError(f"Launch of {tool!r} with {plan.agents} agents could not start: {error}") from error
+            return self._finish(chosen, result)
 
     @keyword(tags=["launching"])
     def launch_agents_in_background(
@@ -132,10 +135,11 @@ class LaunchKeywords(LibraryComponent):
         | Terminate PostgreSQL Backends | fraction=50% |
         | ${launch}= | Wait For Launch | ${load} | timeout=30 s |
         """
-        chosen = self.runtime.tool(tool)
-        bound = _operation_bound(chosen, operation_timeout)
-        plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
-        running = self.runtime.run(_start(chosen, plan))
+        with self._attempt(tool):
+            chosen = self.runtime.tool(tool)
+            bound = _operation_bound(chosen, operation_timeout)
+            plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
+            running = self.runtime.run(_start(chosen, plan))
         handle = BackgroundLaunch(len(self.runtime.background) + 1, chosen, plan, running)
         self.runtime.background.append(handle)
         self.log(f"Started {handle}: {plan.describe()}.")
@@ -206,24 +210,43 @@ class LaunchKeywords(LibraryComponent):
         if stop:
             running.stop()
         grace = min(launch.plan.operation_timeout, STOP_GRACE_SECONDS)
-        with showing_progress(running, launch.tool.name):
-            finished = self.runtime.run(running.settle(bound, grace), timeout=bound + grace + SETUP_ALLOWANCE_SECONDS)
-        try:
-            result = self.runtime.run(_result(running))
-        except _CANNOT_START as error:
-            raise StampedeError(f"{launch} could not start: {error}") from error
-        record = self._finish(launch.tool, result, overran=None if finished else bound)
+        with self._attempt(launch.tool.name):
+            with showing_progress(running, launch.tool.name):
+                finished = self.runtime.run(
+                    running.settle(bound, grace), timeout=bound + grace + SETUP_ALLOWANCE_SECONDS
+                )
+            try:
+                result = self.runtime.run(_result(running))
+            except _CANNOT_START as error:
+                raise StampedeError(f"{launch} could not start: {error}") from error
+            record = self._finish(launch.tool, result, overran=None if finished else bound)
         launch.record = record
         return record
 
+    @contextlib.contextmanager
+    def _attempt(self, tool: str) -> Iterator[None]:
+        """A launch attempt: one that fails before a launch is recorded is noted as not run, with its cause.
+
+        The checks after it in the test then say "not judged: launch N did not run", not an error of their own.
+        """
+        numbers = self.runtime.launch_numbers
+        try:
+            yield
+        except Exception as error:
+            if self.runtime.launch_numbers == numbers:
+                missed = self.runtime.did_not_run(tool, self.scope(), str(error))
+                self.log(f"Launch {missed.number} of {tool!r} did not run: checks that depend on it are not judged.")
+            raise
+
     def _finish(self, tool: Tool, result: LaunchResult, overran: float | None = None) -> LaunchRecord:
         """Save the history, log the summary table, and fail when the launch did not run as asked."""
-        number = len(self.runtime.launches) + 1
+        number = self.runtime.next_launch_number()
         test = self.variable("TEST NAME") or self.variable("SUITE NAME", "suite")
         history_file = result.history.write_jsonl(
             self.output_dir / "histories" / f"{_slug(test)}.{number}.{_slug(tool.name)}.{self.runtime.run_id}.jsonl"
         )
-        record = LaunchRecord(number, tool, result, summarize(result), history_file)
+        summary = summarize(result, getattr(tool, "timed_phases", ()))
+        record = LaunchRecord(number, tool, result, summary, history_file, self.scope())
         self.runtime.launches.append(record)
         self.log_html(launch_table(record))
         self.log_html(inline_html(findings.charts(record)))

@@ -30,7 +30,7 @@ class ParallelismCheckKeywords(LibraryComponent):
         ``measure`` is ``operations`` (successful operations per agent) or
         ``service time`` (the time their successful operations took). Every
         agent of the launch counts, also one that recorded nothing. The verdict
-        names the most and the least served agents. Works on the latest launch
+        names the most and the least served agents. Works on this test's latest launch
         unless ``launch`` is given.
 
         | Agents Should Be Served Fairly |               |                        |
@@ -59,7 +59,7 @@ class ParallelismCheckKeywords(LibraryComponent):
         it started. For a WebSocket agent tool each run is timed
         from its first event to its done event instead, as the service executed
         it: a service that queues runs before it starts them is caught even
-        though the requests were all in flight. Works on the latest launch
+        though the requests were all in flight. Works on this test's latest launch
         unless ``launch`` is given.
 
         | Agents Should Run In Parallel |             |

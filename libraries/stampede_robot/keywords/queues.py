@@ -124,7 +124,7 @@ class QueueCheckKeywords(LibraryComponent):
         Lists lost items by id and where they are now (still waiting, claimed
         but never completed, gone), items processed that no enqueue accepted,
         and items processed more than once with the agents that processed them.
-        Works on the latest launch unless ``launch`` is given.
+        Works on this test's latest launch unless ``launch`` is given.
 
         | Launch Agents | jobs | 25 | duration=60 s |
         | Every Item Should Be Processed Exactly Once |

@@ -229,7 +229,7 @@ class ResourceKeywords(LibraryComponent):
             raise StampedeError("No resources were sampled: call Start Sampling Resources and Stop Sampling Resources.")
         if not thresholds:
             raise ConfigurationError("Give at least one threshold, e.g. target_rss_growth < 500MB.")
-        verdicts = evaluate_thresholds(list(thresholds), self._recording.metrics())
+        verdicts = evaluate_thresholds(list(thresholds), self._recording.metrics(), self._recording.samples())
         stayed_up = [
             check_stayed_up(summary) for name, summary in self._recording.summaries().items() if name != HARNESS
         ]

@@ -25,3 +25,12 @@ Refused Deductions Regress From The Atomic Baseline
     ...    accounts=${account}    max_retries=0
     Launch Agents    deduct naively    ${TWIN_AGENTS}    iterations=3
     Metrics Should Not Regress    success_rate may drop by at most 1%    baseline=${BASELINE}
+
+A Latency Threshold Over No Successful Deduction Has Nothing To Measure
+    [Documentation]    Must fail, inconclusive: every deduction from an empty account is refused by its
+    ...    CHECK constraint at once, so there is no successful operation to take a p99 of (the
+    ...    latency of every operation, all_p99, holds).
+    ${account}=    Create Credit Account    balance=0
+    Define Credit Deduction Tool    deduct from nothing    strategy=atomic    accounts=${account}
+    Launch Agents    deduct from nothing    5
+    Thresholds Should Hold    all_p99 < 10 s    p99 < 10 s
