@@ -12,7 +12,7 @@ from stampede.errors import ConfigurationError
 from stampede.verdicts import Verdict
 
 from .html import verdict_table
-from .reporting import findings
+from .reporting import current_scope, findings
 from .runtime import LaunchRecord, Runtime, Scope
 
 ToolT = TypeVar("ToolT")
@@ -47,13 +47,7 @@ class LibraryComponent:
     @staticmethod
     def scope() -> Scope | None:
         """Where the keyword runs: the current test, or the current suite's setup or teardown (None outside Robot)."""
-        try:
-            builtin = BuiltIn()
-            suite = builtin.get_variable_value("${SUITE NAME}")
-            test = builtin.get_variable_value("${TEST NAME}")
-        except RobotNotRunningError:
-            return None
-        return Scope(str(suite), None if test is None else str(test)) if suite is not None else None
+        return current_scope()
 
     def launch_record(self, launch: LaunchRecord | int | None) -> LaunchRecord:
         """``launch`` itself, the launch with that number, or (``None``) this test's latest launch.

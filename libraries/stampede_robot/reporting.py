@@ -29,7 +29,7 @@ from stampede.verdicts import Verdict
 
 from .charts import Chart
 from .launch_charts import launch_charts, resource_charts
-from .runtime import LaunchRecord, Runtime
+from .runtime import LaunchRecord, Runtime, Scope
 
 _STATUS = {"PASS": "✔ *PASS*", "FAIL": "✘ *FAIL*", "INCONCLUSIVE": "? *INCONCLUSIVE*"}
 _RATES = (
@@ -197,6 +197,21 @@ class ReportListener:
         self._parents: dict[int, _SuiteFrame] = {}
         """Totals of the suites above the outermost one that imported the library, by id of their result."""
         self._test_first_launch = 0
+        self._launch_calls: list[int] = []
+        """Launch numbers handed out when each Launch Agents call still running began."""
+
+    def start_keyword(self, data: Any, result: Any) -> None:
+        if _is_launch(result):
+            self._launch_calls.append(self.runtime.launch_numbers)
+
+    def end_keyword(self, data: Any, result: Any) -> None:
+        """A launch Robot refused before Stampede saw it (arguments it could not convert) is noted as not run too."""
+        if not _is_launch(result) or not self._launch_calls:
+            return
+        numbers = self._launch_calls.pop()
+        if result.failed and self.runtime.launch_numbers == numbers:
+            tool = _resolved(data.args[0]) if data.args else "?"
+            self.runtime.did_not_run(tool, current_scope(), result.message)
 
     def start_suite(self, data: Any, result: Any) -> None:
         self._suites.append(_SuiteFrame(len(self.runtime.launches)))
@@ -287,3 +302,29 @@ def _variable(name: str, default: str) -> str:
         return str(BuiltIn().get_variable_value("${" + name + "}", default))
     except RobotNotRunningError:
         return default
+
+
+def current_scope() -> Scope | None:
+    """Where Robot is now: the current test, or the current suite's setup or teardown (None outside Robot)."""
+    try:
+        builtin = BuiltIn()
+        suite = builtin.get_variable_value("${SUITE NAME}")
+        test = builtin.get_variable_value("${TEST NAME}")
+    except RobotNotRunningError:
+        return None
+    return Scope(str(suite), None if test is None else str(test)) if suite is not None else None
+
+
+_LAUNCH_KEYWORDS = frozenset({"Launch Agents", "Launch Agents In Background"})
+
+
+def _is_launch(result: Any) -> bool:
+    return getattr(result, "owner", None) == "ConcurrentAgents" and getattr(result, "name", None) in _LAUNCH_KEYWORDS
+
+
+def _resolved(argument: Any) -> str:
+    """A keyword argument as written, its variables replaced where they can be."""
+    try:
+        return str(BuiltIn().replace_variables(argument))
+    except Exception:  # noqa: BLE001 - an argument that cannot be resolved is shown as written
+        return str(argument)

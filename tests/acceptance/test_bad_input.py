@@ -37,8 +37,9 @@ BAD_INPUT: dict[str, list[str]] = {
     "A SQL Tool With A Syntax Error Is Refused": ["'broken sql'", "does not run", "syntax error"],
     "A SQL Tool With An Undefined Parameter Is Refused": ["'unbound sql'", ":missing_value", "no value", "name=value"],
     "A Background Launch Waited For Twice Is Refused": [
-        # Launches 2 and 3 are the two refused for their agent counts: a launch that did not run keeps its number.
-        "background launch 1 of 'deduct' was already waited for: it is launch 4",
+        # Launches 2 to 4 are the three refused for their agent counts (0, -5, and 'many', which Robot refuses
+        # before Stampede sees it): a launch that did not run keeps its number.
+        "background launch 1 of 'deduct' was already waited for: it is launch 5",
         "Wait for each background launch once",
     ],
     "A Wait Bound Of Zero Is Refused": ["timeout must be longer than 0 s", "got 0"],

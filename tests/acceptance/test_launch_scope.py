@@ -23,6 +23,14 @@ EXPECTED: dict[str, tuple[str, list[str]]] = {
     ),
     # Before: "There is no launch 2; launches so far: 1 to 1."
     "A Later Test Judging The Launch That Did Not Run Is Told So": ("FAIL", [f"{NOT_RUN}: {CAUSE}"]),
+    # Before: "No launch in test ... to judge": Robot refused the call before Stampede saw it.
+    "A Launch Robot Refuses Is A Launch That Did Not Run": (
+        "FAIL",
+        [
+            "Not judged: launch 3 of 'deduct' did not run, see test 'A Launch Robot Refuses Is A Launch That Did "
+            "Not Run': ValueError: Argument 'agents' got value 'many' that cannot be converted to integer"
+        ],
+    ),
 }
 
 

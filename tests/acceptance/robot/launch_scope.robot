@@ -35,6 +35,13 @@ A Later Test Judging The Launch That Did Not Run Is Told So
     [Documentation]    Must fail: launch 2 did not run, and the check says where to look.
     Credits Should Be Conserved    launch=2
 
+A Launch Robot Refuses Is A Launch That Did Not Run
+    [Documentation]    Must fail: Robot cannot make an agent count of 'many', so launch 3 never reaches
+    ...    Stampede; the check after it says the launch did not run, with Robot's reason.
+    VAR    ${agents}    many
+    Run Keyword And Continue On Failure    Launch Agents    deduct    ${agents}
+    Credits Should Be Conserved
+
 
 *** Keywords ***
 A Deduction Tool Is Defined
