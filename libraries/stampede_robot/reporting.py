@@ -110,8 +110,9 @@ class Findings:
 findings = Findings()
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:60] or "suite"
+def slug(text: str, empty: str) -> str:
+    """``text`` fit for a file name (at most 60 characters); ``empty`` when nothing of it is left."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:60] or empty
 
 
 def _cell(text: str) -> str:
@@ -280,7 +281,7 @@ class ReportListener:
         output_dir = Path(_variable("OUTPUT DIR", "results"))
         suite = _variable("SUITE NAME", "suite")
         # The test's id (s1-s2-t3) keeps two tests apart whose names agree in the slug's first 60 characters.
-        name = f"metrics/{_slug(suite)}.{_slug(result.name)}.{result.id}.{self.runtime.run_id}.json"
+        name = f"metrics/{slug(suite, 'suite')}.{slug(result.name, 'suite')}.{result.id}.{self.runtime.run_id}.json"
         path = output_dir / name
         record = {
             "suite": suite,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -23,17 +22,13 @@ from ..component import LibraryComponent
 from ..launch_charts import inline_html
 from ..progress import showing_progress
 from ..report import launch_table
-from ..reporting import findings
+from ..reporting import findings, slug
 from ..runtime import STOP_GRACE_SECONDS, BackgroundLaunch, LaunchRecord
 
 SETUP_ALLOWANCE_SECONDS = 60.0
 PROGRESS_POLL_SECONDS = 0.02
 DEFAULT_OPERATION_TIMEOUT = timedelta(seconds=10)
 _CANNOT_START = (StampedeError, TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:60] or "launch"
 
 
 def _shape(batch_size: int | None, batch_interval: timedelta, rate: float | None) -> LoadShape:
@@ -243,7 +238,9 @@ class LaunchKeywords(LibraryComponent):
         number = self.runtime.next_launch_number()
         test = self.variable("TEST NAME") or self.variable("SUITE NAME", "suite")
         history_file = result.history.write_jsonl(
-            self.output_dir / "histories" / f"{_slug(test)}.{number}.{_slug(tool.name)}.{self.runtime.run_id}.jsonl"
+            self.output_dir
+            / "histories"
+            / f"{slug(test, 'launch')}.{number}.{slug(tool.name, 'launch')}.{self.runtime.run_id}.jsonl"
         )
         summary = summarize(result, getattr(tool, "timed_phases", ()))
         record = LaunchRecord(number, tool, result, summary, history_file, self.scope())
