@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from robotlibcore import DynamicCore
 
+from stampede import __version__
 from stampede_robot.keywords.coordination import CoordinationToolKeywords
 from stampede_robot.keywords.deadlocks import DeadlockToolKeywords
 from stampede_robot.keywords.event_sourcing import EventSourcingToolKeywords
@@ -97,6 +98,7 @@ class ConcurrentAgents(DynamicCore):
     """
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
+    ROBOT_LIBRARY_VERSION = __version__
 
     def __init__(self) -> None:
         components = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from robotlibcore import DynamicCore
 
+from stampede import __version__
 from stampede_robot.keywords.checks import CheckKeywords
 from stampede_robot.keywords.coordination import CoordinationCheckKeywords
 from stampede_robot.keywords.deadlocks import DeadlockCheckKeywords
@@ -42,6 +43,7 @@ class LockConflicts(DynamicCore):
     """
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
+    ROBOT_LIBRARY_VERSION = __version__
 
     def __init__(self) -> None:
         components = (

@@ -21,6 +21,6 @@ Documentation    Concurrent tool execution conflicts: what happens when many age
 ...              Where a test shows an unsafe design, Stampede must catch it: those steps expect
 ...              the checker's failure and say so.
 
-Resource         ../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Use PostgreSQL

@@ -6,7 +6,7 @@ Documentation       The reference agent service, resource sampling and the paral
 ...                 shared what they used. tests/acceptance/test_agent_service_keywords.py runs it with
 ...                 its must-fail twins and checks every verdict.
 
-Resource            ../../../resources/stampede.resource
+Resource            stampede_robot/resources/stampede.resource
 Library             AgentTestTools.py
 
 Suite Setup         Use Agent Service    think_time=${THINK_TIME}
