@@ -35,10 +35,10 @@ from .conftest import (
 
 pytestmark = pytest.mark.embedded_only  # the suite's services are the embedded ones its wheel brings
 
-LIBRARIES = ROOT / "libraries"
 SUITE = ROBOT_DIR / "installed" / "concurrency_smoke.robot"
-MODULES = ["stampede", "stampede_robot", "ConcurrentAgents", "LockConflicts", "MetricsThresholds", "TestServices"]
-MODULES += ["reference_agent_service"]
+KEYWORD_LIBRARIES = ["ConcurrentAgents", "LockConflicts", "MetricsThresholds", "TestServices"]
+MODULES = ["stampede", "stampede_robot", *KEYWORD_LIBRARIES, "reference_agent_service"]
+RESOURCE_LINE = "stampede_robot/resources/stampede.resource"  # what README tells a user to write
 BUILD_TIMEOUT = 120.0
 INSTALL_TIMEOUT = 300.0
 # The twin run: one seeded bug per test, each caught by that test's check.
@@ -137,38 +137,42 @@ def test_the_wheel_holds_every_file_under_libraries_and_nothing_else(installatio
     with zipfile.ZipFile(installation.wheel) as wheel:
         names = wheel.namelist()
     payload = {name for name in names if not name.split("/")[0].endswith(".dist-info")}
-    on_disk = {
-        path.relative_to(LIBRARIES).as_posix()
-        for path in LIBRARIES.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
-    }
+    # What git keeps or would keep (tracked, or new and not ignored) under libraries/, as the build sees it.
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "libraries"],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.split("\0")  # fmt: skip
+    on_disk = {Path(name).relative_to("libraries").as_posix() for name in listed if name and (ROOT / name).is_file()}
     assert payload == on_disk, f"only in the wheel: {payload - on_disk}; missing: {on_disk - payload}"
     unwanted = [name for name in names if NOT_IN_A_WHEEL & set(name.split("/")) or name.endswith((".pyc", ".jsonl"))]
     assert not unwanted, f"the wheel holds {unwanted}"
     resources = {name for name in payload if name.endswith(".resource")}
-    assert "stampede_robot/resources/stampede.resource" in resources, sorted(resources)
+    assert RESOURCE_LINE in resources, sorted(resources)
 
 
 def test_each_package_imports_under_its_own_name_from_the_environment(installation: Installation) -> None:
+    """The modules, the Resource line of README (resolved as Robot does, from the project) and the version."""
     script = (
         "import importlib, importlib.metadata, json, sys\n"
         "from robot.libdoc import LibraryDocumentation\n"
-        f"modules = {MODULES!r}\n"
+        "from robot.utils import find_file\n"
         "print(json.dumps({\n"
-        "    'files': {name: importlib.import_module(name).__file__ for name in modules},\n"
+        f"    'files': {{name: importlib.import_module(name).__file__ for name in {MODULES!r}}},\n"
+        f"    'resource': find_file({RESOURCE_LINE!r}, {str(installation.project)!r}, 'Resource file'),\n"
         "    'path': sys.path,\n"
         "    'version': importlib.import_module('stampede').__version__,\n"
         "    'distribution': importlib.metadata.version('robotframework-stampede'),\n"
-        "    'libraries': {name: LibraryDocumentation(name).version for name in modules[2:6]},\n"
+        f"    'libraries': {{name: LibraryDocumentation(name).version for name in {KEYWORD_LIBRARIES!r}}},\n"
         "}))\n"
     )
     found = json.loads(_run([installation.python, "-c", script], 60, installation.environment))
-    site = installation.python.parent.parent.resolve()
-    outside = {name: file for name, file in found["files"].items() if not Path(file).resolve().is_relative_to(site)}
-    assert not outside, f"imported from outside the environment {site}: {outside}"
+    venv = installation.python.parent.parent.resolve()
+    files = {**found["files"], RESOURCE_LINE: found["resource"]}
+    outside = {name: file for name, file in files.items() if not Path(file).resolve().is_relative_to(venv)}
+    assert not outside, f"found outside the environment {venv}: {outside}"
     assert not [entry for entry in found["path"] if entry and Path(entry).resolve().is_relative_to(ROOT)]
     assert found["version"] == found["distribution"] == stampede.__version__
-    assert found["libraries"] == dict.fromkeys(MODULES[2:6], stampede.__version__)
+    assert found["libraries"] == dict.fromkeys(KEYWORD_LIBRARIES, stampede.__version__)
 
 
 def test_the_reference_service_runs_as_python_m_from_the_wheel(installation: Installation) -> None:
