@@ -209,6 +209,10 @@ def test_auth_is_required_and_refusals_are_json(embedded: tuple[str, str], run_i
             assert (status, answer["error"]) == (400, "bad_request") and "marker" in answer["message"]
             status, answer = await alice.call("POST", f"threads/{thread}/runs/wait", alice.run_body("sideways"))
             assert status == 400 and "multitask_strategy" in answer["message"]
+        log = harness.service.log_path.read_text()  # type: ignore[union-attr]
+        assert "and http://127.0.0.1:" in log
+        for secret in (harness.service._secret, "Bearer", "eyJ"):  # no secret, no token (JWTs start eyJ)
+            assert secret and secret not in log
 
     scenario(embedded, run_id, body)
 
