@@ -456,7 +456,7 @@ def test_lost_enqueued_run_reports_a_run_that_never_ran(embedded: tuple[str, str
     async def body(harness: Harness) -> None:
         async with users(harness.service, "alice") as (alice,):
             thread = await alice.thread()
-            first_task, _ = await started(alice, thread, "enqueue", steps=4, step_ms=60)
+            first_task, _ = await started(alice, thread, "enqueue", steps=6, step_ms=60)
             second_task = asyncio.create_task(alice.stream(thread, "enqueue", steps=2))
             await asyncio.sleep(0.05)
             third = await alice.stream(thread, "enqueue", steps=2)
@@ -466,7 +466,7 @@ def test_lost_enqueued_run_reports_a_run_that_never_ran(embedded: tuple[str, str
             messages = await alice.message_ids(thread)
             lost = "run_started" not in second.names and not set(second.message_ids()) & set(messages)
             assert lost is bool(bug)
-            assert len(messages) == (6 if bug else 8)
+            assert len(messages) == (8 if bug else 10)
 
     scenario(embedded, run_id, body, bug)
 
@@ -526,7 +526,7 @@ def test_crossed_streams_sends_a_runs_events_on_another_runs_stream(
     async def body(harness: Harness) -> None:
         async with users(harness.service, "alice") as (alice,):
             thread = await alice.thread()
-            first_task, _ = await started(alice, thread, "enqueue", steps=3, step_ms=50)
+            first_task, _ = await started(alice, thread, "enqueue", steps=4, step_ms=80)
             second = await alice.stream(thread, "enqueue", steps=1)
             first = await first_task
             foreign = [event.id for event in second.events if event.data["run_id"] != second.events[0].data["run_id"]]

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from reference_agent_service.http_api import ApiError, run_input
-from reference_agent_service.thread_runs import Event, EventLog, Strategy
+from reference_agent_service.run_events import Event, EventLog
+from reference_agent_service.thread_runs import Strategy
 
 
 def test_an_event_is_framed_as_one_sse_event() -> None:
