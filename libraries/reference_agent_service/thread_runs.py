@@ -250,6 +250,8 @@ class ThreadRuns:
             lane.active = None
         if lane.active is None and lane.queue and not self.closing:
             self._start(lane, lane.queue.popleft())
+        elif not lane.busy and not lane.admission.locked() and self._lanes.get(ended.thread_id) is lane:
+            del self._lanes[ended.thread_id]  # an idle thread costs nothing; its next run makes a new lane
 
     # Execution
 
