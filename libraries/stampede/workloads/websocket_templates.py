@@ -12,8 +12,10 @@ braces.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import Any
+
+from ..errors import ConfigurationError
 
 PLACEHOLDERS = frozenset(
     {
@@ -43,6 +45,17 @@ def placeholders_in(template: Any) -> set[str]:
     if isinstance(template, list):
         return set().union(*(placeholders_in(value) for value in template))
     return set()
+
+
+def check_placeholders(template: Any, allowed: Set[str], *, where: str) -> None:
+    """ConfigurationError naming the ``where`` template and the placeholders it may use, if it uses another."""
+    unknown = placeholders_in(template) - allowed
+    if unknown:
+        raise ConfigurationError(
+            f"{where} uses {', '.join(f'{{{u}}}' for u in sorted(unknown))}, "
+            f"which {'is not a placeholder' if len(unknown) == 1 else 'are not placeholders'}: use "
+            f"{', '.join(f'{{{p}}}' for p in sorted(allowed))} (write {{{{ and }}}} for literal braces)"
+        )
 
 
 def render(template: Any, values: Mapping[str, Any]) -> Any:
