@@ -59,7 +59,7 @@ from ..records.threads import (
 from ..records.websocket import MessageLog, ReceivedMessage, timeout_text
 from .http_protocol import HttpProtocol, RequestName
 from .sse import SseEvent, SseParser
-from .websocket_fields import FieldPathError, lookup, message_text, shorten
+from .websocket_fields import SHOWN_CHARACTERS, FieldPathError, lookup, message_text, shorten
 from .websocket_values import PlaceholderValues, TokenSource
 
 TYPES_KEPT = 12  # event types listed per operation in ``read``
@@ -366,7 +366,7 @@ class HttpAgentTool(BaseTool):
         request = self._request(http, RequestName.RESUME_STREAM, {**values, "run_id": attempt.run_id}, headers)
         async with self._answered(request, RequestName.RESUME_STREAM) as response:
             if not 200 <= response.status < 300:
-                said = shorten(await _body(response))
+                said = _said(await _body(response))
                 raise RunFailed(
                     HttpFailure.STREAM_ERROR,
                     f"{why}; the resume request ({_line(self.protocol, RequestName.RESUME_STREAM)}) was answered "
@@ -380,14 +380,14 @@ class HttpAgentTool(BaseTool):
         if 200 <= status < 300:
             kind = response.headers.get("Content-Type", "")
             if not kind.startswith("text/event-stream"):
-                said = shorten(await _body(response))
+                said = _said(await _body(response))
                 raise RunFailed(
                     HttpFailure.HTTP_ERROR,
                     f"HTTP {status} with {kind or 'no content type'}, not an SSE stream (text/event-stream): check "
                     f"requests.run_stream ({_line(self.protocol, RequestName.RUN_STREAM)}). Answer: {said}",
                 )
             return
-        said = shorten(await _body(response))
+        said = _said(await _body(response))
         if status in self.refusal_statuses:
             raise RunFailed(HttpFailure.REFUSED, f"HTTP {status}: {said}")
         if status in (401, 403):
@@ -642,7 +642,7 @@ class HttpAgentTool(BaseTool):
                 async with self._answered(self._request(http, name, values), name) as response:
                     status = response.status
                     if not 200 <= status < 300:
-                        detail = shorten(await _body(response))
+                        detail = _said(await _body(response))
                     else:
                         response.close()  # served: that is the finding; a stream's events are not read
         except TimeoutError:
@@ -899,6 +899,14 @@ async def _body(response: aiohttp.ClientResponse) -> str:
         return (await response.read()).decode("utf-8", errors="replace")
     except aiohttp.ClientError as error:
         return f"(the answer's body could not be read: {_error_text(error)})"
+
+
+def _said(text: str) -> str:
+    """An answer's body for a message: its JSON compact and with secrets hidden, else its text, both shortened."""
+    try:
+        return shorten(json.loads(text))
+    except ValueError:
+        return shorten(text) if len(text) > SHOWN_CHARACTERS else text
 
 
 def _seq(value: Any) -> Any:
