@@ -2,6 +2,9 @@
 
 ``POST /echo`` answers ``{"ok": true, "n": <the body's n>}``; ``GET /stream`` sends one
 SSE event and then holds the stream open (a comment every 5 s) until the client goes.
+``POST /threads`` and ``POST /threads/{thread}/runs/wait`` answer as the reference
+service's HTTP API does (a thread; a run that succeeded at once), without doing any work,
+so a client's cost per run request is what is measured.
 ``python bench/http_endpoint.py`` prints ``{"port": N}`` once it listens, then serves until
 killed; :func:`serve_in_child` starts it that way and stops it afterwards.
 """
@@ -37,10 +40,24 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     return answer
 
 
+async def _thread(request: web.Request) -> web.Response:
+    return web.json_response({"thread_id": "t-1", "user_id": None, "version": 0}, status=201)
+
+
+async def _run_wait(request: web.Request) -> web.Response:
+    body = await request.json()
+    run = f"r-{id(body)}"
+    return web.json_response(
+        {"run_id": run, "thread_id": request.match_info["thread"], "status": "success", "messages": []}
+    )
+
+
 async def _serve() -> None:
     app = web.Application()
     app.router.add_post("/echo", _echo)
     app.router.add_get("/stream", _stream)
+    app.router.add_post("/threads", _thread)
+    app.router.add_post("/threads/{thread}/runs/wait", _run_wait)
     runner = web.AppRunner(app, access_log=None, handle_signals=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
@@ -51,9 +68,12 @@ async def _serve() -> None:
 
 
 @contextlib.contextmanager
-def serve_in_child() -> Iterator[str]:
-    """The endpoint's base URL (``http://127.0.0.1:N``) while it runs in a child process."""
-    child = subprocess.Popen([sys.executable, __file__], stdout=subprocess.PIPE, text=True)
+def serve_in_child(command: list[str] | None = None, env: dict[str, str] | None = None) -> Iterator[str]:
+    """The base URL (``http://127.0.0.1:N``) of this endpoint, or of the server ``command`` starts, in a child.
+
+    The child prints ``{"port": N}`` on its first line once it listens, and stops on SIGTERM.
+    """
+    child = subprocess.Popen(command or [sys.executable, __file__], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert child.stdout is not None
         line = _first_line(child)

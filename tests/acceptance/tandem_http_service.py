@@ -276,3 +276,24 @@ class TandemHttpService:
             await self._stopped.wait()
         finally:
             await runner.cleanup()
+
+
+def main() -> None:
+    """Serve Tandem in this process (for benchmarks): API keys from $TANDEM_API_KEYS (JSON user → key).
+
+    Prints ``{"port": N}`` once it listens; serves until terminated.
+    """
+    import os
+    import signal
+
+    service = TandemHttpService(json.loads(os.environ["TANDEM_API_KEYS"]))
+    stops = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    service.start()
+    print(json.dumps({"port": service.port}), flush=True)
+    signal.sigwait(stops)
+    service.stop()
+
+
+if __name__ == "__main__":
+    main()
