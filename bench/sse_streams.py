@@ -33,12 +33,12 @@ from typing import Any
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import figure, machine_line, raise_open_files_limit, run
 from http_endpoint import serve_in_child
 
+ROOT = Path(__file__).resolve().parents[1]
 TANDEM = ROOT / "tests" / "acceptance" / "tandem_http_service.py"
 TANDEM_PROTOCOL = ROOT / "tests" / "acceptance" / "tandem_protocol.json"
 
@@ -127,7 +127,7 @@ def main() -> None:
         print(
             f"{count} streams: {figures['wall_s']:.1f} s, errors {figures['errors'] or 0}, "
             f"{figures['open_at_once']} open at once (all: {figures['all_open_at_once']}), startup p99 "
-            f"{figures['startup_p99_s'] if figures['startup_p99_s'] is None else round(figures['startup_p99_s'], 3)} s, "
+            f"{_seconds(figures['startup_p99_s'])}, "
             f"{figures['cpu_us_per_request']:.0f} µs CPU per request, {figures['kb_per_stream']:.1f} KB per stream",
             flush=True,
         )
@@ -135,6 +135,10 @@ def main() -> None:
             held = max(held, count)
         figure(f"client CPU per request, {count} streams", f"{figures['cpu_us_per_request']:.0f} µs", "—", None)
     figure("largest count of concurrent SSE streams held with 0 errors", str(held), "—", None)
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f} s"
 
 
 def _count(count: int, args: argparse.Namespace) -> dict[str, Any]:
