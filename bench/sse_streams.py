@@ -10,7 +10,7 @@ creation, run request, its stream) and its peak RSS growth per stream. Each coun
 fresh child process against a fresh service.
 
 The service is, for now, Tandem (tests/acceptance/tandem_http_service.py, a third-party
-HTTP + SSE service, in a process of its own, with tests/acceptance/tandem_protocol.json);
+HTTP + SSE service, in a process of its own, with tests/acceptance/robot/tandem_protocol.json);
 ``--base-url URL`` points it at another service speaking the reference protocol instead
 (tokens signed with $STAMPEDE_AGENT_JWT_SECRET), such as the reference agent service once
 it serves HTTP.
@@ -40,7 +40,7 @@ from http_endpoint import serve_in_child
 
 ROOT = Path(__file__).resolve().parents[1]
 TANDEM = ROOT / "tests" / "acceptance" / "tandem_http_service.py"
-TANDEM_PROTOCOL = ROOT / "tests" / "acceptance" / "tandem_protocol.json"
+TANDEM_PROTOCOL = ROOT / "tests" / "acceptance" / "robot" / "tandem_protocol.json"
 
 
 async def _measure(url: str, streams: int, lines: int, pause_ms: int, keys: dict[str, str] | None) -> dict[str, Any]:

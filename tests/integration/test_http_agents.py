@@ -1,7 +1,7 @@
 """The HTTP agent tool, launched against Tandem: a real HTTP + SSE service it did not write, with its own schema.
 
 Tandem (tests/acceptance/tandem_http_service.py) is configured from its documentation
-by tests/acceptance/tandem_protocol.json, as a user would: per-user API keys in a
+by tests/acceptance/robot/tandem_protocol.json, as a user would: per-user API keys in a
 header, its own paths, event names, status words and policy words, seq only in the
 SSE id. Runs, events, refusals, resumes, thread reads and the reads a check makes
 after a launch are recorded; bad input (nothing listening, a refused key, a crash
@@ -30,7 +30,7 @@ from stampede.services.processes import free_port
 from stampede.workloads.http_agents import HttpAgentTool
 from stampede.workloads.http_protocol import HttpProtocol
 
-PROTOCOL = Path(__file__).resolve().parents[1] / "acceptance" / "tandem_protocol.json"
+PROTOCOL = Path(__file__).resolve().parents[1] / "acceptance" / "robot" / "tandem_protocol.json"
 USERS = [f"user-{n}" for n in range(1, 5)]
 
 

@@ -16,7 +16,7 @@ from stampede.workloads.http_protocol import HttpAuth, HttpProtocol, RequestName
 from stampede.workloads.sse import SseEvent, SseParser
 
 BASE = "http://127.0.0.1:8080/"
-TANDEM = Path(__file__).resolve().parents[1] / "acceptance" / "tandem_protocol.json"
+TANDEM = Path(__file__).resolve().parents[1] / "acceptance" / "robot" / "tandem_protocol.json"
 
 
 def load(**data: Any) -> HttpProtocol:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from robot.api.deco import keyword
+from robot.api.types import Secret
 
 from stampede.errors import ConfigurationError, StampedeError
 from stampede.services.agent_service_target import AgentServiceTarget, display_url
@@ -35,7 +36,7 @@ class HttpToolKeywords(LibraryComponent):
         threads_per_user: int = 1,
         read_every: int | None = None,
         cut_after_events: int | None = None,
-        tokens: dict[str, str] | None = None,
+        tokens: dict[str, Secret | str] | None = None,
         context_size: str = "2 KB",
         answer_timeout: timedelta = timedelta(seconds=10),
         run_timeout: timedelta = timedelta(seconds=30),
@@ -115,7 +116,8 @@ class HttpToolKeywords(LibraryComponent):
         the agent service in use (`Start Agent Service`, `Use Agent Service`),
         and only then the protocol's own ``base_url``; the keyword logs which
         one it used. Users present ``tokens`` (a dictionary user → token: the
-        API keys your service gave them) or, without them, JWTs signed with
+        API keys your service gave them; make each a Robot ``Secret`` so no log
+        shows it) or, without them, JWTs signed with
         the secret of the agent service in use; when Stampede can sign none,
         the keyword fails now, naming what to set.
 
@@ -188,13 +190,14 @@ def _service_url(base_url: str | None, in_use: AgentServiceTarget | None) -> tup
 
 
 def _tokens(
-    protocol: HttpProtocol, in_use: AgentServiceTarget | None, given: Mapping[str, str] | None
+    protocol: HttpProtocol, in_use: AgentServiceTarget | None, given: Mapping[str, Secret | str] | None
 ) -> TokenSource | None:
     """The users' tokens: those given, else signed as the protocol's token spec says; ConfigurationError if neither."""
     if given is not None:
-        if not isinstance(given, Mapping) or not all(isinstance(v, str) and v for v in given.values()):
+        tokens = {user: token.value if isinstance(token, Secret) else token for user, token in given.items()}
+        if not all(isinstance(token, str) and token for token in tokens.values()):
             raise ConfigurationError("tokens must be a dictionary of user id → token (e.g. &{API_KEYS})")
-        return dict(given)
+        return tokens
     if not protocol.needs_token():
         return None
     if in_use is None:
