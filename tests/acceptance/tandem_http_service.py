@@ -20,6 +20,8 @@ Its documentation, as a user would read it before configuring Stampede:
 - Events: ``turn.waiting``, ``turn.begin``, ``turn.line`` (one per line, with ``mid``),
   then one of ``turn.done``, ``turn.stopped``, ``turn.undone``. Each event's ``id:`` is its
   number in the turn (1, 2, 3...); its ``data`` is JSON with ``turn``, ``owner`` and ``tag``.
+- ``POST /conversations/{id}/turns/{turn}/cancel`` answers ``202 {"turn", "state"}``: the
+  turn stops at its next line (``turn.stopped``; its lines stay).
 - ``GET /conversations/{id}/turns/{turn}/events`` with ``Last-Event-ID: <n>`` replays the
   turn's events after n, then streams the rest.
 
@@ -108,6 +110,7 @@ class Tandem:
         app.router.add_get(f"{BASE}/conversations/{{cid}}/turns", self.list_turns)
         app.router.add_post(f"{BASE}/conversations/{{cid}}/turns", self.start_turn)
         app.router.add_get(f"{BASE}/conversations/{{cid}}/turns/{{tid}}/events", self.resume)
+        app.router.add_post(f"{BASE}/conversations/{{cid}}/turns/{{tid}}/cancel", self.cancel)
         return app
 
     @web.middleware
@@ -174,11 +177,21 @@ class Tandem:
         task.add_done_callback(self._tasks.discard)
         return await self._stream(request, turn, after=0, first=True)
 
-    async def resume(self, request: web.Request) -> web.StreamResponse:
+    def _turn(self, request: web.Request) -> Turn:
         conversation = self._conversation(request)
         turn = next((t for t in conversation.turns if t.id == request.match_info["tid"]), None)
         if turn is None:
-            return web.json_response({"problem": "no such turn"}, status=404)
+            raise web.HTTPNotFound(text=json.dumps({"problem": "no such turn"}), content_type="application/json")
+        return turn
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        turn = self._turn(request)
+        if not turn.ended:
+            turn.stop = "stopped"
+        return web.json_response({"turn": turn.id, "state": turn.state}, status=202)
+
+    async def resume(self, request: web.Request) -> web.StreamResponse:
+        turn = self._turn(request)
         if self.crash_after is not None:
             return web.json_response({"problem": "internal error"}, status=500)
         return await self._stream(request, turn, after=int(request.headers.get("Last-Event-ID", "0")), first=False)

@@ -27,6 +27,7 @@ from stampede.launcher import LaunchPlan, LaunchResult, launch
 from stampede.outcomes import Outcome
 from stampede.records.threads import ForeignAccess, HttpFailure, RunStatus, ThreadFinal
 from stampede.services.processes import free_port
+from stampede.shapes import AllAtOnce, LoadShape, RampInBatches
 from stampede.workloads.http_agents import HttpAgentTool
 from stampede.workloads.http_protocol import HttpProtocol
 
@@ -81,9 +82,18 @@ class Launched:
         return [op.error for op in self.result.history]
 
 
-def run_agents(tool: HttpAgentTool, agents: int, *, users: int | None = None, iterations: int = 1) -> Launched:
+def run_agents(
+    tool: HttpAgentTool, agents: int, *, users: int | None = None, iterations: int = 1, shape: LoadShape | None = None
+) -> Launched:
     async def body() -> Launched:
-        plan = LaunchPlan(agents=agents, iterations=iterations, users=users, operation_timeout=20, run_timeout=60)
+        plan = LaunchPlan(
+            agents=agents,
+            iterations=iterations,
+            users=users,
+            operation_timeout=20,
+            run_timeout=60,
+            shape=shape or AllAtOnce(),
+        )
         result = await launch(tool, plan)
         return Launched(tool, result, await tool.final_threads(), await tool.probe_foreign_access())
 
@@ -133,7 +143,8 @@ def test_under_reject_one_run_per_thread_is_accepted_and_the_rest_refused_with_t
 
 def test_interrupted_and_rolled_back_runs_are_told_apart(tandem: Served) -> None:
     for policy, ended in (("interrupt", RunStatus.INTERRUPTED), ("rollback", RunStatus.ROLLED_BACK)):
-        launched = run_agents(tool_for(tandem, policy=policy, protocol={"requests": _slow_runs()}), 3, users=1)
+        tool = tool_for(tandem, policy=policy, protocol={"requests": _slow_runs()})
+        launched = run_agents(tool, 3, users=1, shape=RampInBatches(1, 0.06))  # each run arrives while one is going
         outcomes = sorted(a.outcome.value for a in launched.tool.attempts if a.outcome)
         assert outcomes.count("success") >= 1 and ended.value in outcomes, (policy, outcomes)
         (final,) = launched.finals
@@ -220,3 +231,14 @@ def test_a_field_path_matching_nothing_names_the_path_and_shows_the_event(tandem
         "The HTTP protocol's field path 'data.label' (events.marker, in every turn.begin event) matches no field"
     ), problem
     assert "the fields there are turn, owner, tag" in problem and "Fix the path" in problem
+
+
+def test_a_run_cancelled_after_its_first_line_ends_interrupted_with_its_line_kept(tandem: Served) -> None:
+    tool = tool_for(tandem, cancel_after_events=2, protocol={"requests": _slow_runs()})
+    launched = run_agents(tool, 2, users=2)
+    assert launched.errors == ["interrupted", "interrupted"], [op.read for op in launched.result.history]
+    assert all(op.read["cancel"] == 202 for op in launched.result.history)
+    for attempt in tool.attempts:
+        assert attempt.outcome is RunStatus.INTERRUPTED and 1 <= len(attempt.messages) < 5
+        (final,) = [f for f in launched.finals if f.thread == attempt.thread]
+        assert [m.id for m in final.messages] == attempt.messages

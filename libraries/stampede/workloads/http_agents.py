@@ -9,7 +9,9 @@ operation then starts one run on the agent's thread with a marker of its own
 - streamed (the default): reads the SSE stream to the run's terminal event,
   recording every event (:attr:`HttpAgentTool.messages`) with its arrival time;
   a stream cut before it is resumed with ``Last-Event-ID`` when the protocol
-  says so (``cut_after_events`` cuts each run's stream on purpose);
+  says so (``cut_after_events`` cuts each run's stream on purpose;
+  ``cancel_after_events`` asks the service to cancel each run after that many
+  of its events);
 - ``wait``: one request whose answer is the ended run.
 
 Each run is a :class:`~stampede.records.threads.RunAttempt` in
@@ -96,6 +98,7 @@ class _Stream:
 
     attempt: RunAttempt
     agent: AgentContext
+    values: dict[str, Any] = field(default_factory=dict)
     leg: int = 1
     last_id: str | None = None
     events: int = 0
@@ -104,6 +107,8 @@ class _Stream:
     cut_ns: int | None = None
     resume_ns: int = 0
     """Time from each cut to the first event after it, summed."""
+    cancel: int | str | None = None
+    """What the service answered the cancel request (its status, or why there was none)."""
 
 
 class HttpAgentTool(BaseTool):
@@ -132,6 +137,7 @@ class HttpAgentTool(BaseTool):
         threads_per_user: int = 1,
         read_every: int | None = None,
         cut_after_events: int | None = None,
+        cancel_after_events: int | None = None,
         connect_timeout: float = 10.0,
         answer_timeout: float = 10.0,
         run_timeout: float = 30.0,
@@ -168,6 +174,7 @@ class HttpAgentTool(BaseTool):
             ("threads_per_user", threads_per_user, 1),
             ("read_every", read_every, 1),
             ("cut_after_events", cut_after_events, 1),
+            ("cancel_after_events", cancel_after_events, 1),
             ("context size", context_bytes, 0),
             ("raw_limit", raw_limit, 0),
             ("max_line_bytes", max_line_bytes, 1024),
@@ -180,6 +187,11 @@ class HttpAgentTool(BaseTool):
                 "cut_after_events cuts streams to test resuming them: it needs mode stream and a protocol with "
                 '"resume": true and a requests.resume_stream'
             )
+        if cancel_after_events is not None and (mode != "stream" or protocol.request(RequestName.CANCEL) is None):
+            raise ConfigurationError(
+                "cancel_after_events cancels each run after that many of its events: it needs mode stream and a "
+                "requests.cancel in the HTTP protocol"
+            )
         if protocol.needs_token() and tokens is None:
             raise ConfigurationError(
                 f"The HTTP protocol for {protocol.base_url} sends a token (auth {protocol.auth.value}): give "
@@ -191,6 +203,7 @@ class HttpAgentTool(BaseTool):
         self.threads_per_user = threads_per_user
         self.read_every = read_every
         self.cut_after_events = cut_after_events
+        self.cancel_after_events = cancel_after_events
         self.connect_timeout = connect_timeout
         self.answer_timeout = answer_timeout
         self.run_timeout = run_timeout
@@ -229,6 +242,7 @@ class HttpAgentTool(BaseTool):
             "threads per user": str(self.threads_per_user),
             "reads the thread": f"every {self.read_every} operation(s) of an agent" if self.read_every else "never",
             "cuts each stream": f"after {self.cut_after_events} events" if self.cut_after_events else "never",
+            "cancels each run": f"after {self.cancel_after_events} events" if self.cancel_after_events else "never",
             "answer timeout": timeout_text(self.answer_timeout),
             "run timeout": timeout_text(self.run_timeout),
             "token": self.protocol.token.describe() if self.protocol.needs_token() else "(none)",
@@ -261,7 +275,7 @@ class HttpAgentTool(BaseTool):
         stream = agent.state["streams"] = agent.state.get("streams", 0) + 1
         attempt = RunAttempt(agent.agent, agent.user, thread, marker, self.policy, time.monotonic_ns(), stream)
         self.attempts.append(attempt)
-        progress = _Stream(attempt, agent)
+        progress = _Stream(attempt, agent, values)
         try:
             if self.mode == "stream":
                 await self._stream_run(self._http, progress, values)
@@ -420,11 +434,31 @@ class HttpAgentTool(BaseTool):
                     stream.cut_ns = time.monotonic_ns()
                     attempt.detail = f"Stampede cut the stream after {stream.events} events (cut_after_events)"
                     return
+                if stream.events == self.cancel_after_events and stream.cancel is None:
+                    stream.cancel = await self._cancel(stream)
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as error:
             attempt.detail = f"the connection dropped mid-stream ({_error_text(error)})"
         else:
             attempt.detail = "the stream ended" + (" in the middle of an event" if parser.pending else "")
         stream.cut_ns = time.monotonic_ns()
+
+    async def _cancel(self, stream: _Stream) -> int | str:
+        """Ask the service to cancel the stream's run; its status, or why no answer came (bounded)."""
+        assert self._http is not None
+        if stream.attempt.run_id is None:
+            return "not sent: no event said the run's id"
+        values = {**stream.values, "run_id": stream.attempt.run_id}
+        try:
+            async with asyncio.timeout(self.answer_timeout):
+                async with self._answered(
+                    self._request(self._http, RequestName.CANCEL, values), RequestName.CANCEL
+                ) as answer:
+                    await answer.read()
+                    return answer.status
+        except TimeoutError:
+            return f"no answer within {timeout_text(self.answer_timeout)}"
+        except RunFailed as failed:
+            return failed.detail
 
     async def _events(self, response: aiohttp.ClientResponse, parser: SseParser) -> AsyncIterator[SseEvent]:
         content = response.content
@@ -869,6 +903,8 @@ class HttpAgentTool(BaseTool):
         }
         if attempt.detail is not None:
             read["detail"] = attempt.detail
+        if stream.cancel is not None:
+            read["cancel"] = stream.cancel
         written = {"marker": attempt.marker, "thread": attempt.thread, "policy": attempt.policy.value}
         return OpResult(outcome, error=error, read=read, written=written, timings=timings or None)
 

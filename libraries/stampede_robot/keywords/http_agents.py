@@ -36,6 +36,7 @@ class HttpToolKeywords(LibraryComponent):
         threads_per_user: int = 1,
         read_every: int | None = None,
         cut_after_events: int | None = None,
+        cancel_after_events: int | None = None,
         tokens: dict[str, Secret | str] | None = None,
         context_size: str = "2 KB",
         answer_timeout: timedelta = timedelta(seconds=10),
@@ -57,7 +58,9 @@ class HttpToolKeywords(LibraryComponent):
         latency (the metric ``first_event_p95``), the end ``run_p95``. A stream
         cut before its run ended is resumed with ``Last-Event-ID`` when the
         protocol says the service can (``cut_after_events`` cuts every run's
-        stream after that many events, to test it). With ``read_every=N`` every
+        stream after that many events, to test it; ``cancel_after_events`` asks
+        the service to cancel each run after that many of its events, with the
+        protocol's ``cancel`` request). With ``read_every=N`` every
         N-th operation of an agent then reads its thread's state.
 
         What the service answered each run (accepted, or refused with which
@@ -130,6 +133,7 @@ class HttpToolKeywords(LibraryComponent):
         | Define HTTP Agent Tool | threads |
         | Define HTTP Agent Tool | queued | policy=enqueue | read_every=1 |
         | Define HTTP Agent Tool | resuming | cut_after_events=2 |
+        | Define HTTP Agent Tool | cancelling | cancel_after_events=2 |
         | Define HTTP Agent Tool | waiting | mode=wait | threads_per_user=2 |
         | Define HTTP Agent Tool | mine | protocol=${CURDIR}/my_http.json | tokens=${API_KEYS} |
         """
@@ -155,6 +159,7 @@ class HttpToolKeywords(LibraryComponent):
             threads_per_user=threads_per_user,
             read_every=read_every,
             cut_after_events=cut_after_events,
+            cancel_after_events=cancel_after_events,
             connect_timeout=positive_seconds(connect_timeout, what="connect_timeout"),
             answer_timeout=positive_seconds(answer_timeout, what="answer_timeout"),
             run_timeout=positive_seconds(run_timeout, what="run_timeout"),
