@@ -777,6 +777,7 @@ class HttpAgentTool(BaseTool):
         return aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout),
+            cookie_jar=aiohttp.DummyCookieJar(),  # agents of different users share the pool: never their cookies
             trust_env=False,
         )
 
