@@ -37,7 +37,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -57,6 +57,7 @@ from ..records.threads import (
     ThreadFinal,
     ThreadMessage,
     ThreadRead,
+    ThreadRunRecords,
 )
 from ..records.websocket import MessageLog, ReceivedMessage, timeout_text
 from .http_protocol import HttpProtocol, RequestName
@@ -147,18 +148,7 @@ class HttpAgentTool(BaseTool):
         max_line_bytes: int = 2**20,
         connections: int | None = None,
     ) -> None:
-        for what, seconds in (
-            ("connect timeout", connect_timeout),
-            ("answer timeout", answer_timeout),
-            ("run timeout", run_timeout),
-        ):
-            if not seconds > 0:
-                raise ConfigurationError(f"The HTTP {what} must be longer than 0 s, got {seconds!r} s")
-        if answer_timeout > run_timeout:
-            raise ConfigurationError(
-                f"The answer timeout ({answer_timeout:g} s) cannot be longer than the run timeout "
-                f"({run_timeout:g} s): a run's first event is part of the run"
-            )
+        _check_timeouts(connect_timeout, answer_timeout, run_timeout)
         try:
             self.policy = RunPolicy(str(policy).strip().lower())
         except ValueError:
@@ -211,8 +201,9 @@ class HttpAgentTool(BaseTool):
         self.max_line_bytes = max_line_bytes
         self.connections = connections
         self.values = PlaceholderValues(tokens, context_bytes)
-        self.messages_per_run = protocol.messages_per_run
-        self.refusal_statuses = protocol.refusal_statuses
+        assert not isinstance(protocol.messages_per_run, str), "the protocol resolves a path when it loads"
+        self.messages_per_run: int | None = protocol.messages_per_run
+        self.refusal_statuses: Sequence[int] = protocol.refusal_statuses
         self.attempts: list[RunAttempt] = []
         self.reads: list[ThreadRead] = []
         self.messages = MessageLog(max_messages)
@@ -226,6 +217,11 @@ class HttpAgentTool(BaseTool):
         self._creating: dict[str, asyncio.Task[list[str]]] = {}
         self._ordinals: dict[str, int] = {}
         self._http: aiohttp.ClientSession | None = None
+
+    @property
+    def records(self) -> ThreadRunRecords:
+        """This tool as the thread checkers see it (the contract of :mod:`stampede.records.threads`)."""
+        return self
 
     @property
     def operation_bound(self) -> float:
@@ -908,6 +904,17 @@ class HttpAgentTool(BaseTool):
             read["cancel"] = stream.cancel
         written = {"marker": attempt.marker, "thread": attempt.thread, "policy": attempt.policy.value}
         return OpResult(outcome, error=error, read=read, written=written, timings=timings or None)
+
+
+def _check_timeouts(connect: float, answer: float, run: float) -> None:
+    for what, seconds in (("connect timeout", connect), ("answer timeout", answer), ("run timeout", run)):
+        if not seconds > 0:
+            raise ConfigurationError(f"The HTTP {what} must be longer than 0 s, got {seconds!r} s")
+    if answer > run:
+        raise ConfigurationError(
+            f"The answer timeout ({answer:g} s) cannot be longer than the run timeout "
+            f"({run:g} s): a run's first event is part of the run"
+        )
 
 
 def _refused_request(name: str, status: int | None, answer: Any, user: str, protocol: HttpProtocol) -> StampedeError:
