@@ -17,6 +17,8 @@ Its documentation, as a user would read it before configuring Stampede:
   ``423 {"problem": "busy", "turn": <the active one>}``), ``queue`` (waits its turn),
   ``preempt`` (the active turn stops at its next line, its lines stay; waiting ones stop
   unstarted) or ``revert`` (as preempt, and the stopped turn's lines are taken back).
+  With ``?wait=1`` it answers once the turn has ended, with JSON instead of a stream:
+  ``{"turn": {"id", "state", "lines": [line...]}}``.
 - Events: ``turn.waiting``, ``turn.begin``, ``turn.line`` (one per line, with ``mid``),
   then one of ``turn.done``, ``turn.stopped``, ``turn.undone``. Each event's ``id:`` is its
   number in the turn (1, 2, 3...); its ``data`` is JSON with ``turn``, ``owner`` and ``tag``.
@@ -175,6 +177,10 @@ class Tandem:
         task = asyncio.ensure_future(self._run(conversation, turn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if request.query.get("wait") == "1":
+            await asyncio.shield(task)
+            lines = [line for line in conversation.transcript if line["turn"] == turn.id]
+            return web.json_response({"turn": {"id": turn.id, "state": turn.state, "lines": lines}})
         return await self._stream(request, turn, after=0, first=True)
 
     def _turn(self, request: web.Request) -> Turn:

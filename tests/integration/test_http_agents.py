@@ -242,3 +242,19 @@ def test_a_run_cancelled_after_its_first_line_ends_interrupted_with_its_line_kep
         assert attempt.outcome is RunStatus.INTERRUPTED and 1 <= len(attempt.messages) < 5
         (final,) = [f for f in launched.finals if f.thread == attempt.thread]
         assert [m.id for m in final.messages] == attempt.messages
+
+
+def test_runs_waited_for_and_several_threads_per_user(tandem: Served) -> None:
+    data = json.loads(PROTOCOL.read_text())
+    requests = data["requests"]
+    wait = {**requests["run_stream"], "path": "/conversations/{thread}/turns?wait=1"}
+    answers = {**data["answers"], "wait_run_id": "turn.id", "wait_status": "turn.state", "wait_messages": "turn.lines"}
+    protocol = {"requests": {**requests, "run_wait": wait}, "answers": answers}
+    tool = tool_for(tandem, protocol=protocol, mode="wait", policy="enqueue", threads_per_user=2)
+    launched = run_agents(tool, 4, users=1, iterations=2)
+    assert launched.errors == [None] * 8, ([op.read for op in launched.result.history], launched.result.agent_errors)
+    (threads,) = tool.threads.values()
+    assert len(threads) == 2 and {a.thread for a in tool.attempts} == set(threads)
+    assert all(a.outcome is RunStatus.SUCCESS and len(a.messages) == 2 and a.run_id for a in tool.attempts)
+    assert not list(tool.messages) and set(launched.result.history[0].timings) == {"run"}
+    assert sorted(len(f.messages) for f in launched.finals) == [8, 8]
