@@ -302,7 +302,16 @@ class HttpAgentTool(BaseTool):
         async with self._client() as http:
             threads = []
             for _ in range(self.threads_per_user):
-                status, answer = await self._json_request(http, RequestName.CREATE_THREAD, values, agent.user)
+                try:
+                    async with asyncio.timeout(self.answer_timeout):
+                        status, answer = await self._json_request(http, RequestName.CREATE_THREAD, values, agent.user)
+                except TimeoutError:
+                    raise ServiceUnavailable(
+                        f"Creating a thread for {agent.user} ({_line(self.protocol, RequestName.CREATE_THREAD)} at "
+                        f"{self.protocol.base_url}): no answer within {timeout_text(self.answer_timeout)}"
+                    ) from None
+                except RunFailed as failed:
+                    raise ServiceUnavailable(f"Creating a thread for {agent.user}: {failed.detail}") from None
                 if status is None or not 200 <= status < 300:
                     raise _refused_request(RequestName.CREATE_THREAD, status, answer, agent.user, self.protocol)
                 try:
