@@ -128,3 +128,19 @@ def test_sse_events_are_split_at_blank_lines_with_their_name_data_and_last_id() 
     parser = SseParser()
     parser.line("data: half")
     assert parser.pending and parser.line("id: a\0b") is None and parser.last_id is None
+
+
+def test_the_tool_talks_to_base_url_else_the_http_address_of_the_agent_service_in_use() -> None:
+    from types import SimpleNamespace
+
+    from stampede_robot.keywords.http_agents import _service_url
+
+    serving = SimpleNamespace(http_url="http://127.0.0.1:4001/")  # an AgentServiceTarget that serves HTTP too
+    websocket_only = SimpleNamespace(url="ws://127.0.0.1:4000/")
+    assert _service_url("http://given/api", serving) == ("http://given/api", "given as base_url")  # type: ignore[arg-type]
+    assert _service_url(None, serving) == (  # type: ignore[arg-type]
+        "http://127.0.0.1:4001/",
+        "the agent service in use, see Use Agent Service",
+    )
+    assert _service_url(None, websocket_only) == (None, "")  # type: ignore[arg-type]
+    assert _service_url(None, None) == (None, "")
