@@ -10,7 +10,9 @@ of its own:
   by the launcher with ``--users`` agents for ``--seconds``, every run recorded (a
   RunAttempt and an operation in the history);
 - Locust: a ``FastHttpUser`` with ``wait_time = constant(0)`` and one task posting the same
-  body, ``--users`` users on a local runner.
+  body, ``--users`` users on a local runner;
+- bare aiohttp: ``--users`` coroutines posting the same body on one ClientSession, nothing
+  recorded (so the gap between it and Stampede is Stampede's own cost, the rest the client's).
 
 Figures: each child's requests per second of wall time and per CPU-second of its own
 process (user + system): requests/s per core. Target: Stampede ahead of Locust per core.
@@ -36,7 +38,7 @@ from http_endpoint import serve_in_child
 
 BODY = {"input": {"marker": "m-1", "text": "hello", "steps": 3, "step_ms": 20}, "multitask_strategy": "reject"}
 PATH = "/threads/t-1/runs/wait"
-CLIENTS = ("stampede", "locust")
+CLIENTS = ("stampede", "locust", "aiohttp")
 
 
 def _stampede(url: str, seconds: float, users: int) -> dict[str, float]:
@@ -82,6 +84,31 @@ def _locust(url: str, seconds: float, users: int) -> dict[str, float]:
     return {"requests": total.num_requests, "errors": total.num_failures, "wall_s": wall, "cpu_s": cpu}
 
 
+def _aiohttp(url: str, seconds: float, users: int) -> dict[str, float]:
+    import asyncio
+
+    import aiohttp
+
+    from _common import run
+
+    async def body() -> dict[str, float]:
+        counts = [0, 0]
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+            async def user(deadline: float) -> None:
+                while time.monotonic() < deadline:
+                    async with session.post(url + PATH, json=BODY) as answer:
+                        await answer.json()
+                        counts[answer.status != 200] += 1
+
+            cpu, started = time.process_time(), time.monotonic()
+            await asyncio.gather(*(user(started + seconds) for _ in range(users)))
+            wall, cpu = time.monotonic() - started, time.process_time() - cpu
+        return {"requests": counts[0] + counts[1], "errors": counts[1], "wall_s": wall, "cpu_s": cpu}
+
+    return run(body())  # type: ignore[return-value]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -91,7 +118,7 @@ def main() -> None:
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        measure = _stampede if args.child == "stampede" else _locust
+        measure = {"stampede": _stampede, "locust": _locust, "aiohttp": _aiohttp}[args.child]
         print(json.dumps(measure(args.url, args.seconds, args.users)), flush=True)
         return
     require_bench_packages("locust")
@@ -111,6 +138,7 @@ def main() -> None:
                 )
     best = {client: max(values) for client, values in per_core.items()}
     ratio = best["stampede"] / best["locust"]
+    print(f"Stampede / bare aiohttp requests per CPU-second: {best['stampede'] / best['aiohttp']:.2f}")
     figure(
         "Stampede / Locust FastHttpUser requests per CPU-second",
         f"{ratio:.2f} ({best['stampede']:,.0f} vs {best['locust']:,.0f}, best of {args.rounds})",

@@ -48,7 +48,7 @@ async def _measure(url: str, streams: int, lines: int, pause_ms: int, keys: dict
     from stampede.metrics import summarize
     from stampede.services.tokens import SECRET_ENV, issue_token
     from stampede.workloads.http_agents import HttpAgentTool
-    from stampede.workloads.http_protocol import HttpProtocol, reference_service
+    from stampede.workloads.http_protocol import HttpProtocol
 
     if keys is not None:
         data = json.loads(TANDEM_PROTOCOL.read_text())
@@ -57,9 +57,12 @@ async def _measure(url: str, streams: int, lines: int, pause_ms: int, keys: dict
         protocol = HttpProtocol.from_dict(data, base_url=url)
         tokens: Any = keys
     else:
-        protocol = reference_service(url)
-        run_body = protocol.requests["run_stream"].body  # type: ignore[union-attr]
-        run_body["input"].update(steps=lines, step_ms=pause_ms)
+        body = {
+            "input": {"marker": "{marker}", "text": "{text}", "steps": lines, "step_ms": pause_ms},
+            "multitask_strategy": "{policy}",
+        }
+        run_stream = {"method": "POST", "path": "/threads/{thread}/runs/stream", "body": body}
+        protocol = HttpProtocol.from_dict({"requests": {"run_stream": run_stream}}, base_url=url)
         secret = os.environ[SECRET_ENV]
         tokens = lambda user: issue_token(secret, user)  # noqa: E731
     bound = lines * pause_ms / 1000 + 60

@@ -356,7 +356,7 @@ class HttpAgentTool(BaseTool):
         started: float,
     ) -> None:
         request = self._request(http, RequestName.RUN_STREAM, values, {"Accept": "text/event-stream"})
-        async with self._answered(request, RequestName.RUN_STREAM) as response:
+        async with await self._answered(request, RequestName.RUN_STREAM) as response:
             stream.attempt.status = response.status
             await self._check_start(response)
             await self._read_events(response, stream, bound, started)
@@ -383,7 +383,7 @@ class HttpAgentTool(BaseTool):
         if stream.last_id is not None:
             headers["Last-Event-ID"] = stream.last_id
         request = self._request(http, RequestName.RESUME_STREAM, {**values, "run_id": attempt.run_id}, headers)
-        async with self._answered(request, RequestName.RESUME_STREAM) as response:
+        async with await self._answered(request, RequestName.RESUME_STREAM) as response:
             if not 200 <= response.status < 300:
                 said = _said(await _body(response))
                 raise RunFailed(
@@ -455,7 +455,7 @@ class HttpAgentTool(BaseTool):
         values = {**stream.values, "run_id": stream.attempt.run_id}
         try:
             async with asyncio.timeout(self.answer_timeout):
-                async with self._answered(
+                async with await self._answered(
                     self._request(self._http, RequestName.CANCEL, values), RequestName.CANCEL
                 ) as answer:
                     await answer.read()
@@ -570,7 +570,7 @@ class HttpAgentTool(BaseTool):
         try:
             async with asyncio.timeout(self.run_timeout):
                 request = self._request(http, RequestName.RUN_WAIT, values)
-                async with self._answered(request, RequestName.RUN_WAIT) as response:
+                async with await self._answered(request, RequestName.RUN_WAIT) as response:
                     attempt.status = response.status
                     if not 200 <= response.status < 300:
                         await self._check_start(response)
@@ -678,7 +678,7 @@ class HttpAgentTool(BaseTool):
         status, detail = None, None
         try:
             async with asyncio.timeout(self.answer_timeout):
-                async with self._answered(self._request(http, name, values), name) as response:
+                async with await self._answered(self._request(http, name, values), name) as response:
                     status = response.status
                     if not 200 <= status < 300:
                         detail = _said(await _body(response))
@@ -817,27 +817,22 @@ class HttpAgentTool(BaseTool):
             params=self.protocol.query(token) or None,
         )
 
-    @contextlib.asynccontextmanager
-    async def _answered(self, request: Any, name: RequestName) -> AsyncIterator[aiohttp.ClientResponse]:
-        """The response of ``request``; RunFailed (connect failed) when no HTTP answer came."""
+    async def _answered(self, request: Any, name: RequestName) -> aiohttp.ClientResponse:
+        """The response of ``request`` (``async with`` it to release it); RunFailed when no HTTP answer came."""
         try:
-            response = await request.__aenter__()
+            return await request
         except (aiohttp.ClientConnectionError, OSError) as error:
             raise RunFailed(
                 HttpFailure.CONNECT_FAILED,
                 f"no HTTP answer from {self.protocol.base_url} to {name} ({_error_text(error)}): check base_url "
                 "and that the service runs",
             ) from None
-        try:
-            yield response
-        finally:
-            await request.__aexit__(None, None, None)
 
     async def _json_request(
         self, http: aiohttp.ClientSession, name: RequestName, values: dict[str, Any], user: str
     ) -> tuple[int | None, Any]:
         """The status and JSON answer (its text when not JSON) of one request."""
-        async with self._answered(self._request(http, name, values), name) as response:
+        async with await self._answered(self._request(http, name, values), name) as response:
             text = await _body(response)
         try:
             return response.status, json.loads(text)

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Self, TypeVar
@@ -66,7 +66,7 @@ from ..records.threads import RunPolicy, RunStatus
 from ..services.tokens import TokenSpec
 from .websocket_fields import lookup, lookup_optional
 from .websocket_protocol import read_protocol
-from .websocket_templates import PLACEHOLDERS, RESUME_ONLY, check_placeholders, placeholders_in, render, render_text
+from .websocket_templates import PLACEHOLDERS, RESUME_ONLY, check_placeholders, compiled, placeholders_in, render_text
 
 HTTP_PLACEHOLDERS = frozenset((PLACEHOLDERS - RESUME_ONLY) | {"policy", "run_id"})
 """What the templates of an HTTP protocol may use (see the module documentation)."""
@@ -116,11 +116,19 @@ class RequestTemplate:
     method: str
     path: str
     body: Any = None
+    _path_names: frozenset[str] = field(init=False, repr=False, compare=False)
+    _body: Callable[[Mapping[str, Any]], Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_path_names", frozenset(placeholders_in(self.path)))
+        object.__setattr__(self, "_body", compiled(self.body))
 
     def rendered(self, values: Mapping[str, Any]) -> tuple[str, str, Any]:
         """The method, the path (its placeholders URL-encoded) and the body for ``values``."""
-        path = render_text(self.path, {name: quote(str(values[name]), safe="") for name in placeholders_in(self.path)})
-        return self.method, path, None if self.body is None else render(self.body, values)
+        path = self.path
+        if self._path_names:
+            path = render_text(path, {name: quote(str(values[name]), safe="") for name in self._path_names})
+        return self.method, path, self._body(values)
 
     @classmethod
     def parse(cls, value: Any, name: str) -> Self:
