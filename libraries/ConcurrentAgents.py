@@ -9,6 +9,7 @@ from stampede_robot.keywords.coordination import CoordinationToolKeywords
 from stampede_robot.keywords.deadlocks import DeadlockToolKeywords
 from stampede_robot.keywords.event_sourcing import EventSourcingToolKeywords
 from stampede_robot.keywords.fault_tools import FaultToolKeywords
+from stampede_robot.keywords.http_agents import HttpToolKeywords
 from stampede_robot.keywords.launching import LaunchKeywords
 from stampede_robot.keywords.locks import LockToolKeywords
 from stampede_robot.keywords.pools import PoolToolKeywords
@@ -31,6 +32,7 @@ class ConcurrentAgents(DynamicCore):
     | `Define Credit Deduction Tool`   | credit deductions by five strategies            |
     | `Define JSON Configuration Tool` | each agent sets its own field of one document   |
     | `Define SQL Tool`                | one SQL statement of your own, with parameters  |
+    | `Define HTTP Agent Tool`         | runs on the threads of an HTTP + SSE agent API  |
 
     = Launches =
 
@@ -112,5 +114,6 @@ class ConcurrentAgents(DynamicCore):
             LockToolKeywords,
             LaunchKeywords,
             WebSocketToolKeywords,
+            HttpToolKeywords,
         )
         super().__init__([component(runtime()) for component in components])
