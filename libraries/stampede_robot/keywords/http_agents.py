@@ -179,9 +179,7 @@ class HttpToolKeywords(LibraryComponent):
 
 def http_url(service: AgentServiceTarget | None) -> str | None:
     """The HTTP address of the agent service in use (None: none in use, or one without an HTTP API)."""
-    if service is None:
-        return None
-    return getattr(service, "http_url", None) or None  # set by services that serve HTTP beside WebSocket
+    return service.http_url if service is not None else None
 
 
 def _service_url(base_url: str | None, in_use: AgentServiceTarget | None) -> tuple[str | None, str]:
