@@ -50,3 +50,29 @@ class AtomicDeduction(_Deduction):
             "UPDATE accounts SET balance = balance - $1 WHERE id = $2 RETURNING balance + $1", self.amount, self.account
         )
         return {"read": {"account": self.account, "balance": before}, "written": {"balance": before - self.amount}}
+
+
+class TwoStepTransfer(_Deduction):
+    """Moves ``amount`` from ``account`` to ``to`` in two transactions: a reader between them sees it nowhere."""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self.to = int(context.settings["to"])
+
+    async def run(self) -> None:
+        await self._move()
+
+    async def _move(self) -> None:
+        assert self.db is not None
+        await self.db.execute("UPDATE accounts SET balance = balance - $1 WHERE id = $2", self.amount, self.account)
+        await self.db.execute("SELECT pg_sleep(0.01)")  # the money is in flight
+        await self.db.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", self.amount, self.to)
+
+
+class OneTransactionTransfer(TwoStepTransfer):
+    """The same two steps in one transaction: a reader sees the money in one account or the other, never in neither."""
+
+    async def run(self) -> None:
+        assert self.db is not None
+        async with self.db.transaction():
+            await self._move()

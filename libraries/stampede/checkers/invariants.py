@@ -76,20 +76,13 @@ def check_invariant(
     if not broken:
         where = (
             f" {plural(len(ran), 'sample')} every {format_duration(every or 0)} during the launch and "
-            f"{plural(len(samples) - len(ran), 'sample')} after it"
+            f"{plural(len(samples) - len(ran), 'sample')} after it;"
             if during
             else ""
         )
-        message = f"Invariant held in {plural(len(samples), 'sample')}:{where or ''} {query} returned {wanted}."
-        return Verdict(
-            NAME,
-            True,
-            wanted,
-            f"{wanted} in {plural(len(samples), 'sample')}",
-            message=message,
-            details=capped(rows),
-            value=0,
-        )
+        message = f"Invariant held in {plural(len(samples), 'sample')}:{where} {query} returned {wanted}."
+        measured = f"{wanted} in {plural(len(samples), 'sample')}"
+        return Verdict(NAME, True, wanted, measured, message=message, details=capped(rows), value=0)
     number, first = broken[0]
     shown_rows = rows if len(rows) <= MAX_ROWS else [rows[n - 1] for n, _ in broken]
     message = (

@@ -71,9 +71,9 @@ class SqlTool(PostgresTool):
         connection = await self.target.connect()
         try:
             statement = await prepare(connection, self.sql, what)
+            self._typed_constants = typed_constants(what, statement, self.parameters, self.constants)
         finally:
             await connection.close()
-        self._typed_constants = typed_constants(what, statement, self.parameters, self.constants)
 
     async def setup(self, agents: int) -> None:
         await self.validate()
