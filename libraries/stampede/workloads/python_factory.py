@@ -73,7 +73,7 @@ def check_agent_object(target: Any, what: str, *, unbound: bool = False) -> None
         try:
             signature.bind(*((None,) if unbound else ()))
         except TypeError:
-            shown = f"{name}{signature}"
+            shown = f"{name}{_parameters(signature)}"
             raise ConfigurationError(
                 f"{what}: {shown} must take no arguments besides self (the context given to the factory has the "
                 f"agent, its user and marker, the iteration and the settings): def {name}(self)."
@@ -89,9 +89,14 @@ def _check_takes_context(factory: Callable[..., Any], spec: str, what: str) -> N
         signature.bind(None)
     except TypeError:
         raise ConfigurationError(
-            f"{what}: the factory {spec} takes {signature}; it must take exactly one argument, the agent's context: "
-            "def make(context) or a class whose __init__(self, context)."
+            f"{what}: the factory {spec} takes {_parameters(signature)}; it must take exactly one argument, the "
+            "agent's context: def make(context) or a class whose __init__(self, context)."
         ) from None
+
+
+def _parameters(signature: inspect.Signature) -> str:
+    """``(context, account)``: the parameters as a reader compares them, without annotations."""
+    return "(" + ", ".join(str(p.replace(annotation=p.empty)) for p in signature.parameters.values()) + ")"
 
 
 def _import(location: str, what: str) -> ModuleType:

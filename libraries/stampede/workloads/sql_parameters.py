@@ -86,15 +86,17 @@ def built_ins_known() -> str:
     return f"built-in ones are {', '.join(':' + p for p in BUILT_IN_PARAMETERS)}"
 
 
-async def prepare(connection: asyncpg.Connection, sql: str, what: str) -> asyncpg.prepared_stmt.PreparedStatement:
-    """Prepare ``sql`` on the server, or fail naming ``what`` with PostgreSQL's error and where it points."""
+async def prepare(
+    connection: asyncpg.Connection, sql: str, what: str, written: str | None = None
+) -> asyncpg.prepared_stmt.PreparedStatement:
+    """Prepare ``sql`` on the server, or fail naming ``what``, with PostgreSQL's error and the statement ``written``."""
     try:
         return await connection.prepare(sql)
     except asyncpg.PostgresError as error:
         position = getattr(error, "position", None)
         where = f" at character {position}" if position else ""
         raise ConfigurationError(
-            f"{what} does not run on PostgreSQL: {error.sqlstate} {error}{where}. Statement: {sql}"
+            f"{what} does not run on PostgreSQL: {error.sqlstate} {error}{where}. Statement: {written or sql}"
         ) from None
 
 

@@ -103,7 +103,7 @@ class SqlTransactionTool(PostgresTool):
                     columns = ", ".join(carried) or "none"
                     raise missing_values(what, unknown, f"{built_ins_known()}; earlier statements return {columns}")
                 sql, names = to_positional(text, {n: carried[n] for n in names if n in carried})
-                statement = await prepare(connection, sql, what)
+                statement = await prepare(connection, sql, what, text)
                 constants = {n: value for n, value in self.constants.items() if n not in carried}
                 prepared.append(
                     PreparedStatement(number, sql, names, typed_constants(what, statement, names, constants))
