@@ -306,3 +306,32 @@ def test_plain_hooks_share_the_agents_thread(objects: str, tmp_path: Path) -> No
     _launch(tool, agents=2, iterations=2)
     seen = tool.factory.seen  # type: ignore[attr-defined]
     assert all(len(threads) == 1 for threads in seen.values()) and threading.get_ident() not in seen[1]
+
+
+def test_a_plain_run_that_overruns_is_a_timeout_and_its_thread_cannot_hold_the_process(tmp_path: Path) -> None:
+    module = tmp_path / "sleepy.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+            import threading
+            import time
+
+            class Sleepy:
+                threads = []
+
+                def __init__(self, context):
+                    pass
+
+                def run(self):
+                    Sleepy.threads.append(threading.current_thread())
+                    time.sleep(1.5)
+            """
+        ),
+        encoding="utf-8",
+    )
+    tool = PythonTool(name="sleepy", factory=f"{module}:Sleepy")
+    plan = LaunchPlan(agents=2, iterations=1, operation_timeout=0.2)
+    result = asyncio.run(launch(tool, plan))
+    assert [(op.outcome, op.error) for op in result.history] == [(Outcome.TIMEOUT, "operation_timeout")] * 2
+    assert result.wall_seconds < 1.4, "the launch does not wait for the stuck calls"
+    assert all(thread.daemon for thread in tool.factory.threads)  # type: ignore[attr-defined]

@@ -36,15 +36,14 @@ when the tool has retries.
 Hooks and ``run()`` that are ``async def`` run on the engine's event loop; plain ones run in a
 thread of the agent's own (the same thread for all of one agent's calls), so blocking clients do not
 stall the other agents. A plain call cut off by the operation timeout is recorded as a timeout, but
-its thread cannot be stopped: it runs on, and the agent's next call waits for it.
+its thread cannot be stopped: it runs on, and the agent's next call waits for it (the thread is a daemon,
+so it never keeps the process from exiting).
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -54,6 +53,7 @@ from ..errors import ConfigurationError, StampedeError
 from ..outcomes import Outcome
 from ..retry import NO_RETRIES, RetryPolicy, with_retries
 from ..services.secrets import mask_dsn, scrub
+from .agent_thread import AgentThread
 from .python_factory import check_agent_object, load_factory
 
 BAD_RESULT = "bad_result"
@@ -232,9 +232,9 @@ class PythonTool(BaseTool):
             if _OBJECT in agent.state:
                 await self._hook(agent, "teardown")
         finally:
-            thread: ThreadPoolExecutor | None = agent.state.pop(_THREAD, None)
+            thread: AgentThread | None = agent.state.pop(_THREAD, None)
             if thread is not None:
-                thread.shutdown(wait=False, cancel_futures=True)
+                thread.close()
 
     async def teardown(self) -> None:
         misuse, self._misuse = self._misuse, None
@@ -258,8 +258,8 @@ class PythonTool(BaseTool):
             return await method()
         thread = agent.state.get(_THREAD)
         if thread is None:
-            thread = agent.state[_THREAD] = ThreadPoolExecutor(1, thread_name_prefix=f"stampede-agent-{agent.agent}")
-        returned = await asyncio.get_running_loop().run_in_executor(thread, method)
+            thread = agent.state[_THREAD] = AgentThread(f"stampede-agent-{agent.agent}")
+        returned = await thread.call(method)
         return await returned if inspect.isawaitable(returned) else returned
 
     def _describe(self, error: BaseException) -> str:

@@ -50,13 +50,14 @@ class UserCodeToolKeywords(LibraryComponent):
         here) and ``services``: ``postgres_dsn`` (lands in this run's schema,
         so tables made with `Execute SQL` are there and the run's clean-up ends
         its connections), ``redis_url`` and ``redis_prefix`` (keep keys under
-        it), ``agent_service_url``; None for a service not in use. They carry
-        passwords: never log them.
+        it), ``agent_service_url``: the services in use when the tool is defined,
+        None for one not in use. They carry passwords: never log them.
 
         The object:
         - ``run()`` (required) does one operation. ``async def`` runs on the
           engine's event loop; a plain ``def`` runs in a thread of the agent's
-          own, so a blocking client does not stall the other agents.
+          own (a daemon, the same for all its calls), so a blocking client does
+          not stall the other agents.
         - ``setup()`` and ``teardown()`` (optional, async or plain) run per
           agent before its first operation and after its last.
 
