@@ -46,6 +46,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any
 
 from ..agents import AgentContext, BaseTool, OpResult
@@ -89,7 +90,7 @@ class ToolContext:
 
     def __init__(self, agent: AgentContext, settings: Mapping[str, Any], services: ServiceEndpoints) -> None:
         self._agent = agent
-        self.settings = settings
+        self.settings = MappingProxyType(dict(settings))  # one agent's code cannot change another's settings
         self.services = services
 
     @property
@@ -211,7 +212,11 @@ class PythonTool(BaseTool):
             raise StampedeError(f"{self.what}: the factory {self.spec} raised {self._describe(error)}") from None
         check_agent_object(made, f"{self.what}: the object {self.spec} returned")
         agent.state[_OBJECT] = made
-        await self._hook(agent, "setup")
+        try:
+            await self._hook(agent, "setup")
+        except BaseException:
+            _release_thread(agent)  # an agent that could not start is not closed by the launcher
+            raise
 
     async def run(self, agent: AgentContext) -> OpResult:
         method = agent.state[_OBJECT].run
@@ -232,9 +237,7 @@ class PythonTool(BaseTool):
             if _OBJECT in agent.state:
                 await self._hook(agent, "teardown")
         finally:
-            thread: AgentThread | None = agent.state.pop(_THREAD, None)
-            if thread is not None:
-                thread.close()
+            _release_thread(agent)
 
     async def teardown(self) -> None:
         misuse, self._misuse = self._misuse, None
@@ -268,3 +271,9 @@ class PythonTool(BaseTool):
             if secret:
                 text = scrub(text, secret)
         return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _release_thread(agent: AgentContext) -> None:
+    thread: AgentThread | None = agent.state.pop(_THREAD, None)
+    if thread is not None:
+        thread.close()
