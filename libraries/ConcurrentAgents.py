@@ -14,6 +14,7 @@ from stampede_robot.keywords.launching import LaunchKeywords
 from stampede_robot.keywords.locks import LockToolKeywords
 from stampede_robot.keywords.pools import PoolToolKeywords
 from stampede_robot.keywords.queues import QueueToolKeywords
+from stampede_robot.keywords.user_code import UserCodeToolKeywords
 from stampede_robot.keywords.websocket import WebSocketToolKeywords
 from stampede_robot.keywords.workloads import WorkloadKeywords
 from stampede_robot.runtime import runtime
@@ -33,6 +34,8 @@ class ConcurrentAgents(DynamicCore):
     | `Define JSON Configuration Tool` | each agent sets its own field of one document   |
     | `Define SQL Tool`                | one SQL statement of your own, with parameters  |
     | `Define HTTP Agent Tool`         | runs on the threads of an HTTP + SSE agent API  |
+    | `Define SQL Transaction Tool`    | several statements in one transaction, values carried between them |
+    | `Define Python Tool`             | Python code of your own: one object per agent, its ``run()`` per operation |
 
     = Launches =
 
@@ -105,6 +108,7 @@ class ConcurrentAgents(DynamicCore):
     def __init__(self) -> None:
         components = (
             WorkloadKeywords,
+            UserCodeToolKeywords,
             PoolToolKeywords,
             CoordinationToolKeywords,
             DeadlockToolKeywords,

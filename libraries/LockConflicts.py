@@ -11,6 +11,7 @@ from stampede_robot.keywords.deadlocks import DeadlockCheckKeywords
 from stampede_robot.keywords.event_sourcing import EventSourcingCheckKeywords
 from stampede_robot.keywords.fault_checks import FaultCheckKeywords
 from stampede_robot.keywords.interleavings import InterleavingKeywords
+from stampede_robot.keywords.invariants import InvariantKeywords
 from stampede_robot.keywords.locks import LockCheckKeywords
 from stampede_robot.keywords.parallelism import ParallelismCheckKeywords
 from stampede_robot.keywords.pools import PoolCheckKeywords
@@ -56,6 +57,7 @@ class LockConflicts(DynamicCore):
             FaultCheckKeywords,
             LockCheckKeywords,
             InterleavingKeywords,
+            InvariantKeywords,
             ParallelismCheckKeywords,
             WebSocketCheckKeywords,
         )
