@@ -77,6 +77,7 @@ class ServiceEndpoints:
     redis_url: str | None = None
     redis_prefix: str | None = None
     agent_service_url: str | None = None
+    agent_service_http_url: str | None = None
 
     def __repr__(self) -> str:
         shown = {name: mask_dsn(value) if value else value for name, value in vars(self).items()}
@@ -267,7 +268,12 @@ class PythonTool(BaseTool):
 
     def _describe(self, error: BaseException) -> str:
         text = str(error)
-        for secret in (self.services.postgres_dsn, self.services.redis_url, self.services.agent_service_url):
+        for secret in (
+            self.services.postgres_dsn,
+            self.services.redis_url,
+            self.services.agent_service_url,
+            self.services.agent_service_http_url,
+        ):
             if secret:
                 text = scrub(text, secret)
         return f"{type(error).__name__}: {text}" if text else type(error).__name__

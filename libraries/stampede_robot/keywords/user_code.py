@@ -25,6 +25,7 @@ class UserCodeToolKeywords(LibraryComponent):
             redis_url=services.redis.url if services.redis is not None else None,
             redis_prefix=services.redis.prefix if services.redis is not None else None,
             agent_service_url=services.agent_service.url if services.agent_service is not None else None,
+            agent_service_http_url=services.agent_service.http_url if services.agent_service is not None else None,
         )
 
     @keyword(tags=["workloads"])
@@ -50,7 +51,8 @@ class UserCodeToolKeywords(LibraryComponent):
         here) and ``services``: ``postgres_dsn`` (lands in this run's schema,
         so tables made with `Execute SQL` are there and the run's clean-up ends
         its connections), ``redis_url`` and ``redis_prefix`` (keep keys under
-        it), ``agent_service_url``: the services in use when the tool is defined,
+        it), ``agent_service_url`` and ``agent_service_http_url`` (its WebSocket
+        and HTTP addresses): the services in use when the tool is defined,
         None for one not in use. They carry passwords: never log them.
 
         The object:
