@@ -189,8 +189,8 @@ def check_one_active_run(
             True,
             expected,
             measured,
-            message=f"No two runs were active at once on a thread: {basis} show no run's messages split by "
-            f"another's and no overlapping run times{note}.",
+            message=f"No two runs were active at once on a thread: judged {basis}; no run's messages were split "
+            f"by another's and no run times overlapped{note}.",
             value=0.0,
         )
     shown = "; ".join(f"thread {o.thread}: {o.evidence} ({o.where})" for o in overlaps[:3])

@@ -27,9 +27,15 @@ class Kept:
     ids: tuple[str, ...]
 
 
-def _kept(view: ThreadRuns, listing: MessageList) -> Kept:
-    ids = tuple(message.id for message in listing.messages if not _rolled_back(view, message))
-    return Kept(listing, ids)
+def _kept(view: ThreadRuns, listing: MessageList, left_out: set[str]) -> Kept:
+    """``listing`` without the rolled-back runs' messages, whose ids go to ``left_out``."""
+    ids = []
+    for message in listing.messages:
+        if _rolled_back(view, message):
+            left_out.add(message.id)
+        else:
+            ids.append(message.id)
+    return Kept(listing, tuple(ids))
 
 
 def _rolled_back(view: ThreadRuns, message: ThreadMessage) -> bool:
@@ -124,9 +130,10 @@ def check_thread_reads(
             if view.reads:
                 unread.append(view.thread)
             continue
-        listings = [_kept(view, listing) for listing in view.lists()]
+        gone: set[str] = set()
+        listings = [_kept(view, listing, gone) for listing in view.lists()]
         final, others = listings[0], listings[1:]
-        left_out += len(final.listing.messages) - len(final.ids)
+        left_out += len(gone)
         prefixes, states = [], []
         for kept in others:
             problem = prefix_problem(kept.ids, final.ids)
