@@ -465,7 +465,7 @@ def test_another_users_thread_served_is_caught_by_the_isolation_check_only() -> 
     failing = foreign_thread_readable().failing()
     assert set(failing) == {"isolation"}
     assert failing["isolation"].message == (
-        "Users reached other users' threads: 1 of 3 requests were served, by 1 of 2 users; first: user-2's state "
+        "Users reached other users' threads: 1 of 3 requests was served, by 1 of 2 users; first: user-2's state "
         "of thread t-1 (owner user-1) was answered 200."
     )
 

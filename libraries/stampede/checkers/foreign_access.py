@@ -74,7 +74,8 @@ def check_foreign_access_refused(accesses: Sequence[ForeignAccess]) -> Verdict:
         expected,
         measured,
         plural(len(served), "request"),
-        f"Users reached other users' threads: {len(served)} of {plural(judged, 'request')} were served, by "
+        f"Users reached other users' threads: {len(served)} of {plural(judged, 'request')} "
+        f"{'was' if len(served) == 1 else 'were'} served, by "
         f"{readers} of {plural(users, 'user')}; first: {first.user}'s {first.request} of thread {first.thread} "
         f"(owner {first.owner}) was answered {first.status}{rows_note(len(served))}{note}.",
         capped([_row(access) for access in served]),

@@ -13,7 +13,7 @@ service's own words onto them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -199,6 +199,11 @@ class ThreadRunRecords(Protocol):
     messages_per_run: int | None
     """How many messages a run that succeeds appends (from the protocol), or None when the service does not say."""
     refusal_statuses: Sequence[int]
+    run_events: Sequence[str]
+    """The SSE event names of a run that succeeds, in order, for the event-ordering check (empty: its sequence
+    numbers only); an ordered pattern, as the WebSocket protocol's ``run_events``."""
+    failed_events: Sequence[str]
+    """Event names that may end a run early (interrupted, rolled back, failed)."""
 
     async def final_threads(self) -> list[ThreadFinal]:
         """Read every thread the launch used: state, run list and (when the protocol has it) history."""
@@ -207,3 +212,14 @@ class ThreadRunRecords(Protocol):
     async def probe_foreign_access(self) -> list[ForeignAccess]:
         """For each user, ask for another user's thread (state, history, a run) with the user's own token."""
         ...
+
+
+def missing_thread_records(tool: object) -> list[str]:
+    """The members of :class:`ThreadRunRecords` that ``tool`` lacks (none: the thread checks can judge it)."""
+    methods = [name for name, value in vars(ThreadRunRecords).items() if callable(value) and not name.startswith("_")]
+    return [name for name in [*ThreadRunRecords.__annotations__, *methods] if not hasattr(tool, name)]
+
+
+def marker_owners(attempts: Iterable[RunAttempt]) -> dict[str, str]:
+    """Each run's marker → the user who asked for it, so the contamination check lets one user's runs share."""
+    return {attempt.marker: attempt.user for attempt in attempts}
