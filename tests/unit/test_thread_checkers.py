@@ -374,8 +374,8 @@ def test_a_lost_enqueued_run_is_caught_by_the_policy_check_and_its_stream_by_the
     assert failing["ordering"].details[0]["problem"] == "began with run_completed, not run_started"
     assert failing["policy"].message == (
         "Runs broke the enqueue policy: 1 problem on thread t-1 among 3 runs (3 success); first: thread t-1, run r-2 "
-        "reported succeeded, but only 0 of the 3 messages a run appends are in the thread's state (its stream "
-        "reported 0 messages)."
+        "reported succeeded, but 0 of the 3 messages a run appends are in the thread's state (fewer: it was stopped "
+        "or never ran; its stream reported 0 messages)."
     )
 
 
@@ -439,8 +439,8 @@ def test_an_interrupted_run_reported_succeeded_is_caught_by_the_policy_check_onl
     failing = interrupt_reports_success().failing()
     assert set(failing) == {"policy"}
     assert failing["policy"].details[0]["problem"] == (
-        "reported succeeded, but only 2 of the 3 messages a run appends are in the thread's state (its stream "
-        "reported 2 messages)"
+        "reported succeeded, but 2 of the 3 messages a run appends are in the thread's state (fewer: it was stopped "
+        "or never ran; its stream reported 2 messages)"
     )
 
 
@@ -636,3 +636,32 @@ def test_contamination_and_ordering_judge_sse_events_as_websocket_frames() -> No
     assert not check_run_streams(records.attempts, leaked).passed
     events[1].seq = 3  # a gap on r-1's stream
     assert not check_event_ordering(events, lifecycle=LIFECYCLE, failures=FAILURES).passed
+
+
+# Services whose messages name no run
+
+
+def bare(listed_messages: tuple[ThreadMessage, ...]) -> tuple[ThreadMessage, ...]:
+    """The messages as a service that names no run or marker in them lists them: ids only."""
+    return tuple(ThreadMessage(message.id) for message in listed_messages)
+
+
+def test_messages_that_name_no_run_belong_to_the_run_whose_stream_reported_them() -> None:
+    records = concurrent_runs()
+    unnamed = final(bare(records.final.messages), records.final.runs)
+    verdict = check_one_active_run(records.attempts, [unnamed])
+    assert not verdict.passed and verdict.details[0]["runs"] == "run r-1, run r-2"
+    sound = enqueued()
+    unnamed = final(bare(sound.final.messages), sound.final.runs)
+    assert check_thread_policy(sound.attempts, [unnamed], policy=RunPolicy.ENQUEUE, messages_per_run=3).passed
+
+
+def test_while_messages_name_no_known_run_how_many_a_run_kept_is_not_judged() -> None:
+    records = interrupt_reports_success()
+    greeting = ThreadMessage("welcome")  # a message of the service's own, of no run
+    with_greeting = final((greeting, *records.final.messages), records.final.runs)
+    verdict = check_thread_policy(records.attempts, [with_greeting], policy=RunPolicy.INTERRUPT, messages_per_run=3)
+    assert verdict.passed
+    assert verdict.message.endswith(
+        "; not judged: how many messages each run kept on thread t-1 (1 message of no run there)."
+    )

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ..records.threads import HttpFailure, RunAttempt, RunPolicy, RunStatus, ThreadFinal
 from ..verdicts import Verdict
@@ -42,20 +43,32 @@ def _ids(ids: Sequence[str], limit: int = 3) -> str:
     return shown if len(ids) <= limit else f"{shown} and {len(ids) - limit} more"
 
 
-def _final_blocks(view: ThreadRuns) -> tuple[list[Run], set[Run]]:
-    """The runs in the order their messages sit in the final list, and the runs whose messages another run's split."""
+@dataclass(frozen=True)
+class FinalBlocks:
+    """The runs in the order their messages sit in the final list, those another run's split, and the messages
+    that name no run (while there are any, how many messages a run kept is not judged: they may be its)."""
+
+    order: list[Run]
+    split: set[Run]
+    unattributed: int
+
+
+def _final_blocks(view: ThreadRuns) -> FinalBlocks:
     assert view.final is not None
     blocks: list[Run] = []
     seen: set[str] = set()
+    unattributed = 0
     for message in view.final.messages:
         if message.id in seen:
             continue
         seen.add(message.id)
         run = view.run_of(message)
-        if run is not None and (not blocks or blocks[-1] is not run):
+        if run is None:
+            unattributed += 1
+        elif not blocks or blocks[-1] is not run:
             blocks.append(run)
     split = {run for run, count in Counter(blocks).items() if count > 1}
-    return [run for run in blocks if run not in split], split
+    return FinalBlocks([run for run in blocks if run not in split], split, unattributed)
 
 
 def _reported(view: ThreadRuns, run: Run) -> list[str] | None:
@@ -117,24 +130,7 @@ def _ended_problems(
     problems = []
     if policy is RunPolicy.ENQUEUE and status is not RunStatus.SUCCESS:
         problems.append(f"ended {status.value} under enqueue, which runs every run to its end")
-    reported = _reported(view, run)
-    if status is RunStatus.SUCCESS:
-        on_stream = f" (its stream reported {plural(len(reported), 'message')})" if reported is not None else ""
-        if per_run is not None and len(in_state) < per_run:
-            problems.append(
-                f"reported succeeded, but only {len(in_state)} of the {per_run} messages a run appends are in the "
-                f"thread's state{on_stream}"
-            )
-        elif per_run is not None and len(in_state) > per_run:
-            problems.append(
-                f"reported succeeded, with {len(in_state)} messages in the thread's state where a run appends {per_run}"
-            )
-        elif reported is not None and per_run is None and set(reported) != set(in_state):
-            problems.append(
-                f"reported succeeded with {_ids(reported) or 'no messages'}, but the thread's state holds "
-                f"{_ids(in_state) or 'none of them'}"
-            )
-    elif status is RunStatus.ROLLED_BACK:
+    if status is RunStatus.ROLLED_BACK:
         if in_state:
             more = f" (and {plural(len(in_state) - 1, 'more message')})" if len(in_state) > 1 else ""
             problems.append(
@@ -142,16 +138,29 @@ def _ended_problems(
                 f"state{more}"
             )
         return problems
-    if reported is not None and status in (RunStatus.SUCCESS, RunStatus.INTERRUPTED):
-        kept = set(in_state)
-        lost = [message_id for message_id in reported if message_id not in kept]
-        extra = [message_id for message_id in in_state if message_id not in set(reported)]
-        if lost:
-            problems.append(f"reported {status.value} after appending {_ids(lost)}, not in the thread's state")
-        if extra and status is RunStatus.INTERRUPTED:
-            problems.append(f"reported interrupted, but the state also holds {_ids(extra)}, never reported")
-        if not lost and not extra and in_state != reported:
-            problems.append(f"its messages are in the state in another order than its stream said: {_ids(in_state)}")
+    if status not in (RunStatus.SUCCESS, RunStatus.INTERRUPTED):
+        return problems
+    reported = _reported(view, run)
+    kept = set(in_state)
+    lost = [message_id for message_id in reported or () if message_id not in kept]
+    if status is RunStatus.SUCCESS and per_run is not None and len(in_state) != per_run:
+        on_stream = f"; its stream reported {plural(len(reported), 'message')}" if reported is not None else ""
+        missing = f", {_ids(lost)} missing" if lost else ""
+        problems.append(
+            f"reported succeeded, but {len(in_state)} of the {per_run} messages a run appends are in the thread's "
+            f"state ({'fewer: it was stopped or never ran' if len(in_state) < per_run else 'more'}{on_stream}"
+            f"{missing})"
+        )
+        return problems
+    if reported is None:
+        return problems
+    extra = [message_id for message_id in in_state if message_id not in set(reported)]
+    if lost:
+        problems.append(f"reported {status.value} after appending {_ids(lost)}, not in the thread's state")
+    if extra and (status is RunStatus.INTERRUPTED or per_run is None):
+        problems.append(f"reported {status.value}, but the state also holds {_ids(extra)}, which it never reported")
+    if not lost and not extra and in_state != reported:
+        problems.append(f"its messages are in the state in another order than its stream said: {_ids(in_state)}")
     return problems
 
 
@@ -207,7 +216,14 @@ def check_thread_policy(
         if view.final is None:
             unjudged.append(f"thread {view.thread} (not read after the launch)")
             continue
-        order, split = _final_blocks(view)
+        blocks = _final_blocks(view)
+        per_run = messages_per_run
+        if blocks.unattributed:
+            per_run = None
+            unjudged.append(
+                f"how many messages each run kept on thread {view.thread} ({plural(blocks.unattributed, 'message')} "
+                "of no run there)"
+            )
         for run in list(view.runs):
             listed = view.messages_of(run, view.final.messages)
             counts = Counter(message.id for message in listed)
@@ -221,16 +237,16 @@ def check_thread_policy(
                 unjudged.append(f"{run.name} on thread {view.thread} ({_unjudged(run, refusal_statuses)})")
                 continue
             else:
-                problems += _ended_problems(view, run, status, policy, messages_per_run, in_state)
+                problems += _ended_problems(view, run, status, policy, per_run, in_state)
                 tally[status.value.replace("_", " ")] += 1
             rows += [{"thread": view.thread, "run": run.name, "problem": problem} for problem in problems]
         if policy is RunPolicy.ENQUEUE:
-            kept = [run for run in order if run.status is RunStatus.SUCCESS]
+            kept = [run for run in blocks.order if run.status is RunStatus.SUCCESS]
             problem = _order_problem(view, kept)
             if problem:
                 rows.append({"thread": view.thread, "run": "", "problem": problem})
-        if split:
-            tally["split by another run (the one-active-run check's finding)"] += len(split)
+        if blocks.split:
+            tally["split by another run (the one-active-run check's finding)"] += len(blocks.split)
     judged = sum(count for kind, count in tally.items() if not kind.startswith("split"))
     missing = f"; not judged: {_ids(unjudged)}" if unjudged else ""
     if not judged:
@@ -247,7 +263,7 @@ def check_thread_policy(
     threads_judged = len({view.thread for view in threads.values() if view.final is not None})
     measured = f"{plural(len(rows), 'problem')} in {plural(judged, 'run')}"
     if not rows:
-        per_run = f" ({messages_per_run} messages a run)" if messages_per_run is not None else ""
+        each = f" ({messages_per_run} messages a run)" if messages_per_run is not None else ""
         return Verdict(
             name,
             True,
@@ -255,7 +271,7 @@ def check_thread_policy(
             measured,
             message=f"Runs followed the {policy.value} policy: {plural(judged, 'run')} on "
             f"{plural(threads_judged, 'thread')} ({kinds}) left the thread's state as the service reported "
-            f"them{per_run}{missing}.",
+            f"them{each}{missing}.",
             value=0.0,
         )
     first = rows[0]

@@ -121,7 +121,7 @@ class ThreadRuns:
                     self._index(run)
         if run is None and message.run_id is not None:
             return self.add(Run(self.thread, message.run_id, message.marker))
-        if run is None and message.run_id is None and message.marker is None:
+        if run is None and message.run_id is None:
             run = self._by_message.get(message.id)
         return run
 
