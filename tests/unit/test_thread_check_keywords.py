@@ -42,8 +42,6 @@ class RecordedThreads(BaseTool):
         self.policy = RunPolicy.ROLLBACK
         self.messages_per_run = 2
         self.refusal_statuses = [409]
-        self.run_events = ["run_started", "run_completed"]
-        self.failed_events = ["run_rolled_back"]
         old = RunAttempt(1, "user-1", "t-1", "m-1", self.policy, 0, status=200, run_id="r-1", started_ns=MS)
         old.end_ns, old.outcome, old.messages = 10 * MS, RunStatus.ROLLED_BACK, ["r-1:1"]
         new = RunAttempt(2, "user-1", "t-1", "m-2", self.policy, 5 * MS, status=200, run_id="r-2", started_ns=9 * MS)
@@ -145,7 +143,7 @@ def test_a_launch_of_another_tool_is_refused_naming_the_keyword_to_use(runtime: 
         checks.thread_reads_should_be_consistent()
     assert str(raised.value) == (
         "Launch 1 ran 'deduct', which keeps no records of threads and runs (it lacks attempts, reads, messages, "
-        "policy, messages_per_run, refusal_statuses, run_events, failed_events, final_threads, probe_foreign_access): "
+        "policy, messages_per_run, refusal_statuses, final_threads, probe_foreign_access): "
         "the thread checks judge an HTTP agent tool, define one with Define HTTP Agent Tool."
     )
 

@@ -215,7 +215,7 @@ def check_event_ordering(
         if seqs
         else "no sequence numbers"
     )
-    run_part = f"{plural(runs, 'run')}" if lifecycle else "runs not checked"
+    run_part = f"{plural(runs, 'run')} followed {chain}" if lifecycle else "runs' lifecycles not checked"
     measured = f"{len(seq_rows)} seq breaks, {len(run_rows)} lifecycle breaks"
     if not seq_rows and not run_rows:
         return Verdict(
@@ -223,8 +223,7 @@ def check_event_ordering(
             True,
             expected,
             measured,
-            message=f"Events arrived in order: {seq_part} rose by 1 each without gaps; {run_part} "
-            f"followed {chain}{unlogged}.",
+            message=f"Events arrived in order: {seq_part} rose by 1 each without gaps; {run_part}{unlogged}.",
             value=0.0,
         )
     broken_streams = len({(row["agent"], row["connection"]) for row in seq_rows})

@@ -199,11 +199,6 @@ class ThreadRunRecords(Protocol):
     messages_per_run: int | None
     """How many messages a run that succeeds appends (from the protocol), or None when the service does not say."""
     refusal_statuses: Sequence[int]
-    run_events: Sequence[str]
-    """The SSE event names of a run that succeeds, in order, for the event-ordering check (empty: its sequence
-    numbers only); an ordered pattern, as the WebSocket protocol's ``run_events``."""
-    failed_events: Sequence[str]
-    """Event names that may end a run early (interrupted, rolled back, failed)."""
 
     async def final_threads(self) -> list[ThreadFinal]:
         """Read every thread the launch used: state, run list and (when the protocol has it) history."""

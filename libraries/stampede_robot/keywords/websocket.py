@@ -206,7 +206,9 @@ def received_events(record: LaunchRecord) -> ReceivedEvents:
         protocol = tool.protocol
         return ReceivedEvents(tool.messages, tool.marker_owners, protocol.run_events, protocol.failed_events)
     if isinstance(tool, ThreadRunRecords):
-        return ReceivedEvents(tool.messages, marker_owners(tool.attempts), tool.run_events, tool.failed_events)
+        # Its protocol names a run's events by kind (queued, started, message, terminal), not as an ordered
+        # pattern: its streams' sequence numbers are judged, and a run's events are the other thread checks'.
+        return ReceivedEvents(tool.messages, marker_owners(tool.attempts), (), ())
     raise ConfigurationError(
         f"Launch {record.number} ran {tool.name!r}, not an agent tool that receives events: define one with "
         "Define WebSocket Agent Tool or Define HTTP Agent Tool."
@@ -248,9 +250,10 @@ class WebSocketCheckKeywords(LibraryComponent):
         user's id or marker is `No Events Should Reach Another User`'s finding,
         left out here (with the gap or the run it cut short on its owner's
         connection) and counted in the message. On an HTTP agent tool each
-        run's SSE stream is a connection, and an event of another run on it is
-        left out the same way (`Run Streams Should Carry Only Their Own Run`
-        reports it).
+        run's SSE stream is a connection whose sequence numbers are judged (not
+        a lifecycle: the thread checks judge how its runs went), and an event
+        of another run on it is left out the same way (`Run Streams Should
+        Carry Only Their Own Run` reports it).
 
         | Events Should Arrive In Order Without Gaps |
         """
