@@ -609,6 +609,17 @@ def test_a_refusal_while_a_run_may_still_have_been_active_is_no_finding() -> Non
     assert verdict.passed, verdict.message
 
 
+def test_a_run_answered_with_an_error_may_have_been_active_one_never_connected_not() -> None:
+    records = rejected()
+    idle = refused(6, request_ms=45, end_ms=46)
+    erred = attempt(7, None, request_ms=44, end_ms=47, status=500, failure=HttpFailure.HTTP_ERROR)
+    runs = [*records.attempts, idle, erred]
+    assert check_thread_policy(runs, [records.final], policy=RunPolicy.REJECT, messages_per_run=3).passed
+    unconnected = replace(erred, status=None, failure=HttpFailure.CONNECT_FAILED)
+    runs = [*records.attempts, idle, unconnected]
+    assert not check_thread_policy(runs, [records.final], policy=RunPolicy.REJECT, messages_per_run=3).passed
+
+
 def test_a_refused_run_that_left_messages_is_a_finding() -> None:
     records = rejected()
     leaked = (*records.final.messages, ThreadMessage("x:1", None, "m-agent-2"))

@@ -34,8 +34,9 @@ from ..verdicts import Verdict
 from ._report import capped, plural, rows_note
 from .thread_runs import Run, ThreadRuns, thread_list, thread_runs
 
-_NEVER_STARTED = frozenset({HttpFailure.CONNECT_FAILED, HttpFailure.UNAUTHORIZED, HttpFailure.HTTP_ERROR})
-"""Request failures after which the service cannot have run the run (unless its run list has it)."""
+_NEVER_STARTED = frozenset({HttpFailure.CONNECT_FAILED, HttpFailure.UNAUTHORIZED})
+"""Request failures after which the service cannot have run the run (unless its run list has it); an error status
+may come after the service started the run, so such a run may have been active."""
 
 
 def _ids(ids: Sequence[str], limit: int = 3) -> str:
