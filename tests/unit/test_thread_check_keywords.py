@@ -121,6 +121,8 @@ def test_every_thread_check_passes_a_sound_launch_reading_on_the_librarys_loop(
     assert len(tool.read_on) == 4 and threading.main_thread() not in tool.read_on
     assert "Threads of launch 1, read after it" in logged[0]
     assert "<td>t-1</td><td>user-1</td><td>2</td><td>1 rolled_back, 1 success</td><td>not read</td>" in logged[0]
+    probes = next(html for html in logged if "Requests for other users&#x27; threads after launch 1" in html)
+    assert "<td>user-2</td><td>t-1</td><td>user-1</td><td>state</td><td>404</td><td>yes</td>" in probes
 
 
 def test_a_broken_launch_fails_the_check_with_the_verdicts_message(runtime: Runtime) -> None:

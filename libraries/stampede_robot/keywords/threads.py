@@ -134,8 +134,16 @@ class ThreadCheckKeywords(LibraryComponent):
         | Launch Agents | chat | 10 |
         | Other Users' Threads Should Be Refused |
         """
-        _, tool = self._records(launch)
+        record, tool = self._records(launch)
         accesses = self.runtime.run(tool.probe_foreign_access())
+        rows = [[a.user, a.thread, a.owner, a.request, a.status, "yes" if a.refused else "no"] for a in accesses]
+        self.log_html(
+            table(
+                ["user", "thread", "owner", "request", "HTTP status", "refused"],
+                rows,
+                f"Requests for other users' threads after launch {record.number}",
+            )
+        )
         self.judge(check_foreign_access_refused(accesses))
 
     @keyword(tags=["checks", "threads"])
