@@ -417,6 +417,10 @@ def rollback_keeps_writes() -> Records:
 def test_a_rolled_back_runs_writes_left_in_the_state_are_caught_by_the_policy_check_only() -> None:
     failing = rollback_keeps_writes().failing()
     assert set(failing) == {"policy"}
+    assert failing["policy"].message.endswith(
+        "first: thread t-1, message r-1:1 of run r-1, which the service says it rolled back, is in the thread's "
+        "state (and 1 more message)."
+    )
     assert failing["policy"].details == [
         {
             "thread": "t-1",
@@ -471,22 +475,34 @@ def test_another_users_thread_served_is_caught_by_the_isolation_check_only() -> 
 
 
 def crossed_streams() -> Records:
-    """The thread's runs share one stream writer: r-1's events after r-2's stream opened go to r-2's stream, and
-    r-1's own stream times out. The service's state and run list are right."""
+    """The thread's runs share one stream writer: once r-2 is asked for (and queued), r-1's events after its
+    run_started go to r-2's stream, numbered 2 on as r-1's, and r-1's own stream is cut. The service's state and
+    run list are right."""
     records = enqueued()
     first, second, third = records.attempts
-    stuck = replace(first, outcome=None, failure=HttpFailure.TIMEOUT, messages=["r-1:1"])
-    own = events_of(first)
-    events = [*own[:2], *events_of(second, owner=first)[2:], *events_of(second), *events_of(third)]
+    stuck = replace(first, outcome=None, failure=HttpFailure.CUT, messages=[])
+    own, later = events_of(first), events_of(second)
+    queued = replace_event(later[0], type="run_queued")  # r-2 waits: its stream's seq 1
+    for event in later:
+        event.seq += 1
+    events = [*own[:1], queued, *events_of(second, owner=first)[1:], *later, *events_of(third)]
     return replace(records, attempts=[stuck, second, third], events=events)
+
+
+def replace_event(event: ReceivedMessage, **fields: object) -> ReceivedMessage:
+    """A copy of ``event`` with ``fields`` changed."""
+    copy = ReceivedMessage(event.agent, event.user, event.connection, event.t_ns, event.raw)
+    for name in ReceivedMessage.__slots__:
+        setattr(copy, name, fields.get(name, getattr(event, name)))
+    return copy
 
 
 def test_another_runs_events_on_a_stream_are_caught_by_the_run_stream_check_only() -> None:
     failing = crossed_streams().failing()
     assert set(failing) == {"streams"}
     assert failing["streams"].message == (
-        "Run streams carried other runs' events: 3 of 15 events on 1 of 3 streams; run r-2's stream (agent 2, "
-        "thread t-1) carried 3 events of run r-1."
+        "Run streams carried other runs' events: 4 of 16 events on 1 of 3 streams; run r-2's stream (agent 2, "
+        "thread t-1) carried 4 events of run r-1."
     )
 
 
@@ -650,6 +666,10 @@ def test_contamination_and_ordering_judge_sse_events_as_websocket_frames() -> No
     )
     assert not verdict.passed and "user-1 received messages of user-2" in verdict.message
     assert not check_run_streams(records.attempts, leaked).passed
+    # Another run's events on a stream carry that run's numbers: they neither break nor move on the stream's own.
+    crossed = crossed_streams().stream_events()
+    verdict = check_event_ordering(crossed, lifecycle=LIFECYCLE, failures=FAILURES)
+    assert verdict.passed, verdict.message
     events[1].seq = 3  # a gap on r-1's stream
     assert not check_event_ordering(events, lifecycle=LIFECYCLE, failures=FAILURES).passed
 

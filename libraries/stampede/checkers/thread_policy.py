@@ -193,6 +193,11 @@ def _unjudged(run: Run, refusal_statuses: Sequence[int]) -> str:
     return f"the service never said how it ended{failure}"
 
 
+def _who(row: dict[str, str]) -> str:
+    """The run a problem is about, as the verdict's message puts it before the problem (unless the problem names it)."""
+    return f"{row['run']} " if row["run"] and row["run"] not in row["problem"] else ""
+
+
 def check_thread_policy(
     attempts: Sequence[RunAttempt],
     finals: Sequence[ThreadFinal],
@@ -285,7 +290,7 @@ def check_thread_policy(
         plural(len(rows), "problem"),
         f"Runs broke the {policy.value} policy: {plural(len(rows), 'problem')} on thread {broken} among "
         f"{plural(judged, 'run')} ({kinds}); first: thread {first['thread']}, "
-        f"{(first['run'] + ' ') if first['run'] else ''}{first['problem']}{rows_note(len(rows))}{missing}.",
+        f"{_who(first)}{first['problem']}{rows_note(len(rows))}{missing}.",
         capped(rows),
         value=float(len(rows)),
     )
