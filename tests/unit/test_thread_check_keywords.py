@@ -25,8 +25,11 @@ from stampede.records.threads import (
     ThreadMessage,
     ThreadRead,
     ThreadRunRecords,
+    missing_thread_records,
 )
 from stampede.records.websocket import MessageLog, ReceivedMessage
+from stampede.workloads.http_agents import HttpAgentTool
+from stampede.workloads.http_protocol import reference_service
 from stampede_robot.keywords.threads import ThreadCheckKeywords
 from stampede_robot.keywords.websocket import WebSocketCheckKeywords
 from stampede_robot.runtime import LaunchRecord, Runtime
@@ -102,8 +105,10 @@ def launched(runtime: Runtime, tool: BaseTool) -> Runtime:
     return runtime
 
 
-def test_the_fake_tool_is_what_an_http_agent_tool_offers() -> None:
+def test_the_fake_tool_and_the_http_agent_tool_offer_what_the_thread_checks_read() -> None:
     assert isinstance(RecordedThreads(), ThreadRunRecords)
+    tool = HttpAgentTool(reference_service("http://127.0.0.1:9/"), tokens={"user-1": "a token"})  # never used
+    assert isinstance(tool, ThreadRunRecords), missing_thread_records(tool)
 
 
 def test_every_thread_check_passes_a_sound_launch_reading_on_the_librarys_loop(
