@@ -259,7 +259,7 @@ def test_passing_messages_say_how_much_was_judged() -> None:
     verdicts = enqueued().verdicts()
     assert verdicts["one active run"].message == (
         "No two runs were active at once on a thread: judged 3 runs on 1 thread, from 15 message lists and the "
-        "service's run lists; no run's messages were split by another's and no run times overlapped."
+        "service's times of 3 runs; no run's messages were split by another's and no run times overlapped."
     )
     assert verdicts["policy"].message == (
         "Runs followed the enqueue policy: 3 runs on 1 thread (3 success) left the thread's state as the service "

@@ -179,9 +179,10 @@ def check_one_active_run(
         )
     run_count = sum(len(runs) for runs in judged.values())
     measured = f"{len(overlaps)} of {len(judged)} threads with two runs at once"
+    timed = sum(1 for view in threads.values() for run in view.runs if run.listed and run.listed.started_at is not None)
+    times = f" and the service's times of {plural(timed, 'run')}" if timed else ""
     basis = (
-        f"{plural(run_count, 'run')} on {plural(len(judged), 'thread')}, from {plural(lists, 'message list')} and "
-        "the service's run lists"
+        f"{plural(run_count, 'run')} on {plural(len(judged), 'thread')}, from {plural(lists, 'message list')}{times}"
     )
     if not overlaps:
         return Verdict(
@@ -190,7 +191,7 @@ def check_one_active_run(
             expected,
             measured,
             message=f"No two runs were active at once on a thread: judged {basis}; no run's messages were split "
-            f"by another's and no run times overlapped{note}.",
+            f"by another's{' and no run times overlapped' if timed else ''}{note}.",
             value=0.0,
         )
     shown = "; ".join(f"thread {o.thread}: {o.evidence} ({o.where})" for o in overlaps[:3])
