@@ -16,6 +16,7 @@ from stampede_robot.keywords.locks import LockCheckKeywords
 from stampede_robot.keywords.parallelism import ParallelismCheckKeywords
 from stampede_robot.keywords.pools import PoolCheckKeywords
 from stampede_robot.keywords.queues import QueueCheckKeywords
+from stampede_robot.keywords.threads import ThreadCheckKeywords
 from stampede_robot.keywords.websocket import WebSocketCheckKeywords
 from stampede_robot.runtime import runtime
 
@@ -60,5 +61,6 @@ class LockConflicts(DynamicCore):
             InvariantKeywords,
             ParallelismCheckKeywords,
             WebSocketCheckKeywords,
+            ThreadCheckKeywords,
         )
         super().__init__([component(runtime()) for component in components])

@@ -13,10 +13,10 @@ service's own words onto them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .websocket import MessageLog
 
@@ -147,12 +147,21 @@ class ThreadRead:
 
 @dataclass(frozen=True)
 class ServiceRun:
-    """A run as the service's own run list reports it after the launch."""
+    """A run as the service's own run list reports it after the launch.
+
+    ``marker`` is the marker the run was started with, and ``started_at`` and
+    ``ended_at`` when it became the thread's active run and when it ended, in
+    seconds on the service's own clock (Unix seconds, say), where the run list
+    gives them (None otherwise).
+    """
 
     run_id: str
     thread: str
     status: RunStatus | None
     raw_status: Any = None
+    marker: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +188,7 @@ class ForeignAccess:
     detail: str | None = None
 
 
+@runtime_checkable
 class ThreadRunRecords(Protocol):
     """What the HTTP agent tool offers checkers: its records, and the two reads a check makes after a launch."""
 
@@ -197,3 +207,14 @@ class ThreadRunRecords(Protocol):
     async def probe_foreign_access(self) -> list[ForeignAccess]:
         """For each user, ask for another user's thread (state, history, a run) with the user's own token."""
         ...
+
+
+def missing_thread_records(tool: object) -> list[str]:
+    """The members of :class:`ThreadRunRecords` that ``tool`` lacks (none: the thread checks can judge it)."""
+    methods = [name for name, value in vars(ThreadRunRecords).items() if callable(value) and not name.startswith("_")]
+    return [name for name in [*ThreadRunRecords.__annotations__, *methods] if not hasattr(tool, name)]
+
+
+def marker_owners(attempts: Iterable[RunAttempt]) -> dict[str, str]:
+    """Each run's marker → the user who asked for it, so the contamination check lets one user's runs share."""
+    return {attempt.marker: attempt.user for attempt in attempts}

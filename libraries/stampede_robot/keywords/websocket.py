@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from robot.api.deco import keyword
@@ -13,6 +15,8 @@ from stampede.checkers.duplicate_ids import check_unique_ids
 from stampede.checkers.event_ordering import check_event_ordering
 from stampede.errors import ConfigurationError, StampedeError
 from stampede.metrics import LatencySummary
+from stampede.records.threads import ThreadRunRecords, marker_owners
+from stampede.records.websocket import MessageLog
 from stampede.services.agent_service_target import AgentServiceTarget, display_url
 from stampede.services.config import AGENT_SERVICE_URL_ENV, resolve_agent_service_url
 from stampede.units import format_duration, positive_seconds
@@ -185,8 +189,34 @@ def agent_credits_verdict(runtime: Runtime, tool: WebSocketAgentTool) -> Verdict
     )
 
 
+@dataclass(frozen=True)
+class ReceivedEvents:
+    """What an agent tool's users received, and how to read it: WebSocket frames or SSE events alike."""
+
+    messages: MessageLog
+    marker_owners: Mapping[str, str]
+    run_events: Sequence[str]
+    failed_events: Sequence[str]
+
+
+def received_events(record: LaunchRecord) -> ReceivedEvents:
+    """The events a WebSocket or HTTP agent tool recorded; ConfigurationError for any other tool."""
+    tool = record.tool
+    if isinstance(tool, WebSocketAgentTool):
+        protocol = tool.protocol
+        return ReceivedEvents(tool.messages, tool.marker_owners, protocol.run_events, protocol.failed_events)
+    if isinstance(tool, ThreadRunRecords):
+        # Its protocol names a run's events by kind (queued, started, message, terminal), not as an ordered
+        # pattern: its streams' sequence numbers are judged, and a run's events are the other thread checks'.
+        return ReceivedEvents(tool.messages, marker_owners(tool.attempts), (), ())
+    raise ConfigurationError(
+        f"Launch {record.number} ran {tool.name!r}, not an agent tool that receives events: define one with "
+        "Define WebSocket Agent Tool or Define HTTP Agent Tool."
+    )
+
+
 class WebSocketCheckKeywords(LibraryComponent):
-    """Judges what the users of a WebSocket agent service received (LockConflicts)."""
+    """Judges what the users of a WebSocket (or HTTP + SSE) agent service received (LockConflicts)."""
 
     def _launch(self, launch: LaunchRecord | int | None) -> tuple[LaunchRecord, WebSocketAgentTool]:
         return self.launch_of(launch, WebSocketAgentTool, "a WebSocket agent tool", "Define WebSocket Agent Tool")
@@ -197,12 +227,16 @@ class WebSocketCheckKeywords(LibraryComponent):
 
         Every agent sends a marker of its own; a marker or user id that turns up
         on the wrong connection is a cross-user leak. Lists the leaked messages.
+        Judges WebSocket sessions and the SSE streams of an HTTP agent tool
+        alike (there each run's marker is its own).
 
         | No Events Should Reach Another User |
         """
-        _, tool = self._launch(launch)
+        events = received_events(self.launch_record(launch))
         self.judge(
-            check_no_contamination(tool.messages, marker_owners=tool.marker_owners, left_out=tool.messages.left_out)
+            check_no_contamination(
+                events.messages, marker_owners=events.marker_owners, left_out=events.messages.left_out
+            )
         )
 
     @keyword(tags=["checks", "websocket", "ordering"])
@@ -215,17 +249,21 @@ class WebSocketCheckKeywords(LibraryComponent):
         Only each user's own events are judged: a message carrying another
         user's id or marker is `No Events Should Reach Another User`'s finding,
         left out here (with the gap or the run it cut short on its owner's
-        connection) and counted in the message.
+        connection) and counted in the message. On an HTTP agent tool each
+        run's SSE stream is a connection whose sequence numbers are judged (not
+        a lifecycle: the thread checks judge how its runs went), and an event
+        of another run on it is left out the same way (`Run Streams Should
+        Carry Only Their Own Run` reports it).
 
         | Events Should Arrive In Order Without Gaps |
         """
-        _, tool = self._launch(launch)
+        events = received_events(self.launch_record(launch))
         self.judge(
             check_event_ordering(
-                tool.messages,
-                lifecycle=tool.protocol.run_events,
-                failures=tool.protocol.failed_events,
-                left_out=tool.messages.left_out,
+                events.messages,
+                lifecycle=events.run_events,
+                failures=events.failed_events,
+                left_out=events.messages.left_out,
             )
         )
 
