@@ -30,7 +30,7 @@ from .conftest import ROOT, RobotRun, assert_nothing_left_behind, log_html_strin
 SUITE = "suites/tool_conflicts/09__sql_defined_tools.robot"
 SCREENSHOTS = ROOT / "results" / "screenshots"
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
-PLAYWRIGHT_DRIVER = Path(playwright.__file__).parent / "driver"
+PLAYWRIGHT_DRIVER = Path(playwright.__file__).resolve().parent / "driver"  # as /proc shows executables
 INSTALL_TIMEOUT = 600.0
 START_TIMEOUT = 30.0
 RENDER_TIMEOUT = 30.0
@@ -137,9 +137,9 @@ def browser_processes() -> set[int]:
     """Live Chromium processes and Playwright driver processes on this machine."""
     found = set()
     for process in psutil.process_iter(["name", "exe", "status"]):
-        started_by_playwright = (process.info["exe"] or "").startswith(str(PLAYWRIGHT_DRIVER))
+        is_driver = (process.info["exe"] or "").startswith(str(PLAYWRIGHT_DRIVER))
         is_chromium = "chrom" in (process.info["name"] or "")
-        if (is_chromium or started_by_playwright) and process.info["status"] != psutil.STATUS_ZOMBIE:
+        if (is_chromium or is_driver) and process.info["status"] != psutil.STATUS_ZOMBIE:
             found.add(process.pid)
     return found
 
