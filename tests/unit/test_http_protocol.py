@@ -136,7 +136,7 @@ def test_the_tool_talks_to_base_url_else_the_http_address_of_the_agent_service_i
     from stampede_robot.keywords.http_agents import _service_url
 
     serving = SimpleNamespace(http_url="http://127.0.0.1:4001/")  # an AgentServiceTarget that serves HTTP too
-    websocket_only = SimpleNamespace(url="ws://127.0.0.1:4000/")
+    websocket_only = SimpleNamespace(url="ws://127.0.0.1:4000/", http_url=None)
     assert _service_url("http://given/api", serving) == ("http://given/api", "given as base_url")  # type: ignore[arg-type]
     assert _service_url(None, serving) == (  # type: ignore[arg-type]
         "http://127.0.0.1:4001/",
