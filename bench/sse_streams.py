@@ -39,7 +39,7 @@ from _common import figure, machine_line, raise_open_files_limit, run
 from http_endpoint import serve_in_child
 
 ROOT = Path(__file__).resolve().parents[1]
-TANDEM = ROOT / "tests" / "acceptance" / "tandem_http_service.py"
+TANDEM_MODULE = "acceptance.tandem_http_service"  # tests/acceptance/tandem_http_service.py
 TANDEM_PROTOCOL = ROOT / "tests" / "acceptance" / "robot" / "tandem_protocol.json"
 
 
@@ -153,7 +153,8 @@ def _count(count: int, args: argparse.Namespace) -> dict[str, Any]:
         return _child([*command, "--url", args.base_url], env, timeout)
     keys = {f"user-{n}": secrets.token_urlsafe(12) for n in range(1, count + 1)}
     env["TANDEM_API_KEYS"] = json.dumps(keys)
-    with serve_in_child([sys.executable, str(TANDEM)], env) as url:
+    tandem_env = {**env, "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{env['PYTHONPATH']}"}
+    with serve_in_child([sys.executable, "-m", TANDEM_MODULE], tandem_env) as url:
         return _child([*command, "--url", f"{url}/api/v1"], env, timeout)
 
 

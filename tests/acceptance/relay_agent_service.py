@@ -29,8 +29,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import threading
-from concurrent.futures import Future
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -39,9 +38,10 @@ import jwt
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from .threaded_service import ThreadedService
+
 AUDIENCE = "relay-agents"
 POLICY_VIOLATION = 1008
-START_TIMEOUT = 10.0
 LIFECYCLE = ("run.started", "step", "tool", "step", "run.finished")
 
 
@@ -125,41 +125,21 @@ class Relay:
         return next((c for c in self.clients if c.user != owner.user and c.busy), owner)
 
 
-class RelayAgentService:
+class RelayAgentService(ThreadedService):
     """Relay on a free port of 127.0.0.1, on an event loop in a thread of its own."""
+
+    name = "relay-agent-service"
 
     def __init__(self, secret: str) -> None:
         self.relay = Relay(secret)
-        self._loop = asyncio.new_event_loop()
-        self._stopped: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, name="relay-agent-service", daemon=True)
-        self._ready: Future[int] = Future()
-        self.port = 0
+        super().__init__()
 
-    def start(self) -> str:
-        """Start it; return the base URL ``ws://127.0.0.1:<port>``."""
-        self._thread.start()
-        self.port = self._ready.result(START_TIMEOUT)
-        return f"ws://127.0.0.1:{self.port}"
+    def url(self, port: int) -> str:
+        """The base URL ``ws://127.0.0.1:<port>``."""
+        return f"ws://127.0.0.1:{port}"
 
-    def stop(self) -> None:
-        if self._stopped is not None:
-            self._loop.call_soon_threadsafe(self._stopped.set)
-        self._thread.join(START_TIMEOUT)
-
-    def _run(self) -> None:
-        try:
-            self._loop.run_until_complete(self._serve())
-        finally:
-            self._loop.close()
-
-    async def _serve(self) -> None:
-        self._stopped = asyncio.Event()
-        try:
-            server: Server = await serve(self.relay.handle, "127.0.0.1", 0)
-        except OSError as error:
-            self._ready.set_exception(error)
-            return
+    async def serve(self, ready: Callable[[int], None], stopped: asyncio.Event) -> None:
+        server: Server = await serve(self.relay.handle, "127.0.0.1", 0)
         async with server:
-            self._ready.set_result(server.sockets[0].getsockname()[1])
-            await self._stopped.wait()
+            ready(server.sockets[0].getsockname()[1])
+            await stopped.wait()

@@ -41,14 +41,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import threading
-from concurrent.futures import Future
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-START_TIMEOUT = 10.0
+from .threaded_service import ThreadedService
+
 BASE = "/api/v1"
 USER = web.RequestKey("user", str)
 ENDS = {"done": "turn.done", "stopped": "turn.stopped", "undone": "turn.undone"}
@@ -251,48 +251,27 @@ class Tandem:
             await turn.changed.wait()
 
 
-class TandemHttpService:
+class TandemHttpService(ThreadedService):
     """Tandem on a free port of 127.0.0.1, on an event loop in a thread of its own."""
+
+    name = "tandem-http-service"
 
     def __init__(self, api_keys: dict[str, str]) -> None:
         self.tandem = Tandem(api_keys)
-        self._loop = asyncio.new_event_loop()
-        self._stopped: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, name="tandem-http-service", daemon=True)
-        self._ready: Future[int] = Future()
-        self.port = 0
+        super().__init__()
 
-    def start(self) -> str:
-        """Start it; return the base URL ``http://127.0.0.1:<port>/api/v1``."""
-        self._thread.start()
-        self.port = self._ready.result(START_TIMEOUT)
-        return f"http://127.0.0.1:{self.port}{BASE}"
+    def url(self, port: int) -> str:
+        """The base URL ``http://127.0.0.1:<port>/api/v1``."""
+        return f"http://127.0.0.1:{port}{BASE}"
 
-    def stop(self) -> None:
-        if self._stopped is not None:
-            self._loop.call_soon_threadsafe(self._stopped.set)
-        self._thread.join(START_TIMEOUT)
-
-    def _run(self) -> None:
-        try:
-            self._loop.run_until_complete(self._serve())
-        finally:
-            self._loop.close()
-
-    async def _serve(self) -> None:
-        self._stopped = asyncio.Event()
+    async def serve(self, ready: Callable[[int], None], stopped: asyncio.Event) -> None:
         runner = web.AppRunner(self.tandem.app(), access_log=None, handle_signals=False)
         await runner.setup()
         try:
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
-        except OSError as error:
-            self._ready.set_exception(error)
-            await runner.cleanup()
-            return
-        self._ready.set_result(runner.addresses[0][1])
-        try:
-            await self._stopped.wait()
+            ready(runner.addresses[0][1])
+            await stopped.wait()
         finally:
             await runner.cleanup()
 
