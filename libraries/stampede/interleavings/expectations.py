@@ -38,7 +38,7 @@ def step_should_succeed(run: PermutationRun, step: str, status: str | None = Non
         raise OutcomeMismatch(f"Step {outcome.label} succeeded with {outcome.status}, expected {status}.")
 
 
-def step_should_fail_with(run: PermutationRun, step: str, sqlstate: str) -> None:
+def step_should_fail_with(run: PermutationRun, step: str, sqlstate: str, message: str | None = None) -> None:
     code = sqlstate.strip().upper()
     if not _SQLSTATE.fullmatch(code):
         raise ConfigurationError(
@@ -48,6 +48,32 @@ def step_should_fail_with(run: PermutationRun, step: str, sqlstate: str) -> None
     outcome = run.outcome(step)
     if outcome.sqlstate != code:
         raise OutcomeMismatch(f"Step {outcome.label} did not fail with {code}: it {outcome.story()}.")
+    if message is not None and " ".join(message.split()) != " ".join((outcome.error or "").split()):
+        raise OutcomeMismatch(
+            f"Step {outcome.label} failed with {code} but the message was {outcome.error!r}, expected {message!r}."
+        )
+
+
+def step_should_send_notices(run: PermutationRun, step: str, messages: Sequence[str]) -> None:
+    """The step's session received exactly these NOTICE/WARNING messages (primary text) while it ran, in order."""
+    outcome = run.outcome(step)
+    got = [notice.message for notice in outcome.notices if notice.severity != "NOTIFY"]
+    want = [" ".join(message.split()) for message in messages]
+    if [" ".join(message.split()) for message in got] != want:
+        shown = "; ".join(f"{notice.severity} {notice.message}" for notice in outcome.notices) or "none"
+        raise OutcomeMismatch(f"Step {outcome.label} sent the notices {shown}, expected {'; '.join(want) or 'none'}.")
+
+
+def step_should_be_released_by(run: PermutationRun, step: str, releaser: str) -> None:
+    """The step blocked and completed while ``releaser`` ran: that step let it go on."""
+    outcome = run.outcome(step)
+    run.outcome(releaser)
+    if not outcome.finished or outcome.released_by is None:
+        raise OutcomeMismatch(f"Step {outcome.label} was not released by another step: it {outcome.story()}.")
+    if outcome.released_by != releaser:
+        raise OutcomeMismatch(
+            f"Step {outcome.label} was released by {outcome.released_by}, not by {releaser}: it {outcome.story()}."
+        )
 
 
 def step_should_return(run: PermutationRun, step: str, rows: Sequence[str]) -> None:
