@@ -151,7 +151,12 @@ class SessionConnection:
         ready = loop.create_future()
         socket = self.pgconn.socket
         add, remove = (loop.add_writer, loop.remove_writer) if write else (loop.add_reader, loop.remove_reader)
-        add(socket, lambda: ready.done() or ready.set_result(None))
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        add(socket, wake)
         try:
             await ready
         finally:

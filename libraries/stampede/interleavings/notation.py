@@ -109,6 +109,13 @@ def _sql_block(text: str, start: int, line: int, tokens: list[Token]) -> tuple[i
     end = text.find("}", start)
     if end < 0:
         raise NotationError(line, "the SQL block opened here with { is never closed with }")
+    inner = text.find("{", start + 1, end)
+    if inner >= 0:
+        raise NotationError(
+            line,
+            f"the SQL block opened here is still open when another {{ comes at line "
+            f"{line + text.count(chr(10), start, inner)}: close it with }} (a block ends at its first }})",
+        )
     sql = text[start + 1 : end].lstrip(_SPACE).rstrip(_SPACE)
     tokens.append(Token(TokenKind.SQL, sql, line))
     return end + 1, line + text.count("\n", start, end)

@@ -287,25 +287,12 @@ class _Runner:
             now = time.monotonic()
             waiting: list[_Live] = []
             for live in pending:
-                assert live.pending is not None
-                name = live.session.name
-                live.pending.blocked_now = bool(blockers[name][0])
-                held = self._held(live.pending)
-                if live.pending.task.done() and held is None:
+                if self._must_wait_for(
+                    live, blockers[live.session.name], now, live is current, live is need or finishing
+                ):
                     waiting.append(live)
-                elif blockers[name][0] or held is not None:
-                    if blockers[name][0]:
-                        self._mark_blocked(live, blockers[name], now)
-                    elif not live.pending.announced:
-                        self._announce(live, held or "")
-                    if live is current:
-                        self.waiting.append(live)
-                        current = None
-                    if live is need or finishing:
-                        live.pending.needed_since = live.pending.needed_since or now
-                        waiting.append(live)
-                else:
-                    waiting.append(live)
+                if live is current and live in self.waiting:
+                    current = None
             if not waiting:
                 return
             plain = {name: found for name, (found, _) in blockers.items()}
@@ -317,6 +304,32 @@ class _Runner:
                 timeout=POLL_SECONDS,
                 return_when=asyncio.FIRST_COMPLETED,
             )
+
+    def _must_wait_for(
+        self, live: _Live, found: tuple[set[str], WaitKind], now: float, current: bool, needed: bool
+    ) -> bool:
+        """Whether to go on waiting for the session's pending step: it runs, or is blocked but needed.
+
+        A step blocked by a session of the run, or held back by its annotation,
+        is shown waiting (once); the step just issued then joins the waiting ones.
+        """
+        pending = live.pending
+        assert pending is not None
+        pending.blocked_now = bool(found[0])
+        held = self._held(pending)
+        if pending.task.done() and held is None:
+            return True
+        if not found[0] and held is None:
+            return True
+        if found[0]:
+            self._mark_blocked(live, found, now)
+        elif not pending.announced:
+            self._announce(live, held or "")
+        if current and live not in self.waiting:
+            self.waiting.append(live)
+        if needed:
+            pending.needed_since = pending.needed_since or now
+        return needed
 
     def _collect_finished(self, current: _Live | None) -> None:
         """Report finished steps in isolationtester's order: the step just issued, then the waiting ones in turn.
@@ -343,10 +356,11 @@ class _Runner:
                 elif not (pending.blocked_now or self._held(pending) is not None):
                     break  # isolationtester waits for this one before it looks at the next
             for live in self.live.values():  # a needed step that was never announced as waiting
-                if live.pending is not None and live not in self.waiting and live is not current:
-                    if live.pending.task.done() and self._held(live.pending) is None:
-                        self._record(live)
-                        changed = True
+                pending = live.pending
+                unseen = pending is not None and live not in self.waiting and live is not current
+                if unseen and pending is not None and pending.task.done() and self._held(pending) is None:
+                    self._record(live)
+                    changed = True
 
     async def _cancel_if_stuck_or_hung(
         self, live: _Live, blockers: dict[str, set[str]], now: float, finishing: bool
