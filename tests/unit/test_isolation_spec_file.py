@@ -93,7 +93,10 @@ def test_a_spec_without_permutations_runs_every_interleaving() -> None:
             "session s1\nstep a { SELECT 1; }\nsession s1\nstep b { SELECT 2; }\n",
             r"^x\.spec, line 3: session 's1' is defined twice \(the session at line 1\): rename one\.$",
         ),
-        ("session s1\nstep s1 { SELECT 1; }\n", r"^x\.spec, line 2: step 's1' is defined twice \(the session at line 1\)"),
+        (
+            "session s1\nstep s1 { SELECT 1; }\n",
+            r"^x\.spec, line 2: step 's1' is defined twice \(the session at line 1\)",
+        ),
         ('session "s1\nstep a { SELECT 1; }\n', r"^x\.spec, line 1: a quoted name must end on the line it starts"),
         ("session s1\nstep a { SELECT 1; }\npermutation a(\n", r"line 3: the blockers of step 'a' end before '\)'"),
         ("session s1\nstep a { SELECT 1; }\npermutation a(b)\n", r"line 3: step 'a' waits for step 'b', which this"),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from ..errors import ConfigurationError
 from .evidence import normalize_row, rows_shown
-from .outcome import PermutationRun, TransactionState, row_text, rows_text
+from .outcome import PermutationRun, TransactionState, WaitKind, row_text, rows_text
 
 _SQLSTATE = re.compile(r"[0-9A-Z]{5}")
 
@@ -100,3 +100,18 @@ def session_should_roll_back(run: PermutationRun, session: str) -> None:
     transaction = run.transaction(session)
     if transaction.state is not TransactionState.ROLLED_BACK:
         raise OutcomeMismatch(f"Session {session} did not roll back: its transaction {transaction.summary()}.")
+
+
+def step_should_wait_for_a_safe_snapshot(run: PermutationRun, step: str) -> None:
+    """The step blocked waiting for a safe snapshot (a serializable READ ONLY DEFERRABLE transaction), not a lock."""
+    outcome = run.outcome(step)
+    if not outcome.blocked or outcome.waited_for is not WaitKind.SAFE_SNAPSHOT:
+        raise OutcomeMismatch(f"Step {outcome.label} did not wait for a safe snapshot: it {outcome.story()}.")
+
+
+def timeline_should_show(run: PermutationRun, entries: Sequence[str]) -> None:
+    """The steps' timeline entries are exactly ``entries``, each ``step kind`` (``w2 blocked``), in order."""
+    got = [f"{entry.step} {entry.kind.value}" for entry in run.timeline if entry.step]
+    want = [" ".join(entry.split()) for entry in entries]
+    if got != want:
+        raise OutcomeMismatch(f"The timeline of {run} shows {', '.join(got)}; expected {', '.join(want)}.")

@@ -154,7 +154,7 @@ class StepOutcome:
         if not self.blocked or self.finished_ns is None or self.blocked_ns is None:
             return f"ran without blocking and {outcome}"
         released = f" (released by {self.released_by})" if self.released_by else ""
-        waited = _ns_seconds(self.finished_ns - self.blocked_ns)
+        waited = _ns_seconds(max(0, self.finished_ns - self.blocked_ns))
         return f"blocked {self.waited} for {waited}{released}, then {outcome}"
 
 

@@ -66,6 +66,8 @@ _BLOCKERS = """
     FROM unnest($1::int[]) AS pid
 """
 
+_STILL_THERE = "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])"
+
 
 @dataclass
 class _Pending:
@@ -217,18 +219,34 @@ class _Runner:
 
     async def _close(self) -> None:
         """Close every connection; a step still running (only after an error of the runner itself) is cut off."""
-        for live in self.live.values():
-            await live.connection.close()
+        connections = [live.connection for live in self.live.values()]
         if self.control is not None:
-            await self.control.close()
+            connections.append(self.control)
+        pids = [connection.pid for connection in connections]
+        for connection in connections:
+            await connection.close()
         tasks = [live.pending.task for live in self.live.values() if live.pending is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+        await self._wait_for_exit(pids)
         if self.observer is not None and not self.observer.is_closed():
             try:
                 await self.observer.close(timeout=CLOSE_TIMEOUT)
             except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError):
                 self.observer.terminate()
+
+    async def _wait_for_exit(self, pids: list[int]) -> None:
+        """libpq closes without waiting for the backend to end: wait (bounded) until the server has let them go."""
+        if self.observer is None or self.observer.is_closed() or not pids:
+            return
+        deadline = time.monotonic() + CLOSE_TIMEOUT
+        try:
+            while time.monotonic() < deadline:
+                if not await self.observer.fetchval(_STILL_THERE, pids):
+                    return
+                await asyncio.sleep(POLL_SECONDS)
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError):
+            return
 
     # ------------------------------------------------------------------ steps
 
@@ -248,9 +266,9 @@ class _Runner:
         live.pending = _Pending(place, outcome, task, time.monotonic(), targets)
         self.last_issued = place.label
         if any(blocker.kind is BlockerKind.ONCE for blocker in place.blockers):
+            # Shown waiting at once; as in isolationtester, it is looked at again after the next step.
             self._announce(live, "held back once by its (*) annotation")
             self.waiting.append(live)
-            await self._settle()
         else:
             await self._settle(current=live)
 
@@ -500,7 +518,7 @@ class _Runner:
             head = f"{outcome.name} never resumed" if outcome.blocked else f"{outcome.name}: {short_sql(sql)} → hung"
             text, kind = f"{head}: {outcome.cancelled} → {outcome.result()}", EntryKind.CANCELLED
         elif pending.announced and outcome.blocked_ns is not None:
-            waited = format_duration((result.finished_ns - outcome.blocked_ns) / 1e9)
+            waited = format_duration(max(0, result.finished_ns - outcome.blocked_ns) / 1e9)
             released = f" (released by {outcome.released_by})" if outcome.released_by else ""
             text = f"{outcome.name} resumed after {waited}{released} → {outcome.result()}"
             kind = EntryKind.FAILED if outcome.error is not None else EntryKind.RESUMED

@@ -254,6 +254,27 @@ class InterleavingKeywords(LibraryComponent):
         self._judge(expectations.step_should_send_notices, step, run, messages)
 
     @keyword(tags=["interleavings"])
+    def step_should_wait_for_a_safe_snapshot(self, step: str, run: PermutationRun | None = None) -> None:
+        """Fails unless the step blocked waiting for a safe snapshot (``pg_safe_snapshot_blocking_pids``), not a lock.
+
+        | Step Should Wait For A Safe Snapshot | r2 |
+        """
+        self._judge(expectations.step_should_wait_for_a_safe_snapshot, step, run)
+
+    @keyword(tags=["interleavings"])
+    def timeline_should_show(self, *entries: str, run: PermutationRun | None = None) -> None:
+        """Fails unless the permutation's timeline shows exactly ``entries``, in order: each a step and its kind.
+
+        Kinds: ``blocked``, ``resumed`` (completed after blocking), ``completed``,
+        ``failed`` (with an error, blocked first or not), ``cancelled``.
+
+        | Timeline Should Show | w1 completed | w2 blocked | c1 completed | w2 resumed |
+        """
+        chosen = self._run(run)
+        expectations.timeline_should_show(chosen, entries)
+        self.log(f"The timeline of {chosen} shows {', '.join(entries)}.")
+
+    @keyword(tags=["interleavings"])
     def step_should_be_released_by(self, step: str, releaser: str, run: PermutationRun | None = None) -> None:
         """Fails unless the step blocked and completed while ``releaser`` ran: the step that let it go on.
 
