@@ -11,7 +11,8 @@ out the same on every run.
 Nothing waits forever:
 - a step blocked only by sessions with nothing left to run before it is needed
   (or before the permutation ends) can never resume: it is cancelled at once and
-  reported as blocked forever;
+  reported as blocked forever (a spec file's run waits for it up to
+  ``step_timeout`` instead, as isolationtester does: a server timeout may end it);
 - a step neither finished nor blocked by a session of the run within
   ``step_timeout`` (a long query, a lock held outside the run) is cancelled and
   reported as hung.
@@ -104,6 +105,7 @@ class _Runner:
         spec: InterleavingSpec,
         steps: tuple[PermutationStep, ...],
         step_timeout: float,
+        cancel_stuck: bool = True,
     ) -> None:
         if step_timeout <= 0:
             raise ConfigurationError(f"The step timeout must be longer than 0 s, got {step_timeout:g} s.")
@@ -111,6 +113,7 @@ class _Runner:
         self.spec = spec
         self.steps = steps
         self.step_timeout = step_timeout
+        self.cancel_stuck = cancel_stuck
         every_session = any(session.isolation is None for session in spec.sessions.values())
         self.sessions = {
             name: session
@@ -390,7 +393,7 @@ class _Runner:
         if blockers[name]:
             # When finishing, end the roots of a chain first: a step behind them may then resume for real.
             ready = not finishing or all(self.live[other].pending is None for other in blockers[name])
-            if ready and self._stuck(name, blockers, set()):
+            if ready and self.cancel_stuck and self._stuck(name, blockers, set()):
                 idle = " and ".join(sorted(self._idle_roots(name, blockers, {name})))
                 when = "the permutation ended" if finishing else f"{name} had its next step to run"
                 await self._cancel(live, f"{idle} had nothing left to run when {when}; Stampede cancelled it")
@@ -559,6 +562,13 @@ async def run_spec(
     limit: int = DEFAULT_PERMUTATION_LIMIT,
     step_timeout: float = DEFAULT_STEP_TIMEOUT,
 ) -> list[PermutationRun]:
-    """Run the permutations a spec file names, or (when it names none) every interleaving of its steps."""
+    """Run the permutations a spec file names, or (when it names none) every interleaving of its steps.
+
+    As isolationtester does, a step blocked by sessions with nothing left to
+    run is waited for (a ``lock_timeout`` or ``statement_timeout`` may end
+    it), up to ``step_timeout``, rather than cancelled at once.
+    """
     permutations = spec.permutations or spec.every_permutation(limit)
-    return [await _Runner(target, spec, steps, step_timeout).run() for steps in permutations]
+    return [
+        await _Runner(target, spec, steps, step_timeout, cancel_stuck=False).run() for steps in permutations
+    ]
