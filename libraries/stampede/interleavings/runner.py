@@ -298,7 +298,7 @@ class _Runner:
         cancelled; one that hangs is cancelled after the step timeout.
         """
         while True:
-            self._collect_finished(current)
+            self._collect_finished(current, need)
             if current is not None and current.pending is None:
                 current = None
             pending = [live for live in self.live.values() if live.pending is not None]
@@ -352,16 +352,21 @@ class _Runner:
             pending.needed_since = pending.needed_since or now
         return needed
 
-    def _collect_finished(self, current: _Live | None) -> None:
+    def _collect_finished(self, current: _Live | None, need: _Live | None = None) -> None:
         """Report finished steps in isolationtester's order: the step just issued, then the waiting ones in turn.
 
         A waiting step is reported only once every step that began waiting
         before it is reported or still blocked, as isolationtester looks at
-        them one after the other.
+        them one after the other. A step the next step waits for (``need``)
+        is reported as soon as it is done: isolationtester waits for it first.
         """
         changed = True
         while changed:
             changed = False
+            needed = need.pending if need is not None else None
+            if need is not None and needed is not None and needed.task.done() and self._held(needed) is None:
+                self._record(need)
+                changed = True
             if current is not None and current.pending is not None:
                 if not (current.pending.task.done() and self._held(current.pending) is None):
                     return  # the step just issued is not settled yet: it comes first
@@ -569,6 +574,4 @@ async def run_spec(
     it), up to ``step_timeout``, rather than cancelled at once.
     """
     permutations = spec.permutations or spec.every_permutation(limit)
-    return [
-        await _Runner(target, spec, steps, step_timeout, cancel_stuck=False).run() for steps in permutations
-    ]
+    return [await _Runner(target, spec, steps, step_timeout, cancel_stuck=False).run() for steps in permutations]
