@@ -355,6 +355,15 @@ def test_the_timeline_has_sessions_as_columns_and_ends_with_each_transaction() -
     assert rows == [["1", "2 rows: 1, 10 | 2, NULL", ""], ["2", "", "UPDATE 1"], ["end", "open", "open"]]
 
 
+def test_the_timeline_shows_a_set_up_block_under_the_first_session_and_a_spec_session_without_level() -> None:
+    run = run_of(READ)
+    run.sessions = {"T1": Session("T1", None)}
+    run.timeline.insert(0, TimelineEntry("", "", "the permutation set-up SQL output", EntryKind.OUTPUT))
+    headers, rows = timeline_table(run)
+    assert headers == ["#", "T1"]
+    assert rows[0] == ["1", "the permutation set-up SQL output"]
+
+
 def test_the_matrix_says_what_each_level_did_and_how() -> None:
     matrix = AnomalyMatrix()
     matrix.record("P4 lost update", run_of(RESUMED), SHOWN, "t1")

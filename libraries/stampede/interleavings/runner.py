@@ -105,7 +105,7 @@ class _Runner:
         spec: InterleavingSpec,
         steps: tuple[PermutationStep, ...],
         step_timeout: float,
-        cancel_stuck: bool = True,
+        as_isolationtester: bool = False,
     ) -> None:
         if step_timeout <= 0:
             raise ConfigurationError(f"The step timeout must be longer than 0 s, got {step_timeout:g} s.")
@@ -113,12 +113,13 @@ class _Runner:
         self.spec = spec
         self.steps = steps
         self.step_timeout = step_timeout
-        self.cancel_stuck = cancel_stuck
-        every_session = any(session.isolation is None for session in spec.sessions.values())
+        # As isolationtester does: open every session (and run its setup), and wait for a step blocked by
+        # idle sessions (a server timeout may end it) rather than cancel it at once.
+        self.as_isolationtester = as_isolationtester
         self.sessions = {
             name: session
             for name, session in spec.sessions.items()
-            if every_session or any(place.session == name for place in steps)
+            if as_isolationtester or any(place.session == name for place in steps)
         }
         self.live: dict[str, _Live] = {}
         self.waiting: list[_Live] = []  # sessions whose step waits, in the order they began to wait
@@ -134,7 +135,7 @@ class _Runner:
             self.observer = await self.target.connect()
             self.control = await SessionConnection.open(self.target, "control connection")
             for sql in self.spec.setup_blocks:
-                await self._run_block(self.control, sql, "The permutation set-up SQL", "", keep_notices=False)
+                await self._run_block(self.control, sql, "the permutation set-up SQL")
             for name, session in self.sessions.items():
                 await self._open(name, session)
             for place in self.steps:
@@ -142,10 +143,11 @@ class _Runner:
             await self._settle(finishing=True)
             for name, live in self.live.items():
                 if live.session.teardown:
-                    await self._run_block(live.connection, live.session.teardown, "", name, fail=False)
+                    what = f"the teardown of session {name}"
+                    await self._run_block(live.connection, live.session.teardown, what, name, fail=False)
             await self._roll_back_open()
             if self.spec.teardown.strip():
-                await self._run_block(self.control, self.spec.teardown, "", "", keep_notices=False, fail=False)
+                await self._run_block(self.control, self.spec.teardown, "the permutation teardown SQL", fail=False)
         finally:
             await self._close()
         return PermutationRun(
@@ -161,39 +163,27 @@ class _Runner:
     # ------------------------------------------------------------------ set-up and clean-up
 
     async def _run_block(
-        self,
-        connection: SessionConnection,
-        sql: str,
-        what: str,
-        session: str,
-        *,
-        keep_notices: bool = True,
-        fail: bool = True,
+        self, connection: SessionConnection, sql: str, what: str, session: str = "", *, fail: bool = True
     ) -> None:
-        """Run a setup or teardown block as isolationtester does: rows of its last statement are shown."""
+        """Run a setup or teardown block as isolationtester does: rows of its last statement are shown.
+
+        ``what`` names the block in messages (``the setup of session s1``);
+        ``session`` is the session it runs on (none: the control connection,
+        whose notices isolationtester does not show). A failing setup stops the
+        permutation; a failing teardown is noted in the timeline.
+        """
         result = await connection.execute(sql, self._names())
-        notices = connection.take_notices() if keep_notices else ()
-        connection.take_notices()
-        shown = result.results[-1:] if result.error is None and result.results else []
-        if notices or (shown and shown[0].returns_rows):
-            self.timeline.append(
-                TimelineEntry(
-                    session,
-                    "",
-                    f"{session or 'setup'} output",
-                    EntryKind.OUTPUT,
-                    notices=notices,
-                    results=tuple(r for r in shown if r.returns_rows),
-                )
-            )
-        if result.error is not None and fail:
+        notices = connection.take_notices() if session else ()
+        shown = tuple(result.results[-1:]) if result.error is None else ()
+        if notices or any(r.returns_rows for r in shown):
+            rows = tuple(r for r in shown if r.returns_rows)
+            self.timeline.append(TimelineEntry(session, "", f"{what} output", EntryKind.OUTPUT, None, notices, rows))
+        if result.error is None:
+            return
+        if fail:
             failed = result.sqlstate or "an error"
-            raise SpecSetupError(
-                f"{what or f'The setup of session {session}'} failed with {failed}: {result.error}. Fix that SQL."
-            )
-        if result.error is not None:
-            where = f"session {session}'s teardown" if session else "the teardown"
-            self.timeline.append(TimelineEntry(session, "", f"{where} failed: {result.error}", EntryKind.FAILED))
+            raise SpecSetupError(f"{what[0].upper()}{what[1:]} failed with {failed}: {result.error}. Fix that SQL.")
+        self.timeline.append(TimelineEntry(session, "", f"{what} failed: {result.error}", EntryKind.FAILED))
 
     def _names(self) -> dict[int, str]:
         return {live.pid: name for name, live in self.live.items()}
@@ -206,7 +196,7 @@ class _Runner:
             level = session.isolation.value.upper()
             await connection.execute(f"SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {level}")
         if session.setup:
-            await self._run_block(connection, session.setup, "", name)
+            await self._run_block(connection, session.setup, f"the setup of session {name}", name)
         if session.isolation is not None and not connection.in_transaction:
             await connection.execute("BEGIN")
         live.transaction.begun(connection.in_transaction)
@@ -398,7 +388,7 @@ class _Runner:
         if blockers[name]:
             # When finishing, end the roots of a chain first: a step behind them may then resume for real.
             ready = not finishing or all(self.live[other].pending is None for other in blockers[name])
-            if ready and self.cancel_stuck and self._stuck(name, blockers, set()):
+            if ready and not self.as_isolationtester and self._stuck(name, blockers, set()):
                 idle = " and ".join(sorted(self._idle_roots(name, blockers, {name})))
                 when = "the permutation ended" if finishing else f"{name} had its next step to run"
                 await self._cancel(live, f"{idle} had nothing left to run when {when}; Stampede cancelled it")
@@ -574,4 +564,4 @@ async def run_spec(
     it), up to ``step_timeout``, rather than cancelled at once.
     """
     permutations = spec.permutations or spec.every_permutation(limit)
-    return [await _Runner(target, spec, steps, step_timeout, cancel_stuck=False).run() for steps in permutations]
+    return [await _Runner(target, spec, steps, step_timeout, as_isolationtester=True).run() for steps in permutations]

@@ -20,7 +20,8 @@ def timeline_table(run: PermutationRun) -> tuple[list[str], list[list[str]]]:
     rows = []
     for number, entry in enumerate(run.timeline, 1):
         row = [str(number)] + [""] * len(names)
-        row[1 + names.index(entry.session)] = entry.text
+        # What ran on the control connection (a set-up or teardown block) is shown under the first session.
+        row[1 + (names.index(entry.session) if entry.session in names else 0)] = entry.text
         rows.append(row)
     rows.append(["end", *(run.transactions[name].summary() for name in names)])
     return headers, rows
