@@ -106,6 +106,7 @@ def test_a_spec_without_permutations_runs_every_interleaving() -> None:
         ("step a { SELECT 1; }\n", r"line 1: expected 'setup', 'teardown' or 'session', found the keyword 'step'"),
         ("session s1 step a { SELECT 1; } ; \n", r"line 1: unexpected character ';'"),
         ("# nothing\n", r"line 2: the spec defines no session"),
+        ('session s1 conninfo "x"\nstep a { SELECT 1; }\n', r"line 1: conninfo is not supported"),
     ],
 )
 def test_a_bad_spec_is_refused_with_the_line_to_fix(text: str, message: str) -> None:

@@ -58,7 +58,17 @@ class _Parser:
         self.i += 1
         return self.take(TokenKind.SQL, f"a SQL block {{ ... }} after '{keyword}'").text
 
+    def refuse_conninfo(self) -> None:
+        token = self.peek()
+        if token is not None and token.kind is TokenKind.NAME and token.text == "conninfo":
+            raise NotationError(
+                token.line,
+                "conninfo is not supported: every session connects to the server and schema of the run "
+                "(point Stampede at another server with its PostgreSQL settings)",
+            )
+
     def parse(self) -> InterleavingSpec:
+        self.refuse_conninfo()
         while self.at_keyword("setup"):
             self.spec.setups.append(self.sql_after("setup"))
         if self.at_keyword("teardown"):
@@ -104,6 +114,7 @@ class _Parser:
         self.i += 1
         name = self.take(TokenKind.NAME, "a session name after 'session'")
         self.define(name, "session")
+        self.refuse_conninfo()
         setup = self.sql_after("setup") if self.at_keyword("setup") else ""
         steps: list[tuple[Token, str]] = []
         while self.at_keyword("step"):
