@@ -172,3 +172,21 @@ def test_a_failing_session_setup_stops_the_spec_saying_which_session(pg_dsn: str
         SpecSetupError, match=r'^The setup of session s1 failed with 42P01: relation "it_missing" does not exist'
     ):
         with_target(pg_dsn, run_id, body)
+
+
+def test_a_set_up_block_that_hangs_is_cancelled_after_the_step_timeout(pg_dsn: str, run_id: str) -> None:
+    spec = parse_spec("setup { SELECT * FROM it_held; }\nsession s1\nstep a { SELECT 1; }\n")
+
+    async def body(target: PostgresTarget) -> str:
+        holder = await target.connect()
+        try:
+            await holder.execute("CREATE TABLE it_held (id int)")
+            await holder.execute("BEGIN; LOCK TABLE it_held")
+            with pytest.raises(SpecSetupError) as refused:
+                await run_spec(target, spec, step_timeout=0.5)
+            return str(refused.value)
+        finally:
+            await holder.close()
+
+    message = with_target(pg_dsn, run_id, body)
+    assert message.startswith("The permutation set-up SQL did not finish within 500.0 ms (a lock held outside the run")

@@ -172,7 +172,7 @@ class _Runner:
         whose notices isolationtester does not show). A failing setup stops the
         permutation; a failing teardown is noted in the timeline.
         """
-        result = await connection.execute(sql, self._names())
+        result = await self._bounded(connection, sql, what)
         notices = connection.take_notices() if session else ()
         shown = tuple(result.results[-1:]) if result.error is None else ()
         if notices or any(r.returns_rows for r in shown):
@@ -185,6 +185,18 @@ class _Runner:
             raise SpecSetupError(f"{what[0].upper()}{what[1:]} failed with {failed}: {result.error}. Fix that SQL.")
         self.timeline.append(TimelineEntry(session, "", f"{what} failed: {result.error}", EntryKind.FAILED))
 
+    async def _bounded(self, connection: SessionConnection, sql: str, what: str) -> Result:
+        """Run SQL outside the steps (set-up, teardown, BEGIN, ROLLBACK), cancelled if it takes the step timeout."""
+        try:
+            return await asyncio.wait_for(connection.execute(sql, self._names()), self.step_timeout)
+        except TimeoutError:
+            assert self.observer is not None
+            await self.observer.execute("SELECT pg_cancel_backend($1)", connection.pid)
+            raise SpecSetupError(
+                f"{what[0].upper()}{what[1:]} did not finish within {format_duration(self.step_timeout)} "
+                "(a lock held outside the run, or a long query?); Stampede cancelled it."
+            ) from None
+
     def _names(self) -> dict[int, str]:
         return {live.pid: name for name, live in self.live.items()}
 
@@ -194,17 +206,18 @@ class _Runner:
         self.live[name] = live
         if session.isolation is not None:
             level = session.isolation.value.upper()
-            await connection.execute(f"SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {level}")
+            sql = f"SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {level}"
+            await self._bounded(connection, sql, f"the isolation level of session {name}")
         if session.setup:
             await self._run_block(connection, session.setup, f"the setup of session {name}", name)
         if session.isolation is not None and not connection.in_transaction:
-            await connection.execute("BEGIN")
+            await self._bounded(connection, "BEGIN", f"the BEGIN of session {name}")
         live.transaction.begun(connection.in_transaction)
 
     async def _roll_back_open(self) -> None:
         for name, live in self.live.items():
             if not live.connection.closed and live.connection.in_transaction:
-                await live.connection.execute("ROLLBACK")
+                await self._bounded(live.connection, "ROLLBACK", f"the ROLLBACK of session {name}")
                 live.transaction.ended_by_stampede()
                 self.timeline.append(
                     TimelineEntry(name, "", "Stampede rolled back the transaction left open", EntryKind.ROLLED_BACK)
