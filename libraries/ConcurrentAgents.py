@@ -9,6 +9,7 @@ from stampede_robot.keywords.deadlocks import DeadlockToolKeywords
 from stampede_robot.keywords.event_sourcing import EventSourcingToolKeywords
 from stampede_robot.keywords.fault_tools import FaultToolKeywords
 from stampede_robot.keywords.launching import LaunchKeywords
+from stampede_robot.keywords.list_append import ListAppendToolKeywords
 from stampede_robot.keywords.locks import LockToolKeywords
 from stampede_robot.keywords.pools import PoolToolKeywords
 from stampede_robot.keywords.queues import QueueToolKeywords
@@ -30,6 +31,7 @@ class ConcurrentAgents(DynamicCore):
     | `Define Credit Deduction Tool`   | credit deductions by five strategies            |
     | `Define JSON Configuration Tool` | each agent sets its own field of one document   |
     | `Define SQL Tool`                | one SQL statement of your own, with parameters  |
+    | `Define List Append Tool`        | random transactions whose history shows isolation anomalies |
 
     = Launches =
 
@@ -109,6 +111,7 @@ class ConcurrentAgents(DynamicCore):
             FaultToolKeywords,
             LockToolKeywords,
             LaunchKeywords,
+            ListAppendToolKeywords,
             WebSocketToolKeywords,
         )
         super().__init__([component(runtime()) for component in components])

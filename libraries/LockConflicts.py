@@ -10,6 +10,7 @@ from stampede_robot.keywords.deadlocks import DeadlockCheckKeywords
 from stampede_robot.keywords.event_sourcing import EventSourcingCheckKeywords
 from stampede_robot.keywords.fault_checks import FaultCheckKeywords
 from stampede_robot.keywords.interleavings import InterleavingKeywords
+from stampede_robot.keywords.list_append import ListAppendCheckKeywords
 from stampede_robot.keywords.locks import LockCheckKeywords
 from stampede_robot.keywords.parallelism import ParallelismCheckKeywords
 from stampede_robot.keywords.pools import PoolCheckKeywords
@@ -54,6 +55,7 @@ class LockConflicts(DynamicCore):
             FaultCheckKeywords,
             LockCheckKeywords,
             InterleavingKeywords,
+            ListAppendCheckKeywords,
             ParallelismCheckKeywords,
             WebSocketCheckKeywords,
         )
