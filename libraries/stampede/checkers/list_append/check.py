@@ -54,13 +54,12 @@ class Analysis:
         return ruled_out(anomaly.name for anomaly in self.anomalies)
 
     def describe(self) -> str:
-        """``120 transactions: 100 committed (2 of unknown outcome seen by a read), 15 failed, 5 unknown``."""
-        seen = f" (incl. {self.unknown_seen} of unknown outcome a read saw)" if self.unknown_seen else ""
+        """``120 transactions: 100 committed, 15 failed, 5 of unknown outcome left out (…)``."""
+        seen = f" (incl. {self.unknown_seen} of unknown outcome that a read saw)" if self.unknown_seen else ""
         left = self.unknown - self.unknown_seen
-        return (
-            f"{plural(self.transactions, 'transaction')}: {self.committed} committed{seen}, {self.failed} failed, "
-            f"{left} of unknown outcome left out (they may or may not have committed)"
-        )
+        unseen = f", {left} of unknown outcome left out (they may or may not have committed)" if left else ""
+        counted = plural(self.transactions, "transaction")
+        return f"{counted}: {self.committed} committed{seen}, {self.failed} failed{unseen}"
 
 
 def analyse(operations: Iterable[Operation]) -> Analysis:

@@ -196,13 +196,14 @@ def _lost_updates(index: HistoryIndex) -> list[Anomaly]:
         if len(members) < 2:
             continue
         names = tuple(txn.name for txn, _ in members)
+        every = "both" if len(names) == 2 else "all"
         appends = ", ".join(f"{txn.name} {value}" for txn, value in members)
         found.append(
             Anomaly(
                 LOST_UPDATE,
                 names,
-                f"{' and '.join(names)} all read {key_name(key)} as {show(version)} and then appended to it "
-                f"({appends}), and all committed: each built on a version the others had moved past, so at "
+                f"{' and '.join(names)} {every} read {key_name(key)} as {show(version)} and then appended to it "
+                f"({appends}), and {every} committed: each built on a version the others had moved past, so at "
                 "most one of them saw the list it changed.",
             )
         )
