@@ -161,3 +161,28 @@ def test_a_cycle_is_named_by_its_edges(kinds: list[int], name: str) -> None:
 def test_a_read_write_edge_names_the_value_the_reader_missed() -> None:
     found = check(t(a("x", 1)), t(r("x", 1), a("y", 1)), t(r("y"), a("x", 2)), t(r("x", 1, 2), r("y", 1)))
     assert "T2 read key x as [1], without 2; T3 appended 2 right after 1, so T2 precedes T3" in cycle(found, "G2-item")
+
+
+def test_an_unknown_transaction_may_have_committed_after_its_client_gave_up() -> None:
+    """Seen by a read, T1 committed, but perhaps after T2 began: T2 missing its append is no real-time anomaly."""
+    found = check(
+        t(a("x", 1), outcome="unknown", agent=1, at=(0, 10)),
+        t(r("x"), agent=1, at=(20, 30)),
+        t(r("x"), agent=2, at=(20, 30)),
+        t(r("x", 1)),
+    )
+    assert names(found) == set()
+    assert found.unknown_seen == 1
+
+
+def test_the_same_stale_reads_after_a_commit_that_returned_are_anomalies_each_a_simple_cycle() -> None:
+    """T1 → T2 → T1 (process, rw) and T1 → T3 → T1 (real time, rw) share T1: one component, and one cycle of
+    each kind found in it; never the walk T1 → T2 → T1 → T3 → T1, which passes T1 twice."""
+    found = check(
+        t(a("x", 1), agent=1, at=(0, 10)),
+        t(r("x"), agent=1, at=(20, 30)),
+        t(r("x"), agent=2, at=(20, 30)),
+        t(r("x", 1)),
+    )
+    assert names(found) == {"G-single-process"}
+    assert all(len(set(anomaly.transactions)) == len(anomaly.transactions) for anomaly in found.anomalies)

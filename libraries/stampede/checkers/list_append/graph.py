@@ -9,6 +9,10 @@ edge from ``a`` to ``b`` (one pair may depend on each other in several ways).
 - process: ``a`` and ``b`` ran on the same agent, ``b`` next;
 - realtime: ``a`` ended before ``b`` began, with no transaction wholly between them
   (the transitive reduction of real-time order, so the graph stays linear in size).
+
+A transaction of unknown outcome (committed because a read saw it) has no process or
+real-time edge *from* it: its client stopped waiting, but its commit may have come
+later, so nothing is known to have begun after it ended.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from itertools import pairwise
 
+from ...records.list_append import TransactionStatus
 from .index import HistoryIndex
 from .transactions import Transaction
 
@@ -57,7 +62,8 @@ def dependency_graph(index: HistoryIndex, *, process: bool = True, realtime: boo
         for txn in sorted(committed, key=lambda t: t.start_ns):
             if txn.agent in last_of:
                 add(last_of[txn.agent], txn.index, PROCESS)
-            last_of[txn.agent] = txn.index
+            if txn.status is TransactionStatus.OK:
+                last_of[txn.agent] = txn.index
     if realtime:
         _realtime_edges(committed, add)
     return successors
@@ -69,7 +75,7 @@ def _realtime_edges(committed: list[Transaction], add: Callable[[int, int, int],
     Sweeping transactions in order of start: those ended before the current start
     that ended after the latest start among them are its immediate predecessors.
     """
-    by_end = sorted(committed, key=lambda t: t.end_ns)
+    by_end = sorted((txn for txn in committed if txn.status is TransactionStatus.OK), key=lambda t: t.end_ns)
     frontier: list[tuple[int, int]] = []  # (end_ns, index) of ended transactions, in order of end
     latest_start = -1
     ended = 0
