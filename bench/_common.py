@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import importlib.util
 import os
 import platform
 import resource
@@ -70,3 +71,13 @@ def run(coroutine: object, *, use_uvloop: bool = True) -> object:
 
         return uvloop.run(coroutine)  # type: ignore[arg-type]
     return asyncio.run(coroutine)  # type: ignore[arg-type]
+
+
+def require_bench_packages(*modules: str) -> None:
+    """Exit saying how to install them when a benchmark's comparison packages are missing."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SystemExit(
+            f"This benchmark needs {', '.join(missing)}, which Stampede itself does not: "
+            ".venv/bin/pip install -r requirements-bench.txt"
+        )

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from robotlibcore import DynamicCore
 
+from stampede import __version__
 from stampede_robot.keywords.coordination import CoordinationToolKeywords
 from stampede_robot.keywords.deadlocks import DeadlockToolKeywords
 from stampede_robot.keywords.event_sourcing import EventSourcingToolKeywords
 from stampede_robot.keywords.fault_tools import FaultToolKeywords
+from stampede_robot.keywords.http_agents import HttpToolKeywords
 from stampede_robot.keywords.launching import LaunchKeywords
 from stampede_robot.keywords.list_append import ListAppendToolKeywords
 from stampede_robot.keywords.locks import LockToolKeywords
 from stampede_robot.keywords.pools import PoolToolKeywords
 from stampede_robot.keywords.queues import QueueToolKeywords
+from stampede_robot.keywords.user_code import UserCodeToolKeywords
 from stampede_robot.keywords.websocket import WebSocketToolKeywords
 from stampede_robot.keywords.workloads import WorkloadKeywords
 from stampede_robot.runtime import runtime
@@ -31,6 +34,9 @@ class ConcurrentAgents(DynamicCore):
     | `Define Credit Deduction Tool`   | credit deductions by five strategies            |
     | `Define JSON Configuration Tool` | each agent sets its own field of one document   |
     | `Define SQL Tool`                | one SQL statement of your own, with parameters  |
+    | `Define HTTP Agent Tool`         | runs on the threads of an HTTP + SSE agent API  |
+    | `Define SQL Transaction Tool`    | several statements in one transaction, values carried between them |
+    | `Define Python Tool`             | Python code of your own: one object per agent, its ``run()`` per operation |
     | `Define List Append Tool`        | random transactions whose history shows isolation anomalies |
 
     = Launches =
@@ -99,10 +105,12 @@ class ConcurrentAgents(DynamicCore):
     """
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
+    ROBOT_LIBRARY_VERSION = __version__
 
     def __init__(self) -> None:
         components = (
             WorkloadKeywords,
+            UserCodeToolKeywords,
             PoolToolKeywords,
             CoordinationToolKeywords,
             DeadlockToolKeywords,
@@ -113,5 +121,6 @@ class ConcurrentAgents(DynamicCore):
             LaunchKeywords,
             ListAppendToolKeywords,
             WebSocketToolKeywords,
+            HttpToolKeywords,
         )
         super().__init__([component(runtime()) for component in components])

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from robotlibcore import DynamicCore
 
+from stampede import __version__
 from stampede_robot.keywords.checks import CheckKeywords
 from stampede_robot.keywords.coordination import CoordinationCheckKeywords
 from stampede_robot.keywords.deadlocks import DeadlockCheckKeywords
 from stampede_robot.keywords.event_sourcing import EventSourcingCheckKeywords
 from stampede_robot.keywords.fault_checks import FaultCheckKeywords
 from stampede_robot.keywords.interleavings import InterleavingKeywords
+from stampede_robot.keywords.invariants import InvariantKeywords
 from stampede_robot.keywords.list_append import ListAppendCheckKeywords
 from stampede_robot.keywords.locks import LockCheckKeywords
 from stampede_robot.keywords.parallelism import ParallelismCheckKeywords
@@ -43,6 +45,7 @@ class LockConflicts(DynamicCore):
     """
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
+    ROBOT_LIBRARY_VERSION = __version__
 
     def __init__(self) -> None:
         components = (
@@ -56,6 +59,7 @@ class LockConflicts(DynamicCore):
             LockCheckKeywords,
             InterleavingKeywords,
             ListAppendCheckKeywords,
+            InvariantKeywords,
             ParallelismCheckKeywords,
             WebSocketCheckKeywords,
         )

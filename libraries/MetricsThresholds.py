@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from robotlibcore import DynamicCore
 
+from stampede import __version__
 from stampede_robot.keywords.baselines import BaselineKeywords
 from stampede_robot.keywords.resources import ResourceKeywords
 from stampede_robot.keywords.thresholds import ThresholdKeywords
@@ -32,6 +33,7 @@ class MetricsThresholds(DynamicCore):
     """
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
+    ROBOT_LIBRARY_VERSION = __version__
 
     def __init__(self) -> None:
         super().__init__([ThresholdKeywords(runtime()), ResourceKeywords(runtime()), BaselineKeywords(runtime())])

@@ -7,6 +7,7 @@ from typing import Any
 from robot.api import logger
 from robotlibcore import DynamicCore
 
+from stampede import __version__
 from stampede_robot.keywords.database import DatabaseKeywords
 from stampede_robot.keywords.faults import FaultKeywords
 from stampede_robot.keywords.services import ServiceKeywords
@@ -37,6 +38,7 @@ class TestServices(DynamicCore):
 
     __test__ = False  # not a pytest test class, despite its name
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
+    ROBOT_LIBRARY_VERSION = __version__
     ROBOT_LISTENER_API_VERSION = 3
 
     def __init__(self) -> None:

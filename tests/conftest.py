@@ -1,7 +1,28 @@
-"""Puts the engine and keyword libraries on the import path, as Robot's --pythonpath does."""
+"""Puts the engine and keyword libraries on the import path, as Robot's --pythonpath does.
 
+A test marked ``embedded_only`` runs in the embedded pass only: where ``STAMPEDE_PG_DSN``,
+``STAMPEDE_REDIS_URL`` or ``STAMPEDE_AGENT_SERVICE_URL`` names a service of the user's, it is skipped.
+"""
+
+import os
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "libraries"))
+
+from stampede.services.config import AGENT_SERVICE_URL_ENV, PG_DSN_ENV, REDIS_URL_ENV  # noqa: E402
+
+EXTERNAL_SERVICE_ENVS = (PG_DSN_ENV, REDIS_URL_ENV, AGENT_SERVICE_URL_ENV)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    external = [name for name in EXTERNAL_SERVICE_ENVS if os.environ.get(name)]
+    if not external:
+        return
+    skip = pytest.mark.skip(reason=f"embedded pass only, and {', '.join(external)} names an external service")
+    for item in items:
+        if item.get_closest_marker("embedded_only"):
+            item.add_marker(skip)

@@ -3,7 +3,8 @@
 The JWT secret comes from ``$AGENT_SERVICE_JWT_SECRET``; the PostgreSQL DSN and
 Redis URL from ``--pg-dsn`` / ``--redis-url`` or, to keep passwords out of
 ``ps``, from ``$AGENT_SERVICE_PG_DSN`` / ``$AGENT_SERVICE_REDIS_URL``. When it listens it
-prints one JSON line to stdout: ``{"ready": true, "port": ..., "pid": ..., "url": ...}``.
+prints one JSON line to stdout: ``{"ready": true, "port": ..., "http_port": ..., "pid": ...,
+"url": "ws://...", "http_url": "http://..."}`` (the HTTP API: ``docs/REFERENCE_HTTP_API.md``).
 SIGTERM or SIGINT stops it gracefully (exit code 0); bad settings exit with 2.
 
 ``--describe`` prints, as one JSON object, the bug switches (with what each
@@ -28,7 +29,7 @@ from .errors import ConfigurationError, ServiceError
 from .settings import ServiceSettings
 
 if TYPE_CHECKING:
-    from .server import ServiceConfig
+    from .server import Listening, ServiceConfig
 
 PG_DSN_ENV = "AGENT_SERVICE_PG_DSN"
 REDIS_URL_ENV = "AGENT_SERVICE_REDIS_URL"
@@ -42,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"The Stampede reference agent service. The JWT secret is read from ${SECRET_ENV}.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one (default)")
+    parser.add_argument("--port", type=int, default=0, help="WebSocket port; 0 picks a free one (default)")
+    parser.add_argument("--http-port", type=int, default=0, help="HTTP port; 0 picks a free one (default)")
     parser.add_argument("--pg-dsn", help=f"PostgreSQL DSN (default ${PG_DSN_ENV})")
     parser.add_argument("--pg-schema", help="existing schema for the service's tables")
     parser.add_argument("--redis-url", help=f"Redis URL (default ${REDIS_URL_ENV})")
@@ -84,13 +86,23 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         secret=check_secret(os.environ.pop(SECRET_ENV, None)),  # popped: nothing we start inherits it
         host=args.host,
         port=args.port,
+        http_port=args.http_port,
         bugs=parse_bugs(args.bugs),
         settings=ServiceSettings.from_namespace(args),
     )
 
 
-def _announce(host: str, port: int) -> None:
-    print(json.dumps({"ready": True, "port": port, "pid": os.getpid(), "url": f"ws://{host}:{port}/"}), flush=True)
+def _announce(host: str, listening: Listening) -> None:
+    port, http_port = listening
+    ready = {
+        "ready": True,
+        "port": port,
+        "http_port": http_port,
+        "pid": os.getpid(),
+        "url": f"ws://{host}:{port}/",
+        "http_url": f"http://{host}:{http_port}/",
+    }
+    print(json.dumps(ready), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,11 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
     try:
         config = config_from_args(args)
         from .server import serve_until_signalled
 
-        asyncio.run(serve_until_signalled(config, lambda port: _announce(config.host, port)))
+        asyncio.run(serve_until_signalled(config, lambda listening: _announce(config.host, listening)))
     except ConfigurationError as error:
         print(f"agent service: {error}", file=sys.stderr)
         return EXIT_BAD_SETTINGS

@@ -23,6 +23,12 @@ class Bug(StrEnum):
     MEMORY_GROWTH = "memory_growth"
     GLOBAL_LOCK = "global_lock"
     SECOND_SESSION = "second_session"
+    CONCURRENT_RUNS = "concurrent_runs"
+    LOST_ENQUEUED_RUN = "lost_enqueued_run"
+    ROLLBACK_KEEPS_WRITES = "rollback_keeps_writes"
+    INTERRUPT_REPORTS_SUCCESS = "interrupt_reports_success"
+    FOREIGN_THREAD_READABLE = "foreign_thread_readable"
+    CROSSED_STREAMS = "crossed_streams"
 
     @property
     def description(self) -> str:
@@ -42,6 +48,18 @@ _DESCRIPTIONS = {
     Bug.MEMORY_GROWTH: "every finished run's transcript and a 256 KiB work buffer are kept forever",
     Bug.GLOBAL_LOCK: "every run holds one service-wide Redis lock from start to end, so agents run one at a time",
     Bug.SECOND_SESSION: "the session registry overwrites instead of refusing, so a user can hold two sessions",
+    Bug.CONCURRENT_RUNS: "HTTP runs: the thread's active-run guard is checked, then set after a pause (no lock), "
+    "so two runs can be active on one thread at once",
+    Bug.LOST_ENQUEUED_RUN: "HTTP runs: a thread's queue holds one waiting run; a newer enqueued run replaces it, "
+    "and the replaced one is reported succeeded without having run",
+    Bug.ROLLBACK_KEEPS_WRITES: "HTTP runs: the rollback removes the messages of the run that displaced the "
+    "rolled-back one, so a run reported rolled back keeps its messages in the thread",
+    Bug.INTERRUPT_REPORTS_SUCCESS: "HTTP runs: an interrupted run stops, but its stream and the run list "
+    "report it succeeded",
+    Bug.FOREIGN_THREAD_READABLE: "HTTP threads: reads of a thread (state, history, run list) check that it "
+    "exists, not whose it is",
+    Bug.CROSSED_STREAMS: "HTTP runs: a thread's runs share one stream writer, so a run's events go to the "
+    "stream of the run requested last on that thread",
 }
 
 

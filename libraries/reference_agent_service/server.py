@@ -2,7 +2,9 @@
 
 Sessions are kept by :mod:`reference_agent_service.sessions` and agent runs
 carried out by :mod:`reference_agent_service.runs`; the protocol is described
-in :mod:`reference_agent_service.protocol`.
+in :mod:`reference_agent_service.protocol`. Beside it, the same process serves
+the HTTP + SSE API of :mod:`reference_agent_service.http_api` (threads and
+their runs, :mod:`reference_agent_service.thread_runs`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import redis.asyncio as aioredis
 from redis import exceptions as rx
@@ -22,12 +24,15 @@ from websockets.exceptions import ConnectionClosed
 from .bugs import Bug
 from .coordination import RedisLocks, SessionRegistry
 from .errors import ServiceUnavailable
+from .http_api import HttpApi
 from .logsafe import mask_dsn, scrub
 from .protocol import ErrorCode, EventType, Hello, Ping, ProtocolError, parse_client_message
 from .runs import AgentRuns
 from .sessions import Session, Sessions
 from .settings import ServiceSettings
 from .store import APPLICATION_NAME, DATABASE_ERRORS, AgentStore
+from .thread_runs import ThreadRuns
+from .threads import ThreadStore
 
 log = logging.getLogger(__package__)
 
@@ -47,12 +52,20 @@ class ServiceConfig:
     secret: str = field(repr=False)
     host: str = "127.0.0.1"
     port: int = 0
+    http_port: int = 0
     bugs: frozenset[Bug] = frozenset()
     settings: ServiceSettings = field(default_factory=ServiceSettings)
 
 
+class Listening(NamedTuple):
+    """The ports the service listens on: WebSocket and HTTP."""
+
+    port: int
+    http_port: int
+
+
 class AgentService:
-    """Serves the protocol on one port; :meth:`shutdown` leaves no connection, task or key behind."""
+    """Serves the WebSocket protocol and the HTTP API; :meth:`shutdown` leaves no connection, task or key behind."""
 
     def __init__(self, config: ServiceConfig, store: AgentStore, client: aioredis.Redis) -> None:
         self.config = config
@@ -78,6 +91,9 @@ class AgentService:
         self._runs = AgentRuns(
             store, locks, self.settings, self.bugs, emit=self._sessions.emit, describe_error=self._scrub
         )
+        threads = ThreadStore(store.pool)
+        self._thread_runs = ThreadRuns(threads, self.settings, self.bugs, spawn=self._spawn, describe_error=self._scrub)
+        self._http = HttpApi(config.secret, threads, self._thread_runs, self.bugs, describe_error=self._scrub)
 
     @classmethod
     async def open(cls, config: ServiceConfig) -> Self:
@@ -112,8 +128,8 @@ class AgentService:
             ) from None
         return cls(config, store, client)
 
-    async def start(self) -> int:
-        """Listen; return the port."""
+    async def start(self) -> Listening:
+        """Listen for WebSocket and HTTP; return both ports."""
         try:
             self._server = await serve(
                 self._handle,
@@ -127,11 +143,19 @@ class AgentService:
             raise ServiceUnavailable(
                 f"Cannot listen on {self.config.host}:{self.config.port}: {error.strerror or error}"
             ) from None
+        try:
+            http_port = await self._http.start(
+                self.config.host, self.config.http_port, self.settings.shutdown_timeout_ms / 1000
+            )
+        except OSError as error:
+            raise ServiceUnavailable(
+                f"Cannot listen for HTTP on {self.config.host}:{self.config.http_port}: {error.strerror or error}"
+            ) from None
         self._spawn(self._sessions.keep_registered())
-        return int(self._server.sockets[0].getsockname()[1])
+        return Listening(int(self._server.sockets[0].getsockname()[1]), http_port)
 
     async def shutdown(self) -> None:
-        """Close connections (1001), cancel runs, release Redis keys, close the pools. Each step is bounded."""
+        """Close connections (1001), cancel runs, end streams, release Redis keys, close pools; each step bounded."""
         self._sessions.closing = True
         bound = self.settings.shutdown_timeout_ms / 1000
         if self._server is not None:
@@ -140,6 +164,8 @@ class AgentService:
                 await asyncio.wait_for(self._server.wait_closed(), bound)
             except TimeoutError:
                 log.warning("connections did not close within %g s; going on", bound)
+        await self._thread_runs.close(bound)
+        await self._http.close()
         await self._sessions.end_all()
         for task in self._tasks:
             task.cancel()
@@ -212,7 +238,7 @@ class AgentService:
         return scrub(scrub(str(error), self.config.pg_dsn), self.config.redis_url)
 
 
-async def serve_until_signalled(config: ServiceConfig, on_ready: Callable[[int], None]) -> None:
+async def serve_until_signalled(config: ServiceConfig, on_ready: Callable[[Listening], None]) -> None:
     """Run the service until SIGTERM or SIGINT, then shut it down gracefully."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -220,18 +246,20 @@ async def serve_until_signalled(config: ServiceConfig, on_ready: Callable[[int],
         loop.add_signal_handler(sig, stop.set)
     service = await AgentService.open(config)
     try:
-        port = await service.start()
+        listening = await service.start()
         log.info(
-            "listening on ws://%s:%d/ with PostgreSQL %s (schema %s), Redis %s (prefix %s), bugs: %s",
+            "listening on ws://%s:%d/ and http://%s:%d/ with PostgreSQL %s (schema %s), Redis %s (prefix %s), bugs: %s",
             config.host,
-            port,
+            listening.port,
+            config.host,
+            listening.http_port,
             mask_dsn(config.pg_dsn),
             config.pg_schema,
             mask_dsn(config.redis_url),
             config.redis_prefix,
             ", ".join(sorted(config.bugs)) or "none",
         )
-        on_ready(port)
+        on_ready(listening)
         await stop.wait()
         log.info("stopping")
     finally:

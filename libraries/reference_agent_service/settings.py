@@ -28,6 +28,9 @@ class ServiceSettings:
     hello_timeout_ms: int = _tunable(10_000, "how long a new connection may take to send its hello", 1)
     pg_pool_size: int = _tunable(10, "PostgreSQL connections the service holds at most", 1)
     max_message_bytes: int = _tunable(64 * 2**20, "largest frame a client may send", 1024)
+    finished_runs_kept: int = _tunable(
+        1000, "ended HTTP runs whose events stay for a Last-Event-ID resume (and a cancel) after they end"
+    )
     shutdown_timeout_ms: int = _tunable(5_000, "bound on each step of a graceful shutdown", 100)
 
     def __post_init__(self) -> None:

@@ -1,4 +1,4 @@
-"""What the agent service keeps in PostgreSQL: credits per user, threads, thread messages."""
+"""What the agent service keeps in PostgreSQL: credits per user, threads, thread messages (and the HTTP tables)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import asyncpg
 from .errors import ConfigurationError, ServiceUnavailable
 from .logsafe import mask_dsn, scrub
 from .protocol import RunFailure
+from .threads import THREAD_TABLES
 
 APPLICATION_NAME = "stampede-agent-service"
 """Names the service's PostgreSQL connections, followed by the schema it serves (see :func:`application_name`)."""
@@ -119,7 +120,7 @@ class AgentStore:
                     )
                 # Two services starting on one schema would race on CREATE TABLE IF NOT EXISTS.
                 await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", schema)
-                await connection.execute(_TABLES.format(schema=schema))
+                await connection.execute((_TABLES + THREAD_TABLES).format(schema=schema))
         except BaseException:
             await pool.close()
             raise

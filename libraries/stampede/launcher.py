@@ -98,6 +98,7 @@ class _Launch:
         self._due_index = itertools.count()
         self._origin_ns = 0
         self._deadline_ns: int | None = None
+        self.started_ns: int | None = None  # when the tool's setup was done and agents began to open
         self.stopped = False
         self.aborted = asyncio.Event()
         self.agents_started = 0  # released into their operations (for progress displays)
@@ -328,6 +329,11 @@ class RunningLaunch:
         return self._run.plan
 
     @property
+    def started_ns(self) -> int | None:
+        """When the launch started (monotonic ns, as ``LaunchResult.started_ns``); None while its tool sets up."""
+        return self._run.started_ns
+
+    @property
     def agents_started(self) -> int:
         """Agents released into their operations so far."""
         return self._run.agents_started
@@ -392,7 +398,7 @@ async def _execute(run: _Launch) -> LaunchResult:
     tool, plan = run.tool, run.plan
     sampler = LoopLagSampler()
     await asyncio.wait_for(tool.setup(plan.agents), plan.run_timeout)
-    started = time.monotonic_ns()
+    started = run.started_ns = time.monotonic_ns()
     sampler.start()
     tasks = {asyncio.create_task(run.run_agent(context)): context.agent for context in run.contexts()}
     unfinished: list[int] = []

@@ -33,11 +33,26 @@ _SQLSTATE_OUTCOMES = {
 }
 
 
+class ConflictError(Exception):
+    """Raised to end an attempt as a conflict (its transaction rolled back, retried by policy), named by ``code``.
+
+    A tool raises it where a guard found the data changed under it: a version
+    check that matched no row, a claim that found nothing left to claim.
+    """
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(message or code)
+        self.code = code
+
+
 def classify_exception(error: BaseException) -> tuple[Outcome, str]:
     """Return the outcome an exception stands for and a short code naming it.
 
-    The code is the SQLSTATE when the error carries one, else the exception class.
+    The code is the SQLSTATE when the error carries one, a :class:`ConflictError`'s
+    own code, else the exception class.
     """
+    if isinstance(error, ConflictError):
+        return Outcome.CONFLICT, error.code
     sqlstate = getattr(error, "sqlstate", None)
     if isinstance(sqlstate, str) and sqlstate:
         return _SQLSTATE_OUTCOMES.get(sqlstate, Outcome.ERROR), sqlstate

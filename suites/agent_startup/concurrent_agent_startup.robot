@@ -9,7 +9,7 @@ Documentation    Many users start their agents at the same instant.
 ...
 ...              Override any count or bound with --variable, e.g. --variable USERS:200.
 
-Resource         ../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Users Start Their Agents At The Same Instant
 

@@ -11,7 +11,7 @@ Documentation    The agent service under sustained load from many conversations.
 ...
 ...              Override any count or bound with --variable, e.g. --variable CONNECTIONS:150.
 
-Resource         ../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Use Agent Service    think_time=${THINK_TIME}
 

@@ -9,7 +9,7 @@ Documentation    The state behind the agent service under high load: balances in
 ...
 ...              Override any count with --variable, e.g. --variable BALANCE_UPDATERS:50.
 
-Resource         ../../resources/credits.resource
+Resource         stampede_robot/resources/credits.resource
 
 Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis
 

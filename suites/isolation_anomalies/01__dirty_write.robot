@@ -4,7 +4,7 @@ Documentation    G0, dirty write: a transaction overwrites another's uncommitted
 ...              committed, the waiting writer then fails (40001) instead of overwriting a change its
 ...              snapshot does not see.
 
-Resource         ../../resources/isolation_anomalies.resource
+Resource         stampede_robot/resources/isolation_anomalies.resource
 
 Suite Setup      Use PostgreSQL
 

@@ -3,7 +3,7 @@ Documentation    G1a, aborted read: a transaction reads a value that another wro
 ...              back. Every level prevents it: a read sees only committed data, never another
 ...              transaction's pending write.
 
-Resource         ../../resources/isolation_anomalies.resource
+Resource         stampede_robot/resources/isolation_anomalies.resource
 
 Suite Setup      Use PostgreSQL
 

@@ -4,7 +4,7 @@ Documentation    G1b, intermediate read: a transaction reads a value another tra
 ...              read sees the final committed value; at repeatable read and serializable it keeps
 ...              seeing the transaction's snapshot.
 
-Resource         ../../resources/isolation_anomalies.resource
+Resource         stampede_robot/resources/isolation_anomalies.resource
 
 Suite Setup      Use PostgreSQL
 

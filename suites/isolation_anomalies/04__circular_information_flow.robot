@@ -4,7 +4,7 @@ Documentation    G1c, circular information flow: each of two transactions sees t
 ...              it was before. Serializable goes further: the two reads and writes form a write skew
 ...              (G2-item), which no serial order explains, so the second to commit fails with 40001.
 
-Resource         ../../resources/isolation_anomalies.resource
+Resource         stampede_robot/resources/isolation_anomalies.resource
 
 Suite Setup      Use PostgreSQL
 

@@ -5,7 +5,7 @@ Documentation    OTV, observed transaction vanishes: a reader sees one transacti
 ...              for T1 and T3 sees T1's values, then T2's; above it, T2 is refused (40001) once T1
 ...              commits and T3 keeps its snapshot.
 
-Resource         ../../resources/isolation_anomalies.resource
+Resource         stampede_robot/resources/isolation_anomalies.resource
 
 Suite Setup      Use PostgreSQL
 

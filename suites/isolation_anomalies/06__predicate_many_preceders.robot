@@ -4,7 +4,7 @@ Documentation    PMP, predicate-many-preceders: two predicate reads in one trans
 ...              snapshot. Repeatable read and serializable prevent it: every read uses the snapshot
 ...              the transaction began with.
 
-Resource         ../../resources/isolation_anomalies.resource
+Resource         stampede_robot/resources/isolation_anomalies.resource
 
 Suite Setup      Use PostgreSQL
 

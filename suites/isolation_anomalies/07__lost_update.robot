@@ -4,7 +4,7 @@ Documentation    P4, lost update: two transactions read a value, each writes bac
 ...              the first, then overwrites its committed value. Repeatable read and serializable
 ...              prevent it: the second writer fails with 40001 and must retry.
 
-Resource         ../../resources/isolation_anomalies.resource
+Resource         stampede_robot/resources/isolation_anomalies.resource
 
 Suite Setup      Use PostgreSQL
 

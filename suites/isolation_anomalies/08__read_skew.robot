@@ -4,7 +4,7 @@ Documentation    G-single, read skew: a transaction reads one row before another
 ...              committed allows it; repeatable read and serializable prevent it with the
 ...              transaction's snapshot.
 
-Resource         ../../resources/isolation_anomalies.resource
+Resource         stampede_robot/resources/isolation_anomalies.resource
 
 Suite Setup      Use PostgreSQL
 

@@ -4,7 +4,7 @@ Documentation    G2-item, write skew: two transactions read the same rows and ea
 ...              read allow it: the writes touch different rows, so nothing conflicts. Serializable
 ...              prevents it: the second to commit fails with 40001.
 
-Resource         ../../resources/isolation_anomalies.resource
+Resource         stampede_robot/resources/isolation_anomalies.resource
 
 Suite Setup      Use PostgreSQL
 

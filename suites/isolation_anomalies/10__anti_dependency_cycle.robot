@@ -4,7 +4,7 @@ Documentation    G2, anti-dependency cycle on a predicate: two transactions each
 ...              repeatable read allow it: both commit. Serializable prevents it with predicate locks:
 ...              the second to commit fails with 40001.
 
-Resource         ../../resources/isolation_anomalies.resource
+Resource         stampede_robot/resources/isolation_anomalies.resource
 
 Suite Setup      Use PostgreSQL
 

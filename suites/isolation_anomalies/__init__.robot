@@ -16,7 +16,7 @@ Documentation     Isolation anomalies: what each of PostgreSQL's isolation level
 ...               the end of this suite logs the anomaly × isolation level matrix: prevented or
 ...               allowed, and how (blocking, a 40001 serialization failure, or the snapshot reads see).
 
-Resource          ../../resources/isolation_anomalies.resource
+Resource          stampede_robot/resources/isolation_anomalies.resource
 
 Suite Setup       Use PostgreSQL
 Suite Teardown    Log Anomaly Matrix

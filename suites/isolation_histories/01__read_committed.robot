@@ -4,7 +4,7 @@ Documentation    Read committed: no transaction reads another's uncommitted or i
 ...              when it began, so two transactions can read the same version of a list and both append
 ...              to it (a lost update), or one can see part of another's writes (G-single, read skew).
 
-Resource         ../../resources/isolation_histories.resource
+Resource         stampede_robot/resources/isolation_histories.resource
 
 
 *** Test Cases ***

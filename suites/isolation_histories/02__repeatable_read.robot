@@ -5,7 +5,7 @@ Documentation    Repeatable read in PostgreSQL is snapshot isolation: each trans
 ...              it allows write skew (G2-item), two transactions each reading what the other writes and
 ...              both committing. So it is judged as snapshot isolation, and write skew is expected.
 
-Resource         ../../resources/isolation_histories.resource
+Resource         stampede_robot/resources/isolation_histories.resource
 
 
 *** Test Cases ***

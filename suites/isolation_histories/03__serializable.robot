@@ -3,7 +3,7 @@ Documentation    Serializable: PostgreSQL's serializable snapshot isolation abor
 ...              that would close a cycle of dependencies, so the committed transactions have a serial
 ...              order: no anomaly at all, write skew included.
 
-Resource         ../../resources/isolation_histories.resource
+Resource         stampede_robot/resources/isolation_histories.resource
 
 
 *** Test Cases ***

@@ -9,6 +9,6 @@ Documentation    Isolation anomalies inferred from histories of random transacti
 ...              (PostgreSQL's repeatable read IS snapshot isolation, which allows write skew, G2-item),
 ...              serializable as serializable. Each logs the anomalies random load actually found.
 
-Resource         ../../resources/isolation_histories.resource
+Resource         stampede_robot/resources/isolation_histories.resource
 
 Suite Setup      Use PostgreSQL

@@ -7,7 +7,7 @@ Documentation    Scenario 1: work shorter than the lease, for every lock impleme
 ...              holder's, and the counter ends at the number of writes it took. Each test logs the
 ...              lock's attempts, violations, inconclusive overlaps and acquire latency p95.
 
-Resource         ../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis
 Test Template    Agents Take Turns Under The Lock

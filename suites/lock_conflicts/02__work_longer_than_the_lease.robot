@@ -9,7 +9,7 @@ Documentation    Scenario 2: work longer than the lease.
 ...              increments; with fencing on, the counter refuses any access whose fencing number is
 ...              below the highest it has seen, and stays right.
 
-Resource         ../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis
 

@@ -8,7 +8,7 @@ Documentation    Scenario 3: a broken lock must be caught.
 ...              showing the overlapping intervals, where Stampede's own lock under the same stalls
 ...              is never granted twice.
 
-Resource         ../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis
 

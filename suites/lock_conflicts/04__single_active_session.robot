@@ -9,7 +9,7 @@ Documentation    Scenario 4 (seed 003): a single active session per user, regist
 ...              whatever session is registered (the broken lock) lets a user in twice, and Stampede
 ...              must catch it.
 
-Resource         ../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis
 

@@ -22,6 +22,6 @@ Documentation    Lock conflicts: agents compete for a lock, hold it while they u
 ...              Where a test shows an unsafe design, Stampede must catch it: those steps expect
 ...              the checker's failure and say so.
 
-Resource         ../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis

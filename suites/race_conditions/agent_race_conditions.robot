@@ -8,7 +8,7 @@ Documentation    Race conditions between users of the agent service.
 ...
 ...              Override any count with --variable, e.g. --variable EXECUTIONS:100.
 
-Resource         ../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Use Agent Service    think_time=${THINK_TIME}
 

@@ -10,7 +10,7 @@ Documentation    Race conditions in the state agents share: database sessions an
 ...
 ...              Override any count with --variable, e.g. --variable DB_SESSIONS:200.
 
-Resource         ../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Use PostgreSQL
 

@@ -7,7 +7,7 @@ Documentation    Test case 1: record modification conflicts.
 ...              deduction, and no successful write overwrites another. Where a strategy is
 ...              unsafe, the test shows that Stampede catches the lost updates.
 
-Resource         ../../resources/credits.resource
+Resource         stampede_robot/resources/credits.resource
 
 Suite Setup      Use PostgreSQL
 Test Template    Credit Deductions By Strategy

@@ -10,7 +10,7 @@ Documentation    Test case 2: connection-pool exhaustion and connection-leak det
 ...              out of the pool and the run's backends in pg_stat_activity are back to their
 ...              count before the launch. Tools seeded with a leak show that Stampede catches it.
 
-Resource         ../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Use PostgreSQL
 

@@ -6,7 +6,7 @@ Documentation    Test case 3: optimistic-locking version conflicts on a multi-fi
 ...              update survives; written back blindly, agents erase each other's fields, and
 ...              Stampede reports which ones.
 
-Resource         ../../resources/credits.resource
+Resource         stampede_robot/resources/credits.resource
 
 Suite Setup      Use PostgreSQL
 

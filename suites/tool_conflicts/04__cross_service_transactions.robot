@@ -14,7 +14,7 @@ Documentation    Test case 4: cross-service transaction coordination.
 ...              one allows 100). On a server without it those tests are skipped with that reason,
 ...              never passed; the naive and saga tests still run.
 
-Resource         ../../resources/coordination.resource
+Resource         stampede_robot/resources/coordination.resource
 
 Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis
 

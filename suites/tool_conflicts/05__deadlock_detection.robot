@@ -19,7 +19,7 @@ Documentation    Test case 5: deadlock detection and recovery.
 ...              cycle closed is freed by its partner's check, up to twice deadlock_timeout), and says so
 ...              in a warning.
 
-Resource         ../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Use PostgreSQL
 

@@ -15,7 +15,7 @@ Documentation    Test case 6: agent tool state synchronization.
 ...              events; tests/acceptance/robot/failing_twins/event_sourcing.robot shows Stampede
 ...              catching it.
 
-Resource         ../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Use PostgreSQL
 Test Teardown    Stop Projection Workers

@@ -11,7 +11,7 @@ Documentation    Test case 7: tool execution queue under load.
 ...              (SELECT the first item, then UPDATE it without a lock) processes items twice, and the
 ...              last test shows Stampede catching it with the duplicated item ids.
 
-Resource         ../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis
 

@@ -9,7 +9,7 @@ Documentation    Fault injection: agents keep working while the services fail un
 ...              increment, none created, lost or applied twice, including operations whose client
 ...              could not know whether they committed.
 
-Resource         ../../resources/faults.resource
+Resource         stampede_robot/resources/faults.resource
 
 Suite Setup      Use PostgreSQL And Redis
 Test Teardown    Undo All Faults

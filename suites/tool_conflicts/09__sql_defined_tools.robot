@@ -5,7 +5,7 @@ Documentation    A tool written in SQL by the suite, launched and judged like th
 ...              statement claims a free seat with FOR UPDATE SKIP LOCKED, so no seat may be
 ...              booked twice and every seat must be taken.
 
-Resource         ../../resources/credits.resource
+Resource         stampede_robot/resources/credits.resource
 
 Suite Setup      Use PostgreSQL
 

@@ -17,10 +17,12 @@ Documentation    Concurrent tool execution conflicts: what happens when many age
 ...              8. Fault injection: terminated backends, a network partition, added latency,
 ...              killed and paused Redis clients; no credit created or lost.
 ...              9. A tool written in SQL by the suite, judged like the built-in ones.
+...              10. Tools written by the suite in Python and as SQL transactions, and invariants
+...              that must hold after and while agents run.
 ...
 ...              Where a test shows an unsafe design, Stampede must catch it: those steps expect
 ...              the checker's failure and say so.
 
-Resource         ../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Use PostgreSQL

@@ -355,16 +355,21 @@ def run_robot(
     variables: Mapping[str, str] | None = None,
     options: Sequence[str] = (),
     timeout: float = ROBOT_TIMEOUT,
+    python: Path | str = sys.executable,
+    cwd: Path = ROOT,
+    environment: Mapping[str, str] | None = None,
 ) -> RobotRun:
-    """Run ``robot`` on ``data`` (paths relative to the repository root) and return the parsed run.
+    """Run ``robot`` on ``data`` (paths relative to ``cwd``, by default the repository root) and return the run.
 
+    ``python`` is the interpreter whose robot runs (this one, or a fresh virtual
+    environment's), with ``environment`` (this process's unless given).
     Server processes the run starts are watched while it runs; afterwards the
     run's leftovers are listed in ``RobotRun.leftovers``. A run that exceeds
     ``timeout`` is interrupted as Ctrl+C would (killed if it does not stop),
     whatever it left behind is recorded and then killed, and :class:`RobotTimeout` is raised.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "robot", "--outputdir", str(output_dir), "--consolecolors", "off"]
+    argv = [str(python), "-m", "robot", "--outputdir", str(output_dir), "--consolecolors", "off"]
     for name, value in (variables or {}).items():
         argv += ["--variable", f"{name}:{value}"]
     argv += [*options, *(str(path) for path in data)]
@@ -376,8 +381,8 @@ def run_robot(
     with console_file.open("wb") as console:
         process = subprocess.Popen(
             argv,
-            cwd=ROOT,
-            env={**os.environ, RUN_ID_ENV: run_id},
+            cwd=cwd,
+            env={**(os.environ if environment is None else environment), RUN_ID_ENV: run_id},
             stdin=subprocess.DEVNULL,
             stdout=console,
             stderr=subprocess.STDOUT,

@@ -15,11 +15,11 @@ import redis
 from stampede.services.embedded_postgres import EmbeddedPostgres
 from stampede.services.embedded_redis import EmbeddedRedis
 
-from .conftest import ROOT, RobotTimeout, ServerProc, find_leftovers, new_run_id, run_robot, take_snapshot
+from .conftest import RobotTimeout, ServerProc, find_leftovers, new_run_id, run_robot, take_snapshot
 
-HANGING_SUITE = f"""\
+HANGING_SUITE = """\
 *** Settings ***
-Resource        {ROOT / "resources" / "stampede.resource"}
+Resource        stampede_robot/resources/stampede.resource
 Suite Setup     Use PostgreSQL
 
 *** Test Cases ***

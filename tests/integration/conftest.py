@@ -60,6 +60,12 @@ def redis_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def embedded(embedded_postgres: EmbeddedPostgres, embedded_redis: EmbeddedRedis) -> tuple[str, str]:
+    """The embedded servers' DSN and URL: for tests that need run only once, not once per server pairing."""
+    return embedded_postgres.dsn, embedded_redis.url
+
+
+@pytest.fixture
 def run_id() -> str:
     """A fresh run id, so tests never share a schema or key prefix."""
     return f"t_{uuid.uuid4().hex[:12]}"

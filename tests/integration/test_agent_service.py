@@ -34,7 +34,7 @@ from reference_agent_service.protocol import (
 )
 from reference_agent_service.store import application_name
 from stampede.errors import ServiceUnavailable
-from stampede.services import EmbeddedPostgres, EmbeddedRedis, PostgresTarget, RedisTarget
+from stampede.services import PostgresTarget, RedisTarget
 from stampede.services.embedded_agent_service import EmbeddedAgentService
 from stampede.services.postgres_target import open_postgres
 from stampede.services.redis_target import open_redis
@@ -158,12 +158,6 @@ async def expect_refusal(ws: ClientConnection, code: str, close_code: CloseCode)
         await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT)
     assert ws.close_code == close_code
     return frame
-
-
-@pytest.fixture
-def embedded(embedded_postgres: EmbeddedPostgres, embedded_redis: EmbeddedRedis) -> tuple[str, str]:
-    """The embedded servers' DSN and URL: for tests that need run only once, not once per server pairing."""
-    return embedded_postgres.dsn, embedded_redis.url
 
 
 # --- the protocol --------------------------------------------------------------------------

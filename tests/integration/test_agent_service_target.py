@@ -42,14 +42,24 @@ def test_the_reference_service_outlives_the_thread_that_started_it(
             pid = service.pid
             assert pid is not None and not _gone(pid)
 
+            assert service.http_url == service.embedded.http_url == f"http://127.0.0.1:{service.embedded.http_port}/"
+            assert service.embedded.http_port != service.embedded.port
+
             # The same service reached as "your own": the probe's handshake is answered.
             yours = await connect_agent_service(service.url)
+            assert yours.http_url is None
             assert yours.kind == "external" and yours.pid is None
             assert yours.handshake.startswith("WebSocket handshake answered in ")
             with pytest.raises(ConfigurationError, match=SECRET_ENV):
                 yours.token_for("alice")
             assert yours.close() == f"stopped using the agent service at {service.url}"
             assert not _gone(pid), "letting go of your own service must not stop it"
+            http_only = await connect_agent_service(None, http_url=service.http_url)
+            assert (http_only.url, http_only.http_url) == ("", service.http_url)
+            assert http_only.handshake == "HTTP port accepts connections"
+            assert http_only.close() == f"stopped using the agent service at {service.http_url}"
+            both = await connect_agent_service(service.url, http_url=service.http_url)
+            assert both.handshake.endswith("; HTTP port accepts connections") and both.url == service.url
 
             assert service.close() == f"stopped the reference agent service (pid {pid}) cleanly"
             assert _gone(pid)

@@ -31,7 +31,6 @@ from stampede.checkers.serialization import check_ran_in_parallel
 from stampede.checkers.single_session import check_single_session
 from stampede.launcher import LaunchPlan, LaunchResult, launch
 from stampede.records.websocket import WsFailure
-from stampede.services import EmbeddedPostgres, EmbeddedRedis
 from stampede.services.embedded_agent_service import EmbeddedAgentService
 from stampede.services.postgres_target import open_postgres
 from stampede.services.processes import free_port
@@ -131,11 +130,6 @@ def scenario(
             await body(ref)
 
     asyncio.run(run())
-
-
-@pytest.fixture
-def embedded(embedded_postgres: EmbeddedPostgres, embedded_redis: EmbeddedRedis) -> tuple[str, str]:
-    return embedded_postgres.dsn, embedded_redis.url
 
 
 # --- a sound service passes every checker ------------------------------------------------------

@@ -149,3 +149,16 @@ def test_get_lost_update_count_over_nothing_to_count_fails_rather_than_returning
     checks = CheckKeywords(_runtime_with(_other(), blind))
     with pytest.raises(AssertionError, match=r"^Nothing to check for lost updates"):
         checks.get_lost_update_count()
+
+
+def test_no_update_should_be_lost_groups_by_the_subject_and_version_it_is_given() -> None:
+    """A tool of the suite's own names what it read its way: two writers of seat 7 at version 3 lost one update."""
+    writers = [
+        Operation(agent, f"user-{agent}", "book", 0, 0, MS, Outcome.OK, read={"seat": 7, "version": 3})
+        for agent in (1, 2)
+    ]
+    checks = CheckKeywords(_runtime_with(_other("book"), *writers))
+    with pytest.raises(AssertionError, match=r"^Nothing to check for lost updates: no successful operation recorded"):
+        checks.no_update_should_be_lost()
+    with pytest.raises(AssertionError, match=r"^Lost updates: expected 0, found 1\. .* same version of the same seat"):
+        checks.no_update_should_be_lost(subject="seat", version="version")

@@ -1,10 +1,12 @@
 """The agent service a run talks to: the bundled reference service started for it, or the user's own at a URL.
 
-:func:`start_reference_service` starts :class:`EmbeddedAgentService` against the
+:func:`reference_service` starts :class:`EmbeddedAgentService` against the
 run's PostgreSQL schema and Redis prefix; :func:`connect_agent_service` checks
-that something at the user's URL accepts connections and speaks WebSocket.
-Either way the result is an :class:`AgentServiceTarget`: its ``url``, a way to
-issue a user's token, and a bounded :meth:`~AgentServiceTarget.close`.
+that something at the user's URL accepts connections and speaks WebSocket (and
+that something accepts connections at the user's HTTP URL, if given).
+Either way the result is an :class:`AgentServiceTarget`: its ``url`` (WebSocket)
+and ``http_url`` (its HTTP API, if any), a way to issue a user's token, and a
+bounded :meth:`~AgentServiceTarget.close`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from ..errors import ConfigurationError, ServiceUnavailable
 from ..units import format_duration
-from .config import AGENT_SERVICE_URL_ENV
+from .config import AGENT_HTTP_URL_ENV, AGENT_SERVICE_URL_ENV
 from .embedded_agent_service import EmbeddedAgentService
 from .postgres_target import PostgresTarget
 from .redis_target import RedisTarget
@@ -33,8 +35,10 @@ from .tokens import DEFAULT_TOKEN, SECRET_ENV, TokenSpec, check_secret, issue_to
 STOP_TIMEOUT = 10.0
 PROBE_TIMEOUT = 5.0
 _SCHEMES = ("ws", "wss")
+_HTTP_SCHEMES = ("http", "https")
 _BUNDLED_INSTEAD = (
-    f"or leave ${{AGENT_SERVICE_URL}} and {AGENT_SERVICE_URL_ENV} unset to use the bundled reference service"
+    f"or leave ${{AGENT_SERVICE_URL}}, {AGENT_SERVICE_URL_ENV}, ${{AGENT_HTTP_URL}} and {AGENT_HTTP_URL_ENV} "
+    "unset to use the bundled reference service"
 )
 
 
@@ -99,15 +103,19 @@ class AgentServiceTarget:
         self,
         url: str,
         *,
+        http_url: str | None = None,
         embedded: EmbeddedAgentService | None = None,
         starter: _StarterThread | None = None,
         jwt_secret: str | None = None,
         handshake: str = "",
     ) -> None:
         self.url = url
+        """The service's ``ws://`` URL; "" for a user's service that has only an HTTP API."""
+        self.http_url = http_url
+        """The ``http://`` base URL of the service's HTTP API; None for a user's service that has none."""
         self.embedded = embedded
         self.handshake = handshake
-        """What the WebSocket handshake probe found at a user's URL ("" for the embedded service)."""
+        """What the probes found at a user's URLs ("" for the embedded service)."""
         self._starter = starter
         self._jwt_secret = jwt_secret
         self._closed = False
@@ -118,7 +126,11 @@ class AgentServiceTarget:
 
     @property
     def display_url(self) -> str:
-        return display_url(self.url)
+        return display_url(self.url or self.http_url or "")
+
+    @property
+    def display_http_url(self) -> str | None:
+        return display_url(self.http_url) if self.http_url is not None else None
 
     @property
     def pid(self) -> int | None:
@@ -158,10 +170,10 @@ class AgentServiceTarget:
         return partial(issue_token, check_secret(self._jwt_secret, spec.algorithm), ttl=ttl, spec=spec)
 
     def start(self) -> str:
-        """Start the embedded service on a thread of its own and wait until it is ready; return its URL."""
+        """Start the embedded service on a thread of its own and wait until it is ready; return its ``ws://`` URL."""
         if self._starter is not None and self.embedded is not None and not self.url:
             self._starter.start()
-            self.url = self.embedded.url
+            self.url, self.http_url = self.embedded.url, self.embedded.http_url
         return self.url
 
     def close(self) -> str:
@@ -198,46 +210,72 @@ def reference_service(
     return AgentServiceTarget("", embedded=service, starter=_StarterThread(service, timeout))
 
 
-def _check_url(url: str) -> tuple[str, int]:
+def _check_url(url: str, schemes: tuple[str, str] = _SCHEMES, what: str = "agent service URL") -> tuple[str, int]:
+    """The host and port of ``url``, or ConfigurationError if it is not ``<schemes[0]>://host:port/path``."""
+    plain, secure = schemes
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as error:
         raise ConfigurationError(
-            f"Malformed agent service URL {display_url(url)}: {error}. Write it as ws://host:port/path"
+            f"Malformed {what} {display_url(url)}: {error}. Write it as {plain}://host:port/path"
         ) from None
-    if parts.scheme not in _SCHEMES or not parts.hostname:
+    if parts.scheme not in schemes or not parts.hostname:
         raise ConfigurationError(
-            f"The agent service URL must be ws://host:port/path or wss://..., got {display_url(url)!r}."
+            f"The {what} must be {plain}://host:port/path or {secure}://..., got {display_url(url)!r}."
         )
-    return parts.hostname, port or (443 if parts.scheme == "wss" else 80)
+    return parts.hostname, port or (443 if parts.scheme == secure else 80)
 
 
-async def connect_agent_service(
-    url: str, *, jwt_secret: str | None = None, timeout: float = PROBE_TIMEOUT
-) -> AgentServiceTarget:
-    """Check that the service at ``url`` accepts connections and answers a WebSocket handshake; return it.
-
-    A refused or unreachable address, or a server that does not speak
-    WebSocket, raises ServiceUnavailable naming the URL. A handshake the
-    service refuses with an HTTP status (it may want credentials the probe does
-    not send) is only noted in ``handshake``. ``jwt_secret`` defaults to
-    ``$STAMPEDE_AGENT_JWT_SECRET``.
-    """
-    host, port = _check_url(url)
-    shown = display_url(url)
-    secret = jwt_secret or os.environ.get(SECRET_ENV) or None
-    if secret is not None:
-        check_secret(secret)
+async def _accepting(url: str, host: str, port: int, timeout: float, variables: str) -> None:
+    """Return once something accepts a TCP connection at ``host:port``; else ServiceUnavailable naming ``url``."""
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (OSError, TimeoutError) as error:
         why = f"no answer within {format_duration(timeout)}" if isinstance(error, TimeoutError) else str(error)
         raise ServiceUnavailable(
-            f"Nothing accepts connections at the agent service URL {shown} ({why}): start your service there, "
-            f"point ${{AGENT_SERVICE_URL}} or {AGENT_SERVICE_URL_ENV} at one that runs, {_BUNDLED_INSTEAD}."
+            f"Nothing accepts connections at the agent service URL {display_url(url)} ({why}): start your service "
+            f"there, point {variables} at one that runs, {_BUNDLED_INSTEAD}."
         ) from None
     writer.close()
+
+
+async def connect_agent_service(
+    url: str | None,
+    *,
+    http_url: str | None = None,
+    jwt_secret: str | None = None,
+    timeout: float = PROBE_TIMEOUT,
+) -> AgentServiceTarget:
+    """Check the user's service: at ``url`` it answers a WebSocket handshake, at ``http_url`` it accepts connections.
+
+    Either URL may be missing, not both. A refused or unreachable address, or
+    a server at ``url`` that does not speak WebSocket, raises
+    ServiceUnavailable naming the URL. A handshake the service refuses with an
+    HTTP status (it may want credentials the probe does not send) is only
+    noted in ``handshake``. ``jwt_secret`` defaults to ``$STAMPEDE_AGENT_JWT_SECRET``.
+    """
+    if not url and not http_url:
+        raise ConfigurationError(
+            "No agent service URL: give its ws:// URL (url, ${AGENT_SERVICE_URL}, "
+            f"{AGENT_SERVICE_URL_ENV}) or its http:// URL (http_url, ${{AGENT_HTTP_URL}}, {AGENT_HTTP_URL_ENV})."
+        )
+    http_address = _check_url(http_url, _HTTP_SCHEMES, "agent service HTTP URL") if http_url else None
+    address = _check_url(url) if url else None
+    secret = jwt_secret or os.environ.get(SECRET_ENV) or None
+    if secret is not None:
+        check_secret(secret)
+    probes = [await _handshake(url, *address, timeout)] if url and address else []
+    if http_url and http_address:
+        await _accepting(http_url, *http_address, timeout, f"${{AGENT_HTTP_URL}} or {AGENT_HTTP_URL_ENV}")
+        probes.append("HTTP port accepts connections")
+    return AgentServiceTarget(url or "", http_url=http_url, jwt_secret=secret, handshake="; ".join(probes))
+
+
+async def _handshake(url: str, host: str, port: int, timeout: float) -> str:
+    """What the WebSocket handshake at ``url`` found; ServiceUnavailable if nothing there speaks WebSocket."""
+    shown = display_url(url)
+    await _accepting(url, host, port, timeout, f"${{AGENT_SERVICE_URL}} or {AGENT_SERVICE_URL_ENV}")
     started = time.monotonic()
     try:
         async with connect(url, open_timeout=timeout, close_timeout=1):
@@ -254,4 +292,4 @@ async def connect_agent_service(
             f"The agent service at {shown} accepts connections but does not speak WebSocket "
             f"({type(error).__name__}: {error}): check the host, port and scheme, {_BUNDLED_INSTEAD}."
         ) from None
-    return AgentServiceTarget(url, jwt_secret=secret, handshake=handshake)
+    return handshake

@@ -11,6 +11,7 @@ from ..errors import ConfigurationError
 PG_DSN_ENV = "STAMPEDE_PG_DSN"
 REDIS_URL_ENV = "STAMPEDE_REDIS_URL"
 AGENT_SERVICE_URL_ENV = "STAMPEDE_AGENT_SERVICE_URL"
+AGENT_HTTP_URL_ENV = "STAMPEDE_AGENT_HTTP_URL"
 RUN_ID_ENV = "STAMPEDE_RUN_ID"
 # PostgreSQL names hold 63 bytes; the longest we build is "stampede_<run_id>".
 _RUN_ID = re.compile(r"[a-z0-9_]{1,54}")
@@ -36,6 +37,11 @@ def resolve_redis_url(explicit: str | None) -> str | None:
 def resolve_agent_service_url(explicit: str | None) -> str | None:
     """Return ``explicit``, else ``$STAMPEDE_AGENT_SERVICE_URL``, else None (start the reference service)."""
     return _resolve(explicit, AGENT_SERVICE_URL_ENV)
+
+
+def resolve_agent_http_url(explicit: str | None) -> str | None:
+    """Return ``explicit``, else ``$STAMPEDE_AGENT_HTTP_URL``, else None (no HTTP API of the user's own)."""
+    return _resolve(explicit, AGENT_HTTP_URL_ENV)
 
 
 def check_run_id(run_id: str) -> str:

@@ -36,7 +36,8 @@ class EmbeddedAgentService(EmbeddedServer):
     ``bugs`` are seeded defects (names such as ``"leak, reorder"``), ``settings``
     the service's settings by name (the others keep their defaults); both are
     checked against what the service says it offers before anything starts.
-    :meth:`start` returns the ``ws://`` URL; :meth:`token_for` issues a user's JWT.
+    :meth:`start` returns the ``ws://`` URL (:attr:`http_url` is its HTTP API's);
+    :meth:`token_for` issues a user's JWT.
     Stop it before closing the targets (their cleanup drops the schema it works in).
     Like the embedded servers, start it from a thread that outlives it: the child
     gets SIGTERM when the starting thread ends.
@@ -94,10 +95,24 @@ class EmbeddedAgentService(EmbeddedServer):
         return f"ws://{HOST}:{self.port}/"
 
     @property
+    def http_url(self) -> str:
+        """``http://127.0.0.1:<http_port>/``: the service's HTTP + SSE API, as its ready line says."""
+        return str(self._ready_field("http_url"))
+
+    @property
     def port(self) -> int:
+        return int(self._ready_field("port"))
+
+    @property
+    def http_port(self) -> int:
+        return int(self._ready_field("http_port"))
+
+    def _ready_field(self, name: str) -> Any:
         if self._ready is None:
             raise ServiceUnavailable("The agent service is not running: call start() first")
-        return int(self._ready["port"])
+        if name not in self._ready:
+            raise ServiceUnavailable(f"The agent service's ready line has no {name!r}: {self._ready}")
+        return self._ready[name]
 
     @property
     def pid(self) -> int | None:
@@ -139,6 +154,8 @@ class EmbeddedAgentService(EmbeddedServer):
                     "--host",
                     HOST,
                     "--port",
+                    "0",
+                    "--http-port",
                     "0",
                     "--pg-schema",
                     self.pg_schema,

@@ -8,7 +8,7 @@ import os
 import re
 import socket
 from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -159,6 +159,17 @@ class PostgresTarget:
             },
             "timeout": self.connect_timeout,
         }
+
+    def client_dsn(self) -> str:
+        """The DSN for the suite's own client code: it lands in our schema and is cleaned up with our connections.
+
+        The schema and ``application_name`` ride in the URL (``options=-c search_path=...``), which asyncpg,
+        psycopg and libpq all read. It holds the password: hand it to code, never to a log.
+        """
+        parts = urlsplit(self.dsn)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("options", "application_name")]
+        query += [("options", f"-c search_path={self.schema},public"), ("application_name", self.application_name)]
+        return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))  # %20, not +: libpq reads no +
 
     async def connect(self) -> asyncpg.Connection:
         """Open a new connection in our schema."""

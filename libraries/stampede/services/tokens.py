@@ -78,20 +78,27 @@ class TokenSpec:
             raise _bad(f"lifetime must be longer than 0 s, got {self.lifetime!r}")
 
     @classmethod
-    def from_dict(cls, data: Any) -> Self:
-        """A spec from a protocol's ``"token"`` object; what it leaves out keeps its default."""
+    def from_dict(cls, data: Any, *, protocol: str = "WebSocket") -> Self:
+        """A spec from a protocol's ``"token"`` object; what it leaves out keeps its default.
+
+        ``protocol`` names the protocol configuration in errors (``WebSocket``, ``HTTP``).
+        """
+        where = f"{protocol} protocol"
         if not isinstance(data, Mapping):
             raise ConfigurationError(
-                f'WebSocket protocol: token must be an object such as {{"subject_claim": "user_id"}}, got {data!r}'
+                f'{where}: token must be an object such as {{"subject_claim": "user_id"}}, got {data!r}'
             )
         known = [spec.name for spec in fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise _bad(f"unknown key(s) {', '.join(map(repr, unknown))}; known keys are {', '.join(known)}")
+            raise _bad(f"unknown key(s) {', '.join(map(repr, unknown))}; known keys are {', '.join(known)}", where)
         values = dict(data)
         if "lifetime" in values:
-            values["lifetime"] = parse_positive_duration(values["lifetime"], what="WebSocket protocol: token.lifetime")
-        return cls(**values)
+            values["lifetime"] = parse_positive_duration(values["lifetime"], what=f"{where}: token.lifetime")
+        try:
+            return cls(**values)
+        except ConfigurationError as error:
+            raise ConfigurationError(str(error).replace("WebSocket protocol: token.", f"{where}: token.", 1)) from None
 
     def claims_for(self, user_id: str, *, ttl: float | None = None, now: float | None = None) -> dict[str, Any]:
         """The claims of ``user_id``'s token, valid for ``ttl`` seconds (default ``lifetime``; negative: expired)."""
@@ -127,8 +134,8 @@ def _lifetime_text(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def _bad(problem: str) -> ConfigurationError:
-    return ConfigurationError(f"WebSocket protocol: token.{problem}")
+def _bad(problem: str, where: str = "WebSocket protocol") -> ConfigurationError:
+    return ConfigurationError(f"{where}: token.{problem}")
 
 
 def new_secret() -> str:

@@ -11,9 +11,7 @@ unknown table is reported at once, naming the tool, not in the middle of a launc
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Mapping
-from decimal import Decimal
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -23,41 +21,21 @@ from ..errors import ConfigurationError
 from ..retry import NO_RETRIES, RetryPolicy
 from .isolation import IsolationLevel
 from .postgres_tool import PostgresTool
+from .sql_parameters import (
+    BUILT_IN_PARAMETERS,
+    built_in_values,
+    built_ins_known,
+    check_constant_names,
+    missing_values,
+    prepare,
+    to_positional,
+    typed_constants,
+)
 
 if TYPE_CHECKING:
     from ..services.postgres_target import PostgresTarget
 
-BUILT_IN_PARAMETERS = ("agent", "user", "marker", "iteration")
 ROWS_KEPT_PER_OPERATION = 5
-# Quoted literals and identifiers are matched first so a ':word' inside them is left alone;
-# '(?<!:)' keeps casts such as '::int' from being read as parameters.
-_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
-_CONVERTERS: dict[str, Callable[[str], Any]] = {
-    "int2": int,
-    "int4": int,
-    "int8": int,
-    "float4": float,
-    "float8": float,
-    "numeric": Decimal,
-    "bool": lambda text: text.strip().lower() in ("true", "t", "yes", "1", "on"),
-    "json": lambda text: text,
-    "jsonb": lambda text: text,
-}
-
-
-def to_positional(sql: str) -> tuple[str, list[str]]:
-    """Rewrite ``:name`` parameters as ``$n`` and return the names in order of ``n``."""
-    names: list[str] = []
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name is None:
-            return match.group(0)
-        if name not in names:
-            names.append(name)
-        return f"${names.index(name) + 1}"
-
-    return _TOKENS.sub(replace, sql), names
 
 
 class SqlTool(PostgresTool):
@@ -78,13 +56,10 @@ class SqlTool(PostgresTool):
             raise ConfigurationError(f"SQL tool {name!r} has no SQL statement.")
         self.sql, self.parameters = to_positional(sql)
         self.constants = dict(constants or {})
+        check_constant_names(f"SQL tool {name!r}", self.constants)
         unknown = [p for p in self.parameters if p not in BUILT_IN_PARAMETERS and p not in self.constants]
         if unknown:
-            raise ConfigurationError(
-                f"SQL tool {name!r} uses parameter(s) {', '.join(':' + p for p in unknown)} that have no value. "
-                f"Give them as name=value when defining the tool; built-in ones are "
-                f"{', '.join(':' + p for p in BUILT_IN_PARAMETERS)}."
-            )
+            raise missing_values(f"SQL tool {name!r}", unknown, built_ins_known())
         self._typed_constants: dict[str, Any] = {}
 
     def describe(self) -> dict[str, str]:
@@ -92,41 +67,20 @@ class SqlTool(PostgresTool):
 
     async def validate(self) -> None:
         """Prepare the statement on the server: report syntax and type errors now, by tool name."""
+        what = f"SQL tool {self.name!r}"
         connection = await self.target.connect()
         try:
-            statement = await connection.prepare(self.sql)
-            types = [parameter.name for parameter in statement.get_parameters()]
-        except asyncpg.PostgresError as error:
-            position = getattr(error, "position", None)
-            where = f" at character {position}" if position else ""
-            raise ConfigurationError(
-                f"SQL tool {self.name!r} does not run on PostgreSQL: {error.sqlstate} {error}{where}. "
-                f"Statement: {self.sql}"
-            ) from None
+            statement = await prepare(connection, self.sql, what)
+            self._typed_constants = typed_constants(what, statement, self.parameters, self.constants)
         finally:
             await connection.close()
-        self._typed_constants = {
-            name: self._convert(name, self.constants[name], types[index])
-            for index, name in enumerate(self.parameters)
-            if name in self.constants
-        }
-
-    def _convert(self, name: str, value: Any, type_name: str) -> Any:
-        if not isinstance(value, str) or type_name not in _CONVERTERS:
-            return value
-        try:
-            return _CONVERTERS[type_name](value)
-        except (ValueError, ArithmeticError):
-            raise ConfigurationError(
-                f"SQL tool {self.name!r}: parameter :{name} must be of type {type_name}, got {value!r}."
-            ) from None
 
     async def setup(self, agents: int) -> None:
         await self.validate()
         await super().setup(agents)
 
     async def attempt(self, connection: asyncpg.Connection, agent: AgentContext) -> OpResult:
-        built_in = {"agent": agent.agent, "user": agent.user, "marker": agent.marker, "iteration": agent.iteration}
+        built_in = built_in_values(agent)
         arguments = [self._typed_constants[p] if p in self._typed_constants else built_in[p] for p in self.parameters]
         statement = await connection.prepare(self.sql)
         rows = await statement.fetch(*arguments)

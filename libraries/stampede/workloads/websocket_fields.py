@@ -78,11 +78,14 @@ class FieldPathError(ConfigurationError):
 _MISSING = object()
 
 
-def lookup(message: Any, path: str, *, what: str = "") -> Any:
-    """The value at dotted ``path`` in ``message``; FieldPathError naming the path and showing the message if none."""
+def lookup(message: Any, path: str, *, what: str = "", protocol: str = "WebSocket") -> Any:
+    """The value at dotted ``path`` in ``message``; FieldPathError naming the path and showing the message if none.
+
+    ``protocol`` names the protocol configuration in the error (``WebSocket``, ``HTTP``).
+    """
     found = _walk(message, path)
     if found is _MISSING:
-        raise FieldPathError(_no_field(message, path, what), path)
+        raise FieldPathError(_no_field(message, path, what, protocol), path)
     return found
 
 
@@ -106,7 +109,7 @@ def _walk(message: Any, path: str) -> Any:
     return value
 
 
-def _no_field(message: Any, path: str, what: str) -> str:
+def _no_field(message: Any, path: str, what: str, protocol: str) -> str:
     value, reached = message, list[str]()
     for segment in path.split("."):
         if isinstance(value, Mapping) and segment in value:
@@ -124,7 +127,7 @@ def _no_field(message: Any, path: str, what: str) -> str:
         there = f"a {type(value).__name__} there, not an object"
     named = f" ({what})" if what else ""
     return (
-        f"The WebSocket protocol's field path {path!r}{named} matches no field in a received message: "
+        f"The {protocol} protocol's field path {path!r}{named} matches no field in a received message: "
         f"nothing {where}, {there}. Message: {shorten(message)}. Fix the path in the protocol configuration "
         "(or set it to null if the service does not send this field)."
     )

@@ -51,7 +51,7 @@ from typing import Any, Self
 from ..errors import ConfigurationError
 from ..services.tokens import TokenSpec
 from .websocket_fields import FieldPaths, MessageFields, lookup, lookup_optional
-from .websocket_templates import PLACEHOLDERS, RESUME_ONLY, placeholders_in
+from .websocket_templates import PLACEHOLDERS, RESUME_ONLY, check_placeholders, placeholders_in
 
 
 class AuthMode(StrEnum):
@@ -141,13 +141,7 @@ class WebSocketProtocol:
             raise ConfigurationError("WebSocket protocol: auth 'query' needs a query_param")
         for name, template in self._templates().items():
             allowed = PLACEHOLDERS if name == "resume" else PLACEHOLDERS - RESUME_ONLY
-            unknown = placeholders_in(template) - allowed
-            if unknown:
-                raise ConfigurationError(
-                    f"WebSocket protocol: the {name} template uses {', '.join(f'{{{u}}}' for u in sorted(unknown))}, "
-                    f"which {'is not a placeholder' if len(unknown) == 1 else 'are not placeholders'}: use "
-                    f"{', '.join(f'{{{p}}}' for p in sorted(allowed))} (write {{{{ and }}}} for literal braces)"
-                )
+            check_placeholders(template, allowed, where=f"WebSocket protocol: the {name} template")
 
     def _check_events(self) -> None:
         for name in ("run_events", "done_events", "failed_events", "error_events"):
@@ -287,11 +281,15 @@ class WebSocketProtocol:
         return cls.from_dict(read_protocol(source), url=url)
 
 
-def read_protocol(source: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
-    """The protocol's JSON object from a dict, a JSON text (starting with ``{``) or the path of a JSON file."""
+def read_protocol(source: Mapping[str, Any] | str | Path, *, kind: str = "WebSocket") -> Mapping[str, Any]:
+    """The protocol's JSON object from a dict, a JSON text (starting with ``{``) or the path of a JSON file.
+
+    ``kind`` names the protocol in errors (``WebSocket``, ``HTTP``).
+    """
     if isinstance(source, Mapping):
         return source
     text, origin = str(source), "the JSON text"
+    article = "An" if kind[0] in "AEHIOU" else "A"
     if not text.lstrip().startswith("{"):
         path = Path(text)
         origin = f"{path}"
@@ -299,14 +297,14 @@ def read_protocol(source: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
             text = path.read_text(encoding="utf-8")
         except OSError as error:
             raise ConfigurationError(
-                f"Cannot read the WebSocket protocol file {path}: {error.strerror or error}"
+                f"Cannot read the {kind} protocol file {path}: {error.strerror or error}"
             ) from None
     try:
         data = json.loads(text)
     except ValueError as error:
-        raise ConfigurationError(f"The WebSocket protocol in {origin} is not valid JSON: {error}") from None
+        raise ConfigurationError(f"The {kind} protocol in {origin} is not valid JSON: {error}") from None
     if not isinstance(data, Mapping):
-        raise ConfigurationError(f"A WebSocket protocol must be a JSON object, got {type(data).__name__}")
+        raise ConfigurationError(f"{article} {kind} protocol must be a JSON object, got {type(data).__name__}")
     return data
 
 

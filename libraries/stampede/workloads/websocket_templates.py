@@ -12,8 +12,10 @@ braces.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Set
 from typing import Any
+
+from ..errors import ConfigurationError
 
 PLACEHOLDERS = frozenset(
     {
@@ -45,6 +47,17 @@ def placeholders_in(template: Any) -> set[str]:
     return set()
 
 
+def check_placeholders(template: Any, allowed: Set[str], *, where: str) -> None:
+    """ConfigurationError naming the ``where`` template and the placeholders it may use, if it uses another."""
+    unknown = placeholders_in(template) - allowed
+    if unknown:
+        raise ConfigurationError(
+            f"{where} uses {', '.join(f'{{{u}}}' for u in sorted(unknown))}, "
+            f"which {'is not a placeholder' if len(unknown) == 1 else 'are not placeholders'}: use "
+            f"{', '.join(f'{{{p}}}' for p in sorted(allowed))} (write {{{{ and }}}} for literal braces)"
+        )
+
+
 def render(template: Any, values: Mapping[str, Any]) -> Any:
     """``template`` with its placeholders filled from ``values`` (see the module documentation)."""
     if isinstance(template, str):
@@ -57,6 +70,25 @@ def render(template: Any, values: Mapping[str, Any]) -> Any:
     if isinstance(template, list):
         return [render(value, values) for value in template]
     return template
+
+
+def compiled(template: Any) -> Callable[[Mapping[str, Any]], Any]:
+    """``template`` as a function of the values that renders it as :func:`render` does, for templates sent often."""
+    if isinstance(template, str):
+        whole = _PLACEHOLDER.fullmatch(template)
+        if whole and whole.group(1):
+            name = whole.group(1)
+            return lambda values: values[name]
+        if not _PLACEHOLDER.search(template):
+            return lambda values: template
+        return lambda values: render_text(template, values)
+    if isinstance(template, Mapping):
+        parts = [(key, compiled(value)) for key, value in template.items()]
+        return lambda values: {key: part(values) for key, part in parts}
+    if isinstance(template, list):
+        items = [compiled(value) for value in template]
+        return lambda values: [item(values) for item in items]
+    return lambda values: template
 
 
 def render_text(text: str, values: Mapping[str, Any]) -> str:

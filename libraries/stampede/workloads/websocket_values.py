@@ -40,19 +40,22 @@ class PlaceholderValues:
         if self.tokens is None:
             return None
         if "token" not in agent.state:
-            tokens = self.tokens
-            if isinstance(tokens, str):
-                agent.state["token"] = tokens
-            elif isinstance(tokens, Mapping):
-                if agent.user not in tokens:
-                    raise ConfigurationError(
-                        f"No token for user {agent.user!r}: the tokens given cover "
-                        f"{', '.join(sorted(map(str, tokens))[:10]) or 'no user'}"
-                    )
-                agent.state["token"] = tokens[agent.user]
-            else:
-                agent.state["token"] = tokens(agent.user)
+            agent.state["token"] = self.token_for(agent.user)
         return agent.state["token"]
+
+    def token_for(self, user: str) -> str | None:
+        """``user``'s token (None when the protocol sends none); ConfigurationError for a user the mapping lacks."""
+        tokens = self.tokens
+        if tokens is None or isinstance(tokens, str):
+            return tokens
+        if isinstance(tokens, Mapping):
+            if user not in tokens:
+                raise ConfigurationError(
+                    f"No token for user {user!r}: the tokens given cover "
+                    f"{', '.join(sorted(map(str, tokens))[:10]) or 'no user'}"
+                )
+            return tokens[user]
+        return tokens(user)
 
     def _context(self, agent: AgentContext) -> str:
         """``context_bytes`` of text (at least its head, which names the user, marker and run)."""

@@ -68,7 +68,13 @@ class CheckKeywords(LibraryComponent):
             )
 
     @keyword(tags=["checks"])
-    def no_update_should_be_lost(self, launch: LaunchRecord | int | None = None, errors_allowed: bool = False) -> None:
+    def no_update_should_be_lost(
+        self,
+        launch: LaunchRecord | int | None = None,
+        errors_allowed: bool = False,
+        subject: str | None = None,
+        version: str | None = None,
+    ) -> None:
         """Fails when a successful write was wiped out by another: two writers built on the same state.
 
         From the history, for most tools: each successful write must have read
@@ -80,11 +86,20 @@ class CheckKeywords(LibraryComponent):
         lock calls that raised fail it, named, unless ``errors_allowed=True``
         (see `Holders Should Never Overlap`).
 
+        The history check groups successful operations by the ``subject`` and
+        the ``version`` they read (the keys of their ``read`` values):
+        ``account`` and ``balance`` by default, ``config`` and ``version`` for a
+        JSON configuration. Name others for a tool of your own (`Define SQL
+        Transaction Tool`, `Define Python Tool`).
+
         | No Update Should Be Lost |
+        | No Update Should Be Lost | subject=seat | version=version |
         """
         record = self.launch_record(launch)
         tool, history = record.tool, record.result.history
-        if isinstance(tool, JsonConfigTool):
+        if subject is not None or version is not None:
+            self.judge(check_lost_updates(history, subject=subject or "account", version=version or "balance"))
+        elif isinstance(tool, JsonConfigTool):
             self.judge(check_lost_updates(history, subject="config", version="version"))
             self.judge(check_fields_kept(history, self.runtime.run(tool.final_document())))
         elif isinstance(tool, LockContentionTool):

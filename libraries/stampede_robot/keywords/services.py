@@ -15,7 +15,12 @@ from stampede.services.agent_service_target import (
     display_url,
     reference_service,
 )
-from stampede.services.config import resolve_agent_service_url, resolve_postgres_dsn, resolve_redis_url
+from stampede.services.config import (
+    resolve_agent_http_url,
+    resolve_agent_service_url,
+    resolve_postgres_dsn,
+    resolve_redis_url,
+)
 from stampede.services.embedded_postgres import EmbeddedPostgres
 from stampede.services.embedded_redis import EmbeddedRedis
 from stampede.services.postgres_target import open_postgres
@@ -110,6 +115,7 @@ class ServiceKeywords(LibraryComponent):
         self,
         url: str | None = None,
         *,
+        http_url: str | None = None,
         bugs: str = "none",
         think_time: timedelta = timedelta(milliseconds=50),
         start_timeout: timedelta = timedelta(seconds=30),
@@ -117,21 +123,28 @@ class ServiceKeywords(LibraryComponent):
     ) -> str:
         """Starts the bundled reference agent service, or checks yours, and returns its ``ws://`` URL.
 
-        The service is, in order: ``url`` if given, the Robot variable
-        ``${AGENT_SERVICE_URL}``, the environment variable
-        ``STAMPEDE_AGENT_SERVICE_URL``, or else the reference agent service that
-        Stampede starts now (it calls `Use PostgreSQL` and `Use Redis` first, and
-        keeps its tables in the run's schema and its keys under the run's prefix).
-        A URL where nothing accepts connections, or that does not speak
-        WebSocket, fails at once naming the URL.
+        The service is, in order: yours if a URL is given (its WebSocket URL
+        as ``url``, the Robot variable ``${AGENT_SERVICE_URL}`` or the environment
+        variable ``STAMPEDE_AGENT_SERVICE_URL``; its HTTP API's base URL as
+        ``http_url``, ``${AGENT_HTTP_URL}`` or ``STAMPEDE_AGENT_HTTP_URL``; either
+        or both), or else the reference agent service that Stampede starts now
+        (it calls `Use PostgreSQL` and `Use Redis` first, and keeps its tables in
+        the run's schema and its keys under the run's prefix); it serves both
+        WebSocket and HTTP. A URL where nothing accepts connections, or a
+        WebSocket URL that does not speak WebSocket, fails at once naming the
+        URL. For a service with only an HTTP API the keyword returns its
+        ``http://`` URL; `Get Agent Service HTTP URL` returns the HTTP URL of any.
 
         ``bugs`` seeds defects into the reference service, comma-separated:
         ``leak``, ``lost_update``, ``never_answer``, ``reorder``,
         ``duplicate_run_ids``, ``memory_growth``, ``global_lock``,
-        ``second_session`` (or ``none``). ``think_time`` is how long its agents
+        ``second_session``, and for its HTTP API ``concurrent_runs``,
+        ``lost_enqueued_run``, ``rollback_keeps_writes``,
+        ``interrupt_reports_success``, ``foreign_thread_readable``,
+        ``crossed_streams`` (or ``none``). ``think_time`` is how long its agents
         think before their tool runs. Other settings of the reference service
         are given by name, e.g. ``initial_credits=500`` or ``resume_window_ms=2000``;
-        so are ``bugs``, ``think_time`` and ``start_timeout``: only ``url`` goes by position.
+        so are ``http_url``, ``bugs``, ``think_time`` and ``start_timeout``: only ``url`` goes by position.
         Called again with the same choices it returns the same service; with
         other bugs or settings it restarts the reference service. It stops when
         the suite that started it ends, before the schema it works in is dropped.
@@ -139,25 +152,30 @@ class ServiceKeywords(LibraryComponent):
         | ${url}= | Use Agent Service |                  | # the reference service, no bugs |
         | Use Agent Service | bugs=global_lock, reorder | think_time=20 ms |
         | Use Agent Service | ws://agents.example:8765/ws |  | # your own service |
+        | Use Agent Service | http_url=https://agents.example/api/ |  | # your own, HTTP only |
         """
         services = self._services()
         wanted = resolve_agent_service_url(url or self.variable("AGENT_SERVICE_URL"))
-        if wanted is not None:
-            self._refuse_reference_options(wanted, bugs, think_time, settings)
+        wanted_http = resolve_agent_http_url(http_url or self.variable("AGENT_HTTP_URL"))
+        if wanted is not None or wanted_http is not None:
+            self._refuse_reference_options(wanted or wanted_http or "", bugs, think_time, settings)
             chosen = None
         else:
             chosen = (reference_options().parse_bugs(bugs), _reference_settings(think_time, settings))
         in_use = services.agent_service
         if in_use is not None:
-            if _is_the_service(in_use, wanted, chosen):
-                return in_use.url
+            if _is_the_service(in_use, (wanted, wanted_http), chosen):
+                return in_use.url or in_use.http_url or ""
             self.log(f"Switching agent service: {in_use.close()}.")
             services.agent_service = None
         if chosen is None:
-            assert wanted is not None  # no reference-service choices exactly when a URL was given
             secret = self.variable("AGENT_SERVICE_JWT_SECRET")
             services.agent_service = self.runtime.run(
-                connect_agent_service(wanted, jwt_secret=secret.value if isinstance(secret, Secret) else secret or None)
+                connect_agent_service(
+                    wanted,
+                    http_url=wanted_http,
+                    jwt_secret=secret.value if isinstance(secret, Secret) else secret or None,
+                )
             )
         else:
             self.use_postgresql()
@@ -177,7 +195,7 @@ class ServiceKeywords(LibraryComponent):
                 target.close()
                 raise
         self._log_agent_service(services.agent_service)
-        return services.agent_service.url
+        return services.agent_service.url or services.agent_service.http_url or ""
 
     @staticmethod
     def _refuse_reference_options(url: str, bugs: str, think_time: timedelta, settings: dict[str, int]) -> None:
@@ -187,12 +205,17 @@ class ServiceKeywords(LibraryComponent):
         if chosen:
             raise ConfigurationError(
                 f"{', '.join(chosen)} configure the bundled reference agent service, but the agent service in use "
-                f"is yours at {display_url(url)} (given as url, ${{AGENT_SERVICE_URL}} or "
-                "STAMPEDE_AGENT_SERVICE_URL): drop them, or unset the URL to test the reference service."
+                f"is yours at {display_url(url)} (given as url or http_url, ${{AGENT_SERVICE_URL}}, "
+                "${AGENT_HTTP_URL}, STAMPEDE_AGENT_SERVICE_URL or STAMPEDE_AGENT_HTTP_URL): drop them, or unset "
+                "the URLs to test the reference service."
             )
 
     def _log_agent_service(self, service: AgentServiceTarget) -> None:
-        rows: list[tuple[str, object]] = [("kind", service.kind), ("URL", service.display_url)]
+        rows: list[tuple[str, object]] = [
+            ("kind", service.kind),
+            ("URL", display_url(service.url) if service.url else "none (HTTP only)"),
+            ("HTTP URL", service.display_http_url or "none (give http_url for an HTTP API)"),
+        ]
         if service.embedded is None:
             rows += [
                 ("pid", "not known: give your service's pid to Start Sampling Resources to sample it"),
@@ -222,6 +245,26 @@ class ServiceKeywords(LibraryComponent):
         | ${stale}= | Get Agent Service Token | alice | valid_for=-1 min |
         """
         return Secret(self.runtime.agent_service.token_for(user, ttl=valid_for))
+
+    @keyword(tags=["services"])
+    def get_agent_service_http_url(self) -> str:
+        """Returns the ``http://`` base URL of the HTTP API of the agent service in use.
+
+        For the reference service it is the one its process announced; for
+        yours, the ``http_url`` given to `Use Agent Service` (or
+        ``${AGENT_HTTP_URL}`` / ``STAMPEDE_AGENT_HTTP_URL``). Fails if the
+        service in use has none, saying how to give it.
+
+        | Use Agent Service |
+        | ${api}= | Get Agent Service HTTP URL | # e.g. http://127.0.0.1:40124/ |
+        """
+        service = self.runtime.agent_service
+        if service.http_url is None:
+            raise ConfigurationError(
+                f"The agent service in use at {service.display_url} has no HTTP URL: give it to Use Agent Service "
+                "as http_url=..., or set ${AGENT_HTTP_URL} or STAMPEDE_AGENT_HTTP_URL."
+            )
+        return service.http_url
 
     @keyword(tags=["services"])
     def stop_agent_service(self) -> None:
@@ -261,11 +304,14 @@ class ServiceKeywords(LibraryComponent):
 
 
 def _is_the_service(
-    in_use: AgentServiceTarget, url: str | None, chosen: tuple[frozenset[str], dict[str, int]] | None
+    in_use: AgentServiceTarget,
+    urls: tuple[str | None, str | None],
+    chosen: tuple[frozenset[str], dict[str, int]] | None,
 ) -> bool:
-    """Whether the service in use is the one asked for: the same URL, or a running reference service as configured."""
+    """Whether the service in use is the one asked for: the same URLs, or a running reference service as configured."""
     if chosen is None or in_use.embedded is None:
-        return chosen is None and in_use.embedded is None and in_use.url == url
+        url, http_url = urls
+        return chosen is None and in_use.embedded is None and (in_use.url or None, in_use.http_url) == (url, http_url)
     return in_use.embedded.running and (in_use.bugs, in_use.settings) == chosen
 
 

@@ -131,7 +131,7 @@ class WebSocketToolKeywords(LibraryComponent):
         """The URL of the service under test and where it came from (None: only the protocol may name one)."""
         if url:
             return url, "given as url"
-        if in_use is not None:
+        if in_use is not None and in_use.url:
             return in_use.url, "the agent service in use, see Use Agent Service"
         configured = resolve_agent_service_url(self.variable("AGENT_SERVICE_URL"))
         if configured is not None:

@@ -15,7 +15,8 @@ from stampede.workloads.sql_tool import SqlTool
 from ..component import LibraryComponent
 
 
-def _retry(max_retries: int, backoff: timedelta, max_backoff: timedelta) -> RetryPolicy:
+def retry_policy(max_retries: int, backoff: timedelta, max_backoff: timedelta) -> RetryPolicy:
+    """The retry policy of a tool defined with ``max_retries``, ``backoff`` and ``max_backoff``."""
     return RetryPolicy(max_retries, backoff.total_seconds(), max_backoff.total_seconds())
 
 
@@ -88,7 +89,7 @@ class WorkloadKeywords(LibraryComponent):
             isolation=isolation,
             accounts=accounts if isinstance(accounts, list) else [accounts],
             amount=amount,
-            retry=_retry(max_retries, backoff, max_backoff),
+            retry=retry_policy(max_retries, backoff, max_backoff),
             think_time=think_time.total_seconds(),
         )
 
@@ -118,7 +119,7 @@ class WorkloadKeywords(LibraryComponent):
             strategy=strategy,
             isolation=isolation,
             config=config,
-            retry=_retry(max_retries, backoff, max_backoff),
+            retry=retry_policy(max_retries, backoff, max_backoff),
         )
 
     @keyword(tags=["workloads"])

@@ -1,15 +1,15 @@
 *** Settings ***
-Documentation       The reference agent service, resource sampling and the parallelism checks, wired into Robot.
+Documentation    The reference agent service, resource sampling and the parallelism checks, wired into Robot.
 ...
-...                 The suite starts the bundled agent service against its own PostgreSQL and Redis,
-...                 samples the harness and the service while agents work, and judges how the agents
-...                 shared what they used. tests/acceptance/test_agent_service_keywords.py runs it with
-...                 its must-fail twins and checks every verdict.
+...              The suite starts the bundled agent service against its own PostgreSQL and Redis,
+...              samples the harness and the service while agents work, and judges how the agents
+...              shared what they used. tests/acceptance/test_agent_service_keywords.py runs it with
+...              its must-fail twins and checks every verdict.
 
-Resource            ../../../resources/stampede.resource
-Library             AgentTestTools.py
+Resource         stampede_robot/resources/stampede.resource
+Library          AgentTestTools.py
 
-Suite Setup         Use Agent Service    think_time=${THINK_TIME}
+Suite Setup      Use Agent Service    think_time=${THINK_TIME}
 
 
 *** Variables ***
@@ -27,10 +27,12 @@ ${LEAK_TOLERANCE}       1MB
 *** Test Cases ***
 The Reference Agent Service Runs Beside The Suite's Own Services
     [Documentation]    Use Agent Service started the service on PostgreSQL and Redis it set up itself;
-    ...    asking again with the same settings gives the same service, and a user's token comes
-    ...    back as a secret that no log shows.
+    ...    it serves WebSocket and HTTP; asking again with the same settings gives the same service,
+    ...    and a user's token comes back as a secret that no log shows.
     ${url}=    Use Agent Service    think_time=${THINK_TIME}
     Should Match Regexp    ${url}    ^ws://127\\.0\\.0\\.1:\\d+/$
+    ${api}=    Get Agent Service HTTP URL
+    Should Match Regexp    ${api}    ^http://127\\.0\\.0\\.1:\\d+/$
     ${token}=    Get Agent Service Token    alice
     Should Be Equal    ${token.value.count(".")}    ${2}    msg=A JWT has three dot-separated parts.
 

@@ -5,7 +5,7 @@ Documentation       Bad input to the agent service, resource and parallelism key
 ...                 Red by design. tests/acceptance/test_agent_service_keywords.py runs it and checks that each
 ...                 test fails at once with a message that says what to fix.
 
-Resource            ../../../resources/stampede.resource
+Resource            stampede_robot/resources/stampede.resource
 
 Suite Setup         Use PostgreSQL
 

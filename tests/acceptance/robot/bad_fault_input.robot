@@ -4,7 +4,7 @@ Documentation       Bad input to the fault keywords: every test gives one someth
 ...                 Red by design. tests/acceptance/test_fault_injection.py runs it and checks that each
 ...                 test fails at once with a message that says what to fix.
 
-Resource            ../../../resources/faults.resource
+Resource            stampede_robot/resources/faults.resource
 
 Suite Setup         A Fault Proxy Stands In Front Of PostgreSQL
 Suite Teardown      Undo All Faults

@@ -4,7 +4,7 @@ Documentation       Bad input: every test gives a keyword something that cannot 
 ...                 This suite is red by design. tests/acceptance/test_bad_input.py runs it and
 ...                 checks that each test fails at once with a message that says what to fix.
 
-Resource            ../../../resources/stampede.resource
+Resource            stampede_robot/resources/stampede.resource
 
 Suite Setup         One Launch Has Run
 

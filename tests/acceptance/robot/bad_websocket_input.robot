@@ -6,7 +6,7 @@ Documentation     Bad input to the WebSocket agent tool: each test points it at 
 ...               services are a real WebSocket server (MisbehavingAgentService.py), not a mock.
 
 Library           MisbehavingAgentService.py
-Resource          ../../../resources/stampede.resource
+Resource          stampede_robot/resources/stampede.resource
 
 Suite Setup       Start Misbehaving Agent Service
 Suite Teardown    Stop Misbehaving Agent Service

@@ -6,7 +6,7 @@ Documentation       Which launch a check judges: its own test's, never an earlie
 ...                 and a launch that did not run fails its test once, with its cause; the checks
 ...                 depending on it say it did not run.
 
-Resource            ../../../resources/stampede.resource
+Resource            stampede_robot/resources/stampede.resource
 
 Suite Setup         A Deduction Tool Is Defined
 

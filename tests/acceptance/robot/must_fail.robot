@@ -5,7 +5,7 @@ Documentation       Scenarios that MUST fail: each test breaks an invariant or a
 ...                 checks that every test fails with the message a user needs: a checker that
 ...                 cannot fail is a defect.
 
-Resource            ../../../resources/stampede.resource
+Resource            stampede_robot/resources/stampede.resource
 
 Suite Setup         Use PostgreSQL
 

@@ -9,7 +9,7 @@ Documentation    Stampede pointed at Relay, an agent service it did not write (t
 
 Library          Collections
 Library          OperatingSystem
-Resource         ../../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Use Agent Service
 

@@ -3,7 +3,7 @@ Documentation       What a stakeholder reads: each test's verdict table and char
 ...                 suite's services and totals, a metrics file per test, and baselines that catch a
 ...                 regression. tests/acceptance/test_reports.py runs it with its must-fail twin.
 
-Resource            ../../../resources/credits.resource
+Resource            stampede_robot/resources/credits.resource
 
 Suite Setup         Use PostgreSQL
 

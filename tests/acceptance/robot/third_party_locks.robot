@@ -7,7 +7,7 @@ Documentation    Two popular Redis lock libraries as python: locks, used as thei
 ...              check, for its own cause: an acquire that raised, a release that raised, a lease the
 ...              tool was not told of. tests/acceptance/test_lock_conflicts.py runs it and checks how.
 
-Resource         ../../../resources/stampede.resource
+Resource         stampede_robot/resources/stampede.resource
 
 Suite Setup      Use Redis
 

@@ -6,7 +6,7 @@ Documentation       Scenarios that MUST fail: cross-service transactions left pa
 ...                 The two-phase commit twins are skipped (not failed) on a server with
 ...                 max_prepared_transactions = 0.
 
-Resource            ../../../../resources/coordination.resource
+Resource            stampede_robot/resources/coordination.resource
 
 Suite Setup         Run Keywords    Use PostgreSQL    AND    Use Redis
 

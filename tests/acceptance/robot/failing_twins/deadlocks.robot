@@ -5,7 +5,7 @@ Documentation       Scenarios that MUST fail: deadlocks not recovered from, reso
 ...                 Red by design. tests/acceptance/test_deadlock_detection.py runs it and checks that
 ...                 each test fails in its last step, the check, with the numbers a user needs.
 
-Resource            ../../../../resources/stampede.resource
+Resource            stampede_robot/resources/stampede.resource
 
 Suite Setup         Use PostgreSQL
 

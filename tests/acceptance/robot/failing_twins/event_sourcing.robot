@@ -7,7 +7,7 @@ Documentation       Scenarios that MUST fail: a projection worker that skips eve
 ...                 higher-numbered one and never comes back for them. tests/acceptance/
 ...                 test_event_sourced_state.py checks each test fails with the numbers.
 
-Resource            ../../../../resources/stampede.resource
+Resource            stampede_robot/resources/stampede.resource
 
 Suite Setup         Use PostgreSQL
 Test Teardown       Stop Projection Workers

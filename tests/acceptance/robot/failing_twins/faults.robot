@@ -4,7 +4,7 @@ Documentation       Scenarios that MUST fail: faults that expose a seeded bug, a
 ...                 Red by design. tests/acceptance/test_fault_injection.py runs it and checks that each
 ...                 test fails in its last step, the check, with the numbers a user needs.
 
-Resource            ../../../../resources/faults.resource
+Resource            stampede_robot/resources/faults.resource
 
 Suite Setup         Use PostgreSQL And Redis
 Test Teardown       Undo All Faults

@@ -6,7 +6,7 @@ Documentation       Claims about isolation levels that MUST fail: each runs a re
 ...                 Red by design. tests/acceptance/test_isolation_anomalies.py runs it and checks that
 ...                 each test fails in its last step, the assertion, with that message.
 
-Resource            ../../../../resources/isolation_anomalies.resource
+Resource            stampede_robot/resources/isolation_anomalies.resource
 
 Suite Setup         Use PostgreSQL
 

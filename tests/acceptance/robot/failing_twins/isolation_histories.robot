@@ -6,7 +6,7 @@ Documentation    Claims about list-append histories that MUST fail: each runs re
 ...              Red by design. tests/acceptance/test_isolation_histories.py runs it and checks that each
 ...              test fails in its last step, the check, with that message.
 
-Resource         ../../../../resources/isolation_histories.resource
+Resource         stampede_robot/resources/isolation_histories.resource
 
 Suite Setup      Use PostgreSQL
 

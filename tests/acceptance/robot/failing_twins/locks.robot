@@ -5,7 +5,7 @@ Documentation       Scenarios that MUST fail: a broken lock, leases too short fo
 ...                 Red by design. tests/acceptance/test_lock_conflicts.py runs it and checks that each
 ...                 test fails in its last step, the check, with the intervals and numbers a user needs.
 
-Resource            ../../../../resources/stampede.resource
+Resource            stampede_robot/resources/stampede.resource
 
 Suite Setup         Run Keywords    Use PostgreSQL    AND    Use Redis
 

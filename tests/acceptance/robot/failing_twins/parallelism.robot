@@ -5,7 +5,7 @@ Documentation       Scenarios that MUST fail: agents that take turns, an agent t
 ...                 Red by design. tests/acceptance/test_agent_service_keywords.py runs it and checks that
 ...                 each test fails in its last step, the check, with the numbers a user needs.
 
-Resource            ../../../../resources/stampede.resource
+Resource            stampede_robot/resources/stampede.resource
 Library             ../AgentTestTools.py
 
 Suite Setup         Run Keywords    Use PostgreSQL    AND    Use Redis

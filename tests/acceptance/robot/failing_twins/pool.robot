@@ -4,7 +4,7 @@ Documentation       Scenarios that MUST fail: connection leaks and a pool too sm
 ...                 Red by design. tests/acceptance/test_pool_exhaustion.py runs it and checks that
 ...                 each test fails in its last step, the check, with the numbers a user needs.
 
-Resource            ../../../../resources/stampede.resource
+Resource            stampede_robot/resources/stampede.resource
 
 Suite Setup         Use PostgreSQL
 

@@ -4,7 +4,7 @@ Documentation       Scenarios that MUST fail: work queues with a seeded bug, and
 ...                 Red by design. tests/acceptance/test_work_queue_under_load.py runs it and checks that
 ...                 each test fails in its last step, the check, with the numbers a user needs.
 
-Resource            ../../../../resources/stampede.resource
+Resource            stampede_robot/resources/stampede.resource
 
 Suite Setup         Run Keywords    Use PostgreSQL    AND    Use Redis
 

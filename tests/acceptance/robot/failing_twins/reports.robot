@@ -4,7 +4,7 @@ Documentation       Scenarios that MUST fail: a launch that regressed from the b
 ...                 Red by design. tests/acceptance/test_reports.py runs it after reports.robot and checks
 ...                 that the regression check fails with the baseline and the value now.
 
-Resource            ../../../../resources/credits.resource
+Resource            stampede_robot/resources/credits.resource
 
 Suite Setup         Use PostgreSQL
 

@@ -4,7 +4,7 @@ Documentation       Scenarios that MUST fail: an agent service with a seeded bug
 ...                 Red by design. tests/acceptance/test_websocket_suites.py runs it and checks that each
 ...                 test fails in its last step, the check, with the diagnosis a user needs.
 
-Resource            ../../../../resources/stampede.resource
+Resource            stampede_robot/resources/stampede.resource
 
 Test Tags           must-fail
 

@@ -3,7 +3,7 @@ Documentation       Nothing listens at the address given: the suite setup fails 
 ...                 The password reaches Robot only through a variable, never as literal text in
 ...                 the data, so it cannot appear in output.xml as a keyword argument.
 
-Resource            ../../../../resources/stampede.resource
+Resource            stampede_robot/resources/stampede.resource
 
 Suite Setup         Use PostgreSQL    postgresql://postgres:${PASSWORD}@127.0.0.1:${CLOSED_PORT}/postgres
 

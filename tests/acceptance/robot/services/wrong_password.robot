@@ -2,7 +2,7 @@
 Documentation       The server runs but refuses the login: the DSN given with --variable PG_DSN
 ...                 carries a wrong password. The suite setup fails at once.
 
-Resource            ../../../../resources/stampede.resource
+Resource            stampede_robot/resources/stampede.resource
 
 Suite Setup         Use PostgreSQL
 

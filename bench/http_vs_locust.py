@@ -1,0 +1,160 @@
+"""Requests per second per core: Stampede's HTTP agent tool against Locust's FastHttpUser, side by side in one run.
+
+One local HTTP endpoint (bench/http_endpoint.py, aiohttp.web in its own process) answers
+``POST /threads/{thread}/runs/wait`` at once, as the reference service's HTTP API would
+answer a run that ended. Each client then sends that request, with the same JSON body,
+as fast as it can for ``--seconds`` from ``--users`` concurrent users, in a child process
+of its own:
+
+- Stampede: ``HttpAgentTool`` in ``wait`` mode (the reference protocol, auth none), launched
+  by the launcher with ``--users`` agents for ``--seconds``, every run recorded (a
+  RunAttempt and an operation in the history);
+- Locust: a ``FastHttpUser`` with ``wait_time = constant(0)`` and one task posting the same
+  body, ``--users`` users on a local runner;
+- bare aiohttp: ``--users`` coroutines posting the same body on one ClientSession, nothing
+  recorded (so the gap between it and Stampede is Stampede's own cost, the rest the client's).
+
+Figures: each child's requests per second of wall time and per CPU-second of its own
+process (user + system): requests/s per core. Target: Stampede ahead of Locust per core.
+Locust is a benchmark-only requirement: ``.venv/bin/pip install -r requirements-bench.txt``.
+
+Run: .venv/bin/python bench/http_vs_locust.py [--seconds 10] [--users 20] [--rounds 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import figure, machine_line, require_bench_packages
+from http_endpoint import serve_in_child
+
+BODY = {"input": {"marker": "m-1", "text": "hello", "steps": 3, "step_ms": 20}, "multitask_strategy": "reject"}
+PATH = "/threads/t-1/runs/wait"
+CLIENTS = ("stampede", "locust", "aiohttp")
+
+
+def _stampede(url: str, seconds: float, users: int) -> dict[str, float]:
+    from _common import run
+    from stampede.launcher import LaunchPlan, launch
+    from stampede.workloads.http_agents import HttpAgentTool
+    from stampede.workloads.http_protocol import HttpProtocol
+
+    tool = HttpAgentTool(HttpProtocol.from_dict({"auth": "none"}, base_url=url), mode="wait")
+    plan = LaunchPlan(agents=users, users=users, duration=seconds, operation_timeout=10, run_timeout=seconds + 60)
+    cpu = time.process_time()
+    result: Any = run(launch(tool, plan))
+    cpu = time.process_time() - cpu
+    history = list(result.history)
+    errors = sum(1 for op in history if op.error)
+    wall = (max(op.end_ns for op in history) - min(op.start_ns for op in history)) / 1e9
+    return {"requests": len(history), "errors": errors, "wall_s": wall, "cpu_s": cpu}
+
+
+def _locust(url: str, seconds: float, users: int) -> dict[str, float]:
+    import gevent
+    from locust import FastHttpUser, constant, task
+    from locust.env import Environment
+
+    class RunWaiter(FastHttpUser):  # type: ignore[misc]
+        host = url
+        wait_time = constant(0)
+
+        @task
+        def run_wait(self) -> None:
+            self.client.post(PATH, json=BODY)
+
+    environment = Environment(user_classes=[RunWaiter])
+    runner = environment.create_local_runner()
+    cpu = time.process_time()
+    started = time.monotonic()
+    runner.start(users, spawn_rate=users)
+    gevent.sleep(seconds)
+    runner.quit()
+    wall = time.monotonic() - started
+    cpu = time.process_time() - cpu
+    total = environment.stats.total
+    return {"requests": total.num_requests, "errors": total.num_failures, "wall_s": wall, "cpu_s": cpu}
+
+
+def _aiohttp(url: str, seconds: float, users: int) -> dict[str, float]:
+    import asyncio
+
+    import aiohttp
+
+    from _common import run
+
+    async def body() -> dict[str, float]:
+        counts = [0, 0]
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+            async def user(deadline: float) -> None:
+                while time.monotonic() < deadline:
+                    async with session.post(url + PATH, json=BODY) as answer:
+                        await answer.json()
+                        counts[answer.status != 200] += 1
+
+            cpu, started = time.process_time(), time.monotonic()
+            await asyncio.gather(*(user(started + seconds) for _ in range(users)))
+            wall, cpu = time.monotonic() - started, time.process_time() - cpu
+        return {"requests": counts[0] + counts[1], "errors": counts[1], "wall_s": wall, "cpu_s": cpu}
+
+    return run(body())  # type: ignore[return-value]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--child", choices=CLIENTS, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        measure = {"stampede": _stampede, "locust": _locust, "aiohttp": _aiohttp}[args.child]
+        print(json.dumps(measure(args.url, args.seconds, args.users)), flush=True)
+        return
+    require_bench_packages("locust")
+    print(machine_line())
+    per_core: dict[str, list[float]] = {client: [] for client in CLIENTS}
+    with serve_in_child() as url:
+        for round_ in range(1, args.rounds + 1):
+            for client in CLIENTS:
+                figures = _child(client, url, args)
+                rate = figures["requests"] / figures["wall_s"]
+                core = figures["requests"] / max(figures["cpu_s"], 1e-9)
+                per_core[client].append(core)
+                print(
+                    f"round {round_}, {client}: {figures['requests']:.0f} requests, {figures['errors']:.0f} errors, "
+                    f"{rate:,.0f} requests/s, {core:,.0f} requests per CPU-second ({figures['cpu_s']:.2f} s CPU)",
+                    flush=True,
+                )
+    best = {client: max(values) for client, values in per_core.items()}
+    ratio = best["stampede"] / best["locust"]
+    print(f"Stampede / bare aiohttp requests per CPU-second: {best['stampede'] / best['aiohttp']:.2f}")
+    figure(
+        "Stampede / Locust FastHttpUser requests per CPU-second",
+        f"{ratio:.2f} ({best['stampede']:,.0f} vs {best['locust']:,.0f}, best of {args.rounds})",
+        "> 1",
+        ratio > 1,
+    )
+
+
+def _child(client: str, url: str, args: argparse.Namespace) -> dict[str, float]:
+    command = [sys.executable, __file__, "--child", client, "--url", url]
+    command += ["--seconds", str(args.seconds), "--users", str(args.users)]
+    answer = subprocess.run(command, capture_output=True, text=True, timeout=args.seconds + 120, check=False)
+    if answer.returncode != 0:
+        raise SystemExit(f"the {client} run failed:\n{answer.stderr[-2000:]}")
+    return json.loads(answer.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+if __name__ == "__main__":
+    main()
