@@ -34,3 +34,9 @@ Judging A Launch In Which Nothing Committed
     Define List Append Tool    cut off    transaction_timeout=1 us
     Launch Agents    cut off    2    iterations=5
     History Should Satisfy    serializable
+
+Claiming Commands Sent One By One Are Read Committed
+    [Documentation]    Must fail: without MULTI/EXEC a read sees part of another agent's appends (G1b).
+    Use Redis
+    Python Transactions Run On Redis    InterleavedListAppend
+    History Should Satisfy    read committed
