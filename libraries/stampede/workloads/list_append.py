@@ -25,7 +25,7 @@ import asyncpg
 
 from ..agents import AgentContext, OpResult
 from ..errors import ConfigurationError
-from ..outcomes import Outcome
+from ..outcomes import Outcome, classify_exception
 from ..records.list_append import APPEND, READ
 from ..retry import NO_RETRIES, RetryPolicy
 from .isolation import IsolationLevel
@@ -131,6 +131,9 @@ class ListAppendTool(PostgresTool):
                 result = await super().run(agent)
         except TimeoutError:
             result = OpResult(Outcome.TIMEOUT, error="transaction_timeout")
+        except Exception as error:  # noqa: BLE001 - recorded with its micro-operations, as the launcher would
+            outcome, code = classify_exception(error)
+            result = OpResult(outcome, error=code)
         result.written = ops
         return result
 
