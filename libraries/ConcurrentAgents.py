@@ -11,6 +11,7 @@ from stampede_robot.keywords.event_sourcing import EventSourcingToolKeywords
 from stampede_robot.keywords.fault_tools import FaultToolKeywords
 from stampede_robot.keywords.http_agents import HttpToolKeywords
 from stampede_robot.keywords.launching import LaunchKeywords
+from stampede_robot.keywords.list_append import ListAppendToolKeywords
 from stampede_robot.keywords.locks import LockToolKeywords
 from stampede_robot.keywords.pools import PoolToolKeywords
 from stampede_robot.keywords.queues import QueueToolKeywords
@@ -36,6 +37,7 @@ class ConcurrentAgents(DynamicCore):
     | `Define HTTP Agent Tool`         | runs on the threads of an HTTP + SSE agent API  |
     | `Define SQL Transaction Tool`    | several statements in one transaction, values carried between them |
     | `Define Python Tool`             | Python code of your own: one object per agent, its ``run()`` per operation |
+    | `Define List Append Tool`        | random transactions whose history shows isolation anomalies |
 
     = Launches =
 
@@ -117,6 +119,7 @@ class ConcurrentAgents(DynamicCore):
             FaultToolKeywords,
             LockToolKeywords,
             LaunchKeywords,
+            ListAppendToolKeywords,
             WebSocketToolKeywords,
             HttpToolKeywords,
         )
