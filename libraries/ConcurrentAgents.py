@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
+
 from robotlibcore import DynamicCore
 
 from stampede import __version__
+from stampede.workloads.isolation import IsolationLevel
 from stampede_robot.keywords.coordination import CoordinationToolKeywords
 from stampede_robot.keywords.deadlocks import DeadlockToolKeywords
 from stampede_robot.keywords.event_sourcing import EventSourcingToolKeywords
@@ -106,6 +110,9 @@ class ConcurrentAgents(DynamicCore):
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
     ROBOT_LIBRARY_VERSION = __version__
+    ROBOT_LIBRARY_CONVERTERS: ClassVar[dict[type, Callable[[str], object]]] = {
+        IsolationLevel: IsolationLevel.parse
+    }  # errors list the levels as written
 
     def __init__(self) -> None:
         components = (

@@ -78,18 +78,6 @@ class PermutationStep:
         return self.step.sql
 
 
-def isolation_level(value: IsolationLevel | str) -> IsolationLevel:
-    """``value`` as an isolation level; a ConfigurationError listing the levels as they are written, else."""
-    if isinstance(value, IsolationLevel):
-        return value
-    wanted = " ".join(str(value).replace("_", " ").lower().split())
-    for level in IsolationLevel:
-        if level.value == wanted:
-            return level
-    levels = ", ".join(repr(level.value) for level in IsolationLevel)
-    raise ConfigurationError(f"{value!r} is not an isolation level: write one of {levels}.")
-
-
 def _check_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ConfigurationError(
@@ -194,7 +182,7 @@ class InterleavingSpec:
             raise ConfigurationError(f"Session {name!r} is defined twice: give each session its own name.")
         if name in self.steps:
             raise ConfigurationError(f"{name!r} already names a step: give the session another name.")
-        level = None if isolation is None else isolation_level(isolation)
+        level = None if isolation is None else IsolationLevel.parse(isolation)
         self.sessions[name] = session = Session(name, level, setup.strip(), teardown.strip())
         return session
 
