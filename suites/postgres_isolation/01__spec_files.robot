@@ -44,20 +44,20 @@ A Deferrable Reader Waits For A Safe Snapshot
 A Spec Naming An Unknown Step Is Refused With Its Line
     [Documentation]    The permutation on line 4 names s1b, which no session defines.
     Run Keyword And Expect Error
-    ...    *unknown_step.spec, line 4: the permutation names step 's1b', which no session defines (defined: s1a).
+    ...    Spec file ${CURDIR}/bad/unknown_step.spec, line 4: the permutation names step 's1b', which no session defines (defined: s1a).
     ...    Run Isolation Spec
     ...    bad/unknown_step.spec
 
 A Spec With An Unterminated Block Is Refused With Its Line
     [Documentation]    The block of step s1b, opened on line 3, is never closed.
     Run Keyword And Expect Error
-    ...    *unterminated_block.spec, line 3: the SQL block opened here with { is never closed with }.
+    ...    Spec file ${CURDIR}/bad/unterminated_block.spec, line 3: the SQL block opened here with { is never closed with }.
     ...    Run Isolation Spec
     ...    bad/unterminated_block.spec
 
 A Spec Defining A Name Twice Is Refused With Its Line
     [Documentation]    Session s2 defines step s1a again on line 5; s1 defined it on line 2.
     Run Keyword And Expect Error
-    ...    *duplicate_name.spec, line 5: step 's1a' is defined twice (the step at line 2): rename one.
+    ...    Spec file ${CURDIR}/bad/duplicate_name.spec, line 5: step 's1a' is defined twice (the step at line 2): rename one.
     ...    Run Isolation Spec
     ...    bad/duplicate_name.spec

@@ -75,29 +75,29 @@ def test_a_spec_without_permutations_runs_every_interleaving() -> None:
     [
         (
             "session s1\nstep a { SELECT 1; }\n\npermutation a b\n",
-            r"^x\.spec, line 4: the permutation names step 'b', which no session defines \(defined: a\)\.$",
+            r"^Spec file x\.spec, line 4: the permutation names step 'b', which no session defines \(defined: a\)\.$",
         ),
         (
             "setup { SELECT 1;\n\nsession s1 step a { SELECT 1; }\n",
-            r"^x\.spec, line 1: the SQL block opened here is still open when another \{ comes at line 3: close it",
+            r"^Spec file x\.spec, line 1: the SQL block opened here is still open when another \{ comes at line 3: close it",
         ),
         (
             "session s1\nstep a { SELECT 1; }\nstep b { SELECT 2;\n",
-            r"^x\.spec, line 3: the SQL block opened here with \{ is never closed with \}\.$",
+            r"^Spec file x\.spec, line 3: the SQL block opened here with \{ is never closed with \}\.$",
         ),
         (
             "session s1\nstep a { SELECT 1; }\nsession s2\nstep a { SELECT 2; }\n",
-            r"^x\.spec, line 4: step 'a' is defined twice \(the step at line 2\): rename one\.$",
+            r"^Spec file x\.spec, line 4: step 'a' is defined twice \(the step at line 2\): rename one\.$",
         ),
         (
             "session s1\nstep a { SELECT 1; }\nsession s1\nstep b { SELECT 2; }\n",
-            r"^x\.spec, line 3: session 's1' is defined twice \(the session at line 1\): rename one\.$",
+            r"^Spec file x\.spec, line 3: session 's1' is defined twice \(the session at line 1\): rename one\.$",
         ),
         (
             "session s1\nstep s1 { SELECT 1; }\n",
-            r"^x\.spec, line 2: step 's1' is defined twice \(the session at line 1\)",
+            r"^Spec file x\.spec, line 2: step 's1' is defined twice \(the session at line 1\)",
         ),
-        ('session "s1\nstep a { SELECT 1; }\n', r"^x\.spec, line 1: a quoted name must end on the line it starts"),
+        ('session "s1\nstep a { SELECT 1; }\n', r"^Spec file x\.spec, line 1: a quoted name must end on the line it starts"),
         ("session s1\nstep a { SELECT 1; }\npermutation a(\n", r"line 3: the blockers of step 'a' end before '\)'"),
         ("session s1\nstep a { SELECT 1; }\npermutation a(b)\n", r"line 3: step 'a' waits for step 'b', which this"),
         ("session s1\n\nsession s2 step b { SELECT 1; }\n", r"line 3: session 's1' has no step"),

@@ -150,12 +150,12 @@ class _Parser:
 
 
 def parse_spec(text: str, source: str = "<spec>") -> InterleavingSpec:
-    """The spec ``text`` describes; SpecFileError saying ``source, line N: what to fix`` when it cannot be read."""
+    """The spec ``text`` describes; SpecFileError saying ``Spec file source, line N: what to fix`` when it cannot be read."""
     try:
         tokens = tokenize(text)
         return _Parser(tokens, text.count("\n") + 1).parse()
     except NotationError as error:
-        raise SpecFileError(f"{source}, line {error.line}: {error.message}.") from None
+        raise SpecFileError(f"Spec file {source}, line {error.line}: {error.message}.") from None
 
 
 def read_spec(path: Path) -> InterleavingSpec:
