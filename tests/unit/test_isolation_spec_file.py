@@ -79,7 +79,7 @@ def test_a_spec_without_permutations_runs_every_interleaving() -> None:
         ),
         (
             "setup { SELECT 1;\n\nsession s1 step a { SELECT 1; }\n",
-            r"^Spec file x\.spec, line 1: the SQL block opened here is still open when another \{ comes at line 3: close it",
+            r"^Spec file x\.spec, line 1: the SQL block opened here is still open when another \{ comes at line 3",
         ),
         (
             "session s1\nstep a { SELECT 1; }\nstep b { SELECT 2;\n",
@@ -97,7 +97,10 @@ def test_a_spec_without_permutations_runs_every_interleaving() -> None:
             "session s1\nstep s1 { SELECT 1; }\n",
             r"^Spec file x\.spec, line 2: step 's1' is defined twice \(the session at line 1\)",
         ),
-        ('session "s1\nstep a { SELECT 1; }\n', r"^Spec file x\.spec, line 1: a quoted name must end on the line it starts"),
+        (
+            'session "s1\nstep a { SELECT 1; }\n',
+            r"^Spec file x\.spec, line 1: a quoted name must end on the line it starts",
+        ),
         ("session s1\nstep a { SELECT 1; }\npermutation a(\n", r"line 3: the blockers of step 'a' end before '\)'"),
         ("session s1\nstep a { SELECT 1; }\npermutation a(b)\n", r"line 3: step 'a' waits for step 'b', which this"),
         ("session s1\n\nsession s2 step b { SELECT 1; }\n", r"line 3: session 's1' has no step"),

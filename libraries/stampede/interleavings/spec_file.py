@@ -150,7 +150,7 @@ class _Parser:
 
 
 def parse_spec(text: str, source: str = "<spec>") -> InterleavingSpec:
-    """The spec ``text`` describes; SpecFileError saying ``Spec file source, line N: what to fix`` when it cannot be read."""
+    """The spec ``text`` describes; SpecFileError (``Spec file source, line N: what to fix``) when it cannot be read."""
     try:
         tokens = tokenize(text)
         return _Parser(tokens, text.count("\n") + 1).parse()
