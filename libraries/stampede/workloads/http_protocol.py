@@ -66,7 +66,15 @@ from ..records.threads import RunPolicy, RunStatus
 from ..services.tokens import TokenSpec
 from .websocket_fields import lookup, lookup_optional
 from .websocket_protocol import read_protocol
-from .websocket_templates import PLACEHOLDERS, RESUME_ONLY, check_placeholders, compiled, placeholders_in, render_text
+from .websocket_templates import (
+    PLACEHOLDERS,
+    RESUME_ONLY,
+    check_placeholders,
+    compiled,
+    compiled_text,
+    placeholders_in,
+    render_text,
+)
 
 HTTP_PLACEHOLDERS = frozenset((PLACEHOLDERS - RESUME_ONLY) | {"policy", "run_id"})
 """What the templates of an HTTP protocol may use (see the module documentation)."""
@@ -109,6 +117,10 @@ _REFERENCE_RUN = {
 }
 
 
+def _url_encoded(value: Any) -> str:
+    return quote(str(value), safe="")
+
+
 @dataclass(frozen=True)
 class RequestTemplate:
     """One request: its method, its path below the base URL, and its JSON body (None: no body)."""
@@ -116,19 +128,16 @@ class RequestTemplate:
     method: str
     path: str
     body: Any = None
-    _path_names: frozenset[str] = field(init=False, repr=False, compare=False)
+    _path: Callable[[Mapping[str, Any]], str] = field(init=False, repr=False, compare=False)
     _body: Callable[[Mapping[str, Any]], Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_path_names", frozenset(placeholders_in(self.path)))
+        object.__setattr__(self, "_path", compiled_text(self.path, _url_encoded))
         object.__setattr__(self, "_body", compiled(self.body))
 
     def rendered(self, values: Mapping[str, Any]) -> tuple[str, str, Any]:
         """The method, the path (its placeholders URL-encoded) and the body for ``values``."""
-        path = self.path
-        if self._path_names:
-            path = render_text(path, {name: quote(str(values[name]), safe="") for name in self._path_names})
-        return self.method, path, self._body(values)
+        return self.method, self._path(values), self._body(values)
 
     @classmethod
     def parse(cls, value: Any, name: str) -> Self:
