@@ -7,9 +7,12 @@ an agent that does not stop when cancelled is reported as hung, not awaited.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import itertools
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .agents import AgentContext, OpResult, Tool
@@ -21,6 +24,14 @@ from .outcomes import Outcome, classify_exception
 from .shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
 
 CANCEL_GRACE_SECONDS = 2.0
+YOUNG_COLLECTION_ALLOCATIONS = 10_000  # while a launch runs, instead of CPython's 700 (see _collecting_less)
+
+
+class _Collector:
+    """The launches running at once, and the collector's thresholds before the first of them."""
+
+    launches = 0
+    threshold: tuple[int, int, int] = gc.get_threshold()
 
 
 @dataclass(frozen=True)
@@ -329,7 +340,35 @@ async def launch(tool: Tool, plan: LaunchPlan) -> LaunchResult:
     return await _execute(_Launch(tool, plan))
 
 
+@contextlib.contextmanager
+def _collecting_less() -> Iterator[None]:
+    """Run the cyclic garbage collector less often while launches run, as it was afterwards.
+
+    A launch keeps a record of every operation (the history, the tool's own
+    records): at CPython's default, a young collection after every 700 new
+    objects and now and then a full one over all of them, collecting cost
+    about 5 µs of CPU per HTTP operation (a fifth of the tool's own cost).
+    After 10,000 objects it costs about 1.5 µs. Nothing is left uncollected:
+    garbage cycles only wait a little longer.
+    """
+    if _Collector.launches == 0:
+        _Collector.threshold = young, older, oldest = gc.get_threshold()
+        gc.set_threshold(max(young, YOUNG_COLLECTION_ALLOCATIONS), older, oldest)
+    _Collector.launches += 1
+    try:
+        yield
+    finally:
+        _Collector.launches -= 1
+        if _Collector.launches == 0:
+            gc.set_threshold(*_Collector.threshold)
+
+
 async def _execute(run: _Launch) -> LaunchResult:
+    with _collecting_less():
+        return await _execute_plan(run)
+
+
+async def _execute_plan(run: _Launch) -> LaunchResult:
     tool, plan = run.tool, run.plan
     sampler = LoopLagSampler()
     await asyncio.wait_for(tool.setup(plan.agents), plan.run_timeout)

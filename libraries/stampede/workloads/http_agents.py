@@ -793,7 +793,7 @@ class HttpAgentTool(BaseTool):
         bound = agent.state.get("run_bound")
         if bound is None:
             bound = agent.state["run_bound"] = TaskBound(self.run_timeout)
-        return bound  # type: ignore[no-any-return]
+        return bound
 
     def _session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self.connections or 0, limit_per_host=0)

@@ -390,20 +390,16 @@ class HttpProtocol:
 
     def event_field(self, event: Mapping[str, Any], name: str, *, required: bool) -> Any:
         """Field ``name`` of an event (``events.<name>``); FieldPathError if ``required`` and it matches nothing."""
-        path = getattr(self.events, name)
-        if path is None:
-            return None
-        if required:
+        found = lookup_optional(event, path := getattr(self.events, name))
+        if found is None and required and path is not None:  # a null field, or none: the error is worth its text
             return lookup(event, path, what=f"events.{name}, in every {event.get('event')} event", protocol="HTTP")
-        return lookup_optional(event, path)
+        return found
 
     def answer_field(self, answer: Any, name: str, request: str, *, required: bool = True) -> Any:
-        path = getattr(self.answers, name)
-        if path is None:
-            return None
-        if required:
+        found = lookup_optional(answer, path := getattr(self.answers, name))
+        if found is None and required and path is not None:  # a null field, or none: the error is worth its text
             return lookup(answer, path, what=f"answers.{name}, in the {request} answer", protocol="HTTP")
-        return lookup_optional(answer, path)
+        return found
 
     def status_of(self, word: Any) -> RunStatus | None:
         """The RunStatus a service status word stands for (None: a word the protocol does not map)."""
