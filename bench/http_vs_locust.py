@@ -1,21 +1,30 @@
 """Requests per second per core: Stampede's HTTP agent tool against Locust's FastHttpUser, side by side in one run.
 
-One local HTTP endpoint (bench/http_endpoint.py, aiohttp.web in its own process) answers
-``POST /threads/{thread}/runs/wait`` at once, as the reference service's HTTP API would
-answer a run that ended. Each client then sends that request, with the same JSON body,
-as fast as it can for ``--seconds`` from ``--users`` concurrent users, in a child process
-of its own:
+One local HTTP endpoint (bench/http_endpoint.py, aiohttp.web on uvloop in its own process)
+answers ``POST /threads/{thread}/runs/wait`` at once, as the reference service's HTTP API
+would answer a run that ended. Each client then sends that request, with a JSON body of the
+same shape, as fast as it can for ``--seconds`` from ``--users`` concurrent users, in a child
+process of its own, one client after the other, ``--rounds`` times. Per request:
 
 - Stampede: ``HttpAgentTool`` in ``wait`` mode (the reference protocol, auth none), launched
-  by the launcher with ``--users`` agents for ``--seconds``, every run recorded (a
-  RunAttempt and an operation in the history);
-- Locust: a ``FastHttpUser`` with ``wait_time = constant(0)`` and one task posting the same
-  body, ``--users`` users on a local runner;
-- bare aiohttp: ``--users`` coroutines posting the same body on one ClientSession, nothing
-  recorded (so the gap between it and Stampede is Stampede's own cost, the rest the client's).
+  by the launcher with ``--users`` agents for ``--seconds``, on uvloop. It fills the request
+  template (path and body with the agent's marker and text), sends it, reads the answer as
+  JSON, takes the run's status, id and messages from it, and records the run (a RunAttempt
+  with its status code, run id and outcome) and the operation (history: times, outcome,
+  read and written values, timings), all bounded by the run timeout;
+- Locust: a ``FastHttpUser`` (geventhttpclient) with ``wait_time = constant(0)`` and one task
+  posting the body and reading the answer as JSON, ``--users`` users on a local runner; Locust
+  records each request into its aggregated statistics (counts, response-time buckets), not
+  one record per request;
+- bare aiohttp: ``--users`` coroutines posting the body on one ClientSession (aiohttp's
+  default 5-minute total timeout) and reading the answer as JSON, nothing recorded, on uvloop
+  (so the gap between it and Stampede is Stampede's own cost, the rest the client's).
 
 Figures: each child's requests per second of wall time and per CPU-second of its own
-process (user + system): requests/s per core. Target: Stampede ahead of Locust per core.
+process (user + system, ``time.process_time``, so the machine's other load counts less):
+requests/s per core. Printed: each round, then for each client the range over the rounds
+and the best, and the ratio Stampede ÷ Locust (best against best, and round by round).
+Target: Stampede ahead of Locust per core.
 Locust is a benchmark-only requirement: ``.venv/bin/pip install -r requirements-bench.txt``.
 
 Run: .venv/bin/python bench/http_vs_locust.py [--seconds 10] [--users 20] [--rounds 1]
@@ -69,7 +78,7 @@ def _locust(url: str, seconds: float, users: int) -> dict[str, float]:
 
         @task
         def run_wait(self) -> None:
-            self.client.post(PATH, json=BODY)
+            self.client.post(PATH, json=BODY).json()  # the run's answer read, as the other two clients do
 
     environment = Environment(user_classes=[RunWaiter])
     runner = environment.create_local_runner()
@@ -136,11 +145,18 @@ def main() -> None:
                     f"{rate:,.0f} requests/s, {core:,.0f} requests per CPU-second ({figures['cpu_s']:.2f} s CPU)",
                     flush=True,
                 )
+    for client, values in per_core.items():
+        print(
+            f"{client}: {min(values):,.0f}–{max(values):,.0f} requests per CPU-second over {len(values)} round(s), "
+            f"best {max(values):,.0f} ({1e6 / max(values):.0f} µs of CPU per request)"
+        )
     best = {client: max(values) for client, values in per_core.items()}
     ratio = best["stampede"] / best["locust"]
-    print(f"Stampede / bare aiohttp requests per CPU-second: {best['stampede'] / best['aiohttp']:.2f}")
+    rounds = [stampede / locust for stampede, locust in zip(per_core["stampede"], per_core["locust"], strict=True)]
+    print(f"Stampede ÷ Locust, round by round: {', '.join(f'{value:.2f}' for value in rounds)}")
+    print(f"Stampede ÷ bare aiohttp requests per CPU-second: {best['stampede'] / best['aiohttp']:.2f} (best of each)")
     figure(
-        "Stampede / Locust FastHttpUser requests per CPU-second",
+        "Stampede ÷ Locust FastHttpUser requests per CPU-second",
         f"{ratio:.2f} ({best['stampede']:,.0f} vs {best['locust']:,.0f}, best of {args.rounds})",
         "> 1",
         ratio > 1,

@@ -909,7 +909,7 @@ class HttpAgentTool(BaseTool):
                 stream.agent.finished = True  # a configuration that cannot work: stop trying
         else:
             assert attempt.outcome is not None, "a run without failure has ended"
-            outcome, error = _OUTCOMES.get(attempt.outcome, (Outcome.ERROR, attempt.outcome.value))
+            outcome, error = _OUTCOMES.get(attempt.outcome) or (Outcome.ERROR, attempt.outcome.value)
         read = {
             "run_id": attempt.run_id,
             "status": attempt.status,
