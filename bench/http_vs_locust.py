@@ -13,7 +13,8 @@ process of its own, one client after the other, ``--rounds`` times. Per request:
   with its status code, run id and outcome) and the operation (history: times, outcome,
   read and written values, timings), all bounded by the run timeout;
 - Locust: a ``FastHttpUser`` (geventhttpclient) with ``wait_time = constant(0)`` and one task
-  posting the body and reading the answer as JSON, ``--users`` users on a local runner; Locust
+  posting the body and reading the answer as JSON (``--locust-skips-answer``: not read, less
+  work than the others do), ``--users`` users on a local runner; Locust
   records each request into its aggregated statistics (counts, response-time buckets), not
   one record per request;
 - bare aiohttp: ``--users`` coroutines posting the body on one ClientSession (aiohttp's
@@ -27,7 +28,7 @@ and the best, and the ratio Stampede ÷ Locust (best against best, and round by 
 Target: Stampede ahead of Locust per core.
 Locust is a benchmark-only requirement: ``.venv/bin/pip install -r requirements-bench.txt``.
 
-Run: .venv/bin/python bench/http_vs_locust.py [--seconds 10] [--users 20] [--rounds 1]
+Run: .venv/bin/python bench/http_vs_locust.py [--seconds 10] [--users 20] [--rounds 1] [--locust-skips-answer]
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def _stampede(url: str, seconds: float, users: int) -> dict[str, float]:
     return {"requests": len(history), "errors": errors, "wall_s": wall, "cpu_s": cpu}
 
 
-def _locust(url: str, seconds: float, users: int) -> dict[str, float]:
+def _locust(url: str, seconds: float, users: int, *, read_answer: bool = True) -> dict[str, float]:
     import gevent
     from locust import FastHttpUser, constant, task
     from locust.env import Environment
@@ -78,7 +79,9 @@ def _locust(url: str, seconds: float, users: int) -> dict[str, float]:
 
         @task
         def run_wait(self) -> None:
-            self.client.post(PATH, json=BODY).json()  # the run's answer read, as the other two clients do
+            answer = self.client.post(PATH, json=BODY)
+            if read_answer:
+                answer.json()  # the run's answer read, as the other two clients do
 
     environment = Environment(user_classes=[RunWaiter])
     runner = environment.create_local_runner()
@@ -123,15 +126,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--locust-skips-answer",
+        action="store_true",
+        help="Locust leaves the answer unread (as a locustfile that only posts would): less work than the others",
+    )
     parser.add_argument("--child", choices=CLIENTS, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        measure = {"stampede": _stampede, "locust": _locust, "aiohttp": _aiohttp}[args.child]
-        print(json.dumps(measure(args.url, args.seconds, args.users)), flush=True)
+        if args.child == "locust":
+            figures = _locust(args.url, args.seconds, args.users, read_answer=not args.locust_skips_answer)
+        else:
+            figures = {"stampede": _stampede, "aiohttp": _aiohttp}[args.child](args.url, args.seconds, args.users)
+        print(json.dumps(figures), flush=True)
         return
     require_bench_packages("locust")
     print(machine_line())
+    print(f"Locust {'leaves the answer unread' if args.locust_skips_answer else 'reads the answer as JSON'}")
     per_core: dict[str, list[float]] = {client: [] for client in CLIENTS}
     with serve_in_child() as url:
         for round_ in range(1, args.rounds + 1):
@@ -166,6 +178,7 @@ def main() -> None:
 def _child(client: str, url: str, args: argparse.Namespace) -> dict[str, float]:
     command = [sys.executable, __file__, "--child", client, "--url", url]
     command += ["--seconds", str(args.seconds), "--users", str(args.users)]
+    command += ["--locust-skips-answer"] if args.locust_skips_answer else []
     answer = subprocess.run(command, capture_output=True, text=True, timeout=args.seconds + 120, check=False)
     if answer.returncode != 0:
         raise SystemExit(f"the {client} run failed:\n{answer.stderr[-2000:]}")

@@ -597,8 +597,9 @@ class HttpAgentTool(BaseTool):
         try:
             word = protocol.answer_field(answer, "wait_status", RequestName.RUN_WAIT)
             run_id = protocol.answer_field(answer, "wait_run_id", RequestName.RUN_WAIT)
-            messages = protocol.answer_field(answer, "wait_messages", RequestName.RUN_WAIT) or []
-            attempt.messages = [m.id for m in self._messages_of(messages, RequestName.RUN_WAIT)]
+            messages = protocol.answer_field(answer, "wait_messages", RequestName.RUN_WAIT)
+            if messages:
+                attempt.messages = [m.id for m in self._messages_of(messages, RequestName.RUN_WAIT)]
         except FieldPathError as error:
             raise self._field_missing(error) from None
         except ThreadReadFailed as error:

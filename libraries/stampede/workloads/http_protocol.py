@@ -108,6 +108,7 @@ class RequestName(StrEnum):
     RESUME_STREAM = "resume_stream"
 
 
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")  # characters quote() leaves as they are
 _NEEDED = frozenset({RequestName.CREATE_THREAD, RequestName.READ_STATE})
 _NO_THREAD = frozenset({"thread", "run_id"})
 _PER_RUN = frozenset({RequestName.CANCEL, RequestName.RESUME_STREAM})
@@ -118,7 +119,8 @@ _REFERENCE_RUN = {
 
 
 def _url_encoded(value: Any) -> str:
-    return quote(str(value), safe="")
+    text = str(value)
+    return text if _URL_SAFE.fullmatch(text) else quote(text, safe="")
 
 
 @dataclass(frozen=True)
