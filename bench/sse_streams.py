@@ -2,11 +2,12 @@
 
 For each count (default 500, 1,000 and 2,000) that many agents, each a user with a thread
 of its own, are released at once; each starts one run whose stream stays open for about
-``--lines`` × ``--pause-ms`` and reads it to its end. A count is held when every run
+``--lines`` × ``--pause-ms`` (default 10 × 1 s: long enough for the service to have started
+every run before the first ends) and reads it to its end. A count is held when every run
 succeeded (0 errors) and all its streams were open at the same time (the latest first event
 came before the earliest end). Reported per count: wall time, errors by kind, the streams
 open at once, startup (first event) p99, this process's CPU time per HTTP request (thread
-creation, run request, its stream) and its peak RSS growth per stream. Each count runs in a
+creation, run request, its stream) and per event, and its peak RSS growth per stream. Each count runs in a
 fresh child process against a fresh service.
 
 The service is, by default, the reference agent service (``python -m reference_agent_service``
@@ -18,7 +19,7 @@ PostgreSQL pool is what bounds it. ``--service tandem`` uses Tandem instead
 tests/acceptance/robot/tandem_protocol.json); ``--base-url URL`` points it at a running
 service speaking the reference protocol (tokens signed with $STAMPEDE_AGENT_JWT_SECRET).
 
-Run: .venv/bin/python bench/sse_streams.py [--streams 500 1000 2000] [--lines 5] [--pause-ms 200]
+Run: .venv/bin/python bench/sse_streams.py [--streams 500 1000 2000] [--lines 10] [--pause-ms 1000]
      [--service reference|tandem] [--pg-pool-size N] [--base-url URL]
 """
 
@@ -45,7 +46,6 @@ from http_endpoint import serve_in_child
 ROOT = Path(__file__).resolve().parents[1]
 TANDEM = ROOT / "tests" / "acceptance" / "tandem_http_service.py"
 TANDEM_PROTOCOL = ROOT / "tests" / "acceptance" / "robot" / "tandem_protocol.json"
-TOKENS_ENV = "STAMPEDE_BENCH_USER_TOKENS"  # each user's JWT, for the child (secrets never in argv)
 
 
 async def _measure(
@@ -113,6 +113,7 @@ async def _measure(
         "all_open_at_once": bool(firsts) and bool(ends) and max(firsts) < min(ends),
         "startup_p99_s": startup.percentiles[99] if startup and startup.count else None,
         "cpu_us_per_request": cpu / max(requests, 1) * 1e6,
+        "cpu_us_per_event": cpu / max(len(tool.messages) + tool.messages.left_out, 1) * 1e6,
         "kb_per_stream": (peak - rss) / 1024 / streams,
     }
 
@@ -120,8 +121,8 @@ async def _measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, nargs="+", default=[500, 1000, 2000])
-    parser.add_argument("--lines", type=int, default=5, help="messages (events) per run")
-    parser.add_argument("--pause-ms", type=int, default=200, help="between a run's messages")
+    parser.add_argument("--lines", type=int, default=10, help="messages (events) per run")
+    parser.add_argument("--pause-ms", type=int, default=1000, help="between a run's messages")
     parser.add_argument("--service", choices=("reference", "tandem"), default="reference", help="the service started")
     parser.add_argument("--pg-pool-size", type=int, help="the reference service's PostgreSQL pool (its default if not)")
     parser.add_argument("--pg-dsn", default=None, help="PostgreSQL for the reference service (default: embedded)")
@@ -129,11 +130,12 @@ def main() -> None:
     parser.add_argument("--base-url", help="a running service speaking the reference protocol, started by no one here")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--tokens-on-stdin", action="store_true", help=argparse.SUPPRESS)  # never argv nor env
     args = parser.parse_args()
     raise_open_files_limit()
     if args.child:
         keys = json.loads(os.environ["TANDEM_API_KEYS"]) if "TANDEM_API_KEYS" in os.environ else None
-        tokens = json.loads(os.environ[TOKENS_ENV]) if TOKENS_ENV in os.environ else None
+        tokens = json.loads(sys.stdin.read()) if args.tokens_on_stdin else None
         print(json.dumps(run(_measure(args.url, args.child, args.lines, args.pause_ms, keys, tokens))), flush=True)
         return
     print(machine_line())
@@ -153,7 +155,8 @@ def _report(args: argparse.Namespace, pg_dsn: str | None, redis_url: str | None)
             f"{count} streams: {figures['wall_s']:.1f} s, errors {figures['errors'] or 0}, "
             f"{figures['open_at_once']} open at once (all: {figures['all_open_at_once']}), startup p99 "
             f"{_seconds(figures['startup_p99_s'])}, "
-            f"{figures['cpu_us_per_request']:.0f} µs CPU per request, {figures['kb_per_stream']:.1f} KB per stream",
+            f"{figures['cpu_us_per_request']:.0f} µs CPU per request ({figures['cpu_us_per_event']:.0f} per event), "
+            f"{figures['kb_per_stream']:.1f} KB per stream",
             flush=True,
         )
         if not figures["errors"] and figures["all_open_at_once"] and figures["ops"] == count:
@@ -205,8 +208,8 @@ async def _on_reference_service(
             await asyncio.to_thread(service.start)
             try:
                 tokens = {f"user-{n}": service.token_for(f"user-{n}") for n in range(1, count + 1)}
-                child_env = {**env, TOKENS_ENV: json.dumps(tokens)}
-                return await asyncio.to_thread(_child, [*command, "--url", service.http_url], child_env, timeout)
+                child = [*command, "--url", service.http_url, "--tokens-on-stdin"]
+                return await asyncio.to_thread(_child, child, env, timeout, json.dumps(tokens))
             finally:
                 await asyncio.to_thread(service.stop)
         finally:
@@ -215,8 +218,10 @@ async def _on_reference_service(
         await postgres_target.close()
 
 
-def _child(command: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
-    answer = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False, env=env)
+def _child(command: list[str], env: dict[str, str], timeout: float, stdin: str = "") -> dict[str, Any]:
+    """The figures the child prints last. ``stdin``: the users' tokens (secrets stay out of argv; 2,000 JWTs are
+    more than one environment variable may hold)."""
+    answer = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     if answer.returncode != 0:
         raise SystemExit(f"the launch of {command[3]} streams failed:\n{answer.stderr[-2000:]}")
     return json.loads(answer.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
