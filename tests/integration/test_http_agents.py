@@ -264,3 +264,23 @@ def test_runs_waited_for_and_several_threads_per_user(tandem: Served) -> None:
     assert all(a.outcome is RunStatus.SUCCESS and len(a.messages) == 2 and a.run_id for a in tool.attempts)
     assert not list(tool.messages) and set(launched.result.history[0].timings) == {"run"}
     assert sorted(len(f.messages) for f in launched.finals) == [8, 8]
+
+
+def test_a_waited_for_run_longer_than_the_run_timeout_times_out_and_the_agent_runs_on(tandem: Served) -> None:
+    data = json.loads(PROTOCOL.read_text())
+    requests = data["requests"]
+    slow = {**requests["run_stream"], "path": "/conversations/{thread}/turns?wait=1"}
+    slow["body"] = {**slow["body"], "lines": 2, "pause_ms": 400}  # 0.8 s a run
+    answers = {**data["answers"], "wait_run_id": "turn.id", "wait_status": "turn.state", "wait_messages": "turn.lines"}
+    protocol = HttpProtocol.from_dict(
+        {**data, "requests": {**requests, "run_wait": slow}, "answers": answers}, base_url=tandem.url
+    )
+    tool = HttpAgentTool(
+        protocol, tokens=tandem.keys, mode="wait", policy="enqueue", answer_timeout=0.1, run_timeout=0.2
+    )
+    launched = run_agents(tool, 1, iterations=2)
+    history = launched.result.history
+    assert [op.error for op in history] == ["timeout", "timeout"], [op.read for op in history]
+    assert all(0.15 * 1e9 < op.end_ns - op.start_ns < 0.6 * 1e9 for op in history), "cut at the run timeout"
+    assert all("no answer within" in (a.detail or "") for a in tool.attempts)
+    assert not launched.result.timed_out and launched.result.agent_errors == {}

@@ -422,3 +422,28 @@ def test_an_aborted_launch_cuts_agents_off_and_keeps_the_history() -> None:
     assert result.stopped_early and not result.timed_out
     assert result.unfinished_agents == [1, 2, 3]
     assert [op.error for op in result.history] == ["launch_stopped"] * 3
+
+
+def test_launches_collect_garbage_less_often_while_they_run_and_restore_the_setting() -> None:
+    class ThresholdTool(SleepTool):
+        async def run(self, agent: AgentContext) -> OpResult:
+            seen.append(gc.get_threshold()[0])
+            return await super().run(agent)
+
+    async def overlapping() -> None:
+        first = launcher_module.start_launch(ThresholdTool(delay=0.05), LaunchPlan(agents=1, iterations=4))
+        await asyncio.sleep(0.02)
+        await launch(ThresholdTool(), LaunchPlan(agents=1, iterations=2))  # ends while the first still runs
+        seen.append(gc.get_threshold()[0])
+        await asyncio.wait_for(first.task, 5)
+
+    seen: list[int] = []
+    before = gc.get_threshold()
+    gc.set_threshold(700, *before[1:])
+    try:
+        asyncio.run(overlapping())
+        after = gc.get_threshold()
+    finally:
+        gc.set_threshold(*before)
+    assert seen == [launcher_module.YOUNG_COLLECTION_ALLOCATIONS] * 7, "raised in every launch, both overlapping"
+    assert after == (700, *before[1:]), "the setting from before the first launch comes back after the last"

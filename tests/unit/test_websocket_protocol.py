@@ -16,7 +16,7 @@ from stampede.workloads.websocket_agents import WebSocketAgentTool
 from stampede.workloads.websocket_fields import FieldPathError, FieldPaths, lookup, lookup_optional, shorten
 from stampede.workloads.websocket_protocol import AuthMode, WebSocketProtocol, reference_service
 from stampede.workloads.websocket_sessions import refuses_the_token
-from stampede.workloads.websocket_templates import placeholders_in, render
+from stampede.workloads.websocket_templates import compiled, compiled_text, placeholders_in, render
 
 URL = "ws://127.0.0.1:8765/"
 RUN_EVENT = {
@@ -100,6 +100,10 @@ def test_a_whole_placeholder_keeps_the_value_type_and_text_is_filled_in() -> Non
         "fixed": 7,
     }
     assert placeholders_in(template) == {"token", "last_seq", "user", "marker", "iteration"}
+    values = {"token": "T", "last_seq": 5, "user": "alice", "marker": "m", "iteration": 2}
+    assert compiled(template)(values) == rendered, "a compiled template renders as render() does"
+    assert compiled_text("{{{user}}}:{marker}}}{{", repr)(values) == "{'alice'}:'m'}{", "braces, convert"
+    assert compiled_text("plain")(values) == "plain" and compiled_text("{user}")(values) == "alice"
 
 
 def test_reference_templates_render_into_protocol_frames() -> None:

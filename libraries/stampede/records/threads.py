@@ -46,7 +46,10 @@ class RunStatus(StrEnum):
 
     @property
     def ended(self) -> bool:
-        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+        return self not in _NOT_ENDED
+
+
+_NOT_ENDED = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
 
 
 class HttpFailure(StrEnum):

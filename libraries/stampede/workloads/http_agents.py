@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ..agents import AgentContext, BaseTool, OpResult
+from ..bounds import TaskBound
 from ..errors import ConfigurationError, ServiceUnavailable, StampedeError
 from ..outcomes import Outcome
 from ..records.threads import (
@@ -277,7 +278,7 @@ class HttpAgentTool(BaseTool):
             if self.mode == "stream":
                 await self._stream_run(self._http, progress, values)
             else:
-                await self._wait_run(self._http, attempt, values)
+                await self._wait_run(self._http, progress, values)
         except RunFailed as failed:
             attempt.failure, attempt.detail = failed.failure, _scrub(failed.detail, values.get("token"))
         timings = self._timings(progress)
@@ -285,6 +286,11 @@ class HttpAgentTool(BaseTool):
             read = await self._read_during(agent, thread, values)
             timings["read"] = read.end_ns - read.start_ns
         return self._result(progress, timings)
+
+    async def close_agent(self, agent: AgentContext) -> None:
+        bound = agent.state.pop("run_bound", None)
+        if bound is not None:
+            bound.close()
 
     async def teardown(self) -> None:
         http, self._http = self._http, None
@@ -569,17 +575,22 @@ class HttpAgentTool(BaseTool):
 
     # Waited-for runs
 
-    async def _wait_run(self, http: aiohttp.ClientSession, attempt: RunAttempt, values: dict[str, Any]) -> None:
+    async def _wait_run(self, http: aiohttp.ClientSession, stream: _Stream, values: dict[str, Any]) -> None:
+        attempt, bound = stream.attempt, self._run_bound(stream.agent)
+        bound.start(time.monotonic_ns())
         try:
-            async with asyncio.timeout(self.run_timeout):
-                request = self._request(http, RequestName.RUN_WAIT, values)
-                async with await self._answered(request, RequestName.RUN_WAIT) as response:
-                    attempt.status = response.status
-                    if not 200 <= response.status < 300:
-                        await self._check_start(response, attempt)
-                    body = await _body(response)
-        except TimeoutError:
+            request = self._request(http, RequestName.RUN_WAIT, values)
+            async with await self._answered(request, RequestName.RUN_WAIT) as response:
+                attempt.status = response.status
+                if not 200 <= response.status < 300:
+                    await self._check_start(response, attempt)
+                body = await _body(response)
+        except asyncio.CancelledError:
+            if not bound.took_its_cancel():
+                raise
             raise RunFailed(HttpFailure.TIMEOUT, f"no answer within {timeout_text(self.run_timeout)}") from None
+        finally:
+            bound.stop()
         attempt.end_ns = time.monotonic_ns()
         protocol = self.protocol
         try:
@@ -589,8 +600,9 @@ class HttpAgentTool(BaseTool):
         try:
             word = protocol.answer_field(answer, "wait_status", RequestName.RUN_WAIT)
             run_id = protocol.answer_field(answer, "wait_run_id", RequestName.RUN_WAIT)
-            messages = protocol.answer_field(answer, "wait_messages", RequestName.RUN_WAIT) or []
-            attempt.messages = [m.id for m in self._messages_of(messages, RequestName.RUN_WAIT)]
+            messages = protocol.answer_field(answer, "wait_messages", RequestName.RUN_WAIT)
+            if messages:
+                attempt.messages = [m.id for m in self._messages_of(messages, RequestName.RUN_WAIT)]
         except FieldPathError as error:
             raise self._field_missing(error) from None
         except ThreadReadFailed as error:
@@ -807,6 +819,13 @@ class HttpAgentTool(BaseTool):
         values.update(thread=thread, marker=marker, policy=self.protocol.policies[self.policy], run_id="")
         return values
 
+    def _run_bound(self, agent: AgentContext) -> TaskBound:
+        """The agent's bound of a waited-for run (``run_timeout``): one timer for all its runs, not one per run."""
+        bound = agent.state.get("run_bound")
+        if bound is None:
+            bound = agent.state["run_bound"] = TaskBound(self.run_timeout)
+        return bound
+
     def _session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self.connections or 0, limit_per_host=0)
         return aiohttp.ClientSession(
@@ -921,7 +940,7 @@ class HttpAgentTool(BaseTool):
                 stream.agent.finished = True  # a configuration that cannot work: stop trying
         else:
             assert attempt.outcome is not None, "a run without failure has ended"
-            outcome, error = _OUTCOMES.get(attempt.outcome, (Outcome.ERROR, attempt.outcome.value))
+            outcome, error = _OUTCOMES.get(attempt.outcome) or (Outcome.ERROR, attempt.outcome.value)
         read = {
             "run_id": attempt.run_id,
             "status": attempt.status,

@@ -66,7 +66,15 @@ from ..records.threads import RunPolicy, RunStatus
 from ..services.tokens import TokenSpec
 from .websocket_fields import lookup, lookup_optional
 from .websocket_protocol import read_protocol
-from .websocket_templates import PLACEHOLDERS, RESUME_ONLY, check_placeholders, compiled, placeholders_in, render_text
+from .websocket_templates import (
+    PLACEHOLDERS,
+    RESUME_ONLY,
+    check_placeholders,
+    compiled,
+    compiled_text,
+    placeholders_in,
+    render_text,
+)
 
 HTTP_PLACEHOLDERS = frozenset((PLACEHOLDERS - RESUME_ONLY) | {"policy", "run_id"})
 """What the templates of an HTTP protocol may use (see the module documentation)."""
@@ -100,6 +108,7 @@ class RequestName(StrEnum):
     RESUME_STREAM = "resume_stream"
 
 
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")  # characters quote() leaves as they are
 _NEEDED = frozenset({RequestName.CREATE_THREAD, RequestName.READ_STATE})
 _NO_THREAD = frozenset({"thread", "run_id"})
 _PER_RUN = frozenset({RequestName.CANCEL, RequestName.RESUME_STREAM})
@@ -109,6 +118,11 @@ _REFERENCE_RUN = {
 }
 
 
+def _url_encoded(value: Any) -> str:
+    text = str(value)
+    return text if _URL_SAFE.fullmatch(text) else quote(text, safe="")
+
+
 @dataclass(frozen=True)
 class RequestTemplate:
     """One request: its method, its path below the base URL, and its JSON body (None: no body)."""
@@ -116,19 +130,16 @@ class RequestTemplate:
     method: str
     path: str
     body: Any = None
-    _path_names: frozenset[str] = field(init=False, repr=False, compare=False)
+    _path: Callable[[Mapping[str, Any]], str] = field(init=False, repr=False, compare=False)
     _body: Callable[[Mapping[str, Any]], Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_path_names", frozenset(placeholders_in(self.path)))
+        object.__setattr__(self, "_path", compiled_text(self.path, _url_encoded))
         object.__setattr__(self, "_body", compiled(self.body))
 
     def rendered(self, values: Mapping[str, Any]) -> tuple[str, str, Any]:
         """The method, the path (its placeholders URL-encoded) and the body for ``values``."""
-        path = self.path
-        if self._path_names:
-            path = render_text(path, {name: quote(str(values[name]), safe="") for name in self._path_names})
-        return self.method, path, self._body(values)
+        return self.method, self._path(values), self._body(values)
 
     @classmethod
     def parse(cls, value: Any, name: str) -> Self:
@@ -388,20 +399,16 @@ class HttpProtocol:
 
     def event_field(self, event: Mapping[str, Any], name: str, *, required: bool) -> Any:
         """Field ``name`` of an event (``events.<name>``); FieldPathError if ``required`` and it matches nothing."""
-        path = getattr(self.events, name)
-        if path is None:
-            return None
-        if required:
+        found = lookup_optional(event, path := getattr(self.events, name))
+        if found is None and required and path is not None:  # a null field, or none: the error is worth its text
             return lookup(event, path, what=f"events.{name}, in every {event.get('event')} event", protocol="HTTP")
-        return lookup_optional(event, path)
+        return found
 
     def answer_field(self, answer: Any, name: str, request: str, *, required: bool = True) -> Any:
-        path = getattr(self.answers, name)
-        if path is None:
-            return None
-        if required:
+        found = lookup_optional(answer, path := getattr(self.answers, name))
+        if found is None and required and path is not None:  # a null field, or none: the error is worth its text
             return lookup(answer, path, what=f"answers.{name}, in the {request} answer", protocol="HTTP")
-        return lookup_optional(answer, path)
+        return found
 
     def status_of(self, word: Any) -> RunStatus | None:
         """The RunStatus a service status word stands for (None: a word the protocol does not map)."""

@@ -100,7 +100,11 @@ def lookup_optional(message: Any, path: str | None) -> Any:
 def _walk(message: Any, path: str) -> Any:
     value = message
     for segment in path.split("."):
-        if isinstance(value, Mapping) and segment in value:
+        if type(value) is dict:  # decoded JSON: a cheaper test than Mapping's, on every field of every message
+            if segment not in value:
+                return _MISSING
+            value = value[segment]
+        elif isinstance(value, Mapping) and segment in value:
             value = value[segment]
         elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
             value = value[int(segment)]

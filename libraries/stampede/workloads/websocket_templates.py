@@ -81,7 +81,7 @@ def compiled(template: Any) -> Callable[[Mapping[str, Any]], Any]:
             return lambda values: values[name]
         if not _PLACEHOLDER.search(template):
             return lambda values: template
-        return lambda values: render_text(template, values)
+        return compiled_text(template)
     if isinstance(template, Mapping):
         parts = [(key, compiled(value)) for key, value in template.items()]
         return lambda values: {key: part(values) for key, part in parts}
@@ -89,6 +89,21 @@ def compiled(template: Any) -> Callable[[Mapping[str, Any]], Any]:
         items = [compiled(value) for value in template]
         return lambda values: [item(values) for item in items]
     return lambda values: template
+
+
+def compiled_text(text: str, convert: Callable[[Any], str] = str) -> Callable[[Mapping[str, Any]], str]:
+    """``text`` as a function of the values that fills it as :func:`render_text` does, each value through ``convert``.
+
+    The text is split once into literal pieces and placeholder names, so filling it is one join.
+    """
+    pieces: list[tuple[str, bool]] = []  # (literal text, False) or (placeholder name, True)
+    end = 0
+    for match in _PLACEHOLDER.finditer(text):
+        name = match.group(1)
+        pieces += [(text[end : match.start()], False), (name, True) if name else (match.group(0)[0], False)]
+        end = match.end()
+    pieces.append((text[end:], False))
+    return lambda values: "".join([convert(values[piece]) if named else piece for piece, named in pieces])
 
 
 def render_text(text: str, values: Mapping[str, Any]) -> str:

@@ -25,16 +25,25 @@ class PlaceholderValues:
 
     def of(self, agent: AgentContext, *, request: str = "") -> dict[str, Any]:
         return {
-            "user": agent.user,
-            "agent": agent.agent,
-            "marker": agent.marker,
-            "thread": f"thread-{agent.agent}",
-            "token": self._token(agent),
+            **self._fixed(agent),
             "text": f"message {agent.iteration} from {agent.user}",
             "context": self._context(agent),
             "request": request,
             "iteration": agent.iteration,
         }
+
+    def _fixed(self, agent: AgentContext) -> dict[str, Any]:
+        """The values that stay the same across the agent's runs, worked out at its first."""
+        fixed: dict[str, Any] | None = agent.state.get("fixed_values")
+        if fixed is None:
+            fixed = agent.state["fixed_values"] = {
+                "user": agent.user,
+                "agent": agent.agent,
+                "marker": agent.marker,
+                "thread": f"thread-{agent.agent}",
+                "token": self._token(agent),
+            }
+        return fixed
 
     def _token(self, agent: AgentContext) -> str | None:
         if self.tokens is None:
@@ -60,4 +69,6 @@ class PlaceholderValues:
     def _context(self, agent: AgentContext) -> str:
         """``context_bytes`` of text (at least its head, which names the user, marker and run)."""
         head = f"Context of {agent.user} ({agent.marker}), run {agent.iteration}: "
+        if self.context_bytes <= len(head):  # no padding: the head is at least as long in bytes as in characters
+            return head
         return head + "x" * max(0, self.context_bytes - len(head.encode()))
