@@ -11,10 +11,11 @@ import itertools
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .agents import AgentContext, OpResult, Tool
 from .errors import ConfigurationError
-from .history import History, Operation
+from .history import History
 from .lag import LoopLagSampler
 from .outcomes import Outcome, classify_exception
 from .shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
@@ -88,10 +89,10 @@ class LaunchResult:
 
 
 class _Launch:
-    def __init__(self, tool: Tool, plan: LaunchPlan) -> None:
+    def __init__(self, tool: Tool, plan: LaunchPlan, history_dir: Path | None = None) -> None:
         self.tool = tool
         self.plan = plan
-        self.history = History()
+        self.history = History(directory=history_dir)
         self.agent_errors: dict[int, str] = {}
         self._gate = asyncio.Event()
         self._ready = 0
@@ -204,9 +205,9 @@ class _Launch:
             bound.stop()
 
     def _record(self, context: AgentContext, start: int, due: int | None, result: OpResult) -> None:
-        # Positional arguments: the call is on every operation's path, and keywords cost a third more.
-        self.history.append(
-            Operation(
+        # One tuple in Operation's argument order: the call is on every operation's path.
+        self.history.record(
+            (
                 context.agent,
                 context.user,
                 self.tool.name,
@@ -378,20 +379,23 @@ class RunningLaunch:
         return bool(done)
 
 
-def start_launch(tool: Tool, plan: LaunchPlan) -> RunningLaunch:
+def start_launch(tool: Tool, plan: LaunchPlan, history_dir: Path | None = None) -> RunningLaunch:
     """Start ``plan.agents`` agents of ``tool`` on the running loop and return at once (see :func:`launch`)."""
-    run = _Launch(tool, plan)
+    run = _Launch(tool, plan, history_dir)
     return RunningLaunch(run, asyncio.ensure_future(_execute(run)))
 
 
-async def launch(tool: Tool, plan: LaunchPlan) -> LaunchResult:
+async def launch(tool: Tool, plan: LaunchPlan, history_dir: Path | None = None) -> LaunchResult:
     """Run ``plan.agents`` agents of ``tool`` and return everything they did.
+
+    The history is written, chunk by chunk as it fills, to ``history_dir`` when
+    given (so a long launch holds one chunk in memory), else kept in memory.
 
     The history is complete even when the launch times out: operations cut off
     by the launch timeout are recorded as timeouts, agents that ignore
     cancellation are listed as hung and left behind, never awaited.
     """
-    return await _execute(_Launch(tool, plan))
+    return await _execute(_Launch(tool, plan, history_dir))
 
 
 async def _execute(run: _Launch) -> LaunchResult:
@@ -433,7 +437,7 @@ async def _execute(run: _Launch) -> LaunchResult:
         tool=tool.name,
         tool_settings=tool.describe(),
         plan=plan,
-        history=History(run.history),
+        history=run.history.snapshot(),
         started_ns=started,
         ended_ns=ended,
         loop_lag_ns=lag,

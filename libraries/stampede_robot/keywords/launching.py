@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 from robot.api.deco import keyword
@@ -80,8 +82,9 @@ class LaunchKeywords(LibraryComponent):
         The launch never fails because operations failed: checkers and
         thresholds judge that. It fails when it could not run as asked (a tool
         that cannot start, agents cut off by ``timeout``). Every operation is
-        saved as JSON lines under ``${OUTPUT DIR}/histories`` either way, and a
-        summary table is logged. Returns the launch, for checker keywords.
+        saved as JSON lines under ``${OUTPUT DIR}/histories`` either way (and,
+        as the launch runs, in Arrow chunk files in a folder of its own there),
+        and a summary table is logged. Returns the launch, for checker keywords.
 
         To do other things while agents run (inject a fault, look at the data),
         use `Launch Agents In Background` instead.
@@ -95,7 +98,7 @@ class LaunchKeywords(LibraryComponent):
             bound = _operation_bound(chosen, operation_timeout)
             plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
             try:
-                running = self.runtime.run(_start(chosen, plan))
+                running = self.runtime.run(_start(chosen, plan, self._history_dir(chosen)))
                 with showing_progress(running, tool):
                     result = self.runtime.run(_result(running), timeout=plan.run_timeout + SETUP_ALLOWANCE_SECONDS)
             except _CANNOT_START as error:
@@ -134,7 +137,7 @@ class LaunchKeywords(LibraryComponent):
             chosen = self.runtime.tool(tool)
             bound = _operation_bound(chosen, operation_timeout)
             plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
-            running = self.runtime.run(_start(chosen, plan))
+            running = self.runtime.run(_start(chosen, plan, self._history_dir(chosen)))
         handle = BackgroundLaunch(len(self.runtime.background) + 1, chosen, plan, running)
         self.runtime.background.append(handle)
         self.log(f"Started {handle}: {plan.describe()}.")
@@ -233,6 +236,12 @@ class LaunchKeywords(LibraryComponent):
                 self.log(f"Launch {missed.number} of {tool!r} did not run: checks that depend on it are not judged.")
             raise
 
+    def _history_dir(self, tool: Tool) -> Path:
+        """Where the launch writes its history's chunks as they fill: a folder of its own beside the JSON lines."""
+        test = self.variable("TEST NAME") or self.variable("SUITE NAME", "suite")
+        name = f"{slug(test, 'launch')}.{slug(tool.name, 'launch')}.{self.runtime.run_id}.{secrets.token_hex(4)}.chunks"
+        return self.output_dir / "histories" / name
+
     def _finish(self, tool: Tool, result: LaunchResult, overran: float | None = None) -> LaunchRecord:
         """Save the history, log the summary table, and fail when the launch did not run as asked."""
         number = self.runtime.next_launch_number()
@@ -304,8 +313,8 @@ def _check_handle(launch: object) -> None:
         raise ConfigurationError(f"Expected the handle Launch Agents In Background returns, got {launch!r}.")
 
 
-async def _start(tool: Tool, plan: LaunchPlan) -> RunningLaunch:
-    running = start_launch(tool, plan)
+async def _start(tool: Tool, plan: LaunchPlan, history_dir: Path) -> RunningLaunch:
+    running = start_launch(tool, plan, history_dir)
     await asyncio.sleep(0)  # let it begin: a setup that fails at once is reported when its result is awaited
     return running
 
