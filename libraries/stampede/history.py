@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .history_columns import OUTCOMES, SCHEMA, Columns, Row, batch_of, read_chunk, row_fields, write_chunk
+from .history_columns import OUTCOME_CODE, OUTCOMES, SCHEMA, Columns, Row, batch_of, read_chunk, row_fields, write_chunk
 from .outcomes import Outcome
 
 CHUNK_ROWS = 32_768
@@ -223,7 +223,7 @@ class History:
         for chunk in sealed:
             yield from chunk.operations()
         for entry in list(rows):
-            yield entry if type(entry) is Operation else Operation(*entry)  # type: ignore[misc]
+            yield entry if type(entry) is Operation else _operation_of(entry)  # type: ignore[arg-type]
 
     def __len__(self) -> int:
         sealed, rows = self._view
@@ -239,7 +239,7 @@ class History:
         if not 0 <= position < len(rows):
             raise IndexError(f"history index {index} out of range")
         entry = rows[position]
-        return entry if type(entry) is Operation else Operation(*entry)  # type: ignore[misc]
+        return entry if type(entry) is Operation else _operation_of(entry)  # type: ignore[arg-type]
 
     def outcomes_from(self, start: int) -> list[Outcome]:
         """The outcomes of the operations from index ``start`` on, without making operations (for progress)."""
@@ -251,7 +251,7 @@ class History:
                 outcomes = Columns(chunk.batch()).outcome_codes()[position:].tolist()
                 found += [OUTCOMES[code] for code in outcomes]
             position = max(0, position - chunk.rows)
-        found += [entry.outcome if type(entry) is Operation else entry[6] for entry in list(rows)[position:]]  # type: ignore[index]
+        found += [entry.outcome if type(entry) is Operation else OUTCOMES[entry[6]] for entry in list(rows)[position:]]  # type: ignore[index]
         return found
 
     def successful(self) -> list[Operation]:
@@ -272,8 +272,18 @@ class History:
             return cls(Operation.from_dict(json.loads(line)) for line in stream if line.strip())
 
 
-_row_of: Any = attrgetter(*SCHEMA.names)
-"""An operation's fields as a :data:`~stampede.history_columns.Row` (the columns are named after them, in order)."""
+_fields_of: Any = attrgetter(*SCHEMA.names)
+"""An operation's fields in :data:`~stampede.history_columns.Row` order (the columns are named after them)."""
+
+
+def _row_of(operation: Operation) -> Row:
+    fields = _fields_of(operation)
+    return (*fields[:6], OUTCOME_CODE[operation.outcome], *fields[7:])
+
+
+def _operation_of(row: Row) -> Operation:
+    agent, user, op, iteration, start, end, outcome, *rest = row
+    return Operation(agent, user, op, iteration, start, end, OUTCOMES[outcome], *rest)
 
 
 def _rows_of(entries: list[Row | Operation]) -> list[Row]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from .agents import AgentContext, OpResult, Tool
 from .errors import ConfigurationError
 from .history import History
+from .history_columns import OUTCOME_CODE
 from .lag import LoopLagSampler
 from .outcomes import Outcome, classify_exception
 from .shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
@@ -205,7 +206,7 @@ class _Launch:
             bound.stop()
 
     def _record(self, context: AgentContext, start: int, due: int | None, result: OpResult) -> None:
-        # One tuple in Operation's argument order: the call is on every operation's path.
+        # One tuple of plain values in Operation's argument order: the call is on every operation's path.
         self.history.record(
             (
                 context.agent,
@@ -214,7 +215,7 @@ class _Launch:
                 context.iteration,
                 start,
                 time.monotonic_ns(),
-                result.outcome,
+                OUTCOME_CODE[result.outcome],
                 due,
                 result.error,
                 result.retries,

@@ -11,6 +11,7 @@ import contextlib
 import gc
 import itertools
 import time
+from pathlib import Path
 
 import pytest
 
@@ -422,3 +423,12 @@ def test_an_aborted_launch_cuts_agents_off_and_keeps_the_history() -> None:
     assert result.stopped_early and not result.timed_out
     assert result.unfinished_agents == [1, 2, 3]
     assert [op.error for op in result.history] == ["launch_stopped"] * 3
+
+
+def test_a_launch_writes_its_history_in_chunks_to_the_folder_given(tmp_path: Path) -> None:
+    result = asyncio.run(launch(SleepTool(), LaunchPlan(agents=3, iterations=4), history_dir=tmp_path / "chunks"))
+    assert [path.name for path in (tmp_path / "chunks").iterdir()] == ["000000.arrow"]
+    assert len(result.history) == 12
+    assert sorted((op.read["agent"], op.written["iteration"]) for op in result.history) == [
+        (agent, iteration) for agent in (1, 2, 3) for iteration in range(4)
+    ]
