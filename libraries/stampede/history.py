@@ -20,7 +20,19 @@ from typing import Any
 
 import pyarrow as pa
 
-from .history_columns import OUTCOME_CODE, OUTCOMES, SCHEMA, Columns, Row, batch_of, read_chunk, row_fields, write_chunk
+from .history_columns import (
+    OUTCOME_CODE,
+    OUTCOMES,
+    SCHEMA,
+    Columns,
+    Int64s,
+    Row,
+    batch_of,
+    joined,
+    read_chunk,
+    row_fields,
+    write_chunk,
+)
 from .outcomes import Outcome
 
 CHUNK_ROWS = 32_768
@@ -217,6 +229,10 @@ class History:
             yield Columns(chunk.batch())
         if rows:
             yield Columns(batch_of(_rows_of(list(rows))))
+
+    def latencies_ns(self) -> Int64s:
+        """Every operation's latency (:attr:`Operation.latency_ns`), in order, from the columns."""
+        return joined([columns.latency_ns() for columns in self.columns()])
 
     def __iter__(self) -> Iterator[Operation]:
         sealed, rows = self._view

@@ -122,6 +122,11 @@ def _pickled(value: Any) -> bytes | None:
     return None if value is None else pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def joined(parts: Sequence[Int64s]) -> Int64s:
+    """One array of the chunks' arrays, in order (empty for none)."""
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
 def write_chunk(batch: pa.RecordBatch, path: Path) -> Path:
     """Write ``batch`` as an Arrow IPC file at ``path`` (parents created) and return it."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .history import History, Operation
-from .history_columns import OUTCOMES, Int64s
+from .history_columns import OUTCOMES, Int64s, joined
 from .launcher import LaunchResult
 from .outcomes import Outcome
 
@@ -236,8 +236,8 @@ def summarize_history(
     if len(per_name) == 1:  # one operation name: its figures are the overall ones
         latency, all_latency = next(iter(per_name.values()))
     else:
-        latency = LatencySummary.of_array(_joined([ok for ok, _ in latencies.by_name.values()]))
-        all_latency = LatencySummary.of_array(_joined([every for _, every in latencies.by_name.values()]))
+        latency = LatencySummary.of_array(joined([ok for ok, _ in latencies.by_name.values()]))
+        all_latency = LatencySummary.of_array(joined([every for _, every in latencies.by_name.values()]))
     lag = LatencySummary.of(loop_lag_ns)
     figures = _Figures()
     figures.latency(latency, "", "successful operations", operations)
@@ -301,14 +301,10 @@ class _Latencies:
             for phase, values in columns.timings().items():
                 timed.setdefault(phase, []).append(values)
         return cls(
-            {name: (_joined(ok), _joined(every)) for name, (ok, every) in by_name.items()},
-            {phase: _joined(parts) for phase, parts in timed.items()},
+            {name: (joined(ok), joined(every)) for name, (ok, every) in by_name.items()},
+            {phase: joined(parts) for phase, parts in timed.items()},
             error_codes,
         )
-
-
-def _joined(parts: list[Int64s]) -> Int64s:
-    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
 _PER_OPERATION_RATES = frozenset({"success_rate", "retry_rate", "timeout_rate", "error_rate"})
