@@ -17,6 +17,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import psutil
 import pyarrow as pa
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import figure, machine_line
 from stampede.history import History
-from stampede.history_columns import OUTCOME_CODE
+from stampede.history_columns import OUTCOME_CODE, Row
 from stampede.metrics import summarize_history
 from stampede.outcomes import Outcome
 
@@ -33,9 +34,15 @@ CPU_TARGET_S = 1.0
 MEMORY_TARGET_MB = 50.0
 
 
-def record(operations: int, agents: int, with_timings: bool, directory: Path) -> History:
-    """A history of ``operations`` operations, recorded with the very call the launcher's _record makes."""
-    history = History(directory=directory)
+class Recorder(Protocol):
+    def record(self, row: Row) -> None: ...
+
+
+R = TypeVar("R", bound=Recorder)
+
+
+def record(history: R, operations: int, agents: int, with_timings: bool) -> R:
+    """``history`` with ``operations`` operations recorded, with the very call the launcher's _record makes."""
     outcomes = [Outcome.OK] * 97 + [Outcome.CONFLICT, Outcome.TIMEOUT, Outcome.ERROR]
     users = [f"user-{agent}" for agent in range(1, agents + 1)]  # an agent's context holds its user once
     clock = 1_000_000_000
@@ -75,7 +82,7 @@ def measure_memory(operations: int, agents: int, with_timings: bool) -> tuple[fl
 
 def _traced(operations: int, agents: int, with_timings: bool, directory: Path) -> tuple[float, float]:
     """Arrow's buffers are not Python allocations: its pool's own count is added (its peak, to be safe)."""
-    history = record(operations, agents, with_timings, directory)
+    history = record(History(directory=directory), operations, agents, with_timings)
     held, _ = tracemalloc.get_traced_memory()
     held += pa.total_allocated_bytes()
     tracemalloc.reset_peak()
@@ -98,7 +105,7 @@ def main() -> None:
     rss_before = psutil.Process().memory_info().rss
     with tempfile.TemporaryDirectory() as directory:
         started = time.process_time()
-        history = record(args.operations, args.agents, args.with_timings, Path(directory))
+        history = record(History(directory=Path(directory)), args.operations, args.agents, args.with_timings)
         recorded = time.process_time()
         summary = summarize_history(history, wall_seconds=60.0)
         summarized = time.process_time()
