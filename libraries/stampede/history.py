@@ -27,6 +27,7 @@ from .history_columns import (
     Columns,
     Int64s,
     Row,
+    Unpicklable,
     batch_of,
     joined,
     read_chunk,
@@ -212,12 +213,14 @@ class History:
         return copy
 
     def _seal(self) -> None:
-        batch = batch_of(_rows_of(self._open))
+        unpicklable: Unpicklable = {}
+        batch = batch_of(_rows_of(self._open), unpicklable)
         number = len(self._sealed)
         if self.directory is None:
-            chunk = _Chunk(batch.num_rows, batch, None)
+            chunk = _Chunk(batch.num_rows, batch, None, unpicklable)
         else:
-            chunk = _Chunk(batch.num_rows, None, write_chunk(batch, self.directory / f"{number:06d}.arrow"))
+            path = write_chunk(batch, self.directory / f"{number:06d}.arrow")
+            chunk = _Chunk(batch.num_rows, None, path, unpicklable)
         self._sealed = (*self._sealed, chunk)
         self._open = []
         self._view = (self._sealed, self._open)
@@ -308,17 +311,18 @@ def _rows_of(entries: list[Row | Operation]) -> list[Row]:
 
 @dataclass(frozen=True)
 class _Chunk:
-    """A full chunk: its batch in memory, or the file it was written to."""
+    """A full chunk: its batch in memory, or the file it was written to; values pickle could not take beside it."""
 
     rows: int
     held: pa.RecordBatch | None
     path: Path | None
+    unpicklable: Unpicklable
 
     def batch(self) -> pa.RecordBatch:
         return self.held if self.held is not None else read_chunk(self.path)  # type: ignore[arg-type]
 
     def operations(self) -> list[Operation]:
-        return list(map(Operation, *row_fields(self.batch())))
+        return list(map(Operation, *row_fields(self.batch(), self.unpicklable)))
 
 
 def _with_text_keys(value: Any) -> Any:

@@ -98,16 +98,27 @@ _PLAIN_ROW = pa.struct(
 """A row whose read and written values are None (the conversion fails on any other)."""
 
 
-def batch_of(rows: Sequence[Row]) -> pa.RecordBatch:
+Unpicklable = dict[tuple[int, int], Any]
+"""Read or written values pickle cannot take, by (row, field): kept as they are, beside the chunk."""
+
+
+def batch_of(rows: Sequence[Row], unpicklable: Unpicklable | None = None) -> pa.RecordBatch:
     """The rows as one record batch of :data:`SCHEMA`, converted by Arrow in one pass over them.
 
     Read and written values are any Python value: in the common chunk where no
     operation has one, they convert as nulls; otherwise they are pickled first.
+    One pickle cannot take (a connection, a lock) is left null in the batch and
+    put in ``unpicklable``.
     """
     try:
         struct = pa.array(rows, type=_PLAIN_ROW)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value read or written: pickle those
-        struct = pa.array([(*row[:12], _pickled(row[12]), _pickled(row[13]), row[14]) for row in rows], _PAYLOAD_ROW)
+        kept = {} if unpicklable is None else unpicklable
+        pickled = [
+            (*row[:12], _pickled(row[12], (index, 12), kept), _pickled(row[13], (index, 13), kept), row[14])
+            for index, row in enumerate(rows)
+        ]
+        struct = pa.array(pickled, _PAYLOAD_ROW)
     columns = struct.flatten()
     for index in _NAMES:
         columns[index] = pc.dictionary_encode(columns[index])
@@ -118,8 +129,14 @@ def batch_of(rows: Sequence[Row]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
 
 
-def _pickled(value: Any) -> bytes | None:
-    return None if value is None else pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+def _pickled(value: Any, where: tuple[int, int], unpicklable: Unpicklable) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - pickle raises what the value's own __reduce__ raises
+        unpicklable[where] = value
+        return None
 
 
 def joined(parts: Sequence[Int64s]) -> Int64s:
@@ -142,7 +159,7 @@ def read_chunk(path: Path) -> pa.RecordBatch:
         return reader.get_batch(0) if reader.num_record_batches else SCHEMA.empty_table().to_batches()[0]
 
 
-def row_fields(batch: pa.RecordBatch) -> list[list[Any]]:
+def row_fields(batch: pa.RecordBatch, unpicklable: Unpicklable) -> list[list[Any]]:
     """The batch's columns as Python values, in :data:`Row` order (for building operations).
 
     Through numpy and the dictionaries, not ``to_pylist`` (which makes an Arrow scalar per value, ten times slower).
@@ -156,6 +173,8 @@ def row_fields(batch: pa.RecordBatch) -> list[list[Any]]:
             fields[index] = [None if value is None else pickle.loads(value) for value in fields[index]]
     if batch.column(14).null_count != count:
         fields[14] = [None if pairs is None else dict(pairs) for pairs in fields[14]]
+    for (row, field), value in unpicklable.items():
+        fields[field][row] = value
     return fields
 
 

@@ -6,6 +6,7 @@ import datetime
 import decimal
 import gc
 import json
+import threading
 import tracemalloc
 import uuid
 from pathlib import Path
@@ -226,3 +227,14 @@ def test_recording_memory_is_bounded_by_the_chunk_not_the_operations(tmp_path: P
 
     small, large = held_after(5_000), held_after(50_000)
     assert large - small < 100_000, f"10x the operations held {large - small} B more"
+
+
+def test_a_value_pickle_cannot_take_is_kept_as_it_is_beside_its_chunk(tmp_path: Path) -> None:
+    lock = threading.Lock()
+    ops = [
+        Operation(1, "user-1", "deduct", 0, 0, 1, Outcome.OK, read={"lock": lock}, written=[1]),
+        *varied_operations(3),
+    ]
+    history = History(ops, directory=tmp_path, chunk_rows=2)
+    assert history[0].read["lock"] is lock and history[0].written == [1]
+    assert [fields(op) for op in history][1:] == [fields(op) for op in ops[1:]]
