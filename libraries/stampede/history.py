@@ -12,13 +12,14 @@ the columns. Serialising to JSON lines happens once, after the launch.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .history_columns import (
     OUTCOME_CODE,
@@ -212,17 +213,36 @@ class History:
         copy._view = (copy._sealed, copy._open)
         return copy
 
+    @classmethod
+    def merged(cls, histories: Sequence[History], directory: Path | None = None) -> History:
+        """One history of several (a launch's shards), in the order their operations ended.
+
+        The merge holds all their columns at once (not one chunk): values pickle
+        could not take stay behind in their own history.
+        """
+        batches = [columns.batch for history in histories for columns in history.columns()]
+        merged = cls(directory=directory)
+        if not batches:
+            return merged
+        table = pa.Table.from_batches(batches, schema=SCHEMA).unify_dictionaries()
+        table = table.take(pc.sort_indices(table, [("end_ns", "ascending")]))
+        for batch in table.combine_chunks().to_batches(max_chunksize=merged._chunk_rows):
+            merged._add_sealed(batch, {})
+        return merged
+
     def _seal(self) -> None:
         unpicklable: Unpicklable = {}
-        batch = batch_of(_rows_of(self._open), unpicklable)
-        number = len(self._sealed)
+        self._add_sealed(batch_of(_rows_of(self._open), unpicklable), unpicklable)
+        self._open = []
+        self._view = (self._sealed, self._open)
+
+    def _add_sealed(self, batch: pa.RecordBatch, unpicklable: Unpicklable) -> None:
         if self.directory is None:
             chunk = _Chunk(batch.num_rows, batch, None, unpicklable)
         else:
-            path = write_chunk(batch, self.directory / f"{number:06d}.arrow")
+            path = write_chunk(batch, self.directory / f"{len(self._sealed):06d}.arrow")
             chunk = _Chunk(batch.num_rows, None, path, unpicklable)
         self._sealed = (*self._sealed, chunk)
-        self._open = []
         self._view = (self._sealed, self._open)
 
     def columns(self) -> Iterator[Columns]:

@@ -59,6 +59,7 @@ OUTCOME_CODE = {outcome: code for code, outcome in enumerate(OUTCOMES)}
 _OUTCOME_NAMES = pa.array([outcome.value for outcome in OUTCOMES], pa.string())
 _PICKLED = pa.binary()
 _TIMINGS = pa.map_(pa.string(), pa.int64())
+_TIMING_LIST = pa.list_(pa.struct([("key", pa.string()), ("value", pa.int64())]))
 _CAUSES = pa.list_(pa.string())
 _IPC_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
 
@@ -233,7 +234,8 @@ class Columns:
         column = self.batch.column("timings")
         if column.null_count == len(column):
             return {}
-        keys = column.keys.dictionary_encode()
-        values = np.asarray(column.items.to_numpy(zero_copy_only=False), dtype=np.int64)
+        entries = pc.list_flatten(column.cast(_TIMING_LIST))  # unlike .keys and .items, kept to a slice of the column
+        keys = entries.field("key").dictionary_encode()
+        values = np.asarray(entries.field("value").to_numpy(zero_copy_only=False), dtype=np.int64)
         codes = keys.indices.to_numpy(zero_copy_only=False)
         return {str(phase): values[codes == index] for index, phase in enumerate(keys.dictionary.to_pylist())}

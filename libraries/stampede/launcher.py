@@ -90,9 +90,13 @@ class LaunchResult:
 
 
 class _Launch:
-    def __init__(self, tool: Tool, plan: LaunchPlan, history_dir: Path | None = None) -> None:
+    def __init__(
+        self, tool: Tool, plan: LaunchPlan, history_dir: Path | None = None, agents: range | None = None
+    ) -> None:
         self.tool = tool
         self.plan = plan
+        self.agents = range(1, plan.agents + 1) if agents is None else agents
+        """The agents this launch runs: all of the plan's, or one worker's shard of them."""
         self.history = History(directory=history_dir)
         self.agent_errors: dict[int, str] = {}
         self._gate = asyncio.Event()
@@ -109,10 +113,7 @@ class _Launch:
     def contexts(self) -> list[AgentContext]:
         users = self.plan.users or self.plan.agents
         token = secrets.token_hex(4)
-        return [
-            AgentContext(agent, f"user-{(agent - 1) % users + 1}", f"m-{token}-{agent}")
-            for agent in range(1, self.plan.agents + 1)
-        ]
+        return [AgentContext(agent, f"user-{(agent - 1) % users + 1}", f"m-{token}-{agent}") for agent in self.agents]
 
     async def run_agent(self, context: AgentContext) -> None:
         try:
@@ -142,7 +143,7 @@ class _Launch:
 
     def _arrive(self) -> None:
         self._ready += 1
-        if self._ready == self.plan.agents:
+        if self._ready == len(self.agents):
             self._origin_ns = time.monotonic_ns()
             if self.plan.duration is not None:
                 self._deadline_ns = self._origin_ns + int(self.plan.duration * 1e9)
@@ -170,7 +171,7 @@ class _Launch:
 
     async def _run_due_operations(self, context: AgentContext, shape: FixedRate, bound: _OperationBound) -> None:
         limit = self.plan.iterations_per_agent
-        total = None if limit is None else limit * self.plan.agents
+        total = None if limit is None else limit * len(self.agents)
         while not self.stopped and not context.finished:
             index = next(self._due_index)
             due_ns = self._origin_ns + int(shape.due_offset(index) * 1e9)
@@ -380,29 +381,35 @@ class RunningLaunch:
         return bool(done)
 
 
-def start_launch(tool: Tool, plan: LaunchPlan, history_dir: Path | None = None) -> RunningLaunch:
+def start_launch(
+    tool: Tool, plan: LaunchPlan, history_dir: Path | None = None, agents: range | None = None
+) -> RunningLaunch:
     """Start ``plan.agents`` agents of ``tool`` on the running loop and return at once (see :func:`launch`)."""
-    run = _Launch(tool, plan, history_dir)
+    run = _Launch(tool, plan, history_dir, agents)
     return RunningLaunch(run, asyncio.ensure_future(_execute(run)))
 
 
-async def launch(tool: Tool, plan: LaunchPlan, history_dir: Path | None = None) -> LaunchResult:
+async def launch(
+    tool: Tool, plan: LaunchPlan, history_dir: Path | None = None, agents: range | None = None
+) -> LaunchResult:
     """Run ``plan.agents`` agents of ``tool`` and return everything they did.
 
     The history is written, chunk by chunk as it fills, to ``history_dir`` when
     given (so a long launch holds one chunk in memory), else kept in memory.
+    ``agents`` runs only those of the plan's agents (a worker's shard, numbered
+    as in the whole launch); the others run elsewhere.
 
     The history is complete even when the launch times out: operations cut off
     by the launch timeout are recorded as timeouts, agents that ignore
     cancellation are listed as hung and left behind, never awaited.
     """
-    return await _execute(_Launch(tool, plan, history_dir))
+    return await _execute(_Launch(tool, plan, history_dir, agents))
 
 
 async def _execute(run: _Launch) -> LaunchResult:
     tool, plan = run.tool, run.plan
     sampler = LoopLagSampler()
-    await asyncio.wait_for(tool.setup(plan.agents), plan.run_timeout)
+    await asyncio.wait_for(tool.setup(len(run.agents)), plan.run_timeout)
     started = run.started_ns = time.monotonic_ns()
     sampler.start()
     tasks = {asyncio.create_task(run.run_agent(context)): context.agent for context in run.contexts()}
