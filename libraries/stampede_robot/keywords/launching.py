@@ -19,6 +19,7 @@ from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch, start_lau
 from stampede.metrics import summarize
 from stampede.shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
 from stampede.units import format_duration, positive_seconds, require_positive_int
+from stampede.workers import launch_on_workers
 
 from ..component import LibraryComponent
 from ..launch_charts import inline_html
@@ -58,6 +59,8 @@ class LaunchKeywords(LibraryComponent):
         users: int | None = None,
         operation_timeout: timedelta | None = None,
         timeout: timedelta = timedelta(seconds=60),
+        workers: int = 1,
+        cluster: str | None = None,
     ) -> LaunchRecord:
         """Runs ``agents`` agents of ``tool`` concurrently and waits (at most ``timeout``) for them to finish.
 
@@ -89,14 +92,25 @@ class LaunchKeywords(LibraryComponent):
         To do other things while agents run (inject a fault, look at the data),
         use `Launch Agents In Background` instead.
 
+        ``workers`` above 1 splits the agents by number into that many shards,
+        each run in a worker process of its own on Dask distributed: a local
+        cluster started for the launch, or the workers of the scheduler at
+        ``cluster`` (``tcp://host:8786``). Their histories are merged, so checks
+        and thresholds judge the launch as one. This is a first cut: only
+        Python tools (`Define Python Tool`) are rebuilt in the workers, the
+        shards are not released at one instant, and ``rate`` is not split.
+
         | Launch Agents | deduct | 50 |
         | Launch Agents | deduct | 100 | iterations=5 | batch_size=25 | batch_interval=1 s |
         | ${launch}= | Launch Agents | deduct | 20 | rate=200 | duration=10 s |
+        | Launch Agents | deduct | 2000 | iterations=10 | workers=4 |
         """
         with self._attempt(tool):
             chosen = self.runtime.tool(tool)
             bound = _operation_bound(chosen, operation_timeout)
             plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
+            if workers != 1 or cluster is not None:
+                return self._finish(chosen, _on_workers(chosen, plan, workers, self._history_dir(chosen), cluster))
             try:
                 running = self.runtime.run(_start(chosen, plan, self._history_dir(chosen)))
                 with showing_progress(running, tool):
@@ -306,6 +320,16 @@ def _operation_bound(tool: Tool, given: timedelta | None) -> timedelta:
         return given
     own = getattr(tool, "operation_bound", 0.0)
     return max(DEFAULT_OPERATION_TIMEOUT, timedelta(seconds=own))
+
+
+def _on_workers(tool: Tool, plan: LaunchPlan, workers: int, history_dir: Path, cluster: str | None) -> LaunchResult:
+    recipe = getattr(tool, "recipe", None)
+    if recipe is None:
+        raise ConfigurationError(
+            f"Tool {tool.name!r} cannot run on workers yet: only Python tools (Define Python Tool) are rebuilt in a "
+            "worker process. Launch it with workers=1."
+        )
+    return launch_on_workers(recipe(), plan, require_positive_int(workers, what="workers"), history_dir, cluster)
 
 
 def _check_handle(launch: object) -> None:
