@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
+
 from robotlibcore import DynamicCore
 
 from stampede import __version__
+from stampede.workloads.isolation import IsolationLevel
 from stampede_robot.keywords.coordination import CoordinationToolKeywords
 from stampede_robot.keywords.deadlocks import DeadlockToolKeywords
 from stampede_robot.keywords.event_sourcing import EventSourcingToolKeywords
 from stampede_robot.keywords.fault_tools import FaultToolKeywords
 from stampede_robot.keywords.http_agents import HttpToolKeywords
 from stampede_robot.keywords.launching import LaunchKeywords
+from stampede_robot.keywords.list_append import ListAppendToolKeywords
 from stampede_robot.keywords.locks import LockToolKeywords
 from stampede_robot.keywords.pools import PoolToolKeywords
 from stampede_robot.keywords.queues import QueueToolKeywords
@@ -36,6 +41,7 @@ class ConcurrentAgents(DynamicCore):
     | `Define HTTP Agent Tool`         | runs on the threads of an HTTP + SSE agent API  |
     | `Define SQL Transaction Tool`    | several statements in one transaction, values carried between them |
     | `Define Python Tool`             | Python code of your own: one object per agent, its ``run()`` per operation |
+    | `Define List Append Tool`        | random transactions whose history shows isolation anomalies |
 
     = Launches =
 
@@ -104,6 +110,9 @@ class ConcurrentAgents(DynamicCore):
 
     ROBOT_LIBRARY_SCOPE = "GLOBAL"
     ROBOT_LIBRARY_VERSION = __version__
+    ROBOT_LIBRARY_CONVERTERS: ClassVar[dict[type, Callable[[str], object]]] = {
+        IsolationLevel: IsolationLevel.parse
+    }  # errors list the levels as written
 
     def __init__(self) -> None:
         components = (
@@ -117,6 +126,7 @@ class ConcurrentAgents(DynamicCore):
             FaultToolKeywords,
             LockToolKeywords,
             LaunchKeywords,
+            ListAppendToolKeywords,
             WebSocketToolKeywords,
             HttpToolKeywords,
         )

@@ -12,6 +12,7 @@ from stampede_robot.keywords.event_sourcing import EventSourcingCheckKeywords
 from stampede_robot.keywords.fault_checks import FaultCheckKeywords
 from stampede_robot.keywords.interleavings import InterleavingKeywords
 from stampede_robot.keywords.invariants import InvariantKeywords
+from stampede_robot.keywords.list_append import ListAppendCheckKeywords
 from stampede_robot.keywords.locks import LockCheckKeywords
 from stampede_robot.keywords.parallelism import ParallelismCheckKeywords
 from stampede_robot.keywords.pools import PoolCheckKeywords
@@ -58,6 +59,7 @@ class LockConflicts(DynamicCore):
             FaultCheckKeywords,
             LockCheckKeywords,
             InterleavingKeywords,
+            ListAppendCheckKeywords,
             InvariantKeywords,
             ParallelismCheckKeywords,
             WebSocketCheckKeywords,

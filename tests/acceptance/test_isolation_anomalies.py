@@ -40,8 +40,8 @@ MATRIX = {
 }
 TWIN_FAILURES = {
     "Claiming Read Committed Prevents Lost Updates": [
-        rf"^Step w2x \(T2: {UPDATE_X}\) did not fail with 40001: it blocked waiting for T1 for [\d.]+ (µs|ms|s), "
-        r"then succeeded with UPDATE 1\.$"
+        rf"^Step w2x \(T2: {UPDATE_X}\) did not fail with 40001: it blocked waiting for T1 for [\d.]+ (µs|ms|s) "
+        r"\(released by c1\), then succeeded with UPDATE 1\.$"
     ],
     "Claiming The Refused Writer Commits At Repeatable Read": [
         r"^Session T2 did not commit: its transaction rolled back \(c2 \(COMMIT\) answered ROLLBACK: the transaction "
@@ -126,7 +126,7 @@ def test_each_test_logs_its_timeline_with_sessions_as_columns(run: RobotRun) -> 
     assert texts[3] == f"w2x: {UPDATE_X} → blocked (waiting for T1)"
     assert texts[4] == "c1: COMMIT → COMMIT"
     assert re.fullmatch(
-        r"w2x resumed after [\d.]+ (µs|ms|s) → ERROR 40001: could not serialize access due to "
+        r"w2x resumed after [\d.]+ (µs|ms|s) \(released by c1\) → ERROR 40001: could not serialize access due to "
         r"concurrent update",
         texts[5],
     ), texts[5]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from stampede.launcher import RunningLaunch
 from stampede.services.postgres_target import PostgresTarget, open_postgres
 
 T = TypeVar("T")
@@ -24,3 +26,10 @@ def with_target(pg_dsn: str, run_id: str, body: Callable[[PostgresTarget], Await
             await target.close()
 
     return asyncio.run(run())
+
+
+async def wait_for_operations(running: RunningLaunch, count: int, bound: float = 10.0) -> None:
+    deadline = time.monotonic() + bound
+    while running.operations < count:
+        assert not running.done and time.monotonic() < deadline, f"only {running.operations} operations"
+        await asyncio.sleep(0.01)

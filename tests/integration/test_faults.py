@@ -18,7 +18,7 @@ from stampede.faults.backends import terminate_backends
 from stampede.faults.proxy import Direction, FaultProxy
 from stampede.faults.redis_clients import kill_clients, pause_clients
 from stampede.faults.routing import RoutedPostgres, RoutedRedis, upstream_of
-from stampede.launcher import LaunchPlan, RunningLaunch, start_launch
+from stampede.launcher import LaunchPlan, start_launch
 from stampede.metrics import percentile
 from stampede.outcomes import Outcome
 from stampede.services.postgres_target import PostgresTarget
@@ -28,7 +28,7 @@ from stampede.workloads.credits import create_accounts
 from stampede.workloads.ledgered_credits import LedgeredCreditDeductionTool, LedgerWrite
 from stampede.workloads.redis_counter import RedisCounterTool
 
-from .support import with_target
+from .support import wait_for_operations, with_target
 
 T = TypeVar("T")
 AGENTS = 10
@@ -44,13 +44,6 @@ def with_redis(redis_url: str, run_id: str, body: Callable[[RedisTarget], Awaita
             await target.close()
 
     return asyncio.run(run())
-
-
-async def wait_for_operations(running: RunningLaunch, count: int, bound: float = 10.0) -> None:
-    deadline = time.monotonic() + bound
-    while running.operations < count:
-        assert not running.done and time.monotonic() < deadline, f"only {running.operations} operations"
-        await asyncio.sleep(0.01)
 
 
 async def ledgered_tool(

@@ -137,6 +137,12 @@ def test_under_reject_one_run_per_thread_is_accepted_and_the_rest_refused_with_t
     assert len(accepted) == 1 and accepted[0].outcome is RunStatus.SUCCESS, [a.describe() for a in attempts]
     assert len(refused) == 3 and {a.status for a in refused} == {423}
     assert all(a.failure is HttpFailure.REFUSED and '"problem":"busy"' in str(a.detail) for a in refused)
+    assert all(a.end_ns is not None and a.request_ns < a.end_ns for a in refused)  # when the refusal came
+    refusals = [op for op in launched.result.history if op.error == "refused"]
+    assert all("run" not in (op.timings or {}) for op in refusals)  # a refusal is no run's duration
+    (final,) = launched.finals
+    (run,) = final.runs  # Tandem's run list gives no marker or times: they stay unknown
+    assert (run.run_id, run.marker, run.started_at, run.ended_at) == (accepted[0].run_id, None, None, None)
     assert sorted(launched.errors, key=str) == [None, "refused", "refused", "refused"]
     assert {op.outcome for op in launched.result.history if op.error} == {Outcome.CONFLICT}
 

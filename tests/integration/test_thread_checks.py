@@ -20,7 +20,7 @@ from stampede.checkers.run_streams import check_run_streams
 from stampede.checkers.thread_policy import check_thread_policy
 from stampede.checkers.thread_reads import check_thread_reads
 from stampede.launcher import LaunchPlan, launch
-from stampede.records.threads import marker_owners
+from stampede.records.threads import ThreadFinal, marker_owners
 from stampede.shapes import AllAtOnce, LoadShape, RampInBatches
 from stampede.verdicts import Verdict
 from stampede.workloads.http_agents import HttpAgentTool
@@ -91,3 +91,25 @@ def test_each_bug_switch_fails_its_check_only_and_the_sound_service_none(
     verdicts = asyncio.run(judged(embedded, run_id, case))
     failing: dict[str, Any] = {check: v.message for check, v in verdicts.items() if not v.passed}
     assert set(failing) == case.caught_by, failing
+
+
+def test_the_tool_reads_each_listed_runs_marker_and_times_and_times_each_refusal(
+    embedded: tuple[str, str], run_id: str
+) -> None:
+    async def body() -> tuple[HttpAgentTool, list[ThreadFinal]]:
+        async with agent_service(*embedded, run_id) as harness:
+            service = harness.service
+            tool = HttpAgentTool(reference_service(service.http_url), tokens=service.token_for, policy="reject")
+            await launch(tool, LaunchPlan(agents=AGENTS, users=USERS, operation_timeout=30))
+            return tool, await tool.final_threads()
+
+    tool, finals = asyncio.run(body())
+    accepted = {a.run_id: a for a in tool.attempts if a.accepted}
+    refused = [a for a in tool.attempts if a.refused]
+    assert len(accepted) == USERS and len(refused) == AGENTS - USERS, [a.describe() for a in tool.attempts]
+    listed = [run for final in finals for run in final.runs]
+    assert {run.run_id for run in listed} == set(accepted)  # a refused run is not listed
+    for run in listed:
+        assert run.marker == accepted[run.run_id].marker
+        assert run.started_at is not None and run.ended_at is not None and run.started_at < run.ended_at
+    assert all(a.end_ns is not None and a.request_ns < a.end_ns for a in refused)

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from stampede.errors import ConfigurationError
-from stampede.records.threads import RunPolicy, RunStatus
+from stampede.records.threads import RunPolicy, RunStatus, ServiceRun
+from stampede.workloads.http_agents import HttpAgentTool, ThreadReadFailed
 from stampede.workloads.http_protocol import HttpAuth, HttpProtocol, RequestName, reference_service
 from stampede.workloads.sse import SseEvent, SseParser
 
@@ -144,3 +145,39 @@ def test_the_tool_talks_to_base_url_else_the_http_address_of_the_agent_service_i
     )
     assert _service_url(None, websocket_only) == (None, "")  # type: ignore[arg-type]
     assert _service_url(None, None) == (None, "")
+
+
+def run_list(protocol: HttpProtocol, *runs: dict[str, Any]) -> list[ServiceRun]:
+    tool = HttpAgentTool(protocol, tokens="token")
+    return list(tool._service_runs({"turns" if protocol.answers.runs == "turns" else "runs": list(runs)}, "t-1"))
+
+
+def test_a_listed_runs_marker_and_times_are_read_where_the_service_gives_them() -> None:
+    reference = reference_service(BASE)
+    (run,) = run_list(
+        reference,
+        {
+            "run_id": "run-1",
+            "status": "success",
+            "marker": "m-1",
+            "started_at": 1700000000.25,
+            "ended_at": "1700000001",
+        },
+    )
+    assert (run.marker, run.started_at, run.ended_at, run.status) == (
+        "m-1",
+        1700000000.25,
+        1700000001.0,
+        RunStatus.SUCCESS,
+    )
+    answers = {"runs": "turns", "run_id": "id", "run_status": "state", "run_marker": "tag", "run_ended_at": None}
+    iso = HttpProtocol.from_dict({"answers": answers, "statuses": {"done": "success"}}, base_url=BASE)
+    (run,) = run_list(iso, {"id": "t-3", "state": "done", "tag": "m-3", "started_at": "2026-12-03T12:00:00Z"})
+    assert (run.marker, run.started_at, run.ended_at) == ("m-3", 1796299200.0, None)
+    (run,) = run_list(HttpProtocol.load(str(TANDEM), base_url=BASE), {"id": "t-4", "state": "done"})
+    assert (run.run_id, run.marker, run.started_at, run.ended_at) == ("t-4", None, None, None)  # optional
+
+
+def test_a_listed_run_time_that_is_no_time_names_its_path() -> None:
+    with pytest.raises(ThreadReadFailed, match=r"answers\.run_started_at \('started_at'\) is \"soon\", not a time"):
+        run_list(reference_service(BASE), {"run_id": "run-1", "status": "running", "started_at": "soon"})

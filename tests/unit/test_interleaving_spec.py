@@ -12,7 +12,10 @@ from stampede.interleavings import expectations
 from stampede.interleavings.evidence import Observation, SessionCommits, StepReturns, check_evidence, observe
 from stampede.interleavings.expectations import OutcomeMismatch
 from stampede.interleavings.outcome import (
+    EntryKind,
     PermutationRun,
+    ResultSet,
+    Row,
     SessionTransaction,
     StepOutcome,
     TimelineEntry,
@@ -90,11 +93,12 @@ def test_sessions_and_steps_are_defined_in_order() -> None:
             r"Step 'w2' is defined twice \(for session T2\): step names must be unique across sessions",
         ),
         (lambda spec: spec.add_step("T1", "T2", "SELECT 1"), r"'T2' already names a session"),
+        (lambda spec: spec.add_step("T1", "none", " ; "), r"Step 'none' of session T1 holds no SQL statement"),
         (
-            lambda spec: spec.add_step("T1", "two", "SELECT 1; SELECT 2"),
-            r"Step 'two' of session T1 must hold exactly one SQL statement, it holds 2: define one step per statement",
+            lambda spec: spec.add_session("T3", "READ_COMMITTED_ISH"),
+            r"'READ_COMMITTED_ISH' is not an isolation level: write one of 'read committed', 'repeatable read', "
+            r"'serializable'",
         ),
-        (lambda spec: spec.add_step("T1", "none", "  "), r"it holds 0"),
     ],
 )
 def test_a_bad_definition_is_refused_saying_what_to_fix(
@@ -118,12 +122,23 @@ def test_a_permutation_is_written_as_step_names_in_one_string_or_several() -> No
         ("", r"The permutation is empty: name the steps to run in order, e.g. 'r1 w2 c1 c2'"),
         ("r1 x9 c1", r"The permutation names 'x9', which is not a defined step \(defined: r1, w2, c1, c2\)"),
         ("r1 x9 y9", r"names 'x9', 'y9', which are not defined steps"),
-        ("r1 w2 r1", r"The permutation runs 'r1' more than once: define another step with the same SQL"),
+        ("r1 w2(", r"cannot be read: the blockers of step 'w2' end before '\)'"),
+        ("w2(c1) r1", r"cannot be run: step 'w2' waits for step 'c1', which this permutation does not run"),
+        ("w2 c2(w2)", r"cannot be run: step 'c2' cannot wait for 'w2': both belong to session T2"),
     ],
 )
 def test_a_bad_permutation_is_refused_saying_what_to_fix(notation: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         two_sessions().permutation(notation)
+
+
+def test_a_permutation_may_run_a_step_again_quote_names_and_annotate_blockers() -> None:
+    spec = two_sessions()
+    places = spec.permutation('r1 "w2"(r1, c1 notices 2) r1 c1(*)')
+    assert [place.label for place in places] == ["r1", "w2", "r1#2", "c1"]
+    assert [str(blocker) for blocker in places[1].blockers] == ["r1", "c1 notices 2"]
+    assert [str(blocker) for blocker in places[3].blockers] == ["*"]
+    assert spec.add_session("T3", "READ_COMMITTED").isolation is IsolationLevel.READ_COMMITTED
 
 
 def test_a_permutation_needs_steps() -> None:
@@ -151,8 +166,13 @@ def test_too_many_permutations_are_refused_with_the_count() -> None:
 # --------------------------------------------------------------------------- outcomes and assertions
 
 
-def outcome(name: str, session: str, sql: str, **fields: object) -> StepOutcome:
-    return StepOutcome(Step(name, session, sql), **fields)  # type: ignore[arg-type]
+def outcome(name: str, session: str, sql: str, rows: list[Row] | None = None, **fields: object) -> StepOutcome:
+    """A step's outcome; ``rows`` are what its one statement returned (columns ``a``, ``b``, ...)."""
+    results = []
+    if rows is not None:
+        columns = tuple("abcdefgh"[: len(rows[0])]) if rows else ("a",)
+        results = [ResultSet(columns, tuple(rows), str(fields.get("status", "SELECT")))]
+    return StepOutcome(Step(name, session, sql), results=results, **fields)  # type: ignore[arg-type]
 
 
 def run_of(
@@ -168,7 +188,7 @@ def run_of(
         sessions=spec.sessions,
         permutation=tuple(o.name for o in outcomes),
         outcomes={o.name: o for o in outcomes},
-        timeline=[TimelineEntry(o.step.session, o.name, o.result()) for o in outcomes],
+        timeline=[TimelineEntry(o.step.session, o.name, o.result(), EntryKind.COMPLETED, o) for o in outcomes],
         transactions=transactions or {name: SessionTransaction(s) for name, s in spec.sessions.items()},
         server_version="18.0",
     )
@@ -188,7 +208,7 @@ READ = outcome(
     "SELECT id, value FROM il_test",
     finished_ns=MS,
     status="SELECT 2",
-    rows=[{"id": 1, "value": 10}, {"id": 2, "value": None}],
+    rows=[("1", "10"), ("2", None)],
 )
 
 
@@ -200,7 +220,7 @@ def test_outcomes_read_as_what_happened() -> None:
     assert READ.story() == "ran without blocking and succeeded with 2 rows: 1, 10 | 2, NULL"
     stuck = outcome("l2", "T2", UPDATE, blocked_by=("T1",), blocked_ns=1, cancelled="T1 had nothing left to run")
     assert stuck.story() == "blocked waiting for T1 and never resumed: T1 had nothing left to run"
-    returning = outcome("w", "T1", UPDATE + " RETURNING value", finished_ns=1, status="UPDATE 1", rows=[{"v": 11}])
+    returning = outcome("w", "T1", UPDATE + " RETURNING value", finished_ns=1, status="UPDATE 1", rows=[("11",)])
     assert returning.result() == "UPDATE 1: 1 row: 11"
 
 
@@ -333,6 +353,15 @@ def test_the_timeline_has_sessions_as_columns_and_ends_with_each_transaction() -
     headers, rows = timeline_table(run_of(READ, RESUMED))
     assert headers == ["#", "T1 (read committed)", "T2 (read committed)"]
     assert rows == [["1", "2 rows: 1, 10 | 2, NULL", ""], ["2", "", "UPDATE 1"], ["end", "open", "open"]]
+
+
+def test_the_timeline_shows_a_set_up_block_under_the_first_session_and_a_spec_session_without_level() -> None:
+    run = run_of(READ)
+    run.sessions = {"T1": Session("T1", None)}
+    run.timeline.insert(0, TimelineEntry("", "", "the permutation set-up SQL output", EntryKind.OUTPUT))
+    headers, rows = timeline_table(run)
+    assert headers == ["#", "T1"]
+    assert rows[0] == ["1", "the permutation set-up SQL output"]
 
 
 def test_the_matrix_says_what_each_level_did_and_how() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from ..errors import ConfigurationError
 from ..units import format_duration
@@ -12,18 +12,21 @@ from .spec import Session, Step
 
 SQL_SHOWN = 70
 
+Row = tuple[str | None, ...]
+"""A row as PostgreSQL's text output gives it: each value's text, or None for NULL."""
 
-def value_text(value: Any) -> str:
+
+def value_text(value: str | None) -> str:
     """A column value as a test plan writes it: ``NULL``, ``10``, ``abc``."""
-    return "NULL" if value is None else str(value)
+    return "NULL" if value is None else value
 
 
-def row_text(row: dict[str, Any]) -> str:
+def row_text(row: Sequence[str | None]) -> str:
     """A row as its values separated by commas: ``1, 10``."""
-    return ", ".join(value_text(value) for value in row.values())
+    return ", ".join(value_text(value) for value in row)
 
 
-def rows_text(rows: list[dict[str, Any]]) -> str:
+def rows_text(rows: Sequence[Row]) -> str:
     """``no rows``, ``1 row: 1, 10``, ``2 rows: 1, 10 | 2, 20``."""
     if not rows:
         return "no rows"
@@ -39,23 +42,66 @@ def _ns_seconds(ns: int) -> str:
     return format_duration(ns / 1e9)
 
 
+@dataclass(frozen=True)
+class ResultSet:
+    """What one statement of a step returned: its columns and rows (as text), and its command tag."""
+
+    columns: tuple[str, ...]
+    rows: tuple[Row, ...]
+    status: str
+    returns_rows: bool = True
+    """False for a command that returns no rows (``UPDATE 1``, ``COMMIT``): only its tag counts."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A NOTICE, WARNING (or NOTIFY) a session received while a step ran: ``text`` as libpq formats it."""
+
+    severity: str
+    message: str
+    text: str
+
+
+class WaitKind(StrEnum):
+    """What a blocked step waited for."""
+
+    LOCK = "lock"
+    SAFE_SNAPSHOT = "safe snapshot"
+
+
 @dataclass
 class StepOutcome:
-    """One step's result: rows and command tag, or an error with its SQLSTATE; whether it blocked; when."""
+    """One step's result: rows and command tag, or an error with its SQLSTATE; whether it blocked; when.
+
+    ``occurrence`` tells apart the runs of a step a permutation names more
+    than once (``w1``, ``w1#2``). ``released_by`` is the step whose run let a
+    blocked step complete (``None`` while it did not block, or when the end
+    of the permutation did).
+    """
 
     step: Step
+    occurrence: str = ""
     finished_ns: int | None = None
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    results: list[ResultSet] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
     status: str | None = None
     sqlstate: str | None = None
     error: str | None = None
     blocked_by: tuple[str, ...] = ()
+    waited_for: WaitKind = WaitKind.LOCK
     blocked_ns: int | None = None
+    released_by: str | None = None
     cancelled: str | None = None
 
     @property
     def name(self) -> str:
-        return self.step.name
+        return self.occurrence or self.step.name
+
+    @property
+    def rows(self) -> tuple[Row, ...]:
+        """The rows of the step's last statement that returned rows."""
+        returning = [result for result in self.results if result.returns_rows]
+        return returning[-1].rows if returning else ()
 
     @property
     def blocked(self) -> bool:
@@ -76,7 +122,9 @@ class StepOutcome:
 
     @property
     def waited(self) -> str:
-        """``waiting for T1`` / ``waiting for T1 and T3``."""
+        """``waiting for T1`` / ``waiting for T1 and T3`` / ``waiting for a safe snapshot (T1)``."""
+        if self.waited_for is WaitKind.SAFE_SNAPSHOT:
+            return f"waiting for a safe snapshot ({' and '.join(self.blocked_by)})"
         return "waiting for " + " and ".join(self.blocked_by)
 
     def failure(self) -> str:
@@ -90,8 +138,12 @@ class StepOutcome:
         if self.error is not None:
             return f"ERROR {self.failure()}"
         if self.status is None or self.status.startswith("SELECT"):
-            return rows_text(self.rows)
-        return f"{self.status}: {rows_text(self.rows)}" if self.rows else self.status
+            shown = rows_text(self.rows)
+        else:
+            shown = f"{self.status}: {rows_text(self.rows)}" if self.rows else self.status
+        if self.notices:
+            shown += " (" + "; ".join(f"{notice.severity} {notice.message}" for notice in self.notices) + ")"
+        return shown
 
     def story(self) -> str:
         """What happened to the step, in a sentence a failure message can quote."""
@@ -101,12 +153,15 @@ class StepOutcome:
         outcome = f"failed with {self.failure()}" if self.error is not None else f"succeeded with {self.result()}"
         if not self.blocked or self.finished_ns is None or self.blocked_ns is None:
             return f"ran without blocking and {outcome}"
-        return f"blocked {self.waited} for {_ns_seconds(self.finished_ns - self.blocked_ns)}, then {outcome}"
+        released = f" (released by {self.released_by})" if self.released_by else ""
+        waited = _ns_seconds(max(0, self.finished_ns - self.blocked_ns))
+        return f"blocked {self.waited} for {waited}{released}, then {outcome}"
 
 
 class TransactionState(StrEnum):
     """Where a session's latest transaction stands."""
 
+    NONE = "no transaction"
     OPEN = "open"
     FAILED = "failed"
     COMMITTED = "committed"
@@ -146,6 +201,10 @@ class SessionTransaction:
         elif tag in ("BEGIN", "START"):
             self.state, self.note, self.failed_at = TransactionState.OPEN, "", None
 
+    def begun(self, in_transaction: bool) -> None:
+        """The session's setup ran: its transaction is open if the setup (or Stampede's BEGIN) began one."""
+        self.state = TransactionState.OPEN if in_transaction else TransactionState.NONE
+
     def ended_by_stampede(self) -> None:
         """The permutation ended with this transaction still open, or failed: Stampede rolled it back."""
         if self.state is TransactionState.FAILED:
@@ -158,13 +217,36 @@ class SessionTransaction:
         return f"{self.state.value} ({self.note})" if self.note else self.state.value
 
 
+class EntryKind(StrEnum):
+    """What a timeline entry says happened."""
+
+    BLOCKED = "blocked"
+    RESUMED = "resumed"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    OUTPUT = "output"
+    ROLLED_BACK = "rolled back"
+
+
 @dataclass(frozen=True)
 class TimelineEntry:
-    """One line of the timeline: something that happened on ``session``, in the order it was seen."""
+    """One line of the timeline: something that happened on ``session``, in the order it was seen.
+
+    ``kind`` says what: a step blocked, resumed, completed, failed, was
+    cancelled; a setup or teardown gave rows (``output``); Stampede rolled
+    back what the permutation left open. ``notices`` arrived just before it.
+    ``after_wait``: the step had been shown blocked (or held by an annotation).
+    """
 
     session: str
     step: str
     text: str
+    kind: EntryKind
+    outcome: StepOutcome | None = None
+    notices: tuple[Notice, ...] = ()
+    results: tuple[ResultSet, ...] = ()
+    after_wait: bool = False
 
 
 @dataclass
@@ -188,7 +270,8 @@ class PermutationRun:
             return self.outcomes[step]
         except KeyError:
             raise ConfigurationError(
-                f"Step {step!r} did not run in permutation {self.label!r}: name one of its steps."
+                f"Step {step!r} did not run in permutation {self.label!r}: name one of its steps "
+                f"({', '.join(self.outcomes)}; a step run again is named with #2, #3)."
             ) from None
 
     def transaction(self, session: str) -> SessionTransaction:

@@ -16,11 +16,12 @@ ABORTING_SQLSTATES = {"40001": "serialization failure", "40P01": "deadlock"}
 def timeline_table(run: PermutationRun) -> tuple[list[str], list[list[str]]]:
     """Sessions as columns, what happened in time order as rows, and how each transaction ended last."""
     names = list(run.sessions)
-    headers = ["#", *(f"{name} ({session.isolation.value})" for name, session in run.sessions.items())]
+    headers = ["#", *(session.heading for session in run.sessions.values())]
     rows = []
     for number, entry in enumerate(run.timeline, 1):
         row = [str(number)] + [""] * len(names)
-        row[1 + names.index(entry.session)] = entry.text
+        # What ran on the control connection (a set-up or teardown block) is shown under the first session.
+        row[1 + (names.index(entry.session) if entry.session in names else 0)] = entry.text
         rows.append(row)
     rows.append(["end", *(run.transactions[name].summary() for name in names)])
     return headers, rows
@@ -87,12 +88,14 @@ class AnomalyMatrix:
         if not anomaly.strip():
             raise ConfigurationError("Name the anomaly to record, e.g. 'lost update (P4)'.")
         levels = {session.isolation for session in run.sessions.values()}
-        if len(levels) != 1:
-            shown = ", ".join(f"{name} at {s.isolation.value}" for name, s in run.sessions.items())
+        level = next(iter(levels)) if len(levels) == 1 else None
+        if level is None:
+            shown = ", ".join(
+                f"{name} at {s.isolation.value if s.isolation else 'its own setup'}" for name, s in run.sessions.items()
+            )
             raise ConfigurationError(
                 f"The anomaly matrix needs every session at one isolation level, but {run} ran {shown}."
             )
-        (level,) = levels
         verdict = AnomalyVerdict.ALLOWED if observation.shown else AnomalyVerdict.PREVENTED
         ways = ways_prevented(run) if verdict is AnomalyVerdict.PREVENTED else ()
         entry = MatrixEntry(anomaly.strip(), level, verdict, ways, test, run.server_version, observation.text)

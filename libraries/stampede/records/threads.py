@@ -87,7 +87,8 @@ class RunAttempt:
     of the start request (None when no response came). ``messages`` are the
     ids of the messages the run's stream (or its wait answer) reported it
     appended, in order. ``started_ns`` is when the event saying the run started
-    arrived; ``first_event_ns`` when any first event arrived (startup latency).
+    arrived; ``first_event_ns`` when any first event arrived (startup latency);
+    ``end_ns`` when the run's terminal event, its wait answer or its refusal arrived.
     """
 
     agent: int

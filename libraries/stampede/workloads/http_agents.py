@@ -39,6 +39,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -358,7 +359,7 @@ class HttpAgentTool(BaseTool):
         request = self._request(http, RequestName.RUN_STREAM, values, {"Accept": "text/event-stream"})
         async with await self._answered(request, RequestName.RUN_STREAM) as response:
             stream.attempt.status = response.status
-            await self._check_start(response)
+            await self._check_start(response, stream.attempt)
             await self._read_events(response, stream, bound, started)
 
     async def _resume(
@@ -394,8 +395,9 @@ class HttpAgentTool(BaseTool):
             attempt.detail = None
             await self._read_events(response, stream, bound, started)
 
-    async def _check_start(self, response: aiohttp.ClientResponse) -> None:
-        status = response.status
+    async def _check_start(self, response: aiohttp.ClientResponse, attempt: RunAttempt) -> None:
+        """RunFailed unless the start request was answered with an SSE stream; a refusal's arrival ends the attempt."""
+        status, arrived = response.status, time.monotonic_ns()
         if 200 <= status < 300:
             kind = response.headers.get("Content-Type", "")
             if not kind.startswith("text/event-stream"):
@@ -408,6 +410,7 @@ class HttpAgentTool(BaseTool):
             return
         said = _said(await _body(response))
         if status in self.refusal_statuses:
+            attempt.end_ns = arrived  # so the refusal is judged against the runs that had ended by then
             raise RunFailed(HttpFailure.REFUSED, f"HTTP {status}: {said}")
         if status in (401, 403):
             raise RunFailed(
@@ -573,7 +576,7 @@ class HttpAgentTool(BaseTool):
                 async with await self._answered(request, RequestName.RUN_WAIT) as response:
                     attempt.status = response.status
                     if not 200 <= response.status < 300:
-                        await self._check_start(response)
+                        await self._check_start(response, attempt)
                     body = await _body(response)
         except TimeoutError:
             raise RunFailed(HttpFailure.TIMEOUT, f"no answer within {timeout_text(self.run_timeout)}") from None
@@ -730,9 +733,36 @@ class HttpAgentTool(BaseTool):
             for run in listed:
                 word = protocol.answer_field(run, "run_status", f"{RequestName.LIST_RUNS} (a run)")
                 run_id = protocol.answer_field(run, "run_id", f"{RequestName.LIST_RUNS} (a run)")
-                yield ServiceRun(str(run_id), thread, protocol.status_of(word), word)
+                marker = protocol.answer_field(run, "run_marker", RequestName.LIST_RUNS, required=False)
+                yield ServiceRun(
+                    str(run_id),
+                    thread,
+                    protocol.status_of(word),
+                    word,
+                    marker=None if marker is None else str(marker),
+                    started_at=self._run_time(run, "run_started_at"),
+                    ended_at=self._run_time(run, "run_ended_at"),
+                )
         except FieldPathError as error:
             raise ThreadReadFailed(str(error)) from None
+
+    def _run_time(self, run: Any, name: str) -> float | None:
+        """A time of a listed run in seconds (``answers.<name>``); None where the run list does not give it."""
+        value = self.protocol.answer_field(run, name, RequestName.LIST_RUNS, required=False)
+        if value is None:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return float(value)
+            with contextlib.suppress(ValueError):
+                moment = datetime.fromisoformat(value)
+                return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        raise ThreadReadFailed(
+            f"The list_runs answer's answers.{name} ({getattr(self.protocol.answers, name)!r}) is "
+            f"{shorten(value)}, not a time: give the path of a number of seconds or an ISO 8601 time, or null"
+        )
 
     def _history(self, answer: Any) -> tuple[tuple[ThreadMessage, ...], ...]:
         protocol = self.protocol
@@ -873,7 +903,7 @@ class HttpAgentTool(BaseTool):
         for phase, at in (("first_event", attempt.first_event_ns), ("started", attempt.started_ns)):
             if at is not None and self.mode == "stream":
                 timings[phase] = at - attempt.request_ns
-        if attempt.end_ns is not None:
+        if attempt.end_ns is not None and not attempt.refused:
             timings["run"] = attempt.end_ns - attempt.request_ns
         if stream.resume_ns:
             timings["resume"] = stream.resume_ns

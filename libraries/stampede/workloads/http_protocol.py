@@ -173,7 +173,11 @@ class AnswerPaths:
     with its messages at ``history_messages``) in the history answer;
     ``message_id``, ``message_run_id`` and ``message_marker`` in each message;
     ``runs`` (a list) in the run list answer, ``run_id`` and ``run_status`` in
-    each of its runs; ``wait_run_id``, ``wait_status`` and ``wait_messages`` in
+    each of its runs, and where the service gives them ``run_marker`` (the
+    marker the run was started with), ``run_started_at`` and ``run_ended_at``
+    (when it became the thread's active run and when it ended: a number of
+    seconds on the service's clock, or an ISO 8601 time; a run without them
+    leaves them unknown); ``wait_run_id``, ``wait_status`` and ``wait_messages`` in
     the answer of a run waited for.
     """
 
@@ -187,6 +191,9 @@ class AnswerPaths:
     runs: str = "runs"
     run_id: str = "run_id"
     run_status: str = "status"
+    run_marker: str | None = "marker"
+    run_started_at: str | None = "started_at"
+    run_ended_at: str | None = "ended_at"
     wait_run_id: str | None = "run_id"
     wait_status: str = "status"
     wait_messages: str | None = "messages"

@@ -83,7 +83,10 @@ class HttpToolKeywords(LibraryComponent):
         ``path`` and a JSON ``body`` with placeholders such as ``{thread}``,
         ``{marker}``, ``{policy}``, ``{run_id}``, ``{user}``, ``{text}``);
         ``answers`` and ``events`` (dotted field paths: the thread id, the
-        message list and each message's id, run and marker; an event read as
+        message list and each message's id, run and marker; each listed run's
+        id, status and, where the service gives them, ``run_marker``,
+        ``run_started_at`` and ``run_ended_at``, in seconds or ISO 8601, which
+        the thread checks use to order and time runs; an event read as
         ``{"event", "id", "data"}``, so ``data.run_id`` or ``id``);
         ``queued_events``, ``started_events``, ``message_events``,
         ``terminal_events`` (each end event and its status: ``success``,
