@@ -174,6 +174,8 @@ def test_full_chunks_are_written_as_they_fill_and_read_back_as_recorded(tmp_path
     assert [op.agent for op in history.successful()] == [op.agent for op in ops if op.ok]
     with pytest.raises(IndexError):
         history[23]
+    with pytest.raises(IndexError):
+        history[-24]
 
 
 def test_without_a_directory_full_chunks_stay_in_memory_as_columns() -> None:
@@ -238,3 +240,13 @@ def test_a_value_pickle_cannot_take_is_kept_as_it_is_beside_its_chunk(tmp_path: 
     history = History(ops, directory=tmp_path, chunk_rows=2)
     assert history[0].read["lock"] is lock and history[0].written == [1]
     assert [fields(op) for op in history][1:] == [fields(op) for op in ops[1:]]
+
+
+def test_histories_merge_into_one_in_the_order_their_operations_ended(tmp_path: Path) -> None:
+    ops = varied_operations(14)
+    evens = History(ops[::2], directory=tmp_path / "a", chunk_rows=3).snapshot()
+    odds = History(ops[1::2], chunk_rows=2)
+    merged = History.merged([odds, evens], tmp_path / "merged")
+    assert [fields(op) for op in merged] == [fields(op) for op in sorted(ops, key=lambda op: op.end_ns)]
+    assert [path.name for path in (tmp_path / "merged").iterdir()] == ["000000.arrow"]
+    assert len(History.merged([History(), History()])) == 0
