@@ -2,7 +2,8 @@
 
 Reports the CPU time (time.process_time) and the memory (tracemalloc peak, and RSS growth)
 of recording plus summarize_history (all percentiles, rates, per-operation and per-phase figures).
-Target: under 1 s of CPU and under 50 MB.
+The history writes its full chunks to a temporary folder, as a launch from Robot does (under
+results/histories/). Target: under 1 s of CPU and under 50 MB.
 
 Run: .venv/bin/python bench/metrics_cost.py [--operations 1000000] [--with-timings]
 """
@@ -12,16 +13,20 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import psutil
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import figure, machine_line
-from stampede.history import History, Operation
+from stampede.history import History
+from stampede.history_columns import OUTCOME_CODE, Row
 from stampede.metrics import summarize_history
 from stampede.outcomes import Outcome
 
@@ -29,24 +34,30 @@ CPU_TARGET_S = 1.0
 MEMORY_TARGET_MB = 50.0
 
 
-def record(operations: int, agents: int, with_timings: bool) -> History:
-    """A history of ``operations`` operations, appended with the very call the launcher's _record makes."""
-    history = History()
+class Recorder(Protocol):
+    def record(self, row: Row) -> None: ...
+
+
+R = TypeVar("R", bound=Recorder)
+
+
+def record(history: R, operations: int, agents: int, with_timings: bool) -> R:
+    """``history`` with ``operations`` operations recorded, with the very call the launcher's _record makes."""
     outcomes = [Outcome.OK] * 97 + [Outcome.CONFLICT, Outcome.TIMEOUT, Outcome.ERROR]
     users = [f"user-{agent}" for agent in range(1, agents + 1)]  # an agent's context holds its user once
     clock = 1_000_000_000
     for index in range(operations):
         latency = 500_000 + index * 2_654_435_761 % 4_000_000  # scattered, so sorting does real work
         outcome = outcomes[index % 100]
-        history.append(
-            Operation(
+        history.record(
+            (
                 index % agents + 1,
                 users[index % agents],
                 "deduct",
                 index // agents,
                 clock,
                 clock + latency,
-                outcome,
+                OUTCOME_CODE[outcome],
                 None,
                 None if outcome is Outcome.OK else outcome.value,
                 0,
@@ -65,12 +76,20 @@ def measure_memory(operations: int, agents: int, with_timings: bool) -> tuple[fl
     """MB the recorded history holds, and MB summarizing it needs on top at its peak (tracemalloc)."""
     gc.collect()
     tracemalloc.start()
-    history = record(operations, agents, with_timings)
+    with tempfile.TemporaryDirectory() as directory:
+        return _traced(operations, agents, with_timings, Path(directory))
+
+
+def _traced(operations: int, agents: int, with_timings: bool, directory: Path) -> tuple[float, float]:
+    """Arrow's buffers are not Python allocations: its pool's own count is added (its peak, to be safe)."""
+    history = record(History(directory=directory), operations, agents, with_timings)
     held, _ = tracemalloc.get_traced_memory()
+    held += pa.total_allocated_bytes()
     tracemalloc.reset_peak()
     summarize_history(history, wall_seconds=60.0)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    peak += pa.default_memory_pool().max_memory()
     return held / 2**20, (peak - held) / 2**20
 
 
@@ -84,14 +103,15 @@ def main() -> None:
     # tracemalloc slows allocation several-fold: time a run without it, then trace memory in a second run.
     gc.collect()
     rss_before = psutil.Process().memory_info().rss
-    started = time.process_time()
-    history = record(args.operations, args.agents, args.with_timings)
-    recorded = time.process_time()
-    summary = summarize_history(history, wall_seconds=60.0)
-    summarized = time.process_time()
-    rss_mb = (psutil.Process().memory_info().rss - rss_before) / 2**20
-    assert summary.counts.operations == args.operations
-    del history, summary
+    with tempfile.TemporaryDirectory() as directory:
+        started = time.process_time()
+        history = record(History(directory=Path(directory)), args.operations, args.agents, args.with_timings)
+        recorded = time.process_time()
+        summary = summarize_history(history, wall_seconds=60.0)
+        summarized = time.process_time()
+        rss_mb = (psutil.Process().memory_info().rss - rss_before) / 2**20
+        assert summary.counts.operations == args.operations
+        del history, summary
     held_mb, summary_mb = measure_memory(args.operations, args.agents, args.with_timings)
     record_s, summary_s = recorded - started, summarized - recorded
     print(

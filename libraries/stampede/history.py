@@ -1,18 +1,44 @@
 """The history: every operation every agent performed, in the order it ended.
 
-Checkers read the history, never counters. Recording is an append of a slotted
-object to a list, so it costs next to nothing on the hot path; serialising to
-JSON lines happens once, after the launch.
+Checkers read the history, never counters. Recording appends one tuple (a
+:data:`~stampede.history_columns.Row`) to the open chunk, so it costs next to
+nothing on the hot path. A full chunk becomes typed columns
+(:mod:`stampede.history_columns`) and, when the history has a directory, a file
+there: recording memory is bounded by the chunk size, however long the launch.
+Readers see :class:`Operation` objects, made one chunk at a time; metrics read
+the columns. Serialising to JSON lines happens once, after the launch.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .history_columns import (
+    OUTCOME_CODE,
+    OUTCOMES,
+    SCHEMA,
+    Columns,
+    Int64s,
+    Row,
+    Unpicklable,
+    batch_of,
+    joined,
+    read_chunk,
+    row_fields,
+    write_chunk,
+)
 from .outcomes import Outcome
+
+CHUNK_ROWS = 32_768
+"""Operations per chunk: the open chunk's memory (about 300 B per operation) is what recording holds."""
 
 
 class Operation:
@@ -138,29 +164,144 @@ class Operation:
 
 
 class History:
-    """An append-only list of :class:`Operation` with JSON-lines persistence."""
+    """An append-only sequence of :class:`Operation`, kept in chunks of typed columns, with JSON-lines export.
 
-    def __init__(self, operations: Iterable[Operation] = ()) -> None:
-        self._operations: list[Operation] = list(operations)
-        self.append = self._operations.append
+    ``directory``, when given, is where full chunks are written (``000000.arrow``,
+    ``000001.arrow``, ...) and then let go of; without one they stay in memory
+    as columns (about 70 B per operation instead of an object's 263).
+    Operations appended as objects are the very objects read back until their
+    chunk fills; one read back from a full chunk is made anew on each reading.
+    """
+
+    def __init__(
+        self, operations: Iterable[Operation] = (), *, directory: Path | None = None, chunk_rows: int = CHUNK_ROWS
+    ) -> None:
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+        self.directory = directory
+        self._chunk_rows = chunk_rows
+        self._sealed: tuple[_Chunk, ...] = ()
+        self._open: list[Row | Operation] = []
+        self._view: tuple[tuple[_Chunk, ...], list[Row | Operation]] = (self._sealed, self._open)
+        """What readers (another thread's progress display too) take at once: the full chunks and the open one."""
+        for operation in operations:
+            self.append(operation)
+
+    def record(self, row: Row) -> None:
+        """Record one operation given as a :data:`~stampede.history_columns.Row` (the launcher's hot path)."""
+        rows = self._open
+        rows.append(row)
+        if len(rows) >= self._chunk_rows:
+            self._seal()
+
+    def append(self, operation: Operation) -> None:
+        rows = self._open
+        rows.append(operation)
+        if len(rows) >= self._chunk_rows:
+            self._seal()
+
+    def snapshot(self) -> History:
+        """The operations recorded so far, as a history of their own; this one goes on recording apart from it.
+
+        The open chunk is closed first (written, when there is a directory), so
+        the snapshot shares full chunks only and copies nothing.
+        """
+        if self._open:
+            self._seal()
+        copy = History(directory=self.directory, chunk_rows=self._chunk_rows)
+        copy._sealed = self._sealed
+        copy._view = (copy._sealed, copy._open)
+        return copy
+
+    @classmethod
+    def merged(cls, histories: Sequence[History], directory: Path | None = None) -> History:
+        """One history of several (a launch's shards), in the order their operations ended.
+
+        The merge holds all their columns at once (not one chunk): values pickle
+        could not take stay behind in their own history.
+        """
+        batches = [columns.batch for history in histories for columns in history.columns()]
+        merged = cls(directory=directory)
+        if not batches:
+            return merged
+        table = pa.Table.from_batches(batches, schema=SCHEMA).unify_dictionaries()
+        table = table.take(pc.sort_indices(table, [("end_ns", "ascending")]))
+        parts = table.combine_chunks().to_batches(merged._chunk_rows)
+        merged._sealed = tuple(merged._chunk_of(part, {}, number) for number, part in enumerate(parts))
+        merged._view = (merged._sealed, merged._open)
+        return merged
+
+    def _seal(self) -> None:
+        unpicklable: Unpicklable = {}
+        chunk = self._chunk_of(batch_of(_rows_of(self._open), unpicklable), unpicklable, len(self._sealed))
+        self._sealed = (*self._sealed, chunk)
+        self._open = []
+        self._view = (self._sealed, self._open)  # one assignment: a reader sees the rows open or sealed, never both
+
+    def _chunk_of(self, batch: pa.RecordBatch, unpicklable: Unpicklable, number: int) -> _Chunk:
+        """Full chunk ``number`` of ``batch``: written to the directory (when there is one) before anyone sees it."""
+        if self.directory is None:
+            return _Chunk(batch.num_rows, batch, None, unpicklable)
+        path = write_chunk(batch, self.directory / f"{number:06d}.arrow")
+        return _Chunk(batch.num_rows, None, path, unpicklable)
+
+    def columns(self) -> Iterator[Columns]:
+        """The history's columns, one chunk at a time (the open chunk's made on the spot)."""
+        sealed, rows = self._view
+        for chunk in sealed:
+            yield Columns(chunk.batch())
+        if rows:
+            yield Columns(batch_of(_rows_of(list(rows))))
+
+    def latencies_ns(self) -> Int64s:
+        """Every operation's latency (:attr:`Operation.latency_ns`), in order, from the columns."""
+        return joined([columns.latency_ns() for columns in self.columns()])
 
     def __iter__(self) -> Iterator[Operation]:
-        return iter(self._operations)
+        sealed, rows = self._view
+        for chunk in sealed:
+            yield from chunk.operations()
+        for entry in list(rows):
+            yield entry if type(entry) is Operation else _operation_of(entry)  # type: ignore[arg-type]
 
     def __len__(self) -> int:
-        return len(self._operations)
+        sealed, rows = self._view
+        return sum(chunk.rows for chunk in sealed) + len(rows)
 
     def __getitem__(self, index: int) -> Operation:
-        return self._operations[index]
+        sealed, rows = self._view
+        count = sum(chunk.rows for chunk in sealed) + len(rows)
+        position = index if index >= 0 else count + index
+        if not 0 <= position < count:
+            raise IndexError(f"history index {index} out of range (it holds {count} operations)")
+        for chunk in sealed:
+            if position < chunk.rows:
+                return chunk.operations()[position]
+            position -= chunk.rows
+        entry = rows[position]
+        return entry if type(entry) is Operation else _operation_of(entry)  # type: ignore[arg-type]
+
+    def outcomes_from(self, start: int) -> list[Outcome]:
+        """The outcomes of the operations from index ``start`` on, without making operations (for progress)."""
+        sealed, rows = self._view
+        found: list[Outcome] = []
+        position = start
+        for chunk in sealed:
+            if position < chunk.rows:
+                outcomes = Columns(chunk.batch()).outcome_codes()[position:].tolist()
+                found += [OUTCOMES[code] for code in outcomes]
+            position = max(0, position - chunk.rows)
+        found += [entry.outcome if type(entry) is Operation else OUTCOMES[entry[6]] for entry in list(rows)[position:]]  # type: ignore[index]
+        return found
 
     def successful(self) -> list[Operation]:
-        return [op for op in self._operations if op.outcome is Outcome.OK]
+        return [op for op in self if op.outcome is Outcome.OK]
 
     def write_jsonl(self, path: Path) -> Path:
         """Write one JSON object per line to ``path`` (parents created) and return it."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as stream:
-            for operation in self._operations:
+            for operation in self:
                 stream.write(json.dumps(_with_text_keys(operation.to_dict()), default=str, separators=(",", ":")))
                 stream.write("\n")
         return path
@@ -169,6 +310,40 @@ class History:
     def read_jsonl(cls, path: Path) -> History:
         with path.open(encoding="utf-8") as stream:
             return cls(Operation.from_dict(json.loads(line)) for line in stream if line.strip())
+
+
+_fields_of: Any = attrgetter(*SCHEMA.names)
+"""An operation's fields in :data:`~stampede.history_columns.Row` order (the columns are named after them)."""
+
+
+def _row_of(operation: Operation) -> Row:
+    fields = _fields_of(operation)
+    return (*fields[:6], OUTCOME_CODE[operation.outcome], *fields[7:])
+
+
+def _operation_of(row: Row) -> Operation:
+    agent, user, op, iteration, start, end, outcome, *rest = row
+    return Operation(agent, user, op, iteration, start, end, OUTCOMES[outcome], *rest)
+
+
+def _rows_of(entries: list[Row | Operation]) -> list[Row]:
+    return [_row_of(entry) if type(entry) is Operation else entry for entry in entries]  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """A full chunk: its batch in memory, or the file it was written to; values pickle could not take beside it."""
+
+    rows: int
+    held: pa.RecordBatch | None
+    path: Path | None
+    unpicklable: Unpicklable
+
+    def batch(self) -> pa.RecordBatch:
+        return self.held if self.held is not None else read_chunk(self.path)  # type: ignore[arg-type]
+
+    def operations(self) -> list[Operation]:
+        return list(map(Operation, *row_fields(self.batch(), self.unpicklable)))
 
 
 def _with_text_keys(value: Any) -> Any:

@@ -14,11 +14,13 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .agents import AgentContext, OpResult, Tool
 from .bounds import TaskBound
 from .errors import ConfigurationError
-from .history import History, Operation
+from .history import History
+from .history_columns import OUTCOME_CODE
 from .lag import LoopLagSampler
 from .outcomes import Outcome, classify_exception
 from .shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
@@ -100,10 +102,14 @@ class LaunchResult:
 
 
 class _Launch:
-    def __init__(self, tool: Tool, plan: LaunchPlan) -> None:
+    def __init__(
+        self, tool: Tool, plan: LaunchPlan, history_dir: Path | None = None, agents: range | None = None
+    ) -> None:
         self.tool = tool
         self.plan = plan
-        self.history = History()
+        self.agents = range(1, plan.agents + 1) if agents is None else agents
+        """The agents this launch runs: all of the plan's, or one worker's shard of them."""
+        self.history = History(directory=history_dir)
         self.agent_errors: dict[int, str] = {}
         self._gate = asyncio.Event()
         self._ready = 0
@@ -119,10 +125,7 @@ class _Launch:
     def contexts(self) -> list[AgentContext]:
         users = self.plan.users or self.plan.agents
         token = secrets.token_hex(4)
-        return [
-            AgentContext(agent, f"user-{(agent - 1) % users + 1}", f"m-{token}-{agent}")
-            for agent in range(1, self.plan.agents + 1)
-        ]
+        return [AgentContext(agent, f"user-{(agent - 1) % users + 1}", f"m-{token}-{agent}") for agent in self.agents]
 
     async def run_agent(self, context: AgentContext) -> None:
         try:
@@ -152,7 +155,7 @@ class _Launch:
 
     def _arrive(self) -> None:
         self._ready += 1
-        if self._ready == self.plan.agents:
+        if self._ready == len(self.agents):
             self._origin_ns = time.monotonic_ns()
             if self.plan.duration is not None:
                 self._deadline_ns = self._origin_ns + int(self.plan.duration * 1e9)
@@ -180,7 +183,7 @@ class _Launch:
 
     async def _run_due_operations(self, context: AgentContext, shape: FixedRate, bound: TaskBound) -> None:
         limit = self.plan.iterations_per_agent
-        total = None if limit is None else limit * self.plan.agents
+        total = None if limit is None else limit * len(self.agents)
         while not self.stopped and not context.finished:
             index = next(self._due_index)
             due_ns = self._origin_ns + int(shape.due_offset(index) * 1e9)
@@ -216,16 +219,16 @@ class _Launch:
             bound.stop()
 
     def _record(self, context: AgentContext, start: int, due: int | None, result: OpResult) -> None:
-        # Positional arguments: the call is on every operation's path, and keywords cost a third more.
-        self.history.append(
-            Operation(
+        # One tuple of plain values in Operation's argument order: the call is on every operation's path.
+        self.history.record(
+            (
                 context.agent,
                 context.user,
                 self.tool.name,
                 context.iteration,
                 start,
                 time.monotonic_ns(),
-                result.outcome,
+                OUTCOME_CODE[result.outcome],
                 due,
                 result.error,
                 result.retries,
@@ -324,20 +327,29 @@ class RunningLaunch:
         return bool(done)
 
 
-def start_launch(tool: Tool, plan: LaunchPlan) -> RunningLaunch:
+def start_launch(
+    tool: Tool, plan: LaunchPlan, history_dir: Path | None = None, agents: range | None = None
+) -> RunningLaunch:
     """Start ``plan.agents`` agents of ``tool`` on the running loop and return at once (see :func:`launch`)."""
-    run = _Launch(tool, plan)
+    run = _Launch(tool, plan, history_dir, agents)
     return RunningLaunch(run, asyncio.ensure_future(_execute(run)))
 
 
-async def launch(tool: Tool, plan: LaunchPlan) -> LaunchResult:
+async def launch(
+    tool: Tool, plan: LaunchPlan, history_dir: Path | None = None, agents: range | None = None
+) -> LaunchResult:
     """Run ``plan.agents`` agents of ``tool`` and return everything they did.
+
+    The history is written, chunk by chunk as it fills, to ``history_dir`` when
+    given (so a long launch holds one chunk in memory), else kept in memory.
+    ``agents`` runs only those of the plan's agents (a worker's shard, numbered
+    as in the whole launch); the others run elsewhere.
 
     The history is complete even when the launch times out: operations cut off
     by the launch timeout are recorded as timeouts, agents that ignore
     cancellation are listed as hung and left behind, never awaited.
     """
-    return await _execute(_Launch(tool, plan))
+    return await _execute(_Launch(tool, plan, history_dir, agents))
 
 
 @contextlib.contextmanager
@@ -371,7 +383,7 @@ async def _execute(run: _Launch) -> LaunchResult:
 async def _execute_plan(run: _Launch) -> LaunchResult:
     tool, plan = run.tool, run.plan
     sampler = LoopLagSampler()
-    await asyncio.wait_for(tool.setup(plan.agents), plan.run_timeout)
+    await asyncio.wait_for(tool.setup(len(run.agents)), plan.run_timeout)
     started = run.started_ns = time.monotonic_ns()
     sampler.start()
     tasks = {asyncio.create_task(run.run_agent(context)): context.agent for context in run.contexts()}
@@ -407,7 +419,7 @@ async def _execute_plan(run: _Launch) -> LaunchResult:
         tool=tool.name,
         tool_settings=tool.describe(),
         plan=plan,
-        history=History(run.history),
+        history=run.history.snapshot(),
         started_ns=started,
         ended_ns=ended,
         loop_lag_ns=lag,

@@ -1,7 +1,9 @@
 """Latency percentiles, rates and throughput computed from a launch's history.
 
 Percentiles are exact (nearest rank over the sorted latencies), so what the
-report says is what was measured, not an estimate from buckets. Latencies
+report says is what was measured, not an estimate from buckets. A history's
+figures are computed from its columns (numpy, one chunk at a time), never from
+operation objects. Latencies
 (``p99``, ``deduct.p99``) are those of successful operations: a service that
 fails fast must not look fast. Every operation's latency, failed ones too, is
 ``all_p99`` (``deduct.all_p99``). Each figure computed from samples says how
@@ -14,7 +16,10 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .history import History, Operation
+from .history_columns import OUTCOMES, Int64s, joined
 from .launcher import LaunchResult
 from .outcomes import Outcome
 
@@ -34,9 +39,9 @@ class Samples:
         return f"{self.count} {self.of}"
 
 
-def percentile(sorted_values: Sequence[int] | Sequence[float], pct: float) -> float:
+def percentile(sorted_values: Sequence[int] | Sequence[float] | Int64s, pct: float) -> float:
     """Nearest-rank percentile of already sorted values (0 for an empty sequence)."""
-    if not sorted_values:
+    if len(sorted_values) == 0:
         return 0.0
     if not 0 < pct <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {pct}")
@@ -60,15 +65,21 @@ class LatencySummary:
         return cls.of_sorted(sorted(latencies_ns))
 
     @classmethod
-    def of_sorted(cls, values: Sequence[int]) -> LatencySummary:
+    def of_array(cls, latencies_ns: Int64s) -> LatencySummary:
+        """The summary of latencies in a numpy array (sorted here, in a copy)."""
+        return cls.of_sorted(np.sort(latencies_ns))
+
+    @classmethod
+    def of_sorted(cls, values: Sequence[int] | Int64s) -> LatencySummary:
         """The summary of latencies already sorted (no copy is made)."""
-        if not values:
+        if len(values) == 0:
             return cls(0, 0.0, 0.0, 0.0, {pct: 0.0 for pct in PERCENTILES})
+        total = int(values.sum()) if isinstance(values, np.ndarray) else sum(values)
         return cls(
             count=len(values),
-            min=values[0] / 1e9,
-            mean=sum(values) / len(values) / 1e9,
-            max=values[-1] / 1e9,
+            min=int(values[0]) / 1e9,
+            mean=total / len(values) / 1e9,
+            max=int(values[-1]) / 1e9,
             percentiles={pct: percentile(values, pct) / 1e9 for pct in PERCENTILES},
         )
 
@@ -91,6 +102,8 @@ class OutcomeCounts:
 
     @classmethod
     def of(cls, operations: Iterable[Operation]) -> OutcomeCounts:
+        if isinstance(operations, History):
+            return cls.of_history(operations)
         final = dict.fromkeys(Outcome, 0)
         retried = dict.fromkeys(Outcome, 0)
         count = attempts = retried_operations = exhausted = 0
@@ -105,6 +118,29 @@ class OutcomeCounts:
             if op.exhausted:
                 exhausted += 1
         return cls(count, attempts, final, retried, retried_operations, exhausted)
+
+    @classmethod
+    def of_history(cls, history: History) -> OutcomeCounts:
+        """The counts of a history, from its columns."""
+        final = np.zeros(len(OUTCOMES), dtype=np.int64)
+        retried = np.zeros(len(OUTCOMES), dtype=np.int64)
+        count = attempts = retried_operations = exhausted = 0
+        for columns in history.columns():
+            retries = columns.ints("retries")
+            count += columns.rows
+            attempts += columns.rows + int(retries.sum())
+            final += np.bincount(columns.outcome_codes(), minlength=len(OUTCOMES))
+            retried_operations += int(np.count_nonzero(retries))
+            retried += np.bincount(columns.retry_causes(), minlength=len(OUTCOMES))
+            exhausted += int(np.count_nonzero(columns.batch.column("exhausted").to_numpy(zero_copy_only=False)))
+        return cls(
+            count,
+            attempts,
+            dict(zip(OUTCOMES, map(int, final), strict=True)),
+            dict(zip(OUTCOMES, map(int, retried), strict=True)),
+            retried_operations,
+            exhausted,
+        )
 
     def attempts_ending(self, outcome: Outcome) -> int:
         """Attempts that ended in ``outcome``, counting retried ones and final ones."""
@@ -190,28 +226,18 @@ class _Figures:
 def summarize_history(
     history: History, wall_seconds: float, loop_lag_ns: Sequence[int] = (), phases: Sequence[str] = ()
 ) -> LaunchSummary:
-    timed: dict[str, list[int]] = {phase: [] for phase in phases}
-    error_codes: dict[str, int] = {}
-    by_name: dict[str, tuple[list[int], list[int]]] = {}
-    """Per operation name: the latencies of its successful operations and of all of them."""
-    for op in history:
-        if op.error is not None:
-            error_codes[op.error] = error_codes.get(op.error, 0) + 1
-        if op.timings:
-            for phase, value in op.timings.items():
-                timed.setdefault(phase, []).append(value)
-        ok, every = by_name.setdefault(op.op, ([], []))
-        every.append(op.latency_ns)
-        if op.outcome is Outcome.OK:
-            ok.append(op.latency_ns)
-    counts = OutcomeCounts.of(history)
+    latencies = _Latencies.of(history, phases)
+    counts = OutcomeCounts.of_history(history)
     operations = counts.operations
-    per_name = {name: (LatencySummary.of(ok), LatencySummary.of(every)) for name, (ok, every) in by_name.items()}
+    per_name = {
+        name: (LatencySummary.of_array(ok), LatencySummary.of_array(every))
+        for name, (ok, every) in latencies.by_name.items()
+    }
     if len(per_name) == 1:  # one operation name: its figures are the overall ones
         latency, all_latency = next(iter(per_name.values()))
     else:
-        latency = LatencySummary.of(ns for ok, _ in by_name.values() for ns in ok)
-        all_latency = LatencySummary.of(ns for _, every in by_name.values() for ns in every)
+        latency = LatencySummary.of_array(joined([ok for ok, _ in latencies.by_name.values()]))
+        all_latency = LatencySummary.of_array(joined([every for _, every in latencies.by_name.values()]))
     lag = LatencySummary.of(loop_lag_ns)
     figures = _Figures()
     figures.latency(latency, "", "successful operations", operations)
@@ -226,14 +252,59 @@ def summarize_history(
     for name, (ok_summary, every_summary) in per_name.items():
         figures.latency(ok_summary, f"{name}.", f"successful {name!r} operations", every_summary.count)
         figures.latency(every_summary, f"{name}.{ALL_OPERATIONS}", f"{name!r} operations")
-    timings = {phase: LatencySummary.of(values) for phase, values in sorted(timed.items())}
+    timings = {phase: LatencySummary.of_array(values) for phase, values in sorted(latencies.timed.items())}
     for phase, summary in timings.items():
         figures.latency(summary, f"{phase}_", f"operations that timed {phase!r}", operations)
         figures.metrics[f"{phase}_count"] = float(summary.count)
     by_operation = {name: ok_summary for name, (ok_summary, _) in per_name.items()}
     return LaunchSummary(
-        figures.metrics, latency, counts, by_operation, lag, error_codes, timings, figures.samples, all_latency
+        figures.metrics,
+        latency,
+        counts,
+        by_operation,
+        lag,
+        latencies.error_codes,
+        timings,
+        figures.samples,
+        all_latency,
     )
+
+
+@dataclass
+class _Latencies:
+    """A history's latencies gathered from its columns: per operation name, per timed phase, and its error codes."""
+
+    by_name: dict[str, tuple[Int64s, Int64s]]
+    """Per operation name (in order of first appearance): its successful operations' latencies and all of them."""
+    timed: dict[str, Int64s]
+    error_codes: dict[str, int]
+
+    @classmethod
+    def of(cls, history: History, phases: Sequence[str]) -> _Latencies:
+        by_name: dict[str, tuple[list[Int64s], list[Int64s]]] = {}
+        timed: dict[str, list[Int64s]] = {phase: [] for phase in phases}
+        error_codes: dict[str, int] = {}
+        ok_code = OUTCOMES.index(Outcome.OK)
+        for columns in history.columns():
+            latency = columns.latency_ns()
+            ok = columns.outcome_codes() == ok_code
+            codes, names = columns.codes("op")
+            for code, name in enumerate(names):
+                of_name = codes == code
+                ok_parts, every_parts = by_name.setdefault(name, ([], []))
+                every_parts.append(latency[of_name])
+                ok_parts.append(latency[of_name & ok])
+            errors, error_names = columns.codes("error")
+            for code, count in enumerate(np.bincount(errors[errors >= 0], minlength=len(error_names)).tolist()):
+                if count:
+                    error_codes[error_names[code]] = error_codes.get(error_names[code], 0) + count
+            for phase, values in columns.timings().items():
+                timed.setdefault(phase, []).append(values)
+        return cls(
+            {name: (joined(ok), joined(every)) for name, (ok, every) in by_name.items()},
+            {phase: joined(parts) for phase, parts in timed.items()},
+            error_codes,
+        )
 
 
 _PER_OPERATION_RATES = frozenset({"success_rate", "retry_rate", "timeout_rate", "error_rate"})

@@ -53,10 +53,9 @@ class ProgressMeter:
         self._conflicts = 0
 
     def sample(self) -> Progress:
-        history = self._running.history
-        operations = len(history)
-        for index in range(self._counted, operations):
-            outcome = history[index].outcome
+        outcomes = self._running.history.outcomes_from(self._counted)
+        operations = self._counted + len(outcomes)
+        for outcome in outcomes:
             self._errors += outcome in _ERRORS
             self._conflicts += outcome.is_concurrency_conflict
         now = self._clock()

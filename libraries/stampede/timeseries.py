@@ -10,12 +10,17 @@ second, whatever the bucket width.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .history import History, Operation
+import numpy as np
+
+from .history import History
+from .history_columns import OUTCOMES, Int64s, joined
 from .metrics import percentile
+from .outcomes import Outcome
 
 MAX_BUCKETS = 120
 _ROUND_WIDTHS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -68,60 +73,74 @@ def bucket_width(span_seconds: float) -> float:
 
 
 def time_series(history: History, width: float | None = None) -> TimeSeries:
-    """Cut ``history`` into buckets of ``width`` seconds (a round width fitted to the launch when None)."""
-    operations = list(history)
-    if not operations:
+    """Cut ``history`` into buckets of ``width`` seconds (a round width fitted to the launch when None).
+
+    Computed from the history's columns with numpy: no operation object is made.
+    """
+    parts = [
+        (
+            columns.began_ns(),
+            columns.ints("start_ns"),
+            columns.ints("end_ns"),
+            columns.outcome_codes(),
+            columns.ints("agent"),
+        )
+        for columns in history.columns()
+    ]
+    if not parts:
         return TimeSeries(width or 1.0, [])
-    origin = min(_began(op) for op in operations)
-    end = max(op.end_ns for op in operations)
-    span = (end - origin) / 1e9
+    began, start, end, outcome, agent = (joined(column) for column in zip(*parts, strict=True))
+    origin = int(began.min())
+    span = (int(end.max()) - origin) / 1e9
     if width is None:
         width = bucket_width(span)
     elif width <= 0:
         raise ValueError(f"bucket width must be positive, got {width}")
     count = max(1, math.ceil(span / width)) if span > 0 else 1
-    latencies: list[list[int]] = [[] for _ in range(count)]
-    errors = [0] * count
-    agents: list[set[int]] = [set() for _ in range(count)]
     width_ns = width * 1e9
 
-    def index(t_ns: int) -> int:
-        return min(count - 1, int((t_ns - origin) / width_ns))
+    def index(t_ns: Int64s) -> Int64s:
+        return np.minimum(count - 1, ((t_ns - origin) / width_ns).astype(np.int64))
 
-    for op in operations:
-        last = index(op.end_ns)
-        latencies[last].append(op.latency_ns)
-        if not op.ok:
-            errors[last] += 1
-        for i in range(index(op.start_ns), last + 1):
-            agents[i].add(op.agent)
+    last = index(end)
+    completed = np.bincount(last, minlength=count).tolist()
+    errors = np.bincount(last[outcome != OUTCOMES.index(Outcome.OK)], minlength=count).tolist()
+    latency = end - began
+    by_bucket = latency[np.lexsort((latency, last))]
+    bounds = [0, *itertools.accumulate(completed)]
+    active = _active_agents(index(start), last, agent, count)
     buckets = []
     for i in range(count):
-        ended = sorted(latencies[i])
-        p50, p95, p99 = (percentile(ended, pct) / 1e9 if ended else None for pct in (50.0, 95.0, 99.0))
-        buckets.append(Bucket(i * width, width, len(ended), errors[i], p50, p95, p99, len(agents[i])))
+        ended = by_bucket[bounds[i] : bounds[i + 1]]
+        p50, p95, p99 = (percentile(ended, pct) / 1e9 if len(ended) else None for pct in (50.0, 95.0, 99.0))
+        buckets.append(Bucket(i * width, width, completed[i], errors[i], p50, p95, p99, active[i]))
     return TimeSeries(width, buckets)
 
 
-def _began(op: Operation) -> int:
-    """When the operation's latency starts counting: its intended start under a fixed rate, else its start."""
-    return op.end_ns - op.latency_ns
+def _active_agents(first: Int64s, last: Int64s, agent: Int64s, count: int) -> list[int]:
+    """Per bucket, the distinct agents with an operation in it: each operation is in its buckets first to last."""
+    spans = last - first + 1
+    offsets = np.arange(int(spans.sum())) - np.repeat(np.cumsum(spans) - spans, spans)
+    bucket = np.repeat(first, spans) + offsets
+    agents = int(agent.max()) + 1
+    pairs = np.unique(bucket * agents + np.repeat(agent, spans))
+    return np.bincount(pairs // agents, minlength=count).tolist()
 
 
-def latency_curve(latencies_ns: Sequence[int]) -> list[tuple[float, float]]:
+def latency_curve(latencies_ns: Sequence[int] | Int64s) -> list[tuple[float, float]]:
     """(percentile, latency in seconds) from p0 up to the slowest operation, denser towards the tail.
 
     Percentiles are spaced evenly on the "nines" scale (50%, 90%, 99%, 99.9% ...
     equally far apart), up to the nines the number of operations can tell apart.
     """
-    values = sorted(latencies_ns)
-    if not values:
+    values = np.sort(np.asarray(latencies_ns, dtype=np.int64))
+    if len(values) == 0:
         return []
     nines = max(1.0, math.log10(len(values)))
     steps = 40
-    points = [(0.0, values[0] / 1e9)]
+    points = [(0.0, int(values[0]) / 1e9)]
     for step in range(1, steps + 1):
         pct = 100.0 * (1.0 - 10.0 ** (-nines * step / steps))
         points.append((pct, percentile(values, pct) / 1e9))
-    points.append((100.0, values[-1] / 1e9))
+    points.append((100.0, int(values[-1]) / 1e9))
     return points

@@ -35,7 +35,7 @@ def launch_charts(history: History, label: str) -> list[Chart]:
         values = [getattr(bucket, pct) for bucket in series.buckets]
         return Series(pct, [(t, v / scale if v is not None else None) for t, v in zip(starts, values, strict=True)])
 
-    curve = latency_curve([op.latency_ns for op in history])
+    curve = latency_curve(history.latencies_ns())
     curve_scale, curve_unit = time_unit(curve[-1][1])
     # The slowest operation sits where the 1-in-n tail ends, not at "infinitely many nines".
     slowest = math.log10(len(history)) if len(history) > 1 else 1.0

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import gc
 import json
+import threading
+import tracemalloc
 import uuid
 from pathlib import Path
 
+import pytest
+
 from stampede.history import History, Operation
+from stampede.history_columns import OUTCOME_CODE
 from stampede.outcomes import Outcome
 
 
@@ -123,3 +129,124 @@ def test_history_is_a_sequence_with_successful_operations() -> None:
     assert history[1] is ok
     assert [op.agent for op in history] == [7, 1, 2]
     assert [op.agent for op in history.successful()] == [1, 2]
+
+
+def varied_operations(count: int) -> list[Operation]:
+    """Operations with every kind of field, some with what few carry (read, written, timings, retries)."""
+    outcomes = list(Outcome)
+    return [
+        Operation(
+            index % 4 + 1,
+            f"user-{index % 3}",
+            "deduct" if index % 5 else "refund",
+            index // 4,
+            1_000 * index,
+            1_000 * index + 300 + index,
+            outcomes[index % len(outcomes)],
+            intended_ns=1_000 * index - 50 if index % 2 else None,
+            error=None if index % 3 else f"E{index % 2}",
+            retries=index % 3,
+            retry_causes=(Outcome.CONFLICT,) * (index % 3),
+            exhausted=index % 7 == 0,
+            read={("account", 1): decimal.Decimal("1.5"), "raw": b"\x00"} if index % 4 == 1 else None,
+            written=b"bytes as written" if index % 6 == 2 else None,
+            timings={"acquire": index, "run": 2 * index} if index % 2 else ({} if index % 3 else None),
+        )
+        for index in range(count)
+    ]
+
+
+def fields(op: Operation) -> tuple[object, ...]:
+    return tuple(getattr(op, name) for name in Operation.__slots__)
+
+
+def test_full_chunks_are_written_as_they_fill_and_read_back_as_recorded(tmp_path: Path) -> None:
+    ops = varied_operations(23)
+    history = History(ops, directory=tmp_path / "chunks", chunk_rows=5)
+    assert sorted(path.name for path in (tmp_path / "chunks").iterdir()) == [f"00000{n}.arrow" for n in range(4)]
+    assert len(history) == 23
+    assert [fields(op) for op in history] == [fields(op) for op in ops]
+    assert fields(history[7]) == fields(ops[7]) and fields(history[-1]) == fields(ops[22])
+    assert fields(history[20]) == fields(ops[20]), "the open chunk"
+    assert history[4].read is None and history[4].written is None
+    assert history[1].read == {("account", 1): decimal.Decimal("1.5"), "raw": b"\x00"}
+    assert history[2].written == b"bytes as written", "bytes are a value, not a pickle"
+    assert [op.agent for op in history.successful()] == [op.agent for op in ops if op.ok]
+    with pytest.raises(IndexError):
+        history[23]
+    with pytest.raises(IndexError):
+        history[-24]
+
+
+def test_without_a_directory_full_chunks_stay_in_memory_as_columns() -> None:
+    ops = varied_operations(12)
+    history = History(ops, chunk_rows=4)
+    assert [fields(op) for op in history] == [fields(op) for op in ops]
+    assert history.directory is None
+
+
+def test_recorded_rows_read_back_as_the_operations_they_stand_for(tmp_path: Path) -> None:
+    recorded = History(directory=tmp_path, chunk_rows=2)
+    for op in varied_operations(5):
+        recorded.record(
+            (op.agent, op.user, op.op, op.iteration, op.start_ns, op.end_ns, OUTCOME_CODE[op.outcome], op.intended_ns,
+             op.error, op.retries, op.retry_causes, op.exhausted, op.read, op.written, op.timings)
+        )  # fmt: skip
+    assert [fields(op) for op in recorded] == [fields(op) for op in varied_operations(5)]
+    assert recorded.outcomes_from(1) == [op.outcome for op in varied_operations(5)[1:]]
+    assert recorded.outcomes_from(5) == []
+
+
+def test_a_snapshot_keeps_what_was_recorded_and_the_history_goes_on_apart(tmp_path: Path) -> None:
+    ops = varied_operations(7)
+    history = History(ops[:5], directory=tmp_path, chunk_rows=3)
+    snapshot = history.snapshot()
+    history.append(ops[5])
+    assert len(snapshot) == 5 and len(history) == 6
+    assert [fields(op) for op in snapshot] == [fields(op) for op in ops[:5]]
+    assert len(list(tmp_path.iterdir())) == 2, "the open chunk was written when the snapshot was taken"
+
+
+def test_the_json_lines_of_a_chunked_history_are_those_of_its_operations(tmp_path: Path) -> None:
+    ops = varied_operations(9)
+    chunked = History(ops, directory=tmp_path / "chunks", chunk_rows=4).write_jsonl(tmp_path / "a.jsonl")
+    plain = History(ops).write_jsonl(tmp_path / "b.jsonl")
+    assert chunked.read_text(encoding="utf-8") == plain.read_text(encoding="utf-8")
+
+
+def test_recording_memory_is_bounded_by_the_chunk_not_the_operations(tmp_path: Path) -> None:
+    def held_after(count: int) -> int:
+        history = History(directory=tmp_path / str(count), chunk_rows=1_000)
+        gc.collect()
+        tracemalloc.start()
+        for index in range(count):
+            history.record(
+                (1, "user-1", "deduct", index, index, index + 5, 0, None, None, 0, (), False, None, None, None)
+            )
+        held, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return held
+
+    small, large = held_after(5_000), held_after(50_000)
+    assert large - small < 100_000, f"10x the operations held {large - small} B more"
+
+
+def test_a_value_pickle_cannot_take_is_kept_as_it_is_beside_its_chunk(tmp_path: Path) -> None:
+    lock = threading.Lock()
+    ops = [
+        Operation(1, "user-1", "deduct", 0, 0, 1, Outcome.OK, read={"lock": lock}, written=[1]),
+        *varied_operations(3),
+    ]
+    history = History(ops, directory=tmp_path, chunk_rows=2)
+    assert history[0].read["lock"] is lock and history[0].written == [1]
+    assert [fields(op) for op in history][1:] == [fields(op) for op in ops[1:]]
+
+
+def test_histories_merge_into_one_in_the_order_their_operations_ended(tmp_path: Path) -> None:
+    ops = varied_operations(14)
+    evens = History(ops[::2], directory=tmp_path / "a", chunk_rows=3).snapshot()
+    odds = History(ops[1::2], chunk_rows=2)
+    merged = History.merged([odds, evens], tmp_path / "merged")
+    assert [fields(op) for op in merged] == [fields(op) for op in sorted(ops, key=lambda op: op.end_ns)]
+    assert [path.name for path in (tmp_path / "merged").iterdir()] == ["000000.arrow"]
+    assert len(History.merged([History(), History()])) == 0

@@ -11,6 +11,7 @@ import contextlib
 import gc
 import itertools
 import time
+from pathlib import Path
 
 import pytest
 
@@ -447,3 +448,12 @@ def test_launches_collect_garbage_less_often_while_they_run_and_restore_the_sett
         gc.set_threshold(*before)
     assert seen == [launcher_module.YOUNG_COLLECTION_ALLOCATIONS] * 7, "raised in every launch, both overlapping"
     assert after == (700, *before[1:]), "the setting from before the first launch comes back after the last"
+
+
+def test_a_launch_writes_its_history_in_chunks_to_the_folder_given(tmp_path: Path) -> None:
+    result = asyncio.run(launch(SleepTool(), LaunchPlan(agents=3, iterations=4), history_dir=tmp_path / "chunks"))
+    assert [path.name for path in (tmp_path / "chunks").iterdir()] == ["000000.arrow"]
+    assert len(result.history) == 12
+    assert sorted((op.read["agent"], op.written["iteration"]) for op in result.history) == [
+        (agent, iteration) for agent in (1, 2, 3) for iteration in range(4)
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stampede.history import History, Operation
@@ -191,3 +193,33 @@ def test_timed_phases_get_percentiles_of_their_own() -> None:
     assert summary.metrics["resolution_p99"] == pytest.approx(0.007)
     assert summary.metrics["resolution_count"] == 1
     assert list(summary.timings) == ["acquire", "resolution"]
+
+
+def test_a_history_in_chunks_has_the_figures_its_operations_give_one_by_one(tmp_path: Path) -> None:
+    outcomes = [Outcome.OK] * 5 + [Outcome.CONFLICT, Outcome.TIMEOUT, Outcome.ERROR]
+    ops = [
+        make_op(
+            index % 6 + 1,
+            outcomes[index % len(outcomes)],
+            start_ns=index * MS,
+            end_ns=index * MS + (index * 7_919 % 97 + 1) * MS,
+            intended_ns=index * MS - MS if index % 4 == 0 else None,
+            name="deduct" if index % 3 else "refund",
+            error=None if outcomes[index % len(outcomes)] is Outcome.OK else f"E{index % 2}",
+            retry_causes=(Outcome.DEADLOCK, Outcome.CONFLICT)[: index % 3],
+            exhausted=index % 11 == 0,
+        )
+        for index in range(101)
+    ]
+    for index, op in enumerate(ops):
+        op.timings = {"acquire": index * 1_000} if index % 2 else None
+    chunked = summarize_history(History(ops, directory=tmp_path, chunk_rows=9), 2.0, phases=["acquire", "never"])
+    assert chunked.metrics == summarize_history(History(ops), 2.0, phases=["acquire", "never"]).metrics
+    assert chunked.counts == OutcomeCounts.of(list(ops)), "the columns count what the operations say"
+    assert chunked.latency == LatencySummary.of(op.latency_ns for op in ops if op.ok)
+    assert chunked.by_operation["refund"] == LatencySummary.of(
+        op.latency_ns for op in ops if op.ok and op.op == "refund"
+    )
+    assert chunked.error_codes == {"E0": sum(op.error == "E0" for op in ops), "E1": sum(op.error == "E1" for op in ops)}
+    assert chunked.timings["acquire"] == LatencySummary.of(index * 1_000 for index in range(1, 101, 2))
+    assert chunked.timings["never"].count == 0

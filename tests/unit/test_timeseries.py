@@ -76,3 +76,12 @@ def test_the_latency_curve_runs_from_the_fastest_to_the_slowest_operation_throug
     assert [value for _, value in curve] == sorted(value for _, value in curve)
     assert next(value for pct, value in curve if pct >= 49.0) == pytest.approx(0.5, abs=0.002)
     assert latency_curve([]) == []
+
+
+def test_a_history_in_chunks_gives_the_series_and_curve_of_its_operations() -> None:
+    ops = [
+        op(i % 5 + 1, i * 37 * MS, i * 37 * MS + (i * 7_919 % 900 + 1) * MS, list(Outcome)[i % 6]) for i in range(200)
+    ]
+    whole, chunked = History(ops), History(ops, chunk_rows=7)
+    assert time_series(chunked) == time_series(whole)
+    assert latency_curve(chunked.latencies_ns()) == latency_curve([o.latency_ns for o in ops])

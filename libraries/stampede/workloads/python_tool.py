@@ -200,6 +200,10 @@ class PythonTool(BaseTool):
         }
         return {"tool": self.name, "factory": self.spec, "max retries": str(self.retry.max_retries), **shown}
 
+    def recipe(self) -> PythonToolRecipe:
+        """Its definition, to rebuild it in a worker process (``stampede.workers``)."""
+        return PythonToolRecipe(self.name, self.spec, self.settings, self.services, self.retry)
+
     async def setup(self, agents: int) -> None:
         self._misuse = None
 
@@ -283,3 +287,19 @@ def _release_thread(agent: AgentContext) -> None:
     thread: AgentThread | None = agent.state.pop(_THREAD, None)
     if thread is not None:
         thread.close()
+
+
+@dataclass(frozen=True)
+class PythonToolRecipe:
+    """A Python tool's definition, picklable: a worker process rebuilds the tool from it (its factory by name)."""
+
+    name: str
+    factory: str
+    settings: Mapping[str, Any]
+    services: ServiceEndpoints
+    retry: RetryPolicy
+
+    def build(self) -> PythonTool:
+        return PythonTool(
+            name=self.name, factory=self.factory, settings=self.settings, services=self.services, retry=self.retry
+        )

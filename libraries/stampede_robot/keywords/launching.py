@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 from robot.api.deco import keyword
@@ -17,6 +19,7 @@ from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch, start_lau
 from stampede.metrics import summarize
 from stampede.shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
 from stampede.units import format_duration, positive_seconds, require_positive_int
+from stampede.workers import launch_on_workers
 
 from ..component import LibraryComponent
 from ..launch_charts import inline_html
@@ -56,6 +59,8 @@ class LaunchKeywords(LibraryComponent):
         users: int | None = None,
         operation_timeout: timedelta | None = None,
         timeout: timedelta = timedelta(seconds=60),
+        workers: int = 1,
+        cluster: str | None = None,
     ) -> LaunchRecord:
         """Runs ``agents`` agents of ``tool`` concurrently and waits (at most ``timeout``) for them to finish.
 
@@ -80,22 +85,34 @@ class LaunchKeywords(LibraryComponent):
         The launch never fails because operations failed: checkers and
         thresholds judge that. It fails when it could not run as asked (a tool
         that cannot start, agents cut off by ``timeout``). Every operation is
-        saved as JSON lines under ``${OUTPUT DIR}/histories`` either way, and a
-        summary table is logged. Returns the launch, for checker keywords.
+        saved as JSON lines under ``${OUTPUT DIR}/histories`` either way (and,
+        as the launch runs, in Arrow chunk files in a folder of its own there),
+        and a summary table is logged. Returns the launch, for checker keywords.
 
         To do other things while agents run (inject a fault, look at the data),
         use `Launch Agents In Background` instead.
 
+        ``workers`` above 1 splits the agents by number into that many shards,
+        each run in a worker process of its own on Dask distributed: a local
+        cluster started for the launch, or the workers of the scheduler at
+        ``cluster`` (``tcp://host:8786``). Their histories are merged, so checks
+        and thresholds judge the launch as one. This is a first cut: only
+        Python tools (`Define Python Tool`) are rebuilt in the workers, the
+        shards are not released at one instant, and ``rate`` is not split.
+
         | Launch Agents | deduct | 50 |
         | Launch Agents | deduct | 100 | iterations=5 | batch_size=25 | batch_interval=1 s |
         | ${launch}= | Launch Agents | deduct | 20 | rate=200 | duration=10 s |
+        | Launch Agents | deduct | 2000 | iterations=10 | workers=4 |
         """
         with self._attempt(tool):
             chosen = self.runtime.tool(tool)
             bound = _operation_bound(chosen, operation_timeout)
             plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
+            if workers != 1 or cluster is not None:
+                return self._finish(chosen, _on_workers(chosen, plan, workers, self._history_dir(chosen), cluster))
             try:
-                running = self.runtime.run(_start(chosen, plan))
+                running = self.runtime.run(_start(chosen, plan, self._history_dir(chosen)))
                 with showing_progress(running, tool):
                     result = self.runtime.run(_result(running), timeout=plan.run_timeout + SETUP_ALLOWANCE_SECONDS)
             except _CANNOT_START as error:
@@ -134,7 +151,7 @@ class LaunchKeywords(LibraryComponent):
             chosen = self.runtime.tool(tool)
             bound = _operation_bound(chosen, operation_timeout)
             plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
-            running = self.runtime.run(_start(chosen, plan))
+            running = self.runtime.run(_start(chosen, plan, self._history_dir(chosen)))
         handle = BackgroundLaunch(len(self.runtime.background) + 1, chosen, plan, running)
         self.runtime.background.append(handle)
         self.log(f"Started {handle}: {plan.describe()}.")
@@ -233,6 +250,12 @@ class LaunchKeywords(LibraryComponent):
                 self.log(f"Launch {missed.number} of {tool!r} did not run: checks that depend on it are not judged.")
             raise
 
+    def _history_dir(self, tool: Tool) -> Path:
+        """Where the launch writes its history's chunks as they fill: a folder of its own beside the JSON lines."""
+        test = self.variable("TEST NAME") or self.variable("SUITE NAME", "suite")
+        name = f"{slug(test, 'launch')}.{slug(tool.name, 'launch')}.{self.runtime.run_id}.{secrets.token_hex(4)}.chunks"
+        return self.output_dir / "histories" / name
+
     def _finish(self, tool: Tool, result: LaunchResult, overran: float | None = None) -> LaunchRecord:
         """Save the history, log the summary table, and fail when the launch did not run as asked."""
         number = self.runtime.next_launch_number()
@@ -299,13 +322,23 @@ def _operation_bound(tool: Tool, given: timedelta | None) -> timedelta:
     return max(DEFAULT_OPERATION_TIMEOUT, timedelta(seconds=own))
 
 
+def _on_workers(tool: Tool, plan: LaunchPlan, workers: int, history_dir: Path, cluster: str | None) -> LaunchResult:
+    recipe = getattr(tool, "recipe", None)
+    if recipe is None:
+        raise ConfigurationError(
+            f"Tool {tool.name!r} cannot run on workers yet: only Python tools (Define Python Tool) are rebuilt in a "
+            "worker process. Launch it with workers=1."
+        )
+    return launch_on_workers(recipe(), plan, require_positive_int(workers, what="workers"), history_dir, cluster)
+
+
 def _check_handle(launch: object) -> None:
     if not isinstance(launch, BackgroundLaunch):
         raise ConfigurationError(f"Expected the handle Launch Agents In Background returns, got {launch!r}.")
 
 
-async def _start(tool: Tool, plan: LaunchPlan) -> RunningLaunch:
-    running = start_launch(tool, plan)
+async def _start(tool: Tool, plan: LaunchPlan, history_dir: Path) -> RunningLaunch:
+    running = start_launch(tool, plan, history_dir)
     await asyncio.sleep(0)  # let it begin: a setup that fails at once is reported when its result is awaited
     return running
 

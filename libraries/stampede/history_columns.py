@@ -1,0 +1,241 @@
+"""A chunk of the history as typed columns (an Arrow record batch), and the columns metrics read from it.
+
+A chunk holds one row per operation in the order the fields of
+:class:`~stampede.history.Operation` are given. Names (user, operation, error,
+outcome) are dictionary-encoded; what few operations carry (the values read and
+written, phase timings, retry causes) is kept sparse: null where absent, so a
+chunk of operations that read nothing costs nothing for it. Read and written
+values are pickled (they are any Python value a tool returns, and come back as
+they were recorded); the JSON-lines export stays the readable form.
+
+Chunk files are Arrow IPC files, LZ4-compressed (bench/history_storage.py:
+recording, size and read-back of Arrow IPC, Parquet and numpy chunks). Anything
+that reads Arrow (pandas, polars, DuckDB) can open them.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyarrow import ipc
+
+from .outcomes import Outcome
+
+Row = tuple[
+    int,  # agent
+    str,  # user
+    str,  # op
+    int,  # iteration
+    int,  # start_ns
+    int,  # end_ns
+    int,  # outcome, as its code (OUTCOME_CODE): a row of plain values is one the garbage collector lets go of
+    int | None,  # intended_ns
+    str | None,  # error
+    int,  # retries
+    tuple[Outcome, ...],  # retry_causes
+    bool,  # exhausted
+    Any,  # read
+    Any,  # written
+    dict[str, int] | None,  # timings
+]
+"""One operation as the launcher records it: :class:`~stampede.history.Operation`'s arguments, in order.
+
+The outcome is its code, not the enum member: a tuple holding only plain values
+(numbers, strings, None, empty tuples) is untracked by the garbage collector
+once it has been seen, so a chunk of rows costs the collector nothing; a
+member in every row kept each one tracked and made recording 40% slower.
+"""
+
+OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
+"""Outcome codes: an outcome's code is its index here."""
+OUTCOME_CODE = {outcome: code for code, outcome in enumerate(OUTCOMES)}
+_OUTCOME_NAMES = pa.array([outcome.value for outcome in OUTCOMES], pa.string())
+_PICKLED = pa.binary()
+_TIMINGS = pa.map_(pa.string(), pa.int64())
+_TIMING_LIST = pa.list_(pa.struct([("key", pa.string()), ("value", pa.int64())]))
+_CAUSES = pa.list_(pa.string())
+_IPC_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
+
+SCHEMA = pa.schema(
+    [
+        ("agent", pa.int32()),
+        ("user", pa.dictionary(pa.int32(), pa.string())),
+        ("op", pa.dictionary(pa.int32(), pa.string())),
+        ("iteration", pa.int64()),
+        ("start_ns", pa.int64()),
+        ("end_ns", pa.int64()),
+        ("outcome", pa.dictionary(pa.int8(), pa.string())),
+        ("intended_ns", pa.int64()),
+        ("error", pa.dictionary(pa.int32(), pa.string())),
+        ("retries", pa.int32()),
+        ("retry_causes", _CAUSES),
+        ("exhausted", pa.bool_()),
+        ("read", _PICKLED),
+        ("written", _PICKLED),
+        ("timings", _TIMINGS),
+    ]
+)
+
+Int64s = npt.NDArray[np.int64]
+
+_NAMES = (1, 2, 8)
+"""The name columns (user, op, error), dictionary-encoded."""
+_ROW_FIELDS = [
+    pa.field(field.name, field.type.value_type if index in _NAMES else field.type) for index, field in enumerate(SCHEMA)
+]
+_ROW_FIELDS[6] = pa.field("outcome", pa.int8())
+_PAYLOAD_ROW = pa.struct(_ROW_FIELDS)
+"""A row as Arrow converts it: names as strings, the outcome as its code, read and written values pickled."""
+_PLAIN_ROW = pa.struct(
+    [*_ROW_FIELDS[:12], pa.field("read", pa.null()), pa.field("written", pa.null()), _ROW_FIELDS[14]]
+)
+"""A row whose read and written values are None (the conversion fails on any other)."""
+
+
+Unpicklable = dict[tuple[int, int], Any]
+"""Read or written values pickle cannot take, by (row, field): kept as they are, beside the chunk."""
+
+
+def batch_of(rows: Sequence[Row], unpicklable: Unpicklable | None = None) -> pa.RecordBatch:
+    """The rows as one record batch of :data:`SCHEMA`, converted by Arrow in one pass over them.
+
+    Read and written values are any Python value: in the common chunk where no
+    operation has one, they convert as nulls; otherwise they are pickled first.
+    One pickle cannot take (a connection, a lock) is left null in the batch and
+    put in ``unpicklable``.
+    """
+    try:
+        struct = pa.array(rows, type=_PLAIN_ROW)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value read or written: pickle those
+        kept = {} if unpicklable is None else unpicklable
+        pickled = [
+            (*row[:12], _pickled(row[12], (index, 12), kept), _pickled(row[13], (index, 13), kept), row[14])
+            for index, row in enumerate(rows)
+        ]
+        struct = pa.array(pickled, _PAYLOAD_ROW)
+    columns = struct.flatten()
+    for index in _NAMES:
+        columns[index] = pc.dictionary_encode(columns[index])
+    columns[6] = pa.DictionaryArray.from_arrays(columns[6], _OUTCOME_NAMES)
+    columns[10] = pc.if_else(pc.equal(pc.list_value_length(columns[10]), 0), pa.scalar(None, _CAUSES), columns[10])
+    for index in (12, 13):
+        columns[index] = columns[index].cast(_PICKLED)
+    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+
+
+def _pickled(value: Any, where: tuple[int, int], unpicklable: Unpicklable) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - pickle raises what the value's own __reduce__ raises
+        unpicklable[where] = value
+        return None
+
+
+def joined(parts: Sequence[Int64s]) -> Int64s:
+    """One array of the chunks' arrays, in order (empty for none)."""
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def write_chunk(batch: pa.RecordBatch, path: Path) -> Path:
+    """Write ``batch`` as an Arrow IPC file at ``path`` (parents created) and return it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, SCHEMA, options=_IPC_OPTIONS) as writer:
+        writer.write_batch(batch)
+    return path
+
+
+def read_chunk(path: Path) -> pa.RecordBatch:
+    """The batch a chunk file holds."""
+    with pa.memory_map(str(path)) as source:
+        reader = ipc.open_file(source)
+        return reader.get_batch(0) if reader.num_record_batches else SCHEMA.empty_table().to_batches()[0]
+
+
+def row_fields(batch: pa.RecordBatch, unpicklable: Unpicklable) -> list[list[Any]]:
+    """The batch's columns as Python values, in :data:`Row` order (for building operations).
+
+    Through numpy and the dictionaries, not ``to_pylist`` (which makes an Arrow scalar per value, ten times slower).
+    """
+    count = batch.num_rows
+    fields = [_values(batch.column(index), count) for index in range(len(SCHEMA))]
+    fields[6] = _values(batch.column(6), count, Outcome)
+    fields[10] = [() if causes is None else tuple(map(Outcome, causes)) for causes in fields[10]]
+    for index in (12, 13):
+        if batch.column(index).null_count != count:
+            fields[index] = [None if value is None else pickle.loads(value) for value in fields[index]]
+    if batch.column(14).null_count != count:
+        fields[14] = [None if pairs is None else dict(pairs) for pairs in fields[14]]
+    for (row, field), value in unpicklable.items():
+        fields[field][row] = value
+    return fields
+
+
+def _values(column: pa.Array, count: int, decode: Any = str) -> list[Any]:
+    """The column's values; a dictionary column's names made with ``decode`` (once per distinct name)."""
+    if column.null_count == count:
+        return [None] * count
+    if pa.types.is_dictionary(column.type):
+        names = list(map(decode, column.dictionary.to_pylist()))
+        if column.null_count:
+            return [None if code is None else names[code] for code in column.indices.to_pylist()]
+        return list(map(names.__getitem__, column.indices.to_numpy().tolist()))
+    if column.null_count == 0 and (pa.types.is_integer(column.type) or pa.types.is_boolean(column.type)):
+        return list(column.to_numpy(zero_copy_only=False).tolist())
+    return list(column.to_pylist())
+
+
+class Columns:
+    """The columns of one chunk that metrics read, as numpy arrays (views of the batch where possible)."""
+
+    def __init__(self, batch: pa.RecordBatch) -> None:
+        self.batch = batch
+        self.rows = batch.num_rows
+
+    def ints(self, name: str) -> Int64s:
+        """An integer column without nulls (agent, iteration, start_ns, end_ns, retries) as int64."""
+        return np.asarray(self.batch.column(name).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    def began_ns(self) -> Int64s:
+        """When each operation's latency starts counting: its intended start when it had one, else its start."""
+        began = pc.coalesce(self.batch.column("intended_ns"), self.batch.column("start_ns"))
+        return np.asarray(began.to_numpy(), dtype=np.int64)
+
+    def latency_ns(self) -> Int64s:
+        return self.ints("end_ns") - self.began_ns()
+
+    def outcome_codes(self) -> npt.NDArray[np.int8]:
+        """Each operation's outcome as its index in :data:`OUTCOMES`."""
+        column = self.batch.column("outcome")
+        to_code = np.array([OUTCOME_CODE[Outcome(name)] for name in column.dictionary.to_pylist()], dtype=np.int8)
+        return to_code[column.indices.to_numpy(zero_copy_only=False)]
+
+    def codes(self, name: str) -> tuple[npt.NDArray[np.int32], list[str]]:
+        """A name column as codes (-1 for null) and the names they stand for."""
+        column = self.batch.column(name)
+        codes = column.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        return np.asarray(codes, dtype=np.int32), column.dictionary.to_pylist()
+
+    def retry_causes(self) -> npt.NDArray[np.int8]:
+        """Every retried attempt's outcome code, all operations' together."""
+        names = pc.list_flatten(self.batch.column("retry_causes")).to_pylist()
+        return np.array([OUTCOME_CODE[Outcome(name)] for name in names], dtype=np.int8)
+
+    def timings(self) -> dict[str, Int64s]:
+        """Per timed phase, the times operations gave it (in the order of the operations)."""
+        column = self.batch.column("timings")
+        if column.null_count == len(column):
+            return {}
+        entries = pc.list_flatten(column.cast(_TIMING_LIST))  # unlike .keys and .items, kept to a slice of the column
+        keys = entries.field("key").dictionary_encode()
+        values = np.asarray(entries.field("value").to_numpy(zero_copy_only=False), dtype=np.int64)
+        codes = keys.indices.to_numpy(zero_copy_only=False)
+        return {str(phase): values[codes == index] for index, phase in enumerate(keys.dictionary.to_pylist())}

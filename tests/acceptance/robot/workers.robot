@@ -1,0 +1,32 @@
+*** Settings ***
+Documentation    Launch Agents with workers=2: the agents split over two worker processes on Dask
+...              distributed, one history judged as one launch.
+
+Resource         stampede_robot/resources/user_code_tools.resource
+
+Suite Setup      Use PostgreSQL
+
+
+*** Test Cases ***
+A Read Then Write Split Over Two Workers Still Loses Updates
+    [Documentation]    The seeded race is caught with its agents in two processes.
+    ${account}=    Create Credit Account    balance=${STARTING_BALANCE}
+    Define Python Tool    deduct    ${TOOLS}:NaiveDeduction    account=${account}
+    Launch Agents    deduct    20    iterations=3    workers=2
+    Thresholds Should Hold    operations == 60    success_rate >= 100%
+    Run Keyword And Expect Error    Lost updates: expected 0, found *    No Update Should Be Lost
+
+An Atomic Update Split Over Two Workers Keeps Every Credit
+    [Documentation]    The same launch with a correct tool passes.
+    ${account}=    Create Credit Account    balance=${STARTING_BALANCE}
+    Define Python Tool    deduct    ${TOOLS}:AtomicDeduction    account=${account}
+    Launch Agents    deduct    20    iterations=3    workers=2
+    No Update Should Be Lost
+    Invariant Should Hold    SELECT balance = ${STARTING_BALANCE} - 60 FROM accounts WHERE id = ${account}
+
+A Tool That Cannot Be Rebuilt In A Worker Is Refused
+    [Documentation]    Built-in tools hold connections: they cannot run on workers yet, and the launch says so.
+    ${account}=    Create Credit Account    balance=${STARTING_BALANCE}
+    Define Credit Deduction Tool    deduct credits    accounts=${account}
+    Run Keyword And Expect Error    *cannot run on workers yet: only Python tools*
+    ...    Launch Agents    deduct credits    4    workers=2

@@ -1,0 +1,35 @@
+"""Launch Agents with workers=2 from Robot: the race is caught across two worker processes, nothing is left."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import ROBOT_DIR, RobotRun, assert_nothing_left_behind, assert_passed, run_robot
+
+TESTS = (
+    "A Read Then Write Split Over Two Workers Still Loses Updates",
+    "An Atomic Update Split Over Two Workers Keeps Every Credit",
+    "A Tool That Cannot Be Rebuilt In A Worker Is Refused",
+)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> RobotRun:
+    return run_robot(tmp_path_factory.mktemp("workers"), ROBOT_DIR / "workers.robot")
+
+
+def test_the_suite_passes(run: RobotRun) -> None:
+    assert_passed(run, *TESTS)
+    assert run.returncode == 0, run.console
+
+
+def test_each_launch_on_workers_saved_one_merged_history(run: RobotRun) -> None:
+    histories = sorted((run.output_dir / "histories").glob("*.jsonl"))
+    assert len(histories) == 2, histories
+    assert all(len(path.read_text(encoding="utf-8").splitlines()) == 60 for path in histories)
+    folders = sorted(path for path in (run.output_dir / "histories").iterdir() if path.is_dir())
+    assert len(folders) == 2 and all(not list(folder.glob("shard-*")) for folder in folders), folders
+
+
+def test_nothing_is_left_behind(run: RobotRun) -> None:
+    assert_nothing_left_behind(run)

@@ -1,0 +1,47 @@
+"""A launch over two local worker processes against a real PostgreSQL: the seeded race is still caught."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from stampede.checkers.lost_updates import check_lost_updates
+from stampede.launcher import LaunchPlan
+from stampede.services.postgres_target import PostgresTarget
+from stampede.workers import launch_on_workers
+from stampede.workloads.credits import create_accounts, total_balance
+from stampede.workloads.python_tool import PythonTool, ServiceEndpoints
+
+from .support import with_target
+
+TOOLS = Path(__file__).resolve().parents[2] / "libraries" / "stampede_robot" / "resources" / "credit_tools.py"
+AGENTS = 20
+ITERATIONS = 3
+BALANCE = 10_000
+
+
+@pytest.mark.parametrize("factory", ["NaiveDeduction", "AtomicDeduction"])
+def test_split_over_two_workers_a_read_then_write_still_loses_updates_and_an_atomic_one_does_not(
+    pg_dsn: str, run_id: str, factory: str, tmp_path: Path
+) -> None:
+    async def body(target: PostgresTarget) -> None:
+        (account,) = await create_accounts(target, 1, BALANCE)
+        services = ServiceEndpoints(postgres_dsn=target.client_dsn())
+        tool = PythonTool(name=factory, factory=f"{TOOLS}:{factory}", settings={"account": account}, services=services)
+        plan = LaunchPlan(agents=AGENTS, iterations=ITERATIONS)
+        result = await asyncio.to_thread(launch_on_workers, tool.recipe(), plan, 2, tmp_path / "chunks")
+        assert not result.agent_errors, result.agent_errors
+        assert len(result.history) == AGENTS * ITERATIONS
+        assert all(op.ok for op in result.history), {op.error for op in result.history}
+        lost = check_lost_updates(result.history)
+        final = await total_balance(target, [account])
+        if factory == "NaiveDeduction":
+            assert not lost.passed and lost.value, lost.message
+            assert final > BALANCE - AGENTS * ITERATIONS
+        else:
+            assert lost.passed, lost.message
+            assert final == BALANCE - AGENTS * ITERATIONS
+
+    with_target(pg_dsn, run_id, body)
