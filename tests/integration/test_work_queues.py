@@ -119,7 +119,7 @@ COUNT_THEN_INSERT = Scenario(
         "capacity": 10,
         "process_time": 0.02,
         "capacity_check": CapacityCheck.COUNT_THEN_INSERT,
-        "think_time": 0.003,
+        "think_time": 0.02,  # the gap between count and insert: wide enough to be hit on a loaded machine
     },
 )
 NAIVE = Scenario(agents=8, settings={"producers": 2, "items": 40, "claim": ClaimStrategy.NAIVE, "think_time": 0.002})

@@ -12,6 +12,9 @@ its history holds every append its reads can show.
 The lists live in one table of the run's schema, ``list_append (tool, key, vals)``,
 each tool's rows apart. A transaction that outlives ``transaction_timeout`` is cut
 off and recorded as a timeout (its outcome unknown: its commit may have gone through).
+With ``lock_timeout``, a transaction that waits longer than that for a row lock is
+aborted (55P03) and recorded as failed, so opposite lock orders cost the same short
+wait on every server rather than each server's ``deadlock_timeout``.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class ListAppendTool(PostgresTool):
         appends_per_key: int = 32,
         isolation: IsolationLevel = IsolationLevel.SERIALIZABLE,
         transaction_timeout: float = 5.0,
+        lock_timeout: float | None = None,
         retry: RetryPolicy = NO_RETRIES,
         seed: int | None = None,
     ) -> None:
@@ -74,11 +78,15 @@ class ListAppendTool(PostgresTool):
         _require(0.0 <= read_fraction <= 1.0, f"read_fraction must be between 0 and 1, got {read_fraction}")
         _require(appends_per_key >= 1, f"appends_per_key must be at least 1, got {appends_per_key}")
         _require(transaction_timeout > 0, f"transaction_timeout must be above 0 s, got {transaction_timeout} s")
+        _require(lock_timeout is None or lock_timeout > 0, f"lock_timeout must be above 0 s, got {lock_timeout} s")
         self.keys = keys
         self.max_transaction_length = max_transaction_length
         self.read_fraction = read_fraction
         self.appends_per_key = appends_per_key
         self.transaction_timeout = transaction_timeout
+        self._set_lock_timeout = (
+            None if lock_timeout is None else f"SET LOCAL lock_timeout = '{max(1, round(lock_timeout * 1000))}ms'"
+        )
         self._random = random.Random(seed)
         self._values = count(1)
         self._next_key = count(1)
@@ -142,6 +150,8 @@ class ListAppendTool(PostgresTool):
         for op in ops:
             if op[0] == READ:
                 op[2] = None  # a retried attempt reads afresh
+        if self._set_lock_timeout is not None:
+            await connection.execute(self._set_lock_timeout)
         for op in ops:
             if op[0] == APPEND:
                 await connection.execute(APPEND_SQL, self.name, op[1], op[2])

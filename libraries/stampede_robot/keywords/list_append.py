@@ -33,6 +33,7 @@ class ListAppendToolKeywords(LibraryComponent):
         isolation: IsolationLevel = IsolationLevel.SERIALIZABLE,
         appends_per_key: int = 32,
         transaction_timeout: timedelta = timedelta(seconds=5),
+        lock_timeout: timedelta | None = None,
         max_retries: int = 0,
     ) -> None:
         """Defines a tool whose every operation is one transaction of random appends to lists and reads of them.
@@ -51,8 +52,12 @@ class ListAppendToolKeywords(LibraryComponent):
         is recorded as failed, and retried up to ``max_retries`` times. One that
         takes longer than ``transaction_timeout`` is cut off and recorded as a
         timeout: its outcome is unknown, which the checker never takes for a
-        commit. Keep it below the launch's operation timeout. The lists live in
-        table ``list_append`` of the run's schema.
+        commit. Keep it below the launch's operation timeout. With
+        ``lock_timeout`` (e.g. ``200 ms``) a transaction waiting longer than
+        that for a row lock is aborted (55P03) and recorded as failed: a
+        deadlock then costs that wait instead of the server's
+        ``deadlock_timeout`` (1 s by default). The lists live in table
+        ``list_append`` of the run's schema.
 
         Any tool that records its transactions in the same shape (see
         ``stampede/records/list_append.py``), such as a Python tool of your own
@@ -71,6 +76,7 @@ class ListAppendToolKeywords(LibraryComponent):
             appends_per_key=appends_per_key,
             isolation=isolation,
             transaction_timeout=transaction_timeout.total_seconds(),
+            lock_timeout=None if lock_timeout is None else lock_timeout.total_seconds(),
             retry=RetryPolicy(max_retries=max_retries),
         )
         self.runtime.run(tool.prepare())
