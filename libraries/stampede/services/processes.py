@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
 import os
 import pwd
 import shutil
@@ -16,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Self, TypedDict
+from typing import Any, Self, TypedDict
 
 from ..errors import ServiceUnavailable
 
@@ -71,6 +72,21 @@ def log_tail(path: Path, lines: int = 20) -> str:
     except OSError:
         return f"(no log at {path})"
     return tail or f"(log {path} is empty)"
+
+
+def ready_line(path: Path | None) -> dict[str, Any] | None:
+    """The ``{"ready": true, ...}`` line a server we started printed to its log, parsed; None before it has."""
+    if path is None:
+        return None
+    try:
+        with path.open(encoding="utf-8", errors="replace") as log:
+            for line in log:
+                if line.startswith('{"ready"'):
+                    found = json.loads(line)
+                    return found if isinstance(found, dict) else None
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _death_signal_setter(sig: int) -> Callable[[], None] | None:

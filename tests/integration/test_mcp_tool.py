@@ -1,0 +1,176 @@
+"""The MCP tool against the reference MCP server: a real server process on the ``mcp`` SDK, real PostgreSQL.
+
+Sessions are opened, called and deleted; what each call got (id, status,
+notifications with their arrival times, the result and its structured content)
+is recorded; each bug switch shows the symptom its check looks for, and bad
+input ends in an error naming what to fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from stampede.errors import ConfigurationError, ServiceUnavailable
+from stampede.launcher import LaunchPlan, LaunchResult, launch
+from stampede.records.mcp import McpFailure
+from stampede.services.embedded_mcp_server import EmbeddedMcpServer
+from stampede.services.embedded_postgres import EmbeddedPostgres
+from stampede.services.postgres_target import PostgresTarget, open_postgres
+from stampede.services.processes import free_port
+from stampede.workloads.mcp_tool import McpTool
+
+
+@dataclass
+class Served:
+    server: EmbeddedMcpServer
+    postgres: PostgresTarget
+
+    def tool(self, tool: str, arguments: dict[str, Any], **options: Any) -> McpTool:
+        return McpTool(self.server.url, tool, arguments, tokens=self.server.token_for, call_timeout=10, **options)
+
+    async def balances(self) -> dict[str, int]:
+        connection = await self.postgres.connect()
+        try:
+            rows = await connection.fetch("SELECT user_id, balance FROM mcp_credits")
+        finally:
+            await connection.close()
+        return {row["user_id"]: int(row["balance"]) for row in rows}
+
+    def session_counts(self) -> dict[str, int]:
+        with urllib.request.urlopen(self.server.sessions_url, timeout=5) as answer:
+            return dict(json.loads(answer.read()))
+
+
+@asynccontextmanager
+async def mcp_server(dsn: str, run_id: str, bugs: str | None = None) -> AsyncIterator[Served]:
+    postgres = await open_postgres(dsn, run_id=run_id)
+    server = EmbeddedMcpServer.for_target(postgres, bugs=bugs, initial_credits=1000)
+    try:
+        server.start()
+        yield Served(server, postgres)
+    finally:
+        server.stop()
+        await postgres.close()
+
+
+def launched(
+    served: Served, tool: McpTool, agents: int, *, users: int | None = None, iterations: int = 1
+) -> LaunchResult:
+    plan = LaunchPlan(agents=agents, iterations=iterations, users=users, operation_timeout=20, run_timeout=60)
+    return asyncio.run(launch(tool, plan))
+
+
+@pytest.fixture
+def served(embedded_postgres: EmbeddedPostgres, run_id: str, request: pytest.FixtureRequest) -> Iterator[Served]:
+    bugs = getattr(request, "param", None)
+    loop = asyncio.new_event_loop()
+    context = mcp_server(embedded_postgres.dsn, run_id, bugs)
+    try:
+        yield loop.run_until_complete(context.__aenter__())
+    finally:
+        loop.run_until_complete(context.__aexit__(None, None, None))
+        loop.close()
+
+
+def counts(result: LaunchResult) -> dict[str, int]:
+    return dict(Counter(str(op.outcome) for op in result.history))
+
+
+SLEEP = {"seconds": 0.2, "nonce": "{nonce}"}
+DEDUCT = {"amount": 1, "nonce": "{nonce}"}
+
+
+def test_calls_record_their_id_status_progress_and_structured_result(served: Served) -> None:
+    tool = served.tool("sleep", SLEEP)
+    result = launched(served, tool, 4, iterations=2)
+    assert counts(result) == {"ok": 8}
+    assert sorted(call.request_id for call in tool.calls) == [1, 1, 1, 1, 2, 2, 2, 2]  # ids collide across sessions
+    call = tool.calls[0]
+    assert call.http_status == 200 and call.session is not None
+    assert [note.method for note in call.notifications] == ["notifications/progress"] * 4
+    assert [note.params["progress"] for note in call.notifications] == [1, 2, 3, 4]
+    assert call.start_ns < call.notifications[0].at_ns <= call.notifications[-1].at_ns <= (call.end_ns or 0)
+    assert call.structured["nonce"] == call.nonce
+    assert {record.delete_status for record in tool.sessions} == {200}
+    assert served.session_counts() == {"tracked": 0, "open": 0}
+
+
+def test_deductions_under_concurrency_are_all_counted(served: Served) -> None:
+    result = launched(served, served.tool("deduct", DEDUCT), 10, users=2, iterations=5)
+    assert counts(result) == {"ok": 50}
+    assert asyncio.run(served.balances()) == {"user-1": 975, "user-2": 975}
+
+
+@pytest.mark.parametrize("served", ["lost_update"], indirect=True)
+def test_lost_update_loses_deductions(served: Served) -> None:
+    launched(served, served.tool("deduct", DEDUCT), 10, users=2, iterations=5)
+    assert min(asyncio.run(served.balances()).values()) > 975
+
+
+@pytest.mark.parametrize("served", ["crossed_replies"], indirect=True)
+def test_crossed_replies_hand_a_call_another_sessions_result(served: Served) -> None:
+    tool = served.tool("deduct", DEDUCT)
+    launched(served, tool, 10, iterations=3)
+    assert any(call.structured["nonce"] != call.nonce for call in tool.calls)
+
+
+@pytest.mark.parametrize("served", ["never_reap"], indirect=True)
+def test_never_reap_keeps_state_of_deleted_sessions(served: Served) -> None:
+    tool = served.tool("deduct", DEDUCT)
+    launched(served, tool, 5)
+    assert {record.delete_status for record in tool.sessions} == {200}
+    assert served.session_counts() == {"tracked": 6, "open": 0}  # 5 agents and the tool list's
+
+
+def test_a_cancelled_call_is_cancelled_and_charges_nothing(served: Served) -> None:
+    tool = served.tool("sleep", {"seconds": 1.0, "nonce": "{nonce}", "charge": 7}, cancel_after=0.3)
+    result = launched(served, tool, 3)
+    assert counts(result) == {"conflict": 3}
+    assert {call.failure for call in tool.calls} == {McpFailure.CANCELLED}
+    asyncio.run(asyncio.sleep(1.2))
+    assert asyncio.run(served.balances()) == {}
+
+
+@pytest.mark.parametrize("served", ["ignore_cancel"], indirect=True)
+def test_ignore_cancel_still_charges_a_cancelled_call(served: Served) -> None:
+    tool = served.tool("sleep", {"seconds": 1.0, "nonce": "{nonce}", "charge": 7}, cancel_after=0.3)
+    launched(served, tool, 3)
+    asyncio.run(asyncio.sleep(1.2))
+    assert asyncio.run(served.balances()) == {f"user-{n}": 993 for n in (1, 2, 3)}
+
+
+def test_an_unknown_tool_is_refused_listing_the_servers_tools(served: Served) -> None:
+    with pytest.raises(ConfigurationError, match=r"has no tool 'dedcut': its tools are append_note, balance, deduct"):
+        launched(served, served.tool("dedcut", DEDUCT), 2)
+
+
+def test_arguments_failing_the_input_schema_show_the_schemas_complaint(served: Served) -> None:
+    with pytest.raises(ConfigurationError, match=r"fail its input schema at amount: 'lots' is not of type 'integer'"):
+        launched(served, served.tool("deduct", {"amount": "lots", "nonce": "{nonce}"}), 2)
+
+
+def test_an_endpoint_that_is_not_mcp_says_so(served: Served) -> None:
+    tool = McpTool(served.server.sessions_url, "deduct", DEDUCT, tokens=served.server.token_for)
+    with pytest.raises(ConfigurationError, match=r"/sessions is not an MCP Streamable HTTP endpoint"):
+        launched(served, tool, 1)
+
+
+def test_a_refused_token_names_the_tokens(served: Served) -> None:
+    tool = McpTool(served.server.url, "deduct", DEDUCT, tokens="not-a-jwt")
+    with pytest.raises(ConfigurationError, match=r"refused the user's token \(HTTP 401\)"):
+        launched(served, tool, 1)
+
+
+def test_nothing_listening_names_the_server() -> None:
+    tool = McpTool(f"http://127.0.0.1:{free_port()}/mcp", "deduct", DEDUCT)
+    with pytest.raises(ServiceUnavailable, match=r"Nothing accepts connections at the MCP server http://127"):
+        asyncio.run(launch(tool, LaunchPlan(agents=1)))
