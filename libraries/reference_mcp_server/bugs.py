@@ -14,6 +14,7 @@ class Bug(StrEnum):
     BLOCKING_SLEEP = "blocking_sleep"
     IGNORE_CANCEL = "ignore_cancel"
     NEVER_REAP = "never_reap"
+    SESSION_KEYED_NOTES = "session_keyed_notes"
 
     @property
     def description(self) -> str:
@@ -26,9 +27,12 @@ _DESCRIPTIONS = {
     "calls of one user overwrite each other's deduction",
     Bug.CROSSED_REPLIES: "tool results wait in one map keyed by the JSON-RPC id alone, so two sessions using the "
     "same id at once can each get the other's result",
-    Bug.BLOCKING_SLEEP: "the sleep tool calls time.sleep, blocking the event loop, so every call waits for it",
+    Bug.BLOCKING_SLEEP: "the sleep tool calls time.sleep, blocking the event loop, so concurrent calls run one "
+    "after another",
     Bug.IGNORE_CANCEL: "the sleep tool's work is shielded from cancellation, so a cancelled call still charges",
     Bug.NEVER_REAP: "a session's state (a 256 KiB buffer) is kept after its DELETE",
+    Bug.SESSION_KEYED_NOTES: "notes are kept under the Mcp-Session-Id header instead of the user, so in the "
+    "stateless era, which sends no such header, every user shares one list of notes",
 }
 
 

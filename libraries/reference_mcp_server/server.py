@@ -5,7 +5,7 @@ its answer from another's):
 
 - ``deduct(amount, nonce)``: takes ``amount`` of the caller's credits, returns the balance;
 - ``balance(nonce)``: the caller's balance;
-- ``append_note(note, nonce)``: appends to the caller's notes, returns how many there are;
+- ``append_note(note, nonce)``: appends to the caller's notes, returns them all;
 - ``read_notes(nonce)``: the caller's notes;
 - ``sleep(seconds, nonce, charge=0)``: sleeps in steps, reporting progress, then takes ``charge`` credits.
 
@@ -89,21 +89,27 @@ class Tools:
     async def balance(self, ctx: Context, nonce: str) -> _Json:
         return {"nonce": nonce, "balance": await self.store.balance(self.user(ctx))}
 
+    def notes_owner(self, ctx: Context) -> str:
+        """Whose notes a call works on: the caller's (session_keyed_notes: the Mcp-Session-Id header's, or "")."""
+        if Bug.SESSION_KEYED_NOTES in self.bugs:
+            return (ctx.headers or {}).get("mcp-session-id", "")
+        return self.user(ctx)
+
     async def append_note(self, ctx: Context, note: str, nonce: str) -> _Json:
-        return {"nonce": nonce, "notes": await self.store.append_note(self.user(ctx), note)}
+        return {"nonce": nonce, "notes": await self.store.append_note(self.notes_owner(ctx), note)}
 
     async def read_notes(self, ctx: Context, nonce: str) -> _Json:
-        return {"nonce": nonce, "notes": await self.store.notes(self.user(ctx))}
+        return {"nonce": nonce, "notes": await self.store.notes(self.notes_owner(ctx))}
 
     async def sleep(self, ctx: Context, seconds: float, nonce: str, charge: int) -> _Json:
         user = self.user(ctx)
         seconds = min(max(seconds, 0.0), MAX_SLEEP_SECONDS)
 
         async def work() -> _Json:
+            if Bug.BLOCKING_SLEEP in self.bugs:
+                time.sleep(seconds)  # the sync tool: nothing else runs meanwhile
             for step in range(1, SLEEP_STEPS + 1):
-                if Bug.BLOCKING_SLEEP in self.bugs:
-                    time.sleep(seconds / SLEEP_STEPS)
-                else:
+                if Bug.BLOCKING_SLEEP not in self.bugs:
                     await asyncio.sleep(seconds / SLEEP_STEPS)
                 await ctx.report_progress(step, SLEEP_STEPS, f"slept {step}/{SLEEP_STEPS}")
             balance = await self.store.deduct(user, charge) if charge else None
@@ -126,7 +132,7 @@ def build_server(tools: Tools) -> MCPServer:
     async def balance(nonce: str, ctx: Context) -> _Json:
         return await tools.answer(ctx, tools.balance(ctx, nonce))
 
-    @mcp.tool(description="Append note to the caller's notes; returns how many notes the caller has.")
+    @mcp.tool(description="Append note to the caller's notes; returns all the caller's notes.")
     async def append_note(note: str, nonce: str, ctx: Context) -> _Json:
         return await tools.answer(ctx, tools.append_note(ctx, note, nonce))
 

@@ -73,13 +73,16 @@ class Store:
         value = await self.pool.fetchval(f"SELECT balance FROM {self.schema}.mcp_credits WHERE user_id = $1", user)
         return self.initial_credits if value is None else int(value)
 
-    async def append_note(self, user: str, note: str) -> int:
-        """Append ``note`` to ``user``'s notes; return how many the user has now."""
+    async def append_note(self, owner: str, note: str) -> list[str]:
+        """Append ``note`` to ``owner``'s notes; return them all, oldest first."""
         async with self.pool.acquire() as connection, connection.transaction():
-            await connection.execute(f"INSERT INTO {self.schema}.mcp_notes (user_id, note) VALUES ($1, $2)", user, note)
-            return int(
-                await connection.fetchval(f"SELECT count(*) FROM {self.schema}.mcp_notes WHERE user_id = $1", user)
+            await connection.execute(
+                f"INSERT INTO {self.schema}.mcp_notes (user_id, note) VALUES ($1, $2)", owner, note
             )
+            rows = await connection.fetch(
+                f"SELECT note FROM {self.schema}.mcp_notes WHERE user_id = $1 ORDER BY id", owner
+            )
+            return [row["note"] for row in rows]
 
     async def notes(self, user: str) -> list[str]:
         rows = await self.pool.fetch(f"SELECT note FROM {self.schema}.mcp_notes WHERE user_id = $1 ORDER BY id", user)

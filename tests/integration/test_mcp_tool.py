@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from stampede.checkers.mcp_calls import check_own_answers, check_users_isolated
+from stampede.checkers.serialization import check_ran_in_parallel, check_work_overlapped
 from stampede.errors import ConfigurationError, ServiceUnavailable
 from stampede.launcher import LaunchPlan, LaunchResult, launch
 from stampede.records.mcp import McpFailure
@@ -174,3 +176,43 @@ def test_nothing_listening_names_the_server() -> None:
     tool = McpTool(f"http://127.0.0.1:{free_port()}/mcp", "deduct", DEDUCT)
     with pytest.raises(ServiceUnavailable, match=r"Nothing accepts connections at the MCP server http://127"):
         asyncio.run(launch(tool, LaunchPlan(agents=1)))
+
+
+NOTE = {"note": "{marker}", "nonce": "{nonce}"}
+
+
+def test_the_stateless_era_sends_no_session_and_gets_its_progress_and_answer(served: Served) -> None:
+    tool = served.tool("sleep", SLEEP, era="stateless")
+    result = launched(served, tool, 3, iterations=2)
+    assert counts(result) == {"ok": 6}
+    assert {call.session for call in tool.calls} == {None}
+    assert all(len(call.notifications) == 4 for call in tool.calls)
+    assert check_own_answers(tool.calls).passed
+    assert tool.sessions == [] or {record.delete_status for record in tool.sessions} == {None}
+
+
+@pytest.mark.parametrize("era", ["session", "stateless"])
+def test_notes_stay_with_their_user_in_both_eras(served: Served, era: str) -> None:
+    tool = served.tool("append_note", NOTE, era=era)
+    launched(served, tool, 6, users=3, iterations=3)
+    verdict = check_users_isolated(tool.calls, tool.marker_owners)
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.parametrize("served", ["session_keyed_notes"], indirect=True)
+def test_notes_keyed_by_the_session_header_are_shared_in_the_stateless_era_only(served: Served) -> None:
+    in_sessions = served.tool("append_note", NOTE)
+    launched(served, in_sessions, 4, users=2, iterations=2)
+    assert check_users_isolated(in_sessions.calls, in_sessions.marker_owners).passed
+    stateless = served.tool("append_note", NOTE, era="stateless")
+    launched(served, stateless, 4, users=2, iterations=2)
+    verdict = check_users_isolated(stateless.calls, stateless.marker_owners)
+    assert not verdict.passed and "returned markers written by other users" in verdict.message
+
+
+@pytest.mark.parametrize(("served", "parallel"), [(None, True), ("blocking_sleep", False)], indirect=["served"])
+def test_slow_calls_overlap_unless_the_tool_blocks_the_loop(served: Served, parallel: bool) -> None:
+    result = launched(served, served.tool("sleep", SLEEP), 6)
+    assert check_ran_in_parallel(result.history).passed  # every call is in flight all along, even one at a time
+    verdict = check_work_overlapped(result.history, solo_seconds=0.2, at_least=3)
+    assert verdict.passed is parallel, verdict.message

@@ -17,7 +17,7 @@ from typing import Any, Self
 
 from ..errors import ServiceUnavailable
 from .postgres_target import PostgresTarget
-from .processes import EmbeddedServer, ServerProcess, make_temp_dir, ready_line, remove_dir
+from .processes import EmbeddedServer, ServerProcess, StarterThread, make_temp_dir, ready_line, remove_dir
 from .reference_options import python_path
 from .tokens import issue_token, new_secret
 
@@ -160,3 +160,28 @@ class EmbeddedMcpServer(EmbeddedServer):
     def __repr__(self) -> str:
         state = f"{self.url}, pid {self.pid}" if self._ready else "stopped"
         return f"<EmbeddedMcpServer {state}, bugs {self.bugs}>"
+
+
+class McpServerTarget:
+    """The reference MCP server a suite uses: started from a thread of its own, so it outlives the keyword."""
+
+    def __init__(self, server: EmbeddedMcpServer, timeout: float = 30.0) -> None:
+        self.server = server
+        self._starter = StarterThread(server, timeout, "the reference MCP server")
+        self._closed = False
+
+    def start(self) -> str:
+        """Start the server (bounded by the timeout); return its endpoint URL."""
+        self._starter.start()
+        return self.server.url
+
+    def close(self) -> str:
+        """Stop the server (bounded); say what was done. Safe to call twice."""
+        if self._closed:
+            return ""
+        self._closed = True
+        pid = self.server.pid
+        code = self._starter.stop()
+        if pid is None:
+            return "the reference MCP server had not started; nothing to stop"
+        return f"stopped the reference MCP server (pid {pid}) " + ("cleanly" if code == 0 else f"with exit code {code}")

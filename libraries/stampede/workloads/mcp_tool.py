@@ -1,8 +1,13 @@
-"""MCP tool calls: agents as clients of an MCP tool server over Streamable HTTP, in the session era.
+"""MCP tool calls: agents as clients of an MCP tool server over Streamable HTTP, in either era.
 
-Each agent opens one MCP session before the start barrier (``initialize`` with
-the protocol version, the ``Mcp-Session-Id`` the server gives, then
-``notifications/initialized``) and ends it after the launch (``DELETE``). The
+In the session era (``era=session``, revision 2025-11-25) each agent opens one
+MCP session before the start barrier (``initialize`` with the protocol
+version, the ``Mcp-Session-Id`` the server gives, then
+``notifications/initialized``) and ends it after the launch (``DELETE``). In
+the stateless era (``era=stateless``, 2026-07-28) there is no session: every
+request carries the protocol version and client capabilities in its ``_meta``
+and the ``Mcp-Method`` / ``Mcp-Name`` headers, and a call is cancelled by
+closing its stream. The
 launch first opens a session of its own to list the server's tools: an
 unknown tool name, or arguments its input schema refuses, fail the launch
 there, naming what to fix. Each
@@ -15,7 +20,8 @@ do, so ids collide across sessions.
 The answer is read as JSON or as the SSE stream scoped to the request: every
 notification on it (progress, logs) is kept with its arrival time, then the
 response (:class:`~stampede.records.mcp.McpCall`). With ``cancel_after`` a call
-still running that long is cancelled (``notifications/cancelled``). All agents
+still running that long is cancelled (``notifications/cancelled``, and its
+stream closed). All agents
 share one aiohttp connection pool (measured against the ``mcp`` SDK's client in
 ``bench/mcp_clients.py``: the plain client costs a fraction of the CPU per call
 and per session set-up).
@@ -51,8 +57,9 @@ from .websocket_fields import shorten
 from .websocket_templates import check_placeholders, compiled
 from .websocket_values import PlaceholderValues, TokenSource
 
-PROTOCOL_VERSION = "2025-11-25"
-"""The session-era revision the tool asks for in ``initialize``."""
+ERAS = {"session": "2025-11-25", "stateless": "2026-07-28"}
+"""Each era and the protocol revision the tool speaks in it (in ``initialize``, or in every request's ``_meta``)."""
+_META = "io.modelcontextprotocol/"
 ARGUMENT_PLACEHOLDERS = frozenset({"user", "agent", "marker", "iteration", "nonce", "text"})
 CANCEL_GRACE = 1.0  # seconds a cancelled call's stream may take to end
 ACCEPT = "application/json, text/event-stream"
@@ -74,20 +81,37 @@ class _Failed(Exception):
 
 @dataclass
 class _Session:
-    """An agent's MCP session: its id, the negotiated version, its bearer token, the next request id."""
+    """An agent's MCP session (stateless: its requests): id, protocol version, bearer token, next request id."""
 
     id: str | None
     version: str
     token: str | None
+    stateless: bool = False
     next_id: int = 1
 
-    def headers(self) -> dict[str, str]:
+    def headers(self, body: Mapping[str, Any] | None = None) -> dict[str, str]:
         headers = {"Accept": ACCEPT, "MCP-Protocol-Version": self.version}
         if self.id is not None:
             headers["Mcp-Session-Id"] = self.id
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        if self.stateless and body is not None:
+            headers["Mcp-Method"] = str(body["method"])
+            if body["method"] == "tools/call":
+                headers["Mcp-Name"] = str(body["params"]["name"])
         return headers
+
+    def framed(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` as this era sends it: a stateless request carries the version and capabilities in ``_meta``."""
+        if not self.stateless or "id" not in body:
+            return body
+        params = dict(body.get("params") or {})
+        params["_meta"] = {
+            **(params.get("_meta") or {}),
+            f"{_META}protocolVersion": self.version,
+            f"{_META}clientCapabilities": {},
+        }
+        return {**body, "params": params}
 
 
 @dataclass
@@ -118,7 +142,7 @@ class McpTool(BaseTool):
         *,
         tokens: TokenSource | None = None,
         name: str = "mcp",
-        protocol_version: str = PROTOCOL_VERSION,
+        era: str = "session",
         connect_timeout: float = 10.0,
         call_timeout: float = 30.0,
         cancel_after: float | None = None,
@@ -139,9 +163,14 @@ class McpTool(BaseTool):
             )
         if connections is not None and (isinstance(connections, bool) or connections < 1):
             raise ConfigurationError(f"connections must be a whole number of at least 1, got {connections!r}")
+        if era not in ERAS:
+            raise ConfigurationError(
+                f"era must be session (initialize, Mcp-Session-Id, DELETE) or stateless, got {era!r}"
+            )
+        self.era = era
         self.tool = tool.strip()
         self.name = name
-        self.protocol_version = protocol_version
+        self.protocol_version = ERAS[era]
         self.connect_timeout = connect_timeout
         self.call_timeout = call_timeout
         self.cancel_after = cancel_after
@@ -166,7 +195,7 @@ class McpTool(BaseTool):
             "server": self.url,
             "calls": self.tool,
             "arguments": shorten(self.arguments),
-            "era": f"session ({self.protocol_version})",
+            "era": f"{self.era} ({self.protocol_version})",
             "call timeout": timeout_text(self.call_timeout),
             "cancels each call": f"after {timeout_text(self.cancel_after)}" if self.cancel_after else "never",
             "token": "bearer, per user" if self._values.tokens is not None else "(none)",
@@ -236,7 +265,9 @@ class McpTool(BaseTool):
 
     async def _initialize(self, http: aiohttp.ClientSession, token: str | None) -> _Session:
         """A new session; ConfigurationError when the endpoint does not answer ``initialize`` as an MCP server."""
-        session = _Session(None, self.protocol_version, token)
+        session = _Session(None, self.protocol_version, token, stateless=self.era == "stateless")
+        if session.stateless:
+            return session
         body = {
             "jsonrpc": "2.0",
             "id": 0,
@@ -354,16 +385,18 @@ class McpTool(BaseTool):
             raise _Failed(McpFailure.TOOL_ERROR, call.returned_text()[:300], answer.status)
 
     async def _cancel(self, http: aiohttp.ClientSession, session: _Session, call: McpCall) -> None:
-        """Send ``notifications/cancelled`` for the call, then give its stream :data:`CANCEL_GRACE` to end."""
+        """Cancel the call: in the session era send ``notifications/cancelled`` (bounded by :data:`CANCEL_GRACE`);
+        in both eras the call's stream is then closed (all a stateless client does)."""
         call.cancelled_ns = time.monotonic_ns()
-        body = {
-            "jsonrpc": "2.0",
-            "method": "notifications/cancelled",
-            "params": {"requestId": call.request_id, "reason": "cancel_after"},
-        }
-        with contextlib.suppress(_Failed, TimeoutError):
-            async with asyncio.timeout(CANCEL_GRACE):
-                await self._post(http, session, body, None, None)
+        if not session.stateless:
+            body = {
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": call.request_id, "reason": "cancel_after"},
+            }
+            with contextlib.suppress(_Failed, TimeoutError):
+                async with asyncio.timeout(CANCEL_GRACE):
+                    await self._post(http, session, body, None, None)
         raise _Failed(McpFailure.CANCELLED, f"cancelled after {timeout_text(self.cancel_after or 0)}")
 
     async def _post(
@@ -376,7 +409,7 @@ class McpTool(BaseTool):
     ) -> _Answer:
         """POST one JSON-RPC message; the response to ``request_id`` (None: a notification, answered 202)."""
         try:
-            async with http.post(self.url, json=body, headers=session.headers()) as response:
+            async with http.post(self.url, json=session.framed(body), headers=session.headers(body)) as response:
                 status, session_id = response.status, response.headers.get("Mcp-Session-Id", session.id)
                 if status >= 400:
                     raise _Failed(McpFailure.HTTP_ERROR, f"HTTP {status}: {_said(await response.text())}", status)
