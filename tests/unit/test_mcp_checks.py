@@ -72,7 +72,8 @@ def test_isolation_over_no_answer_is_inconclusive() -> None:
 def test_sessions_reaped_fails_for_kept_state_and_judges_nothing_without_deletes() -> None:
     assert check_sessions_reaped(20, 0).passed
     kept = check_sessions_reaped(20, 21)
-    assert not kept.passed and "21 never reaped" in kept.message
+    assert not kept.passed and kept.message.endswith(": 21 never reaped.")
+    assert "(at most 2 allowed)" in check_sessions_reaped(20, 3, allowed=2).message
     assert check_sessions_reaped(0, 0).inconclusive
 
 
@@ -93,3 +94,9 @@ def test_overlap_needs_two_agents_and_a_positive_cost() -> None:
     assert check_work_overlapped(ops([200]), solo_seconds=0.2).inconclusive
     with pytest.raises(ConfigurationError, match="solo_seconds"):
         check_work_overlapped(ops([200, 200]), solo_seconds=0)
+
+
+def test_a_crossed_answer_is_left_to_the_answer_check_not_counted_as_shared_state() -> None:
+    crossed = call(1, "a", echoed="b", text="m-x-10-1")
+    verdict = check_users_isolated([crossed, call(10, "b", user="user-2", text="m-x-10-1")], OWNERS)
+    assert verdict.passed and "1 answer carrying another call's nonce left to the answer check" in verdict.message

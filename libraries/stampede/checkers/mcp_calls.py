@@ -82,37 +82,47 @@ def check_own_answers(calls: Sequence[McpCall], *, nonce_field: str = "nonce") -
     )
 
 
-def check_users_isolated(calls: Sequence[McpCall], marker_owners: Mapping[str, str]) -> Verdict:
+def check_users_isolated(
+    calls: Sequence[McpCall], marker_owners: Mapping[str, str], *, nonce_field: str = "nonce"
+) -> Verdict:
     """Fail when what a tool returned to one user carries a marker another user's call wrote.
 
     ``marker_owners`` maps each call's marker to its user (the tool keeps it).
-    Calls without a result are not judged; no answered call is inconclusive.
+    An answer that carries another call's nonce is left to
+    :func:`check_own_answers` (it was delivered to the wrong request, whatever
+    state the server keeps); calls without a result are not judged. No answer
+    judged is inconclusive.
     """
     name = "MCP tool state stays with its user"
     answered = [call for call in calls if call.answered]
-    if not answered or not marker_owners:
+    own = [call for call in answered if _echoed(call, nonce_field) in (None, call.nonce)]
+    crossed = len(answered) - len(own)
+    left_to = (
+        f" ({plural(crossed, 'answer')} carrying another call's nonce left to the answer check)" if crossed else ""
+    )
+    if not own or not marker_owners:
         return Verdict(
             name,
             False,
             "no user reads another user's markers",
             "no call was answered",
-            message=f"Nothing judged: none of {plural(len(calls), 'call')} got a result.",
+            message=f"Nothing judged: none of {plural(len(calls), 'call')} got a result of its own{left_to}.",
             inconclusive=True,
         )
     markers = re.compile(
         "|".join(re.escape(marker) for marker in sorted(marker_owners, key=len, reverse=True)) + r"(?!\d)"
     )
     leaks: list[dict[str, Any]] = []
-    for call in answered:
+    for call in own:
         foreign = sorted({m for m in markers.findall(call.returned_text()) if marker_owners[m] != call.user})
         if foreign:
+            more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
             leaks.append(
                 {
                     "agent": call.agent,
                     "user": call.user,
                     "request id": call.request_id,
-                    "foreign markers": ", ".join(foreign[:5])
-                    + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""),
+                    "foreign markers": ", ".join(foreign[:5]) + more,
                     "their users": ", ".join(sorted({marker_owners[m] for m in foreign})),
                 }
             )
@@ -121,18 +131,18 @@ def check_users_isolated(calls: Sequence[McpCall], marker_owners: Mapping[str, s
             name,
             True,
             "no user reads another user's markers",
-            f"{plural(len(answered), 'answer')}, none with another user's marker",
-            message=f"No answer of {plural(len(answered), 'answered call')} carried another user's marker.",
+            f"{plural(len(own), 'answer')}, none with another user's marker",
+            message=f"No answer of {plural(len(own), 'answered call')} carried another user's marker{left_to}.",
             value=0,
         )
     return Verdict(
         name,
         False,
         "no user reads another user's markers",
-        f"{len(leaks)} of {len(answered)} answers carry another user's markers",
+        f"{len(leaks)} of {len(own)} answers carry another user's markers",
         plural(len(leaks), "answer"),
-        f"{plural(len(leaks), 'answer')} of {len(answered)} returned markers written by other users: the tool's state "
-        f"is shared between users{rows_note(len(leaks))}.",
+        f"{plural(len(leaks), 'answer')} of {len(own)} returned markers written by other users: the tool's state "
+        f"is shared between users{rows_note(len(leaks))}{left_to}.",
         capped(leaks),
         value=len(leaks),
     )
@@ -156,8 +166,9 @@ def check_sessions_reaped(deleted: int, kept: int, *, allowed: int = 0) -> Verdi
             inconclusive=True,
         )
     held = kept <= allowed
+    bound = f" (at most {allowed} allowed)" if allowed else ""
     message = f"The server keeps state for {plural(kept, 'session')} after {deleted} were deleted" + (
-        f" (at most {allowed} allowed)." if held else f": {kept - allowed} never reaped (at most {allowed} allowed)."
+        f"{bound}." if held else f": {kept - allowed} never reaped{bound}."
     )
     return Verdict(
         name,

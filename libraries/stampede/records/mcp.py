@@ -84,7 +84,8 @@ class McpCall:
 
 @dataclass(frozen=True, slots=True)
 class McpSessionRecord:
-    """One session an agent opened: its id, how long ``initialize`` took, and what ``DELETE`` answered."""
+    """One session an agent (0: the tool, listing the tools before the launch) opened: its id, how long
+    ``initialize`` took (the tool's: with the listing), and what ``DELETE`` answered."""
 
     agent: int
     user: str

@@ -209,11 +209,16 @@ class McpTool(BaseTool):
         self._http = _pool(self.connections, self.connect_timeout)
         probe = AgentContext(1, self._probe_user(), "m-probe-1")
         try:
+            started = time.monotonic_ns()
             session = await self._initialize(self._http, self._values.token_for(probe.user))
             try:
                 await self._check_tool(self._http, session, probe)
             finally:
-                await self._delete(self._http, session)
+                status = await self._delete(self._http, session)
+                if session.id is not None:
+                    self.sessions.append(
+                        McpSessionRecord(0, probe.user, session.id, time.monotonic_ns() - started, status)
+                    )
         except BaseException:
             await self.teardown()
             raise
