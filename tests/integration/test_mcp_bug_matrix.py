@@ -11,7 +11,12 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from stampede.checkers.mcp_calls import check_own_answers, check_sessions_reaped, check_users_isolated
+from stampede.checkers.mcp_calls import (
+    check_own_answers,
+    check_progress,
+    check_sessions_reaped,
+    check_users_isolated,
+)
 from stampede.checkers.serialization import check_work_overlapped
 from stampede.launcher import LaunchPlan, launch
 from stampede.services.embedded_postgres import EmbeddedPostgres
@@ -56,6 +61,11 @@ async def overlapped(served: Served) -> bool:
     return check_work_overlapped(result.history, solo_seconds=0.2, at_least=AGENTS / 4).passed
 
 
+async def progress_in_order(served: Served) -> bool:
+    tool = await _launched(served.tool("sleep", {"seconds": 0.1, "nonce": "{nonce}"}))
+    return check_progress(tool.calls).passed
+
+
 async def cancelled_without_effect(served: Served) -> bool:
     before = await _taken(served)
     arguments = {"seconds": 1.0, "nonce": "{nonce}", "charge": 5}
@@ -77,6 +87,7 @@ SCENARIOS: dict[str, Scenario] = {
     "answers match their requests": own_answers,
     "state stays with its user": isolated,
     "slow calls overlap": overlapped,
+    "progress monotonic and scoped": progress_in_order,
     "a cancelled call takes no effect": cancelled_without_effect,
     "sessions reaped": reaped,
 }

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from stampede.checkers.mcp_calls import check_own_answers, check_users_isolated
 from stampede.checkers.serialization import check_ran_in_parallel, check_work_overlapped
@@ -217,3 +218,48 @@ def test_slow_calls_overlap_unless_the_tool_blocks_the_loop(served: Served, para
     assert check_ran_in_parallel(result.history).passed  # every call is in flight all along, even one at a time
     verdict = check_work_overlapped(result.history, solo_seconds=0.2, at_least=3)
     assert verdict.passed is parallel, verdict.message
+
+
+def test_an_unknown_bug_switch_is_refused_listing_the_known_ones() -> None:
+    with pytest.raises(ConfigurationError, match=r"Unknown MCP server bug switch 'teleport': known switches are lost_"):
+        EmbeddedMcpServer(pg_dsn="postgresql://127.0.0.1/none", pg_schema="s", bugs="lost-update, teleport")
+
+
+async def _cutting_server(request: web.Request) -> web.StreamResponse:
+    """An MCP endpoint that answers the handshake and the tool list, then cuts each call's stream mid-way."""
+    message = await request.json()
+    method, ident = message.get("method"), message.get("id")
+    if ident is None:
+        return web.Response(status=202)
+    if method == "initialize":
+        result: dict[str, Any] = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "cut"}}
+        return web.json_response({"jsonrpc": "2.0", "id": ident, "result": result}, headers={"Mcp-Session-Id": "s1"})
+    if method == "tools/list":
+        tools = [{"name": "t", "inputSchema": {"type": "object"}}]
+        return web.json_response({"jsonrpc": "2.0", "id": ident, "result": {"tools": tools}})
+    stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await stream.prepare(request)
+    progress = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": "x", "progress": 1}}
+    await stream.write(f"event: message\ndata: {json.dumps(progress)}\n\n".encode())
+    return stream
+
+
+def test_a_stream_cut_before_its_response_is_a_bad_answer_with_its_notifications_kept() -> None:
+    async def body() -> McpTool:
+        app = web.Application()
+        app.router.add_route("*", "/mcp", _cutting_server)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            tool = McpTool(f"http://127.0.0.1:{port}/mcp", "t", {"nonce": "{nonce}"}, call_timeout=5)
+            await launch(tool, LaunchPlan(agents=2, operation_timeout=10))
+            return tool
+        finally:
+            await runner.cleanup()
+
+    tool = asyncio.run(body())
+    assert {call.failure for call in tool.calls} == {McpFailure.BAD_ANSWER}
+    assert tool.calls[0].detail == "the SSE stream of request 1 ended before its response"
+    assert [len(call.notifications) for call in tool.calls] == [1, 1]

@@ -6,12 +6,18 @@ from typing import Any
 
 import pytest
 
-from stampede.checkers.mcp_calls import check_own_answers, check_sessions_reaped, check_users_isolated
+from stampede.checkers.mcp_calls import (
+    PROGRESS,
+    check_own_answers,
+    check_progress,
+    check_sessions_reaped,
+    check_users_isolated,
+)
 from stampede.checkers.serialization import check_work_overlapped
 from stampede.errors import ConfigurationError
 from stampede.history import History, Operation
 from stampede.outcomes import Outcome
-from stampede.records.mcp import McpCall, McpFailure
+from stampede.records.mcp import McpCall, McpFailure, McpNotification
 
 MS = 1_000_000
 
@@ -100,3 +106,27 @@ def test_a_crossed_answer_is_left_to_the_answer_check_not_counted_as_shared_stat
     crossed = call(1, "a", echoed="b", text="m-x-10-1")
     verdict = check_users_isolated([crossed, call(10, "b", user="user-2", text="m-x-10-1")], OWNERS)
     assert verdict.passed and "1 answer carrying another call's nonce left to the answer check" in verdict.message
+
+
+def with_progress(agent: int, *steps: tuple[str | None, float]) -> McpCall:
+    made = call(agent, f"n{agent}")
+    for n, (token, progress) in enumerate(steps):
+        made.notifications.append(
+            McpNotification(PROGRESS, {"progressToken": token or made.marker, "progress": progress}, n)
+        )
+    return made
+
+
+def test_rising_progress_with_the_calls_own_token_passes() -> None:
+    assert check_progress([with_progress(1, (None, 1), (None, 2)), with_progress(2, (None, 0.5))]).passed
+
+
+def test_progress_for_another_request_or_going_backwards_fails() -> None:
+    foreign = check_progress([with_progress(1, (None, 1), ("m-x-2-1", 2))])
+    assert not foreign.passed and foreign.details[0]["other tokens"] == "m-x-2-1"
+    backwards = check_progress([with_progress(1, (None, 2), (None, 2))])
+    assert not backwards.passed and backwards.details[0]["not rising"] == "2 → 2"
+
+
+def test_no_progress_is_inconclusive() -> None:
+    assert check_progress([call(1, "a")]).inconclusive

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 from ..records.mcp import McpCall
@@ -178,4 +179,73 @@ def check_sessions_reaped(deleted: int, kept: int, *, allowed: int = 0) -> Verdi
         "" if held else plural(kept - allowed, "session"),
         message,
         value=kept,
+    )
+
+
+PROGRESS = "notifications/progress"
+
+
+def check_progress(calls: Sequence[McpCall]) -> Verdict:
+    """Fail when a call's stream carried progress for another request, or progress that went backwards.
+
+    The tool sends each call's marker as its ``progressToken``; each
+    ``notifications/progress`` on the call's stream must carry that token, and
+    its ``progress`` must rise from one notification to the next. No progress
+    notification at all is inconclusive (the tool reports none, or the server
+    sends none).
+    """
+    name = "MCP progress is monotonic and scoped to its request"
+    expected = "each call's progress carries its token and rises"
+    judged = [(call, [n for n in call.notifications if n.method == PROGRESS]) for call in calls]
+    judged = [(call, notes) for call, notes in judged if notes]
+    if not judged:
+        return Verdict(
+            name,
+            False,
+            expected,
+            "no progress notification",
+            message=f"Nothing judged: none of {plural(len(calls), 'call')} got a progress notification.",
+            inconclusive=True,
+        )
+    wrong: list[dict[str, Any]] = []
+    for call, notes in judged:
+        params = [n.params if isinstance(n.params, Mapping) else {} for n in notes]
+        foreign = [p.get("progressToken") for p in params if p.get("progressToken") != call.marker]
+        values = [p.get("progress") for p in params if p.get("progressToken") == call.marker]
+        backwards = [
+            f"{before} → {after}"
+            for before, after in pairwise(values)
+            if not (isinstance(before, int | float) and isinstance(after, int | float) and after > before)
+        ]
+        if foreign or backwards:
+            wrong.append(
+                {
+                    "agent": call.agent,
+                    "request id": call.request_id,
+                    "its token": call.marker,
+                    "other tokens": ", ".join(map(str, foreign[:3])),
+                    "not rising": ", ".join(backwards[:3]),
+                }
+            )
+    total = sum(len(notes) for _, notes in judged)
+    if not wrong:
+        return Verdict(
+            name,
+            True,
+            expected,
+            f"{plural(total, 'notification')} on {plural(len(judged), 'call')}, all in order",
+            message=f"All {plural(total, 'progress notification')} on {plural(len(judged), 'call')} carried their "
+            "own token and rose.",
+            value=0,
+        )
+    return Verdict(
+        name,
+        False,
+        expected,
+        f"{len(wrong)} of {len(judged)} calls with progress out of scope or order",
+        plural(len(wrong), "call"),
+        f"{plural(len(wrong), 'call')} of {len(judged)} got progress for another request or progress that did not "
+        f"rise{rows_note(len(wrong))}.",
+        capped(wrong),
+        value=len(wrong),
     )

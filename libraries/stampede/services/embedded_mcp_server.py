@@ -8,14 +8,17 @@ PostgreSQL schema; its users present JWTs signed with the secret of this start.
 from __future__ import annotations
 
 import atexit
+import json
 import signal
+import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any, Self
 
-from ..errors import ServiceUnavailable
+from ..errors import ConfigurationError, ServiceUnavailable
 from .postgres_target import PostgresTarget
 from .processes import EmbeddedServer, ServerProcess, StarterThread, make_temp_dir, ready_line, remove_dir
 from .reference_options import python_path
@@ -26,6 +29,37 @@ HOST = "127.0.0.1"
 LOG_NAME = "mcp-server.log"
 SECRET_ENV = "AGENT_SERVICE_JWT_SECRET"
 PG_DSN_ENV = "MCP_SERVER_PG_DSN"
+DESCRIBE_TIMEOUT = 30.0
+
+
+@cache
+def known_bugs() -> Mapping[str, str]:
+    """The server's bug switches and what each does, as ``python -m reference_mcp_server --describe`` says."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", MODULE, "--describe"],
+            capture_output=True,
+            text=True,
+            timeout=DESCRIBE_TIMEOUT,
+            check=True,
+            env={"PYTHONPATH": python_path()},
+        )
+        return dict(json.loads(done.stdout)["bugs"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError) as error:
+        raise ServiceUnavailable(f"The reference MCP server could not describe its options: {error}") from None
+
+
+def parse_bugs(bugs: str | Iterable[str] | None) -> list[str]:
+    """The bug switches named (comma-separated, or ``none``); ConfigurationError listing the known ones."""
+    names = bugs.split(",") if isinstance(bugs, str) else list(bugs or ())
+    chosen = sorted({name.strip().lower().replace("-", "_") for name in names} - {"", "none"})
+    unknown = [name for name in chosen if name not in known_bugs()]
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown MCP server bug switch {', '.join(map(repr, unknown))}: known switches are "
+            f"{', '.join(known_bugs())} (or none)"
+        )
+    return chosen
 
 
 class EmbeddedMcpServer(EmbeddedServer):
@@ -50,7 +84,7 @@ class EmbeddedMcpServer(EmbeddedServer):
     ) -> None:
         self.pg_dsn = pg_dsn
         self.pg_schema = pg_schema
-        self.bugs = bugs if isinstance(bugs, str) else ",".join(bugs or ()) or "none"
+        self.bugs = ",".join(parse_bugs(bugs)) or "none"
         self.initial_credits = initial_credits
         self.session_idle_timeout = session_idle_timeout
         self.started_in: float | None = None

@@ -10,7 +10,12 @@ from typing import Any
 from robot.api.deco import keyword
 from robot.api.types import Secret
 
-from stampede.checkers.mcp_calls import check_own_answers, check_sessions_reaped, check_users_isolated
+from stampede.checkers.mcp_calls import (
+    check_own_answers,
+    check_progress,
+    check_sessions_reaped,
+    check_users_isolated,
+)
 from stampede.checkers.serialization import check_work_overlapped
 from stampede.errors import ConfigurationError, ServiceUnavailable, StampedeError
 from stampede.services.embedded_mcp_server import EmbeddedMcpServer, McpServerTarget
@@ -237,6 +242,22 @@ class McpCheckKeywords(LibraryComponent):
         """
         tool = mcp_records(self.launch_record(launch))
         self.judge(check_users_isolated(tool.calls, tool.marker_owners))
+
+    @keyword(tags=["checks", "mcp"])
+    def mcp_progress_should_be_monotonic_and_scoped(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails when a call's stream carried progress for another request, or progress that did not rise.
+
+        The tool sends each call's marker as its ``progressToken``; every
+        ``notifications/progress`` on the call's stream must carry it, and its
+        ``progress`` must rise from one to the next. A launch with no progress
+        notification is not a pass. Works on this test's latest launch unless
+        ``launch`` is given.
+
+        | Define MCP Tool | slow | tool=sleep | arguments={"seconds": 0.2, "nonce": "{nonce}"} |
+        | Launch Agents | slow | 20 |
+        | MCP Progress Should Be Monotonic And Scoped |
+        """
+        self.judge(check_progress(mcp_records(self.launch_record(launch)).calls))
 
     @keyword(tags=["checks", "mcp", "parallelism"])
     def slow_calls_should_overlap(
