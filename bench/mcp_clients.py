@@ -1,11 +1,11 @@
 """Which client the MCP tool uses: the official ``mcp`` SDK's against the tool's plain aiohttp JSON-RPC client.
 
 Both talk to the reference MCP server (its own process, on an embedded PostgreSQL or
-``STAMPEDE_PG_DSN``) in the session era, and report this process's CPU time (user +
+``STAMPEDE_PG_DSN``) in each era, and report this process's CPU time (user +
 system), so the server's work is not counted:
 
 - per session set-up: ``--sessions`` sessions opened (``initialize`` + ``notifications/initialized``),
-  ``--concurrency`` at a time;
+  ``--concurrency`` at a time (the stateless era has no set-up: what is left is the client's own);
 - per call: ``--calls`` ``tools/call`` of the ``balance`` tool in each of those sessions, the
   sessions calling at once (answers as SSE streams scoped to each request).
 
@@ -31,9 +31,10 @@ from _common import figure, machine_line, postgres, run
 from stampede.agents import AgentContext
 from stampede.services.embedded_mcp_server import EmbeddedMcpServer
 from stampede.services.postgres_target import open_postgres
-from stampede.workloads.mcp_tool import McpTool
+from stampede.workloads.mcp_tool import ERAS, McpTool
 
 ARGUMENTS = {"nonce": "{nonce}"}
+SDK_MODES = {"session": "legacy", "stateless": ERAS["stateless"]}
 BOUND = 120.0  # seconds for all sessions to open, and again for all calls
 
 
@@ -47,7 +48,7 @@ async def _in_batches(work: Callable[[int], Awaitable[Any]], count: int, concurr
     return list(await asyncio.gather(*(one(index) for index in range(count))))
 
 
-async def _sdk(url: str, token: str, sessions: int, calls: int, concurrency: int) -> tuple[float, float]:
+async def _sdk(url: str, token: str, era: str, sessions: int, calls: int, concurrency: int) -> tuple[float, float]:
     """Each session is one task from opening to closing (anyio's cancel scopes want that)."""
     import httpx2
     from mcp import Client
@@ -59,7 +60,7 @@ async def _sdk(url: str, token: str, sessions: int, calls: int, concurrency: int
 
     async def session(http: httpx2.AsyncClient) -> None:
         async with gate:
-            client = Client(streamable_http_client(url, http_client=http), mode="legacy")
+            client = Client(streamable_http_client(url, http_client=http), mode=SDK_MODES[era])
             await client.__aenter__()
         try:
             await opened.wait()
@@ -88,8 +89,8 @@ async def _sdk(url: str, token: str, sessions: int, calls: int, concurrency: int
     return setup, per_call
 
 
-async def _plain(url: str, token: str, sessions: int, calls: int, concurrency: int) -> tuple[float, float]:
-    tool = McpTool(url, "balance", ARGUMENTS, tokens=token)
+async def _plain(url: str, token: str, era: str, sessions: int, calls: int, concurrency: int) -> tuple[float, float]:
+    tool = McpTool(url, "balance", ARGUMENTS, tokens=token, era=era)
     await tool.setup(sessions)
     try:
         agents = [AgentContext(n, "bench", f"m-bench-{n}") for n in range(1, sessions + 1)]
@@ -113,16 +114,17 @@ async def _plain(url: str, token: str, sessions: int, calls: int, concurrency: i
     return setup, per_call
 
 
-async def _measure(dsn: str, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+async def _measure(dsn: str, args: argparse.Namespace) -> dict[tuple[str, str], tuple[float, float]]:
     target = await open_postgres(dsn, run_id=f"b_{int(time.time())}")
     server = EmbeddedMcpServer.for_target(target)
     try:
         server.start()
         token = server.token_for("bench")
         figures = {}
-        for name, client in (("plain aiohttp", _plain), ("mcp SDK", _sdk)):
-            await client(server.url, token, 5, 5, 5)  # warm up: imports, first connections
-            figures[name] = await client(server.url, token, args.sessions, args.calls, args.concurrency)
+        for era in ERAS:
+            for name, client in (("Stampede", _plain), ("mcp SDK", _sdk)):
+                await client(server.url, token, era, 5, 5, 5)  # warm up: imports, first connections
+                figures[era, name] = await client(server.url, token, era, args.sessions, args.calls, args.concurrency)
         return figures
     finally:
         server.stop()
@@ -139,11 +141,13 @@ def main() -> None:
     with postgres() as dsn:
         figures = run(_measure(dsn, args))
     assert isinstance(figures, dict)
-    for name, (setup, per_call) in figures.items():
-        figure(f"{name} client CPU per session set-up", f"{setup * 1e3:.2f} ms", "lower is better", None)
-        figure(f"{name} client CPU per tool call", f"{per_call * 1e3:.3f} ms", "lower is better", None)
-    plain, sdk = figures["plain aiohttp"], figures["mcp SDK"]
-    figure("SDK ÷ plain, CPU per call", f"{sdk[1] / plain[1]:.1f}×", "> 1 keeps the plain client", sdk[1] > plain[1])
+    for (era, name), (setup, per_call) in figures.items():
+        figure(f"{era} era, {name}: client CPU per session set-up", f"{setup * 1e3:.2f} ms", "lower is better", None)
+        figure(f"{era} era, {name}: client CPU per tool call", f"{per_call * 1e3:.3f} ms", "lower is better", None)
+        figure(f"{era} era, {name}: tool calls per second per client core", f"{1 / per_call:.0f}", "-", None)
+    for era in ERAS:
+        ratio = figures[era, "mcp SDK"][1] / figures[era, "Stampede"][1]
+        figure(f"{era} era: Stampede ÷ bare SDK, calls per client core", f"{ratio:.2f}", "≥ 0.95", ratio >= 0.95)
 
 
 if __name__ == "__main__":
