@@ -61,14 +61,18 @@ class Sessions:
 class Tools:
     """The tool bodies, with the bugs they were started with."""
 
-    def __init__(self, store: Store, secret: str, bugs: frozenset[Bug]) -> None:
+    def __init__(self, store: Store, secret: str, bugs: frozenset[Bug], stdio_user: str | None = None) -> None:
         self.store = store
         self.secret = secret
         self.bugs = bugs
+        self.stdio_user = stdio_user
+        """Over stdio (no headers): the user the process was started for."""
         self._replies: dict[str, _Json] = {}
 
     def user(self, ctx: Context) -> str:
         """Who the call's bearer token speaks for (the HTTP layer has refused calls without a valid one)."""
+        if ctx.headers is None and self.stdio_user is not None:
+            return self.stdio_user
         header = (ctx.headers or {}).get("authorization", "")
         return verify_token(self.secret, header.removeprefix("Bearer ").strip()).user_id
 
@@ -196,8 +200,10 @@ def application(tools: Tools, sessions: Sessions, session_idle_timeout: float) -
 
 
 @contextlib.asynccontextmanager
-async def opened_store(dsn: str, schema: str, initial_credits: int, bugs: frozenset[Bug]) -> AsyncIterator[Store]:
-    store = await Store.open(dsn, schema, initial_credits, lost_update=Bug.LOST_UPDATE in bugs)
+async def opened_store(
+    dsn: str, schema: str, initial_credits: int, bugs: frozenset[Bug], *, connections: int = 20
+) -> AsyncIterator[Store]:
+    store = await Store.open(dsn, schema, initial_credits, lost_update=Bug.LOST_UPDATE in bugs, connections=connections)
     try:
         yield store
     finally:

@@ -34,10 +34,12 @@ class Store:
         self.lost_update = lost_update
 
     @classmethod
-    async def open(cls, dsn: str, schema: str, initial_credits: int, *, lost_update: bool) -> Store:
+    async def open(cls, dsn: str, schema: str, initial_credits: int, *, lost_update: bool, connections: int) -> Store:
         if not _IDENTIFIER.fullmatch(schema):
             raise ValueError(f"PostgreSQL schema {schema!r} cannot be used: give a lower-case name of a-z, 0-9 and _")
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=20, server_settings={"application_name": "mcp"})
+        pool = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=connections, server_settings={"application_name": "mcp"}
+        )
         try:
             async with pool.acquire() as connection:
                 await connection.execute(SCHEMA_SQL.format(schema=schema))

@@ -57,6 +57,10 @@ A Cancelled Call Takes No Effect In The Stateless Era
     [Documentation]    A call cancelled before its end takes no credit after it. (stateless era)
     A Cancelled Call Takes No Effect    stateless
 
+Every Deduction Over Stdio Is Counted
+    [Documentation]    One server process per session, as MCP clients run local servers (session era).
+    Every Deduction Over Stdio Is Counted
+
 Deleted Sessions Are Reaped
     [Documentation]    The server drops a session's state at its DELETE (session era).
     Deleted Sessions Are Reaped

@@ -38,6 +38,7 @@ PASSING = [
         )
         for era in ERAS
     ),
+    "Every Deduction Over Stdio Is Counted",
     "Deleted Sessions Are Reaped",
 ]
 TWIN_FAILURES = {

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
+import sys
 import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -263,3 +265,30 @@ def test_a_stream_cut_before_its_response_is_a_bad_answer_with_its_notifications
     assert {call.failure for call in tool.calls} == {McpFailure.BAD_ANSWER}
     assert tool.calls[0].detail == "the SSE stream of request 1 ended before its response"
     assert [len(call.notifications) for call in tool.calls] == [1, 1]
+
+
+def test_a_stdio_server_runs_one_process_per_session_on_the_same_tables(served: Served) -> None:
+    tool = McpTool(
+        served.server.stdio_command(),
+        "sleep",
+        {"seconds": 0.1, "nonce": "{nonce}", "charge": 2},
+        stdio_env=served.server.stdio_env,
+        call_timeout=20,
+    )
+    result = launched(served, tool, 3, users=2, iterations=2)
+    assert counts(result) == {"ok": 6}
+    assert {call.http_status for call in tool.calls} == {None}
+    assert all(len(call.notifications) == 4 for call in tool.calls)
+    assert check_own_answers(tool.calls).passed
+    assert asyncio.run(served.balances()) == {"user-1": 992, "user-2": 996}
+    assert tool._pipes == set()
+
+
+def test_a_stdio_command_that_exits_at_once_shows_its_stderr() -> None:
+    script = "import sys; sys.stderr.write('no database configured'); sys.exit(3)"
+    command = f"stdio: {shlex.join([sys.executable, '-c', script])}"
+    tool = McpTool(command, "t", {})
+    with pytest.raises(
+        ConfigurationError, match=r"(?s)did not answer initialize on stdout: .*exit code 3.*no database"
+    ):
+        asyncio.run(launch(tool, LaunchPlan(agents=1)))

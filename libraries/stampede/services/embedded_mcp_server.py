@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ HOST = "127.0.0.1"
 LOG_NAME = "mcp-server.log"
 SECRET_ENV = "AGENT_SERVICE_JWT_SECRET"
 PG_DSN_ENV = "MCP_SERVER_PG_DSN"
+USER_TOKEN_ENV = "MCP_USER_TOKEN"
 DESCRIBE_TIMEOUT = 30.0
 
 
@@ -134,6 +136,36 @@ class EmbeddedMcpServer(EmbeddedServer):
             )
         return issue_token(self._secret, user_id, ttl=ttl)
 
+    def stdio_command(self) -> str:
+        """``stdio: <command>`` running this server's stdio mode (one process per session) on the same tables."""
+        argv = [sys.executable, "-m", MODULE, "--stdio", *self._options()]
+        return "stdio: " + shlex.join(argv)
+
+    def stdio_env(self, user_id: str) -> dict[str, str]:
+        """The environment of ``user_id``'s stdio server process: the secret, the DSN and the user's token."""
+        if self._secret is None:
+            raise ServiceUnavailable(
+                "The MCP server is not running: call start() first (each start has its own secret)"
+            )
+        return {
+            SECRET_ENV: self._secret,
+            PG_DSN_ENV: self.pg_dsn,
+            USER_TOKEN_ENV: self.token_for(user_id),
+            "PYTHONPATH": python_path(),
+        }
+
+    def _options(self) -> list[str]:
+        return [
+            "--pg-schema",
+            self.pg_schema,
+            "--initial-credits",
+            str(self.initial_credits),
+            "--session-idle-timeout",
+            str(self.session_idle_timeout),
+            "--bugs",
+            self.bugs,
+        ]
+
     def start(self, timeout: float = 30) -> str:
         """Start the process and wait (at most ``timeout`` s) for its ready line; return the endpoint URL."""
         if self.running:
@@ -152,14 +184,7 @@ class EmbeddedMcpServer(EmbeddedServer):
                     HOST,
                     "--port",
                     "0",
-                    "--pg-schema",
-                    self.pg_schema,
-                    "--initial-credits",
-                    str(self.initial_credits),
-                    "--session-idle-timeout",
-                    str(self.session_idle_timeout),
-                    "--bugs",
-                    self.bugs,
+                    *self._options(),
                 ],
                 death_signal=signal.SIGTERM,
                 env={

@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import shlex
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -52,9 +53,10 @@ from ..errors import ConfigurationError, ServiceUnavailable
 from ..outcomes import Outcome
 from ..records.mcp import McpCall, McpFailure, McpNotification, McpSessionRecord
 from ..records.websocket import timeout_text
+from .mcp_stdio import StdioEnded, StdioServer
 from .sse import SseParser
 from .websocket_fields import shorten
-from .websocket_templates import check_placeholders, compiled
+from .websocket_templates import check_placeholders, compiled, render_text
 from .websocket_values import PlaceholderValues, TokenSource
 
 ERAS = {"session": "2025-11-25", "stateless": "2026-07-28"}
@@ -62,6 +64,11 @@ ERAS = {"session": "2025-11-25", "stateless": "2026-07-28"}
 _META = "io.modelcontextprotocol/"
 ARGUMENT_PLACEHOLDERS = frozenset({"user", "agent", "marker", "iteration", "nonce", "text"})
 CANCEL_GRACE = 1.0  # seconds a cancelled call's stream may take to end
+CLOSE_TIMEOUT = 5.0  # seconds a stdio server process gets to end once its stdin is closed
+STDIO = "stdio:"
+StdioEnv = Callable[[str], Mapping[str, str]] | Mapping[str, str]
+"""What a stdio server process gets in its environment: a function of the user, or a mapping with ``{user}`` and
+``{token}`` placeholders in its values."""
 ACCEPT = "application/json, text/event-stream"
 _OUTCOMES = {
     McpFailure.TIMEOUT: Outcome.TIMEOUT,
@@ -87,6 +94,8 @@ class _Session:
     version: str
     token: str | None
     stateless: bool = False
+    pipe: StdioServer | None = None
+    """Over stdio: the session's own server process."""
     next_id: int = 1
 
     def headers(self, body: Mapping[str, Any] | None = None) -> dict[str, str]:
@@ -118,7 +127,8 @@ class _Session:
 class _Answer:
     """What one POST got: its status and the JSON-RPC response to the request (None for a notification's 202)."""
 
-    status: int
+    status: int | None
+    """The HTTP status (None over stdio)."""
     message: dict[str, Any] | None
     session_id: str | None
 
@@ -130,6 +140,9 @@ class McpTool(BaseTool):
     mapping, or one token; None sends none). ``connect_timeout`` bounds
     opening a connection, ``call_timeout`` each request from its sending to its
     answer; ``cancel_after`` (seconds) cancels each call still running then.
+    ``server`` may be ``stdio: <command>``: each session then runs the command
+    as its own process (with ``stdio_env`` added to its environment) and
+    speaks JSON-RPC on its stdin/stdout.
     """
 
     timed_phases = ("call", "first_notification")
@@ -147,8 +160,12 @@ class McpTool(BaseTool):
         call_timeout: float = 30.0,
         cancel_after: float | None = None,
         connections: int | None = None,
+        stdio_env: StdioEnv | None = None,
     ) -> None:
-        self.url = _endpoint(server)
+        self.url, self.stdio_argv = _endpoint(server)
+        if self.stdio_argv is not None and era != "session":
+            raise ConfigurationError("A stdio server is reached in the session era only: leave era at session")
+        self.stdio_env = stdio_env
         if not isinstance(tool, str) or not tool.strip():
             raise ConfigurationError(f"tool must name one of the server's tools, got {tool!r}")
         self.arguments = _arguments(arguments)
@@ -183,6 +200,7 @@ class McpTool(BaseTool):
         self.server_tools: list[str] = []
         """The tools the server listed in the latest launch."""
         self._http: aiohttp.ClientSession | None = None
+        self._pipes: set[StdioServer] = set()
 
     @property
     def operation_bound(self) -> float:
@@ -205,12 +223,13 @@ class McpTool(BaseTool):
 
     async def setup(self, agents: int) -> None:
         self.calls, self.sessions, self.marker_owners, self.server_tools = [], [], {}, []
-        await self._reachable()
+        if self.stdio_argv is None:
+            await self._reachable()
         self._http = _pool(self.connections, self.connect_timeout)
         probe = AgentContext(1, self._probe_user(), "m-probe-1")
         try:
             started = time.monotonic_ns()
-            session = await self._initialize(self._http, self._values.token_for(probe.user))
+            session = await self._initialize(self._http, probe.user)
             try:
                 await self._check_tool(self._http, session, probe)
             finally:
@@ -226,7 +245,7 @@ class McpTool(BaseTool):
     async def open_agent(self, agent: AgentContext) -> None:
         assert self._http is not None, "setup() opens the connection pool"
         started = time.monotonic_ns()
-        agent.state["mcp"] = await self._initialize(self._http, self._values.token_for(agent.user))
+        agent.state["mcp"] = await self._initialize(self._http, agent.user)
         agent.state["mcp_setup_ns"] = time.monotonic_ns() - started
 
     async def run(self, agent: AgentContext) -> OpResult:
@@ -263,16 +282,26 @@ class McpTool(BaseTool):
 
     async def teardown(self) -> None:
         http, self._http = self._http, None
+        for pipe in list(self._pipes):
+            await pipe.close(CLOSE_TIMEOUT)
+        self._pipes.clear()
         if http is not None:
             await http.close()
 
     # The session
 
-    async def _initialize(self, http: aiohttp.ClientSession, token: str | None) -> _Session:
-        """A new session; ConfigurationError when the endpoint does not answer ``initialize`` as an MCP server."""
+    async def _initialize(self, http: aiohttp.ClientSession, user: str) -> _Session:
+        """A new session of ``user``; ConfigurationError when the server does not answer ``initialize`` as MCP."""
+        token = self._values.token_for(user)
         session = _Session(None, self.protocol_version, token, stateless=self.era == "stateless")
         if session.stateless:
             return session
+        if self.stdio_argv is not None:
+            try:
+                session.pipe = await StdioServer.start(self.stdio_argv, self._stdio_env(user, token))
+            except StdioEnded as ended:
+                raise self._not_mcp(str(ended), None) from None
+            self._pipes.add(session.pipe)
         body = {
             "jsonrpc": "2.0",
             "id": 0,
@@ -306,6 +335,11 @@ class McpTool(BaseTool):
         return session
 
     def _not_mcp(self, said: str, status: int | None) -> ConfigurationError:
+        if self.stdio_argv is not None:
+            return ConfigurationError(
+                f"The MCP server command {self.url.removeprefix('stdio:').strip()!r} did not answer initialize on "
+                f"stdout: {said}"
+            )
         if status in (401, 403):
             return ConfigurationError(
                 f"The MCP server at {self.url} refused the user's token (HTTP {status}): {said}. Check the tokens "
@@ -346,6 +380,11 @@ class McpTool(BaseTool):
                 )
 
     async def _delete(self, http: aiohttp.ClientSession, session: _Session) -> int | None:
+        """End the session: DELETE it (its status), or end its stdio process (None)."""
+        if session.pipe is not None:
+            self._pipes.discard(session.pipe)
+            await session.pipe.close(CLOSE_TIMEOUT)
+            return None
         if session.id is None:
             return None
         try:
@@ -413,6 +452,33 @@ class McpTool(BaseTool):
         on_notification: Callable[[dict[str, Any]], None] | None,
     ) -> _Answer:
         """POST one JSON-RPC message; the response to ``request_id`` (None: a notification, answered 202)."""
+        if session.pipe is not None:
+            try:
+                message = await session.pipe.exchange(body, on_notification)
+            except StdioEnded as ended:
+                raise _Failed(McpFailure.CONNECT_FAILED, str(ended)) from None
+            if message is None:
+                return _Answer(None, None, None)
+            status = None
+        else:
+            status, message, session_id = await self._http_post(http, session, body, request_id, on_notification)
+            if message is None:
+                return _Answer(status, None, session_id)
+        if message.get("id") != request_id:
+            raise _Failed(
+                McpFailure.BAD_ANSWER, f"the answer to request {request_id} has id {message.get('id')!r}", status
+            )
+        return _Answer(status, message, session.id if session.pipe is not None else session_id)
+
+    async def _http_post(
+        self,
+        http: aiohttp.ClientSession,
+        session: _Session,
+        body: dict[str, Any],
+        request_id: int | None,
+        on_notification: Callable[[dict[str, Any]], None] | None,
+    ) -> tuple[int, dict[str, Any] | None, str | None]:
+        """The status, the JSON-RPC answer to ``request_id`` (None for a notification) and the session id."""
         try:
             async with http.post(self.url, json=session.framed(body), headers=session.headers(body)) as response:
                 status, session_id = response.status, response.headers.get("Mcp-Session-Id", session.id)
@@ -420,7 +486,7 @@ class McpTool(BaseTool):
                     raise _Failed(McpFailure.HTTP_ERROR, f"HTTP {status}: {_said(await response.text())}", status)
                 if request_id is None:
                     await response.read()
-                    return _Answer(status, None, session_id)
+                    return status, None, session_id
                 if response.content_type == "application/json":
                     message = _rpc_message(await response.text(), status)
                 elif response.content_type == "text/event-stream":
@@ -434,11 +500,13 @@ class McpTool(BaseTool):
                     )
         except (aiohttp.ClientConnectionError, OSError) as error:
             raise _Failed(McpFailure.CONNECT_FAILED, f"no HTTP answer ({type(error).__name__}: {error})") from None
-        if message.get("id") != request_id:
-            raise _Failed(
-                McpFailure.BAD_ANSWER, f"the answer to request {request_id} has id {message.get('id')!r}", status
-            )
-        return _Answer(status, message, session_id)
+        return status, message, session_id
+
+    def _stdio_env(self, user: str, token: str | None) -> dict[str, str]:
+        """What a user's stdio server process gets in its environment (``{user}``, ``{token}`` filled in)."""
+        given = self.stdio_env(user) if callable(self.stdio_env) else self.stdio_env or {}
+        values = {"user": user, "token": token or ""}
+        return {str(name): render_text(str(value), values) for name, value in given.items()}
 
     def _probe_user(self) -> str:
         """Whose session lists the tools before the launch: the first user of the tokens given, else ``user-1``."""
@@ -533,15 +601,24 @@ def _result(call: McpCall) -> OpResult:
     return OpResult(outcome, error=call.failure.value, read=read, written=written, timings=timings)
 
 
-def _endpoint(server: str) -> str:
+def _endpoint(server: str) -> tuple[str, list[str] | None]:
+    """The server as shown, and for ``stdio: <command>`` the command's argv."""
     text = server.strip() if isinstance(server, str) else ""
+    if text.startswith(STDIO):
+        try:
+            argv = shlex.split(text.removeprefix(STDIO))
+        except ValueError as error:
+            raise ConfigurationError(f"The stdio command in {server!r} cannot be read: {error}") from None
+        if not argv:
+            raise ConfigurationError(f"server {server!r} names no command: write stdio: <command and arguments>")
+        return text, argv
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
-            f"server must be an MCP server's http:// or https:// endpoint (such as http://127.0.0.1:8000/mcp), "
-            f"got {server!r} (stdio servers are not supported yet)"
+            f"server must be an MCP server's http:// or https:// endpoint (such as http://127.0.0.1:8000/mcp) or "
+            f"stdio: <command>, got {server!r}"
         )
-    return text
+    return text, None
 
 
 def _arguments(value: Mapping[str, Any] | str) -> dict[str, Any]:

@@ -109,6 +109,7 @@ class McpToolKeywords(LibraryComponent):
         server: str | None = None,
         era: str = "session",
         tokens: dict[str, Secret | str] | None = None,
+        stdio_env: dict[str, Secret | str] | None = None,
         cancel_after: timedelta | None = None,
         call_timeout: timedelta = timedelta(seconds=30),
         connect_timeout: timedelta = timedelta(seconds=10),
@@ -117,7 +118,12 @@ class McpToolKeywords(LibraryComponent):
         """Defines a tool whose agents call ``tool`` on an MCP server, one MCP session per agent.
 
         ``server`` is the server's Streamable HTTP endpoint (``http://`` or
-        ``https://``; default: the one `Start MCP Server` started). In the
+        ``https://``; default: the one `Start MCP Server` started), or
+        ``stdio: <command>``: each session then runs the command as its own
+        process, as MCP clients run local servers, and speaks JSON-RPC on its
+        stdin/stdout (``stdio_env`` adds to its environment; ``{user}`` and
+        ``{token}`` in a value are filled in per session); ``server=stdio``
+        runs the started reference server's stdio mode. In the
         session ``era`` (the default) each agent opens its session before the
         start barrier (``initialize``, then every request with its
         ``Mcp-Session-Id``) and ends it with ``DELETE`` after the launch; in
@@ -156,18 +162,26 @@ class McpToolKeywords(LibraryComponent):
         | Define MCP Tool | stateless | tool=deduct | arguments=${DEDUCT} | era=stateless |
         | Define MCP Tool | slow | tool=sleep | arguments={"seconds": 2, "nonce": "{nonce}"} | cancel_after=500 ms |
         | Define MCP Tool | theirs | server=https://tools.example/mcp | tool=search | arguments=${ARGS} |
+        | Define MCP Tool | local | server=stdio | tool=deduct | arguments={"amount": 1, "nonce": "{nonce}"} |
         """
         started = self._started_server()
+        own_stdio = server is not None and server.strip().lower() == "stdio"
+        if own_stdio and started is None:
+            raise StampedeError("server=stdio runs the reference MCP server's stdio mode: call Start MCP Server first.")
         endpoint = server or (started.url if started is not None else None)
         if endpoint is None:
             raise StampedeError(
-                "No MCP server: give server (its Streamable HTTP endpoint), or call Start MCP Server first."
+                "No MCP server: give server (its Streamable HTTP endpoint or stdio: <command>), or call Start MCP "
+                "Server first."
             )
+        if own_stdio and started is not None:
+            endpoint = started.stdio_command()
         defined = McpTool(
             endpoint,
             tool,
             arguments,
-            tokens=self._tokens(tokens, started if not server else None),
+            tokens=self._tokens(tokens, started if not server or own_stdio else None),
+            stdio_env=started.stdio_env if own_stdio and started is not None else _plain(stdio_env),
             name=name,
             era=era.strip().lower(),
             connect_timeout=positive_seconds(connect_timeout, what="connect_timeout"),
@@ -194,6 +208,13 @@ class McpToolKeywords(LibraryComponent):
                 raise ConfigurationError("tokens must be a dictionary of user id → bearer token (e.g. &{KEYS})")
             return tokens
         return started.token_for if started is not None else None
+
+
+def _plain(values: dict[str, Secret | str] | None) -> dict[str, str] | None:
+    """A dictionary whose values may be Robot ``Secret``s, with their values."""
+    if values is None:
+        return None
+    return {name: value.value if isinstance(value, Secret) else str(value) for name, value in values.items()}
 
 
 def mcp_records(record: LaunchRecord) -> McpTool:
