@@ -8,7 +8,7 @@ Documentation    MCP tool servers under many concurrent sessions, in both eras.
 ...              a sync tool serializing every call, cancelled calls that still take effect, sessions
 ...              never reaped. Each check has a failing twin (tests/acceptance/robot/failing_twins/mcp.robot).
 
-Resource         mcp_tools.resource
+Resource         stampede_robot/resources/mcp_tools.resource
 
 Suite Setup      Run Keywords    Use PostgreSQL    AND    Start MCP Server    initial_credits=${INITIAL_CREDITS}
 Test Setup       Forget What Earlier Tests Did

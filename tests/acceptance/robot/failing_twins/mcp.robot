@@ -5,7 +5,7 @@ Documentation    Scenarios that MUST fail: the reference MCP server with one bug
 ...              Red by design. tests/acceptance/test_mcp_tools_suite.py runs it and checks that each test
 ...              fails in its last step, the check, with the numbers a user needs.
 
-Resource         ../../../../suites/mcp_tools/mcp_tools.resource
+Resource         stampede_robot/resources/mcp_tools.resource
 
 Suite Setup      Use PostgreSQL
 
