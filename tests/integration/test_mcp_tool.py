@@ -255,7 +255,7 @@ def test_a_stream_cut_before_its_response_is_a_bad_answer_with_its_notifications
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         try:
-            tool = McpTool(f"http://127.0.0.1:{port}/mcp", "t", {"nonce": "{nonce}"}, call_timeout=5)
+            tool = McpTool(f"http://127.0.0.1:{port}/mcp", "t", {"nonce": "{nonce}"}, era="auto", call_timeout=5)
             await launch(tool, LaunchPlan(agents=2, operation_timeout=10))
             return tool
         finally:
@@ -265,6 +265,7 @@ def test_a_stream_cut_before_its_response_is_a_bad_answer_with_its_notifications
     assert {call.failure for call in tool.calls} == {McpFailure.BAD_ANSWER}
     assert tool.calls[0].detail == "the SSE stream of request 1 ended before its response"
     assert [len(call.notifications) for call in tool.calls] == [1, 1]
+    assert tool.era == "session"  # its discover answer was cut: auto falls back to the session era
 
 
 def test_a_stdio_server_runs_one_process_per_session_on_the_same_tables(served: Served) -> None:
@@ -292,3 +293,10 @@ def test_a_stdio_command_that_exits_at_once_shows_its_stderr() -> None:
         ConfigurationError, match=r"(?s)did not answer initialize on stdout: .*exit code 3.*no database"
     ):
         asyncio.run(launch(tool, LaunchPlan(agents=1)))
+
+
+def test_era_auto_takes_the_stateless_era_from_a_server_that_answers_discover(served: Served) -> None:
+    tool = served.tool("deduct", DEDUCT, era="auto")
+    result = launched(served, tool, 2)
+    assert counts(result) == {"ok": 2}
+    assert tool.era == "stateless" and {call.session for call in tool.calls} == {None}

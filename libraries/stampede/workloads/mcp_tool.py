@@ -60,6 +60,7 @@ from .websocket_templates import check_placeholders, compiled, render_text
 from .websocket_values import PlaceholderValues, TokenSource
 
 ERAS = {"session": "2025-11-25", "stateless": "2026-07-28"}
+AUTO = "auto"
 """Each era and the protocol revision the tool speaks in it (in ``initialize``, or in every request's ``_meta``)."""
 _META = "io.modelcontextprotocol/"
 ARGUMENT_PLACEHOLDERS = frozenset({"user", "agent", "marker", "iteration", "nonce", "text"})
@@ -163,7 +164,7 @@ class McpTool(BaseTool):
         stdio_env: StdioEnv | None = None,
     ) -> None:
         self.url, self.stdio_argv = _endpoint(server)
-        if self.stdio_argv is not None and era != "session":
+        if self.stdio_argv is not None and era == "stateless":
             raise ConfigurationError("A stdio server is reached in the session era only: leave era at session")
         self.stdio_env = stdio_env
         if not isinstance(tool, str) or not tool.strip():
@@ -180,14 +181,18 @@ class McpTool(BaseTool):
             )
         if connections is not None and (isinstance(connections, bool) or connections < 1):
             raise ConfigurationError(f"connections must be a whole number of at least 1, got {connections!r}")
-        if era not in ERAS:
+        if era not in (*ERAS, AUTO):
             raise ConfigurationError(
-                f"era must be session (initialize, Mcp-Session-Id, DELETE) or stateless, got {era!r}"
+                f"era must be session (initialize, Mcp-Session-Id, DELETE), stateless, or auto (stateless when the "
+                f"server answers server/discover), got {era!r}"
             )
-        self.era = era
+        if self.stdio_argv is not None and era == AUTO:
+            era = "session"
+        self.requested_era = era
+        self.era = era if era != AUTO else "session"
+        """The era in use: the one asked for, or for auto the one found at the latest launch's set-up."""
         self.tool = tool.strip()
         self.name = name
-        self.protocol_version = ERAS[era]
         self.connect_timeout = connect_timeout
         self.call_timeout = call_timeout
         self.cancel_after = cancel_after
@@ -213,7 +218,7 @@ class McpTool(BaseTool):
             "server": self.url,
             "calls": self.tool,
             "arguments": shorten(self.arguments),
-            "era": f"{self.era} ({self.protocol_version})",
+            "era": f"{self.era} ({self.protocol_version})" if self.requested_era != AUTO else "auto",
             "call timeout": timeout_text(self.call_timeout),
             "cancels each call": f"after {timeout_text(self.cancel_after)}" if self.cancel_after else "never",
             "token": "bearer, per user" if self._values.tokens is not None else "(none)",
@@ -228,6 +233,8 @@ class McpTool(BaseTool):
         self._http = _pool(self.connections, self.connect_timeout)
         probe = AgentContext(1, self._probe_user(), "m-probe-1")
         try:
+            if self.requested_era == AUTO:
+                self.era = await self._discovered_era(self._http, probe.user)
             started = time.monotonic_ns()
             session = await self._initialize(self._http, probe.user)
             try:
@@ -333,6 +340,21 @@ class McpTool(BaseTool):
                 f"The MCP server at {self.url} refused notifications/initialized: {error}"
             ) from None
         return session
+
+    @property
+    def protocol_version(self) -> str:
+        return ERAS[self.era]
+
+    async def _discovered_era(self, http: aiohttp.ClientSession, user: str) -> str:
+        """``stateless`` when the server answers a stateless ``server/discover`` with a result, else ``session``."""
+        session = _Session(None, ERAS["stateless"], self._values.token_for(user), stateless=True)
+        body = {"jsonrpc": "2.0", "id": 0, "method": "server/discover", "params": {}}
+        try:
+            async with asyncio.timeout(self.call_timeout):
+                answer = await self._post(http, session, body, 0, None)
+        except (TimeoutError, _Failed):
+            return "session"
+        return "stateless" if isinstance((answer.message or {}).get("result"), dict) else "session"
 
     def _not_mcp(self, said: str, status: int | None) -> ConfigurationError:
         if self.stdio_argv is not None:

@@ -128,7 +128,8 @@ class McpToolKeywords(LibraryComponent):
         start barrier (``initialize``, then every request with its
         ``Mcp-Session-Id``) and ends it with ``DELETE`` after the launch; in
         the ``stateless`` era every request carries the protocol version and
-        capabilities itself. JSON-RPC ids count from 1 in each session, as MCP
+        capabilities itself; ``auto`` takes the stateless era when the server
+        answers a stateless ``server/discover``, else the session era. JSON-RPC ids count from 1 in each session, as MCP
         clients do, so they collide across sessions.
 
         ``arguments`` is a JSON object (a dictionary or JSON text) whose
