@@ -25,6 +25,7 @@ from .conftest import (
 
 SUITE = Path(__file__).resolve().parents[2] / "suites" / "mcp_tools" / "mcp_tool_servers.robot"
 TWINS = ROBOT_DIR / "failing_twins" / "mcp.robot"
+BAD_INPUT = ROBOT_DIR / "bad_mcp_input.robot"
 ERAS = ("Session", "Stateless")
 PASSING = [
     *(
@@ -65,6 +66,25 @@ TWIN_FAILURES = {
         r"^The server keeps state for 51 sessions after 51 were deleted: 51 never reaped\.$"
     ],
 }
+BAD_INPUT_FAILURES = {
+    "An Endpoint That Is Not MCP Is Refused": [
+        r"^Launch of 'not mcp' with 2 agents could not start: http://127\.0\.0\.1:\d+/sessions is not an MCP "
+        r"Streamable HTTP endpoint: HTTP 200 with a body that is not JSON-RPC 2\.0: .*Give the server's MCP endpoint"
+    ],
+    "An Unknown Tool Is Refused Listing The Server's Tools": [
+        r"has no tool 'dedcut': its tools are append_note, balance, deduct, read_notes, sleep$"
+    ],
+    "Arguments Failing The Input Schema Show Its Complaint": [
+        r"fail its input schema at amount: 'lots' is not of type 'integer'\. Its schema: \{\"properties\""
+    ],
+    "A Stdio Command That Exits At Once Shows Its Stderr": [
+        r"did not answer initialize on stdout: the server process ended its output \(exit code 1\); its stderr:\n"
+        r"no database configured$"
+    ],
+    "An Unknown Bug Switch Is Refused": [
+        r"^Unknown MCP server bug switch 'teleport': known switches are lost_update, crossed_replies, "
+    ],
+}
 _SERVER_PID = re.compile(r"^Reference MCP server at http://127\.0\.0\.1:\d+/mcp \(pid (\d+),")
 
 
@@ -76,6 +96,11 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> RobotRun:
 @pytest.fixture(scope="module")
 def twins(tmp_path_factory: pytest.TempPathFactory) -> RobotRun:
     return run_robot(tmp_path_factory.mktemp("mcp_twins"), TWINS)
+
+
+@pytest.fixture(scope="module")
+def bad_input(tmp_path_factory: pytest.TempPathFactory) -> RobotRun:
+    return run_robot(tmp_path_factory.mktemp("mcp_bad_input"), BAD_INPUT)
 
 
 def _server_pids(run: RobotRun) -> list[int]:
@@ -119,3 +144,17 @@ def test_each_bug_switch_fails_its_own_check_in_its_last_step(twins: RobotRun, n
 def test_the_twins_leave_nothing_behind(twins: RobotRun) -> None:
     assert_nothing_left_behind(twins)
     _assert_servers_gone(twins, len(TWIN_FAILURES))
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUT_FAILURES))
+def test_bad_input_fails_at_once_saying_what_to_fix(bad_input: RobotRun, name: str) -> None:
+    assert set(bad_input.tests) == set(BAD_INPUT_FAILURES)
+    test = bad_input.test(name)
+    assert test.status == "FAIL", f"{name} should fail but {test.status}"
+    for pattern in BAD_INPUT_FAILURES[name]:
+        assert re.search(pattern, test.message), f"{pattern!r} not in: {test.message}"
+
+
+def test_bad_input_leaves_nothing_behind(bad_input: RobotRun) -> None:
+    assert_nothing_left_behind(bad_input)
+    _assert_servers_gone(bad_input, 2)

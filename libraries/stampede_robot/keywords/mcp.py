@@ -72,15 +72,15 @@ class McpServerKeywords(LibraryComponent):
         services = self.runtime.services
         if services is None or services.postgres is None:
             raise StampedeError("No PostgreSQL in use: call Use PostgreSQL first (usually in the suite setup).")
-        if services.mcp_server is not None:
-            self.log(services.mcp_server.close())
-            services.mcp_server = None
-        server = EmbeddedMcpServer.for_target(
+        server = EmbeddedMcpServer.for_target(  # checks the options before the running server is stopped
             services.postgres,
             bugs=bugs,
             initial_credits=initial_credits,
             session_idle_timeout=positive_seconds(session_idle_timeout, what="session_idle_timeout"),
         )
+        if services.mcp_server is not None:
+            self.log(services.mcp_server.close())
+            services.mcp_server = None
         target = McpServerTarget(server, positive_seconds(start_timeout, what="start_timeout"))
         services.mcp_server = target  # recorded first: stopped with the services even if the start is cut
         try:
