@@ -60,11 +60,12 @@ from .websocket_templates import check_placeholders, compiled, render_text
 from .websocket_values import PlaceholderValues, TokenSource
 
 ERAS = {"session": "2025-11-25", "stateless": "2026-07-28"}
-AUTO = "auto"
 """Each era and the protocol revision the tool speaks in it (in ``initialize``, or in every request's ``_meta``)."""
+AUTO = "auto"
+"""The era asked for when the server is to say: stateless if it answers ``server/discover``, else session."""
 _META = "io.modelcontextprotocol/"
 ARGUMENT_PLACEHOLDERS = frozenset({"user", "agent", "marker", "iteration", "nonce", "text"})
-CANCEL_GRACE = 1.0  # seconds a cancelled call's stream may take to end
+CANCEL_GRACE = 1.0  # seconds sending notifications/cancelled may take
 CLOSE_TIMEOUT = 5.0  # seconds a stdio server process gets to end once its stdin is closed
 STDIO = "stdio:"
 StdioEnv = Callable[[str], Mapping[str, str]] | Mapping[str, str]
