@@ -17,6 +17,7 @@ from stampede_robot.keywords.http_agents import HttpToolKeywords
 from stampede_robot.keywords.launching import LaunchKeywords
 from stampede_robot.keywords.list_append import ListAppendToolKeywords
 from stampede_robot.keywords.locks import LockToolKeywords
+from stampede_robot.keywords.mcp import McpToolKeywords
 from stampede_robot.keywords.pools import PoolToolKeywords
 from stampede_robot.keywords.queues import QueueToolKeywords
 from stampede_robot.keywords.user_code import UserCodeToolKeywords
@@ -129,5 +130,6 @@ class ConcurrentAgents(DynamicCore):
             ListAppendToolKeywords,
             WebSocketToolKeywords,
             HttpToolKeywords,
+            McpToolKeywords,
         )
         super().__init__([component(runtime()) for component in components])

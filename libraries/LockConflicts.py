@@ -14,6 +14,7 @@ from stampede_robot.keywords.interleavings import InterleavingKeywords
 from stampede_robot.keywords.invariants import InvariantKeywords
 from stampede_robot.keywords.list_append import ListAppendCheckKeywords
 from stampede_robot.keywords.locks import LockCheckKeywords
+from stampede_robot.keywords.mcp import McpCheckKeywords
 from stampede_robot.keywords.parallelism import ParallelismCheckKeywords
 from stampede_robot.keywords.pools import PoolCheckKeywords
 from stampede_robot.keywords.queues import QueueCheckKeywords
@@ -64,5 +65,6 @@ class LockConflicts(DynamicCore):
             ParallelismCheckKeywords,
             WebSocketCheckKeywords,
             ThreadCheckKeywords,
+            McpCheckKeywords,
         )
         super().__init__([component(runtime()) for component in components])

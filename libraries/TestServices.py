@@ -10,6 +10,7 @@ from robotlibcore import DynamicCore
 from stampede import __version__
 from stampede_robot.keywords.database import DatabaseKeywords
 from stampede_robot.keywords.faults import FaultKeywords
+from stampede_robot.keywords.mcp import McpServerKeywords
 from stampede_robot.keywords.services import ServiceKeywords
 from stampede_robot.reporting import ReportListener
 from stampede_robot.runtime import runtime
@@ -42,7 +43,14 @@ class TestServices(DynamicCore):
     ROBOT_LISTENER_API_VERSION = 3
 
     def __init__(self) -> None:
-        super().__init__([ServiceKeywords(runtime()), DatabaseKeywords(runtime()), FaultKeywords(runtime())])
+        super().__init__(
+            [
+                ServiceKeywords(runtime()),
+                DatabaseKeywords(runtime()),
+                FaultKeywords(runtime()),
+                McpServerKeywords(runtime()),
+            ]
+        )
         self.ROBOT_LIBRARY_LISTENER = [self, ReportListener(runtime())]
 
     def end_suite(self, data: Any, result: Any) -> None:

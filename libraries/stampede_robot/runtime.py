@@ -30,6 +30,7 @@ from stampede.metrics import LaunchSummary
 from stampede.resources import ResourceSampler
 from stampede.services.agent_service_target import AgentServiceTarget
 from stampede.services.config import resolve_run_id
+from stampede.services.embedded_mcp_server import McpServerTarget
 from stampede.services.embedded_postgres import EmbeddedPostgres
 from stampede.services.embedded_redis import EmbeddedRedis
 from stampede.services.postgres_target import PostgresTarget
@@ -136,6 +137,8 @@ class Services:
     embedded_redis: EmbeddedRedis | None = None
     agent_service: AgentServiceTarget | None = None
     """Stopped before the targets close: closing drops the schema the reference service works in."""
+    mcp_server: McpServerTarget | None = None
+    """The reference MCP server, stopped before the targets close too."""
     undo: list[Callable[[], str]] = field(default_factory=list)
     """Faults to undo (stop a proxy, wait out a pause) before the services stop; each says what it did."""
     resource_sampler: ResourceSampler | None = None
@@ -264,6 +267,8 @@ class Runtime:
             return done
         if services.agent_service is not None:
             done.append(services.agent_service.close())
+        if services.mcp_server is not None:
+            done.append(services.mcp_server.close())
         self.tools.clear()
         if services.postgres is not None:
             self.run(services.postgres.close(), timeout=30)

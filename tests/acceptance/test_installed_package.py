@@ -37,7 +37,7 @@ pytestmark = pytest.mark.embedded_only  # the suite's services are the embedded 
 
 SUITE = ROBOT_DIR / "installed" / "concurrency_smoke.robot"
 KEYWORD_LIBRARIES = ["ConcurrentAgents", "LockConflicts", "MetricsThresholds", "TestServices"]
-MODULES = ["stampede", "stampede_robot", *KEYWORD_LIBRARIES, "reference_agent_service"]
+MODULES = ["stampede", "stampede_robot", *KEYWORD_LIBRARIES, "reference_agent_service", "reference_mcp_server"]
 RESOURCE_LINE = "stampede_robot/resources/stampede.resource"  # what README tells a user to write
 BUILD_TIMEOUT = 120.0
 INSTALL_TIMEOUT = 300.0
@@ -178,6 +178,11 @@ def test_each_package_imports_under_its_own_name_from_the_environment(installati
 def test_the_reference_service_runs_as_python_m_from_the_wheel(installation: Installation) -> None:
     described = _run([installation.python, "-m", "reference_agent_service", "--describe"], 60, installation.environment)
     assert {"leak", "lost_update"} <= set(json.loads(described)["bugs"])
+
+
+def test_the_reference_mcp_server_runs_as_python_m_from_the_wheel(installation: Installation) -> None:
+    described = _run([installation.python, "-m", "reference_mcp_server", "--describe"], 60, installation.environment)
+    assert {"lost_update", "crossed_replies", "never_reap"} <= set(json.loads(described)["bugs"])
 
 
 def test_the_users_suite_passes_on_the_installed_package(sound_run: RobotRun) -> None:

@@ -14,8 +14,9 @@ import pytest
 LIBRARIES = Path(__file__).resolve().parents[2] / "libraries"
 KEYWORD_LAYER = frozenset({"stampede_robot", "ConcurrentAgents", "LockConflicts", "MetricsThresholds", "TestServices"})
 FORBIDDEN = {
-    "stampede": frozenset({"robot", "reference_agent_service"} | KEYWORD_LAYER),
-    "reference_agent_service": frozenset({"robot", "stampede"} | KEYWORD_LAYER),
+    "stampede": frozenset({"robot", "reference_agent_service", "reference_mcp_server"} | KEYWORD_LAYER),
+    "reference_agent_service": frozenset({"robot", "stampede", "reference_mcp_server"} | KEYWORD_LAYER),
+    "reference_mcp_server": frozenset({"robot", "stampede"} | KEYWORD_LAYER),
 }
 
 
@@ -65,7 +66,12 @@ def cycles(found: list[Import]) -> list[list[str]]:
     edges: dict[str, set[str]] = defaultdict(set)
     for item in found:
         source, target = layer(item.source), layer(item.target)
-        if source != target and target.split(".")[0] in {"stampede", "stampede_robot", "reference_agent_service"}:
+        if source != target and target.split(".")[0] in {
+            "stampede",
+            "stampede_robot",
+            "reference_agent_service",
+            "reference_mcp_server",
+        }:
             edges[source].add(target)
     index: dict[str, int] = {}
     low: dict[str, int] = {}

@@ -121,3 +121,55 @@ def check_ran_in_parallel(history: History, *, at_least: float | None = None) ->
         details,
         value=found.average,
     )
+
+
+def check_work_overlapped(history: History, *, solo_seconds: float, at_least: float | None = None) -> Verdict:
+    """Fail when operations that each take ``solo_seconds`` alone got through fewer than ``at_least`` at a time.
+
+    For work a server queues while the client waits (a tool that blocks the
+    server's event loop: every request is in flight, one runs), the operations'
+    own intervals all overlap and :func:`check_ran_in_parallel` cannot tell.
+    What shows it is throughput: the operations' known cost added up
+    (``solo_seconds`` each) over the wall time they span is how many ran at
+    once. ``at_least`` defaults to :func:`default_parallelism` of the agents.
+    """
+    if not solo_seconds > 0:
+        raise ConfigurationError(f"solo_seconds must be longer than 0 s, got {solo_seconds!r}.")
+    if at_least is not None and not at_least > 0:
+        raise ConfigurationError(f"The expected parallelism must be above 0 operations at once, got {at_least!r}.")
+    found = measure_concurrency(history)
+    name = "slow work overlapped"
+    done = [op for op in history if op.ok]
+    if found.agents < 2 or found.span_seconds <= 0 or not done:
+        why = "fewer than 2 agents recorded operations" if found.agents < 2 else "no operation succeeded"
+        return Verdict(
+            name,
+            False,
+            "operations at once",
+            "nothing to measure",
+            message=f"Overlap not judged: {why}.",
+            inconclusive=True,
+        )
+    bound = default_parallelism(found.agents) if at_least is None else at_least
+    at_once = len(done) * solo_seconds / found.span_seconds
+    figures = (
+        f"{plural(len(done), 'operation')} of {format_duration(solo_seconds)} each got through in "
+        f"{format_duration(found.span_seconds)}: {at_once:.2f} at once ({found.agents} agents)"
+    )
+    passed = at_once >= bound
+    lead = (
+        "Slow work overlapped"
+        if passed
+        else "Slow work ran one at a time"
+        if at_once < 1.5
+        else "Slow work hardly overlapped"
+    )
+    return Verdict(
+        name,
+        passed,
+        f"at least {bound:.2f} operations at once",
+        f"{at_once:.2f} at once",
+        "" if passed else f"{bound - at_once:.2f} operations at once",
+        f"{lead}: {figures}; expected at least {bound:.2f}.",
+        value=at_once,
+    )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
@@ -28,6 +27,7 @@ from ..units import format_duration
 from .config import AGENT_HTTP_URL_ENV, AGENT_SERVICE_URL_ENV
 from .embedded_agent_service import EmbeddedAgentService
 from .postgres_target import PostgresTarget
+from .processes import StarterThread
 from .redis_target import RedisTarget
 from .secrets import MASK, mask_dsn
 from .tokens import DEFAULT_TOKEN, SECRET_ENV, TokenSpec, check_secret, issue_token
@@ -49,53 +49,6 @@ def display_url(url: str) -> str:
     return f"{base}?{MASK}" if question else base
 
 
-class _StarterThread:
-    """Starts the service and then waits, so the child outlives the keyword that asked for it.
-
-    Linux sends the child its death signal (SIGTERM) when the *thread* that
-    started it ends; a thread of our own that lives until :meth:`stop` keeps
-    the service independent of whichever thread Robot runs a keyword in.
-    """
-
-    def __init__(self, service: EmbeddedAgentService, timeout: float) -> None:
-        self.service = service
-        self.timeout = timeout
-        self._started = threading.Event()
-        self._released = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="stampede-agent-service", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        if not self._started.wait(self.timeout + STOP_TIMEOUT):
-            raise ServiceUnavailable(
-                f"The reference agent service did not start within {format_duration(self.timeout)}."
-            )
-        if self._error is not None:
-            raise self._error
-
-    def _run(self) -> None:
-        try:
-            self.service.start(self.timeout)
-        except BaseException as error:  # noqa: BLE001 - handed to start(), in the caller's thread
-            self._error = error
-        finally:
-            self._started.set()
-        self._released.wait()
-
-    def stop(self) -> int | None:
-        """Stop the service (bounded) and let the thread end; wait out a start still going on first."""
-        began = self._thread.ident is not None
-        if began:
-            self._started.wait(self.timeout + STOP_TIMEOUT)
-        try:
-            return self.service.stop(STOP_TIMEOUT)
-        finally:
-            self._released.set()
-            if began:
-                self._thread.join(STOP_TIMEOUT)
-
-
 class AgentServiceTarget:
     """An agent service in use: the reference service Stampede started (``embedded``), or the user's own."""
 
@@ -105,7 +58,7 @@ class AgentServiceTarget:
         *,
         http_url: str | None = None,
         embedded: EmbeddedAgentService | None = None,
-        starter: _StarterThread | None = None,
+        starter: StarterThread | None = None,
         jwt_secret: str | None = None,
         handshake: str = "",
     ) -> None:
@@ -207,7 +160,9 @@ def reference_service(
     Unknown bug switches and bad settings fail here, before anything starts.
     """
     service = EmbeddedAgentService.for_targets(postgres, redis, bugs=bugs, settings=settings)
-    return AgentServiceTarget("", embedded=service, starter=_StarterThread(service, timeout))
+    return AgentServiceTarget(
+        "", embedded=service, starter=StarterThread(service, timeout, "the reference agent service")
+    )
 
 
 def _check_url(url: str, schemes: tuple[str, str] = _SCHEMES, what: str = "agent service URL") -> tuple[str, int]:

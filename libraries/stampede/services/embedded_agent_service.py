@@ -7,7 +7,6 @@ line, its environment and its ready line, as a user's own service would be.
 from __future__ import annotations
 
 import atexit
-import json
 import signal
 import sys
 from collections.abc import Iterable, Mapping
@@ -17,7 +16,7 @@ from typing import Any, Self
 
 from ..errors import ServiceUnavailable
 from .postgres_target import PostgresTarget
-from .processes import EmbeddedServer, ServerProcess, make_temp_dir, remove_dir
+from .processes import EmbeddedServer, ServerProcess, make_temp_dir, ready_line, remove_dir
 from .redis_target import RedisTarget
 from .reference_options import MODULE, python_path, reference_options
 from .tokens import DEFAULT_TOKEN, TokenSpec, issue_token, new_secret
@@ -192,17 +191,8 @@ class EmbeddedAgentService(EmbeddedServer):
 
     def _announced_ready(self) -> bool:
         """Whether the log holds the service's ``{"ready": true, ...}`` line."""
-        if self.log_path is None:
-            return False
-        try:
-            with self.log_path.open(encoding="utf-8", errors="replace") as log:
-                for line in log:
-                    if line.startswith('{"ready"'):
-                        self._ready = json.loads(line)
-                        return True
-        except OSError:
-            pass
-        return False
+        self._ready = ready_line(self.log_path)
+        return self._ready is not None
 
     def __repr__(self) -> str:
         state = f"port {self.port}, pid {self.pid}" if self._ready else "stopped"

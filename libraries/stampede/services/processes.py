@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
 import os
 import pwd
 import shutil
@@ -12,13 +13,15 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Self, TypedDict
+from typing import Any, Protocol, Self, TypedDict
 
 from ..errors import ServiceUnavailable
+from ..units import format_duration
 
 _PR_SET_PDEATHSIG = 1
 _POLL_INTERVAL = 0.05
@@ -73,6 +76,21 @@ def log_tail(path: Path, lines: int = 20) -> str:
     return tail or f"(log {path} is empty)"
 
 
+def ready_line(path: Path | None) -> dict[str, Any] | None:
+    """The ``{"ready": true, ...}`` line a server we started printed to its log, parsed; None before it has."""
+    if path is None:
+        return None
+    try:
+        with path.open(encoding="utf-8", errors="replace") as log:
+            for line in log:
+                if line.startswith('{"ready"'):
+                    found = json.loads(line)
+                    return found if isinstance(found, dict) else None
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def _death_signal_setter(sig: int) -> Callable[[], None] | None:
     """Return a ``preexec_fn`` asking Linux to send ``sig`` to the child when we die."""
     if not sys.platform.startswith("linux"):
@@ -101,6 +119,63 @@ class EmbeddedServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+STOP_TIMEOUT = 10.0
+
+
+class _Startable(Protocol):
+    def start(self, timeout: float) -> str: ...
+
+    def stop(self, timeout: float) -> int | None: ...
+
+
+class StarterThread:
+    """Starts a server and then waits, so the child outlives the keyword that asked for it.
+
+    Linux sends the child its death signal (SIGTERM) when the *thread* that
+    started it ends; a thread of our own that lives until :meth:`stop` keeps
+    the server independent of whichever thread Robot runs a keyword in.
+    """
+
+    def __init__(self, service: _Startable, timeout: float, what: str) -> None:
+        self.service = service
+        self.timeout = timeout
+        self.what = what
+        self._started = threading.Event()
+        self._released = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"stampede {what}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._started.wait(self.timeout + STOP_TIMEOUT):
+            raise ServiceUnavailable(
+                f"{self.what[0].upper()}{self.what[1:]} did not start within {format_duration(self.timeout)}."
+            )
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            self.service.start(self.timeout)
+        except BaseException as error:  # noqa: BLE001 - handed to start(), in the caller's thread
+            self._error = error
+        finally:
+            self._started.set()
+        self._released.wait()
+
+    def stop(self) -> int | None:
+        """Stop the server (bounded) and let the thread end; wait out a start still going on first."""
+        began = self._thread.ident is not None
+        if began:
+            self._started.wait(self.timeout + STOP_TIMEOUT)
+        try:
+            return self.service.stop(STOP_TIMEOUT)
+        finally:
+            self._released.set()
+            if began:
+                self._thread.join(STOP_TIMEOUT)
 
 
 class ServerProcess:
