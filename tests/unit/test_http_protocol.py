@@ -12,7 +12,8 @@ import pytest
 
 from stampede.errors import ConfigurationError
 from stampede.records.threads import RunPolicy, RunStatus, ServiceRun
-from stampede.workloads.http_agents import HttpAgentTool, ThreadReadFailed
+from stampede.workloads.http_agents import ThreadReadFailed
+from stampede.workloads.http_answers import service_runs
 from stampede.workloads.http_protocol import HttpAuth, HttpProtocol, RequestName, reference_service
 from stampede.workloads.sse import SseEvent, SseParser
 
@@ -148,8 +149,7 @@ def test_the_tool_talks_to_base_url_else_the_http_address_of_the_agent_service_i
 
 
 def run_list(protocol: HttpProtocol, *runs: dict[str, Any]) -> list[ServiceRun]:
-    tool = HttpAgentTool(protocol, tokens="token")
-    return list(tool._service_runs({"turns" if protocol.answers.runs == "turns" else "runs": list(runs)}, "t-1"))
+    return list(service_runs(protocol, {"turns" if protocol.answers.runs == "turns" else "runs": list(runs)}, "t-1"))
 
 
 def test_a_listed_runs_marker_and_times_are_read_where_the_service_gives_them() -> None:

@@ -53,6 +53,7 @@ from ..errors import ConfigurationError, ServiceUnavailable
 from ..outcomes import Outcome
 from ..records.mcp import McpCall, McpFailure, McpNotification, McpSessionRecord
 from ..records.websocket import timeout_text
+from .http_pool import check_listening, shared_session
 from .mcp_stdio import StdioEnded, StdioServer
 from .sse import SseParser
 from .websocket_fields import shorten
@@ -230,8 +231,10 @@ class McpTool(BaseTool):
     async def setup(self, agents: int) -> None:
         self.calls, self.sessions, self.marker_owners, self.server_tools = [], [], {}, []
         if self.stdio_argv is None:
-            await self._reachable()
-        self._http = _pool(self.connections, self.connect_timeout)
+            await check_listening(
+                self.url, self.connect_timeout, f"the MCP server {self.url}", "start it, or fix server"
+            )
+        self._http = shared_session(self.connections, self.connect_timeout)
         probe = AgentContext(1, self._probe_user(), "m-probe-1")
         try:
             if self.requested_era == AUTO:
@@ -548,22 +551,6 @@ class McpTool(BaseTool):
             "text": f"note {agent.iteration} of {agent.user} ({marker})",
         }
 
-    async def _reachable(self) -> None:
-        """ServiceUnavailable naming the URL when nothing accepts connections there."""
-        parts = urlsplit(self.url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                _, writer = await asyncio.open_connection(parts.hostname, port)
-        except (OSError, TimeoutError) as error:
-            why = f"no answer within {timeout_text(self.connect_timeout)}" if isinstance(error, TimeoutError) else error
-            raise ServiceUnavailable(
-                f"Nothing accepts connections at the MCP server {self.url} ({why}): start it, or fix server"
-            ) from None
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-
 
 async def _from_stream(
     response: aiohttp.ClientResponse, request_id: int, on_notification: Callable[[dict[str, Any]], None] | None
@@ -653,15 +640,6 @@ def _arguments(value: Mapping[str, Any] | str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigurationError(f"arguments must be a JSON object of the tool's arguments, got {value!r}")
     return dict(value)
-
-
-def _pool(connections: int | None, connect_timeout: float) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=connections or 0, limit_per_host=0),
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout),
-        cookie_jar=aiohttp.DummyCookieJar(),  # sessions of different users share the pool: never their cookies
-        trust_env=False,
-    )
 
 
 def _said(text: str) -> str:
