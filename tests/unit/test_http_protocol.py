@@ -14,7 +14,8 @@ from stampede.errors import ConfigurationError
 from stampede.records.threads import RunPolicy, RunStatus, ServiceRun
 from stampede.workloads.http_agents import ThreadReadFailed
 from stampede.workloads.http_answers import service_runs
-from stampede.workloads.http_protocol import HttpAuth, HttpProtocol, RequestName, reference_service
+from stampede.workloads.http_protocol import HttpAuth, HttpProtocol, reference_service
+from stampede.workloads.http_request_templates import RequestName
 from stampede.workloads.sse import SseEvent, SseParser
 
 BASE = "http://127.0.0.1:8080/"

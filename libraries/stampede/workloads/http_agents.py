@@ -54,7 +54,8 @@ from ..records.websocket import MessageLog, timeout_text
 from .http_failures import RunFailed, ThreadReadFailed, request_line, scrub, thread_refused
 from .http_outcomes import RunProgress, op_result, timings
 from .http_pool import check_listening, shared_session
-from .http_protocol import HttpProtocol, RequestName
+from .http_protocol import HttpProtocol
+from .http_request_templates import RequestName
 from .http_requests import json_answer
 from .http_streams import DRAIN_SECONDS, StreamedRuns
 from .http_thread_reads import ThreadReads

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..records.threads import ServiceRun, ThreadMessage
 from .http_failures import ThreadReadFailed
-from .http_protocol import HttpProtocol, RequestName
+from .http_protocol import HttpProtocol
+from .http_request_templates import RequestName
 from .websocket_fields import FieldPathError, shorten
 
 

@@ -18,7 +18,8 @@ import aiohttp
 
 from ..errors import ConfigurationError, StampedeError
 from ..records.threads import HttpFailure, RunAttempt
-from .http_protocol import HttpProtocol, RequestName
+from .http_protocol import HttpProtocol
+from .http_request_templates import RequestName
 from .websocket_fields import SHOWN_CHARACTERS, FieldPathError, shorten
 
 

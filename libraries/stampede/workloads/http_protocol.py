@@ -53,33 +53,24 @@ Example, as JSON (every key is optional; ``base_url`` defaults to the agent serv
 
 from __future__ import annotations
 
-import copy
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Any, Self, TypeVar
-from urllib.parse import quote
+from typing import Any, Self
 
 from ..errors import ConfigurationError
 from ..records.threads import RunPolicy, RunStatus
 from ..services.tokens import TokenSpec
+from .http_fields import REFERENCE_POLICIES, REFERENCE_STATUSES, REFERENCE_TERMINAL, AnswerPaths, EventPaths
+from .http_protocol_json import converted
+from .http_request_templates import REFERENCE_REQUESTS, WHERE, RequestName, RequestTemplate
 from .websocket_fields import lookup, lookup_optional
-from .websocket_protocol import read_protocol
-from .websocket_templates import (
-    PLACEHOLDERS,
-    RESUME_ONLY,
-    check_placeholders,
-    compiled,
-    compiled_text,
-    placeholders_in,
-    render_text,
-)
+from .websocket_protocol import event_names, read_protocol
+from .websocket_templates import PLACEHOLDERS, RESUME_ONLY, check_placeholders, placeholders_in, render_text
 
 HTTP_PLACEHOLDERS = frozenset((PLACEHOLDERS - RESUME_ONLY) | {"policy", "run_id"})
 """What the templates of an HTTP protocol may use (see the module documentation)."""
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-_WHERE = "HTTP protocol"
 
 
 class HttpAuth(StrEnum):
@@ -95,154 +86,9 @@ class HttpAuth(StrEnum):
     """No token."""
 
 
-class RequestName(StrEnum):
-    """The requests an HTTP protocol describes."""
-
-    CREATE_THREAD = "create_thread"
-    RUN_STREAM = "run_stream"
-    RUN_WAIT = "run_wait"
-    READ_STATE = "read_state"
-    READ_HISTORY = "read_history"
-    LIST_RUNS = "list_runs"
-    CANCEL = "cancel"
-    RESUME_STREAM = "resume_stream"
-
-
-_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")  # characters quote() leaves as they are
 _NEEDED = frozenset({RequestName.CREATE_THREAD, RequestName.READ_STATE})
 _NO_THREAD = frozenset({"thread", "run_id"})
 _PER_RUN = frozenset({RequestName.CANCEL, RequestName.RESUME_STREAM})
-_REFERENCE_RUN = {
-    "input": {"marker": "{marker}", "text": "{text}", "steps": 3, "step_ms": 20},
-    "multitask_strategy": "{policy}",
-}
-
-
-def _url_encoded(value: Any) -> str:
-    text = str(value)
-    return text if _URL_SAFE.fullmatch(text) else quote(text, safe="")
-
-
-@dataclass(frozen=True)
-class RequestTemplate:
-    """One request: its method, its path below the base URL, and its JSON body (None: no body)."""
-
-    method: str
-    path: str
-    body: Any = None
-    _path: Callable[[Mapping[str, Any]], str] = field(init=False, repr=False, compare=False)
-    _body: Callable[[Mapping[str, Any]], Any] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_path", compiled_text(self.path, _url_encoded))
-        object.__setattr__(self, "_body", compiled(self.body))
-
-    def rendered(self, values: Mapping[str, Any]) -> tuple[str, str, Any]:
-        """The method, the path (its placeholders URL-encoded) and the body for ``values``."""
-        return self.method, self._path(values), self._body(values)
-
-    @classmethod
-    def parse(cls, value: Any, name: str) -> Self:
-        where = f"{_WHERE}: requests.{name}"
-        if not isinstance(value, Mapping):
-            raise ConfigurationError(
-                f'{where} must be an object such as {{"method": "POST", "path": "/threads", "body": {{}}}}, '
-                f"or null, got {value!r}"
-            )
-        unknown = sorted(set(value) - {"method", "path", "body"})
-        if unknown:
-            raise ConfigurationError(
-                f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known keys are body, method, path"
-            )
-        method = str(value.get("method", "")).strip().upper()
-        if method not in METHODS:
-            raise ConfigurationError(f"{where}.method must be one of {', '.join(METHODS)}, got {value.get('method')!r}")
-        path = value.get("path")
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ConfigurationError(f"{where}.path must be a path starting with '/', got {path!r}")
-        return cls(method, path, copy.deepcopy(value.get("body")))
-
-
-REFERENCE_REQUESTS: Mapping[str, RequestTemplate | None] = {
-    RequestName.CREATE_THREAD: RequestTemplate("POST", "/threads", {}),
-    RequestName.RUN_STREAM: RequestTemplate("POST", "/threads/{thread}/runs/stream", _REFERENCE_RUN),
-    RequestName.RUN_WAIT: RequestTemplate("POST", "/threads/{thread}/runs/wait", _REFERENCE_RUN),
-    RequestName.READ_STATE: RequestTemplate("GET", "/threads/{thread}"),
-    RequestName.READ_HISTORY: RequestTemplate("GET", "/threads/{thread}/history"),
-    RequestName.LIST_RUNS: RequestTemplate("GET", "/threads/{thread}/runs"),
-    RequestName.CANCEL: RequestTemplate("POST", "/threads/{thread}/runs/{run_id}/cancel"),
-    RequestName.RESUME_STREAM: RequestTemplate("GET", "/threads/{thread}/runs/{run_id}/stream"),
-}
-
-
-@dataclass(frozen=True)
-class AnswerPaths:
-    """Where the JSON answers hold what the tool reads (dotted field paths; None: the service does not say).
-
-    ``thread_id`` is in the create answer; ``state_messages`` (a list of
-    messages) in the state answer; ``history_states`` (a list of states, each
-    with its messages at ``history_messages``) in the history answer;
-    ``message_id``, ``message_run_id`` and ``message_marker`` in each message;
-    ``runs`` (a list) in the run list answer, ``run_id`` and ``run_status`` in
-    each of its runs, and where the service gives them ``run_marker`` (the
-    marker the run was started with), ``run_started_at`` and ``run_ended_at``
-    (when it became the thread's active run and when it ended: a number of
-    seconds on the service's clock, or an ISO 8601 time; a run without them
-    leaves them unknown); ``wait_run_id``, ``wait_status`` and ``wait_messages`` in
-    the answer of a run waited for.
-    """
-
-    thread_id: str = "thread_id"
-    state_messages: str = "state.messages"
-    history_states: str | None = "states"
-    history_messages: str = "messages"
-    message_id: str = "id"
-    message_run_id: str | None = "run_id"
-    message_marker: str | None = "marker"
-    runs: str = "runs"
-    run_id: str = "run_id"
-    run_status: str = "status"
-    run_marker: str | None = "marker"
-    run_started_at: str | None = "started_at"
-    run_ended_at: str | None = "ended_at"
-    wait_run_id: str | None = "run_id"
-    wait_status: str = "status"
-    wait_messages: str | None = "messages"
-
-
-@dataclass(frozen=True)
-class EventPaths:
-    """Where an SSE event, read as ``{"event", "id", "data"}``, holds each field (None: the service does not send it).
-
-    ``message_id`` is read from message events; ``status`` from a terminal
-    event mapped to null in ``terminal_events`` (its status word says how the run ended).
-    """
-
-    type: str = "event"
-    seq: str | None = "data.seq"
-    run_id: str | None = "data.run_id"
-    thread_id: str | None = "data.thread_id"
-    user: str | None = "data.user_id"
-    marker: str | None = "data.marker"
-    message_id: str | None = "data.message.id"
-    status: str | None = "data.status"
-
-
-REFERENCE_TERMINAL = {
-    "run_completed": RunStatus.SUCCESS,
-    "run_interrupted": RunStatus.INTERRUPTED,
-    "run_rolled_back": RunStatus.ROLLED_BACK,
-    "run_failed": RunStatus.FAILED,
-}
-REFERENCE_STATUSES = {
-    "pending": RunStatus.PENDING,
-    "running": RunStatus.RUNNING,
-    "success": RunStatus.SUCCESS,
-    "interrupted": RunStatus.INTERRUPTED,
-    "rolled_back": RunStatus.ROLLED_BACK,
-    "error": RunStatus.FAILED,
-}
-REFERENCE_POLICIES = {policy: policy.value for policy in RunPolicy}
 
 
 @dataclass(frozen=True)
@@ -280,30 +126,30 @@ class HttpProtocol:
     def __post_init__(self) -> None:
         if not isinstance(self.base_url, str) or not re.match(r"https?://[^/?#\s]+", self.base_url):
             raise ConfigurationError(
-                f"{_WHERE}: base_url must start with http:// or https:// and name a host, got {self.base_url!r}"
+                f"{WHERE}: base_url must start with http:// or https:// and name a host, got {self.base_url!r}"
             )
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
         try:
             object.__setattr__(self, "auth", HttpAuth(str(self.auth).strip().lower()))
         except ValueError:
             raise ConfigurationError(
-                f"{_WHERE}: auth must be one of {', '.join(a.value for a in HttpAuth)}, got {self.auth!r}"
+                f"{WHERE}: auth must be one of {', '.join(a.value for a in HttpAuth)}, got {self.auth!r}"
             ) from None
         if self.auth is HttpAuth.HEADER and not str(self.header_name).strip():
-            raise ConfigurationError(f"{_WHERE}: auth 'header' needs a header_name")
+            raise ConfigurationError(f"{WHERE}: auth 'header' needs a header_name")
         if self.auth is HttpAuth.QUERY and not str(self.query_param).strip():
-            raise ConfigurationError(f"{_WHERE}: auth 'query' needs a query_param")
+            raise ConfigurationError(f"{WHERE}: auth 'query' needs a query_param")
         self._check_requests()
         self._check_events()
         if self.resume and self.requests.get(RequestName.RESUME_STREAM) is None:
             raise ConfigurationError(
-                f"{_WHERE}: resume is on, but requests.resume_stream is null: give the request that resumes a "
+                f"{WHERE}: resume is on, but requests.resume_stream is null: give the request that resumes a "
                 'run\'s stream (it is sent with Last-Event-ID), or set "resume" to false'
             )
         statuses = [*self.refusal_statuses]
         if not statuses or not all(isinstance(s, int) and not isinstance(s, bool) and 400 <= s < 600 for s in statuses):
             raise ConfigurationError(
-                f"{_WHERE}: refusal_statuses must be a list of HTTP error statuses (400-599), such as [409], "
+                f"{WHERE}: refusal_statuses must be a list of HTTP error statuses (400-599), such as [409], "
                 f"got {self.refusal_statuses!r}"
             )
         object.__setattr__(self, "messages_per_run", self._messages_per_run())
@@ -313,7 +159,7 @@ class HttpProtocol:
             template = self.requests.get(name)
             if template is None:
                 if name in _NEEDED:
-                    raise ConfigurationError(f"{_WHERE}: requests.{name} is needed (it cannot be null)")
+                    raise ConfigurationError(f"{WHERE}: requests.{name} is needed (it cannot be null)")
                 continue
             allowed = HTTP_PLACEHOLDERS
             if name is RequestName.CREATE_THREAD:
@@ -321,30 +167,34 @@ class HttpProtocol:
             elif name not in _PER_RUN:
                 allowed = HTTP_PLACEHOLDERS - {"run_id"}
             for part, value in (("path", template.path), ("body", template.body)):
-                check_placeholders(value, allowed, where=f"{_WHERE}: requests.{name}.{part}")
+                check_placeholders(value, allowed, where=f"{WHERE}: requests.{name}.{part}")
         if self.requests.get(RequestName.RUN_STREAM) is None and self.requests.get(RequestName.RUN_WAIT) is None:
-            raise ConfigurationError(f"{_WHERE}: requests.run_stream and requests.run_wait cannot both be null")
+            raise ConfigurationError(f"{WHERE}: requests.run_stream and requests.run_wait cannot both be null")
         if self.auth is HttpAuth.HEADER:
-            check_placeholders(self.header_value, HTTP_PLACEHOLDERS - _NO_THREAD, where=f"{_WHERE}: header_value")
+            check_placeholders(self.header_value, HTTP_PLACEHOLDERS - _NO_THREAD, where=f"{WHERE}: header_value")
 
     def _check_events(self) -> None:
         for name in ("queued_events", "started_events", "message_events", "error_events"):
-            object.__setattr__(self, name, _event_names(getattr(self, name), name))
+            object.__setattr__(
+                self,
+                name,
+                event_names(getattr(self, name), f"{WHERE}: {name}", names="event names", listed="event names"),
+            )
         if not self.terminal_events:
             raise ConfigurationError(
-                f"{_WHERE}: terminal_events must name at least one event that ends a run, and how "
+                f"{WHERE}: terminal_events must name at least one event that ends a run, and how "
                 '(e.g. {"run_completed": "success"})'
             )
         if None in self.terminal_events.values() and self.events.status is None:
             raise ConfigurationError(
-                f"{_WHERE}: terminal_events leaves a run's end to its status word, but events.status is null: "
+                f"{WHERE}: terminal_events leaves a run's end to its status word, but events.status is null: "
                 "give the field path of the status in such an event"
             )
         named: dict[str, str] = {}
         for key in ("queued_events", "started_events", "message_events", "error_events", "terminal_events"):
             for event in getattr(self, key):
                 if event in named:
-                    raise ConfigurationError(f"{_WHERE}: the event {event!r} is in both {named[event]} and {key}")
+                    raise ConfigurationError(f"{WHERE}: the event {event!r} is in both {named[event]} and {key}")
                 named[event] = key
 
     def _messages_per_run(self) -> int | None:
@@ -357,12 +207,12 @@ class HttpProtocol:
             if isinstance(found, int) and not isinstance(found, bool) and found >= 0:
                 return found
             raise ConfigurationError(
-                f"{_WHERE}: messages_per_run is the path {value!r} into the run request's body, but the body has "
+                f"{WHERE}: messages_per_run is the path {value!r} into the run request's body, but the body has "
                 f"{'nothing' if found is None else repr(found)} there, not a number: give the number of messages a "
                 "run appends, or null if the service does not say"
             )
         raise ConfigurationError(
-            f"{_WHERE}: messages_per_run must be a whole number of at least 0, null, or a field path into the run "
+            f"{WHERE}: messages_per_run must be a whole number of at least 0, null, or a field path into the run "
             f"request's body, got {value!r}"
         )
 
@@ -438,17 +288,17 @@ class HttpProtocol:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigurationError(
-                f"{_WHERE}: unknown key(s) {', '.join(map(repr, unknown))}; known keys are {', '.join(sorted(known))}"
+                f"{WHERE}: unknown key(s) {', '.join(map(repr, unknown))}; known keys are {', '.join(sorted(known))}"
             )
         values = dict(data)
         if base_url is not None:
             values["base_url"] = base_url
         if "base_url" not in values:
             raise ConfigurationError(
-                f"{_WHERE}: base_url is missing and no agent service is in use: give the service's http:// or "
+                f"{WHERE}: base_url is missing and no agent service is in use: give the service's http:// or "
                 "https:// address (as the tool's base_url, or the protocol's base_url)"
             )
-        return cls(**_converted(values))
+        return cls(**converted(values))
 
     @classmethod
     def load(cls, source: Mapping[str, Any] | str, *, base_url: str | None = None) -> Self:
@@ -459,126 +309,3 @@ class HttpProtocol:
 def reference_service(base_url: str) -> HttpProtocol:
     """The bundled reference agent service's HTTP API (``docs/REFERENCE_HTTP_API.md``) at ``base_url``."""
     return HttpProtocol(base_url=base_url)
-
-
-def _converted(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` with each JSON value turned into what the protocol holds (checked, naming the key)."""
-    for name in ("header_name", "header_value", "query_param"):
-        if name in values and not isinstance(values[name], str):
-            raise ConfigurationError(f"{_WHERE}: {name} must be a string, got {values[name]!r}")
-    if "token" in values:
-        values["token"] = TokenSpec.from_dict(values["token"], protocol="HTTP")
-    if "requests" in values:
-        values["requests"] = _requests(values["requests"])
-    if "answers" in values:
-        values["answers"] = _paths(values["answers"], "answers", AnswerPaths)
-    if "events" in values:
-        values["events"] = _paths(values["events"], "events", EventPaths)
-    if "terminal_events" in values:
-        values["terminal_events"] = _terminal(values["terminal_events"])
-    if "statuses" in values:
-        values["statuses"] = _statuses(values["statuses"])
-    if "policies" in values:
-        values["policies"] = _policies(values["policies"])
-    if "refusal_statuses" in values:
-        given = values["refusal_statuses"]
-        values["refusal_statuses"] = tuple(given) if isinstance(given, (list, tuple)) else (given,)
-    if "resume" in values and not isinstance(values["resume"], bool):
-        raise ConfigurationError(f"{_WHERE}: resume must be true or false, got {values['resume']!r}")
-    return values
-
-
-def _requests(value: Any) -> dict[str, RequestTemplate | None]:
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(f"{_WHERE}: requests must be an object of request templates, got {value!r}")
-    known = [name.value for name in RequestName]
-    unknown = sorted(set(value) - set(known))
-    if unknown:
-        raise ConfigurationError(
-            f"{_WHERE}: unknown request(s) {', '.join(map(repr, unknown))} under requests; known requests are "
-            f"{', '.join(known)}"
-        )
-    merged = dict(REFERENCE_REQUESTS)
-    for name, template in value.items():
-        merged[name] = None if template is None else RequestTemplate.parse(template, name)
-    return merged
-
-
-_Paths = TypeVar("_Paths", AnswerPaths, EventPaths)
-
-
-def _paths(value: Any, name: str, kind: type[_Paths]) -> _Paths:
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(f"{_WHERE}: {name} must be an object of field paths, got {value!r}")
-    specs = {spec.name: spec for spec in fields(kind)}
-    unknown = sorted(set(value) - set(specs))
-    if unknown:
-        raise ConfigurationError(
-            f"{_WHERE}: unknown field(s) {', '.join(map(repr, unknown))} under {name}; known fields are "
-            f"{', '.join(specs)}"
-        )
-    for key, path in value.items():
-        nullable = "None" in str(specs[key].type)
-        if path is None and nullable:
-            continue
-        if not isinstance(path, str) or not all(path.split(".")):
-            raise ConfigurationError(
-                f"{_WHERE}: {name}.{key} must be a dotted field path such as 'data.run_id'"
-                f"{' (or null when the service has none)' if nullable else ''}, got {path!r}"
-            )
-    return kind(**value)
-
-
-def _run_status(value: Any, where: str) -> RunStatus:
-    try:
-        return RunStatus(str(value).strip().lower())
-    except ValueError:
-        raise ConfigurationError(
-            f"{_WHERE}: {where} must be one of {', '.join(s.value for s in RunStatus)}, got {value!r}"
-        ) from None
-
-
-def _terminal(value: Any) -> dict[str, RunStatus | None]:
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(
-            f'{_WHERE}: terminal_events must be an object such as {{"run_completed": "success"}}, got {value!r}'
-        )
-    return {
-        str(event): None if status is None else _run_status(status, f"terminal_events.{event}")
-        for event, status in value.items()
-    }
-
-
-def _statuses(value: Any) -> dict[str, RunStatus]:
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(f'{_WHERE}: statuses must be an object such as {{"done": "success"}}, got {value!r}')
-    return {str(word): _run_status(status, f"statuses.{word}") for word, status in value.items()}
-
-
-def _policies(value: Any) -> dict[RunPolicy, str]:
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(f'{_WHERE}: policies must be an object such as {{"reject": "refuse"}}, got {value!r}')
-    merged = dict(REFERENCE_POLICIES)
-    for policy, word in value.items():
-        try:
-            key = RunPolicy(str(policy).strip().lower())
-        except ValueError:
-            raise ConfigurationError(
-                f"{_WHERE}: policies.{policy} is not a policy: use {', '.join(p.value for p in RunPolicy)}"
-            ) from None
-        if not isinstance(word, str) or not word:
-            raise ConfigurationError(f"{_WHERE}: policies.{policy} must be the service's word for it, got {word!r}")
-        merged[key] = word
-    return merged
-
-
-def _event_names(value: Any, name: str) -> tuple[str, ...]:
-    items: Iterable[Any] = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) and not isinstance(value, str):
-        raise ConfigurationError(f"{_WHERE}: {name} must be a list of event names, got {value!r}")
-    names = []
-    for item in items:
-        if not isinstance(item, str) or not item.strip():
-            raise ConfigurationError(f"{_WHERE}: {name} must hold event names, got {item!r}")
-        names.append(item.strip())
-    return tuple(names)

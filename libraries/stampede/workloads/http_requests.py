@@ -9,7 +9,8 @@ import aiohttp
 
 from ..records.threads import HttpFailure
 from .http_failures import RunFailed, ThreadReadFailed, body, error_text
-from .http_protocol import HttpProtocol, RequestName
+from .http_protocol import HttpProtocol
+from .http_request_templates import RequestName
 
 
 def send(

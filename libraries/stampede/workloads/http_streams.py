@@ -24,7 +24,8 @@ from ..records.threads import HttpFailure, RunStatus
 from ..records.websocket import MessageLog, ReceivedMessage, timeout_text
 from .http_failures import RunFailed, body, check_start, error_text, field_missing, request_line, said
 from .http_outcomes import RunProgress
-from .http_protocol import HttpProtocol, RequestName
+from .http_protocol import HttpProtocol
+from .http_request_templates import RequestName
 from .http_requests import answered, send
 from .sse import SseEvent, SseParser
 from .websocket_fields import FieldPathError, lookup, message_text, shorten

@@ -22,7 +22,8 @@ from ..records.threads import ForeignAccess, RunAttempt, ServiceRun, ThreadFinal
 from ..records.websocket import timeout_text
 from .http_answers import history, service_runs, state_messages
 from .http_failures import RunFailed, ThreadReadFailed, body, request_line, said
-from .http_protocol import HttpProtocol, RequestName
+from .http_protocol import HttpProtocol
+from .http_request_templates import RequestName
 from .http_requests import answered, json_answer, send
 from .websocket_fields import shorten
 

@@ -22,7 +22,8 @@ from ..records.websocket import timeout_text
 from .http_answers import messages_of
 from .http_failures import RunFailed, ThreadReadFailed, body, check_start, field_missing
 from .http_outcomes import RunProgress
-from .http_protocol import HttpProtocol, RequestName
+from .http_protocol import HttpProtocol
+from .http_request_templates import RequestName
 from .http_requests import answered, send
 from .websocket_fields import FieldPathError
 

@@ -145,7 +145,7 @@ class WebSocketProtocol:
 
     def _check_events(self) -> None:
         for name in ("run_events", "done_events", "failed_events", "error_events"):
-            object.__setattr__(self, name, _event_names(getattr(self, name), name))
+            object.__setattr__(self, name, event_names(getattr(self, name), f"WebSocket protocol: {name}"))
         if not self.done_events:
             raise ConfigurationError(
                 "WebSocket protocol: done_events must name at least one event type (the event that says a run is done)"
@@ -328,20 +328,23 @@ def _field_paths(value: Any) -> FieldPaths:
     return FieldPaths(**value)
 
 
-def _event_names(value: Any, name: str) -> tuple[str, ...]:
+def event_names(
+    value: Any, where: str, *, names: str = "event type names", listed: str = "event types"
+) -> tuple[str, ...]:
+    """A list of event names (or one comma-separated string); ConfigurationError starting ``where`` otherwise."""
     items: Iterable[Any]
     if isinstance(value, str):
         items = value.split(",")
     elif isinstance(value, (list, tuple)):
         items = value
     else:
-        raise ConfigurationError(f"WebSocket protocol: {name} must be a list of event types, got {value!r}")
-    names = []
+        raise ConfigurationError(f"{where} must be a list of {listed}, got {value!r}")
+    found = []
     for item in items:
         if not isinstance(item, str) or not item.strip():
-            raise ConfigurationError(f"WebSocket protocol: {name} must hold event type names, got {item!r}")
-        names.append(item.strip())
-    return tuple(names)
+            raise ConfigurationError(f"{where} must hold {names}, got {item!r}")
+        found.append(item.strip())
+    return tuple(found)
 
 
 def _choices(kind: type[StrEnum]) -> str:
