@@ -123,9 +123,8 @@ class ThreadReads:
         status, detail = None, None
         try:
             async with asyncio.timeout(self.answer_timeout):
-                async with await answered(
-                    send(http, self.protocol, name, values), name, self.protocol.base_url
-                ) as response:
+                request = send(http, self.protocol, name, values)
+                async with await answered(request, name, self.protocol.base_url) as response:
                     status = response.status
                     if not 200 <= status < 300:
                         detail = said(await body(response))
