@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -31,13 +32,24 @@ class Where:
 '''
 
 
-def left_behind() -> list[psutil.Process]:
-    """This process's children but multiprocessing's resource tracker (it is ended with this process)."""
-    return [
-        child
-        for child in psutil.Process().children(recursive=True)
-        if "multiprocessing.resource_tracker" not in " ".join(child.cmdline())
-    ]
+def children() -> set[int]:
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+@pytest.fixture
+def left_behind() -> Callable[[], list[psutil.Process]]:
+    """Children started since the test began (servers of other tests' fixtures are not the launch's), but
+    multiprocessing's resource tracker, which is ended with this process."""
+    before = children()
+
+    def started_since() -> list[psutil.Process]:
+        return [
+            child
+            for child in psutil.Process().children(recursive=True)
+            if child.pid not in before and "multiprocessing.resource_tracker" not in " ".join(child.cmdline())
+        ]
+
+    return started_since
 
 
 def where_tool(tmp_path: Path) -> PythonTool:
@@ -61,7 +73,9 @@ def test_a_fixed_rate_is_refused_on_workers_for_now(tmp_path: Path) -> None:
         launch_on_workers(where_tool(tmp_path).recipe(), plan, workers=2)
 
 
-def test_each_shard_runs_in_a_worker_process_of_its_own_and_the_histories_merge(tmp_path: Path) -> None:
+def test_each_shard_runs_in_a_worker_process_of_its_own_and_the_histories_merge(
+    tmp_path: Path, left_behind: Callable[[], list[psutil.Process]]
+) -> None:
     plan = LaunchPlan(agents=6, iterations=3, users=2)
     result = launch_on_workers(where_tool(tmp_path).recipe(), plan, workers=2, history_dir=tmp_path / "chunks")
     assert not result.agent_errors, result.agent_errors
@@ -78,7 +92,9 @@ def test_each_shard_runs_in_a_worker_process_of_its_own_and_the_histories_merge(
     assert not left_behind(), "no worker or nanny process is left behind"
 
 
-def test_a_shard_whose_tool_cannot_be_rebuilt_fails_the_launch_naming_it(tmp_path: Path) -> None:
+def test_a_shard_whose_tool_cannot_be_rebuilt_fails_the_launch_naming_it(
+    tmp_path: Path, left_behind: Callable[[], list[psutil.Process]]
+) -> None:
     recipe = where_tool(tmp_path).recipe()
     (tmp_path / "where.py").unlink()
     with pytest.raises(StampedeError, match=r"shard 1 \(agents 1-2\).*where\.py"):
