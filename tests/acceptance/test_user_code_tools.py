@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
 
 import pytest
 
@@ -13,7 +12,6 @@ from .conftest import ROBOT_DIR, RobotRun, assert_failed_with, assert_nothing_le
 
 SUITE = "suites/tool_conflicts/10__user_code_tools.robot"
 TWINS = ROBOT_DIR / "failing_twins" / "user_code.robot"
-SUITE_BUDGET = timedelta(seconds=15)
 LOST = (
     r"^Lost updates: expected 0, found [1-9]\d*\. [1-9]\d* times? two or more agents read the same balance of the "
     r"same account and all of them wrote successfully, so each write overwrote another: [1-9]\d* of 200 successful "
@@ -62,11 +60,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> RobotRun:
     return run_robot(tmp_path_factory.mktemp("user_code_tools"), SUITE, TWINS)
 
 
-def test_the_suite_passes_within_its_budget(run: RobotRun) -> None:
+def test_the_suite_passes(run: RobotRun) -> None:
     suite = run.child_suite("User Code Tools")
     failed = {test.name: test.message for test in suite.tests if test.status != "PASS"}
     assert not failed and len(suite.tests) == 7, failed
-    assert suite.elapsed_time < SUITE_BUDGET, suite.elapsed_time
 
 
 @pytest.mark.parametrize("name", sorted(TWIN_FAILURES))
