@@ -12,6 +12,7 @@ from stampede.errors import ConfigurationError
 from stampede.verdicts import Verdict
 
 from .html import verdict_table
+from .pabot import results_dir
 from .reporting import current_scope, findings
 from .runtime import LaunchRecord, Runtime, Scope
 
@@ -34,7 +35,8 @@ class LibraryComponent:
 
     @property
     def output_dir(self) -> Path:
-        return Path(self.variable("OUTPUT DIR", "results"))
+        """Where Stampede's files go: ``${OUTPUT DIR}`` (under pabot, the folder it merges into)."""
+        return results_dir()
 
     @staticmethod
     def log_html(html: str) -> None:

@@ -29,6 +29,7 @@ from stampede.verdicts import Verdict
 
 from .charts import Chart
 from .launch_charts import launch_charts, resource_charts
+from .pabot import results_dir
 from .runtime import LaunchRecord, Runtime, Scope
 
 _STATUS = {"PASS": "✔ *PASS*", "FAIL": "✘ *FAIL*", "INCONCLUSIVE": "? *INCONCLUSIVE*"}
@@ -278,7 +279,7 @@ class ReportListener:
 
     def _write_metrics(self, result: Any, launches: list[LaunchRecord], test: TestFindings) -> str:
         """Write the test's figures and verdicts as JSON; return the file's path relative to the output dir."""
-        output_dir = Path(_variable("OUTPUT DIR", "results"))
+        output_dir = results_dir()
         suite = _variable("SUITE NAME", "suite")
         # The test's id (s1-s2-t3) keeps two tests apart whose names agree in the slug's first 60 characters.
         name = f"metrics/{slug(suite, 'suite')}.{slug(result.name, 'suite')}.{result.id}.{self.runtime.run_id}.json"

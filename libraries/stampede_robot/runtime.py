@@ -36,6 +36,8 @@ from stampede.services.embedded_redis import EmbeddedRedis
 from stampede.services.postgres_target import PostgresTarget
 from stampede.services.redis_target import RedisTarget
 
+from .pabot import pabot_process
+
 T = TypeVar("T")
 SERVICE_CALL_TIMEOUT = 120.0
 STOP_GRACE_SECONDS = 5.0
@@ -148,7 +150,7 @@ class Services:
 class Runtime:
     def __init__(self) -> None:
         self._loop: EngineLoop | None = None
-        self.run_id = resolve_run_id()
+        self._run_id: str | None = None
         self.services: Services | None = None
         self.tools: dict[str, Tool] = {}
         self.launches: list[LaunchRecord] = []
@@ -156,6 +158,13 @@ class Runtime:
         self._launch_numbers = 0
         self.background: list[BackgroundLaunch] = []
         self.fault_windows: list[FaultWindow] = []  # partitions and pauses, for checks of the launches they hit
+
+    @property
+    def run_id(self) -> str:
+        """Names the run's schema, key prefix and files; fixed at first use, when pabot's variables are known."""
+        if self._run_id is None:
+            self._run_id = resolve_run_id(pabot_process())
+        return self._run_id
 
     @property
     def loop(self) -> EngineLoop:

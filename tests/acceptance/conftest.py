@@ -295,7 +295,8 @@ async def _postgres_state(dsn: str, run_id: str) -> tuple[set[str], set[str]]:
 def _redis_keys(url: str, run_id: str) -> set[str]:
     client = redis.Redis.from_url(url, socket_timeout=10, decode_responses=True)
     try:
-        return set(client.scan_iter(match=f"stampede:{run_id}:*", count=1000))
+        # pabot's processes share the environment's id and add their own: stampede:<run id>_p<n>:...
+        return set(client.scan_iter(match=f"stampede:{run_id}[:_]*", count=1000))
     finally:
         client.close()
 
@@ -358,18 +359,20 @@ def run_robot(
     python: Path | str = sys.executable,
     cwd: Path = ROOT,
     environment: Mapping[str, str] | None = None,
+    runner: Sequence[str] = ("robot",),
 ) -> RobotRun:
     """Run ``robot`` on ``data`` (paths relative to ``cwd``, by default the repository root) and return the run.
 
     ``python`` is the interpreter whose robot runs (this one, or a fresh virtual
-    environment's), with ``environment`` (this process's unless given).
+    environment's), with ``environment`` (this process's unless given); ``runner`` is
+    the module it runs with its options (e.g. ``("pabot.pabot", "--processes", "2")``).
     Server processes the run starts are watched while it runs; afterwards the
     run's leftovers are listed in ``RobotRun.leftovers``. A run that exceeds
     ``timeout`` is interrupted as Ctrl+C would (killed if it does not stop),
     whatever it left behind is recorded and then killed, and :class:`RobotTimeout` is raised.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
-    argv = [str(python), "-m", "robot", "--outputdir", str(output_dir), "--consolecolors", "off"]
+    argv = [str(python), "-m", *runner, "--outputdir", str(output_dir), "--consolecolors", "off"]
     for name, value in (variables or {}).items():
         argv += ["--variable", f"{name}:{value}"]
     argv += [*options, *(str(path) for path in data)]

@@ -25,3 +25,16 @@ def test_an_id_that_cannot_name_a_schema_says_which_variable_to_fix(monkeypatch:
     monkeypatch.setenv(RUN_ID_ENV, "Nightly-42")
     with pytest.raises(ConfigurationError, match=r"^STAMPEDE_RUN_ID: run id must be 1 to 54 characters of a-z"):
         resolve_run_id()
+
+
+def test_processes_sharing_the_variable_get_ids_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(RUN_ID_ENV, "nightly_42")
+    assert [resolve_run_id("p0"), resolve_run_id("p1")] == ["nightly_42_p0", "nightly_42_p1"]
+
+
+def test_a_process_suffix_that_makes_the_id_too_long_says_which_variable_to_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(RUN_ID_ENV, "n" * 54)
+    with pytest.raises(ConfigurationError, match=r"^STAMPEDE_RUN_ID: run id must be 1 to 54 characters"):
+        resolve_run_id("p1")

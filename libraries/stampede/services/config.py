@@ -53,12 +53,16 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def resolve_run_id() -> str:
-    """``$STAMPEDE_RUN_ID`` if set (checked), else a fresh random one: it names the run's schema and key prefix."""
+def resolve_run_id(process: str | None = None) -> str:
+    """``$STAMPEDE_RUN_ID`` if set (checked), else a fresh random one: it names the run's schema and key prefix.
+
+    ``process`` tells apart processes that share the environment, as pabot's do:
+    the given id becomes ``<id>_<process>`` (a random id is unique anyway).
+    """
     given = os.environ.get(RUN_ID_ENV, "").strip()
     if not given:
         return secrets.token_hex(4)
     try:
-        return check_run_id(given)
+        return check_run_id(f"{given}_{process}" if process else given)
     except ConfigurationError as error:
         raise ConfigurationError(f"{RUN_ID_ENV}: {error}") from None

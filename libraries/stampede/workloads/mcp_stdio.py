@@ -112,10 +112,14 @@ class StdioServer:
         how = "it still runs" if code is None else f"exit code {code}"
         return f"the server process ended its output ({how}); its stderr:\n{said}"
 
-    async def close(self, timeout: float) -> int | None:
-        """Close its stdin, wait ``timeout`` s for it to end, then kill it; return its exit code."""
+    def end_input(self) -> None:
+        """Close its stdin, which tells the server to end; :meth:`close` waits for it."""
         if self.process.stdin is not None and not self.process.stdin.is_closing():
             self.process.stdin.close()
+
+    async def close(self, timeout: float) -> int | None:
+        """Close its stdin, wait ``timeout`` s for it to end, then kill it; return its exit code."""
+        self.end_input()
         try:
             await asyncio.wait_for(self.process.wait(), timeout)
         except TimeoutError:

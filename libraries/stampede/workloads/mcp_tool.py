@@ -293,9 +293,8 @@ class McpTool(BaseTool):
 
     async def teardown(self) -> None:
         http, self._http = self._http, None
-        for pipe in list(self._pipes):
-            await pipe.close(CLOSE_TIMEOUT)
-        self._pipes.clear()
+        pipes, self._pipes = list(self._pipes), set()
+        await asyncio.gather(*(pipe.close(CLOSE_TIMEOUT) for pipe in pipes))
         if http is not None:
             await http.close()
 
@@ -408,8 +407,9 @@ class McpTool(BaseTool):
     async def _delete(self, http: aiohttp.ClientSession, session: _Session) -> int | None:
         """End the session: DELETE it (its status), or end its stdio process (None)."""
         if session.pipe is not None:
-            self._pipes.discard(session.pipe)
-            await session.pipe.close(CLOSE_TIMEOUT)
+            # Waiting here for the process to end would race the launcher's bound on closing an agent, which a
+            # loaded machine overruns: it ends now, and teardown waits for every one of them at once.
+            session.pipe.end_input()
             return None
         if session.id is None:
             return None
