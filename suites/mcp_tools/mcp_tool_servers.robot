@@ -64,3 +64,7 @@ Every Deduction Over Stdio Is Counted
 Deleted Sessions Are Reaped
     [Documentation]    The server drops a session's state at its DELETE (session era).
     Deleted Sessions Are Reaped
+
+Server Memory Per Session Is Given Back
+    [Documentation]    The server's resident memory does not keep growing per ended session (session era).
+    Server Memory Per Session Is Given Back

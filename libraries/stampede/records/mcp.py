@@ -94,6 +94,23 @@ class McpSessionRecord:
     delete_status: int | None = None
 
 
+@dataclass(slots=True)
+class McpServerMemory:
+    """The MCP server process's resident memory (RSS, bytes) around a launch's sessions."""
+
+    pid: int
+    before: int
+    """Before the launch opened its first session."""
+    open_sessions: int = 0
+    """Sessions the agents had open at once (each agent opens one)."""
+    held: int | None = None
+    """Once every agent's session was open."""
+    after: int | None = None
+    """After every session of the launch was ended (``DELETE``)."""
+    ended: int = 0
+    """Sessions of the launch the server acknowledged ending (its set-up's listing session included)."""
+
+
 class McpRecords(Protocol):
     """What the MCP checks read from a tool (:class:`~stampede.workloads.mcp_tool.McpTool` provides it)."""
 

@@ -46,12 +46,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import jsonschema
+import psutil
 
 from .. import __version__
 from ..agents import AgentContext, BaseTool, OpResult
 from ..errors import ConfigurationError, ServiceUnavailable
 from ..outcomes import Outcome
-from ..records.mcp import McpCall, McpFailure, McpNotification, McpSessionRecord
+from ..records.mcp import McpCall, McpFailure, McpNotification, McpServerMemory, McpSessionRecord
 from ..records.websocket import timeout_text
 from .mcp_stdio import StdioEnded, StdioServer
 from .sse import SseParser
@@ -144,7 +145,10 @@ class McpTool(BaseTool):
     answer; ``cancel_after`` (seconds) cancels each call still running then.
     ``server`` may be ``stdio: <command>``: each session then runs the command
     as its own process (with ``stdio_env`` added to its environment) and
-    speaks JSON-RPC on its stdin/stdout.
+    speaks JSON-RPC on its stdin/stdout. With ``server_pid`` (the HTTP
+    server's process) the tool reads the server's resident memory before the
+    launch, once every agent's session is open, and after they were all ended
+    (:attr:`memory`).
     """
 
     timed_phases = ("call", "first_notification")
@@ -163,8 +167,19 @@ class McpTool(BaseTool):
         cancel_after: float | None = None,
         connections: int | None = None,
         stdio_env: StdioEnv | None = None,
+        server_pid: int | None = None,
     ) -> None:
         self.url, self.stdio_argv = _endpoint(server)
+        if server_pid is not None and (
+            isinstance(server_pid, bool) or not isinstance(server_pid, int) or server_pid < 1
+        ):
+            raise ConfigurationError(f"server_pid must be the MCP server's process id, got {server_pid!r}")
+        if server_pid is not None and self.stdio_argv is not None:
+            raise ConfigurationError(
+                "server_pid measures one HTTP server's process; a stdio server runs one process per session: leave "
+                "server_pid out"
+            )
+        self.server_pid = server_pid
         if self.stdio_argv is not None and era == "stateless":
             raise ConfigurationError("A stdio server is reached in the session era only: leave era at session")
         self.stdio_env = stdio_env
@@ -205,6 +220,9 @@ class McpTool(BaseTool):
         self.marker_owners: dict[str, str] = {}
         self.server_tools: list[str] = []
         """The tools the server listed in the latest launch."""
+        self.memory: McpServerMemory | None = None
+        """The server's memory around the latest launch's sessions (with ``server_pid``)."""
+        self._agents = 0
         self._http: aiohttp.ClientSession | None = None
         self._pipes: set[StdioServer] = set()
 
@@ -229,6 +247,8 @@ class McpTool(BaseTool):
 
     async def setup(self, agents: int) -> None:
         self.calls, self.sessions, self.marker_owners, self.server_tools = [], [], {}, []
+        self._agents = agents
+        self.memory = McpServerMemory(self.server_pid, _rss(self.server_pid)) if self.server_pid else None
         if self.stdio_argv is None:
             await self._reachable()
         self._http = _pool(self.connections, self.connect_timeout)
@@ -255,6 +275,11 @@ class McpTool(BaseTool):
         started = time.monotonic_ns()
         agent.state["mcp"] = await self._initialize(self._http, agent.user)
         agent.state["mcp_setup_ns"] = time.monotonic_ns() - started
+        memory = self.memory
+        if memory is not None and not agent.state["mcp"].stateless:
+            memory.open_sessions += 1
+            if memory.open_sessions == self._agents:
+                memory.held = _rss(memory.pid)
 
     async def run(self, agent: AgentContext) -> OpResult:
         assert self._http is not None, "setup() opens the connection pool"
@@ -295,6 +320,11 @@ class McpTool(BaseTool):
         self._pipes.clear()
         if http is not None:
             await http.close()
+        memory = self.memory
+        if memory is not None and memory.after is None:
+            memory.ended = sum(1 for s in self.sessions if s.delete_status is not None and s.delete_status < 300)
+            with contextlib.suppress(ServiceUnavailable):
+                memory.after = _rss(memory.pid)
 
     # The session
 
@@ -662,6 +692,21 @@ def _pool(connections: int | None, connect_timeout: float) -> aiohttp.ClientSess
         cookie_jar=aiohttp.DummyCookieJar(),  # sessions of different users share the pool: never their cookies
         trust_env=False,
     )
+
+
+def _rss(pid: int) -> int:
+    """The resident memory of process ``pid`` in bytes; ServiceUnavailable when it is gone."""
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.NoSuchProcess:
+        raise ServiceUnavailable(
+            f"The MCP server process {pid} is not running: give the pid of the running server as server_pid"
+        ) from None
+    except psutil.AccessDenied:
+        raise ConfigurationError(
+            f"Cannot read the memory of the MCP server process {pid}: access denied. Run the harness as the user "
+            "that owns it, or leave server_pid out."
+        ) from None
 
 
 def _said(text: str) -> str:

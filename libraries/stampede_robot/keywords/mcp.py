@@ -16,6 +16,7 @@ from stampede.checkers.mcp_calls import (
     check_sessions_reaped,
     check_users_isolated,
 )
+from stampede.checkers.mcp_memory import check_memory_held_per_session, check_memory_kept_per_session
 from stampede.checkers.serialization import check_work_overlapped
 from stampede.errors import ConfigurationError, ServiceUnavailable, StampedeError
 from stampede.services.embedded_mcp_server import EmbeddedMcpServer, McpServerTarget
@@ -26,6 +27,7 @@ from stampede.workloads.websocket_values import TokenSource
 from ..component import LibraryComponent
 from ..html import table
 from ..runtime import LaunchRecord
+from .resources import _size
 
 DEFINED_BY = "Define MCP Tool"
 READ_TIMEOUT = 10.0  # seconds for the reference server's session count
@@ -114,6 +116,7 @@ class McpToolKeywords(LibraryComponent):
         call_timeout: timedelta = timedelta(seconds=30),
         connect_timeout: timedelta = timedelta(seconds=10),
         connections: int | None = None,
+        server_pid: int | None = None,
     ) -> None:
         """Defines a tool whose agents call ``tool`` on an MCP server, one MCP session per agent.
 
@@ -158,6 +161,12 @@ class McpToolKeywords(LibraryComponent):
         of the server `Start MCP Server` started. All agents share one
         connection pool (``connections`` caps it).
 
+        The tool reads the server process's resident memory before each
+        launch, once every agent's session is open and after they all ended,
+        for `MCP Server Memory Per Session Should Stay Within`: of the server
+        `Start MCP Server` started by itself, of another HTTP server given its
+        ``server_pid``.
+
         | Define MCP Tool | deduct | tool=deduct | arguments={"amount": 1, "nonce": "{nonce}"} |
         | Define MCP Tool | notes | tool=append_note | arguments={"note": "{marker}", "nonce": "{nonce}"} |
         | Define MCP Tool | stateless | tool=deduct | arguments=${DEDUCT} | era=stateless |
@@ -177,6 +186,8 @@ class McpToolKeywords(LibraryComponent):
             )
         if own_stdio and started is not None:
             endpoint = started.stdio_command()
+        if server_pid is None and not server and started is not None:
+            server_pid = started.pid
         defined = McpTool(
             endpoint,
             tool,
@@ -189,6 +200,7 @@ class McpToolKeywords(LibraryComponent):
             call_timeout=positive_seconds(call_timeout, what="call_timeout"),
             cancel_after=positive_seconds(cancel_after, what="cancel_after") if cancel_after is not None else None,
             connections=connections,
+            server_pid=server_pid,
         )
         self.runtime.tools[name] = defined
         rows = [
@@ -301,6 +313,34 @@ class McpCheckKeywords(LibraryComponent):
         record = self.launch_record(launch)
         seconds = positive_seconds(solo, what="solo")
         self.judge(check_work_overlapped(record.result.history, solo_seconds=seconds, at_least=at_least))
+
+    @keyword(tags=["checks", "mcp", "resources"])
+    def mcp_server_memory_per_session_should_stay_within(
+        self, kept: str = "64KiB", held: str | None = None, launch: LaunchRecord | int | None = None
+    ) -> None:
+        """Fails when the MCP server's resident memory grew by more than ``kept`` per session once the launch's
+        sessions were ended (``DELETE``), or by more than ``held`` per session while they were all open.
+
+        Sizes are such as ``64KiB`` or ``1MB``; ``held`` is judged only when
+        given. The figures come from the server process's RSS, read by the
+        tool before the launch, with every agent's session open and after they
+        ended: the server `Start MCP Server` started, or the one whose
+        ``server_pid`` `Define MCP Tool` was given. A server keeps freed memory
+        in its allocator's pools after its first launch: launch once to warm it
+        up and judge the next launch. A launch whose memory was not read, or
+        that ended no session (the stateless era), is not a pass. Works on this
+        test's latest launch unless ``launch`` is given.
+
+        | Launch Agents | deduct | 50 |
+        | Launch Agents | deduct | 50 |
+        | MCP Server Memory Per Session Should Stay Within | kept=64KiB |
+        | MCP Server Memory Per Session Should Stay Within | kept=32KiB | held=512KiB |
+        """
+        memory = mcp_records(self.launch_record(launch)).memory
+        verdicts = [check_memory_kept_per_session(memory, _size(kept, "kept"))]
+        if held is not None:
+            verdicts.append(check_memory_held_per_session(memory, _size(held, "held")))
+        self.judge(*verdicts)
 
     @keyword(tags=["checks", "mcp"])
     def mcp_sessions_should_be_reaped(self, allowed: int = 0, launch: LaunchRecord | int | None = None) -> None:
