@@ -268,13 +268,15 @@ def test_a_stream_cut_before_its_response_is_a_bad_answer_with_its_notifications
     assert tool.era == "session"  # its discover answer was cut: auto falls back to the session era
 
 
-def test_a_stdio_server_runs_one_process_per_session_on_the_same_tables(served: Served) -> None:
+@pytest.mark.parametrize("era", ["session", "stateless"])
+def test_a_stdio_server_runs_one_process_per_session_on_the_same_tables(served: Served, era: str) -> None:
     tool = McpTool(
         served.server.stdio_command(),
         "sleep",
         {"seconds": 0.1, "nonce": "{nonce}", "charge": 2},
         stdio_env=served.server.stdio_env,
         call_timeout=20,
+        era=era,
     )
     result = launched(served, tool, 3, users=2, iterations=2)
     assert counts(result) == {"ok": 6}

@@ -7,7 +7,8 @@ version, the ``Mcp-Session-Id`` the server gives, then
 the stateless era (``era=stateless``, 2026-07-28) there is no session: every
 request carries the protocol version and client capabilities in its ``_meta``
 and the ``Mcp-Method`` / ``Mcp-Name`` headers, and a call is cancelled by
-closing its stream. The
+closing its stream (over stdio, which has no stream per request, by
+``notifications/cancelled`` in both eras). The
 launch first opens a session of its own to list the server's tools: an
 unknown tool name, or arguments its input schema refuses, fail the launch
 there, naming what to fix. Each
@@ -180,8 +181,6 @@ class McpTool(BaseTool):
                 "server_pid out"
             )
         self.server_pid = server_pid
-        if self.stdio_argv is not None and era == "stateless":
-            raise ConfigurationError("A stdio server is reached in the session era only: leave era at session")
         self.stdio_env = stdio_env
         if not isinstance(tool, str) or not tool.strip():
             raise ConfigurationError(f"tool must name one of the server's tools, got {tool!r}")
@@ -332,14 +331,14 @@ class McpTool(BaseTool):
         """A new session of ``user``; ConfigurationError when the server does not answer ``initialize`` as MCP."""
         token = self._values.token_for(user)
         session = _Session(None, self.protocol_version, token, stateless=self.era == "stateless")
-        if session.stateless:
-            return session
         if self.stdio_argv is not None:
             try:
                 session.pipe = await StdioServer.start(self.stdio_argv, self._stdio_env(user, token))
             except StdioEnded as ended:
                 raise self._not_mcp(str(ended), None) from None
             self._pipes.add(session.pipe)
+        if session.stateless:
+            return session
         body = {
             "jsonrpc": "2.0",
             "id": 0,
@@ -482,10 +481,10 @@ class McpTool(BaseTool):
             raise _Failed(McpFailure.TOOL_ERROR, call.returned_text()[:300], answer.status)
 
     async def _cancel(self, http: aiohttp.ClientSession, session: _Session, call: McpCall) -> None:
-        """Cancel the call: in the session era send ``notifications/cancelled`` (bounded by :data:`CANCEL_GRACE`);
-        in both eras the call's stream is then closed (all a stateless client does)."""
+        """Cancel the call: in the session era, and over stdio (no stream to close), send ``notifications/cancelled``
+        (bounded by :data:`CANCEL_GRACE`); over HTTP the call's stream is then closed (all a stateless client does)."""
         call.cancelled_ns = time.monotonic_ns()
-        if not session.stateless:
+        if not session.stateless or session.pipe is not None:
             body = {
                 "jsonrpc": "2.0",
                 "method": "notifications/cancelled",
@@ -507,7 +506,7 @@ class McpTool(BaseTool):
         """POST one JSON-RPC message; the response to ``request_id`` (None: a notification, answered 202)."""
         if session.pipe is not None:
             try:
-                message = await session.pipe.exchange(body, on_notification)
+                message = await session.pipe.exchange(session.framed(body), on_notification)
             except StdioEnded as ended:
                 raise _Failed(McpFailure.CONNECT_FAILED, str(ended)) from None
             if message is None:

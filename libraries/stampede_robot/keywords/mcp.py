@@ -132,8 +132,11 @@ class McpToolKeywords(LibraryComponent):
         ``Mcp-Session-Id``) and ends it with ``DELETE`` after the launch; in
         the ``stateless`` era every request carries the protocol version and
         capabilities itself; ``auto`` takes the stateless era when the server
-        answers a stateless ``server/discover``, else the session era. JSON-RPC ids count from 1 in each session, as MCP
-        clients do, so they collide across sessions.
+        answers a stateless ``server/discover``, else the session era (over
+        stdio: the session era). A stdio server serves either era; in the
+        stateless one a call is cancelled with ``notifications/cancelled``, as
+        there is no stream to close. JSON-RPC ids count from 1 in each session,
+        as MCP clients do, so they collide across sessions.
 
         ``arguments`` is a JSON object (a dictionary or JSON text) whose
         strings may hold placeholders: ``{user}``, ``{agent}``, ``{marker}``
