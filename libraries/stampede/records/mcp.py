@@ -68,6 +68,13 @@ class McpCall:
     detail: str | None = None
     cancelled_ns: int | None = None
     """When the tool cancelled this call (``notifications/cancelled``), if it did."""
+    late_watch: bool = False
+    """Whether the tool listened on the call's stream after cancelling it (not in the stateless era over HTTP,
+    where closing the stream is the cancel)."""
+    late_answer: Any = None
+    """A response to this call that arrived after its cancel (other than the cancellation error)."""
+    late_ns: int | None = None
+    """When :attr:`late_answer` arrived."""
 
     @property
     def answered(self) -> bool:

@@ -67,7 +67,9 @@ AUTO = "auto"
 """The era asked for when the server is to say: stateless if it answers ``server/discover``, else session."""
 _META = "io.modelcontextprotocol/"
 ARGUMENT_PLACEHOLDERS = frozenset({"user", "agent", "marker", "iteration", "nonce", "text"})
-CANCEL_GRACE = 1.0  # seconds sending notifications/cancelled may take
+CANCEL_GRACE = 1.0  # seconds sending notifications/cancelled may take, and again the listening for a late answer
+REQUEST_CANCELLED = -32800
+"""The JSON-RPC error a 2025-era server may end a cancelled request's stream with (the SDK does): not a late answer."""
 CLOSE_TIMEOUT = 5.0  # seconds a stdio server process gets to end once its stdin is closed
 STDIO = "stdio:"
 StdioEnv = Callable[[str], Mapping[str, str]] | Mapping[str, str]
@@ -460,7 +462,7 @@ class McpTool(BaseTool):
                 if self.cancel_after is not None:
                     done, _ = await asyncio.wait({exchange}, timeout=self.cancel_after)
                     if not done:
-                        await self._cancel(http, session, call)
+                        await self._cancel(http, session, call, exchange)
                 answer = await exchange
         except TimeoutError:
             raise _Failed(McpFailure.TIMEOUT, f"no answer within {timeout_text(self.call_timeout)}") from None
@@ -480,9 +482,12 @@ class McpTool(BaseTool):
         if result.get("isError"):
             raise _Failed(McpFailure.TOOL_ERROR, call.returned_text()[:300], answer.status)
 
-    async def _cancel(self, http: aiohttp.ClientSession, session: _Session, call: McpCall) -> None:
+    async def _cancel(
+        self, http: aiohttp.ClientSession, session: _Session, call: McpCall, exchange: asyncio.Future[_Answer]
+    ) -> None:
         """Cancel the call: in the session era, and over stdio (no stream to close), send ``notifications/cancelled``
-        (bounded by :data:`CANCEL_GRACE`); over HTTP the call's stream is then closed (all a stateless client does)."""
+        (bounded by :data:`CANCEL_GRACE`), then listen on the call's stream for :data:`CANCEL_GRACE` more for a
+        late answer; then the stream is closed (over HTTP in the stateless era, all the client does)."""
         call.cancelled_ns = time.monotonic_ns()
         if not session.stateless or session.pipe is not None:
             body = {
@@ -493,6 +498,12 @@ class McpTool(BaseTool):
             with contextlib.suppress(_Failed, TimeoutError):
                 async with asyncio.timeout(CANCEL_GRACE):
                     await self._post(http, session, body, None, None)
+            call.late_watch = True
+            await asyncio.wait({exchange}, timeout=CANCEL_GRACE)
+            if exchange.done() and not exchange.cancelled() and exchange.exception() is None:
+                message = exchange.result().message or {}
+                if (message.get("error") or {}).get("code") != REQUEST_CANCELLED:
+                    call.late_answer, call.late_ns = message, time.monotonic_ns()
         raise _Failed(McpFailure.CANCELLED, f"cancelled after {timeout_text(self.cancel_after or 0)}")
 
     async def _post(

@@ -11,6 +11,7 @@ from robot.api.deco import keyword
 from robot.api.types import Secret
 
 from stampede.checkers.mcp_calls import (
+    check_no_late_answers,
     check_own_answers,
     check_progress,
     check_sessions_reaped,
@@ -316,6 +317,25 @@ class McpCheckKeywords(LibraryComponent):
         record = self.launch_record(launch)
         seconds = positive_seconds(solo, what="solo")
         self.judge(check_work_overlapped(record.result.history, solo_seconds=seconds, at_least=at_least))
+
+    @keyword(tags=["checks", "mcp"])
+    def cancelled_mcp_calls_should_get_no_late_answer(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails when a call the tool cancelled got a response after its cancel: the server went on with it.
+
+        Needs ``cancel_after`` in `Define MCP Tool`. In the session era (and
+        over stdio) the tool sends ``notifications/cancelled`` and keeps the
+        call's stream open a second more; a response then, other than the
+        cancellation error a 2025-era server may end the stream with, is a late
+        answer. In the stateless era over HTTP the cancel closes the stream,
+        so nothing can arrive: such a launch is not a pass (judge the effect
+        with `Invariant Should Hold` instead). Works on this test's latest
+        launch unless ``launch`` is given.
+
+        | Define MCP Tool | slow | tool=sleep | arguments={"seconds": 1, "nonce": "{nonce}"} | cancel_after=300 ms |
+        | Launch Agents | slow | 10 |
+        | Cancelled MCP Calls Should Get No Late Answer |
+        """
+        self.judge(check_no_late_answers(mcp_records(self.launch_record(launch)).calls))
 
     @keyword(tags=["checks", "mcp", "resources"])
     def mcp_server_memory_per_session_should_stay_within(

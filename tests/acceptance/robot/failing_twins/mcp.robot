@@ -38,6 +38,11 @@ A Call That Ignores Its Cancellation Still Charges
     Start The MCP Server With    ignore_cancel
     A Cancelled Call Takes No Effect    session
 
+A Call That Ignores Its Cancellation Is Answered Late
+    [Documentation]    Must fail: ignore_cancel drops notifications/cancelled, so the call runs on and answers.
+    Start The MCP Server With    ignore_cancel
+    A Cancelled Call Gets No Late Answer
+
 A Call That Ignores Its Closed Stream Still Charges
     [Documentation]    Must fail: ignore_cancel, in the stateless era (the call is cancelled by closing its stream).
     Start The MCP Server With    ignore_cancel
