@@ -29,7 +29,8 @@ _DESCRIPTIONS = {
     "same id at once can each get the other's result",
     Bug.BLOCKING_SLEEP: "the sleep tool calls time.sleep, blocking the event loop, so concurrent calls run one "
     "after another",
-    Bug.IGNORE_CANCEL: "the sleep tool's work is shielded from cancellation, so a cancelled call still charges",
+    Bug.IGNORE_CANCEL: "notifications/cancelled is dropped before the SDK sees it and the sleep tool's work is "
+    "shielded from a closed stream, so a cancelled call still charges (and, in the session era, is answered late)",
     Bug.NEVER_REAP: "a session's state (a 256 KiB buffer) is kept after its DELETE",
     Bug.SESSION_KEYED_NOTES: "notes are kept under the Mcp-Session-Id header instead of the user, so in the "
     "stateless era, which sends no such header, every user shares one list of notes",

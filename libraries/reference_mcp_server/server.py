@@ -26,8 +26,8 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reference_agent_service.auth import TokenError, verify_token
 
@@ -152,13 +152,23 @@ def build_server(tools: Tools) -> MCPServer:
 
 
 class Gate:
-    """ASGI wrapper: a bearer JWT on every MCP request (401 without), per-session state kept and dropped."""
+    """ASGI wrapper: a bearer JWT on every MCP request (401 without), per-session state kept and dropped;
+    under ignore_cancel, ``notifications/cancelled`` is acknowledged and dropped before the SDK sees it."""
 
-    def __init__(self, app: ASGIApp, secret: str, sessions: Sessions, open_sessions: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        secret: str,
+        sessions: Sessions,
+        open_sessions: Callable[[], int],
+        *,
+        drop_cancels: bool = False,
+    ) -> None:
         self.app = app
         self.secret = secret
         self.sessions = sessions
         self.open_sessions = open_sessions
+        self.drop_cancels = drop_cancels
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -180,7 +190,41 @@ class Gate:
             self.sessions.deleted(session_id)
         elif session_id:
             self.sessions.seen(session_id)
+        if self.drop_cancels and scope["method"] == "POST":
+            raw, receive = await _buffered(receive)
+            if _is_cancel(raw):
+                await Response(status_code=202)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """The request's whole body, and a ``receive`` that hands it to the app again."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return body, replay
+
+
+def _is_cancel(body: bytes) -> bool:
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and message.get("method") == "notifications/cancelled"
 
 
 def application(tools: Tools, sessions: Sessions, session_idle_timeout: float) -> tuple[ASGIApp, MCPServer]:
@@ -196,7 +240,8 @@ def application(tools: Tools, sessions: Sessions, session_idle_timeout: float) -
     def open_sessions() -> int:
         return len(mcp.session_manager._server_instances)
 
-    return Gate(app, tools.secret, sessions, open_sessions), mcp
+    gate = Gate(app, tools.secret, sessions, open_sessions, drop_cancels=Bug.IGNORE_CANCEL in tools.bugs)
+    return gate, mcp
 
 
 @contextlib.asynccontextmanager

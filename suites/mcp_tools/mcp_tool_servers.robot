@@ -57,6 +57,10 @@ A Cancelled Call Takes No Effect In The Stateless Era
     [Documentation]    A call cancelled before its end takes no credit after it. (stateless era)
     A Cancelled Call Takes No Effect    stateless
 
+A Cancelled Call Gets No Late Answer In The Session Era
+    [Documentation]    A call cancelled with notifications/cancelled is not answered after it.
+    A Cancelled Call Gets No Late Answer
+
 Every Deduction Over Stdio Is Counted
     [Documentation]    One server process per session, as MCP clients run local servers (session era).
     Every Deduction Over Stdio Is Counted
@@ -64,3 +68,7 @@ Every Deduction Over Stdio Is Counted
 Deleted Sessions Are Reaped
     [Documentation]    The server drops a session's state at its DELETE (session era).
     Deleted Sessions Are Reaped
+
+Server Memory Per Session Is Given Back
+    [Documentation]    The server's resident memory does not keep growing per ended session (session era).
+    Server Memory Per Session Is Given Back

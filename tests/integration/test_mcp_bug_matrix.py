@@ -1,7 +1,7 @@
 """Each bug switch of the reference MCP server is caught by its own check and by no other.
 
 For the bug-free server and for each switch, every scenario of suites/mcp_tools runs (fewer sessions) with its
-check; the checks that fail must be exactly the one written for the switch (none for the bug-free server).
+check; the checks that fail must be exactly those written for the switch (none for the bug-free server).
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from stampede.checkers.mcp_calls import (
+    check_no_late_answers,
     check_own_answers,
     check_progress,
     check_sessions_reaped,
     check_users_isolated,
 )
+from stampede.checkers.mcp_memory import check_memory_kept_per_session
 from stampede.checkers.serialization import check_work_overlapped
 from stampede.launcher import LaunchPlan, launch
 from stampede.services.embedded_postgres import EmbeddedPostgres
@@ -74,6 +76,18 @@ async def cancelled_without_effect(served: Served) -> bool:
     return await _taken(served) == before
 
 
+async def not_answered_late(served: Served) -> bool:
+    tool = await _launched(served.tool("sleep", {"seconds": 1.0, "nonce": "{nonce}"}, cancel_after=0.3), 5)
+    return check_no_late_answers(tool.calls).passed
+
+
+async def memory_given_back(served: Served) -> bool:
+    tool = served.tool("deduct", DEDUCT, server_pid=served.server.pid)
+    for _ in range(2):  # the first launch fills the allocator's pools: judge the second
+        await _launched(tool, 30)
+    return check_memory_kept_per_session(tool.memory, 64 * 1024).passed
+
+
 async def reaped(served: Served) -> bool:
     before = served.session_counts()["tracked"]  # what the earlier scenarios left
     tool = await _launched(served.tool("deduct", DEDUCT))
@@ -89,6 +103,8 @@ SCENARIOS: dict[str, Scenario] = {
     "slow calls overlap": overlapped,
     "progress monotonic and scoped": progress_in_order,
     "a cancelled call takes no effect": cancelled_without_effect,
+    "a cancelled call gets no late answer": not_answered_late,
+    "memory given back per ended session": memory_given_back,
     "sessions reaped": reaped,
 }
 CAUGHT_BY = {
@@ -97,8 +113,8 @@ CAUGHT_BY = {
     "crossed_replies": {"answers match their requests"},
     "session_keyed_notes": {"state stays with its user"},
     "blocking_sleep": {"slow calls overlap"},
-    "ignore_cancel": {"a cancelled call takes no effect"},
-    "never_reap": {"sessions reaped"},
+    "ignore_cancel": {"a cancelled call takes no effect", "a cancelled call gets no late answer"},
+    "never_reap": {"sessions reaped", "memory given back per ended session"},
 }
 
 

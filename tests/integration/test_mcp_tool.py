@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from stampede.checkers.mcp_calls import check_own_answers, check_users_isolated
+from stampede.checkers.mcp_calls import check_no_late_answers, check_own_answers, check_users_isolated
 from stampede.checkers.serialization import check_ran_in_parallel, check_work_overlapped
 from stampede.errors import ConfigurationError, ServiceUnavailable
 from stampede.launcher import LaunchPlan, LaunchResult, launch
@@ -142,6 +142,7 @@ def test_a_cancelled_call_is_cancelled_and_charges_nothing(served: Served) -> No
     result = launched(served, tool, 3)
     assert counts(result) == {"conflict": 3}
     assert {call.failure for call in tool.calls} == {McpFailure.CANCELLED}
+    assert check_no_late_answers(tool.calls).passed  # the SDK ends each stream with the cancellation error only
     asyncio.run(asyncio.sleep(1.2))
     assert asyncio.run(served.balances()) == {}
 
@@ -150,8 +151,20 @@ def test_a_cancelled_call_is_cancelled_and_charges_nothing(served: Served) -> No
 def test_ignore_cancel_still_charges_a_cancelled_call(served: Served) -> None:
     tool = served.tool("sleep", {"seconds": 1.0, "nonce": "{nonce}", "charge": 7}, cancel_after=0.3)
     launched(served, tool, 3)
+    late = check_no_late_answers(tool.calls)
+    assert not late.passed and late.value == 3, late.message  # the dropped cancel: each call answered after it
+    assert all(call.late_answer["result"]["structuredContent"]["nonce"] == call.nonce for call in tool.calls)
     asyncio.run(asyncio.sleep(1.2))
     assert asyncio.run(served.balances()) == {f"user-{n}": 993 for n in (1, 2, 3)}
+
+
+@pytest.mark.parametrize("served", ["ignore_cancel"], indirect=True)
+def test_ignore_cancel_still_charges_a_call_whose_stateless_stream_was_closed(served: Served) -> None:
+    tool = served.tool("sleep", {"seconds": 1.0, "nonce": "{nonce}", "charge": 7}, cancel_after=0.3, era="stateless")
+    launched(served, tool, 2)
+    assert check_no_late_answers(tool.calls).inconclusive  # closing the stream is the cancel: nothing can arrive
+    asyncio.run(asyncio.sleep(1.2))
+    assert asyncio.run(served.balances()) == {"user-1": 993, "user-2": 993}
 
 
 def test_an_unknown_tool_is_refused_listing_the_servers_tools(served: Served) -> None:
@@ -268,13 +281,15 @@ def test_a_stream_cut_before_its_response_is_a_bad_answer_with_its_notifications
     assert tool.era == "session"  # its discover answer was cut: auto falls back to the session era
 
 
-def test_a_stdio_server_runs_one_process_per_session_on_the_same_tables(served: Served) -> None:
+@pytest.mark.parametrize("era", ["session", "stateless"])
+def test_a_stdio_server_runs_one_process_per_session_on_the_same_tables(served: Served, era: str) -> None:
     tool = McpTool(
         served.server.stdio_command(),
         "sleep",
         {"seconds": 0.1, "nonce": "{nonce}", "charge": 2},
         stdio_env=served.server.stdio_env,
         call_timeout=20,
+        era=era,
     )
     result = launched(served, tool, 3, users=2, iterations=2)
     assert counts(result) == {"ok": 6}

@@ -8,6 +8,7 @@ import pytest
 
 from stampede.checkers.mcp_calls import (
     PROGRESS,
+    check_no_late_answers,
     check_own_answers,
     check_progress,
     check_sessions_reaped,
@@ -130,3 +131,32 @@ def test_progress_for_another_request_or_going_backwards_fails() -> None:
 
 def test_no_progress_is_inconclusive() -> None:
     assert check_progress([call(1, "a")]).inconclusive
+
+
+def cancelled(agent: int, *, late: Any = None, watched: bool = True) -> McpCall:
+    made = unanswered(agent)
+    made.failure, made.cancelled_ns, made.late_watch = McpFailure.CANCELLED, 300 * MS, watched
+    if late is not None:
+        made.late_answer, made.late_ns = late, 1000 * MS
+    return made
+
+
+def test_cancelled_calls_not_answered_after_their_cancel_pass() -> None:
+    verdict = check_no_late_answers([cancelled(1), cancelled(2), call(3, "c")])
+    assert verdict.passed, verdict.message
+    assert verdict.message == "None of 2 cancelled calls was answered after its cancel."
+
+
+def test_a_response_after_the_cancel_fails_with_when_it_came() -> None:
+    late = {"jsonrpc": "2.0", "id": 1, "result": {"structuredContent": {"nonce": "n", "balance": 995}}}
+    verdict = check_no_late_answers([cancelled(1, late=late), cancelled(2)])
+    assert not verdict.passed and verdict.value == 1
+    assert verdict.message.startswith("1 cancelled call of 2 got a response after the cancel")
+    assert verdict.details[0]["answered after the cancel"] == "700 ms"
+    assert "'balance': 995" in verdict.details[0]["answer"]
+
+
+def test_no_cancelled_call_listened_to_is_inconclusive() -> None:
+    verdict = check_no_late_answers([call(1, "a"), cancelled(2, watched=False)])
+    assert verdict.inconclusive and not verdict.passed
+    assert "in the stateless era over HTTP the cancel closes the stream" in verdict.message

@@ -249,3 +249,67 @@ def check_progress(calls: Sequence[McpCall]) -> Verdict:
         capped(wrong),
         value=len(wrong),
     )
+
+
+def check_no_late_answers(calls: Sequence[McpCall]) -> Verdict:
+    """Fail when a cancelled call got a response after its cancel: the server went on with a cancelled call.
+
+    Judges the calls the tool cancelled and then listened to (``notifications/cancelled`` sent, the
+    call's stream kept open a moment); a 2025-era server may end that stream with the cancellation
+    error, which is no answer. No call judged is inconclusive (nothing was cancelled, or the stateless
+    era over HTTP, where closing the stream is the cancel and nothing can arrive after it).
+    """
+    name = "Cancelled MCP calls get no late answer"
+    expected = "no response after a call's cancel"
+    judged = [call for call in calls if call.cancelled_ns is not None and call.late_watch]
+    if not judged:
+        return Verdict(
+            name,
+            False,
+            expected,
+            "no cancelled call listened to",
+            message=f"Nothing judged: none of {plural(len(calls), 'call')} was cancelled and then listened to "
+            "(set cancel_after; in the stateless era over HTTP the cancel closes the stream, so nothing can arrive).",
+            inconclusive=True,
+        )
+    late = [call for call in judged if call.late_answer is not None]
+    if not late:
+        return Verdict(
+            name,
+            True,
+            expected,
+            f"{plural(len(judged), 'cancelled call')}, none answered after its cancel",
+            message=f"None of {plural(len(judged), 'cancelled call')} was answered after its cancel.",
+            value=0,
+        )
+    rows = [
+        {
+            "agent": call.agent,
+            "session": call.session,
+            "request id": call.request_id,
+            "answered after the cancel": f"{((call.late_ns or 0) - (call.cancelled_ns or 0)) / 1e6:.0f} ms",
+            "answer": _answer_text(call.late_answer),
+        }
+        for call in late
+    ]
+    return Verdict(
+        name,
+        False,
+        expected,
+        f"{len(late)} of {len(judged)} cancelled calls answered later",
+        plural(len(late), "call"),
+        f"{plural(len(late), 'cancelled call')} of {len(judged)} got a response after the cancel: the server went "
+        f"on with calls it was told to stop{rows_note(len(late))}.",
+        capped(rows),
+        value=len(late),
+    )
+
+
+def _answer_text(message: Any) -> str:
+    """What a late response said: its result's structured content or text, or its error, in at most 120 characters."""
+    if not isinstance(message, Mapping):
+        return repr(message)[:120]
+    result = message.get("result")
+    if isinstance(result, Mapping):
+        return repr(result.get("structuredContent") or result.get("content"))[:120]
+    return f"error {message.get('error')!r}"[:120]

@@ -68,6 +68,13 @@ class McpCall:
     detail: str | None = None
     cancelled_ns: int | None = None
     """When the tool cancelled this call (``notifications/cancelled``), if it did."""
+    late_watch: bool = False
+    """Whether the tool listened on the call's stream after cancelling it (not in the stateless era over HTTP,
+    where closing the stream is the cancel)."""
+    late_answer: Any = None
+    """A response to this call that arrived after its cancel (other than the cancellation error)."""
+    late_ns: int | None = None
+    """When :attr:`late_answer` arrived."""
 
     @property
     def answered(self) -> bool:
@@ -92,6 +99,23 @@ class McpSessionRecord:
     session: str | None
     setup_ns: int
     delete_status: int | None = None
+
+
+@dataclass(slots=True)
+class McpServerMemory:
+    """The MCP server process's resident memory (RSS, bytes) around a launch's sessions."""
+
+    pid: int
+    before: int
+    """Before the launch opened its first session."""
+    open_sessions: int = 0
+    """Sessions the agents had open at once (each agent opens one)."""
+    held: int | None = None
+    """Once every agent's session was open."""
+    after: int | None = None
+    """After every session of the launch was ended (``DELETE``)."""
+    ended: int = 0
+    """Sessions of the launch the server acknowledged ending (its set-up's listing session included)."""
 
 
 class McpRecords(Protocol):

@@ -7,7 +7,8 @@ version, the ``Mcp-Session-Id`` the server gives, then
 the stateless era (``era=stateless``, 2026-07-28) there is no session: every
 request carries the protocol version and client capabilities in its ``_meta``
 and the ``Mcp-Method`` / ``Mcp-Name`` headers, and a call is cancelled by
-closing its stream. The
+closing its stream (over stdio, which has no stream per request, by
+``notifications/cancelled`` in both eras). The
 launch first opens a session of its own to list the server's tools: an
 unknown tool name, or arguments its input schema refuses, fail the launch
 there, naming what to fix. Each
@@ -46,12 +47,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import jsonschema
+import psutil
 
 from .. import __version__
 from ..agents import AgentContext, BaseTool, OpResult
 from ..errors import ConfigurationError, ServiceUnavailable
 from ..outcomes import Outcome
-from ..records.mcp import McpCall, McpFailure, McpNotification, McpSessionRecord
+from ..records.mcp import McpCall, McpFailure, McpNotification, McpServerMemory, McpSessionRecord
 from ..records.websocket import timeout_text
 from .http_pool import check_listening, shared_session
 from .mcp_stdio import StdioEnded, StdioServer
@@ -66,7 +68,9 @@ AUTO = "auto"
 """The era asked for when the server is to say: stateless if it answers ``server/discover``, else session."""
 _META = "io.modelcontextprotocol/"
 ARGUMENT_PLACEHOLDERS = frozenset({"user", "agent", "marker", "iteration", "nonce", "text"})
-CANCEL_GRACE = 1.0  # seconds sending notifications/cancelled may take
+CANCEL_GRACE = 1.0  # seconds sending notifications/cancelled may take, and again the listening for a late answer
+REQUEST_CANCELLED = -32800
+"""The JSON-RPC error a 2025-era server may end a cancelled request's stream with (the SDK does): not a late answer."""
 CLOSE_TIMEOUT = 5.0  # seconds a stdio server process gets to end once its stdin is closed
 STDIO = "stdio:"
 StdioEnv = Callable[[str], Mapping[str, str]] | Mapping[str, str]
@@ -145,7 +149,10 @@ class McpTool(BaseTool):
     answer; ``cancel_after`` (seconds) cancels each call still running then.
     ``server`` may be ``stdio: <command>``: each session then runs the command
     as its own process (with ``stdio_env`` added to its environment) and
-    speaks JSON-RPC on its stdin/stdout.
+    speaks JSON-RPC on its stdin/stdout. With ``server_pid`` (the HTTP
+    server's process) the tool reads the server's resident memory before the
+    launch, once every agent's session is open, and after they were all ended
+    (:attr:`memory`).
     """
 
     timed_phases = ("call", "first_notification")
@@ -164,10 +171,19 @@ class McpTool(BaseTool):
         cancel_after: float | None = None,
         connections: int | None = None,
         stdio_env: StdioEnv | None = None,
+        server_pid: int | None = None,
     ) -> None:
         self.url, self.stdio_argv = _endpoint(server)
-        if self.stdio_argv is not None and era == "stateless":
-            raise ConfigurationError("A stdio server is reached in the session era only: leave era at session")
+        if server_pid is not None and (
+            isinstance(server_pid, bool) or not isinstance(server_pid, int) or server_pid < 1
+        ):
+            raise ConfigurationError(f"server_pid must be the MCP server's process id, got {server_pid!r}")
+        if server_pid is not None and self.stdio_argv is not None:
+            raise ConfigurationError(
+                "server_pid measures one HTTP server's process; a stdio server runs one process per session: leave "
+                "server_pid out"
+            )
+        self.server_pid = server_pid
         self.stdio_env = stdio_env
         if not isinstance(tool, str) or not tool.strip():
             raise ConfigurationError(f"tool must name one of the server's tools, got {tool!r}")
@@ -206,6 +222,9 @@ class McpTool(BaseTool):
         self.marker_owners: dict[str, str] = {}
         self.server_tools: list[str] = []
         """The tools the server listed in the latest launch."""
+        self.memory: McpServerMemory | None = None
+        """The server's memory around the latest launch's sessions (with ``server_pid``)."""
+        self._agents = 0
         self._http: aiohttp.ClientSession | None = None
         self._pipes: set[StdioServer] = set()
 
@@ -230,6 +249,8 @@ class McpTool(BaseTool):
 
     async def setup(self, agents: int) -> None:
         self.calls, self.sessions, self.marker_owners, self.server_tools = [], [], {}, []
+        self._agents = agents
+        self.memory = McpServerMemory(self.server_pid, _rss(self.server_pid)) if self.server_pid else None
         if self.stdio_argv is None:
             await check_listening(
                 self.url, self.connect_timeout, f"the MCP server {self.url}", "start it, or fix server"
@@ -258,6 +279,11 @@ class McpTool(BaseTool):
         started = time.monotonic_ns()
         agent.state["mcp"] = await self._initialize(self._http, agent.user)
         agent.state["mcp_setup_ns"] = time.monotonic_ns() - started
+        memory = self.memory
+        if memory is not None and not agent.state["mcp"].stateless:
+            memory.open_sessions += 1
+            if memory.open_sessions == self._agents:
+                memory.held = _rss(memory.pid)
 
     async def run(self, agent: AgentContext) -> OpResult:
         assert self._http is not None, "setup() opens the connection pool"
@@ -297,6 +323,11 @@ class McpTool(BaseTool):
         await asyncio.gather(*(pipe.close(CLOSE_TIMEOUT) for pipe in pipes))
         if http is not None:
             await http.close()
+        memory = self.memory
+        if memory is not None and memory.after is None:
+            memory.ended = sum(1 for s in self.sessions if s.delete_status is not None and s.delete_status < 300)
+            with contextlib.suppress(ServiceUnavailable):
+                memory.after = _rss(memory.pid)
 
     # The session
 
@@ -304,14 +335,14 @@ class McpTool(BaseTool):
         """A new session of ``user``; ConfigurationError when the server does not answer ``initialize`` as MCP."""
         token = self._values.token_for(user)
         session = _Session(None, self.protocol_version, token, stateless=self.era == "stateless")
-        if session.stateless:
-            return session
         if self.stdio_argv is not None:
             try:
                 session.pipe = await StdioServer.start(self.stdio_argv, self._stdio_env(user, token))
             except StdioEnded as ended:
                 raise self._not_mcp(str(ended), None) from None
             self._pipes.add(session.pipe)
+        if session.stateless:
+            return session
         body = {
             "jsonrpc": "2.0",
             "id": 0,
@@ -434,7 +465,7 @@ class McpTool(BaseTool):
                 if self.cancel_after is not None:
                     done, _ = await asyncio.wait({exchange}, timeout=self.cancel_after)
                     if not done:
-                        await self._cancel(http, session, call)
+                        await self._cancel(http, session, call, exchange)
                 answer = await exchange
         except TimeoutError:
             raise _Failed(McpFailure.TIMEOUT, f"no answer within {timeout_text(self.call_timeout)}") from None
@@ -454,11 +485,14 @@ class McpTool(BaseTool):
         if result.get("isError"):
             raise _Failed(McpFailure.TOOL_ERROR, call.returned_text()[:300], answer.status)
 
-    async def _cancel(self, http: aiohttp.ClientSession, session: _Session, call: McpCall) -> None:
-        """Cancel the call: in the session era send ``notifications/cancelled`` (bounded by :data:`CANCEL_GRACE`);
-        in both eras the call's stream is then closed (all a stateless client does)."""
+    async def _cancel(
+        self, http: aiohttp.ClientSession, session: _Session, call: McpCall, exchange: asyncio.Future[_Answer]
+    ) -> None:
+        """Cancel the call: in the session era, and over stdio (no stream to close), send ``notifications/cancelled``
+        (bounded by :data:`CANCEL_GRACE`), then listen on the call's stream for :data:`CANCEL_GRACE` more for a
+        late answer; then the stream is closed (over HTTP in the stateless era, all the client does)."""
         call.cancelled_ns = time.monotonic_ns()
-        if not session.stateless:
+        if not session.stateless or session.pipe is not None:
             body = {
                 "jsonrpc": "2.0",
                 "method": "notifications/cancelled",
@@ -467,6 +501,12 @@ class McpTool(BaseTool):
             with contextlib.suppress(_Failed, TimeoutError):
                 async with asyncio.timeout(CANCEL_GRACE):
                     await self._post(http, session, body, None, None)
+            call.late_watch = True
+            await asyncio.wait({exchange}, timeout=CANCEL_GRACE)
+            if exchange.done() and not exchange.cancelled() and exchange.exception() is None:
+                message = exchange.result().message or {}
+                if (message.get("error") or {}).get("code") != REQUEST_CANCELLED:
+                    call.late_answer, call.late_ns = message, time.monotonic_ns()
         raise _Failed(McpFailure.CANCELLED, f"cancelled after {timeout_text(self.cancel_after or 0)}")
 
     async def _post(
@@ -480,7 +520,7 @@ class McpTool(BaseTool):
         """POST one JSON-RPC message; the response to ``request_id`` (None: a notification, answered 202)."""
         if session.pipe is not None:
             try:
-                message = await session.pipe.exchange(body, on_notification)
+                message = await session.pipe.exchange(session.framed(body), on_notification)
             except StdioEnded as ended:
                 raise _Failed(McpFailure.CONNECT_FAILED, str(ended)) from None
             if message is None:
@@ -640,6 +680,21 @@ def _arguments(value: Mapping[str, Any] | str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigurationError(f"arguments must be a JSON object of the tool's arguments, got {value!r}")
     return dict(value)
+
+
+def _rss(pid: int) -> int:
+    """The resident memory of process ``pid`` in bytes; ServiceUnavailable when it is gone."""
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.NoSuchProcess:
+        raise ServiceUnavailable(
+            f"The MCP server process {pid} is not running: give the pid of the running server as server_pid"
+        ) from None
+    except psutil.AccessDenied:
+        raise ConfigurationError(
+            f"Cannot read the memory of the MCP server process {pid}: access denied. Run the harness as the user "
+            "that owns it, or leave server_pid out."
+        ) from None
 
 
 def _said(text: str) -> str:

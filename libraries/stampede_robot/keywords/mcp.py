@@ -11,11 +11,13 @@ from robot.api.deco import keyword
 from robot.api.types import Secret
 
 from stampede.checkers.mcp_calls import (
+    check_no_late_answers,
     check_own_answers,
     check_progress,
     check_sessions_reaped,
     check_users_isolated,
 )
+from stampede.checkers.mcp_memory import check_memory_held_per_session, check_memory_kept_per_session
 from stampede.checkers.serialization import check_work_overlapped
 from stampede.errors import ConfigurationError, ServiceUnavailable, StampedeError
 from stampede.services.embedded_mcp_server import EmbeddedMcpServer, McpServerTarget
@@ -26,6 +28,7 @@ from stampede.workloads.websocket_values import TokenSource
 from ..component import LibraryComponent
 from ..html import table
 from ..runtime import LaunchRecord
+from .resources import _size
 
 DEFINED_BY = "Define MCP Tool"
 READ_TIMEOUT = 10.0  # seconds for the reference server's session count
@@ -114,6 +117,7 @@ class McpToolKeywords(LibraryComponent):
         call_timeout: timedelta = timedelta(seconds=30),
         connect_timeout: timedelta = timedelta(seconds=10),
         connections: int | None = None,
+        server_pid: int | None = None,
     ) -> None:
         """Defines a tool whose agents call ``tool`` on an MCP server, one MCP session per agent.
 
@@ -129,8 +133,11 @@ class McpToolKeywords(LibraryComponent):
         ``Mcp-Session-Id``) and ends it with ``DELETE`` after the launch; in
         the ``stateless`` era every request carries the protocol version and
         capabilities itself; ``auto`` takes the stateless era when the server
-        answers a stateless ``server/discover``, else the session era. JSON-RPC ids count from 1 in each session, as MCP
-        clients do, so they collide across sessions.
+        answers a stateless ``server/discover``, else the session era (over
+        stdio: the session era). A stdio server serves either era; in the
+        stateless one a call is cancelled with ``notifications/cancelled``, as
+        there is no stream to close. JSON-RPC ids count from 1 in each session,
+        as MCP clients do, so they collide across sessions.
 
         ``arguments`` is a JSON object (a dictionary or JSON text) whose
         strings may hold placeholders: ``{user}``, ``{agent}``, ``{marker}``
@@ -158,6 +165,12 @@ class McpToolKeywords(LibraryComponent):
         of the server `Start MCP Server` started. All agents share one
         connection pool (``connections`` caps it).
 
+        The tool reads the server process's resident memory before each
+        launch, once every agent's session is open and after they all ended,
+        for `MCP Server Memory Per Session Should Stay Within`: of the server
+        `Start MCP Server` started by itself, of another HTTP server given its
+        ``server_pid``.
+
         | Define MCP Tool | deduct | tool=deduct | arguments={"amount": 1, "nonce": "{nonce}"} |
         | Define MCP Tool | notes | tool=append_note | arguments={"note": "{marker}", "nonce": "{nonce}"} |
         | Define MCP Tool | stateless | tool=deduct | arguments=${DEDUCT} | era=stateless |
@@ -177,6 +190,8 @@ class McpToolKeywords(LibraryComponent):
             )
         if own_stdio and started is not None:
             endpoint = started.stdio_command()
+        if server_pid is None and not server and started is not None:
+            server_pid = started.pid
         defined = McpTool(
             endpoint,
             tool,
@@ -189,6 +204,7 @@ class McpToolKeywords(LibraryComponent):
             call_timeout=positive_seconds(call_timeout, what="call_timeout"),
             cancel_after=positive_seconds(cancel_after, what="cancel_after") if cancel_after is not None else None,
             connections=connections,
+            server_pid=server_pid,
         )
         self.runtime.tools[name] = defined
         rows = [
@@ -301,6 +317,53 @@ class McpCheckKeywords(LibraryComponent):
         record = self.launch_record(launch)
         seconds = positive_seconds(solo, what="solo")
         self.judge(check_work_overlapped(record.result.history, solo_seconds=seconds, at_least=at_least))
+
+    @keyword(tags=["checks", "mcp"])
+    def cancelled_mcp_calls_should_get_no_late_answer(self, launch: LaunchRecord | int | None = None) -> None:
+        """Fails when a call the tool cancelled got a response after its cancel: the server went on with it.
+
+        Needs ``cancel_after`` in `Define MCP Tool`. In the session era (and
+        over stdio) the tool sends ``notifications/cancelled`` and keeps the
+        call's stream open a second more; a response then, other than the
+        cancellation error a 2025-era server may end the stream with, is a late
+        answer. In the stateless era over HTTP the cancel closes the stream,
+        so nothing can arrive: such a launch is not a pass (judge the effect
+        with `Invariant Should Hold` instead). Works on this test's latest
+        launch unless ``launch`` is given.
+
+        | Define MCP Tool | slow | tool=sleep | arguments={"seconds": 1, "nonce": "{nonce}"} | cancel_after=300 ms |
+        | Launch Agents | slow | 10 |
+        | Cancelled MCP Calls Should Get No Late Answer |
+        """
+        self.judge(check_no_late_answers(mcp_records(self.launch_record(launch)).calls))
+
+    @keyword(tags=["checks", "mcp", "resources"])
+    def mcp_server_memory_per_session_should_stay_within(
+        self, kept: str = "64KiB", held: str | None = None, launch: LaunchRecord | int | None = None
+    ) -> None:
+        """Fails when the MCP server's resident memory grew by more than ``kept`` per session once the launch's
+        sessions were ended (``DELETE``), or by more than ``held`` per session while they were all open.
+
+        Sizes are such as ``64KiB`` or ``1MB``; ``held`` is judged only when
+        given. The figures come from the server process's RSS, read by the
+        tool before the launch, with every agent's session open and after they
+        ended: the server `Start MCP Server` started, or the one whose
+        ``server_pid`` `Define MCP Tool` was given. A server keeps freed memory
+        in its allocator's pools after its first launch: launch once to warm it
+        up and judge the next launch. A launch whose memory was not read, or
+        that ended no session (the stateless era), is not a pass. Works on this
+        test's latest launch unless ``launch`` is given.
+
+        | Launch Agents | deduct | 50 |
+        | Launch Agents | deduct | 50 |
+        | MCP Server Memory Per Session Should Stay Within | kept=64KiB |
+        | MCP Server Memory Per Session Should Stay Within | kept=32KiB | held=512KiB |
+        """
+        memory = mcp_records(self.launch_record(launch)).memory
+        verdicts = [check_memory_kept_per_session(memory, _size(kept, "kept"))]
+        if held is not None:
+            verdicts.append(check_memory_held_per_session(memory, _size(held, "held")))
+        self.judge(*verdicts)
 
     @keyword(tags=["checks", "mcp"])
     def mcp_sessions_should_be_reaped(self, allowed: int = 0, launch: LaunchRecord | int | None = None) -> None:

@@ -38,10 +38,25 @@ A Call That Ignores Its Cancellation Still Charges
     Start The MCP Server With    ignore_cancel
     A Cancelled Call Takes No Effect    session
 
+A Call That Ignores Its Cancellation Is Answered Late
+    [Documentation]    Must fail: ignore_cancel drops notifications/cancelled, so the call runs on and answers.
+    Start The MCP Server With    ignore_cancel
+    A Cancelled Call Gets No Late Answer
+
+A Call That Ignores Its Closed Stream Still Charges
+    [Documentation]    Must fail: ignore_cancel, in the stateless era (the call is cancelled by closing its stream).
+    Start The MCP Server With    ignore_cancel
+    A Cancelled Call Takes No Effect    stateless
+
 Sessions That Are Never Reaped Keep Their State
     [Documentation]    Must fail: never_reap keeps a session's state after its DELETE.
     Start The MCP Server With    never_reap
     Deleted Sessions Are Reaped
+
+Sessions That Are Never Reaped Keep Their Memory
+    [Documentation]    Must fail: never_reap keeps a 256 KiB buffer per session after its DELETE.
+    Start The MCP Server With    never_reap
+    Server Memory Per Session Is Given Back
 
 
 *** Keywords ***
