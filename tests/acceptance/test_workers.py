@@ -33,3 +33,9 @@ def test_each_launch_on_workers_saved_one_merged_history(run: RobotRun) -> None:
 
 def test_nothing_is_left_behind(run: RobotRun) -> None:
     assert_nothing_left_behind(run)
+
+
+def test_the_log_shows_how_together_the_shards_started(run: RobotRun) -> None:
+    log = (run.output_dir / "output.xml").read_text(encoding="utf-8")
+    assert "gate spread" in log and "first-operation spread" in log
+    assert "same boot and time namespace" in log

@@ -31,6 +31,23 @@ class Where:
 '''
 
 
+SLOW_TO_OPEN = """
+import asyncio
+
+
+class SlowToOpen:
+    def __init__(self, context):
+        self.context = context
+
+    async def setup(self):
+        if self.context.agent == 4:
+            await asyncio.sleep(8)
+
+    async def run(self):
+        return None
+"""
+
+
 def left_behind() -> list[psutil.Process]:
     """This process's children but multiprocessing's resource tracker (it is ended with this process)."""
     return [
@@ -83,4 +100,25 @@ def test_a_shard_whose_tool_cannot_be_rebuilt_fails_the_launch_naming_it(tmp_pat
     (tmp_path / "where.py").unlink()
     with pytest.raises(StampedeError, match=r"shard 1 \(agents 1-2\).*where\.py"):
         launch_on_workers(recipe, LaunchPlan(agents=4, iterations=1), workers=2)
+    assert not left_behind()
+
+
+def test_the_shards_are_released_at_one_instant_and_the_spreads_are_reported(tmp_path: Path) -> None:
+    result = launch_on_workers(where_tool(tmp_path).recipe(), LaunchPlan(agents=40, iterations=2), workers=2)
+    start = result.workers_start
+    assert start is not None
+    assert start.clocks == ("0 ns exactly (same boot and time namespace)",) * 2, "local workers share this clock"
+    assert start.clock_error_ns == 0
+    assert start.gate_spread_ns is not None and 0 <= start.gate_spread_ns < 20_000_000, start
+    assert start.first_operation_spread_ns is not None and 0 <= start.first_operation_spread_ns < 50_000_000, start
+    assert min(op.start_ns for op in result.history) >= start.scheduled_ns, "no operation before the release"
+    assert not left_behind()
+
+
+def test_a_shard_not_ready_in_time_fails_the_launch_naming_it_and_its_agents(tmp_path: Path) -> None:
+    path = tmp_path / "slow.py"
+    path.write_text(SLOW_TO_OPEN, encoding="utf-8")
+    tool = PythonTool(name="slow", factory=f"{path}:SlowToOpen")
+    with pytest.raises(StampedeError, match=r"shard 2 \(agents 3-4\) not ready .* within 1.5 s"):
+        launch_on_workers(tool.recipe(), LaunchPlan(agents=4, iterations=1), workers=2, ready_timeout=1.5)
     assert not left_behind()
