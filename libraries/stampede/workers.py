@@ -257,7 +257,11 @@ def _merged(
     errors: dict[int, str] = {}
     for result in results:
         errors.update(result.agent_errors)
-    history = History.merged([result.history for result in results], history_dir)
+    history = History.merged(
+        [result.history for result in results],
+        history_dir,
+        [(clock.offset_ns, clock.error_ns) for clock in clocks],
+    )
     paired = list(zip(results, clocks, strict=True))
     gates = [clock.to_local(result.gate_ns) for result, clock in paired if result.gate_ns is not None]
     error_ns = max(clock.error_ns for clock in clocks)
