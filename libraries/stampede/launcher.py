@@ -383,10 +383,14 @@ class RunningLaunch:
 
 
 def start_launch(
-    tool: Tool, plan: LaunchPlan, history_dir: Path | None = None, agents: range | None = None
+    tool: Tool,
+    plan: LaunchPlan,
+    history_dir: Path | None = None,
+    agents: range | None = None,
+    start: StartGate | None = None,
 ) -> RunningLaunch:
     """Start ``plan.agents`` agents of ``tool`` on the running loop and return at once (see :func:`launch`)."""
-    run = _Launch(tool, plan, history_dir, agents)
+    run = _Launch(tool, plan, history_dir, agents, start)
     return RunningLaunch(run, asyncio.ensure_future(_execute(run)))
 
 

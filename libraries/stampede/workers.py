@@ -35,7 +35,7 @@ from .agents import Tool
 from .clocks import ClockOffset, clock_reading, probe_offset
 from .errors import ConfigurationError, StampedeError
 from .history import History
-from .launcher import LaunchPlan, LaunchResult, WorkersStart, launch
+from .launcher import LaunchPlan, LaunchResult, RunningLaunch, WorkersStart, start_launch
 from .loop import EngineLoop
 from .shapes import FixedRate
 
@@ -45,7 +45,21 @@ READY_TIMEOUT_SECONDS = 60.0
 """How long every shard may take, by default, to set its tool up and open its agents."""
 RELEASE_MARGIN_NS = 50_000_000
 """How far ahead of now the shared start is scheduled: time for the release to reach every worker."""
-_READY_POLL_SECONDS = 0.05
+_READY_POLL_SECONDS = 0.02
+_WORKER_WATCH_SECONDS = 0.2
+WORKER_SILENCE_SECONDS = 5.0
+"""A worker whose heartbeat the scheduler has not heard for this long is taken as stalled."""
+_STOP_GRACE_SECONDS = 10.0
+"""Beyond an operation's bound, how long the shards still running may take to stop and send their histories."""
+"""How often a launch on workers checks that each shard's worker is still there."""
+
+
+class WorkersFailed(StampedeError):
+    """A launch on workers that lost a shard; ``kept`` is what the other shards did (None when none could say)."""
+
+    def __init__(self, message: str, kept: LaunchResult | None) -> None:
+        super().__init__(message)
+        self.kept = kept
 
 
 class ToolRecipe(Protocol):
@@ -85,18 +99,18 @@ class _SharedStart:
     """A shard's side of the one start: report ready, then wait for the instant the launch says (this clock)."""
 
     def __init__(self, shard: _Shard) -> None:
-        from distributed import Queue, Variable
+        from distributed import Event, Variable
 
         # Made in the task's thread (they find the worker's client there), used from the engine's.
         self._shard = shard
-        self._ready = Queue(f"stampede-ready-{shard.token}")
+        self._ready = Event(_ready_name(shard))
         self._release = Variable(f"stampede-release-{shard.token}")
 
     async def released(self) -> int:
         return await asyncio.to_thread(self._wait)
 
     def _wait(self) -> int:
-        self._ready.put(self._shard.number)
+        self._ready.set()
         try:
             release = self._release.get(timeout=self._shard.ready_timeout + START_ALLOWANCE_SECONDS)
         except TimeoutError:
@@ -106,19 +120,42 @@ class _SharedStart:
         return int(release[self._shard.number])
 
 
+def _ready_name(shard: _Shard) -> str:
+    return f"stampede-ready-{shard.token}-{shard.number}"
+
+
 def run_shard(recipe: ToolRecipe, plan: LaunchPlan, shard: _Shard) -> LaunchResult:
-    """Run one shard's agents (in a worker): the tool rebuilt, the launcher on an engine loop of its own."""
+    """Run one shard's agents (in a worker): the tool rebuilt, the launcher on an engine loop of its own.
+
+    When the launch says stop (another shard's worker was lost), the agents
+    stop after the operation they are in and the shard's history comes back.
+    """
+    from distributed import Event
+
     start = _SharedStart(shard)
+    stop = Event(f"stampede-stop-{shard.token}")
     tool = recipe.build()
     engine = EngineLoop()
     try:
-        result = engine.run(
-            launch(tool, plan, shard.history_dir, shard.agents, start),
-            plan.run_timeout + shard.ready_timeout + START_ALLOWANCE_SECONDS,
-        )
+        running = engine.run(_started(tool, plan, shard, start), START_ALLOWANCE_SECONDS)
+        done = engine.submit(_awaited(running))
+        deadline = time.monotonic() + plan.run_timeout + shard.ready_timeout + START_ALLOWANCE_SECONDS
+        while not done.done() and time.monotonic() < deadline:
+            if stop.wait(timeout=_WORKER_WATCH_SECONDS):
+                engine.loop.call_soon_threadsafe(running.stop)
+                break
+        result = done.result(timeout=max(0.0, deadline - time.monotonic()))
     finally:
         engine.close()
     return result
+
+
+async def _started(tool: Tool, plan: LaunchPlan, shard: _Shard, start: _SharedStart) -> RunningLaunch:
+    return start_launch(tool, plan, shard.history_dir, shard.agents, start)
+
+
+async def _awaited(running: RunningLaunch) -> LaunchResult:
+    return await running.task
 
 
 def launch_on_workers(
@@ -163,13 +200,22 @@ def launch_on_workers(
             client.submit(run_shard, recipe, plan, part, pure=False, workers=[address], allow_other_workers=False)
             for part, address in zip(parts, addresses, strict=True)
         ]
-        instant = _release_together(client, futures, parts, before)
-        results = _gather(client, futures, parts, bound)
-        clocks = [first.spanning(_probe(client, address)) for first, address in zip(before, addresses, strict=True)]
-    merged = _merged(plan, results, clocks, instant, history_dir)
-    for part in parts:
-        if part.history_dir is not None:
-            shutil.rmtree(part.history_dir, ignore_errors=True)
+        try:
+            instant = _release_together(client, futures, parts, before, addresses)
+            failed = _failures(futures, parts, addresses, _watch(client, futures, addresses, bound), bound)
+            if failed:
+                kept = _kept(client, token, futures, addresses, before, plan, instant, history_dir)
+                note = "; the other shards stopped, their history is kept" if kept is not None else ""
+                raise WorkersFailed("The launch on workers failed: " + "; ".join(failed) + note, kept)
+            results = list(client.gather(list(futures)))
+            clocks = [first.spanning(_probe(client, address)) for first, address in zip(before, addresses, strict=True)]
+            merged = _merged(plan, results, clocks, instant, history_dir)
+        finally:
+            for future in futures:
+                future.cancel()
+            for part in parts:
+                if part.history_dir is not None:
+                    shutil.rmtree(part.history_dir, ignore_errors=True)
     return merged
 
 
@@ -197,25 +243,31 @@ def _probe(client: Any, address: str) -> ClockOffset:
 
 
 def _release_together(
-    client: Any, futures: Sequence[Any], parts: Sequence[_Shard], clocks: Sequence[ClockOffset]
+    client: Any,
+    futures: Sequence[Any],
+    parts: Sequence[_Shard],
+    clocks: Sequence[ClockOffset],
+    addresses: Sequence[str],
 ) -> int:
     """Wait (bounded) for every shard to report ready, then release all at one instant (this clock's ns)."""
-    from distributed import Queue, Variable
+    from distributed import Event, Variable
 
     token = parts[0].token
-    ready_queue = Queue(f"stampede-ready-{token}", client=client)
+    ready_events = {part.number: Event(_ready_name(part), client=client) for part in parts}
     release = Variable(f"stampede-release-{token}", client=client)
     ready: set[int] = set()
     deadline = time.monotonic() + parts[0].ready_timeout
     while len(ready) < len(parts) and time.monotonic() < deadline:
-        with contextlib.suppress(TimeoutError):
-            ready.add(ready_queue.get(timeout=_READY_POLL_SECONDS))
+        time.sleep(_READY_POLL_SECONDS)
+        ready |= {number for number, event in ready_events.items() if number not in ready and event.is_set()}
         ended = [
             part for future, part in zip(futures, parts, strict=True) if future.done() and part.number not in ready
         ]
-        if ended:
+        gone = _gone(client, addresses)
+        if ended or gone:
             release.set("a shard ended before it was ready")
-            _gather(client, futures, parts, START_ALLOWANCE_SECONDS)  # raises, naming it and why
+            failed = _failures(futures, parts, addresses, gone, START_ALLOWANCE_SECONDS)
+            raise StampedeError("The launch on workers failed: " + "; ".join(failed))
     if len(ready) < len(parts):
         late = "; ".join(part.describe() for part in parts if part.number not in ready)
         release.set("a shard was not ready in time")
@@ -228,21 +280,75 @@ def _release_together(
     return instant
 
 
-def _gather(client: Any, futures: Sequence[Any], parts: Sequence[_Shard], bound: float) -> list[LaunchResult]:
-    from distributed import wait
+def _gone(client: Any, addresses: Sequence[str]) -> dict[str, str]:
+    """The shards' workers lost, and how: gone from the scheduler (the process died) or silent (stalled)."""
+    silent = client.run_on_scheduler(_silence_seconds)
+    lost = {}
+    for address in addresses:
+        if address not in silent:
+            lost[address] = "left the cluster (its process died)"
+        elif silent[address] > WORKER_SILENCE_SECONDS:
+            lost[address] = f"stalled (no heartbeat for {silent[address]:.1f} s)"
+    return lost
 
-    done, _ = wait(futures, timeout=bound, return_when="ALL_COMPLETED")
+
+def _silence_seconds(dask_scheduler: Any) -> dict[str, float]:
+    """Run on the scheduler: each worker's time since its last heartbeat, on the scheduler's clock."""
+    from distributed.metrics import time as now
+
+    return {address: now() - worker.last_seen for address, worker in dask_scheduler.workers.items()}
+
+
+def _watch(client: Any, futures: Sequence[Any], addresses: Sequence[str], bound: float) -> dict[str, str]:
+    """Wait (bounded) for every shard to end; the workers lost meanwhile (then at once)."""
+    deadline = time.monotonic() + bound
+    while any(not future.done() for future in futures) and time.monotonic() < deadline:
+        gone = _gone(client, addresses)
+        if gone:
+            return gone
+        time.sleep(_WORKER_WATCH_SECONDS)
+    return {}
+
+
+def _failures(
+    futures: Sequence[Any], parts: Sequence[_Shard], addresses: Sequence[str], gone: dict[str, str], bound: float
+) -> list[str]:
+    """Each shard that failed, lost its worker or did not end in time, and why."""
     failed = []
-    for future, part in zip(futures, parts, strict=True):
-        if future not in done:
-            failed.append(f"{part.describe()} did not end in {bound:g} s")
-        elif future.status != "finished":
+    for future, part, address in zip(futures, parts, addresses, strict=True):
+        if future.done() and future.status != "finished":
             failed.append(f"{part.describe()}: {future.exception()!r}")
-    if failed:
-        for future in futures:
-            future.cancel()
-        raise StampedeError("The launch on workers failed: " + "; ".join(failed))
-    return list(client.gather(list(futures)))
+        elif address in gone:
+            failed.append(f"{part.describe()}: its worker {address} {gone[address]}")
+        elif not future.done() and not gone:
+            failed.append(f"{part.describe()} did not end in {bound:g} s")
+    return failed
+
+
+def _kept(
+    client: Any,
+    token: str,
+    futures: Sequence[Any],
+    addresses: Sequence[str],
+    clocks: Sequence[ClockOffset],
+    plan: LaunchPlan,
+    instant: int,
+    history_dir: Path | None,
+) -> LaunchResult | None:
+    """Stop the shards still running and merge what those that can still answer did; None when none can."""
+    from distributed import Event, wait
+
+    Event(f"stampede-stop-{token}", client=client).set()
+    lost = _gone(client, addresses)
+    alive = [index for index, address in enumerate(addresses) if address not in lost]
+    running = [futures[index] for index in alive]
+    with contextlib.suppress(TimeoutError):
+        wait(running, timeout=plan.operation_timeout + _STOP_GRACE_SECONDS)
+    finished = [index for index in alive if futures[index].status == "finished"]
+    if not finished:
+        return None
+    results = [futures[index].result() for index in finished]
+    return _merged(plan, results, [clocks[index] for index in finished], instant, history_dir)
 
 
 def _merged(
