@@ -326,8 +326,10 @@ def _on_workers(tool: Tool, plan: LaunchPlan, workers: int, history_dir: Path, c
     recipe = getattr(tool, "recipe", None)
     if recipe is None:
         raise ConfigurationError(
-            f"Tool {tool.name!r} cannot run on workers yet: only Python tools (Define Python Tool) are rebuilt in a "
-            "worker process. Launch it with workers=1."
+            f"Tool {tool.name!r} cannot run on workers yet: Python tools (Define Python Tool), the SQL tool and the "
+            "credit deduction tool are rebuilt in a worker process; a lock tool is not, because the lock timings "
+            "it records are read on one clock and a worker's would need shifting onto the launch's. Launch it "
+            "with workers=1."
         )
     return launch_on_workers(recipe(), plan, require_positive_int(workers, what="workers"), history_dir, cluster)
 
