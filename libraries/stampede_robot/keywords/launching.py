@@ -96,9 +96,14 @@ class LaunchKeywords(LibraryComponent):
         each run in a worker process of its own on Dask distributed: a local
         cluster started for the launch, or the workers of the scheduler at
         ``cluster`` (``tcp://host:8786``). Their histories are merged, so checks
-        and thresholds judge the launch as one. This is a first cut: only
-        Python tools (`Define Python Tool`) are rebuilt in the workers, the
-        shards are not released at one instant, and ``rate`` is not split.
+        and thresholds judge the launch as one. Every shard opens its agents,
+        then all are released at one instant; the log's table gives the gate
+        and first-operation spreads and each worker's clock offset (probed
+        before and after, each row's times shifted onto this machine's clock
+        with its uncertainty). A worker that dies or stalls fails the launch
+        naming its shard. Python tools (`Define Python Tool`), the SQL tool and
+        the credit deduction tool are rebuilt in the workers; ``rate`` is not
+        split.
 
         | Launch Agents | deduct | 50 |
         | Launch Agents | deduct | 100 | iterations=5 | batch_size=25 | batch_interval=1 s |
