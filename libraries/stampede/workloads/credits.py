@@ -151,8 +151,12 @@ class CreditDeductionTool(PostgresTool):
         }
 
     async def setup(self, agents: int) -> None:
-        self.initial_balance = await total_balance(self.target, self.accounts)
+        await self.before_workers()
         await super().setup(agents)
+
+    async def before_workers(self) -> None:
+        """Note the starting balance here (a launch on workers sets the tool up in each worker, not here)."""
+        self.initial_balance = await total_balance(self.target, self.accounts)
 
     def amount_of(self, _operation: object) -> int:
         return self.amount

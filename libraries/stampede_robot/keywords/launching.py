@@ -115,6 +115,9 @@ class LaunchKeywords(LibraryComponent):
             bound = _operation_bound(chosen, operation_timeout)
             plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
             if workers != 1 or cluster is not None:
+                before = getattr(chosen, "before_workers", None)  # what the tool notes here, set up only in workers
+                if before is not None:
+                    self.runtime.run(before())
                 return self._finish(chosen, _on_workers(chosen, plan, workers, self._history_dir(chosen), cluster))
             try:
                 running = self.runtime.run(_start(chosen, plan, self._history_dir(chosen)))
