@@ -66,6 +66,7 @@ def record(history: R, operations: int, agents: int, with_timings: bool) -> R:
                 None,
                 None,
                 {"acquire": latency // 10} if with_timings else None,
+                0,
             )
         )
         clock += 1000

@@ -46,6 +46,7 @@ class Operation:
 
     __slots__ = (
         "agent",
+        "clock_error_ns",
         "end_ns",
         "error",
         "exhausted",
@@ -79,6 +80,7 @@ class Operation:
         read: Any = None,
         written: Any = None,
         timings: dict[str, int] | None = None,
+        clock_error_ns: int = 0,
     ) -> None:
         self.agent = agent
         self.user = user
@@ -95,6 +97,8 @@ class Operation:
         self.read = read
         self.written = written
         self.timings = timings
+        self.clock_error_ns = clock_error_ns
+        """ε: its times are on the launch's timeline within ± this (a worker's clock offset's uncertainty)."""
 
     @property
     def ok(self) -> bool:
@@ -134,6 +138,8 @@ class Operation:
             record["written"] = self.written
         if self.timings:
             record["timings"] = self.timings
+        if self.clock_error_ns:
+            record["clock_error_ns"] = self.clock_error_ns
         return record
 
     @classmethod
@@ -154,6 +160,7 @@ class Operation:
             read=record.get("read"),
             written=record.get("written"),
             timings=record.get("timings"),
+            clock_error_ns=record.get("clock_error_ns", 0),
         )
 
     def __repr__(self) -> str:
@@ -214,13 +221,26 @@ class History:
         return copy
 
     @classmethod
-    def merged(cls, histories: Sequence[History], directory: Path | None = None) -> History:
+    def merged(
+        cls,
+        histories: Sequence[History],
+        directory: Path | None = None,
+        clocks: Sequence[tuple[int, int]] | None = None,
+    ) -> History:
         """One history of several (a launch's shards), in the order their operations ended.
 
-        The merge holds all their columns at once (not one chunk): values pickle
-        could not take stay behind in their own history.
+        ``clocks``, one ``(offset_ns, error_ns)`` per history, puts each on one
+        timeline: its times shifted back by its clock's offset, each row given
+        its error ε (``clock_error_ns``). The merge holds all their columns at
+        once (not one chunk): values pickle could not take stay behind in their
+        own history.
         """
-        batches = [columns.batch for history in histories for columns in history.columns()]
+        shifts = [(0, 0)] * len(histories) if clocks is None else clocks
+        batches = [
+            _shifted(columns.batch, offset, error)
+            for history, (offset, error) in zip(histories, shifts, strict=True)
+            for columns in history.columns()
+        ]
         merged = cls(directory=directory)
         if not batches:
             return merged
@@ -314,6 +334,19 @@ class History:
 
 _fields_of: Any = attrgetter(*SCHEMA.names)
 """An operation's fields in :data:`~stampede.history_columns.Row` order (the columns are named after them)."""
+
+
+def _shifted(batch: pa.RecordBatch, offset_ns: int, error_ns: int) -> pa.RecordBatch:
+    """``batch`` with its times moved back by ``offset_ns`` and every row's ε the larger of its own and ``error_ns``."""
+    if not offset_ns and not error_ns:
+        return batch
+    columns = batch.columns
+    for name in ("start_ns", "end_ns", "intended_ns"):
+        index = SCHEMA.get_field_index(name)
+        columns[index] = pc.subtract(columns[index], pa.scalar(offset_ns, pa.int64()))
+    index = SCHEMA.get_field_index("clock_error_ns")
+    columns[index] = pc.max_element_wise(columns[index], pa.scalar(error_ns, pa.int64()))
+    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
 
 
 def _row_of(operation: Operation) -> Row:

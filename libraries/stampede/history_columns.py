@@ -44,6 +44,7 @@ Row = tuple[
     Any,  # read
     Any,  # written
     dict[str, int] | None,  # timings
+    int,  # clock_error_ns: 0 on the launching process's own clock
 ]
 """One operation as the launcher records it: :class:`~stampede.history.Operation`'s arguments, in order.
 
@@ -80,6 +81,7 @@ SCHEMA = pa.schema(
         ("read", _PICKLED),
         ("written", _PICKLED),
         ("timings", _TIMINGS),
+        ("clock_error_ns", pa.int64()),
     ]
 )
 
@@ -94,7 +96,7 @@ _ROW_FIELDS[6] = pa.field("outcome", pa.int8())
 _PAYLOAD_ROW = pa.struct(_ROW_FIELDS)
 """A row as Arrow converts it: names as strings, the outcome as its code, read and written values pickled."""
 _PLAIN_ROW = pa.struct(
-    [*_ROW_FIELDS[:12], pa.field("read", pa.null()), pa.field("written", pa.null()), _ROW_FIELDS[14]]
+    [*_ROW_FIELDS[:12], pa.field("read", pa.null()), pa.field("written", pa.null()), *_ROW_FIELDS[14:]]
 )
 """A row whose read and written values are None (the conversion fails on any other)."""
 
@@ -116,7 +118,7 @@ def batch_of(rows: Sequence[Row], unpicklable: Unpicklable | None = None) -> pa.
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value read or written: pickle those
         kept = {} if unpicklable is None else unpicklable
         pickled = [
-            (*row[:12], _pickled(row[12], (index, 12), kept), _pickled(row[13], (index, 13), kept), row[14])
+            (*row[:12], _pickled(row[12], (index, 12), kept), _pickled(row[13], (index, 13), kept), *row[14:])
             for index, row in enumerate(rows)
         ]
         struct = pa.array(pickled, _PAYLOAD_ROW)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from .agents import AgentContext, OpResult, Tool
 from .bounds import TaskBound
@@ -26,7 +27,17 @@ from .outcomes import Outcome, classify_exception
 from .shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
 
 CANCEL_GRACE_SECONDS = 2.0
+TIMER_SLACK_NS = 2_000_000
+"""How early an event loop's timer may fire: the last of a wait for a shared start is spent yielding, not asleep."""
 YOUNG_COLLECTION_ALLOCATIONS = 10_000  # while a launch runs, instead of CPython's 700 (see _collecting_less)
+
+
+class StartGate(Protocol):
+    """What releases a shard's agents together with the other shards' (a launch on workers)."""
+
+    async def released(self) -> int:
+        """Wait, once this shard's agents are all ready, for the instant (monotonic ns, this clock) to start at."""
+        ...
 
 
 class _Collector:
@@ -78,6 +89,17 @@ class LaunchPlan:
         return f"{self.agents} agents, {self.shape.describe()}, {' and '.join(bounds)}"
 
 
+@dataclass(frozen=True)
+class WorkersStart:
+    """How together a launch on workers started, on the launching process's clock (ns)."""
+
+    scheduled_ns: int  # the instant every shard was released at
+    gate_spread_ns: int | None  # from the first shard's gate opening to the last's; None when one never opened
+    first_operation_spread_ns: int | None  # from the first agent's first operation to the last agent's
+    clock_error_ns: int  # the largest uncertainty ε of a worker's clock offset: each spread is within ± 2ε
+    clocks: tuple[str, ...]  # each shard's worker clock offset, as said
+
+
 @dataclass
 class LaunchResult:
     """What a launch did: the history plus what the launcher itself observed."""
@@ -95,6 +117,9 @@ class LaunchResult:
     hung_agents: list[int] = field(default_factory=list)
     agent_errors: dict[int, str] = field(default_factory=dict)
     stopped_early: bool = False  # stopped (or aborted) on request before it ran its course
+    gate_ns: int | None = None  # when the start gate opened (monotonic ns); None when no agent got that far
+    start_failure: str | None = None  # why the start gate never opened (a launch on workers not released)
+    workers_start: WorkersStart | None = None  # a launch on workers: how together its shards started
 
     @property
     def wall_seconds(self) -> float:
@@ -103,9 +128,18 @@ class LaunchResult:
 
 class _Launch:
     def __init__(
-        self, tool: Tool, plan: LaunchPlan, history_dir: Path | None = None, agents: range | None = None
+        self,
+        tool: Tool,
+        plan: LaunchPlan,
+        history_dir: Path | None = None,
+        agents: range | None = None,
+        start: StartGate | None = None,
     ) -> None:
         self.tool = tool
+        self.start = start
+        self.gate_ns: int | None = None
+        self.start_failure: str | None = None
+        self._release: asyncio.Task[None] | None = None
         self.plan = plan
         self.agents = range(1, plan.agents + 1) if agents is None else agents
         """The agents this launch runs: all of the plan's, or one worker's shard of them."""
@@ -156,10 +190,30 @@ class _Launch:
     def _arrive(self) -> None:
         self._ready += 1
         if self._ready == len(self.agents):
-            self._origin_ns = time.monotonic_ns()
-            if self.plan.duration is not None:
-                self._deadline_ns = self._origin_ns + int(self.plan.duration * 1e9)
-            self._gate.set()
+            if self.start is None:
+                self._open_gate(time.monotonic_ns())
+            else:
+                self._release = asyncio.ensure_future(self._released(self.start))
+
+    async def _released(self, start: StartGate) -> None:
+        try:
+            instant = await start.released()
+        except Exception as error:  # noqa: BLE001 - the launch ends, saying why it never started
+            self.start_failure = _describe(error)
+            self.stopped = True
+            self.aborted.set()
+            return
+        await _sleep_until(instant - TIMER_SLACK_NS)
+        while time.monotonic_ns() < instant:  # a loop's timer may fire early (uvloop's by up to 1 ms)
+            await asyncio.sleep(0)
+        self._open_gate(instant)
+
+    def _open_gate(self, origin_ns: int) -> None:
+        self._origin_ns = origin_ns
+        if self.plan.duration is not None:
+            self._deadline_ns = self._origin_ns + int(self.plan.duration * 1e9)
+        self.gate_ns = time.monotonic_ns()
+        self._gate.set()
 
     async def _wait_for_start(self, context: AgentContext) -> None:
         await self._gate.wait()
@@ -237,6 +291,7 @@ class _Launch:
                 result.read,
                 result.written,
                 result.timings,
+                0,
             )
         )
 
@@ -328,28 +383,38 @@ class RunningLaunch:
 
 
 def start_launch(
-    tool: Tool, plan: LaunchPlan, history_dir: Path | None = None, agents: range | None = None
+    tool: Tool,
+    plan: LaunchPlan,
+    history_dir: Path | None = None,
+    agents: range | None = None,
+    start: StartGate | None = None,
 ) -> RunningLaunch:
     """Start ``plan.agents`` agents of ``tool`` on the running loop and return at once (see :func:`launch`)."""
-    run = _Launch(tool, plan, history_dir, agents)
+    run = _Launch(tool, plan, history_dir, agents, start)
     return RunningLaunch(run, asyncio.ensure_future(_execute(run)))
 
 
 async def launch(
-    tool: Tool, plan: LaunchPlan, history_dir: Path | None = None, agents: range | None = None
+    tool: Tool,
+    plan: LaunchPlan,
+    history_dir: Path | None = None,
+    agents: range | None = None,
+    start: StartGate | None = None,
 ) -> LaunchResult:
     """Run ``plan.agents`` agents of ``tool`` and return everything they did.
 
     The history is written, chunk by chunk as it fills, to ``history_dir`` when
     given (so a long launch holds one chunk in memory), else kept in memory.
     ``agents`` runs only those of the plan's agents (a worker's shard, numbered
-    as in the whole launch); the others run elsewhere.
+    as in the whole launch); the others run elsewhere. ``start``, when given,
+    holds them, once all are ready, until the instant it says (the other
+    shards' agents are released then too).
 
     The history is complete even when the launch times out: operations cut off
     by the launch timeout are recorded as timeouts, agents that ignore
     cancellation are listed as hung and left behind, never awaited.
     """
-    return await _execute(_Launch(tool, plan, history_dir, agents))
+    return await _execute(_Launch(tool, plan, history_dir, agents, start))
 
 
 @contextlib.contextmanager
@@ -407,6 +472,8 @@ async def _execute_plan(run: _Launch) -> LaunchResult:
             hung = sorted(tasks[task] for task in still_running)
     finally:
         ended = time.monotonic_ns()
+        if run._release is not None:
+            run._release.cancel()
         lag = await sampler.stop()
         # Hung agents may still be running: no new operations, and the history below is a copy.
         stopped_early = run.stopped
@@ -429,4 +496,6 @@ async def _execute_plan(run: _Launch) -> LaunchResult:
         hung_agents=hung,
         agent_errors=run.agent_errors,
         stopped_early=stopped_early,
+        gate_ns=run.gate_ns,
+        start_failure=run.start_failure,
     )

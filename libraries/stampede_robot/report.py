@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from stampede.launcher import WorkersStart
 from stampede.metrics import LatencySummary, LaunchSummary
 from stampede.outcomes import Outcome
 from stampede.units import format_duration
@@ -48,10 +49,23 @@ def launch_table(record: LaunchRecord) -> str:
     if summary.error_codes:
         codes = ", ".join(f"{code}: {count}" for code, count in sorted(summary.error_codes.items()))
         rows.insert(7, ("errors by code", codes))
+    if result.workers_start is not None:
+        rows.insert(-1, ("start on workers", _workers_start(result.workers_start)))
     if result.timed_out:
         cut_off = f"unfinished agents {result.unfinished_agents}, hung agents {result.hung_agents}"
         rows.append(("launch timeout", cut_off))
     return table(["", ""], rows, f"Launch {record.number}: {result.tool}")
+
+
+def _workers_start(start: WorkersStart) -> str:
+    def spread(value: int | None) -> str:
+        return "none (not every shard started)" if value is None else format_duration(value / 1e9)
+
+    return (
+        f"gate spread {spread(start.gate_spread_ns)}, first-operation spread {spread(start.first_operation_spread_ns)}"
+        f" (each within ± {format_duration(2 * start.clock_error_ns / 1e9)}); worker clocks: "
+        + "; ".join(f"shard {number} {clock}" for number, clock in enumerate(start.clocks, start=1))
+    )
 
 
 def _outcomes(summary: LaunchSummary) -> str:

@@ -9,6 +9,7 @@ from .conftest import ROBOT_DIR, RobotRun, assert_nothing_left_behind, assert_pa
 TESTS = (
     "A Read Then Write Split Over Two Workers Still Loses Updates",
     "An Atomic Update Split Over Two Workers Keeps Every Credit",
+    "The Built-In Naive Deduction Split Over Two Workers Still Loses Updates",
     "A Tool That Cannot Be Rebuilt In A Worker Is Refused",
 )
 
@@ -25,11 +26,17 @@ def test_the_suite_passes(run: RobotRun) -> None:
 
 def test_each_launch_on_workers_saved_one_merged_history(run: RobotRun) -> None:
     histories = sorted((run.output_dir / "histories").glob("*.jsonl"))
-    assert len(histories) == 2, histories
+    assert len(histories) == 3, histories
     assert all(len(path.read_text(encoding="utf-8").splitlines()) == 60 for path in histories)
     folders = sorted(path for path in (run.output_dir / "histories").iterdir() if path.is_dir())
-    assert len(folders) == 2 and all(not list(folder.glob("shard-*")) for folder in folders), folders
+    assert len(folders) == 3 and all(not list(folder.glob("shard-*")) for folder in folders), folders
 
 
 def test_nothing_is_left_behind(run: RobotRun) -> None:
     assert_nothing_left_behind(run)
+
+
+def test_the_log_shows_how_together_the_shards_started(run: RobotRun) -> None:
+    log = (run.output_dir / "output.xml").read_text(encoding="utf-8")
+    assert "gate spread" in log and "first-operation spread" in log
+    assert "same boot and time namespace" in log

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from stampede.checkers.lost_updates import check_lost_updates
+from stampede.errors import ConfigurationError
 from stampede.launcher import LaunchPlan
 from stampede.services.postgres_target import PostgresTarget
 from stampede.workers import launch_on_workers
 from stampede.workloads.credits import create_accounts, total_balance
 from stampede.workloads.python_tool import PythonTool, ServiceEndpoints
+from stampede.workloads.sql_tool import SqlTool
+from stampede.workloads.transfers import TransferTool
 
 from .support import with_target
 
@@ -43,5 +47,33 @@ def test_split_over_two_workers_a_read_then_write_still_loses_updates_and_an_ato
         else:
             assert lost.passed, lost.message
             assert final == BALANCE - AGENTS * ITERATIONS
+
+    with_target(pg_dsn, run_id, body)
+
+
+def test_the_sql_tool_is_rebuilt_in_each_worker_in_the_runs_schema_and_its_password_is_never_shown(
+    pg_dsn: str, run_id: str
+) -> None:
+    async def body(target: PostgresTarget) -> None:
+        (account,) = await create_accounts(target, 1, BALANCE)
+        sql = "UPDATE accounts SET balance = balance - 1 WHERE id = :account RETURNING balance"
+        tool = SqlTool(target, name="deduct by SQL", sql=sql, constants={"account": account})
+        recipe = tool.recipe()
+        password = urlsplit(target.dsn).password
+        assert target.dsn not in repr(recipe) and (not password or password not in repr(recipe)), repr(recipe)
+        plan = LaunchPlan(agents=AGENTS, iterations=ITERATIONS)
+        result = await asyncio.to_thread(launch_on_workers, recipe, plan, 2)
+        assert not result.agent_errors, result.agent_errors
+        assert all(op.ok for op in result.history), {op.error for op in result.history}
+        assert await total_balance(target, [account]) == BALANCE - AGENTS * ITERATIONS
+
+    with_target(pg_dsn, run_id, body)
+
+
+def test_a_postgresql_tool_without_a_definition_is_refused_naming_those_that_have_one(pg_dsn: str, run_id: str) -> None:
+    async def body(target: PostgresTarget) -> None:
+        accounts = await create_accounts(target, 2, BALANCE)
+        with pytest.raises(ConfigurationError, match=r"'transfer' \(TransferTool\) cannot run on workers yet"):
+            TransferTool(target, name="transfer", accounts=accounts).recipe()
 
     with_target(pg_dsn, run_id, body)

@@ -172,3 +172,27 @@ def test_parallelism_with_nothing_to_measure_is_inconclusive() -> None:
 def test_a_parallelism_bound_that_cannot_work_is_refused(bound: float, error: str) -> None:
     with pytest.raises(ConfigurationError, match=error):
         check_ran_in_parallel(parallel(10, 2), at_least=bound)
+
+
+def on_worker(operation: Operation, clock_error_ms: float) -> Operation:
+    operation.clock_error_ns = int(clock_error_ms * MS)
+    return operation
+
+
+def test_parallelism_within_the_workers_clock_errors_of_the_bound_is_inconclusive() -> None:
+    # Two agents on two workers, 10 ms of work each over a 10 ms span: 2.0 in flight, 1.5 expected.
+    exact = History([op(1, 0, 10), op(2, 0, 10)])
+    assert check_ran_in_parallel(exact, at_least=1.5).passed
+    blurred = History([on_worker(op(1, 0, 10), 2), on_worker(op(2, 0, 10), 2)])
+    verdict = check_ran_in_parallel(blurred, at_least=1.5)
+    assert verdict.inconclusive and not verdict.passed, verdict.message
+    assert "between 1.43 and 3.33 within the workers' clock errors" in verdict.message
+    assert check_ran_in_parallel(blurred, at_least=1.2).passed, "above the bound whatever the clocks"
+    assert not check_ran_in_parallel(
+        History([on_worker(op(1, 0, 10), 2), on_worker(op(2, 10, 20), 2)]), at_least=1.5
+    ).passed
+
+
+def test_fairness_compares_no_instants_of_different_workers_so_clock_errors_leave_it_unchanged() -> None:
+    fair = History([on_worker(op(agent, 0, 10), 50) for agent in (1, 2, 3) for _ in range(4)])
+    assert check_fairness(fair).passed

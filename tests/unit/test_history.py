@@ -190,7 +190,7 @@ def test_recorded_rows_read_back_as_the_operations_they_stand_for(tmp_path: Path
     for op in varied_operations(5):
         recorded.record(
             (op.agent, op.user, op.op, op.iteration, op.start_ns, op.end_ns, OUTCOME_CODE[op.outcome], op.intended_ns,
-             op.error, op.retries, op.retry_causes, op.exhausted, op.read, op.written, op.timings)
+             op.error, op.retries, op.retry_causes, op.exhausted, op.read, op.written, op.timings, op.clock_error_ns)
         )  # fmt: skip
     assert [fields(op) for op in recorded] == [fields(op) for op in varied_operations(5)]
     assert recorded.outcomes_from(1) == [op.outcome for op in varied_operations(5)[1:]]
@@ -221,7 +221,7 @@ def test_recording_memory_is_bounded_by_the_chunk_not_the_operations(tmp_path: P
         tracemalloc.start()
         for index in range(count):
             history.record(
-                (1, "user-1", "deduct", index, index, index + 5, 0, None, None, 0, (), False, None, None, None)
+                (1, "user-1", "deduct", index, index, index + 5, 0, None, None, 0, (), False, None, None, None, 0)
             )
         held, _ = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -250,3 +250,14 @@ def test_histories_merge_into_one_in_the_order_their_operations_ended(tmp_path: 
     assert [fields(op) for op in merged] == [fields(op) for op in sorted(ops, key=lambda op: op.end_ns)]
     assert [path.name for path in (tmp_path / "merged").iterdir()] == ["000000.arrow"]
     assert len(History.merged([History(), History()])) == 0
+
+
+def test_merged_shards_are_put_on_one_timeline_each_row_with_its_clock_error(tmp_path: Path) -> None:
+    here = History([Operation(1, "user-1", "op", 0, 100, 200, Outcome.OK)])
+    there = History([Operation(2, "user-2", "op", 0, 5_150, 5_250, Outcome.OK, intended_ns=5_140)])
+    merged = History.merged([here, there], tmp_path, [(0, 0), (5_000, 30)])
+    first, second = list(merged)
+    assert (first.agent, first.start_ns, first.end_ns, first.clock_error_ns) == (1, 100, 200, 0)
+    assert (second.agent, second.start_ns, second.end_ns, second.intended_ns) == (2, 150, 250, 140)
+    assert second.clock_error_ns == 30 and second.to_dict()["clock_error_ns"] == 30
+    assert Operation.from_dict(second.to_dict()).clock_error_ns == 30

@@ -130,6 +130,27 @@ def test_an_overlap_within_the_measurement_error_is_inconclusive_not_a_pass_or_a
     assert not check_holders_never_overlap(history, tolerance_ns=MS // 10).passed, "beyond a smaller error it is real"
 
 
+def on_worker(operation: Operation, clock_error_ns: int) -> Operation:
+    operation.clock_error_ns = clock_error_ns
+    return operation
+
+
+def test_an_overlap_of_holders_on_different_workers_within_their_clock_errors_is_inconclusive() -> None:
+    # 3 ms of overlap between holders timed on two workers' clocks, each known within ± 2 ms.
+    history = History(
+        [on_worker(attempt(1, (0, 1), (10, 11)), 2 * MS), on_worker(attempt(2, (6, 7), (20, 21)), 2 * MS)]
+    )
+    verdict = check_holders_never_overlap(history, tolerance_ns=0)
+    assert verdict.inconclusive and not verdict.passed, verdict.message
+    assert "measurement error with the workers' clock errors (4.0 ms)" in verdict.message
+    assert not check_holders_never_overlap(
+        History([attempt(1, (0, 1), (10, 11)), attempt(2, (6, 7), (20, 21))]), 0
+    ).passed
+    sure = History([on_worker(attempt(1, (0, 1), (10, 11)), MS), on_worker(attempt(2, (6, 7), (20, 21)), MS)])
+    verdict = check_holders_never_overlap(sure, tolerance_ns=0)
+    assert not verdict.passed and not verdict.inconclusive, "3 ms beyond ± 1 ms clocks is a violation"
+
+
 def test_a_holder_that_outlived_its_lease_overlaps_but_the_lock_was_not_granted_twice() -> None:
     # Lease 50 ms from 0: agent 2 got the lock at 52 ms, after it ran out; agent 1 worked on until 80 ms.
     history = History(

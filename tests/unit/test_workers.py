@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import textwrap
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from stampede.errors import ConfigurationError, StampedeError
 from stampede.launcher import LaunchPlan
 from stampede.metrics import summarize
 from stampede.shapes import FixedRate
-from stampede.workers import launch_on_workers, shards
+from stampede.workers import WorkersFailed, launch_on_workers, shards
 from stampede.workloads.python_tool import PythonTool
 
 WHERE = '''
@@ -30,6 +33,38 @@ class Where:
     async def run(self):
         return {"read": {"agent": self.context.agent, "user": self.context.user, "pid": os.getpid()}}
 '''
+
+
+SLOW_TO_OPEN = """
+import asyncio
+
+
+class SlowToOpen:
+    def __init__(self, context):
+        self.context = context
+
+    async def setup(self):
+        if self.context.agent == 4:
+            await asyncio.sleep(8)
+
+    async def run(self):
+        return None
+"""
+
+
+STEADY = """
+import asyncio
+import pathlib
+
+
+class Steady:
+    def __init__(self, context):
+        self.context = context
+
+    async def run(self):
+        pathlib.Path(__file__).with_name("running").touch()
+        await asyncio.sleep(0.05)
+"""
 
 
 def children() -> set[int]:
@@ -100,3 +135,62 @@ def test_a_shard_whose_tool_cannot_be_rebuilt_fails_the_launch_naming_it(
     with pytest.raises(StampedeError, match=r"shard 1 \(agents 1-2\).*where\.py"):
         launch_on_workers(recipe, LaunchPlan(agents=4, iterations=1), workers=2)
     assert not left_behind()
+
+
+def test_the_shards_are_released_at_one_instant_and_the_spreads_are_reported(
+    tmp_path: Path, left_behind: Callable[[], list[psutil.Process]]
+) -> None:
+    result = launch_on_workers(where_tool(tmp_path).recipe(), LaunchPlan(agents=40, iterations=2), workers=2)
+    start = result.workers_start
+    assert start is not None
+    assert start.clocks == ("0 ns exactly (same boot and time namespace)",) * 2, "local workers share this clock"
+    assert start.clock_error_ns == 0
+    assert start.gate_spread_ns is not None and 0 <= start.gate_spread_ns < 20_000_000, start
+    assert start.first_operation_spread_ns is not None and 0 <= start.first_operation_spread_ns < 50_000_000, start
+    assert min(op.start_ns for op in result.history) >= start.scheduled_ns, "no operation before the release"
+    assert not left_behind()
+
+
+def test_a_shard_not_ready_in_time_fails_the_launch_naming_it_and_its_agents(
+    tmp_path: Path, left_behind: Callable[[], list[psutil.Process]]
+) -> None:
+    path = tmp_path / "slow.py"
+    path.write_text(SLOW_TO_OPEN, encoding="utf-8")
+    tool = PythonTool(name="slow", factory=f"{path}:SlowToOpen")
+    with pytest.raises(StampedeError, match=r"shard 2 \(agents 3-4\) not ready .* within 1.5 s"):
+        launch_on_workers(tool.recipe(), LaunchPlan(agents=4, iterations=1), workers=2, ready_timeout=1.5)
+    assert not left_behind()
+
+
+@pytest.mark.parametrize(
+    ("signal_sent", "why"),
+    [(signal.SIGKILL, r"left the cluster \(its process died\)"), (signal.SIGSTOP, r"stalled \(no heartbeat for")],
+    ids=["killed", "stalled"],
+)
+def test_a_worker_lost_mid_launch_fails_it_naming_the_shard_keeps_the_others_history_and_leaves_nothing(
+    tmp_path: Path, signal_sent: signal.Signals, why: str, left_behind: Callable[[], list[psutil.Process]]
+) -> None:
+    path = tmp_path / "steady.py"
+    path.write_text(STEADY, encoding="utf-8")
+    tool = PythonTool(name="steady", factory=f"{path}:Steady")
+    plan = LaunchPlan(agents=4, duration=30.0, operation_timeout=2.0)
+
+    def lose_a_worker_once_it_runs() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (tmp_path / "running").exists():
+            time.sleep(0.1)
+        workers = [child for child in left_behind() if "spawn_main" in " ".join(child.cmdline())]
+        workers[-1].send_signal(signal_sent)
+
+    killer = threading.Thread(target=lose_a_worker_once_it_runs)
+    killer.start()
+    began = time.monotonic()
+    with pytest.raises(WorkersFailed, match=rf"shard \d \(agents \d-\d\): its worker tcp://\S+ {why}") as failed:
+        launch_on_workers(tool.recipe(), plan, workers=2, history_dir=tmp_path / "chunks")
+    killer.join()
+    assert time.monotonic() - began < 25, "nothing hangs: the launch would have run 30 s"
+    assert "did not end" not in str(failed.value) and "their history is kept" in str(failed.value)
+    kept = failed.value.kept
+    assert kept is not None and len(kept.history) > 0
+    assert len({op.agent for op in kept.history}) == 2, "the surviving shard's two agents"
+    assert not left_behind(), "no worker process is left behind"

@@ -46,6 +46,8 @@ class LockAttempt:
     write: dict[str, Any] | None = None
     acquire_error: str | None = None
     release_error: str | None = None
+    clock_error_ns: int = 0
+    """ε of the operation's clock on the launch's timeline (a worker's): its times are within ± this."""
 
     @property
     def held(self) -> tuple[int, int]:
@@ -101,6 +103,7 @@ def lock_attempts(history: History | Iterable[Any]) -> list[LockAttempt]:
                 write=written.get("write"),
                 acquire_error=written.get("acquire_error"),
                 release_error=written.get("release_error"),
+                clock_error_ns=getattr(op, "clock_error_ns", 0),
             )
         )
     return attempts

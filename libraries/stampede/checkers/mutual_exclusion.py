@@ -110,7 +110,12 @@ class Overlaps:
 def find_overlaps(
     attempts: Iterable[LockAttempt], window: Window, tolerance_ns: int = DEFAULT_TOLERANCE_NS
 ) -> Overlaps:
-    """Every pair of holds of the same key whose ``window`` overlaps, longer than ``tolerance_ns`` or not."""
+    """Every pair of holds of the same key whose ``window`` overlaps, longer than the pair's tolerance or not.
+
+    A pair's tolerance is ``tolerance_ns`` plus both holds' clock errors ε
+    (holds timed on different workers' clocks): an overlap within it may be
+    the clocks alone, and is inconclusive.
+    """
     holds = [attempt for attempt in attempts if attempt.acquired]
     by_key: dict[str, list[LockAttempt]] = defaultdict(list)
     for hold in holds:
@@ -130,10 +135,14 @@ def find_overlaps(
     found.sort(key=lambda overlap: overlap.start_ns)
     return Overlaps(
         holds,
-        [o for o in found if o.amount_ns > tolerance_ns],
-        [o for o in found if o.amount_ns <= tolerance_ns],
+        [o for o in found if o.amount_ns > _tolerance(o, tolerance_ns)],
+        [o for o in found if o.amount_ns <= _tolerance(o, tolerance_ns)],
         tolerance_ns,
     )
+
+
+def _tolerance(overlap: Overlap, tolerance_ns: int) -> int:
+    return tolerance_ns + overlap.first.clock_error_ns + overlap.second.clock_error_ns
 
 
 def cause_of(overlap: Overlap, tolerance_ns: int) -> str:
@@ -354,12 +363,14 @@ _grant_wording = _Wording(_grant_violation, _grant_passed, "grants")
 
 def _inconclusive(name: str, expected: str, found: Overlaps, clock: Clock, what: str) -> Verdict:
     largest = max(found.inconclusive, key=lambda overlap: overlap.amount_ns)
-    tolerance = format_duration(found.tolerance_ns / 1e9)
+    widest = max(_tolerance(overlap, found.tolerance_ns) for overlap in found.inconclusive)
+    tolerance = format_duration(widest / 1e9)
+    clocks = " with the workers' clock errors" if widest > found.tolerance_ns else ""
     rows = [_row(o, clock, "lock", o.first.key, found.tolerance_ns) for o in found.inconclusive]
     message = (
         f"Inconclusive: {plural(len(found.inconclusive), 'overlap')} of {what}, none longer than the measurement "
-        f"error ({tolerance}); the largest, {_pair(largest, clock)}, could come from the clocks alone, so the history "
-        f"neither proves nor rules out two at once{rows_note(len(rows))}."
+        f"error{clocks} ({tolerance}); the largest, {_pair(largest, clock)}, could come from the clocks alone, "
+        f"so the history neither proves nor rules out two at once{rows_note(len(rows))}."
     )
     return Verdict(
         name,

@@ -34,10 +34,21 @@ class Concurrency:
     span_seconds: float
     """From the first operation's start to the last one's end."""
     max_in_flight: int
+    clock_error_seconds: float = 0.0
+    """The largest ε of the operations' clocks (workers'): the span is within ± twice this; each duration is exact."""
 
     @property
     def average(self) -> float:
         return self.busy_seconds / self.span_seconds if self.span_seconds > 0 else 0.0
+
+    @property
+    def average_bounds(self) -> tuple[float, float]:
+        """The lowest and highest average the clocks' errors allow."""
+        widest = self.span_seconds + 2 * self.clock_error_seconds
+        narrowest = self.span_seconds - 2 * self.clock_error_seconds
+        return self.busy_seconds / widest if widest > 0 else 0.0, (
+            self.busy_seconds / narrowest if narrowest > 0 else float("inf")
+        )
 
 
 def measure_concurrency(history: History) -> Concurrency:
@@ -46,8 +57,14 @@ def measure_concurrency(history: History) -> Concurrency:
         return Concurrency(0, 0, 0.0, 0.0, 0)
     span_ns = max(end for _, end in intervals) - min(start for start, _ in intervals)
     busy_ns = sum(end - start for start, end in intervals)
+    error_ns = max(op.clock_error_ns for op in history)
     return Concurrency(
-        len(intervals), len({op.agent for op in history}), busy_ns / 1e9, span_ns / 1e9, _max_in_flight(intervals)
+        len(intervals),
+        len({op.agent for op in history}),
+        busy_ns / 1e9,
+        span_ns / 1e9,
+        _max_in_flight(intervals),
+        error_ns / 1e9,
     )
 
 
@@ -95,7 +112,19 @@ def check_ran_in_parallel(history: History, *, at_least: float | None = None) ->
         f"{found.agents} agents, average {found.average:.2f} operations in flight (max {found.max_in_flight}) "
         f"over {format_duration(found.span_seconds)}"
     )
-    passed = found.average >= bound
+    low, high = found.average_bounds
+    if low < bound <= high:
+        return Verdict(
+            name,
+            True,
+            f"at least {bound:.2f} operations in flight on average",
+            f"{low:.2f}–{high:.2f} in flight",
+            message=f"Parallelism inconclusive: {figures}, between {low:.2f} and {high:.2f} within the workers' "
+            f"clock errors (± {format_duration(found.clock_error_seconds)}); expected at least {bound:.2f}.",
+            inconclusive=True,
+            value=found.average,
+        )
+    passed = low >= bound
     if passed:
         message = f"Agents ran in parallel: {figures}; expected at least {bound:.2f}."
     else:

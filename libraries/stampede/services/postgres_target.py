@@ -121,33 +121,28 @@ async def _connect(dsn: str, timeout: float, **kwargs: Any) -> asyncpg.Connectio
         raise await _translate(error, dsn, timeout) from None
 
 
-class PostgresTarget:
-    """One run's view of a PostgreSQL server: its own schema and ``application_name``."""
+class PostgresEndpoint:
+    """Where one run's connections go: a server's DSN, the run's schema and ``application_name``.
 
-    def __init__(
-        self,
-        dsn: str,
-        run_id: str,
-        server_version: str,
-        server_version_num: int,
-        admin: asyncpg.Connection,
-        connect_timeout: float,
-    ) -> None:
+    What a worker process needs to connect as the run does (no admin
+    connection, no schema of its own to create or drop): picklable, and its
+    DSN, which holds the password, is never in its repr.
+    """
+
+    def __init__(self, dsn: str, schema: str, application_name: str, connect_timeout: float) -> None:
         self.dsn = dsn
-        self.run_id = run_id
-        self.schema = f"stampede_{run_id}"
-        self.application_name = f"stampede-{run_id}"
-        self.server_version = server_version
-        self.server_version_num = server_version_num
+        self.schema = schema
+        self.application_name = application_name
         self.connect_timeout = connect_timeout
-        self._admin: asyncpg.Connection | None = admin
-        self._extra_schemas: list[str] = []
-        self._closed = False
 
     @property
     def display_dsn(self) -> str:
         """The DSN with its password masked: the one to show."""
         return mask_dsn(self.dsn)
+
+    def endpoint(self) -> PostgresEndpoint:
+        """Just where connections go (for a worker process to connect as this run does)."""
+        return PostgresEndpoint(self.dsn, self.schema, self.application_name, self.connect_timeout)
 
     def connection_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``asyncpg.connect`` / ``create_pool`` that land in our schema."""
@@ -173,18 +168,50 @@ class PostgresTarget:
 
     async def connect(self) -> asyncpg.Connection:
         """Open a new connection in our schema."""
-        self._check_open()
         kwargs = self.connection_kwargs()
         return await _connect(kwargs.pop("dsn"), kwargs.pop("timeout"), **kwargs)
 
     async def create_pool(self, size: int, **kwargs: Any) -> asyncpg.Pool:
         """Open a pool of ``size`` connections (all opened up front); ``kwargs`` override."""
-        self._check_open()
         options = {**self.connection_kwargs(), "min_size": size, "max_size": size, **kwargs}
         try:
             return await asyncpg.create_pool(**options)
         except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise await _translate(error, self.dsn, self.connect_timeout) from None
+
+    def __repr__(self) -> str:
+        return f"<PostgresEndpoint {self.display_dsn} schema {self.schema}>"
+
+
+class PostgresTarget(PostgresEndpoint):
+    """One run's view of a PostgreSQL server: its own schema and ``application_name``."""
+
+    def __init__(
+        self,
+        dsn: str,
+        run_id: str,
+        server_version: str,
+        server_version_num: int,
+        admin: asyncpg.Connection,
+        connect_timeout: float,
+    ) -> None:
+        super().__init__(dsn, f"stampede_{run_id}", f"stampede-{run_id}", connect_timeout)
+        self.run_id = run_id
+        self.server_version = server_version
+        self.server_version_num = server_version_num
+        self._admin: asyncpg.Connection | None = admin
+        self._extra_schemas: list[str] = []
+        self._closed = False
+
+    async def connect(self) -> asyncpg.Connection:
+        """Open a new connection in our schema."""
+        self._check_open()
+        return await super().connect()
+
+    async def create_pool(self, size: int, **kwargs: Any) -> asyncpg.Pool:
+        """Open a pool of ``size`` connections (all opened up front); ``kwargs`` override."""
+        self._check_open()
+        return await super().create_pool(size, **kwargs)
 
     async def create_schema(self, suffix: str) -> str:
         """Create schema ``stampede_<run_id>_<suffix>`` unless it exists, and return its name.

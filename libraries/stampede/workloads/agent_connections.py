@@ -9,7 +9,7 @@ import asyncpg
 from ..agents import AgentContext
 
 if TYPE_CHECKING:
-    from ..services.postgres_target import PostgresTarget
+    from ..services.postgres_target import PostgresEndpoint
 
 
 class AgentConnections:
@@ -22,7 +22,7 @@ class AgentConnections:
     def __init__(self) -> None:
         self._pool: asyncpg.Pool | None = None
 
-    async def open(self, target: PostgresTarget, agents: int, **pool_options: Any) -> None:
+    async def open(self, target: PostgresEndpoint, agents: int, **pool_options: Any) -> None:
         self._pool = await target.create_pool(agents, **pool_options)
 
     async def take(self, agent: AgentContext) -> asyncpg.Connection:

@@ -20,7 +20,7 @@ import asyncio
 import random
 from collections.abc import Sequence
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -32,7 +32,7 @@ from .isolation import IsolationLevel
 from .postgres_tool import PostgresTool
 
 if TYPE_CHECKING:
-    from ..services.postgres_target import PostgresTarget
+    from ..services.postgres_target import PostgresEndpoint, PostgresTarget
 
 ACCOUNTS_TABLE = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -69,7 +69,7 @@ async def create_accounts(target: PostgresTarget, count: int, balance: int) -> l
     return [row["id"] for row in rows]
 
 
-async def account_balances(target: PostgresTarget, accounts: Sequence[int]) -> dict[int, int]:
+async def account_balances(target: PostgresEndpoint, accounts: Sequence[int]) -> dict[int, int]:
     """The balance of each of ``accounts`` by id; every one of them must exist."""
     connection = await target.connect()
     try:
@@ -82,7 +82,7 @@ async def account_balances(target: PostgresTarget, accounts: Sequence[int]) -> d
     return {int(row["id"]): int(row["balance"]) for row in rows}
 
 
-async def total_balance(target: PostgresTarget, accounts: Sequence[int]) -> int:
+async def total_balance(target: PostgresEndpoint, accounts: Sequence[int]) -> int:
     """The sum of the balances of ``accounts``; every one of them must exist."""
     return sum((await account_balances(target, accounts)).values())
 
@@ -118,6 +118,7 @@ class CreditDeductionTool(PostgresTool):
         self.strategy = strategy
         self.accounts = tuple(accounts)
         self.amount = amount
+        self._retry = retry
         self.think_time = think_time
         self.initial_balance: int | None = None
         self._attempt = {
@@ -136,9 +137,26 @@ class CreditDeductionTool(PostgresTool):
             "amount": str(self.amount),
         }
 
+    def definition(self) -> dict[str, Any]:
+        if type(self) is not CreditDeductionTool:
+            return super().definition()  # a kind of its own, with more to its definition: refused
+        return {
+            "name": self.name,
+            "strategy": self.strategy,
+            "isolation": self.isolation,
+            "accounts": self.accounts,
+            "amount": self.amount,
+            "retry": self._retry,
+            "think_time": self.think_time,
+        }
+
     async def setup(self, agents: int) -> None:
-        self.initial_balance = await total_balance(self.target, self.accounts)
+        await self.before_workers()
         await super().setup(agents)
+
+    async def before_workers(self) -> None:
+        """Note the starting balance here (a launch on workers sets the tool up in each worker, not here)."""
+        self.initial_balance = await total_balance(self.target, self.accounts)
 
     def amount_of(self, _operation: object) -> int:
         return self.amount

@@ -9,17 +9,20 @@ timeout) is never used again: the agent takes a fresh one for its next operation
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import asyncpg
 
 from ..agents import AgentContext, BaseTool, OpResult
+from ..errors import ConfigurationError
 from ..retry import RetryPolicy, with_retries
 from .agent_connections import AgentConnections
 from .isolation import IsolationLevel
 
 if TYPE_CHECKING:
-    from ..services.postgres_target import PostgresTarget
+    from ..services.postgres_target import PostgresEndpoint, PostgresTarget
 
 
 class PostgresTool(BaseTool):
@@ -38,6 +41,22 @@ class PostgresTool(BaseTool):
             "isolation": self.isolation.value,
             "max retries": str(self.retry.max_retries),
         }
+
+    def recipe(self) -> PostgresToolRecipe:
+        """What rebuilds this tool in a worker process: its definition and where the run's connections go."""
+        return PostgresToolRecipe(self.name, type(self), self.definition(), self.target.endpoint())
+
+    def definition(self) -> dict[str, Any]:
+        """The keyword arguments that make this tool anew on an endpoint (a tool that has them says so)."""
+        raise ConfigurationError(
+            f"Tool {self.name!r} ({type(self).__name__}) cannot run on workers yet: of the PostgreSQL tools, the SQL "
+            "tool and the credit deduction tool are rebuilt in a worker process. Launch it with workers=1."
+        )
+
+    @classmethod
+    def rebuilt(cls, endpoint: PostgresEndpoint, options: Mapping[str, Any]) -> Self:
+        # A tool that gives its definition connects through what an endpoint has (connect, create_pool) only.
+        return cls(cast("PostgresTarget", endpoint), **options)
 
     async def setup(self, agents: int) -> None:
         await self.connections.open(self.target, agents)
@@ -117,3 +136,16 @@ def _drop(connection: asyncpg.Connection) -> None:
     """
     if not _dead(connection):
         connection.terminate()
+
+
+@dataclass(frozen=True)
+class PostgresToolRecipe:
+    """A PostgreSQL tool's definition, picklable: a worker rebuilds it and connects as the run does (its schema)."""
+
+    name: str
+    tool_type: type[PostgresTool]
+    options: Mapping[str, Any]
+    endpoint: PostgresEndpoint
+
+    def build(self) -> PostgresTool:
+        return self.tool_type.rebuilt(self.endpoint, self.options)

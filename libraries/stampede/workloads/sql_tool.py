@@ -52,6 +52,7 @@ class SqlTool(PostgresTool):
         retry: RetryPolicy = NO_RETRIES,
     ) -> None:
         super().__init__(target, name=name, isolation=isolation, retry=retry)
+        self.source_sql = sql
         if not sql.strip():
             raise ConfigurationError(f"SQL tool {name!r} has no SQL statement.")
         self.sql, self.parameters = to_positional(sql)
@@ -64,6 +65,15 @@ class SqlTool(PostgresTool):
 
     def describe(self) -> dict[str, str]:
         return {**super().describe(), "sql": self.sql}
+
+    def definition(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sql": self.source_sql,
+            "constants": self.constants,
+            "isolation": self.isolation,
+            "retry": self.retry,
+        }
 
     async def validate(self) -> None:
         """Prepare the statement on the server: report syntax and type errors now, by tool name."""

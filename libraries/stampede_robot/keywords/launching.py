@@ -96,9 +96,14 @@ class LaunchKeywords(LibraryComponent):
         each run in a worker process of its own on Dask distributed: a local
         cluster started for the launch, or the workers of the scheduler at
         ``cluster`` (``tcp://host:8786``). Their histories are merged, so checks
-        and thresholds judge the launch as one. This is a first cut: only
-        Python tools (`Define Python Tool`) are rebuilt in the workers, the
-        shards are not released at one instant, and ``rate`` is not split.
+        and thresholds judge the launch as one. Every shard opens its agents,
+        then all are released at one instant; the log's table gives the gate
+        and first-operation spreads and each worker's clock offset (probed
+        before and after, each row's times shifted onto this machine's clock
+        with its uncertainty). A worker that dies or stalls fails the launch
+        naming its shard. Python tools (`Define Python Tool`), the SQL tool and
+        the credit deduction tool are rebuilt in the workers; ``rate`` is not
+        split.
 
         | Launch Agents | deduct | 50 |
         | Launch Agents | deduct | 100 | iterations=5 | batch_size=25 | batch_interval=1 s |
@@ -110,6 +115,9 @@ class LaunchKeywords(LibraryComponent):
             bound = _operation_bound(chosen, operation_timeout)
             plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
             if workers != 1 or cluster is not None:
+                before = getattr(chosen, "before_workers", None)  # what the tool notes here, set up only in workers
+                if before is not None:
+                    self.runtime.run(before())
                 return self._finish(chosen, _on_workers(chosen, plan, workers, self._history_dir(chosen), cluster))
             try:
                 running = self.runtime.run(_start(chosen, plan, self._history_dir(chosen)))
@@ -326,8 +334,10 @@ def _on_workers(tool: Tool, plan: LaunchPlan, workers: int, history_dir: Path, c
     recipe = getattr(tool, "recipe", None)
     if recipe is None:
         raise ConfigurationError(
-            f"Tool {tool.name!r} cannot run on workers yet: only Python tools (Define Python Tool) are rebuilt in a "
-            "worker process. Launch it with workers=1."
+            f"Tool {tool.name!r} cannot run on workers yet: Python tools (Define Python Tool), the SQL tool and the "
+            "credit deduction tool are rebuilt in a worker process; a lock tool is not, because the lock timings "
+            "it records are read on one clock and a worker's would need shifting onto the launch's. Launch it "
+            "with workers=1."
         )
     return launch_on_workers(recipe(), plan, require_positive_int(workers, what="workers"), history_dir, cluster)
 

@@ -24,9 +24,17 @@ An Atomic Update Split Over Two Workers Keeps Every Credit
     No Update Should Be Lost
     Invariant Should Hold    SELECT balance = ${STARTING_BALANCE} - 60 FROM accounts WHERE id = ${account}
 
-A Tool That Cannot Be Rebuilt In A Worker Is Refused
-    [Documentation]    Built-in tools hold connections: they cannot run on workers yet, and the launch says so.
+The Built-In Naive Deduction Split Over Two Workers Still Loses Updates
+    [Documentation]    The credit deduction tool is rebuilt in each worker from its definition and the run's schema.
     ${account}=    Create Credit Account    balance=${STARTING_BALANCE}
-    Define Credit Deduction Tool    deduct credits    accounts=${account}
-    Run Keyword And Expect Error    *cannot run on workers yet: only Python tools*
-    ...    Launch Agents    deduct credits    4    workers=2
+    Define Credit Deduction Tool    deduct credits    strategy=naive    accounts=${account}
+    Launch Agents    deduct credits    20    iterations=3    workers=2
+    Run Keyword And Expect Error    Lost updates: expected 0, found *    No Update Should Be Lost
+    Run Keyword And Expect Error    *successful deductions were lost*    Credits Should Be Conserved
+
+A Tool That Cannot Be Rebuilt In A Worker Is Refused
+    [Documentation]    A transfer tool is not rebuilt in a worker yet, and the launch says so.
+    ${accounts}=    Create Credit Accounts    2    balance=${STARTING_BALANCE}
+    Define Transfer Tool    transfer    ${accounts}
+    Run Keyword And Expect Error    *cannot run on workers yet*SQL tool and the credit deduction tool*
+    ...    Launch Agents    transfer    4    workers=2
