@@ -7,23 +7,21 @@ PostgreSQL schema; its users present JWTs signed with the secret of this start.
 
 from __future__ import annotations
 
-import atexit
 import json
 import shlex
-import signal
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from functools import cache
-from pathlib import Path
 from typing import Any, Self
 
 from ..errors import ConfigurationError, ServiceUnavailable
 from .postgres_target import PostgresTarget
-from .processes import EmbeddedServer, ServerProcess, StarterThread, make_temp_dir, ready_line, remove_dir
+from .processes import StarterThread
 from .reference_options import python_path
-from .tokens import issue_token, new_secret
+from .reference_process import ReferenceServer
+from .tokens import issue_token
 
 MODULE = "reference_mcp_server"
 HOST = "127.0.0.1"
@@ -64,7 +62,7 @@ def parse_bugs(bugs: str | Iterable[str] | None) -> list[str]:
     return chosen
 
 
-class EmbeddedMcpServer(EmbeddedServer):
+class EmbeddedMcpServer(ReferenceServer):
     """The reference MCP server in its own process (measure it by :attr:`pid`), working in the run's schema.
 
     ``bugs`` are seeded defects by name (``"lost_update, crossed_replies"``);
@@ -75,6 +73,10 @@ class EmbeddedMcpServer(EmbeddedServer):
     it before closing the PostgreSQL target.
     """
 
+    what = "the reference MCP server"
+    log_name = LOG_NAME
+    temp_prefix = "stampede-mcp-"
+
     def __init__(
         self,
         *,
@@ -84,17 +86,12 @@ class EmbeddedMcpServer(EmbeddedServer):
         initial_credits: int = 1_000_000,
         session_idle_timeout: float = 300.0,
     ) -> None:
+        super().__init__()
         self.pg_dsn = pg_dsn
         self.pg_schema = pg_schema
         self.bugs = ",".join(parse_bugs(bugs)) or "none"
         self.initial_credits = initial_credits
         self.session_idle_timeout = session_idle_timeout
-        self.started_in: float | None = None
-        self.exit_code: int | None = None
-        self._secret: str | None = None
-        self._temp_dir: Path | None = None
-        self._server: ServerProcess | None = None
-        self._ready: dict[str, Any] | None = None
 
     @classmethod
     def for_target(cls, postgres: PostgresTarget, *, bugs: str | Iterable[str] | None = None, **options: Any) -> Self:
@@ -104,37 +101,16 @@ class EmbeddedMcpServer(EmbeddedServer):
     @property
     def url(self) -> str:
         """The MCP endpoint, ``http://127.0.0.1:<port>/mcp``."""
-        return str(self._ready_field("url"))
+        return str(self.ready_field("url"))
 
     @property
     def sessions_url(self) -> str:
         """Where the server says how many sessions it keeps state for: ``{"tracked": n, "open": m}``."""
         return self.url.removesuffix("/mcp") + "/sessions"
 
-    @property
-    def pid(self) -> int | None:
-        return self._server.pid if self._server is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None and self._server.running
-
-    @property
-    def log_path(self) -> Path | None:
-        return self._temp_dir / LOG_NAME if self._temp_dir is not None else None
-
-    def _ready_field(self, name: str) -> Any:
-        if self._ready is None:
-            raise ServiceUnavailable("The MCP server is not running: call start() first")
-        return self._ready[name]
-
     def token_for(self, user_id: str, *, ttl: timedelta | None = None) -> str:
         """A bearer JWT for ``user_id`` signed with this start's secret (an expired one for a negative ``ttl``)."""
-        if self._secret is None:
-            raise ServiceUnavailable(
-                "The MCP server is not running: call start() first (each start has its own secret)"
-            )
-        return issue_token(self._secret, user_id, ttl=ttl)
+        return issue_token(self.secret, user_id, ttl=ttl)
 
     def stdio_command(self) -> str:
         """``stdio: <command>`` running this server's stdio mode (one process per session) on the same tables."""
@@ -143,12 +119,8 @@ class EmbeddedMcpServer(EmbeddedServer):
 
     def stdio_env(self, user_id: str) -> dict[str, str]:
         """The environment of ``user_id``'s stdio server process: the secret, the DSN and the user's token."""
-        if self._secret is None:
-            raise ServiceUnavailable(
-                "The MCP server is not running: call start() first (each start has its own secret)"
-            )
         return {
-            SECRET_ENV: self._secret,
+            SECRET_ENV: self.secret,
             PG_DSN_ENV: self.pg_dsn,
             USER_TOKEN_ENV: self.token_for(user_id),
             "PYTHONPATH": python_path(),
@@ -166,55 +138,11 @@ class EmbeddedMcpServer(EmbeddedServer):
             self.bugs,
         ]
 
-    def start(self, timeout: float = 30) -> str:
-        """Start the process and wait (at most ``timeout`` s) for its ready line; return the endpoint URL."""
-        if self.running:
-            return self.url
-        self._secret = new_secret()
-        self._temp_dir = make_temp_dir("stampede-mcp-")
-        atexit.register(self.stop)
-        try:
-            self._server = ServerProcess("the reference MCP server", self._temp_dir / LOG_NAME)
-            self._server.start(
-                [
-                    sys.executable,
-                    "-m",
-                    MODULE,
-                    "--host",
-                    HOST,
-                    "--port",
-                    "0",
-                    *self._options(),
-                ],
-                death_signal=signal.SIGTERM,
-                env={
-                    SECRET_ENV: self._secret,
-                    PG_DSN_ENV: self.pg_dsn,
-                    "PYTHONPATH": python_path(),
-                    "PYTHONUNBUFFERED": "1",
-                },
-            )
-            self.started_in = self._server.wait_until_ready(self._announced_ready, timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self.url
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", MODULE, "--host", HOST, "--port", "0", *self._options()]
 
-    def stop(self, timeout: float = 10) -> int | None:
-        """SIGTERM, SIGKILL after ``timeout`` s, remove the temp dir; return the exit code. Safe to call twice."""
-        if self._server is not None:
-            self.exit_code = self._server.stop(signal.SIGTERM, timeout=timeout)
-            self._server = None
-        remove_dir(self._temp_dir)
-        self._temp_dir = None
-        self._ready = None
-        self._secret = None
-        atexit.unregister(self.stop)
-        return self.exit_code
-
-    def _announced_ready(self) -> bool:
-        self._ready = ready_line(self.log_path)
-        return self._ready is not None
+    def environment(self, secret: str) -> dict[str, str]:
+        return {SECRET_ENV: secret, PG_DSN_ENV: self.pg_dsn}
 
     def __repr__(self) -> str:
         state = f"{self.url}, pid {self.pid}" if self._ready else "stopped"
