@@ -65,7 +65,7 @@ from ..services.tokens import TokenSpec
 from .http_fields import REFERENCE_POLICIES, REFERENCE_STATUSES, REFERENCE_TERMINAL, AnswerPaths, EventPaths
 from .http_protocol_json import converted
 from .http_request_templates import REFERENCE_REQUESTS, WHERE, RequestName, RequestTemplate
-from .websocket_fields import lookup, lookup_optional
+from .websocket_fields import check_keys, lookup, lookup_optional
 from .websocket_protocol import event_names, read_protocol
 from .websocket_templates import PLACEHOLDERS, RESUME_ONLY, check_placeholders, placeholders_in, render_text
 
@@ -282,14 +282,7 @@ class HttpProtocol:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, base_url: str | None = None) -> Self:
         """A protocol from a JSON-like dict: reference defaults for what it leaves out; ``base_url`` overrides it."""
-        if not isinstance(data, Mapping):
-            raise ConfigurationError(f"An HTTP protocol must be a JSON object, got {type(data).__name__}")
-        known = {spec.name for spec in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigurationError(
-                f"{WHERE}: unknown key(s) {', '.join(map(repr, unknown))}; known keys are {', '.join(sorted(known))}"
-            )
+        check_keys(data, (spec.name for spec in fields(cls)), article="An", what=WHERE)
         values = dict(data)
         if base_url is not None:
             values["base_url"] = base_url

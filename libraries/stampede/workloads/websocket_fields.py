@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
@@ -162,3 +162,15 @@ def message_text(message: Any) -> str | None:
     if isinstance(message, Mapping) and isinstance(message.get("message"), str):
         return str(message["message"])[:300]
     return None
+
+
+def check_keys(data: object, known: Iterable[str], *, article: str, what: str) -> None:
+    """Refuse ``data`` unless it is a JSON object whose keys are all ``known``; the error names ``what`` it is for."""
+    if not isinstance(data, Mapping):
+        raise ConfigurationError(f"{article} {what} must be a JSON object, got {type(data).__name__}")
+    names = set(known)
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigurationError(
+            f"{what}: unknown key(s) {', '.join(map(repr, unknown))}; known keys are {', '.join(sorted(names))}"
+        )

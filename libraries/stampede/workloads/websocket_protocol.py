@@ -50,7 +50,7 @@ from typing import Any, Self
 
 from ..errors import ConfigurationError
 from ..services.tokens import TokenSpec
-from .websocket_fields import FieldPaths, MessageFields, lookup, lookup_optional
+from .websocket_fields import FieldPaths, MessageFields, check_keys, lookup, lookup_optional
 from .websocket_templates import PLACEHOLDERS, RESUME_ONLY, check_placeholders, placeholders_in
 
 
@@ -236,15 +236,7 @@ class WebSocketProtocol:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, url: str | None = None) -> Self:
         """A protocol from a JSON-like dict: reference defaults for what it leaves out; ``url`` overrides its url."""
-        if not isinstance(data, Mapping):
-            raise ConfigurationError(f"A WebSocket protocol must be a JSON object, got {type(data).__name__}")
-        known = {spec.name for spec in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigurationError(
-                f"WebSocket protocol: unknown key(s) {', '.join(map(repr, unknown))}; "
-                f"known keys are {', '.join(sorted(known))}"
-            )
+        check_keys(data, (spec.name for spec in fields(cls)), article="A", what="WebSocket protocol")
         values = dict(data)
         if url is not None:
             values["url"] = url
