@@ -23,7 +23,7 @@ from pathlib import Path
 
 COMMAND_SECONDS = 10.0
 """Bound on each ``ip`` command, and on each process's exit once told to stop."""
-_SUBNETS = [ipaddress.ip_network(f"10.{second}.{third}.0/24") for second in range(200, 255) for third in range(256)]
+_SUBNETS = [ipaddress.IPv4Network(f"10.{second}.{third}.0/24") for second in range(200, 255) for third in range(256)]
 
 
 @dataclass(frozen=True)
