@@ -73,8 +73,8 @@ def dask_on_hosts(logs: Path) -> Iterator[tuple[Lan, str]]:
             time.sleep(0.1)
         address = json.loads(scheduler_file.read_text(encoding="utf-8"))["address"]
         for number, host in enumerate(hosts.hosts, start=1):
-            worker = [str(DASK), "worker", address, "--host", host.address, *WORKER_OPTIONS]
-            hosts.start(worker, logs / f"worker-{number}.log", env, host)
+            # No --host: as on a machine of its own, the worker finds the address it reaches the scheduler from.
+            hosts.start([str(DASK), "worker", address, *WORKER_OPTIONS], logs / f"worker-{number}.log", env, host)
         yield hosts, address
 
 
