@@ -57,7 +57,12 @@ class Steady:
 """
 
 _UNAVAILABLE = hosts_unavailable()
-pytestmark = pytest.mark.skipif(_UNAVAILABLE is not None, reason=f"no network hosts here: {_UNAVAILABLE}")
+pytestmark = [
+    pytest.mark.skipif(_UNAVAILABLE is not None, reason=f"no network hosts here: {_UNAVAILABLE}"),
+    # No test here uses the user's services (the PostgreSQL is one of its own, on the LAN): the external pass
+    # would only repeat them.
+    pytest.mark.embedded_only,
+]
 
 
 @contextlib.contextmanager
@@ -78,7 +83,6 @@ def dask_on_hosts(logs: Path) -> Iterator[tuple[Lan, str]]:
         yield hosts, address
 
 
-@pytest.mark.embedded_only  # its PostgreSQL must listen on the LAN: one of its own, embedded
 def test_the_probe_finds_each_hosts_shift_and_a_read_then_write_still_loses_updates(
     tmp_path: Path, run_id: str
 ) -> None:

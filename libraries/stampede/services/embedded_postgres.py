@@ -139,7 +139,7 @@ class EmbeddedPostgres(EmbeddedServer):
         try:
             self._version = self._read_version()
             self._init_cluster(user, max(deadline - time.monotonic(), 1.0))
-            self._port = free_port(HOST)
+            self._port = free_port(self._host)
             self._server = ServerProcess("embedded PostgreSQL", self._temp_dir / "data" / "server.log")
             self._server.start(self._server_argv(), user=user, death_signal=signal.SIGINT)
             self._server.wait_until_ready(self._accepts_connections, max(deadline - time.monotonic(), 1.0))
