@@ -26,7 +26,7 @@ import psutil
 import pytest
 
 from stampede.checkers.lost_updates import check_lost_updates
-from stampede.launcher import LaunchPlan, LaunchResult
+from stampede.launcher import LaunchPlan
 from stampede.services import EmbeddedPostgres
 from stampede.services.postgres_target import PostgresTarget
 from stampede.workers import WorkersFailed, launch_on_workers
@@ -76,6 +76,7 @@ def dask_on_hosts(logs: Path) -> Iterator[tuple[Lan, str]]:
         deadline = time.monotonic() + STARTUP_SECONDS
         while not scheduler_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
+        assert scheduler_file.exists(), f"no scheduler in {STARTUP_SECONDS:g} s: see {logs / 'scheduler.log'}"
         address = json.loads(scheduler_file.read_text(encoding="utf-8"))["address"]
         for number, host in enumerate(hosts.hosts, start=1):
             # No --host: as on a machine of its own, the worker finds the address it reaches the scheduler from.
@@ -94,7 +95,7 @@ def test_the_probe_finds_each_hosts_shift_and_a_read_then_write_still_loses_upda
         factory = f"{TOOLS}:NaiveDeduction"
         tool = PythonTool(name="naive", factory=factory, settings={"account": account}, services=services)
         plan = LaunchPlan(agents=agents, iterations=iterations)
-        result = await asyncio.to_thread(_launch_when_both_joined, tool, plan, address)
+        result = await asyncio.to_thread(launch_on_workers, tool.recipe(), plan, len(SHIFTS_SECONDS), cluster=address)
         start = result.workers_start
         assert start is not None
         shifts = sorted(float(clock.split(" ms")[0]) / 1000 for clock in start.clocks)
@@ -111,6 +112,7 @@ def test_the_probe_finds_each_hosts_shift_and_a_read_then_write_still_loses_upda
 
     with dask_on_hosts(tmp_path) as (hosts, address), EmbeddedPostgres(interface=str(hosts.interface)) as postgres:
         assert postgres.dsn.split("@")[1].startswith(f"{hosts.address}:"), "the hosts reach it on the LAN"
+        _wait_for_both_workers(address)
         with_target(postgres.dsn, run_id, body)
 
 
@@ -120,7 +122,8 @@ def test_a_hosts_worker_killed_mid_launch_fails_it_naming_the_shard_and_leaves_n
     tool = PythonTool(name="steady", factory=f"{path}:Steady")
     plan = LaunchPlan(agents=4, duration=30.0, operation_timeout=2.0)
     with dask_on_hosts(tmp_path) as (hosts, address):
-        second_worker = hosts.processes[2]
+        second_worker = hosts.processes[-1]  # started last
+        _wait_for_both_workers(address)
 
         def kill_the_second_hosts_worker_once_it_runs() -> None:
             deadline = time.monotonic() + STARTUP_SECONDS
@@ -133,7 +136,7 @@ def test_a_hosts_worker_killed_mid_launch_fails_it_naming_the_shard_and_leaves_n
         began = time.monotonic()
         named = rf"shard 2 \(agents 3-4\): its worker tcp://{hosts.hosts[1].address}:\d+ left the cluster"
         with pytest.raises(WorkersFailed, match=named) as failed:
-            _launch_when_both_joined(tool, plan, address)
+            launch_on_workers(tool.recipe(), plan, len(SHIFTS_SECONDS), cluster=address)
         killer.join()
         assert time.monotonic() - began < 25, "nothing hangs: the launch would have run 30 s"
         kept = failed.value.kept
@@ -145,12 +148,11 @@ def test_a_hosts_worker_killed_mid_launch_fails_it_naming_the_shard_and_leaves_n
     assert not [host.namespace for host in hosts.hosts if host.namespace in namespaces.stdout], "a netns was left"
 
 
-def _launch_when_both_joined(tool: PythonTool, plan: LaunchPlan, address: str) -> LaunchResult:
+def _wait_for_both_workers(address: str) -> None:
     from distributed import Client
 
     with Client(address, timeout=STARTUP_SECONDS) as client:
         client.wait_for_workers(len(SHIFTS_SECONDS), timeout=STARTUP_SECONDS)
-    return launch_on_workers(tool.recipe(), plan, len(SHIFTS_SECONDS), cluster=address)
 
 
 def _tasks_on_scheduler(address: str) -> int:
