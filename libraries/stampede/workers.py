@@ -193,8 +193,6 @@ def launch_on_workers(
     bound = plan.run_timeout + START_ALLOWANCE_SECONDS
     with _client(workers, cluster) as client:
         addresses = sorted(client.scheduler_info()["workers"])[:workers]
-        if len(addresses) < workers:
-            raise StampedeError(f"the cluster {cluster} has {len(addresses)} worker(s), fewer than the {workers} asked")
         before = [_probe(client, address) for address in addresses]
         futures = [
             client.submit(run_shard, recipe, plan, part, pure=False, workers=[address], allow_other_workers=False)
@@ -225,7 +223,14 @@ def _client(workers: int, cluster: str | None) -> Iterator[Any]:
 
     if cluster is not None:
         with Client(cluster, timeout=START_ALLOWANCE_SECONDS) as client:
-            client.wait_for_workers(1, timeout=START_ALLOWANCE_SECONDS)
+            try:
+                client.wait_for_workers(workers, timeout=START_ALLOWANCE_SECONDS)
+            except TimeoutError:
+                joined = len(client.scheduler_info()["workers"])
+                raise StampedeError(
+                    f"the cluster {cluster} has {joined} worker(s) after {START_ALLOWANCE_SECONDS:g} s, fewer than "
+                    f"the {workers} asked: start more (dask worker {cluster}) or ask for fewer workers"
+                ) from None
             yield client
         return
     with (

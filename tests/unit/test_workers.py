@@ -194,3 +194,17 @@ def test_a_worker_lost_mid_launch_fails_it_naming_the_shard_keeps_the_others_his
     assert kept is not None and len(kept.history) > 0
     assert len({op.agent for op in kept.history}) == 2, "the surviving shard's two agents"
     assert not left_behind(), "no worker process is left behind"
+
+
+def test_a_cluster_with_fewer_workers_than_asked_fails_saying_how_many_joined_and_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distributed import LocalCluster
+
+    monkeypatch.setattr("stampede.workers.START_ALLOWANCE_SECONDS", 1.0)
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        with pytest.raises(
+            StampedeError, match=rf"cluster {address} has 1 worker\(s\).*fewer than the 2 asked.*dask worker"
+        ):
+            launch_on_workers(where_tool(tmp_path).recipe(), LaunchPlan(agents=4), 2, cluster=address)
