@@ -65,7 +65,8 @@ class WorkersFailed(StampedeError):
 class ToolRecipe(Protocol):
     """What rebuilds a tool in a worker process: picklable, holding the tool's definition only."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def build(self) -> Tool: ...
 
