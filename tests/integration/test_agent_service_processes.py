@@ -16,6 +16,7 @@ import psutil
 from websockets.asyncio.client import connect
 
 from reference_agent_service.protocol import RUN_LIFECYCLE, hello_frame
+from stampede.services.embedded_agent_service import EmbeddedAgentService
 
 from .test_agent_service import FRAME_TIMEOUT, Client, Harness, clients, scenario, seqs
 
@@ -76,11 +77,14 @@ def test_two_processes_serve_many_users_apart_and_stop_together(embedded: tuple[
 def test_sessions_start_on_any_process_and_a_resume_elsewhere_is_refused_saying_why(
     embedded: tuple[str, str], run_id: str
 ) -> None:
+    async def reconnect(service: EmbeddedAgentService, user_id: str) -> None:
+        for _ in range(5):  # closed and reopened at once: the new hello may reach the other process first
+            client = await Client.open(service, user_id)
+            await client.close()
+
     async def body(harness: Harness) -> None:
         service = harness.service
-        for _ in range(10):  # closed and reopened at once: the new connection may reach the other process first
-            alice = await Client.open(service, "alice")
-            await alice.close()
+        await asyncio.gather(*(reconnect(service, f"user{number}") for number in range(USERS)))
         alice = await Client.open(service, "alice")
         resume_token = alice.frames[0]["resume_token"]
         owner = int(resume_token.split(".", 1)[0].removeprefix("p"))
