@@ -86,6 +86,8 @@ class Supervisor:
             await asyncio.wait({stopping, starting}, return_when=asyncio.FIRST_COMPLETED)
             if not starting.done():
                 starting.cancel()
+                with suppress(asyncio.CancelledError, ProcessFailed):
+                    await starting  # so no process is spawned after the others are stopped
                 log.info("stopping before every process listens")
                 return await self._stop_all()
             try:
@@ -131,14 +133,17 @@ class Supervisor:
 
     async def _start(self, index: int, port: int) -> Child:
         """Start process ``index`` on ``port`` and wait for its ready line; ProcessFailed if it does not come."""
-        process = await asyncio.create_subprocess_exec(
-            *self._argv(index, port),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,  # its ready line; its log goes to our stderr
-            env=self._environment(),
-            preexec_fn=self._preexec,  # only a prctl() call runs between fork and exec
-            start_new_session=True,  # a Ctrl+C in the terminal reaches us, and we stop them in order
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self._argv(index, port),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,  # its ready line; its log goes to our stderr
+                env=self._environment(),
+                preexec_fn=self._preexec,  # only a prctl() call runs between fork and exec
+                start_new_session=True,  # a Ctrl+C in the terminal reaches us, and we stop them in order
+            )
+        except OSError as error:
+            raise ProcessFailed(f"could not start process {index} ({sys.executable}): {error}") from None
         child = Child(index, process)
         self._children.append(child)
         assert process.stdout is not None
