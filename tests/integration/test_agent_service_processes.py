@@ -13,10 +13,15 @@ import time
 
 import aiohttp
 import psutil
+import pytest
 from websockets.asyncio.client import connect
 
 from reference_agent_service.protocol import RUN_LIFECYCLE, hello_frame
+from stampede.errors import ConfigurationError
+from stampede.services.agent_service_target import AgentServiceTarget
 from stampede.services.embedded_agent_service import EmbeddedAgentService
+from stampede_robot.keywords.resources import ResourceKeywords
+from stampede_robot.runtime import Runtime, Services
 
 from .test_agent_service import FRAME_TIMEOUT, Client, Harness, clients, scenario, seqs
 
@@ -109,6 +114,10 @@ def test_a_process_that_dies_stops_the_service_with_a_clear_log_line(embedded: t
     async def body(harness: Harness) -> None:
         service = harness.service
         parent, (first, second) = service.pid, service.pids
+        runtime = Runtime()
+        runtime.services = Services(owner="test", agent_service=AgentServiceTarget(service.url, embedded=service))
+        with pytest.raises(ConfigurationError, match=f"runs 2 serving processes \\(pids {first}, {second}\\)"):
+            ResourceKeywords(runtime).start_sampling_resources(target="agent service")  # the parent only supervises
         psutil.Process(second).send_signal(signal.SIGKILL)
         deadline = time.monotonic() + EXIT_WAIT
         while psutil.pid_exists(parent) and psutil.Process(parent).status() != psutil.STATUS_ZOMBIE:
