@@ -234,8 +234,8 @@ class ServiceKeywords(LibraryComponent):
         else:
             rows += [
                 ("pid", service.pid),
-                ("serving processes", ", ".join(map(str, service.embedded.pids))),
                 ("started in", f"{service.started_in:.2f} s"),
+                ("serving processes", ", ".join(map(str, service.embedded.pids))),
                 ("bug switches on", ", ".join(sorted(service.bugs)) or "none"),
             ]
             rows += [(f"bug: {name}", what) for name, what in service.embedded.bug_descriptions.items()]
