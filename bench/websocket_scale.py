@@ -12,7 +12,11 @@ and Redis are started by the benchmark; the open-files limit is raised to its ha
 Each count runs in a fresh child process (with its own service), so memory freed by one
 count cannot hide another's growth.
 
+With --service-processes N the service serves its WebSocket port from N processes (one core each);
+its CPU is summed over all of them.
+
 Run: .venv/bin/python bench/websocket_scale.py [--agents 1000 5000 10000] [--rate 0] [--think-ms 50]
+[--service-processes 1]
 """
 
 from __future__ import annotations
@@ -83,6 +87,12 @@ class PeakRss:
             self._task.cancel()
 
 
+def service_cpu_seconds(service: EmbeddedAgentService) -> float:
+    """User + system CPU of the service's process and every process it started (its serving processes)."""
+    parent = psutil.Process(service.pid)
+    return sum(sum(process.cpu_times()[:2]) for process in [parent, *parent.children(recursive=True)])
+
+
 async def one_scale(service: EmbeddedAgentService, agents: int, rate: int) -> Scale:
     tool = WebSocketAgentTool(
         reference_service(service.url),
@@ -93,12 +103,12 @@ async def one_scale(service: EmbeddedAgentService, agents: int, rate: int) -> Sc
     )
     shape = RampInBatches(batch_size=max(1, rate // 10), interval=0.1) if rate else AllAtOnce()
     plan = LaunchPlan(agents, iterations=1, shape=shape, operation_timeout=tool.operation_bound, run_timeout=300)
-    harness, service_process = psutil.Process(), psutil.Process(service.pid)
-    harness_cpu, service_cpu = sum(harness.cpu_times()[:2]), sum(service_process.cpu_times()[:2])
+    harness = psutil.Process()
+    harness_cpu, service_cpu = sum(harness.cpu_times()[:2]), service_cpu_seconds(service)
     with PeakRss() as rss:
         result = await launch(tool, plan)
     harness_cpu = sum(harness.cpu_times()[:2]) - harness_cpu
-    service_cpu = sum(service_process.cpu_times()[:2]) - service_cpu
+    service_cpu = service_cpu_seconds(service) - service_cpu
     summary = summarize(result)
     failed = [op for op in result.history if op.outcome is not Outcome.OK]
     codes: dict[str, int] = {}
@@ -135,14 +145,17 @@ def report_service_warnings(service: EmbeddedAgentService) -> None:
         print(f"  the service logged {count} × {kind}", flush=True)
 
 
-async def scales(pg_dsn: str, redis_url: str, counts: list[int], settings: dict[str, int], rate: int) -> list[Scale]:
+async def scales(
+    pg_dsn: str, redis_url: str, counts: list[int], settings: dict[str, int], rate: int, processes: int
+) -> list[Scale]:
     run_id = f"bench_{secrets.token_hex(4)}"
     postgres_target = await open_postgres(pg_dsn, run_id=run_id)
     redis_target = await open_redis(redis_url, run_id=run_id)
-    service = EmbeddedAgentService.for_targets(postgres_target, redis_target, settings=settings)
+    service = EmbeddedAgentService.for_targets(postgres_target, redis_target, settings=settings, processes=processes)
     found = []
     try:
         await asyncio.to_thread(service.start)
+        print(f"service: {processes} process(es), pids {', '.join(map(str, service.pids))}", flush=True)
         for agents in counts:
             started = time.monotonic()
             scale = await one_scale(service, agents, rate)
@@ -174,6 +187,9 @@ def main() -> None:
         default=0,
         help="agents started per second, in batches every 100 ms (0: all at once behind the barrier)",
     )
+    parser.add_argument(
+        "--service-processes", type=int, default=1, help="processes the reference service serves its port from"
+    )
     parser.add_argument("--pg-dsn", default=None)
     parser.add_argument("--redis-url", default=None)
     args = parser.parse_args()
@@ -192,6 +208,8 @@ def main() -> None:
                         str(args.think_ms),
                         "--rate",
                         str(args.rate),
+                        "--service-processes",
+                        str(args.service_processes),
                         "--pg-dsn",
                         pg_dsn,
                         "--redis-url",
@@ -201,14 +219,21 @@ def main() -> None:
                     timeout=900,
                 )
             return
-        (scale,) = run(scales(pg_dsn, redis_url, args.agents, dict(think_ms=args.think_ms), args.rate))
+        (scale,) = run(
+            scales(pg_dsn, redis_url, args.agents, dict(think_ms=args.think_ms), args.rate, args.service_processes)
+        )
     figure(
         f"{scale.agents} WebSocket agents, wall time",
         f"{scale.wall_s:.1f} s",
         f"< {TARGET_SECONDS:g} s",
         scale.wall_s < TARGET_SECONDS,
     )
-    figure(f"{scale.agents} WebSocket agents, errors", str(scale.errors), "0", scale.errors == 0)
+    figure(
+        f"{scale.agents} WebSocket agents, errors (service processes: {args.service_processes})",
+        str(scale.errors),
+        "0",
+        scale.errors == 0,
+    )
     figure(
         f"{scale.agents} WebSocket agents, harness memory per agent",
         f"{scale.kb_per_agent:.1f} KB",

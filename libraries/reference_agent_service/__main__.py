@@ -4,8 +4,12 @@ The JWT secret comes from ``$AGENT_SERVICE_JWT_SECRET``; the PostgreSQL DSN and
 Redis URL from ``--pg-dsn`` / ``--redis-url`` or, to keep passwords out of
 ``ps``, from ``$AGENT_SERVICE_PG_DSN`` / ``$AGENT_SERVICE_REDIS_URL``. When it listens it
 prints one JSON line to stdout: ``{"ready": true, "port": ..., "http_port": ..., "pid": ...,
-"url": "ws://...", "http_url": "http://..."}`` (the HTTP API: ``docs/REFERENCE_HTTP_API.md``).
-SIGTERM or SIGINT stops it gracefully (exit code 0); bad settings exit with 2.
+"processes": 1, "pids": [...], "url": "ws://...", "http_url": "http://..."}`` (the HTTP API:
+``docs/REFERENCE_HTTP_API.md``). SIGTERM or SIGINT stops it gracefully (exit code 0); bad settings exit with 2.
+
+``--processes N`` serves the WebSocket port from N processes
+(:mod:`reference_agent_service.supervisor`; ``--process-index`` is how it
+starts each of them, not for direct use).
 
 ``--describe`` prints, as one JSON object, the bug switches (with what each
 does) and the settings (with default, minimum and help) and exits: how a
@@ -26,13 +30,11 @@ from typing import TYPE_CHECKING
 from .auth import SECRET_ENV, check_secret
 from .bugs import Bug, parse_bugs
 from .errors import ConfigurationError, ServiceError
-from .settings import ServiceSettings
+from .ready import ready_line
+from .settings import PG_DSN_ENV, REDIS_URL_ENV, ServiceSettings
 
 if TYPE_CHECKING:
-    from .server import Listening, ServiceConfig
-
-PG_DSN_ENV = "AGENT_SERVICE_PG_DSN"
-REDIS_URL_ENV = "AGENT_SERVICE_REDIS_URL"
+    from .server import ServiceConfig
 
 EXIT_BAD_SETTINGS = 2
 
@@ -55,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated seeded bugs: " + ", ".join(bug.value for bug in Bug) + " (default none)",
     )
     ServiceSettings.add_arguments(parser)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="processes serving the WebSocket port (SO_REUSEPORT); the first alone serves HTTP (default 1)",
+    )
+    parser.add_argument("--process-index", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--describe", action="store_true", help="print bug switches and settings as JSON; exit")
     return parser
 
@@ -74,6 +83,20 @@ def _required(value: str | None, env_name: str, option: str, what: str) -> str:
     return value
 
 
+def check_processes(args: argparse.Namespace) -> int:
+    """How many processes to serve with, or ConfigurationError naming what to fix."""
+    if args.processes < 1:
+        raise ConfigurationError(
+            f"--processes must be a whole number of at least 1 (the processes serving the WebSocket port), "
+            f"got {args.processes}"
+        )
+    if args.process_index is not None and (args.process_index < 0 or args.processes != 1):
+        raise ConfigurationError(
+            "--process-index is given by --processes to each process it starts: run with --processes N alone"
+        )
+    return int(args.processes)
+
+
 def config_from_args(args: argparse.Namespace) -> ServiceConfig:
     """The service's configuration, or ConfigurationError naming what to fix."""
     from .server import ServiceConfig  # the server's drivers load only when it serves, not for --describe
@@ -89,20 +112,26 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         http_port=args.http_port,
         bugs=parse_bugs(args.bugs),
         settings=ServiceSettings.from_namespace(args),
+        process_index=args.process_index,
     )
 
 
-def _announce(host: str, listening: Listening) -> None:
-    port, http_port = listening
-    ready = {
-        "ready": True,
-        "port": port,
-        "http_port": http_port,
-        "pid": os.getpid(),
-        "url": f"ws://{host}:{port}/",
-        "http_url": f"http://{host}:{http_port}/",
-    }
-    print(json.dumps(ready), flush=True)
+def _announce(line: str) -> None:
+    print(line, flush=True)
+
+
+def _serve(config: ServiceConfig, processes: int) -> int:
+    """Serve until signalled; return the exit code."""
+    if processes > 1:
+        from .supervisor import Supervisor
+
+        return asyncio.run(Supervisor(config, processes).run(_announce))
+    from .server import serve_until_signalled
+
+    asyncio.run(
+        serve_until_signalled(config, lambda listening: _announce(ready_line(config.host, *listening, [os.getpid()])))
+    )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,21 +139,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.describe:
         print(json.dumps(describe()))
         return 0
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    process = "" if args.process_index is None else f"[{args.process_index}]"
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format=f"%(asctime)s %(levelname)s %(name)s{process}: %(message)s"
+    )
     logging.getLogger("websockets").setLevel(logging.WARNING)
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     try:
-        config = config_from_args(args)
-        from .server import serve_until_signalled
-
-        asyncio.run(serve_until_signalled(config, lambda listening: _announce(config.host, listening)))
+        processes = check_processes(args)
+        return _serve(config_from_args(args), processes)
     except ConfigurationError as error:
         print(f"agent service: {error}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     except ServiceError as error:
         print(f"agent service: {error}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Sessions are kept by :mod:`reference_agent_service.sessions` and agent runs
 carried out by :mod:`reference_agent_service.runs`; the protocol is described
 in :mod:`reference_agent_service.protocol`. Beside it, the same process serves
 the HTTP + SSE API of :mod:`reference_agent_service.http_api` (threads and
-their runs, :mod:`reference_agent_service.thread_runs`).
+their runs, :mod:`reference_agent_service.thread_runs`). Run as one of several
+processes (:mod:`reference_agent_service.supervisor`), it shares the WebSocket
+port with the others, and only the first serves HTTP.
 """
 
 from __future__ import annotations
@@ -55,13 +57,20 @@ class ServiceConfig:
     http_port: int = 0
     bugs: frozenset[Bug] = frozenset()
     settings: ServiceSettings = field(default_factory=ServiceSettings)
+    process_index: int | None = None
+    """Which of the service's several processes this is (0 first); None when it is the only one."""
+
+    @property
+    def serves_http(self) -> bool:
+        """Only one process serves HTTP: a thread's one-active-run policy is kept in its memory."""
+        return self.process_index in (None, 0)
 
 
 class Listening(NamedTuple):
-    """The ports the service listens on: WebSocket and HTTP."""
+    """The ports the service listens on: WebSocket and HTTP (None for a process that serves no HTTP)."""
 
     port: int
-    http_port: int
+    http_port: int | None
 
 
 class AgentService:
@@ -86,6 +95,7 @@ class AgentService:
             self.bugs,
             spawn=self._spawn,
             describe_error=self._scrub,
+            process_index=config.process_index,
         )
         locks = RedisLocks(client, config.redis_prefix, self.settings.lock_ttl_ms, self.settings.lock_wait_ms)
         self._runs = AgentRuns(
@@ -138,21 +148,29 @@ class AgentService:
                 compression=None,
                 max_size=self.settings.max_message_bytes,
                 close_timeout=_CLOSE_TIMEOUT,
+                reuse_port=self.config.process_index is not None,  # SO_REUSEPORT: the processes share the port
             )
         except OSError as error:
             raise ServiceUnavailable(
                 f"Cannot listen on {self.config.host}:{self.config.port}: {error.strerror or error}"
             ) from None
+        http_port = await self._start_http() if self.config.serves_http else None
+        self._spawn(self._sessions.keep_registered())
+        return Listening(int(self._server.sockets[0].getsockname()[1]), http_port)
+
+    async def _start_http(self) -> int:
         try:
-            http_port = await self._http.start(
+            return await self._http.start(
                 self.config.host, self.config.http_port, self.settings.shutdown_timeout_ms / 1000
             )
         except OSError as error:
             raise ServiceUnavailable(
                 f"Cannot listen for HTTP on {self.config.host}:{self.config.http_port}: {error.strerror or error}"
             ) from None
-        self._spawn(self._sessions.keep_registered())
-        return Listening(int(self._server.sockets[0].getsockname()[1]), http_port)
+
+    @property
+    def sessions_started(self) -> int:
+        return self._sessions.started
 
     async def shutdown(self) -> None:
         """Close connections (1001), cancel runs, end streams, release Redis keys, close pools; each step bounded."""
@@ -247,12 +265,13 @@ async def serve_until_signalled(config: ServiceConfig, on_ready: Callable[[Liste
     service = await AgentService.open(config)
     try:
         listening = await service.start()
+        http = f"http://{config.host}:{listening.http_port}/" if listening.http_port is not None else "no HTTP"
         log.info(
-            "listening on ws://%s:%d/ and http://%s:%d/ with PostgreSQL %s (schema %s), Redis %s (prefix %s), bugs: %s",
+            "%slistening on ws://%s:%d/ and %s with PostgreSQL %s (schema %s), Redis %s (prefix %s), bugs: %s",
+            "" if config.process_index is None else f"process {config.process_index} ",
             config.host,
             listening.port,
-            config.host,
-            listening.http_port,
+            http,
             mask_dsn(config.pg_dsn),
             config.pg_schema,
             mask_dsn(config.redis_url),
@@ -264,4 +283,4 @@ async def serve_until_signalled(config: ServiceConfig, on_ready: Callable[[Liste
         log.info("stopping")
     finally:
         await service.shutdown()
-    log.info("stopped cleanly")
+    log.info("stopped cleanly after serving %d sessions", service.sessions_started)

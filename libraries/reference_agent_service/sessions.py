@@ -2,6 +2,12 @@
 
 Every frame a session sends is numbered (``seq``) and kept in its replay
 buffer, so a client that resumes on a new connection gets what it missed.
+
+Sessions live in the memory of the process that started them. When the
+service runs several processes, the kernel hands each connection to any of
+them, so a resume reaches the session only if it lands on the same process:
+resume tokens name their process (``p1.<random>``), and the others refuse a
+resume with a ``resume_failed`` error saying so.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ from .store import DATABASE_ERRORS, AgentStore
 log = logging.getLogger(__package__)
 
 REORDER_MAX_DELAY = 0.02  # seconds a frame may wait in the reorder bug's background send
+ELSEWHERE_RELEASE_WAIT = 1.0
+"""Seconds a new session waits for a user's session held by another process to end: a client that closed it and
+reconnected at once may reach this process before the other has released it."""
+_CLAIM_RETRY = 0.02
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]
 """Starts a background task that the service cancels when it shuts down."""
@@ -38,10 +48,11 @@ Spawn = Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]
 class Session:
     """One user's session: its sequence counter, the frames it sent, its connection (if any) and runs."""
 
-    def __init__(self, user_id: str, replay_buffer: int) -> None:
+    def __init__(self, user_id: str, replay_buffer: int, process_index: int | None = None) -> None:
         self.user_id = user_id
         self.session_id = uuid.uuid4().hex
-        self.resume_token = secrets.token_urlsafe(24)
+        token = secrets.token_urlsafe(24)
+        self.resume_token = token if process_index is None else f"p{process_index}.{token}"
         self.next_seq = 1
         self.sent: deque[tuple[int, str]] = deque(maxlen=replay_buffer)
         self.connection: ServerConnection | None = None
@@ -69,6 +80,7 @@ class Sessions:
         *,
         spawn: Spawn,
         describe_error: Callable[[BaseException], str],
+        process_index: int | None = None,
     ) -> None:
         self.secret = secret
         self.settings = settings
@@ -79,8 +91,11 @@ class Sessions:
         self._store = store
         self._spawn = spawn
         self._describe_error = describe_error
+        self._process_index = process_index
         self._sessions: set[Session] = set()
         self._by_resume_token: dict[str, Session] = {}
+        self.started = 0
+        """Sessions this process has started."""
 
     async def open(self, connection: ServerConnection) -> Session | None:
         """Read the hello; return the new or resumed session, or None after refusing it."""
@@ -122,10 +137,12 @@ class Sessions:
             return None
 
     async def _start(self, connection: ServerConnection, user_id: str) -> Session | None:
-        session = Session(user_id, self.settings.replay_buffer)
+        session = Session(user_id, self.settings.replay_buffer, self._process_index)
         claimed = await self._registry.claim(user_id, session.session_id)
         if not claimed and await self._end_closed_sessions(user_id):
             claimed = await self._registry.claim(user_id, session.session_id)
+        if not claimed and self._process_index is not None and not self._holds_session_of(user_id):
+            claimed = await self._claim_once_released(user_id, session.session_id)
         if not claimed:
             await _refuse(
                 connection,
@@ -143,6 +160,7 @@ class Sessions:
         session.connection = connection
         self._sessions.add(session)
         self._by_resume_token[session.resume_token] = session
+        self.started += 1
         await self.emit(
             session,
             {
@@ -170,10 +188,33 @@ class Sessions:
             await self._end_session(session)
         return bool(closed)
 
+    def _holds_session_of(self, user_id: str) -> bool:
+        return any(session.user_id == user_id for session in self._sessions)
+
+    async def _claim_once_released(self, user_id: str, session_id: str) -> bool:
+        """Claim the user's registration once another process releases it, within :data:`ELSEWHERE_RELEASE_WAIT`."""
+        deadline = asyncio.get_running_loop().time() + ELSEWHERE_RELEASE_WAIT
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(_CLAIM_RETRY)
+            if await self._registry.claim(user_id, session_id):
+                return True
+        return False
+
     async def _resume(
         self, connection: ServerConnection, user_id: str, resume_token: str, last_seq: int
     ) -> Session | None:
         session = self._by_resume_token.get(resume_token)
+        owner = _process_of(resume_token)
+        if session is None and self._process_index is not None and owner not in (None, self._process_index):
+            await _refuse(
+                connection,
+                ErrorCode.RESUME_FAILED,
+                f"this resume_token's session lives in the service's process {owner}, and this connection reached "
+                f"process {self._process_index}: with several processes a resume lands on any of them (run the "
+                "service with --processes 1 to resume sessions), or send a hello without it to start a new session",
+                CloseCode.RESUME_FAILED,
+            )
+            return None
         if session is None or session.user_id != user_id or session.ended:
             await _refuse(
                 connection,
@@ -294,6 +335,12 @@ class Sessions:
             self._spawn(_send(session.connection, text, delay=random.uniform(0, REORDER_MAX_DELAY)))
         else:
             await _send(session.connection, text)
+
+
+def _process_of(resume_token: str) -> int | None:
+    """The process a resume token names (``p1.<random>``); None for a token of a single-process service."""
+    tag, dot, _ = resume_token.partition(".")
+    return int(tag[1:]) if dot and tag[:1] == "p" and tag[1:].isdigit() else None
 
 
 def _ends_session(connection: ServerConnection) -> bool:

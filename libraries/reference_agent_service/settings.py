@@ -8,6 +8,10 @@ from typing import Self
 
 from .errors import ConfigurationError
 
+PG_DSN_ENV = "AGENT_SERVICE_PG_DSN"
+REDIS_URL_ENV = "AGENT_SERVICE_REDIS_URL"
+"""Where the PostgreSQL DSN and Redis URL are read from when not given as options: passwords stay out of ``ps``."""
+
 
 def _tunable(default: int, help_text: str, minimum: int = 0) -> int:
     return field(default=default, metadata={"help": help_text, "minimum": minimum})

@@ -72,6 +72,9 @@ BAD_INPUT_FAILURES = {
     "A Server That Does Not Speak WebSocket Is Refused": [
         r"^The agent service at ws://127\.0\.0\.1:\d+/ accepts connections but does not speak WebSocket"
     ],
+    "A Process Count Below One Is Refused": [
+        r"^The reference agent service needs at least 1 process to serve with, got processes=0$"
+    ],
     "Bug Switches For Your Own Service Are Refused": [
         r"^bugs=global_lock configure the bundled reference agent service, but the agent service in use is "
         r"yours at ws://127\.0\.0\.1:\d+/"

@@ -61,11 +61,17 @@ class Harness:
 
 @asynccontextmanager
 async def agent_service(
-    pg_dsn: str, redis_url: str, run_id: str, *, bugs: str | None = None, settings: dict[str, int] = FAST
+    pg_dsn: str,
+    redis_url: str,
+    run_id: str,
+    *,
+    bugs: str | None = None,
+    settings: Mapping[str, int] = FAST,
+    processes: int = 1,
 ) -> AsyncIterator[Harness]:
     postgres = await open_postgres(pg_dsn, run_id=run_id)
     redis = await open_redis(redis_url, run_id=run_id)
-    service = EmbeddedAgentService.for_targets(postgres, redis, bugs=bugs, settings=settings)
+    service = EmbeddedAgentService.for_targets(postgres, redis, bugs=bugs, settings=settings, processes=processes)
     try:
         service.start()
         yield Harness(service, postgres, redis)
@@ -82,10 +88,13 @@ def scenario(
     body: Callable[[Harness], Awaitable[None]],
     *,
     bugs: str | None = None,
-    settings: dict[str, int] = FAST,
+    settings: Mapping[str, int] = FAST,
+    processes: int = 1,
 ) -> None:
     async def run() -> None:
-        async with agent_service(pg_dsn, redis_url, run_id, bugs=bugs, settings=settings) as harness:
+        async with agent_service(
+            pg_dsn, redis_url, run_id, bugs=bugs, settings=settings, processes=processes
+        ) as harness:
             await body(harness)
 
     asyncio.run(run())

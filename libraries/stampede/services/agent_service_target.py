@@ -153,13 +153,14 @@ def reference_service(
     *,
     bugs: str | Iterable[str] | None = None,
     settings: Mapping[str, int] | None = None,
+    processes: int = 1,
     timeout: float = 30.0,
 ) -> AgentServiceTarget:
     """The reference service for the run's schema and prefix, not started yet: :meth:`AgentServiceTarget.start`.
 
-    Unknown bug switches and bad settings fail here, before anything starts.
+    Unknown bug switches, bad settings and fewer than 1 process fail here, before anything starts.
     """
-    service = EmbeddedAgentService.for_targets(postgres, redis, bugs=bugs, settings=settings)
+    service = EmbeddedAgentService.for_targets(postgres, redis, bugs=bugs, settings=settings, processes=processes)
     return AgentServiceTarget(
         "", embedded=service, starter=StarterThread(service, timeout, "the reference agent service")
     )

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Self
 
+from ..errors import ConfigurationError
 from .postgres_target import PostgresTarget
 from .redis_target import RedisTarget
 from .reference_options import MODULE, reference_options
@@ -31,6 +32,9 @@ class EmbeddedAgentService(ReferenceServer):
     ``bugs`` are seeded defects (names such as ``"leak, reorder"``), ``settings``
     the service's settings by name (the others keep their defaults); both are
     checked against what the service says it offers before anything starts.
+    ``processes`` serve its WebSocket port (:attr:`pids`; :attr:`pid` is the
+    parent that starts and stops them); only the first serves HTTP, and a
+    session resumes only on the process that started it.
     :meth:`start` returns the ``ws://`` URL (:attr:`http_url` is its HTTP API's);
     :meth:`token_for` issues a user's JWT.
     Stop it before closing the targets (their cleanup drops the schema it works in).
@@ -51,9 +55,15 @@ class EmbeddedAgentService(ReferenceServer):
         redis_prefix: str,
         bugs: str | Iterable[str] | None = None,
         settings: Mapping[str, int] | None = None,
+        processes: int = 1,
     ) -> None:
         super().__init__()
+        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+            raise ConfigurationError(
+                f"The reference agent service needs at least 1 process to serve with, got processes={processes!r}"
+            )
         options = reference_options()
+        self.processes = processes
         self.pg_dsn = pg_dsn
         self.pg_schema = pg_schema
         self.redis_url = redis_url
@@ -70,6 +80,7 @@ class EmbeddedAgentService(ReferenceServer):
         *,
         bugs: str | Iterable[str] | None = None,
         settings: Mapping[str, int] | None = None,
+        processes: int = 1,
     ) -> Self:
         """A service that keeps its tables in the run's schema and its keys under the run's prefix."""
         return cls(
@@ -79,6 +90,7 @@ class EmbeddedAgentService(ReferenceServer):
             redis_prefix=redis.prefix,
             bugs=bugs,
             settings=settings,
+            processes=processes,
         )
 
     @property
@@ -90,6 +102,11 @@ class EmbeddedAgentService(ReferenceServer):
     def http_url(self) -> str:
         """``http://127.0.0.1:<http_port>/``: the service's HTTP + SSE API, as its ready line says."""
         return str(self.ready_field("http_url"))
+
+    @property
+    def pids(self) -> list[int]:
+        """The processes serving the WebSocket port, as the ready line says (``[pid]`` for one process)."""
+        return [int(pid) for pid in self.ready_field("pids")]
 
     @property
     def port(self) -> int:
@@ -122,6 +139,8 @@ class EmbeddedAgentService(ReferenceServer):
             "--redis-prefix",
             self.redis_prefix,
             *reference_options().argv(self.bugs, self.settings),
+            "--processes",
+            str(self.processes),
         ]
 
     def environment(self, secret: str) -> dict[str, str]:
@@ -132,6 +151,6 @@ class EmbeddedAgentService(ReferenceServer):
         }
 
     def __repr__(self) -> str:
-        state = f"port {self.port}, pid {self.pid}" if self._ready else "stopped"
+        state = f"port {self.port}, pid {self.pid}, processes {self.processes}" if self._ready else "stopped"
         bugs = ", ".join(sorted(self.bugs)) or "no bugs"
         return f"<EmbeddedAgentService {state}, {bugs}>"

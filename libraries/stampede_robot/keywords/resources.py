@@ -119,6 +119,13 @@ class ResourceKeywords(LibraryComponent):
             service = services.agent_service if services is not None else None
             if service is None or service.pid is None:
                 return None
+            if service.embedded is not None and service.embedded.processes > 1:
+                # The parent only supervises: its figures would show no growth whatever the service does.
+                raise ConfigurationError(
+                    f"The reference agent service runs {service.embedded.processes} serving processes "
+                    f"(pids {', '.join(map(str, service.embedded.pids))}): give one of them as target, or start "
+                    "it with processes=1 to sample it as 'agent service'."
+                )
             return Process("the agent service", service.pid)
         if chosen.isdigit() and int(chosen) > 0:
             return Process(f"process {chosen}", int(chosen))
@@ -133,7 +140,8 @@ class ResourceKeywords(LibraryComponent):
         """Starts sampling CPU, memory (RSS), open files and threads of the harness and the target every ``interval``.
 
         ``target`` is ``agent service`` (the reference service Stampede started,
-        when there is one), a process id, or ``none`` (the harness only). The
+        when there is one and it runs one process; with ``processes=2`` give the
+        pid of one of its serving processes), a process id, or ``none`` (the harness only). The
         harness is this Robot process; the target's figures appear as
         ``target_...`` metrics, the harness's as ``harness_...``. Sampling runs
         on a thread of its own, so it goes on while agents run. Stop it with

@@ -119,6 +119,7 @@ class ServiceKeywords(LibraryComponent):
         bugs: str = "none",
         think_time: timedelta = timedelta(milliseconds=50),
         start_timeout: timedelta = timedelta(seconds=30),
+        processes: int = 1,
         **settings: int,
     ) -> str:
         """Starts the bundled reference agent service, or checks yours, and returns its ``ws://`` URL.
@@ -144,13 +145,18 @@ class ServiceKeywords(LibraryComponent):
         ``crossed_streams`` (or ``none``). ``think_time`` is how long its agents
         think before their tool runs. Other settings of the reference service
         are given by name, e.g. ``initial_credits=500`` or ``resume_window_ms=2000``;
-        so are ``http_url``, ``bugs``, ``think_time`` and ``start_timeout``: only ``url`` goes by position.
+        so are ``http_url``, ``bugs``, ``think_time``, ``start_timeout`` and ``processes``: only ``url`` goes by
+        position. ``processes`` above 1 runs the reference service as that many processes sharing its WebSocket
+        port (for thousands of agents at once: one process uses one core); only the first serves HTTP, and a
+        session resumes only if the new connection reaches the process that started it, so leave it at 1 for
+        resume tests.
         Called again with the same choices it returns the same service; with
         other bugs or settings it restarts the reference service. It stops when
         the suite that started it ends, before the schema it works in is dropped.
 
         | ${url}= | Use Agent Service |                  | # the reference service, no bugs |
         | Use Agent Service | bugs=global_lock, reorder | think_time=20 ms |
+        | Use Agent Service | processes=2 |  | # two processes on one WebSocket port |
         | Use Agent Service | ws://agents.example:8765/ws |  | # your own service |
         | Use Agent Service | http_url=https://agents.example/api/ |  | # your own, HTTP only |
         """
@@ -158,10 +164,10 @@ class ServiceKeywords(LibraryComponent):
         wanted = resolve_agent_service_url(url or self.variable("AGENT_SERVICE_URL"))
         wanted_http = resolve_agent_http_url(http_url or self.variable("AGENT_HTTP_URL"))
         if wanted is not None or wanted_http is not None:
-            self._refuse_reference_options(wanted or wanted_http or "", bugs, think_time, settings)
+            self._refuse_reference_options(wanted or wanted_http or "", bugs, think_time, processes, settings)
             chosen = None
         else:
-            chosen = (reference_options().parse_bugs(bugs), _reference_settings(think_time, settings))
+            chosen = (reference_options().parse_bugs(bugs), _reference_settings(think_time, settings), processes)
         in_use = services.agent_service
         if in_use is not None:
             if _is_the_service(in_use, (wanted, wanted_http), chosen):
@@ -185,6 +191,7 @@ class ServiceKeywords(LibraryComponent):
                 self.runtime.redis,
                 bugs=chosen[0],
                 settings=chosen[1],
+                processes=processes,
                 timeout=start_timeout.total_seconds(),
             )
             services.agent_service = target  # recorded first: stopped with the services even if the start is cut
@@ -198,9 +205,12 @@ class ServiceKeywords(LibraryComponent):
         return services.agent_service.url or services.agent_service.http_url or ""
 
     @staticmethod
-    def _refuse_reference_options(url: str, bugs: str, think_time: timedelta, settings: dict[str, int]) -> None:
+    def _refuse_reference_options(
+        url: str, bugs: str, think_time: timedelta, processes: int, settings: dict[str, int]
+    ) -> None:
         chosen = [] if bugs.strip().lower() in ("", "none") else [f"bugs={bugs}"]
         chosen += [] if think_time == _DEFAULT_THINK_TIME else [f"think_time={think_time}"]
+        chosen += [] if processes == 1 else [f"processes={processes}"]
         chosen += [f"{name}={value}" for name, value in settings.items()]
         if chosen:
             raise ConfigurationError(
@@ -225,6 +235,7 @@ class ServiceKeywords(LibraryComponent):
             rows += [
                 ("pid", service.pid),
                 ("started in", f"{service.started_in:.2f} s"),
+                ("serving processes", ", ".join(map(str, service.embedded.pids))),
                 ("bug switches on", ", ".join(sorted(service.bugs)) or "none"),
             ]
             rows += [(f"bug: {name}", what) for name, what in service.embedded.bug_descriptions.items()]
@@ -306,13 +317,13 @@ class ServiceKeywords(LibraryComponent):
 def _is_the_service(
     in_use: AgentServiceTarget,
     urls: tuple[str | None, str | None],
-    chosen: tuple[frozenset[str], dict[str, int]] | None,
+    chosen: tuple[frozenset[str], dict[str, int], int] | None,
 ) -> bool:
     """Whether the service in use is the one asked for: the same URLs, or a running reference service as configured."""
     if chosen is None or in_use.embedded is None:
         url, http_url = urls
         return chosen is None and in_use.embedded is None and (in_use.url or None, in_use.http_url) == (url, http_url)
-    return in_use.embedded.running and (in_use.bugs, in_use.settings) == chosen
+    return in_use.embedded.running and (in_use.bugs, in_use.settings, in_use.embedded.processes) == chosen
 
 
 _DEFAULT_THINK_TIME = timedelta(milliseconds=50)

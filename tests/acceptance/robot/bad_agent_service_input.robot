@@ -36,6 +36,10 @@ A Server That Does Not Speak WebSocket Is Refused
     ${port}=    Evaluate    re.search(r":(\\d+)/\\d+$", $redis).group(1)    modules=re
     Use Agent Service    ws://127.0.0.1:${port}/
 
+A Process Count Below One Is Refused
+    [Documentation]    Must fail: the reference service needs at least one process to serve with.
+    Use Agent Service    processes=0
+
 Bug Switches For Your Own Service Are Refused
     [Documentation]    Must fail: bugs are seeded into the bundled reference service only.
     Use Agent Service    ws://127.0.0.1:${CLOSED_PORT}/    bugs=global_lock
