@@ -13,7 +13,12 @@ One start: each shard sets its tool up, opens its agents and reports ready;
 once all are, every shard is released at one instant, scheduled on this
 process's clock and converted to each worker's with its probed offset (see
 :mod:`stampede.clocks`). A shard not ready within ``ready_timeout`` fails the
-launch, naming it. A fixed arrival rate cannot be split yet.
+launch, naming it.
+
+The load shapes hold across shards: released at one instant, a ramp starts
+each agent by its number in the whole launch, and a fixed rate is split by
+:class:`~stampede.shapes.RateShare` so that the shards' intended starts,
+merged, are the one schedule a single process would keep.
 """
 
 from __future__ import annotations
@@ -37,7 +42,6 @@ from .errors import ConfigurationError, StampedeError
 from .history import History
 from .launcher import LaunchPlan, LaunchResult, RunningLaunch, WorkersStart, start_launch
 from .loop import EngineLoop
-from .shapes import FixedRate
 
 START_ALLOWANCE_SECONDS = 60.0
 """How long the cluster and its workers may take to start, and a shard's tool to be rebuilt, beyond the launch."""
@@ -173,8 +177,6 @@ def launch_on_workers(
     the shards' folders removed. On a remote cluster the shards keep their
     chunks in memory and send them back.
     """
-    if isinstance(plan.shape, FixedRate):
-        raise ConfigurationError("a fixed rate cannot be split over workers yet: launch it with workers=1")
     if ready_timeout <= 0:
         raise ConfigurationError(f"ready timeout must be longer than 0 s, got {ready_timeout} s")
     ranges = shards(plan.agents, workers)

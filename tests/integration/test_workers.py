@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ from stampede.checkers.lost_updates import check_lost_updates
 from stampede.errors import ConfigurationError
 from stampede.launcher import LaunchPlan
 from stampede.services.postgres_target import PostgresTarget
+from stampede.shapes import FixedRate
 from stampede.workers import launch_on_workers
 from stampede.workloads.credits import create_accounts, total_balance
 from stampede.workloads.python_tool import PythonTool, ServiceEndpoints
@@ -47,6 +49,33 @@ def test_split_over_two_workers_a_read_then_write_still_loses_updates_and_an_ato
         else:
             assert lost.passed, lost.message
             assert final == BALANCE - AGENTS * ITERATIONS
+
+    with_target(pg_dsn, run_id, body)
+
+
+def test_a_fixed_rate_split_over_two_workers_keeps_the_asked_rate_on_one_schedule(
+    pg_dsn: str, run_id: str, tmp_path: Path
+) -> None:
+    async def body(target: PostgresTarget) -> None:
+        (account,) = await create_accounts(target, 1, BALANCE)
+        services = ServiceEndpoints(postgres_dsn=target.client_dsn())
+        tool = PythonTool(
+            name="atomic", factory=f"{TOOLS}:AtomicDeduction", settings={"account": account}, services=services
+        )
+        plan = LaunchPlan(agents=10, duration=1.5, shape=FixedRate(200.0))
+        result = await asyncio.to_thread(launch_on_workers, tool.recipe(), plan, 2, tmp_path / "chunks")
+        assert not result.agent_errors, result.agent_errors
+        assert result.workers_start is not None
+        assert len(result.history) == 300, "200/s for 1.5 s: every arrival due before the end ran, once"
+        assert all(op.ok for op in result.history), {op.error for op in result.history}
+        due = sorted(op.intended_ns for op in result.history if op.intended_ns is not None)
+        assert len(due) == 300 and due[0] == result.workers_start.scheduled_ns, "counted from the shared release"
+        assert all(abs(later - earlier - 5_000_000) < 1_000 for earlier, later in itertools.pairwise(due)), (
+            "the shards' intended starts merge into one schedule, 1/rate apart"
+        )
+        assert sorted(op.iteration for op in result.history) == list(range(300)), "each arrival run once"
+        assert {op.agent for op in result.history} == set(range(1, 11))
+        assert await total_balance(target, [account]) == BALANCE - 300
 
     with_target(pg_dsn, run_id, body)
 

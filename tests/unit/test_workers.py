@@ -16,7 +16,7 @@ import pytest
 from stampede.errors import ConfigurationError, StampedeError
 from stampede.launcher import LaunchPlan
 from stampede.metrics import summarize
-from stampede.shapes import FixedRate
+from stampede.shapes import RampInBatches
 from stampede.workers import WorkersFailed, launch_on_workers, shards
 from stampede.workloads.python_tool import PythonTool
 
@@ -102,10 +102,16 @@ def test_agents_are_split_by_index_into_contiguous_shards_as_even_as_can_be() ->
         shards(2, 3)
 
 
-def test_a_fixed_rate_is_refused_on_workers_for_now(tmp_path: Path) -> None:
-    plan = LaunchPlan(agents=4, iterations=1, shape=FixedRate(10.0))
-    with pytest.raises(ConfigurationError, match="fixed rate"):
-        launch_on_workers(where_tool(tmp_path).recipe(), plan, workers=2)
+def test_a_ramp_over_workers_starts_each_agent_by_its_number_in_the_whole_launch(
+    tmp_path: Path, left_behind: Callable[[], list[psutil.Process]]
+) -> None:
+    plan = LaunchPlan(agents=4, iterations=1, shape=RampInBatches(batch_size=2, interval=0.5))
+    result = launch_on_workers(where_tool(tmp_path).recipe(), plan, workers=2)
+    assert result.workers_start is not None
+    since_release = {op.agent: op.start_ns - result.workers_start.scheduled_ns for op in result.history}
+    assert all(0 <= since_release[agent] < 400_000_000 for agent in (1, 2)), since_release
+    assert all(since_release[agent] >= 490_000_000 for agent in (3, 4)), "the second batch, in the other shard"
+    assert not left_behind()
 
 
 def test_each_shard_runs_in_a_worker_process_of_its_own_and_the_histories_merge(
