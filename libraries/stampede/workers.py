@@ -29,7 +29,8 @@ import itertools
 import secrets
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,6 +43,8 @@ from .errors import ConfigurationError, StampedeError
 from .history import History
 from .launcher import LaunchPlan, LaunchResult, RunningLaunch, WorkersStart, start_launch
 from .loop import EngineLoop
+from .progress import ProgressSource
+from .worker_progress import ShardProgress, ShardsProgress
 
 START_ALLOWANCE_SECONDS = 60.0
 """How long the cluster and its workers may take to start, and a shard's tool to be rebuilt, beyond the launch."""
@@ -142,13 +145,16 @@ def run_shard(recipe: ToolRecipe, plan: LaunchPlan, shard: _Shard) -> LaunchResu
     engine = EngineLoop()
     try:
         running = engine.run(_started(tool, plan, shard, start), START_ALLOWANCE_SECONDS)
+        progress = ShardProgress(shard.token, shard.number, running)
         done = engine.submit(_awaited(running))
         deadline = time.monotonic() + plan.run_timeout + shard.ready_timeout + START_ALLOWANCE_SECONDS
         while not done.done() and time.monotonic() < deadline:
+            progress.publish()
             if stop.wait(timeout=_WORKER_WATCH_SECONDS):
                 engine.loop.call_soon_threadsafe(running.stop)
                 break
         result = done.result(timeout=max(0.0, deadline - time.monotonic()))
+        progress.publish()  # the shard's final tally, before the launch sees it has ended
     finally:
         engine.close()
     return result
@@ -169,13 +175,16 @@ def launch_on_workers(
     history_dir: Path | None = None,
     cluster: str | None = None,
     ready_timeout: float = READY_TIMEOUT_SECONDS,
+    watch: Callable[[ProgressSource], AbstractContextManager[object]] | None = None,
 ) -> LaunchResult:
     """Run ``plan`` with its agents split over ``workers`` worker processes and return the merged launch.
 
     With ``history_dir`` on a local cluster, each shard writes its chunks under
     it as it runs (``shard-1/``, ...); the merged history is written there and
     the shards' folders removed. On a remote cluster the shards keep their
-    chunks in memory and send them back.
+    chunks in memory and send them back. ``watch``, when given, is entered
+    with the shards' progress added up while they run (a console display) and
+    left once they have all ended (or one failed).
     """
     if ready_timeout <= 0:
         raise ConfigurationError(f"ready timeout must be longer than 0 s, got {ready_timeout} s")
@@ -198,13 +207,15 @@ def launch_on_workers(
         if len(addresses) < workers:
             raise StampedeError(f"the cluster {cluster} has {len(addresses)} worker(s), fewer than the {workers} asked")
         before = [_probe(client, address) for address in addresses]
+        progress = ShardsProgress(client, token, len(parts), plan.agents)
         futures = [
             client.submit(run_shard, recipe, plan, part, pure=False, workers=[address], allow_other_workers=False)
             for part, address in zip(parts, addresses, strict=True)
         ]
         try:
-            instant = _release_together(client, futures, parts, before, addresses)
-            failed = _failures(futures, parts, addresses, _watch(client, futures, addresses, bound), bound)
+            with contextlib.nullcontext() if watch is None else watch(progress):
+                instant = _release_together(client, futures, parts, before, addresses)
+                failed = _failures(futures, parts, addresses, _watch(client, futures, addresses, bound), bound)
             if failed:
                 kept = _kept(client, token, futures, addresses, before, plan, instant, history_dir)
                 note = "; the other shards stopped, their history is kept" if kept is not None else ""
@@ -215,6 +226,7 @@ def launch_on_workers(
         finally:
             for future in futures:
                 future.cancel()
+            progress.close()
             for part in parts:
                 if part.history_dir is not None:
                     shutil.rmtree(part.history_dir, ignore_errors=True)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,6 +15,8 @@ import pytest
 from stampede.checkers.lost_updates import check_lost_updates
 from stampede.errors import ConfigurationError
 from stampede.launcher import LaunchPlan
+from stampede.outcomes import Outcome
+from stampede.progress import Progress, ProgressMeter, ProgressSource
 from stampede.services.postgres_target import PostgresTarget
 from stampede.shapes import FixedRate
 from stampede.workers import launch_on_workers
@@ -76,6 +81,56 @@ def test_a_fixed_rate_split_over_two_workers_keeps_the_asked_rate_on_one_schedul
         assert sorted(op.iteration for op in result.history) == list(range(300)), "each arrival run once"
         assert {op.agent for op in result.history} == set(range(1, 11))
         assert await total_balance(target, [account]) == BALANCE - 300
+
+    with_target(pg_dsn, run_id, body)
+
+
+class Samples:
+    """A display's view of a launch on workers: its progress sampled every 0.1 s, and once more at the end."""
+
+    def __init__(self) -> None:
+        self.taken: list[Progress] = []
+
+    @contextlib.contextmanager
+    def watching(self, shards: ProgressSource) -> Iterator[None]:
+        meter = ProgressMeter(shards)
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.1):
+                self.taken.append(meter.sample())
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            sampler.join(timeout=10)
+            self.taken.append(meter.sample())
+
+
+def test_the_live_progress_of_a_launch_on_two_workers_adds_up_its_shards_and_ends_at_its_totals(
+    pg_dsn: str, run_id: str
+) -> None:
+    async def body(target: PostgresTarget) -> None:
+        (account,) = await create_accounts(target, 1, BALANCE)
+        services = ServiceEndpoints(postgres_dsn=target.client_dsn())
+        tool = PythonTool(
+            name="atomic", factory=f"{TOOLS}:AtomicDeduction", settings={"account": account}, services=services
+        )
+        samples = Samples()
+        plan = LaunchPlan(agents=AGENTS, duration=1.5)
+        result = await asyncio.to_thread(launch_on_workers, tool.recipe(), plan, 2, None, None, watch=samples.watching)
+        assert not result.agent_errors, result.agent_errors
+        operations = [sample.operations for sample in samples.taken]
+        assert operations == sorted(operations), "the count only grows"
+        assert any(0 < count < len(result.history) for count in operations), f"none while it ran: {operations}"
+        last = samples.taken[-1]
+        assert (last.agents, last.started, last.finished) == (AGENTS, AGENTS, AGENTS), last
+        assert last.operations == len(result.history) > 0, last
+        assert last.errors == sum(op.outcome in (Outcome.ERROR, Outcome.TIMEOUT) for op in result.history), last
+        assert last.conflicts == sum(op.outcome.is_concurrency_conflict for op in result.history), last
 
     with_target(pg_dsn, run_id, body)
 

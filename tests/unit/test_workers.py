@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import textwrap
@@ -9,14 +10,18 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
+from stampede.agents import AgentContext, BaseTool, OpResult
 from stampede.errors import ConfigurationError, StampedeError
-from stampede.launcher import LaunchPlan
+from stampede.launcher import LaunchPlan, RunningLaunch, start_launch
 from stampede.metrics import summarize
+from stampede.progress import Tally
 from stampede.shapes import RampInBatches
+from stampede.worker_progress import READ_TIMEOUT_SECONDS, ShardProgress, ShardsProgress
 from stampede.workers import WorkersFailed, launch_on_workers, shards
 from stampede.workloads.python_tool import PythonTool
 
@@ -65,6 +70,13 @@ class Steady:
         pathlib.Path(__file__).with_name("running").touch()
         await asyncio.sleep(0.05)
 """
+
+
+class Quick(BaseTool):
+    name = "quick"
+
+    async def run(self, agent: AgentContext) -> OpResult:
+        return OpResult()
 
 
 def children() -> set[int]:
@@ -200,3 +212,38 @@ def test_a_worker_lost_mid_launch_fails_it_naming_the_shard_keeps_the_others_his
     assert kept is not None and len(kept.history) > 0
     assert len({op.agent for op in kept.history}) == 2, "the surviving shard's two agents"
     assert not left_behind(), "no worker process is left behind"
+
+
+def test_a_display_adds_up_the_shards_latest_tallies_and_never_waits_on_one_it_cannot_read() -> None:
+    from distributed import Client, LocalCluster, Variable
+
+    async def finished() -> RunningLaunch:
+        running = start_launch(Quick(), LaunchPlan(agents=2, iterations=3))
+        await running.task
+        return running
+
+    running = asyncio.run(finished())
+    with (
+        LocalCluster(n_workers=1, processes=False, dashboard_address=":0", silence_logs=50) as cluster,
+        Client(cluster) as client,
+    ):
+        shards = ShardsProgress(client, "token", 2, agents=4)
+        assert shards.agents == 4 and shards.tally() == Tally(), "nothing yet, and a read does not wait for a shard"
+        ShardProgress("token", 2, running).publish()
+        assert shards.tally() == Tally(started=2, finished=2, operations=6)
+        Variable("stampede-progress-token-2", client=client).delete()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and client.run_on_scheduler(variables_named, "stampede-progress-token-2"):
+            time.sleep(0.05)
+        began = time.monotonic()
+        assert shards.tally() == Tally(started=2, finished=2, operations=6), "the last tally seen of shard 2"
+        assert time.monotonic() - began < 5 * READ_TIMEOUT_SECONDS, "bounded: the read gave up on shard 2"
+        shards.close()
+        while time.monotonic() < deadline and client.run_on_scheduler(variables_named, "stampede-progress-token"):
+            time.sleep(0.05)
+        assert not client.run_on_scheduler(variables_named, "stampede-progress-"), "deleted after the launch"
+
+
+def variables_named(prefix: str, dask_scheduler: Any) -> list[str]:
+    """Run on the scheduler: the names of the variables it holds that start with ``prefix``."""
+    return [name for name in dask_scheduler.extensions["variables"].variables if name.startswith(prefix)]

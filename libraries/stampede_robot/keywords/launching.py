@@ -17,6 +17,7 @@ from stampede.agents import Tool
 from stampede.errors import ConfigurationError, StampedeError
 from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch, start_launch
 from stampede.metrics import summarize
+from stampede.progress import LaunchTally
 from stampede.shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
 from stampede.units import format_duration, positive_seconds, require_positive_int
 from stampede.workers import launch_on_workers
@@ -121,7 +122,7 @@ class LaunchKeywords(LibraryComponent):
                 return self._finish(chosen, _on_workers(chosen, plan, workers, self._history_dir(chosen), cluster))
             try:
                 running = self.runtime.run(_start(chosen, plan, self._history_dir(chosen)))
-                with showing_progress(running, tool):
+                with showing_progress(LaunchTally(running), tool):
                     result = self.runtime.run(_result(running), timeout=plan.run_timeout + SETUP_ALLOWANCE_SECONDS)
             except _CANNOT_START as error:
                 raise StampedeError(f"Launch of {tool!r} with {plan.agents} agents could not start: {error}") from error
@@ -181,7 +182,7 @@ class LaunchKeywords(LibraryComponent):
         count = require_positive_int(count, what="count")
         _check_handle(launch)
         deadline = time.monotonic() + bound
-        with showing_progress(launch.running, launch.tool.name):
+        with showing_progress(LaunchTally(launch.running), launch.tool.name):
             while launch.running.operations < count:
                 if launch.running.done:
                     raise StampedeError(
@@ -231,7 +232,7 @@ class LaunchKeywords(LibraryComponent):
             running.stop()
         grace = min(launch.plan.operation_timeout, STOP_GRACE_SECONDS)
         with self._attempt(launch.tool.name):
-            with showing_progress(running, launch.tool.name):
+            with showing_progress(LaunchTally(running), launch.tool.name):
                 finished = self.runtime.run(
                     running.settle(bound, grace), timeout=bound + grace + SETUP_ALLOWANCE_SECONDS
                 )
@@ -339,7 +340,14 @@ def _on_workers(tool: Tool, plan: LaunchPlan, workers: int, history_dir: Path, c
             "it records are read on one clock and a worker's would need shifting onto the launch's. Launch it "
             "with workers=1."
         )
-    return launch_on_workers(recipe(), plan, require_positive_int(workers, what="workers"), history_dir, cluster)
+    return launch_on_workers(
+        recipe(),
+        plan,
+        require_positive_int(workers, what="workers"),
+        history_dir,
+        cluster,
+        watch=lambda shards: showing_progress(shards, tool.name),
+    )
 
 
 def _check_handle(launch: object) -> None:
