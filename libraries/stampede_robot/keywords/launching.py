@@ -103,13 +103,19 @@ class LaunchKeywords(LibraryComponent):
         before and after, each row's times shifted onto this machine's clock
         with its uncertainty). A worker that dies or stalls fails the launch
         naming its shard. Python tools (`Define Python Tool`), the SQL tool and
-        the credit deduction tool are rebuilt in the workers; ``rate`` is not
-        split.
+        the credit deduction tool are rebuilt in the workers. The load shape
+        holds across them: a ramp starts each agent by its number in the whole
+        launch, and a ``rate`` is split, each shard running the arrivals that
+        fall to its agents (a share in proportion to them), so the shards keep
+        between them the one schedule and each latency counts from its
+        operation's intended start. The console's progress line adds up the
+        shards'.
 
         | Launch Agents | deduct | 50 |
         | Launch Agents | deduct | 100 | iterations=5 | batch_size=25 | batch_interval=1 s |
         | ${launch}= | Launch Agents | deduct | 20 | rate=200 | duration=10 s |
         | Launch Agents | deduct | 2000 | iterations=10 | workers=4 |
+        | Launch Agents | deduct | 200 | rate=2000 | duration=1 min | workers=2 |
         """
         with self._attempt(tool):
             chosen = self.runtime.tool(tool)
@@ -149,7 +155,8 @@ class LaunchKeywords(LibraryComponent):
         keywords can inject faults, query the data or wait for progress with
         `Wait For Operations`. Then `Wait For Launch` (or `Stop Launch`) gives
         the finished launch, which checkers judge like any other. A launch
-        nobody waited for is stopped when the suite's services stop.
+        nobody waited for is stopped when the suite's services stop. It runs
+        in this process: ``workers`` and ``cluster`` are `Launch Agents`' only.
 
         | ${load}= | Launch Agents In Background | deduct | 20 | duration=10 s |
         | Wait For Operations | ${load} | 100 |
