@@ -32,6 +32,14 @@ The Built-In Naive Deduction Split Over Two Workers Still Loses Updates
     Run Keyword And Expect Error    Lost updates: expected 0, found *    No Update Should Be Lost
     Run Keyword And Expect Error    *successful deductions were lost*    Credits Should Be Conserved
 
+A Fixed Rate Split Over Two Workers Keeps The Asked Rate
+    [Documentation]    Each worker runs the arrivals that fall to its agents: 200/s for 1.5 s is 300 operations.
+    ${account}=    Create Credit Account    balance=${STARTING_BALANCE}
+    Define Python Tool    deduct    ${TOOLS}:AtomicDeduction    account=${account}
+    Launch Agents    deduct    10    rate=200    duration=1.5 s    workers=2
+    Thresholds Should Hold    operations == 300    success_rate >= 100%
+    Invariant Should Hold    SELECT balance = ${STARTING_BALANCE} - 300 FROM accounts WHERE id = ${account}
+
 A Tool That Cannot Be Rebuilt In A Worker Is Refused
     [Documentation]    A transfer tool is not rebuilt in a worker yet, and the launch says so.
     ${accounts}=    Create Credit Accounts    2    balance=${STARTING_BALANCE}
