@@ -65,7 +65,10 @@ class RateShare:
     its own slots: a share of the rate in proportion to its agents (so
     ``iterations`` still means that many operations per agent), and the
     shards' arrivals, merged, are exactly the schedule one process runs. The
-    share of all the agents is every arrival.
+    share of all the agents is every arrival. An arrival stays with its shard
+    even when another shard's agents are free: a shard that falls behind
+    counts its backlog in its latencies (each from its intended start), as
+    one process whose agents were all busy would.
     """
 
     rate: FixedRate

@@ -18,7 +18,9 @@ launch, naming it.
 The load shapes hold across shards: released at one instant, a ramp starts
 each agent by its number in the whole launch, and a fixed rate is split by
 :class:`~stampede.shapes.RateShare` so that the shards' intended starts,
-merged, are the one schedule a single process would keep.
+merged, are the one schedule a single process would keep. While they run,
+each shard publishes its progress for a display here (see
+:mod:`stampede.worker_progress`).
 """
 
 from __future__ import annotations
