@@ -45,7 +45,6 @@ from .errors import ConfigurationError, StampedeError
 from .history import History
 from .launcher import LaunchPlan, LaunchResult, RunningLaunch, WorkersStart, start_launch
 from .loop import EngineLoop
-from .progress import ProgressSource
 from .worker_progress import ShardProgress, ShardsProgress
 
 START_ALLOWANCE_SECONDS = 60.0
@@ -133,16 +132,34 @@ def _ready_name(shard: _Shard) -> str:
     return f"stampede-ready-{shard.token}-{shard.number}"
 
 
+def _stop_event(token: str, client: Any = None) -> Any:
+    """The event that tells a launch's shards to stop: their agents end the operation they are in, start no more."""
+    from distributed import Event
+
+    return Event(f"stampede-stop-{token}", client=client)
+
+
+@dataclass(frozen=True)
+class LiveShards:
+    """A launch on workers while its shards run: their progress added up, and a way to stop them."""
+
+    progress: ShardsProgress
+    _stop: Any
+
+    def stop(self) -> None:
+        """Stop the shards gracefully: the launch then ends as it would have, its agents having stopped early."""
+        self._stop.set()
+
+
 def run_shard(recipe: ToolRecipe, plan: LaunchPlan, shard: _Shard) -> LaunchResult:
     """Run one shard's agents (in a worker): the tool rebuilt, the launcher on an engine loop of its own.
 
-    When the launch says stop (another shard's worker was lost), the agents
-    stop after the operation they are in and the shard's history comes back.
+    When the launch says stop (it was stopped, or another shard's worker was
+    lost), the agents stop after the operation they are in and the shard's
+    history comes back.
     """
-    from distributed import Event
-
     start = _SharedStart(shard)
-    stop = Event(f"stampede-stop-{shard.token}")
+    stop = _stop_event(shard.token)
     tool = recipe.build()
     engine = EngineLoop()
     try:
@@ -177,7 +194,7 @@ def launch_on_workers(
     history_dir: Path | None = None,
     cluster: str | None = None,
     ready_timeout: float = READY_TIMEOUT_SECONDS,
-    watch: Callable[[ProgressSource], AbstractContextManager[object]] | None = None,
+    watch: Callable[[LiveShards], AbstractContextManager[object]] | None = None,
 ) -> LaunchResult:
     """Run ``plan`` with its agents split over ``workers`` worker processes and return the merged launch.
 
@@ -185,8 +202,8 @@ def launch_on_workers(
     it as it runs (``shard-1/``, ...); the merged history is written there and
     the shards' folders removed. On a remote cluster the shards keep their
     chunks in memory and send them back. ``watch``, when given, is entered
-    with the shards' progress added up while they run (a console display) and
-    left once they have all ended (or one failed).
+    with the live shards (their progress added up, a way to stop them) while
+    they run, and left once they have all ended (or one failed).
     """
     if ready_timeout <= 0:
         raise ConfigurationError(f"ready timeout must be longer than 0 s, got {ready_timeout} s")
@@ -215,7 +232,7 @@ def launch_on_workers(
             for part, address in zip(parts, addresses, strict=True)
         ]
         try:
-            with contextlib.nullcontext() if watch is None else watch(progress):
+            with contextlib.nullcontext() if watch is None else watch(LiveShards(progress, _stop_event(token, client))):
                 instant = _release_together(client, futures, parts, before, addresses)
                 failed = _failures(futures, parts, addresses, _watch(client, futures, addresses, bound), bound)
             if failed:
@@ -352,9 +369,9 @@ def _kept(
     history_dir: Path | None,
 ) -> LaunchResult | None:
     """Stop the shards still running and merge what those that can still answer did; None when none can."""
-    from distributed import Event, wait
+    from distributed import wait
 
-    Event(f"stampede-stop-{token}", client=client).set()
+    _stop_event(token, client).set()
     lost = _gone(client, addresses)
     alive = [index for index, address in enumerate(addresses) if address not in lost]
     running = [futures[index] for index in alive]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,10 +17,11 @@ from stampede.checkers.lost_updates import check_lost_updates
 from stampede.errors import ConfigurationError
 from stampede.launcher import LaunchPlan
 from stampede.outcomes import Outcome
-from stampede.progress import Progress, ProgressMeter, ProgressSource
+from stampede.progress import Progress, ProgressMeter
 from stampede.services.postgres_target import PostgresTarget
 from stampede.shapes import FixedRate
-from stampede.workers import launch_on_workers
+from stampede.workers import LiveShards, launch_on_workers
+from stampede.workers_running import WorkersRunning
 from stampede.workloads.credits import create_accounts, total_balance
 from stampede.workloads.python_tool import PythonTool, ServiceEndpoints
 from stampede.workloads.sql_tool import SqlTool
@@ -92,8 +94,8 @@ class Samples:
         self.taken: list[Progress] = []
 
     @contextlib.contextmanager
-    def watching(self, shards: ProgressSource) -> Iterator[None]:
-        meter = ProgressMeter(shards)
+    def watching(self, live: LiveShards) -> Iterator[None]:
+        meter = ProgressMeter(live.progress)
         stop = threading.Event()
 
         def sample() -> None:
@@ -131,6 +133,34 @@ def test_the_live_progress_of_a_launch_on_two_workers_adds_up_its_shards_and_end
         assert last.operations == len(result.history) > 0, last
         assert last.errors == sum(op.outcome in (Outcome.ERROR, Outcome.TIMEOUT) for op in result.history), last
         assert last.conflicts == sum(op.outcome.is_concurrency_conflict for op in result.history), last
+
+    with_target(pg_dsn, run_id, body)
+
+
+def test_a_launch_on_workers_in_the_background_counts_its_operations_and_stops_gracefully(
+    pg_dsn: str, run_id: str, tmp_path: Path
+) -> None:
+    async def body(target: PostgresTarget) -> None:
+        (account,) = await create_accounts(target, 1, BALANCE)
+        services = ServiceEndpoints(postgres_dsn=target.client_dsn())
+        tool = PythonTool(
+            name="atomic", factory=f"{TOOLS}:AtomicDeduction", settings={"account": account}, services=services
+        )
+        running = WorkersRunning(tool.recipe(), LaunchPlan(agents=AGENTS, duration=60.0), 2, tmp_path / "chunks", None)
+        deadline = time.monotonic() + 60
+        while running.operations < 100 and not running.done and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        seen = running.operations
+        assert seen >= 100 and not running.done, f"{seen} operations; done: {running.done}"
+        assert running.started_ns is not None
+        stopped = time.monotonic()
+        assert not await running.settle(0, 5.0), "it was still running: stopped"
+        result = await running.task
+        assert time.monotonic() - stopped < 30, "a stop ends the shards after the operation they are in"
+        assert result.stopped_early and not result.agent_errors, result.agent_errors
+        assert len(result.history) >= seen and all(op.ok for op in result.history)
+        assert running.operations == len(result.history), "the shards' last tallies, once they have ended"
+        assert await total_balance(target, [account]) == BALANCE - len(result.history)
 
     with_target(pg_dsn, run_id, body)
 
