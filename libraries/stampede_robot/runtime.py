@@ -301,7 +301,8 @@ class Runtime:
         done = []
         for handle in self.background:
             if not handle.waited and not handle.running.done:
-                self.run(handle.running.settle(0, STOP_GRACE_SECONDS), timeout=30)
+                bound = 30 + handle.plan.operation_timeout  # on workers, each agent ends the operation it is in
+                self.run(handle.running.settle(0, STOP_GRACE_SECONDS), timeout=bound)
                 done.append(f"Stopped {handle}, which nobody waited for: its operations were not judged.")
         self.background.clear()
         return done

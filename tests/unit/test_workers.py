@@ -17,12 +17,13 @@ import pytest
 
 from stampede.agents import AgentContext, BaseTool, OpResult
 from stampede.errors import ConfigurationError, StampedeError
-from stampede.launcher import LaunchPlan, RunningLaunch, start_launch
+from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch, start_launch
 from stampede.metrics import summarize
 from stampede.progress import Tally
 from stampede.shapes import RampInBatches
 from stampede.worker_progress import READ_TIMEOUT_SECONDS, ShardProgress, ShardsProgress
 from stampede.workers import WorkersFailed, launch_on_workers, shards
+from stampede.workers_running import WorkersRunning
 from stampede.workloads.python_tool import PythonTool
 
 WHERE = '''
@@ -247,3 +248,24 @@ def test_a_display_adds_up_the_shards_latest_tallies_and_never_waits_on_one_it_c
 def variables_named(prefix: str, dask_scheduler: Any) -> list[str]:
     """Run on the scheduler: the names of the variables it holds that start with ``prefix``."""
     return [name for name in dask_scheduler.extensions["variables"].variables if name.startswith(prefix)]
+
+
+def test_a_launch_on_workers_stopped_while_its_cluster_starts_runs_nothing_and_leaves_nothing(
+    tmp_path: Path, left_behind: Callable[[], list[psutil.Process]]
+) -> None:
+    running = WorkersRunning(where_tool(tmp_path).recipe(), LaunchPlan(agents=4, duration=30.0), 2, None, None)
+    running.stop()
+
+    async def result() -> LaunchResult:
+        return await asyncio.wait_for(running.task, timeout=60)
+
+    began = time.monotonic()
+    stopped = asyncio.run(result())
+    assert time.monotonic() - began < 30, "the stop reached the shards: the launch would have run 30 s"
+    assert stopped.stopped_early and len(stopped.history) == 0 and running.operations == 0
+    assert running.done and not left_behind()
+
+
+def test_a_split_that_cannot_be_is_refused_when_the_background_launch_starts(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="must not outnumber the agents"):
+        WorkersRunning(where_tool(tmp_path).recipe(), LaunchPlan(agents=2), 3, None, None)
