@@ -73,7 +73,8 @@ class WorkersFailed(StampedeError):
 class ToolRecipe(Protocol):
     """What rebuilds a tool in a worker process: picklable, holding the tool's definition only."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def build(self) -> Tool: ...
 
@@ -223,8 +224,6 @@ def launch_on_workers(
     bound = plan.run_timeout + START_ALLOWANCE_SECONDS
     with _client(workers, cluster) as client:
         addresses = sorted(client.scheduler_info()["workers"])[:workers]
-        if len(addresses) < workers:
-            raise StampedeError(f"the cluster {cluster} has {len(addresses)} worker(s), fewer than the {workers} asked")
         before = [_probe(client, address) for address in addresses]
         progress = ShardsProgress(client, token, len(parts), plan.agents)
         futures = [
@@ -258,7 +257,14 @@ def _client(workers: int, cluster: str | None) -> Iterator[Any]:
 
     if cluster is not None:
         with Client(cluster, timeout=START_ALLOWANCE_SECONDS) as client:
-            client.wait_for_workers(1, timeout=START_ALLOWANCE_SECONDS)
+            try:
+                client.wait_for_workers(workers, timeout=START_ALLOWANCE_SECONDS)
+            except TimeoutError:
+                joined = len(client.scheduler_info()["workers"])
+                raise StampedeError(
+                    f"the cluster {cluster} has {joined} worker(s) after {START_ALLOWANCE_SECONDS:g} s, fewer than "
+                    f"the {workers} asked: start more (dask worker {cluster}) or ask for fewer workers"
+                ) from None
             yield client
         return
     with (

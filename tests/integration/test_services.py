@@ -196,6 +196,14 @@ def test_embedded_postgres_start_failure_shows_the_log() -> None:
     assert server.data_dir is None and server.pid is None
 
 
+@pytest.mark.parametrize("interface", ["10.20.0.1", "10.20.0.1/33", "fd00::1/64", "eth0"])
+def test_embedded_postgres_refuses_an_interface_that_is_not_an_ipv4_address_with_its_network(interface: str) -> None:
+    with pytest.raises(
+        ConfigurationError, match=rf"IPv4 address with its network, like 10.20.0.1/24; got '{interface}'"
+    ):
+        EmbeddedPostgres(interface=interface)
+
+
 # --- embedded Redis ------------------------------------------------------------------------
 
 

@@ -269,3 +269,17 @@ def test_a_launch_on_workers_stopped_while_its_cluster_starts_runs_nothing_and_l
 def test_a_split_that_cannot_be_is_refused_when_the_background_launch_starts(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="must not outnumber the agents"):
         WorkersRunning(where_tool(tmp_path).recipe(), LaunchPlan(agents=2), 3, None, None)
+
+
+def test_a_cluster_with_fewer_workers_than_asked_fails_saying_how_many_joined_and_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distributed import LocalCluster
+
+    monkeypatch.setattr("stampede.workers.START_ALLOWANCE_SECONDS", 1.0)
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        with pytest.raises(
+            StampedeError, match=rf"cluster {address} has 1 worker\(s\).*fewer than the 2 asked.*dask worker"
+        ):
+            launch_on_workers(where_tool(tmp_path).recipe(), LaunchPlan(agents=4), 2, cluster=address)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import ipaddress
 import os
 import pwd
 import re
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
 
-from ..errors import ServiceUnavailable
+from ..errors import ConfigurationError, ServiceUnavailable
 from .processes import (
     EmbeddedServer,
     ServerProcess,
@@ -40,6 +41,16 @@ DEFAULT_SETTINGS: Mapping[str, str] = {
     "shared_buffers": "128MB",
 }
 _SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes; leave room for "/.s.PGSQL.65535"
+
+
+def _interface(text: str) -> ipaddress.IPv4Interface:
+    try:
+        interface = ipaddress.ip_interface(text)
+    except ValueError:
+        interface = None
+    if not isinstance(interface, ipaddress.IPv4Interface) or "/" not in text:
+        raise ConfigurationError(f"interface must be an IPv4 address with its network, like 10.20.0.1/24; got {text!r}")
+    return interface
 
 
 def _conf_line(name: str, value: str) -> str:
@@ -71,10 +82,15 @@ class EmbeddedPostgres(EmbeddedServer):
     """A PostgreSQL server that lives in a temp dir and dies with us.
 
     ``settings`` override :data:`DEFAULT_SETTINGS` (``postgresql.conf`` names).
+    ``interface``, an address of this machine with its network
+    (``10.20.0.1/24``), is for clients on other hosts: the server listens there
+    too, takes password logins from that network, and its DSN names that address.
     """
 
-    def __init__(self, settings: Mapping[str, str] | None = None) -> None:
+    def __init__(self, settings: Mapping[str, str] | None = None, interface: str | None = None) -> None:
         self.settings: dict[str, str] = {**DEFAULT_SETTINGS, **(settings or {})}
+        self._interface = _interface(interface) if interface is not None else None
+        self._host = str(self._interface.ip) if self._interface is not None else HOST
         self._password = secrets.token_urlsafe(24)
         self._temp_dir: Path | None = None
         self._port: int | None = None
@@ -87,7 +103,7 @@ class EmbeddedPostgres(EmbeddedServer):
         """The superuser DSN (carries the password: mask it before showing it)."""
         if self._port is None:
             raise ServiceUnavailable("The embedded PostgreSQL is not running: call start() first")
-        return f"postgresql://{SUPERUSER}:{quote(self._password, safe='')}@{HOST}:{self._port}/{DATABASE}"
+        return f"postgresql://{SUPERUSER}:{quote(self._password, safe='')}@{self._host}:{self._port}/{DATABASE}"
 
     @property
     def pid(self) -> int | None:
@@ -123,7 +139,7 @@ class EmbeddedPostgres(EmbeddedServer):
         try:
             self._version = self._read_version()
             self._init_cluster(user, max(deadline - time.monotonic(), 1.0))
-            self._port = free_port(HOST)
+            self._port = free_port(self._host)
             self._server = ServerProcess("embedded PostgreSQL", self._temp_dir / "data" / "server.log")
             self._server.start(self._server_argv(), user=user, death_signal=signal.SIGINT)
             self._server.wait_until_ready(self._accepts_connections, max(deadline - time.monotonic(), 1.0))
@@ -176,6 +192,9 @@ class EmbeddedPostgres(EmbeddedServer):
             )
         finally:
             pwfile.unlink(missing_ok=True)
+        if self._interface is not None:
+            with (self.data_dir / "pg_hba.conf").open("a", encoding="utf-8") as hba:
+                hba.write(f"host all all {self._interface.network} scram-sha-256\n")
         with (self.data_dir / "postgresql.conf").open("a", encoding="utf-8") as conf:
             conf.write("\n# Stampede embedded server\n")
             for name, value in self.settings.items():
@@ -189,7 +208,7 @@ class EmbeddedPostgres(EmbeddedServer):
             "-D",
             str(self.data_dir),
             "-c",
-            f"listen_addresses={HOST}",
+            f"listen_addresses={','.join(dict.fromkeys([HOST, self._host]))}",
             "-c",
             f"port={self._port}",
             "-c",
@@ -198,7 +217,7 @@ class EmbeddedPostgres(EmbeddedServer):
 
     def _accepts_connections(self) -> bool:
         ready = subprocess.run(
-            [str(self._bin / "pg_isready"), "-q", "-h", HOST, "-p", str(self._port), "-t", "2"],
+            [str(self._bin / "pg_isready"), "-q", "-h", self._host, "-p", str(self._port), "-t", "2"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
