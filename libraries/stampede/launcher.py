@@ -24,7 +24,7 @@ from .history import History
 from .history_columns import OUTCOME_CODE
 from .lag import LoopLagSampler
 from .outcomes import Outcome, classify_exception
-from .shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
+from .shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches, RateShare
 
 CANCEL_GRACE_SECONDS = 2.0
 TIMER_SLACK_NS = 2_000_000
@@ -176,7 +176,9 @@ class _Launch:
             await self._wait_for_start(context)
             self.agents_started += 1
             if isinstance(self.plan.shape, FixedRate):
-                await self._run_due_operations(context, self.plan.shape, bound)
+                await self._run_due_operations(
+                    context, RateShare(self.plan.shape, self.agents, self.plan.agents), bound
+                )
             else:
                 await self._run_iterations(context, bound)
             self.agents_finished += 1
@@ -235,12 +237,13 @@ class _Launch:
             await self._run_operation(context, None, bound)
             iteration += 1
 
-    async def _run_due_operations(self, context: AgentContext, shape: FixedRate, bound: TaskBound) -> None:
+    async def _run_due_operations(self, context: AgentContext, share: RateShare, bound: TaskBound) -> None:
+        """Run this launch's arrivals as they fall due: every one of the rate's, or on a worker its shard's share."""
         limit = self.plan.iterations_per_agent
-        total = None if limit is None else limit * len(self.agents)
+        total = None if limit is None else limit * self.plan.agents
         while not self.stopped and not context.finished:
-            index = next(self._due_index)
-            due_ns = self._origin_ns + int(shape.due_offset(index) * 1e9)
+            index = share.arrival(next(self._due_index))
+            due_ns = self._origin_ns + int(share.rate.due_offset(index) * 1e9)
             if (total is not None and index >= total) or (
                 self._deadline_ns is not None and due_ns >= self._deadline_ns
             ):

@@ -13,7 +13,14 @@ One start: each shard sets its tool up, opens its agents and reports ready;
 once all are, every shard is released at one instant, scheduled on this
 process's clock and converted to each worker's with its probed offset (see
 :mod:`stampede.clocks`). A shard not ready within ``ready_timeout`` fails the
-launch, naming it. A fixed arrival rate cannot be split yet.
+launch, naming it.
+
+The load shapes hold across shards: released at one instant, a ramp starts
+each agent by its number in the whole launch, and a fixed rate is split by
+:class:`~stampede.shapes.RateShare` so that the shards' intended starts,
+merged, are the one schedule a single process would keep. While they run,
+each shard publishes its progress for a display here (see
+:mod:`stampede.worker_progress`).
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ import itertools
 import secrets
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,7 +45,7 @@ from .errors import ConfigurationError, StampedeError
 from .history import History
 from .launcher import LaunchPlan, LaunchResult, RunningLaunch, WorkersStart, start_launch
 from .loop import EngineLoop
-from .shapes import FixedRate
+from .worker_progress import ShardProgress, ShardsProgress
 
 START_ALLOWANCE_SECONDS = 60.0
 """How long the cluster and its workers may take to start, and a shard's tool to be rebuilt, beyond the launch."""
@@ -125,27 +133,48 @@ def _ready_name(shard: _Shard) -> str:
     return f"stampede-ready-{shard.token}-{shard.number}"
 
 
+def _stop_event(token: str, client: Any = None) -> Any:
+    """The event that tells a launch's shards to stop: their agents end the operation they are in, start no more."""
+    from distributed import Event
+
+    return Event(f"stampede-stop-{token}", client=client)
+
+
+@dataclass(frozen=True)
+class LiveShards:
+    """A launch on workers while its shards run: their progress added up, and a way to stop them."""
+
+    progress: ShardsProgress
+    _stop: Any
+
+    def stop(self) -> None:
+        """Stop the shards gracefully: the launch then ends as it would have, its agents having stopped early."""
+        self._stop.set()
+
+
 def run_shard(recipe: ToolRecipe, plan: LaunchPlan, shard: _Shard) -> LaunchResult:
     """Run one shard's agents (in a worker): the tool rebuilt, the launcher on an engine loop of its own.
 
-    When the launch says stop (another shard's worker was lost), the agents
-    stop after the operation they are in and the shard's history comes back.
+    When the launch says stop (it was stopped, or another shard's worker was
+    lost), the agents stop after the operation they are in and the shard's
+    history comes back.
     """
-    from distributed import Event
-
     start = _SharedStart(shard)
-    stop = Event(f"stampede-stop-{shard.token}")
+    stop = _stop_event(shard.token)
     tool = recipe.build()
     engine = EngineLoop()
     try:
         running = engine.run(_started(tool, plan, shard, start), START_ALLOWANCE_SECONDS)
+        progress = ShardProgress(shard.token, shard.number, running)
         done = engine.submit(_awaited(running))
         deadline = time.monotonic() + plan.run_timeout + shard.ready_timeout + START_ALLOWANCE_SECONDS
         while not done.done() and time.monotonic() < deadline:
+            progress.publish()
             if stop.wait(timeout=_WORKER_WATCH_SECONDS):
                 engine.loop.call_soon_threadsafe(running.stop)
                 break
         result = done.result(timeout=max(0.0, deadline - time.monotonic()))
+        progress.publish()  # the shard's final tally, before the launch sees it has ended
     finally:
         engine.close()
     return result
@@ -166,16 +195,17 @@ def launch_on_workers(
     history_dir: Path | None = None,
     cluster: str | None = None,
     ready_timeout: float = READY_TIMEOUT_SECONDS,
+    watch: Callable[[LiveShards], AbstractContextManager[object]] | None = None,
 ) -> LaunchResult:
     """Run ``plan`` with its agents split over ``workers`` worker processes and return the merged launch.
 
     With ``history_dir`` on a local cluster, each shard writes its chunks under
     it as it runs (``shard-1/``, ...); the merged history is written there and
     the shards' folders removed. On a remote cluster the shards keep their
-    chunks in memory and send them back.
+    chunks in memory and send them back. ``watch``, when given, is entered
+    with the live shards (their progress added up, a way to stop them) while
+    they run, and left once they have all ended (or one failed).
     """
-    if isinstance(plan.shape, FixedRate):
-        raise ConfigurationError("a fixed rate cannot be split over workers yet: launch it with workers=1")
     if ready_timeout <= 0:
         raise ConfigurationError(f"ready timeout must be longer than 0 s, got {ready_timeout} s")
     ranges = shards(plan.agents, workers)
@@ -195,13 +225,15 @@ def launch_on_workers(
     with _client(workers, cluster) as client:
         addresses = sorted(client.scheduler_info()["workers"])[:workers]
         before = [_probe(client, address) for address in addresses]
+        progress = ShardsProgress(client, token, len(parts), plan.agents)
         futures = [
             client.submit(run_shard, recipe, plan, part, pure=False, workers=[address], allow_other_workers=False)
             for part, address in zip(parts, addresses, strict=True)
         ]
         try:
-            instant = _release_together(client, futures, parts, before, addresses)
-            failed = _failures(futures, parts, addresses, _watch(client, futures, addresses, bound), bound)
+            with contextlib.nullcontext() if watch is None else watch(LiveShards(progress, _stop_event(token, client))):
+                instant = _release_together(client, futures, parts, before, addresses)
+                failed = _failures(futures, parts, addresses, _watch(client, futures, addresses, bound), bound)
             if failed:
                 kept = _kept(client, token, futures, addresses, before, plan, instant, history_dir)
                 note = "; the other shards stopped, their history is kept" if kept is not None else ""
@@ -212,6 +244,7 @@ def launch_on_workers(
         finally:
             for future in futures:
                 future.cancel()
+            progress.close()
             for part in parts:
                 if part.history_dir is not None:
                     shutil.rmtree(part.history_dir, ignore_errors=True)
@@ -342,9 +375,9 @@ def _kept(
     history_dir: Path | None,
 ) -> LaunchResult | None:
     """Stop the shards still running and merge what those that can still answer did; None when none can."""
-    from distributed import Event, wait
+    from distributed import wait
 
-    Event(f"stampede-stop-{token}", client=client).set()
+    _stop_event(token, client).set()
     lost = _gone(client, addresses)
     alive = [index for index, address in enumerate(addresses) if address not in lost]
     running = [futures[index] for index in alive]

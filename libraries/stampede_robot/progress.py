@@ -20,8 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TextIO
 
-from stampede.launcher import RunningLaunch
-from stampede.progress import ProgressMeter
+from stampede.progress import ProgressMeter, ProgressSource
 
 SHOW_AFTER_SECONDS = 1.0  # launches shorter than this show nothing, so quick tests do not flicker
 REFRESH_SECONDS = 0.5
@@ -47,7 +46,7 @@ class ConsoleProgress:
 
     def __init__(
         self,
-        running: RunningLaunch,
+        source: ProgressSource,
         label: str,
         stream: TextIO | None = None,
         environ: Mapping[str, str] = os.environ,
@@ -55,7 +54,7 @@ class ConsoleProgress:
     ) -> None:
         self._stream = sys.__stdout__ if stream is None else stream
         self.enabled = console_is_interactive(self._stream, environ)
-        self._meter = ProgressMeter(running, clock)
+        self._meter = ProgressMeter(source, clock)
         self._label = label
         self._clock = clock
         self._next_draw = clock() + SHOW_AFTER_SECONDS
@@ -87,9 +86,9 @@ class ConsoleProgress:
 
 
 @contextlib.contextmanager
-def showing_progress(running: RunningLaunch, label: str, stream: TextIO | None = None) -> Iterator[None]:
-    """While the block waits for ``running``, refresh its progress from a helper thread; erase it after."""
-    progress = ConsoleProgress(running, label, stream)
+def showing_progress(source: ProgressSource, label: str, stream: TextIO | None = None) -> Iterator[None]:
+    """While the block waits for a launch, refresh its progress (from ``source``) in a helper thread; erase it after."""
+    progress = ConsoleProgress(source, label, stream)
     if not progress.enabled:
         yield
         return

@@ -35,6 +35,7 @@ from stampede.services.embedded_postgres import EmbeddedPostgres
 from stampede.services.embedded_redis import EmbeddedRedis
 from stampede.services.postgres_target import PostgresTarget
 from stampede.services.redis_target import RedisTarget
+from stampede.workers_running import WorkersRunning
 
 from .pabot import pabot_process
 
@@ -113,6 +114,10 @@ class NotRun:
         return StampedeError(f"Not judged: launch {self.number} of {self.tool!r} did not run{where}: {self.cause}")
 
 
+Running = RunningLaunch | WorkersRunning
+"""A launch running in the background: in this process, or on workers."""
+
+
 @dataclass
 class BackgroundLaunch:
     """A launch started in the background: the handle `Wait For Launch` takes."""
@@ -120,7 +125,7 @@ class BackgroundLaunch:
     number: int
     tool: Tool
     plan: LaunchPlan
-    running: RunningLaunch
+    running: Running
     waited: bool = False
     record: LaunchRecord | None = None
 
@@ -296,7 +301,8 @@ class Runtime:
         done = []
         for handle in self.background:
             if not handle.waited and not handle.running.done:
-                self.run(handle.running.settle(0, STOP_GRACE_SECONDS), timeout=30)
+                bound = 30 + handle.plan.operation_timeout  # on workers, each agent ends the operation it is in
+                self.run(handle.running.settle(0, STOP_GRACE_SECONDS), timeout=bound)
                 done.append(f"Stopped {handle}, which nobody waited for: its operations were not judged.")
         self.background.clear()
         return done

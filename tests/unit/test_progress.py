@@ -12,7 +12,7 @@ import pytest
 from stampede.agents import AgentContext, BaseTool, OpResult
 from stampede.launcher import LaunchPlan, RunningLaunch, start_launch
 from stampede.outcomes import Outcome
-from stampede.progress import Progress, ProgressMeter
+from stampede.progress import LaunchTally, Progress, ProgressMeter, Tally
 from stampede_robot import progress as console_progress
 from stampede_robot.progress import ConsoleProgress, console_is_interactive, showing_progress
 
@@ -60,7 +60,7 @@ def test_a_finished_launch_counts_its_agents_operations_errors_and_conflicts() -
     tool = OutcomeTool([Outcome.OK, Outcome.ERROR, Outcome.DEADLOCK, Outcome.TIMEOUT], failing_agent=3)
     running = finished_launch(tool, LaunchPlan(agents=4, iterations=4))
     clock = FakeClock()
-    meter = ProgressMeter(running, clock)
+    meter = ProgressMeter(LaunchTally(running), clock)
     clock.now += 2.0
 
     progress = meter.sample()
@@ -74,7 +74,7 @@ def test_a_finished_launch_counts_its_agents_operations_errors_and_conflicts() -
 def test_the_rate_is_over_the_time_since_the_previous_sample_and_operations_are_counted_once() -> None:
     running = finished_launch(OutcomeTool([Outcome.ERROR]), LaunchPlan(agents=2, iterations=5))
     clock = FakeClock()
-    meter = ProgressMeter(running, clock)
+    meter = ProgressMeter(LaunchTally(running), clock)
     clock.now += 0.5
     first = meter.sample()
     clock.now += 0.5
@@ -82,6 +82,50 @@ def test_the_rate_is_over_the_time_since_the_previous_sample_and_operations_are_
 
     assert (first.operations_per_second, first.errors) == (20.0, 10)
     assert (second.operations_per_second, second.errors, second.elapsed) == (0.0, 10, 1.0)
+
+
+class Shards:
+    """The tallies a launch's shards published last, as the launching process reads them."""
+
+    agents = 10
+
+    def __init__(self, *tallies: Tally) -> None:
+        self.tallies = list(tallies)
+
+    def tally(self) -> Tally:
+        return sum(self.tallies, Tally())
+
+
+def test_the_shards_tallies_add_up_to_one_launchs_progress_with_the_rate_over_all_of_them() -> None:
+    shards = Shards(Tally(5, 1, 40, 2, 3), Tally(5, 0, 60, 0, 1))
+    clock = FakeClock()
+    meter = ProgressMeter(shards, clock)
+    clock.now += 1.0
+    first = meter.sample()
+    shards.tallies[1] = Tally(5, 5, 160, 1, 1)  # one shard published again; the other has not since
+    clock.now += 0.5
+    second = meter.sample()
+
+    assert first == Progress(
+        agents=10,
+        started=10,
+        finished=1,
+        operations=100,
+        operations_per_second=100.0,
+        errors=2,
+        conflicts=4,
+        elapsed=1.0,
+    )
+    assert second == Progress(
+        agents=10,
+        started=10,
+        finished=6,
+        operations=200,
+        operations_per_second=200.0,
+        errors=3,
+        conflicts=4,
+        elapsed=1.5,
+    ), "a shard that did not publish counts with its last tally"
 
 
 def test_the_progress_line_reads_as_figures() -> None:
@@ -128,7 +172,7 @@ def test_the_console_line_is_drawn_under_robots_line_at_most_every_half_second_a
     terminal_width(monkeypatch, 200)
     running = finished_launch(OutcomeTool([Outcome.OK]), LaunchPlan(agents=3, iterations=2))
     terminal, clock = Terminal(), FakeClock()
-    progress = ConsoleProgress(running, "deduct", terminal, environ={}, clock=clock)
+    progress = ConsoleProgress(LaunchTally(running), "deduct", terminal, environ={}, clock=clock)
 
     progress.update()
     assert terminal.getvalue() == "", "nothing in the first second: quick launches do not flicker"
@@ -151,7 +195,7 @@ def test_the_console_line_is_cut_to_the_terminal_width(monkeypatch: pytest.Monke
     terminal_width(monkeypatch, 30)
     running = finished_launch(OutcomeTool([Outcome.OK]), LaunchPlan(agents=1))
     terminal, clock = Terminal(), FakeClock()
-    progress = ConsoleProgress(running, "deduct", terminal, environ={}, clock=clock)
+    progress = ConsoleProgress(LaunchTally(running), "deduct", terminal, environ={}, clock=clock)
     clock.now += 1.0
     progress.update()
 
@@ -165,7 +209,7 @@ def test_nothing_is_written_outside_a_terminal_or_in_ci(
 ) -> None:
     running = finished_launch(OutcomeTool([Outcome.OK]), LaunchPlan(agents=1))
     clock = FakeClock()
-    progress = ConsoleProgress(running, "deduct", stream, environ=environ, clock=clock)
+    progress = ConsoleProgress(LaunchTally(running), "deduct", stream, environ=environ, clock=clock)
     clock.now += 5.0
     progress.update()
     progress.clear()
@@ -177,7 +221,7 @@ def test_a_waiting_block_in_ci_writes_nothing(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(console_progress, "SHOW_AFTER_SECONDS", 0.0)
     running = finished_launch(OutcomeTool([Outcome.OK]), LaunchPlan(agents=1))
     terminal = Terminal()
-    with showing_progress(running, "deduct", terminal):
+    with showing_progress(LaunchTally(running), "deduct", terminal):
         time.sleep(0.3)
     assert terminal.getvalue() == ""
 
@@ -188,7 +232,7 @@ def test_a_waiting_block_shows_progress_from_a_helper_thread_and_erases_it(monke
     monkeypatch.setattr(console_progress, "SHOW_AFTER_SECONDS", 0.0)
     running = finished_launch(OutcomeTool([Outcome.OK]), LaunchPlan(agents=2))
     terminal = Terminal()
-    with showing_progress(running, "deduct", terminal):
+    with showing_progress(LaunchTally(running), "deduct", terminal):
         for _ in range(100):  # bounded: 5 s at most
             if "agents started" in terminal.getvalue():
                 break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import textwrap
@@ -9,15 +10,20 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
+from stampede.agents import AgentContext, BaseTool, OpResult
 from stampede.errors import ConfigurationError, StampedeError
-from stampede.launcher import LaunchPlan
+from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch, start_launch
 from stampede.metrics import summarize
-from stampede.shapes import FixedRate
+from stampede.progress import Tally
+from stampede.shapes import RampInBatches
+from stampede.worker_progress import READ_TIMEOUT_SECONDS, ShardProgress, ShardsProgress
 from stampede.workers import WorkersFailed, launch_on_workers, shards
+from stampede.workers_running import WorkersRunning
 from stampede.workloads.python_tool import PythonTool
 
 WHERE = '''
@@ -67,6 +73,13 @@ class Steady:
 """
 
 
+class Quick(BaseTool):
+    name = "quick"
+
+    async def run(self, agent: AgentContext) -> OpResult:
+        return OpResult()
+
+
 def children() -> set[int]:
     return {child.pid for child in psutil.Process().children(recursive=True)}
 
@@ -102,10 +115,16 @@ def test_agents_are_split_by_index_into_contiguous_shards_as_even_as_can_be() ->
         shards(2, 3)
 
 
-def test_a_fixed_rate_is_refused_on_workers_for_now(tmp_path: Path) -> None:
-    plan = LaunchPlan(agents=4, iterations=1, shape=FixedRate(10.0))
-    with pytest.raises(ConfigurationError, match="fixed rate"):
-        launch_on_workers(where_tool(tmp_path).recipe(), plan, workers=2)
+def test_a_ramp_over_workers_starts_each_agent_by_its_number_in_the_whole_launch(
+    tmp_path: Path, left_behind: Callable[[], list[psutil.Process]]
+) -> None:
+    plan = LaunchPlan(agents=4, iterations=1, shape=RampInBatches(batch_size=2, interval=0.5))
+    result = launch_on_workers(where_tool(tmp_path).recipe(), plan, workers=2)
+    assert result.workers_start is not None
+    since_release = {op.agent: op.start_ns - result.workers_start.scheduled_ns for op in result.history}
+    assert all(0 <= since_release[agent] < 400_000_000 for agent in (1, 2)), since_release
+    assert all(since_release[agent] >= 490_000_000 for agent in (3, 4)), "the second batch, in the other shard"
+    assert not left_behind()
 
 
 def test_each_shard_runs_in_a_worker_process_of_its_own_and_the_histories_merge(
@@ -194,6 +213,62 @@ def test_a_worker_lost_mid_launch_fails_it_naming_the_shard_keeps_the_others_his
     assert kept is not None and len(kept.history) > 0
     assert len({op.agent for op in kept.history}) == 2, "the surviving shard's two agents"
     assert not left_behind(), "no worker process is left behind"
+
+
+def test_a_display_adds_up_the_shards_latest_tallies_and_never_waits_on_one_it_cannot_read() -> None:
+    from distributed import Client, LocalCluster, Variable
+
+    async def finished() -> RunningLaunch:
+        running = start_launch(Quick(), LaunchPlan(agents=2, iterations=3))
+        await running.task
+        return running
+
+    running = asyncio.run(finished())
+    with (
+        LocalCluster(n_workers=1, processes=False, dashboard_address=":0", silence_logs=50) as cluster,
+        Client(cluster) as client,
+    ):
+        shards = ShardsProgress(client, "token", 2, agents=4)
+        assert shards.agents == 4 and shards.tally() == Tally(), "nothing yet, and a read does not wait for a shard"
+        ShardProgress("token", 2, running).publish()
+        assert shards.tally() == Tally(started=2, finished=2, operations=6)
+        Variable("stampede-progress-token-2", client=client).delete()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and client.run_on_scheduler(variables_named, "stampede-progress-token-2"):
+            time.sleep(0.05)
+        began = time.monotonic()
+        assert shards.tally() == Tally(started=2, finished=2, operations=6), "the last tally seen of shard 2"
+        assert time.monotonic() - began < 5 * READ_TIMEOUT_SECONDS, "bounded: the read gave up on shard 2"
+        shards.close()
+        while time.monotonic() < deadline and client.run_on_scheduler(variables_named, "stampede-progress-token"):
+            time.sleep(0.05)
+        assert not client.run_on_scheduler(variables_named, "stampede-progress-"), "deleted after the launch"
+
+
+def variables_named(prefix: str, dask_scheduler: Any) -> list[str]:
+    """Run on the scheduler: the names of the variables it holds that start with ``prefix``."""
+    return [name for name in dask_scheduler.extensions["variables"].variables if name.startswith(prefix)]
+
+
+def test_a_launch_on_workers_stopped_while_its_cluster_starts_runs_nothing_and_leaves_nothing(
+    tmp_path: Path, left_behind: Callable[[], list[psutil.Process]]
+) -> None:
+    running = WorkersRunning(where_tool(tmp_path).recipe(), LaunchPlan(agents=4, duration=30.0), 2, None, None)
+    running.stop()
+
+    async def result() -> LaunchResult:
+        return await asyncio.wait_for(running.task, timeout=60)
+
+    began = time.monotonic()
+    stopped = asyncio.run(result())
+    assert time.monotonic() - began < 30, "the stop reached the shards: the launch would have run 30 s"
+    assert stopped.stopped_early and len(stopped.history) == 0 and running.operations == 0
+    assert running.done and not left_behind()
+
+
+def test_a_split_that_cannot_be_is_refused_when_the_background_launch_starts(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="must not outnumber the agents"):
+        WorkersRunning(where_tool(tmp_path).recipe(), LaunchPlan(agents=2), 3, None, None)
 
 
 def test_a_cluster_with_fewer_workers_than_asked_fails_saying_how_many_joined_and_what_to_do(

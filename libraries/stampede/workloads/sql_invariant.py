@@ -24,6 +24,7 @@ from .sql_parameters import convert, prepare
 if TYPE_CHECKING:
     from ..launcher import RunningLaunch
     from ..services.postgres_target import PostgresTarget
+    from ..workers_running import WorkersRunning
 
 QUERY_TIMEOUT_SECONDS = 10.0
 MIN_INTERVAL_SECONDS = 0.01
@@ -86,7 +87,7 @@ async def sample_now(query: InvariantQuery) -> list[InvariantSample]:
 
 
 async def sample_during(
-    query: InvariantQuery, launch: RunningLaunch, every: float, bound: float
+    query: InvariantQuery, launch: RunningLaunch | WorkersRunning, every: float, bound: float
 ) -> list[InvariantSample]:
     """Sample every ``every`` s from the launch's start until it ends (at most ``bound`` s), then once more after."""
     if every < MIN_INTERVAL_SECONDS:

@@ -8,13 +8,12 @@ from robot.api.deco import keyword
 
 from stampede.checkers.invariants import check_invariant
 from stampede.errors import ConfigurationError, StampedeError
-from stampede.launcher import RunningLaunch
 from stampede.records.invariants import InvariantSample
 from stampede.units import positive_seconds
 from stampede.workloads.sql_invariant import InvariantQuery, sample_during, sample_now
 
 from ..component import LibraryComponent
-from ..runtime import BackgroundLaunch
+from ..runtime import BackgroundLaunch, Running
 
 SAMPLING_ALLOWANCE_SECONDS = 60.0
 """Beyond a background launch's own timeout: its tool's setup and teardown."""
@@ -79,6 +78,6 @@ async def _now(query: InvariantQuery) -> list[InvariantSample]:
         return await sample_now(query)
 
 
-async def _during(query: InvariantQuery, launch: RunningLaunch, every: float, bound: float) -> list[InvariantSample]:
+async def _during(query: InvariantQuery, launch: Running, every: float, bound: float) -> list[InvariantSample]:
     async with query:
         return await sample_during(query, launch, every, bound)

@@ -17,16 +17,18 @@ from stampede.agents import Tool
 from stampede.errors import ConfigurationError, StampedeError
 from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch, start_launch
 from stampede.metrics import summarize
+from stampede.progress import LaunchTally, ProgressSource
 from stampede.shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
 from stampede.units import format_duration, positive_seconds, require_positive_int
-from stampede.workers import launch_on_workers
+from stampede.workers import ToolRecipe, WorkersFailed, launch_on_workers
+from stampede.workers_running import WorkersRunning
 
 from ..component import LibraryComponent
 from ..launch_charts import inline_html
 from ..progress import showing_progress
 from ..report import launch_table
 from ..reporting import findings, slug
-from ..runtime import STOP_GRACE_SECONDS, BackgroundLaunch, LaunchRecord
+from ..runtime import STOP_GRACE_SECONDS, BackgroundLaunch, LaunchRecord, Running
 
 SETUP_ALLOWANCE_SECONDS = 60.0
 PROGRESS_POLL_SECONDS = 0.02
@@ -102,26 +104,40 @@ class LaunchKeywords(LibraryComponent):
         before and after, each row's times shifted onto this machine's clock
         with its uncertainty). A worker that dies or stalls fails the launch
         naming its shard. Python tools (`Define Python Tool`), the SQL tool and
-        the credit deduction tool are rebuilt in the workers; ``rate`` is not
-        split.
+        the credit deduction tool are rebuilt in the workers. The load shape
+        holds across them: a ramp starts each agent by its number in the whole
+        launch, and a ``rate`` is split, each shard running the arrivals that
+        fall to its agents (a share in proportion to them), so the shards keep
+        between them the one schedule and each latency counts from its
+        operation's intended start. The console's progress line adds up the
+        shards'.
 
         | Launch Agents | deduct | 50 |
         | Launch Agents | deduct | 100 | iterations=5 | batch_size=25 | batch_interval=1 s |
         | ${launch}= | Launch Agents | deduct | 20 | rate=200 | duration=10 s |
         | Launch Agents | deduct | 2000 | iterations=10 | workers=4 |
+        | Launch Agents | deduct | 200 | rate=2000 | duration=1 min | workers=2 |
         """
         with self._attempt(tool):
             chosen = self.runtime.tool(tool)
             bound = _operation_bound(chosen, operation_timeout)
             plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
             if workers != 1 or cluster is not None:
-                before = getattr(chosen, "before_workers", None)  # what the tool notes here, set up only in workers
-                if before is not None:
-                    self.runtime.run(before())
-                return self._finish(chosen, _on_workers(chosen, plan, workers, self._history_dir(chosen), cluster))
+                recipe = self._recipe_for_workers(chosen)
+                return self._finish(
+                    chosen,
+                    launch_on_workers(
+                        recipe,
+                        plan,
+                        require_positive_int(workers, what="workers"),
+                        self._history_dir(chosen),
+                        cluster,
+                        watch=lambda live: showing_progress(live.progress, tool),
+                    ),
+                )
             try:
                 running = self.runtime.run(_start(chosen, plan, self._history_dir(chosen)))
-                with showing_progress(running, tool):
+                with showing_progress(LaunchTally(running), tool):
                     result = self.runtime.run(_result(running), timeout=plan.run_timeout + SETUP_ALLOWANCE_SECONDS)
             except _CANNOT_START as error:
                 raise StampedeError(f"Launch of {tool!r} with {plan.agents} agents could not start: {error}") from error
@@ -141,6 +157,8 @@ class LaunchKeywords(LibraryComponent):
         users: int | None = None,
         operation_timeout: timedelta | None = None,
         timeout: timedelta = timedelta(seconds=60),
+        workers: int = 1,
+        cluster: str | None = None,
     ) -> BackgroundLaunch:
         """Starts agents like `Launch Agents` does, but returns at once with a handle to the running launch.
 
@@ -150,16 +168,28 @@ class LaunchKeywords(LibraryComponent):
         the finished launch, which checkers judge like any other. A launch
         nobody waited for is stopped when the suite's services stop.
 
+        With ``workers`` (and ``cluster``) the launch runs on workers as
+        `Launch Agents` says; `Wait For Operations` counts the operations the
+        shards have published (a few times a second), and a stop is graceful
+        in every shard.
+
         | ${load}= | Launch Agents In Background | deduct | 20 | duration=10 s |
         | Wait For Operations | ${load} | 100 |
         | Terminate PostgreSQL Backends | fraction=50% |
         | ${launch}= | Wait For Launch | ${load} | timeout=30 s |
+        | ${load}= | Launch Agents In Background | deduct | 200 | duration=10 min | workers=2 |
         """
         with self._attempt(tool):
             chosen = self.runtime.tool(tool)
             bound = _operation_bound(chosen, operation_timeout)
             plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
-            running = self.runtime.run(_start(chosen, plan, self._history_dir(chosen)))
+            running: Running
+            if workers != 1 or cluster is not None:
+                recipe = self._recipe_for_workers(chosen)
+                count = require_positive_int(workers, what="workers")
+                running = WorkersRunning(recipe, plan, count, self._history_dir(chosen), cluster)
+            else:
+                running = self.runtime.run(_start(chosen, plan, self._history_dir(chosen)))
         handle = BackgroundLaunch(len(self.runtime.background) + 1, chosen, plan, running)
         self.runtime.background.append(handle)
         self.log(f"Started {handle}: {plan.describe()}.")
@@ -181,7 +211,7 @@ class LaunchKeywords(LibraryComponent):
         count = require_positive_int(count, what="count")
         _check_handle(launch)
         deadline = time.monotonic() + bound
-        with showing_progress(launch.running, launch.tool.name):
+        with showing_progress(_progress(launch.running), launch.tool.name):
             while launch.running.operations < count:
                 if launch.running.done:
                     raise StampedeError(
@@ -231,17 +261,27 @@ class LaunchKeywords(LibraryComponent):
             running.stop()
         grace = min(launch.plan.operation_timeout, STOP_GRACE_SECONDS)
         with self._attempt(launch.tool.name):
-            with showing_progress(running, launch.tool.name):
+            with showing_progress(_progress(running), launch.tool.name):
                 finished = self.runtime.run(
                     running.settle(bound, grace), timeout=bound + grace + SETUP_ALLOWANCE_SECONDS
                 )
             try:
                 result = self.runtime.run(_result(running))
+            except WorkersFailed:
+                raise  # it started: a worker was lost, and the error says which
             except _CANNOT_START as error:
                 raise StampedeError(f"{launch} could not start: {error}") from error
             record = self._finish(launch.tool, result, overran=None if finished else bound)
         launch.record = record
         return record
+
+    def _recipe_for_workers(self, tool: Tool) -> ToolRecipe:
+        """The tool's recipe for the workers, once the tool has noted here what it needs (it is set up only there)."""
+        recipe = _recipe(tool)
+        before = getattr(tool, "before_workers", None)
+        if before is not None:
+            self.runtime.run(before())
+        return recipe
 
     @contextlib.contextmanager
     def _attempt(self, tool: str) -> Iterator[None]:
@@ -330,7 +370,8 @@ def _operation_bound(tool: Tool, given: timedelta | None) -> timedelta:
     return max(DEFAULT_OPERATION_TIMEOUT, timedelta(seconds=own))
 
 
-def _on_workers(tool: Tool, plan: LaunchPlan, workers: int, history_dir: Path, cluster: str | None) -> LaunchResult:
+def _recipe(tool: Tool) -> ToolRecipe:
+    """What rebuilds ``tool`` in a worker process; a tool that cannot be is refused, saying which can."""
     recipe = getattr(tool, "recipe", None)
     if recipe is None:
         raise ConfigurationError(
@@ -339,7 +380,12 @@ def _on_workers(tool: Tool, plan: LaunchPlan, workers: int, history_dir: Path, c
             "it records are read on one clock and a worker's would need shifting onto the launch's. Launch it "
             "with workers=1."
         )
-    return launch_on_workers(recipe(), plan, require_positive_int(workers, what="workers"), history_dir, cluster)
+    built: ToolRecipe = recipe()
+    return built
+
+
+def _progress(running: Running) -> ProgressSource:
+    return running if isinstance(running, WorkersRunning) else LaunchTally(running)
 
 
 def _check_handle(launch: object) -> None:
@@ -353,7 +399,7 @@ async def _start(tool: Tool, plan: LaunchPlan, history_dir: Path) -> RunningLaun
     return running
 
 
-async def _result(running: RunningLaunch) -> LaunchResult:
+async def _result(running: Running) -> LaunchResult:
     return await running.task
 
 

@@ -32,6 +32,34 @@ The Built-In Naive Deduction Split Over Two Workers Still Loses Updates
     Run Keyword And Expect Error    Lost updates: expected 0, found *    No Update Should Be Lost
     Run Keyword And Expect Error    *successful deductions were lost*    Credits Should Be Conserved
 
+A Fixed Rate Split Over Two Workers Keeps The Asked Rate
+    [Documentation]    Each worker runs the arrivals that fall to its agents: 200/s for 1.5 s is 300 operations.
+    ${account}=    Create Credit Account    balance=${STARTING_BALANCE}
+    Define Python Tool    deduct    ${TOOLS}:AtomicDeduction    account=${account}
+    Launch Agents    deduct    10    rate=200    duration=1.5 s    workers=2
+    Thresholds Should Hold    operations == 300    success_rate >= 100%
+    Invariant Should Hold    SELECT balance = ${STARTING_BALANCE} - 300 FROM accounts WHERE id = ${account}
+
+An Invariant Is Sampled While A Background Launch Runs On Two Workers
+    [Documentation]    The shards run in the background at a fixed rate while the balance is sampled.
+    ${account}=    Create Credit Account    balance=${STARTING_BALANCE}
+    Define Python Tool    deduct    ${TOOLS}:AtomicDeduction    account=${account}
+    ${load}=    Launch Agents In Background    deduct    10    rate=200    duration=2 s    workers=2
+    Invariant Should Hold    SELECT balance > 0 FROM accounts WHERE id = ${account}    during=${load}
+    Wait For Launch    ${load}
+    Thresholds Should Hold    operations == 400    success_rate >= 100%
+
+A Background Launch On Two Workers Is Watched And Stopped
+    [Documentation]    Wait For Operations counts what the shards publish; Stop Launch ends every shard after
+    ...    the operation it is in, and the launch is judged as one.
+    ${account}=    Create Credit Account    balance=${STARTING_BALANCE}
+    Define Python Tool    deduct    ${TOOLS}:AtomicDeduction    account=${account}
+    ${load}=    Launch Agents In Background    deduct    10    duration=1 min    workers=2
+    Wait For Operations    ${load}    50    timeout=60 s
+    Stop Launch    ${load}
+    Thresholds Should Hold    operations >= 50    success_rate >= 100%
+    No Update Should Be Lost
+
 A Tool That Cannot Be Rebuilt In A Worker Is Refused
     [Documentation]    A transfer tool is not rebuilt in a worker yet, and the launch says so.
     ${accounts}=    Create Credit Accounts    2    balance=${STARTING_BALANCE}
