@@ -27,6 +27,8 @@ from playwright.async_api import ConsoleMessage, Error, FloatRect, Page, async_p
 
 from .conftest import ROOT, RobotRun, assert_nothing_left_behind, log_html_strings, run_robot
 
+pytestmark = pytest.mark.embedded_only  # how the pages render does not depend on whose services the run used
+
 SUITE = "suites/tool_conflicts/09__sql_defined_tools.robot"
 SCREENSHOTS = ROOT / "results" / "screenshots"
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
