@@ -34,7 +34,7 @@ import numpy as np
 from .agents import Tool
 from .clocks import ClockOffset, clock_reading, probe_offset
 from .errors import ConfigurationError, StampedeError
-from .history import History
+from .history import History, PayloadShift
 from .launcher import LaunchPlan, LaunchResult, RunningLaunch, WorkersStart, start_launch
 from .loop import EngineLoop
 from .shapes import FixedRate
@@ -63,7 +63,12 @@ class WorkersFailed(StampedeError):
 
 
 class ToolRecipe(Protocol):
-    """What rebuilds a tool in a worker process: picklable, holding the tool's definition only."""
+    """What rebuilds a tool in a worker process: picklable, holding the tool's definition only.
+
+    A tool that records instants in its read or written values (the lock tool)
+    gives its recipe an ``on_launch_clock`` (:data:`~stampede.history.PayloadShift`):
+    the merge moves those instants onto the launch's clock with the rows' times.
+    """
 
     name: str
 
@@ -178,6 +183,7 @@ def launch_on_workers(
     if ready_timeout <= 0:
         raise ConfigurationError(f"ready timeout must be longer than 0 s, got {ready_timeout} s")
     ranges = shards(plan.agents, workers)
+    payloads: PayloadShift | None = getattr(recipe, "on_launch_clock", None)
     local = cluster is None
     token = secrets.token_hex(8)
     parts = [
@@ -204,12 +210,12 @@ def launch_on_workers(
             instant = _release_together(client, futures, parts, before, addresses)
             failed = _failures(futures, parts, addresses, _watch(client, futures, addresses, bound), bound)
             if failed:
-                kept = _kept(client, token, futures, addresses, before, plan, instant, history_dir)
+                kept = _kept(client, token, futures, addresses, before, plan, instant, history_dir, payloads)
                 note = "; the other shards stopped, their history is kept" if kept is not None else ""
                 raise WorkersFailed("The launch on workers failed: " + "; ".join(failed) + note, kept)
             results = list(client.gather(list(futures)))
             clocks = [first.spanning(_probe(client, address)) for first, address in zip(before, addresses, strict=True)]
-            merged = _merged(plan, results, clocks, instant, history_dir)
+            merged = _merged(plan, results, clocks, instant, history_dir, payloads)
         finally:
             for future in futures:
                 future.cancel()
@@ -334,6 +340,7 @@ def _kept(
     plan: LaunchPlan,
     instant: int,
     history_dir: Path | None,
+    payloads: PayloadShift | None,
 ) -> LaunchResult | None:
     """Stop the shards still running and merge what those that can still answer did; None when none can."""
     from distributed import Event, wait
@@ -348,7 +355,7 @@ def _kept(
     if not finished:
         return None
     results = [futures[index].result() for index in finished]
-    return _merged(plan, results, [clocks[index] for index in finished], instant, history_dir)
+    return _merged(plan, results, [clocks[index] for index in finished], instant, history_dir, payloads)
 
 
 def _merged(
@@ -357,6 +364,7 @@ def _merged(
     clocks: Sequence[ClockOffset],
     instant: int,
     history_dir: Path | None,
+    payloads: PayloadShift | None,
 ) -> LaunchResult:
     """The shards' launches as one, on this process's clock."""
     first = results[0]
@@ -367,6 +375,7 @@ def _merged(
         [result.history for result in results],
         history_dir,
         [(clock.offset_ns, clock.error_ns) for clock in clocks],
+        payloads,
     )
     paired = list(zip(results, clocks, strict=True))
     gates = [clock.to_local(result.gate_ns) for result, clock in paired if result.gate_ns is not None]

@@ -1,4 +1,4 @@
-"""A launch over two local worker processes against a real PostgreSQL: the seeded race is still caught."""
+"""A launch over two local worker processes against a real PostgreSQL and Redis: the seeded bugs are still caught."""
 
 from __future__ import annotations
 
@@ -8,17 +8,23 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from stampede.checkers.fencing import check_protected_data
 from stampede.checkers.lost_updates import check_lost_updates
+from stampede.checkers.mutual_exclusion import check_holders_never_overlap, check_never_granted_twice
 from stampede.errors import ConfigurationError
-from stampede.launcher import LaunchPlan
+from stampede.launcher import LaunchPlan, LaunchResult
+from stampede.locks import LockSpec, make_lock
+from stampede.locks.resource import FencedCounter
 from stampede.services.postgres_target import PostgresTarget
 from stampede.workers import launch_on_workers
 from stampede.workloads.credits import create_accounts, total_balance
+from stampede.workloads.lock_contention import LockContentionTool, LockWork
 from stampede.workloads.python_tool import PythonTool, ServiceEndpoints
 from stampede.workloads.sql_tool import SqlTool
 from stampede.workloads.transfers import TransferTool
 
 from .support import with_target
+from .test_locks import STALLS, Targets, with_services
 
 TOOLS = Path(__file__).resolve().parents[2] / "libraries" / "stampede_robot" / "resources" / "credit_tools.py"
 AGENTS = 20
@@ -78,3 +84,59 @@ def test_a_postgresql_tool_without_a_definition_is_refused_naming_those_that_hav
             TransferTool(target, name="transfer", accounts=accounts).recipe()
 
     with_target(pg_dsn, run_id, body)
+
+
+async def lock_on_workers(
+    targets: Targets, lock: str, work: LockWork, lease: float | None, plan: LaunchPlan, cluster: str | None = None
+) -> tuple[LockContentionTool, LaunchResult]:
+    """The lock tool defined here, launched on two workers (rebuilt in each), and swept here afterwards."""
+    made = make_lock(LockSpec.parse(lock), lease, targets)
+    tool = LockContentionTool("guard", made, FencedCounter(targets.redis, "guard", fencing=work.fencing), work)
+    result = await asyncio.to_thread(launch_on_workers, tool.recipe(), plan, 2, None, cluster)
+    await tool.after_workers(result)
+    assert not result.timed_out and not result.agent_errors, result.agent_errors
+    return tool, result
+
+
+@pytest.mark.parametrize("lock", ["stampede redis", "advisory session"])
+def test_split_over_two_workers_a_correct_lock_keeps_its_holders_apart(
+    embedded: tuple[str, str], run_id: str, lock: str
+) -> None:
+    pg_dsn, redis_url = embedded
+
+    async def body(targets: Targets) -> None:
+        lease = 0.5 if lock == "stampede redis" else None
+        plan = LaunchPlan(agents=4, iterations=5)
+        tool, result = await lock_on_workers(targets, lock, LockWork(hold=0.003, fencing=True), lease, plan)
+        history = result.history
+        holders = {op.agent for op in history if op.ok}
+        assert holders == {1, 2, 3, 4}, "both shards' agents held the lock"
+        for verdict in (
+            check_holders_never_overlap(history),
+            check_never_granted_twice(history),
+            check_protected_data(history, await tool.resource_states()),
+        ):
+            assert verdict.passed, verdict.message
+        assert (await tool.resource_states())["guard"].writes == 20
+
+    with_services(redis_url, run_id, pg_dsn, body)
+
+
+def test_split_over_two_workers_the_broken_lock_is_caught_granting_itself_twice(redis_url: str, run_id: str) -> None:
+    async def body(targets: Targets) -> None:
+        plan = LaunchPlan(agents=6, iterations=6)
+        _, result = await lock_on_workers(targets, "broken", LockWork(**STALLS), 0.05, plan)
+        twice = check_never_granted_twice(result.history)
+        assert not twice.passed and twice.message.startswith("Lock granted twice: "), twice.message
+
+    with_services(redis_url, run_id, None, body)
+
+
+def test_an_in_process_lock_is_refused_on_workers_saying_why_and_what_to_use(redis_url: str, run_id: str) -> None:
+    async def body(targets: Targets) -> None:
+        made = make_lock(LockSpec.parse("python:stampede.locks.in_process:asyncio_lock"), None, targets)
+        tool = LockContentionTool("guard", made, FencedCounter(targets.redis, "guard", fencing=False), LockWork())
+        with pytest.raises(ConfigurationError, match=r"one lock object in one process.*workers=1.*stampede redis"):
+            tool.recipe()
+
+    with_services(redis_url, run_id, None, body)

@@ -4,7 +4,8 @@ The scheduler runs on this side; each worker runs in a time namespace of its
 own whose monotonic clock is ahead of this one by a known amount. The clock
 probe must find each shift within its ε, the histories must come back on this
 process's timeline, and the seeded read-then-write must still lose updates
-with its agents split across the two.
+with its agents split across the two; the lock timings the lock tool records
+in its payload come back on this timeline too, and the broken lock is caught.
 """
 
 from __future__ import annotations
@@ -21,14 +22,19 @@ from pathlib import Path
 
 import pytest
 
+from stampede.checkers.lock_records import lock_attempts
 from stampede.checkers.lost_updates import check_lost_updates
+from stampede.checkers.mutual_exclusion import check_holders_never_overlap, check_never_granted_twice
 from stampede.launcher import LaunchPlan, LaunchResult
 from stampede.services.postgres_target import PostgresTarget
 from stampede.workers import launch_on_workers
 from stampede.workloads.credits import create_accounts, total_balance
+from stampede.workloads.lock_contention import LockWork
 from stampede.workloads.python_tool import PythonTool, ServiceEndpoints
 
 from .support import with_target
+from .test_locks import STALLS, Targets, with_services
+from .test_workers import lock_on_workers
 
 TOOLS = Path(__file__).resolve().parents[2] / "libraries" / "stampede_robot" / "resources" / "credit_tools.py"
 DASK = Path(sys.executable).with_name("dask")
@@ -122,8 +128,38 @@ def test_the_probe_finds_each_hosts_shift_and_a_read_then_write_still_loses_upda
 
 
 def _launch_when_both_joined(tool: PythonTool, plan: LaunchPlan, address: str) -> LaunchResult:
+    _both_joined(address)
+    return launch_on_workers(tool.recipe(), plan, len(SHIFTS_SECONDS), cluster=address)
+
+
+def _both_joined(address: str) -> None:
     from distributed import Client
 
     with Client(address, timeout=STARTUP_SECONDS) as client:
         client.wait_for_workers(len(SHIFTS_SECONDS), timeout=STARTUP_SECONDS)
-    return launch_on_workers(tool.recipe(), plan, len(SHIFTS_SECONDS), cluster=address)
+
+
+@pytest.mark.parametrize("lock", ["stampede redis", "broken"])
+def test_lock_timings_come_back_on_this_clock_a_correct_lock_passes_and_the_broken_one_is_caught(
+    shifted_cluster: str, redis_url: str, run_id: str, lock: str
+) -> None:
+    async def body(targets: Targets) -> None:
+        await asyncio.to_thread(_both_joined, shifted_cluster)
+        work, lease = (LockWork(hold=0.003), 0.5) if lock == "stampede redis" else (LockWork(**STALLS), 0.05)
+        plan = LaunchPlan(agents=6, iterations=6)
+        _, result = await lock_on_workers(targets, lock, work, lease, plan, shifted_cluster)
+        start = result.workers_start
+        assert start is not None and start.clock_error_ns > 0
+        attempts = lock_attempts(result.history)
+        instants = [i for a in attempts for i in (a.acquire_invoke, a.acquire_reply, a.release_invoke) if i is not None]
+        assert all(result.started_ns <= i <= result.ended_ns for i in instants), "lock timings on this clock"
+        assert all(0 < a.clock_error_ns <= start.clock_error_ns for a in attempts), "each attempt with its ε"
+        twice = check_never_granted_twice(result.history)
+        if lock == "broken":
+            assert not twice.passed and twice.message.startswith("Lock granted twice: "), twice.message
+        else:
+            # A hand-over closer than the clocks' ε would be inconclusive: never a violation.
+            for verdict in (check_holders_never_overlap(result.history), twice):
+                assert verdict.held, verdict.message
+
+    with_services(redis_url, run_id, None, body)

@@ -13,11 +13,16 @@ from pathlib import Path
 import psutil
 import pytest
 
+from stampede.checkers.lock_records import lock_attempts
+from stampede.checkers.mutual_exclusion import check_holders_never_overlap
 from stampede.errors import ConfigurationError, StampedeError
+from stampede.history import History, Operation
 from stampede.launcher import LaunchPlan
 from stampede.metrics import summarize
+from stampede.outcomes import Outcome
 from stampede.shapes import FixedRate
 from stampede.workers import WorkersFailed, launch_on_workers, shards
+from stampede.workloads.lock_contention import on_launch_clock
 from stampede.workloads.python_tool import PythonTool
 
 WHERE = '''
@@ -91,6 +96,42 @@ def where_tool(tmp_path: Path) -> PythonTool:
     path = tmp_path / "where.py"
     path.write_text(textwrap.dedent(WHERE), encoding="utf-8")
     return PythonTool(name="where", factory=f"{path}:Where")
+
+
+def hold(agent: int, acquired_ms: float, released_ms: float, offset_ns: int) -> Operation:
+    """A lock attempt as a worker whose clock is ``offset_ns`` ahead records it (times from the launch's 0)."""
+    at = [int(ms * 1e6) + offset_ns for ms in (acquired_ms - 1, acquired_ms, released_ms, released_ms + 1)]
+    access = {"fence": None, "accepted": True, "value": 0, "highest_before": None, "at": [at[1], at[1]]}
+    written = {
+        "key": "guard",
+        "acquire": at[:2],
+        "acquired": True,
+        "granted_try_ns": at[0],
+        "lease_ns": None,
+        "write": {**access, "serial": agent},
+        "release": at[2:],
+        "release_answer": "released",
+    }
+    return Operation(agent, "user-1", "guard", 0, at[0], at[3], Outcome.OK, read=access, written=written)
+
+
+def test_lock_timings_in_a_payload_move_onto_the_launchs_clock_and_an_overlap_within_their_error_is_inconclusive() -> (
+    None
+):
+    ahead = 1_000_000_000_000  # the second worker's clock is 1000 s ahead of the launch's
+    # On the launch's clock agent 2 takes the lock 0.5 ms before agent 1 lets go of it: within ε = 1 ms.
+    first, second = History([hold(1, 10, 20, 0)]), History([hold(2, 19.5, 30, ahead)])
+    merged = History.merged([first, second], clocks=[(0, 0), (ahead, 1_000_000)], payloads=on_launch_clock)
+    moved = merged[1].written
+    assert moved["acquire"] == [18_500_000, 19_500_000] and moved["release"] == [30_000_000, 31_000_000]
+    assert moved["granted_try_ns"] == 18_500_000 and moved["write"]["at"] == [19_500_000] * 2
+    assert merged[1].read["at"] == [19_500_000] * 2
+    assert [a.clock_error_ns for a in lock_attempts(merged)] == [0, 1_000_000]
+    verdict = check_holders_never_overlap(merged, tolerance_ns=0)
+    assert verdict.held and verdict.inconclusive, verdict.message
+    assert "clock errors" in verdict.message
+    unmoved = History.merged([first, second], clocks=[(0, 0), (ahead, 1_000_000)])
+    assert unmoved[1].written["acquire"][1] > ahead, "without the tool's shift the payload stays on the worker's clock"
 
 
 def test_agents_are_split_by_index_into_contiguous_shards_as_even_as_can_be() -> None:

@@ -19,7 +19,7 @@ from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch, start_lau
 from stampede.metrics import summarize
 from stampede.shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches
 from stampede.units import format_duration, positive_seconds, require_positive_int
-from stampede.workers import launch_on_workers
+from stampede.workers import WorkersFailed, launch_on_workers
 
 from ..component import LibraryComponent
 from ..launch_charts import inline_html
@@ -118,7 +118,7 @@ class LaunchKeywords(LibraryComponent):
                 before = getattr(chosen, "before_workers", None)  # what the tool notes here, set up only in workers
                 if before is not None:
                     self.runtime.run(before())
-                return self._finish(chosen, _on_workers(chosen, plan, workers, self._history_dir(chosen), cluster))
+                return self._finish(chosen, self._on_workers(chosen, plan, workers, cluster))
             try:
                 running = self.runtime.run(_start(chosen, plan, self._history_dir(chosen)))
                 with showing_progress(running, tool):
@@ -258,6 +258,28 @@ class LaunchKeywords(LibraryComponent):
                 self.log(f"Launch {missed.number} of {tool!r} did not run: checks that depend on it are not judged.")
             raise
 
+    def _on_workers(self, tool: Tool, plan: LaunchPlan, workers: int, cluster: str | None) -> LaunchResult:
+        """The launch on workers; when a worker was lost, what the others did is saved and the failure says where."""
+        history_dir = self._history_dir(tool)
+        after = getattr(tool, "after_workers", None)  # what the tool does here once every shard has ended
+        done: LaunchResult | None = None
+        try:
+            done = _on_workers(tool, plan, workers, history_dir, cluster)
+            return done
+        except WorkersFailed as failed:
+            done = failed.kept
+            if done is None:
+                raise
+            saved = done.history.write_jsonl(history_dir.with_name(f"{history_dir.stem}.kept.jsonl"))
+            raise WorkersFailed(
+                f"{failed}: {len(done.history)} operations of the shards that answered, saved in {saved} "
+                f"(Arrow chunks in {history_dir})",
+                done,
+            ) from None
+        finally:
+            if after is not None:
+                self.runtime.run(after(done))
+
     def _history_dir(self, tool: Tool) -> Path:
         """Where the launch writes its history's chunks as they fill: a folder of its own beside the JSON lines."""
         test = self.variable("TEST NAME") or self.variable("SUITE NAME", "suite")
@@ -334,10 +356,8 @@ def _on_workers(tool: Tool, plan: LaunchPlan, workers: int, history_dir: Path, c
     recipe = getattr(tool, "recipe", None)
     if recipe is None:
         raise ConfigurationError(
-            f"Tool {tool.name!r} cannot run on workers yet: Python tools (Define Python Tool), the SQL tool and the "
-            "credit deduction tool are rebuilt in a worker process; a lock tool is not, because the lock timings "
-            "it records are read on one clock and a worker's would need shifting onto the launch's. Launch it "
-            "with workers=1."
+            f"Tool {tool.name!r} cannot run on workers yet: Python tools (Define Python Tool), the SQL tool, the "
+            "credit deduction tool and the lock tool are rebuilt in a worker process. Launch it with workers=1."
         )
     return launch_on_workers(recipe(), plan, require_positive_int(workers, what="workers"), history_dir, cluster)
 
