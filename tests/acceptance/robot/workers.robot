@@ -4,7 +4,7 @@ Documentation    Launch Agents with workers=2: the agents split over two worker 
 
 Resource         stampede_robot/resources/user_code_tools.resource
 
-Suite Setup      Use PostgreSQL
+Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis
 
 
 *** Test Cases ***
@@ -31,6 +31,20 @@ The Built-In Naive Deduction Split Over Two Workers Still Loses Updates
     Launch Agents    deduct credits    20    iterations=3    workers=2
     Run Keyword And Expect Error    Lost updates: expected 0, found *    No Update Should Be Lost
     Run Keyword And Expect Error    *successful deductions were lost*    Credits Should Be Conserved
+
+A Lock Split Over Two Workers Keeps Its Holders Apart
+    [Documentation]    The lock tool is rebuilt in each worker; both shards' holders are judged on one timeline.
+    Define Lock Tool    guard    lock=stampede redis    lease=500 ms    hold=3 ms    fencing=on
+    Launch Agents    guard    4    iterations=5    workers=2
+    Holders Should Never Overlap
+    Lock Should Never Be Granted Twice
+    No Update Should Be Lost
+
+The Broken Lock Split Over Two Workers Is Caught Granting Itself Twice
+    [Documentation]    A stalled holder's plain DEL frees the next holder's lock, whichever worker either runs in.
+    Define Lock Tool    guard    lock=broken    lease=50 ms    hold=5 ms    stall=90 ms    stall_every=3
+    Launch Agents    guard    6    iterations=6    workers=2
+    Run Keyword And Expect Error    Lock granted twice: *    Lock Should Never Be Granted Twice
 
 A Tool That Cannot Be Rebuilt In A Worker Is Refused
     [Documentation]    A transfer tool is not rebuilt in a worker yet, and the launch says so.
