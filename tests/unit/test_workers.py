@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import textwrap
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import psutil
@@ -17,6 +20,7 @@ from stampede.checkers.lock_records import lock_attempts
 from stampede.checkers.mutual_exclusion import check_holders_never_overlap
 from stampede.errors import ConfigurationError, StampedeError
 from stampede.history import History, Operation
+from stampede.history_columns import read_chunk
 from stampede.launcher import LaunchPlan
 from stampede.metrics import summarize
 from stampede.outcomes import Outcome
@@ -24,6 +28,8 @@ from stampede.shapes import FixedRate
 from stampede.workers import WorkersFailed, launch_on_workers, shards
 from stampede.workloads.lock_contention import on_launch_clock
 from stampede.workloads.python_tool import PythonTool
+from stampede_robot.keywords.launching import LaunchKeywords
+from stampede_robot.runtime import Runtime
 
 WHERE = '''
 import os
@@ -211,10 +217,57 @@ def test_a_shard_not_ready_in_time_fails_the_launch_naming_it_and_its_agents(
 def test_a_worker_lost_mid_launch_fails_it_naming_the_shard_keeps_the_others_history_and_leaves_nothing(
     tmp_path: Path, signal_sent: signal.Signals, why: str, left_behind: Callable[[], list[psutil.Process]]
 ) -> None:
+    plan = LaunchPlan(agents=4, duration=30.0, operation_timeout=2.0)
+    killer = _losing_a_worker(tmp_path, signal_sent, left_behind)
+    began = time.monotonic()
+    with pytest.raises(WorkersFailed, match=rf"shard \d \(agents \d-\d\): its worker tcp://\S+ {why}") as failed:
+        launch_on_workers(_steady(tmp_path).recipe(), plan, workers=2, history_dir=tmp_path / "chunks")
+    killer.join()
+    assert time.monotonic() - began < 25, "nothing hangs: the launch would have run 30 s"
+    assert "did not end" not in str(failed.value) and "their history is kept" in str(failed.value)
+    kept = failed.value.kept
+    assert kept is not None and len(kept.history) > 0
+    assert len({op.agent for op in kept.history}) == 2, "the surviving shard's two agents"
+    assert not left_behind(), "no worker process is left behind"
+
+
+def test_launch_agents_saves_what_the_surviving_shards_did_and_says_where_when_a_worker_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, left_behind: Callable[[], list[psutil.Process]]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # outside Robot, the results go to ./results
+    runtime = Runtime()
+    runtime.tools["steady"] = _steady(tmp_path)
+    killer = _losing_a_worker(tmp_path, signal.SIGKILL, left_behind)
+    with pytest.raises(WorkersFailed, match=r"its worker tcp://\S+ left the cluster.*their history is kept") as failed:
+        LaunchKeywords(runtime).launch_agents(
+            "steady", 4, duration=timedelta(seconds=30), operation_timeout=timedelta(seconds=2), workers=2
+        )
+    killer.join()
+    said = re.search(
+        r": (\d+) operations of the shards that answered, saved in (\S+\.kept\.jsonl) \(Arrow chunks in (\S+)\)$",
+        str(failed.value),
+    )
+    assert said, str(failed.value)
+    count, saved, chunks = int(said[1]), Path(said[2]), Path(said[3])
+    assert saved.parent == Path("results/histories") and chunks.parent == saved.parent
+    lines = [json.loads(line) for line in saved.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == count > 0 and {line["agent"] for line in lines} in ({1, 2}, {3, 4}), "one shard's agents"
+    assert [path.name for path in chunks.iterdir()] == ["000000.arrow"], "the merged chunk, no shard folder"
+    assert read_chunk(chunks / "000000.arrow").num_rows == count
+    assert runtime.not_run and "saved in" in runtime.not_run[-1].cause, "the checks after it say why it did not run"
+    assert not left_behind(), "no worker process is left behind"
+
+
+def _steady(tmp_path: Path) -> PythonTool:
     path = tmp_path / "steady.py"
     path.write_text(STEADY, encoding="utf-8")
-    tool = PythonTool(name="steady", factory=f"{path}:Steady")
-    plan = LaunchPlan(agents=4, duration=30.0, operation_timeout=2.0)
+    return PythonTool(name="steady", factory=f"{path}:Steady")
+
+
+def _losing_a_worker(
+    tmp_path: Path, signal_sent: signal.Signals, left_behind: Callable[[], list[psutil.Process]]
+) -> threading.Thread:
+    """A thread that sends ``signal_sent`` to a worker once the Steady agents run (bounded), started."""
 
     def lose_a_worker_once_it_runs() -> None:
         deadline = time.monotonic() + 20
@@ -225,13 +278,4 @@ def test_a_worker_lost_mid_launch_fails_it_naming_the_shard_keeps_the_others_his
 
     killer = threading.Thread(target=lose_a_worker_once_it_runs)
     killer.start()
-    began = time.monotonic()
-    with pytest.raises(WorkersFailed, match=rf"shard \d \(agents \d-\d\): its worker tcp://\S+ {why}") as failed:
-        launch_on_workers(tool.recipe(), plan, workers=2, history_dir=tmp_path / "chunks")
-    killer.join()
-    assert time.monotonic() - began < 25, "nothing hangs: the launch would have run 30 s"
-    assert "did not end" not in str(failed.value) and "their history is kept" in str(failed.value)
-    kept = failed.value.kept
-    assert kept is not None and len(kept.history) > 0
-    assert len({op.agent for op in kept.history}) == 2, "the surviving shard's two agents"
-    assert not left_behind(), "no worker process is left behind"
+    return killer
