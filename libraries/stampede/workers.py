@@ -35,7 +35,7 @@ from .agents import Tool
 from .clocks import ClockOffset, clock_reading, probe_offset
 from .errors import ConfigurationError, StampedeError
 from .history import History, PayloadShift
-from .launcher import LaunchPlan, LaunchResult, RunningLaunch, WorkersStart, start_launch
+from .launcher import LaunchPlan, LaunchResult, RunningLaunch, ToolNotes, WorkersStart, start_launch
 from .loop import EngineLoop
 from .shapes import FixedRate
 
@@ -68,6 +68,10 @@ class ToolRecipe(Protocol):
     A tool that records instants in its read or written values (the lock tool)
     gives its recipe an ``on_launch_clock`` (:data:`~stampede.history.PayloadShift`):
     the merge moves those instants onto the launch's clock with the rows' times.
+    A tool whose checkers read more than the history (the messages WebSocket
+    agents received) gives it ``notes(tool)``: what the shard's tool noted,
+    picklable, sent back as the launch's :attr:`~stampede.launcher.LaunchResult.tool_notes`
+    with the shard's clock, for the tool here to take in.
     """
 
     name: str
@@ -137,6 +141,7 @@ def run_shard(recipe: ToolRecipe, plan: LaunchPlan, shard: _Shard) -> LaunchResu
     """
     from distributed import Event
 
+    notes = getattr(recipe, "notes", None)
     start = _SharedStart(shard)
     stop = Event(f"stampede-stop-{shard.token}")
     tool = recipe.build()
@@ -152,7 +157,7 @@ def run_shard(recipe: ToolRecipe, plan: LaunchPlan, shard: _Shard) -> LaunchResu
         result = done.result(timeout=max(0.0, deadline - time.monotonic()))
     finally:
         engine.close()
-    return result
+    return result if notes is None else replace(result, tool_notes=(ToolNotes(notes(tool)),))
 
 
 async def _started(tool: Tool, plan: LaunchPlan, shard: _Shard, start: _SharedStart) -> RunningLaunch:
@@ -401,6 +406,11 @@ def _merged(
         stopped_early=any(result.stopped_early for result in results),
         gate_ns=instant,
         workers_start=start,
+        tool_notes=tuple(
+            replace(note, offset_ns=clock.offset_ns, error_ns=clock.error_ns)
+            for result, clock in paired
+            for note in result.tool_notes
+        ),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,15 +17,19 @@ from stampede.launcher import LaunchPlan, LaunchResult
 from stampede.locks import LockSpec, make_lock
 from stampede.locks.resource import FencedCounter
 from stampede.services.postgres_target import PostgresTarget
+from stampede.services.tokens import TokenIssuer
 from stampede.workers import launch_on_workers
 from stampede.workloads.credits import create_accounts, total_balance
 from stampede.workloads.lock_contention import LockContentionTool, LockWork
 from stampede.workloads.python_tool import PythonTool, ServiceEndpoints
 from stampede.workloads.sql_tool import SqlTool
 from stampede.workloads.transfers import TransferTool
+from stampede.workloads.websocket_agents import WebSocketAgentTool
+from stampede.workloads.websocket_protocol import reference_service
 
 from .support import with_target
 from .test_locks import STALLS, Targets, with_services
+from .test_websocket_agents import Launched, Reference, scenario
 
 TOOLS = Path(__file__).resolve().parents[2] / "libraries" / "stampede_robot" / "resources" / "credit_tools.py"
 AGENTS = 20
@@ -140,3 +145,44 @@ def test_an_in_process_lock_is_refused_on_workers_saying_why_and_what_to_use(red
             tool.recipe()
 
     with_services(redis_url, run_id, None, body)
+
+
+async def websocket_agents_on_workers(ref: Reference, agents: int, **options: float) -> Launched:
+    """WebSocket agents of the reference service split over two workers, each signing its users' tokens."""
+    tool = WebSocketAgentTool(
+        reference_service(ref.service.url), tokens=TokenIssuer(lambda: ref.service.secret), **options
+    )
+    plan = LaunchPlan(agents, iterations=2, operation_timeout=tool.operation_bound, run_timeout=60)
+    result = await asyncio.to_thread(launch_on_workers, tool.recipe(), plan, 2)
+    await tool.after_workers(result)
+    assert not result.agent_errors and not result.hung_agents, result.agent_errors
+    return Launched(tool, result)
+
+
+def test_split_over_two_workers_websocket_users_are_judged_together_on_a_sound_service(
+    embedded: tuple[str, str], run_id: str
+) -> None:
+    async def body(ref: Reference) -> None:
+        launched = await websocket_agents_on_workers(ref, 6, answer_timeout=5.0, run_timeout=10.0)
+        assert [op.error for op in launched.result.history] == [None] * 12
+        assert {message.agent for message in launched.tool.messages} == set(range(1, 7)), "both shards' messages"
+        assert len(launched.tool.marker_owners) == 6
+        verdicts = launched.verdicts()
+        assert verdicts.pop("single session").inconclusive  # every user ran one agent
+        for name in ("contamination", "ordering", "answers", "duplicates"):
+            assert verdicts[name].passed, verdicts[name].message
+        assert "on 6 connections" in verdicts["ordering"].message
+        now = time.monotonic_ns()
+        assert all(now - 120e9 < message.t_ns <= now for message in launched.tool.messages), "on this clock"
+
+    scenario(*embedded, run_id, body)
+
+
+def test_split_over_two_workers_a_leak_between_users_is_caught(embedded: tuple[str, str], run_id: str) -> None:
+    async def body(ref: Reference) -> None:
+        launched = await websocket_agents_on_workers(ref, 10, answer_timeout=2.0, run_timeout=2.0)
+        verdict = launched.verdicts()["contamination"]
+        assert not verdict.passed and not verdict.inconclusive, verdict.message
+        assert verdict.message.startswith("Messages reached the wrong user: "), verdict.message
+
+    scenario(*embedded, run_id, body, bugs="leak", settings={"think_ms": 200})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import signal
 import textwrap
@@ -24,10 +25,13 @@ from stampede.history_columns import read_chunk
 from stampede.launcher import LaunchPlan
 from stampede.metrics import summarize
 from stampede.outcomes import Outcome
+from stampede.services.tokens import TokenIssuer
 from stampede.shapes import FixedRate
 from stampede.workers import WorkersFailed, launch_on_workers, shards
 from stampede.workloads.lock_contention import on_launch_clock
 from stampede.workloads.python_tool import PythonTool
+from stampede.workloads.websocket_agents import WebSocketAgentTool
+from stampede.workloads.websocket_protocol import reference_service
 from stampede_robot.keywords.launching import LaunchKeywords
 from stampede_robot.runtime import Runtime
 
@@ -138,6 +142,19 @@ def test_lock_timings_in_a_payload_move_onto_the_launchs_clock_and_an_overlap_wi
     assert "clock errors" in verdict.message
     unmoved = History.merged([first, second], clocks=[(0, 0), (ahead, 1_000_000)])
     assert unmoved[1].written["acquire"][1] > ahead, "without the tool's shift the payload stays on the worker's clock"
+
+
+def test_a_websocket_tool_goes_to_workers_with_tokens_they_can_sign_and_never_shows_the_secret() -> None:
+    secret = "s" * 40
+    protocol = reference_service("ws://127.0.0.1:9/ws")
+    tool = WebSocketAgentTool(protocol, tokens=TokenIssuer(lambda: secret, protocol.token))
+    recipe = tool.recipe()
+    assert secret not in repr(recipe) and secret not in repr(recipe.options)
+    rebuilt = pickle.loads(pickle.dumps(recipe)).build()
+    assert rebuilt.values.token_for("user-1") == tool.values.token_for("user-1"), "signed alike in a worker"
+    unsendable = WebSocketAgentTool(protocol, tokens=lambda user: f"token of {user}")
+    with pytest.raises(ConfigurationError, match=r"cannot run on workers: its tokens \(function\) cannot be sent"):
+        unsendable.recipe()
 
 
 def test_agents_are_split_by_index_into_contiguous_shards_as_even_as_can_be() -> None:

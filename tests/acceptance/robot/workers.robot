@@ -46,6 +46,15 @@ The Broken Lock Split Over Two Workers Is Caught Granting Itself Twice
     Launch Agents    guard    6    iterations=6    workers=2
     Run Keyword And Expect Error    Lock granted twice: *    Lock Should Never Be Granted Twice
 
+WebSocket Users Split Over Two Workers Are Judged Together
+    [Documentation]    Each worker signs its users' tokens and sends back what they received: one judgement of all.
+    Use Agent Service    think_time=20 ms
+    Define WebSocket Agent Tool    chat    answer_timeout=5 s    run_timeout=10 s
+    Launch Agents    chat    6    iterations=2    workers=2
+    Every Agent Should Be Answered
+    No Events Should Reach Another User
+    Events Should Arrive In Order Without Gaps
+
 A Tool That Cannot Be Rebuilt In A Worker Is Refused
     [Documentation]    A transfer tool is not rebuilt in a worker yet, and the launch says so.
     ${accounts}=    Create Credit Accounts    2    balance=${STARTING_BALANCE}
