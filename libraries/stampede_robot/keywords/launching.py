@@ -101,9 +101,16 @@ class LaunchKeywords(LibraryComponent):
         and first-operation spreads and each worker's clock offset (probed
         before and after, each row's times shifted onto this machine's clock
         with its uncertainty). A worker that dies or stalls fails the launch
-        naming its shard. Python tools (`Define Python Tool`), the SQL tool and
-        the credit deduction tool are rebuilt in the workers; ``rate`` is not
-        split.
+        naming its shard; what the other shards did is saved all the same (JSON
+        lines ending ``.kept.jsonl`` beside its chunk folder under
+        ``histories``), and the failure says where. Rebuilt in the workers:
+        Python tools (`Define Python Tool`), the SQL tool, the credit deduction
+        tool, the lock tool (`Define Lock Tool`: its lock timings moved onto
+        this machine's clock, an overlap within the clocks' uncertainty
+        inconclusive; not an in-process ``python:`` lock, which cannot be
+        shared between processes) and the WebSocket agent tool (each worker
+        signs its users' tokens; what they received is judged together).
+        ``rate`` is not split.
 
         | Launch Agents | deduct | 50 |
         | Launch Agents | deduct | 100 | iterations=5 | batch_size=25 | batch_interval=1 s |
