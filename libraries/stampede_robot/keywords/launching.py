@@ -364,7 +364,8 @@ def _on_workers(tool: Tool, plan: LaunchPlan, workers: int, history_dir: Path, c
     if recipe is None:
         raise ConfigurationError(
             f"Tool {tool.name!r} cannot run on workers yet: Python tools (Define Python Tool), the SQL tool, the "
-            "credit deduction tool and the lock tool are rebuilt in a worker process. Launch it with workers=1."
+            "credit deduction tool, the lock tool and the WebSocket agent tool are rebuilt in a worker process. "
+            "Launch it with workers=1."
         )
     return launch_on_workers(recipe(), plan, require_positive_int(workers, what="workers"), history_dir, cluster)
 
