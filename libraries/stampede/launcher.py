@@ -73,6 +73,10 @@ class LaunchPlan:
         if self.users is not None and not 1 <= self.users <= self.agents:
             raise ConfigurationError(f"users must be between 1 and the agent count {self.agents}, got {self.users}")
 
+    def user_of(self, agent: int) -> str:
+        """The user agent ``agent`` (1-based) acts as: agents spread over the users in turn."""
+        return f"user-{(agent - 1) % (self.users or self.agents) + 1}"
+
     @property
     def iterations_per_agent(self) -> int | None:
         """The iteration bound; one iteration when neither it nor a duration is given."""
@@ -171,9 +175,8 @@ class _Launch:
         self.agents_finished = 0
 
     def contexts(self) -> list[AgentContext]:
-        users = self.plan.users or self.plan.agents
         token = secrets.token_hex(4)
-        return [AgentContext(agent, f"user-{(agent - 1) % users + 1}", f"m-{token}-{agent}") for agent in self.agents]
+        return [AgentContext(agent, self.plan.user_of(agent), f"m-{token}-{agent}") for agent in self.agents]
 
     async def run_agent(self, context: AgentContext) -> None:
         try:

@@ -20,6 +20,8 @@ from stampede.services.postgres_target import PostgresTarget
 from stampede.services.tokens import TokenIssuer
 from stampede.workers import launch_on_workers
 from stampede.workloads.credits import create_accounts, total_balance
+from stampede.workloads.http_agents import HttpAgentTool
+from stampede.workloads.http_protocol import reference_service as reference_http_service
 from stampede.workloads.lock_contention import LockContentionTool, LockWork
 from stampede.workloads.python_tool import PythonTool, ServiceEndpoints
 from stampede.workloads.sql_tool import SqlTool
@@ -28,7 +30,10 @@ from stampede.workloads.websocket_agents import WebSocketAgentTool
 from stampede.workloads.websocket_protocol import reference_service
 
 from .support import with_target
+from .test_agent_service import agent_service
 from .test_locks import STALLS, Targets, with_services
+from .test_thread_checks import AGENTS as THREAD_AGENTS
+from .test_thread_checks import CASES, USERS, verdicts_of
 from .test_websocket_agents import Launched, Reference, scenario
 
 TOOLS = Path(__file__).resolve().parents[2] / "libraries" / "stampede_robot" / "resources" / "credit_tools.py"
@@ -186,3 +191,34 @@ def test_split_over_two_workers_a_leak_between_users_is_caught(embedded: tuple[s
         assert verdict.message.startswith("Messages reached the wrong user: "), verdict.message
 
     scenario(*embedded, run_id, body, bugs="leak", settings={"think_ms": 200})
+
+
+@pytest.mark.parametrize("name", ["reject", "concurrent_runs", "crossed_streams"])
+def test_split_over_two_workers_http_users_share_their_threads_and_each_bug_switch_fails_its_check_only(
+    embedded: tuple[str, str], run_id: str, name: str
+) -> None:
+    case = CASES[name]
+
+    async def body() -> None:
+        async with agent_service(*embedded, run_id, bugs=case.bug or None) as harness:
+            service = harness.service
+            tool = HttpAgentTool(
+                reference_http_service(service.http_url),
+                tokens=TokenIssuer(lambda: service.secret),
+                policy=case.policy,
+                read_every=1,
+            )
+            plan = LaunchPlan(agents=THREAD_AGENTS, users=USERS, shape=case.shape, operation_timeout=30)
+            await tool.before_workers(plan)
+            result = await asyncio.to_thread(launch_on_workers, tool.recipe(), plan, 2)
+            await tool.after_workers(result)
+            assert not result.agent_errors, result.agent_errors
+            assert len(tool.threads) == USERS and all(len(threads) == 1 for threads in tool.threads.values())
+            on_threads = {attempt.thread for attempt in tool.attempts}
+            assert on_threads == {threads[0] for threads in tool.threads.values()}, "one thread per user, shared"
+            assert {attempt.agent for attempt in tool.attempts} == set(range(1, THREAD_AGENTS + 1))
+            verdicts = await verdicts_of(tool)
+        failing = {check: verdict.message for check, verdict in verdicts.items() if not verdict.passed}
+        assert set(failing) == case.caught_by, failing
+
+    asyncio.run(body())

@@ -37,7 +37,6 @@ launch's clock, so the checkers judge every user's messages together.
 from __future__ import annotations
 
 import json
-import pickle
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -57,7 +56,7 @@ from .websocket_fields import MessageFields, message_text
 from .websocket_protocol import WebSocketProtocol
 from .websocket_sessions import AgentSession, OperationFailed, WebSocketSessions, refuses_the_token
 from .websocket_templates import render
-from .websocket_values import PlaceholderValues, TokenSource
+from .websocket_values import PlaceholderValues, TokenSource, check_sendable
 
 if TYPE_CHECKING:
     from ..launcher import LaunchResult
@@ -260,15 +259,7 @@ class WebSocketAgentTool(BaseTool):
 
     def recipe(self) -> WebSocketToolRecipe:
         """What rebuilds this tool in a worker process: its protocol and the options that made it."""
-        tokens = self.values.tokens
-        try:
-            pickle.dumps(tokens)
-        except Exception:  # noqa: BLE001 - pickle raises what the object's own __reduce__ raises
-            raise ConfigurationError(
-                f"Tool {self.name!r} cannot run on workers: its tokens ({type(tokens).__name__}) cannot be sent to a "
-                "worker process. Give one token, a mapping of user id to token, a module-level function, or a "
-                "stampede.services.tokens.TokenIssuer (what Define WebSocket Agent Tool signs with)."
-            ) from None
+        check_sendable(self.values.tokens, self.name)
         return WebSocketToolRecipe(self.name, self.protocol, self.options)
 
     def notes(self) -> WebSocketNotes:

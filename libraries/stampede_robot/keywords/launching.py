@@ -108,9 +108,11 @@ class LaunchKeywords(LibraryComponent):
         tool, the lock tool (`Define Lock Tool`: its lock timings moved onto
         this machine's clock, an overlap within the clocks' uncertainty
         inconclusive; not an in-process ``python:`` lock, which cannot be
-        shared between processes) and the WebSocket agent tool (each worker
-        signs its users' tokens; what they received is judged together).
-        ``rate`` is not split.
+        shared between processes), the WebSocket agent tool (each worker signs
+        its users' tokens; what they received is judged together) and the HTTP
+        agent tool (each user's threads are made here before the launch, so a
+        user's agents share them in whichever worker they run). ``rate`` is not
+        split.
 
         | Launch Agents | deduct | 50 |
         | Launch Agents | deduct | 100 | iterations=5 | batch_size=25 | batch_interval=1 s |
@@ -124,7 +126,7 @@ class LaunchKeywords(LibraryComponent):
             if workers != 1 or cluster is not None:
                 before = getattr(chosen, "before_workers", None)  # what the tool notes here, set up only in workers
                 if before is not None:
-                    self.runtime.run(before())
+                    self.runtime.run(before(plan))
                 return self._finish(chosen, self._on_workers(chosen, plan, workers, cluster))
             try:
                 running = self.runtime.run(_start(chosen, plan, self._history_dir(chosen)))
@@ -364,8 +366,8 @@ def _on_workers(tool: Tool, plan: LaunchPlan, workers: int, history_dir: Path, c
     if recipe is None:
         raise ConfigurationError(
             f"Tool {tool.name!r} cannot run on workers yet: Python tools (Define Python Tool), the SQL tool, the "
-            "credit deduction tool, the lock tool and the WebSocket agent tool are rebuilt in a worker process. "
-            "Launch it with workers=1."
+            "credit deduction tool, the lock tool and the WebSocket and HTTP agent tools are rebuilt in a worker "
+            "process. Launch it with workers=1."
         )
     return launch_on_workers(recipe(), plan, require_positive_int(workers, what="workers"), history_dir, cluster)
 

@@ -55,6 +55,16 @@ WebSocket Users Split Over Two Workers Are Judged Together
     No Events Should Reach Another User
     Events Should Arrive In Order Without Gaps
 
+HTTP Users Split Over Two Workers Share Their Threads
+    [Documentation]    The users' threads are made here before the launch; both workers' runs on them are judged together.
+    Use Agent Service    think_time=20 ms
+    Define HTTP Agent Tool    threads    policy=enqueue    read_every=1
+    Launch Agents    threads    8    users=2    workers=2
+    Each Thread Should Have At Most One Active Run
+    Runs Should Follow The Thread Policy
+    Thread Reads Should Be Consistent
+    Run Streams Should Carry Only Their Own Run
+
 A Tool That Cannot Be Rebuilt In A Worker Is Refused
     [Documentation]    A transfer tool is not rebuilt in a worker yet, and the launch says so.
     ${accounts}=    Create Credit Accounts    2    balance=${STARTING_BALANCE}
