@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pickle
@@ -22,15 +23,20 @@ from stampede.checkers.mutual_exclusion import check_holders_never_overlap
 from stampede.errors import ConfigurationError, StampedeError
 from stampede.history import History, Operation
 from stampede.history_columns import read_chunk
-from stampede.launcher import LaunchPlan
+from stampede.launcher import LaunchPlan, LaunchResult, ToolNotes
 from stampede.metrics import summarize
 from stampede.outcomes import Outcome
+from stampede.records.threads import RunAttempt, RunPolicy, ThreadRead
+from stampede.records.websocket import ReceivedMessage
 from stampede.services.tokens import TokenIssuer
 from stampede.shapes import FixedRate
 from stampede.workers import WorkersFailed, launch_on_workers, shards
+from stampede.workloads.http_agents import HttpAgentTool, HttpNotes
+from stampede.workloads.http_protocol import reference_service as reference_http_service
 from stampede.workloads.lock_contention import on_launch_clock
 from stampede.workloads.python_tool import PythonTool
-from stampede.workloads.websocket_agents import WebSocketAgentTool
+from stampede.workloads.websocket_agents import WebSocketAgentTool, WebSocketNotes
+from stampede.workloads.websocket_agents import on_launch_clock as websocket_on_launch_clock
 from stampede.workloads.websocket_protocol import reference_service
 from stampede_robot.keywords.launching import LaunchKeywords
 from stampede_robot.runtime import Runtime
@@ -155,6 +161,33 @@ def test_a_websocket_tool_goes_to_workers_with_tokens_they_can_sign_and_never_sh
     unsendable = WebSocketAgentTool(protocol, tokens=lambda user: f"token of {user}")
     with pytest.raises(ConfigurationError, match=r"cannot run on workers: its tokens \(function\) cannot be sent"):
         unsendable.recipe()
+
+
+def test_what_agent_tools_noted_in_a_shard_comes_back_on_the_launchs_clock() -> None:
+    ahead = 5_000_000_000
+    message = ReceivedMessage(4, "user-2", 1, ahead + 30, "{}", own_marker="m-4")
+    websocket = WebSocketAgentTool(reference_service("ws://127.0.0.1:9/ws"), tokens="t")
+    noted = WebSocketNotes([message], 2, {"m-4": "user-2"}, ["a path matched nothing"])
+    asyncio.run(websocket.after_workers(_noted(ToolNotes(noted, ahead, 1000))))
+    assert [m.t_ns for m in websocket.messages] == [30] and websocket.messages.left_out == 2
+    assert websocket.marker_owners == {"m-4": "user-2"} and websocket.config_problems == ["a path matched nothing"]
+    read = {"session": {"id": "s", "since_ns": ahead + 1, "connection": 1}, "first_event_ns": ahead + 2}
+    assert websocket_on_launch_clock({**read, "done_ns": ahead + 3}, None, ahead) == (
+        {"session": {"id": "s", "since_ns": 1, "connection": 1}, "first_event_ns": 2, "done_ns": 3},
+        None,
+    )
+    http = HttpAgentTool(reference_http_service("http://127.0.0.1:9"), tokens="t")
+    http.threads = {"user-2": ["thread-1"]}  # made here before the launch
+    attempt = RunAttempt(4, "user-2", "thread-1", "m-4-0", RunPolicy.REJECT, ahead + 10, end_ns=ahead + 20)
+    thread_read = ThreadRead(4, "user-2", "thread-1", ahead + 21, ahead + 22, 200, ())
+    asyncio.run(http.after_workers(_noted(ToolNotes(HttpNotes([attempt], [thread_read], [], 0, {}, []), ahead))))
+    assert (http.attempts[0].request_ns, http.attempts[0].end_ns, http.attempts[0].started_ns) == (10, 20, None)
+    assert (http.reads[0].start_ns, http.reads[0].end_ns) == (21, 22)
+    assert http.threads == {"user-2": ["thread-1"]}, "the threads made here are kept"
+
+
+def _noted(*notes: ToolNotes) -> LaunchResult:
+    return LaunchResult("t", {}, LaunchPlan(agents=1), History(), 0, 1, [], "asyncio", tool_notes=notes)
 
 
 def test_agents_are_split_by_index_into_contiguous_shards_as_even_as_can_be() -> None:
