@@ -152,13 +152,15 @@ def test_an_in_process_lock_is_refused_on_workers_saying_why_and_what_to_use(red
     with_services(redis_url, run_id, None, body)
 
 
-async def websocket_agents_on_workers(ref: Reference, agents: int, **options: float) -> Launched:
+async def websocket_agents_on_workers(
+    ref: Reference, agents: int, cluster: str | None = None, **options: float
+) -> Launched:
     """WebSocket agents of the reference service split over two workers, each signing its users' tokens."""
     tool = WebSocketAgentTool(
         reference_service(ref.service.url), tokens=TokenIssuer(lambda: ref.service.secret), **options
     )
     plan = LaunchPlan(agents, iterations=2, operation_timeout=tool.operation_bound, run_timeout=60)
-    result = await asyncio.to_thread(launch_on_workers, tool.recipe(), plan, 2)
+    result = await asyncio.to_thread(launch_on_workers, tool.recipe(), plan, 2, None, cluster)
     await tool.after_workers(result)
     assert not result.agent_errors and not result.hung_agents, result.agent_errors
     return Launched(tool, result)

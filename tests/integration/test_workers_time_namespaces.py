@@ -34,7 +34,8 @@ from stampede.workloads.python_tool import PythonTool, ServiceEndpoints
 
 from .support import with_target
 from .test_locks import STALLS, Targets, with_services
-from .test_workers import lock_on_workers
+from .test_websocket_agents import Reference, scenario
+from .test_workers import lock_on_workers, websocket_agents_on_workers
 
 TOOLS = Path(__file__).resolve().parents[2] / "libraries" / "stampede_robot" / "resources" / "credit_tools.py"
 DASK = Path(sys.executable).with_name("dask")
@@ -163,3 +164,19 @@ def test_lock_timings_come_back_on_this_clock_a_correct_lock_passes_and_the_brok
                 assert verdict.held, verdict.message
 
     with_services(redis_url, run_id, None, body)
+
+
+def test_websocket_messages_come_back_on_this_clock_and_a_leak_between_hosts_is_caught(
+    shifted_cluster: str, embedded: tuple[str, str], run_id: str
+) -> None:
+    async def body(ref: Reference) -> None:
+        await asyncio.to_thread(_both_joined, shifted_cluster)
+        launched = await websocket_agents_on_workers(ref, 10, shifted_cluster, answer_timeout=2.0, run_timeout=2.0)
+        began, ended = launched.result.started_ns, launched.result.ended_ns
+        assert all(began <= message.t_ns <= ended for message in launched.tool.messages), "on this clock"
+        sessions = [op.read["session"]["since_ns"] for op in launched.result.history if op.read.get("session")]
+        assert sessions and all(began <= since <= ended for since in sessions)
+        verdict = launched.verdicts()["contamination"]
+        assert not verdict.passed and not verdict.inconclusive, verdict.message
+
+    scenario(*embedded, run_id, body, bugs="leak", settings={"think_ms": 200})
