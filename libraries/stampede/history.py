@@ -12,7 +12,7 @@ the columns. Serialising to JSON lines happens once, after the launch.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
@@ -31,6 +31,7 @@ from .history_columns import (
     Unpicklable,
     batch_of,
     joined,
+    moved_payloads,
     read_chunk,
     row_fields,
     write_chunk,
@@ -39,6 +40,9 @@ from .outcomes import Outcome
 
 CHUNK_ROWS = 32_768
 """Operations per chunk: the open chunk's memory (about 300 B per operation) is what recording holds."""
+
+PayloadShift = Callable[[Any, Any, int], tuple[Any, Any]]
+"""A row's read and written values with the instants a tool recorded in them moved back by an offset (ns)."""
 
 
 class Operation:
@@ -226,18 +230,20 @@ class History:
         histories: Sequence[History],
         directory: Path | None = None,
         clocks: Sequence[tuple[int, int]] | None = None,
+        payloads: PayloadShift | None = None,
     ) -> History:
         """One history of several (a launch's shards), in the order their operations ended.
 
         ``clocks``, one ``(offset_ns, error_ns)`` per history, puts each on one
         timeline: its times shifted back by its clock's offset, each row given
-        its error ε (``clock_error_ns``). The merge holds all their columns at
-        once (not one chunk): values pickle could not take stay behind in their
-        own history.
+        its error ε (``clock_error_ns``). ``payloads`` moves the instants a
+        tool records in its read and written values likewise (only the tool
+        knows where they are). The merge holds all their columns at once (not
+        one chunk): values pickle could not take stay behind in their own history.
         """
         shifts = [(0, 0)] * len(histories) if clocks is None else clocks
         batches = [
-            _shifted(columns.batch, offset, error)
+            _shifted(columns.batch, offset, error, payloads)
             for history, (offset, error) in zip(histories, shifts, strict=True)
             for columns in history.columns()
         ]
@@ -336,7 +342,7 @@ _fields_of: Any = attrgetter(*SCHEMA.names)
 """An operation's fields in :data:`~stampede.history_columns.Row` order (the columns are named after them)."""
 
 
-def _shifted(batch: pa.RecordBatch, offset_ns: int, error_ns: int) -> pa.RecordBatch:
+def _shifted(batch: pa.RecordBatch, offset_ns: int, error_ns: int, payloads: PayloadShift | None) -> pa.RecordBatch:
     """``batch`` with its times moved back by ``offset_ns`` and every row's ε the larger of its own and ``error_ns``."""
     if not offset_ns and not error_ns:
         return batch
@@ -344,6 +350,8 @@ def _shifted(batch: pa.RecordBatch, offset_ns: int, error_ns: int) -> pa.RecordB
     for name in ("start_ns", "end_ns", "intended_ns"):
         index = SCHEMA.get_field_index(name)
         columns[index] = pc.subtract(columns[index], pa.scalar(offset_ns, pa.int64()))
+    if payloads is not None and offset_ns:
+        columns[12], columns[13] = moved_payloads(batch, lambda read, written: payloads(read, written, offset_ns))
     index = SCHEMA.get_field_index("clock_error_ns")
     columns[index] = pc.max_element_wise(columns[index], pa.scalar(error_ns, pa.int64()))
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)

@@ -16,7 +16,7 @@ that reads Arrow (pandas, polars, DuckDB) can open them.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,22 @@ def _pickled(value: Any, where: tuple[int, int], unpicklable: Unpicklable) -> by
     except Exception:  # noqa: BLE001 - pickle raises what the value's own __reduce__ raises
         unpicklable[where] = value
         return None
+
+
+def moved_payloads(batch: pa.RecordBatch, move: Callable[[Any, Any], tuple[Any, Any]]) -> tuple[pa.Array, pa.Array]:
+    """The batch's read and written columns with ``move`` applied to each row's two values (pickled again)."""
+    reads, writes = (
+        [None if value is None else pickle.loads(value) for value in batch.column(index).to_pylist()]
+        for index in (12, 13)
+    )
+    moved = [move(read, written) for read, written in zip(reads, writes, strict=True)]
+    return _pickled_column([read for read, _ in moved]), _pickled_column([written for _, written in moved])
+
+
+def _pickled_column(values: list[Any]) -> pa.Array:
+    return pa.array(
+        [None if value is None else pickle.dumps(value, pickle.HIGHEST_PROTOCOL) for value in values], _PICKLED
+    )
 
 
 def joined(parts: Sequence[Int64s]) -> Int64s:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .agents import AgentContext, OpResult, Tool
 from .bounds import TaskBound
@@ -73,6 +73,10 @@ class LaunchPlan:
         if self.users is not None and not 1 <= self.users <= self.agents:
             raise ConfigurationError(f"users must be between 1 and the agent count {self.agents}, got {self.users}")
 
+    def user_of(self, agent: int) -> str:
+        """The user agent ``agent`` (1-based) acts as: agents spread over the users in turn."""
+        return f"user-{(agent - 1) % (self.users or self.agents) + 1}"
+
     @property
     def iterations_per_agent(self) -> int | None:
         """The iteration bound; one iteration when neither it nor a duration is given."""
@@ -100,6 +104,19 @@ class WorkersStart:
     clocks: tuple[str, ...]  # each shard's worker clock offset, as said
 
 
+@dataclass(frozen=True)
+class ToolNotes:
+    """What one shard's tool noted beyond the history (a launch on workers), for the tool in the launching process.
+
+    The shard's instants in ``notes`` are on its worker's clock: ``offset_ns``
+    (within ± ``error_ns``) ahead of the launch's, for the tool to move them.
+    """
+
+    notes: Any
+    offset_ns: int = 0
+    error_ns: int = 0
+
+
 @dataclass
 class LaunchResult:
     """What a launch did: the history plus what the launcher itself observed."""
@@ -120,6 +137,7 @@ class LaunchResult:
     gate_ns: int | None = None  # when the start gate opened (monotonic ns); None when no agent got that far
     start_failure: str | None = None  # why the start gate never opened (a launch on workers not released)
     workers_start: WorkersStart | None = None  # a launch on workers: how together its shards started
+    tool_notes: tuple[ToolNotes, ...] = ()  # a launch on workers: each shard's tool's (see ToolRecipe)
 
     @property
     def wall_seconds(self) -> float:
@@ -157,9 +175,8 @@ class _Launch:
         self.agents_finished = 0
 
     def contexts(self) -> list[AgentContext]:
-        users = self.plan.users or self.plan.agents
         token = secrets.token_hex(4)
-        return [AgentContext(agent, f"user-{(agent - 1) % users + 1}", f"m-{token}-{agent}") for agent in self.agents]
+        return [AgentContext(agent, self.plan.user_of(agent), f"m-{token}-{agent}") for agent in self.agents]
 
     async def run_agent(self, context: AgentContext) -> None:
         try:

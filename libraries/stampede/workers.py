@@ -42,8 +42,8 @@ import numpy as np
 from .agents import Tool
 from .clocks import ClockOffset, clock_reading, probe_offset
 from .errors import ConfigurationError, StampedeError
-from .history import History
-from .launcher import LaunchPlan, LaunchResult, RunningLaunch, WorkersStart, start_launch
+from .history import History, PayloadShift
+from .launcher import LaunchPlan, LaunchResult, RunningLaunch, ToolNotes, WorkersStart, start_launch
 from .loop import EngineLoop
 from .worker_progress import ShardProgress, ShardsProgress
 
@@ -71,7 +71,16 @@ class WorkersFailed(StampedeError):
 
 
 class ToolRecipe(Protocol):
-    """What rebuilds a tool in a worker process: picklable, holding the tool's definition only."""
+    """What rebuilds a tool in a worker process: picklable, holding the tool's definition only.
+
+    A tool that records instants in its read or written values (the lock tool)
+    gives its recipe an ``on_launch_clock`` (:data:`~stampede.history.PayloadShift`):
+    the merge moves those instants onto the launch's clock with the rows' times.
+    A tool whose checkers read more than the history (the messages WebSocket
+    agents received) gives it ``notes(tool)``: what the shard's tool noted,
+    picklable, sent back as the launch's :attr:`~stampede.launcher.LaunchResult.tool_notes`
+    with the shard's clock, for the tool here to take in.
+    """
 
     @property
     def name(self) -> str: ...
@@ -159,6 +168,7 @@ def run_shard(recipe: ToolRecipe, plan: LaunchPlan, shard: _Shard) -> LaunchResu
     lost), the agents stop after the operation they are in and the shard's
     history comes back.
     """
+    notes = getattr(recipe, "notes", None)
     start = _SharedStart(shard)
     stop = _stop_event(shard.token)
     tool = recipe.build()
@@ -177,7 +187,7 @@ def run_shard(recipe: ToolRecipe, plan: LaunchPlan, shard: _Shard) -> LaunchResu
         progress.publish()  # the shard's final tally, before the launch sees it has ended
     finally:
         engine.close()
-    return result
+    return result if notes is None else replace(result, tool_notes=(ToolNotes(notes(tool)),))
 
 
 async def _started(tool: Tool, plan: LaunchPlan, shard: _Shard, start: _SharedStart) -> RunningLaunch:
@@ -209,6 +219,7 @@ def launch_on_workers(
     if ready_timeout <= 0:
         raise ConfigurationError(f"ready timeout must be longer than 0 s, got {ready_timeout} s")
     ranges = shards(plan.agents, workers)
+    payloads: PayloadShift | None = getattr(recipe, "on_launch_clock", None)
     local = cluster is None
     token = secrets.token_hex(8)
     parts = [
@@ -235,12 +246,12 @@ def launch_on_workers(
                 instant = _release_together(client, futures, parts, before, addresses)
                 failed = _failures(futures, parts, addresses, _watch(client, futures, addresses, bound), bound)
             if failed:
-                kept = _kept(client, token, futures, addresses, before, plan, instant, history_dir)
+                kept = _kept(client, token, futures, addresses, before, plan, instant, history_dir, payloads)
                 note = "; the other shards stopped, their history is kept" if kept is not None else ""
                 raise WorkersFailed("The launch on workers failed: " + "; ".join(failed) + note, kept)
             results = list(client.gather(list(futures)))
             clocks = [first.spanning(_probe(client, address)) for first, address in zip(before, addresses, strict=True)]
-            merged = _merged(plan, results, clocks, instant, history_dir)
+            merged = _merged(plan, results, clocks, instant, history_dir, payloads)
         finally:
             for future in futures:
                 future.cancel()
@@ -373,6 +384,7 @@ def _kept(
     plan: LaunchPlan,
     instant: int,
     history_dir: Path | None,
+    payloads: PayloadShift | None,
 ) -> LaunchResult | None:
     """Stop the shards still running and merge what those that can still answer did; None when none can."""
     from distributed import wait
@@ -387,7 +399,7 @@ def _kept(
     if not finished:
         return None
     results = [futures[index].result() for index in finished]
-    return _merged(plan, results, [clocks[index] for index in finished], instant, history_dir)
+    return _merged(plan, results, [clocks[index] for index in finished], instant, history_dir, payloads)
 
 
 def _merged(
@@ -396,6 +408,7 @@ def _merged(
     clocks: Sequence[ClockOffset],
     instant: int,
     history_dir: Path | None,
+    payloads: PayloadShift | None,
 ) -> LaunchResult:
     """The shards' launches as one, on this process's clock."""
     first = results[0]
@@ -406,6 +419,7 @@ def _merged(
         [result.history for result in results],
         history_dir,
         [(clock.offset_ns, clock.error_ns) for clock in clocks],
+        payloads,
     )
     paired = list(zip(results, clocks, strict=True))
     gates = [clock.to_local(result.gate_ns) for result, clock in paired if result.gate_ns is not None]
@@ -431,6 +445,11 @@ def _merged(
         stopped_early=any(result.stopped_early for result in results),
         gate_ns=instant,
         workers_start=start,
+        tool_notes=tuple(
+            replace(note, offset_ns=clock.offset_ns, error_ns=clock.error_ns)
+            for result, clock in paired
+            for note in result.tool_notes
+        ),
     )
 
 

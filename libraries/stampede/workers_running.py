@@ -31,6 +31,7 @@ class WorkersRunning:
     ) -> None:
         shards(plan.agents, workers)  # a split that cannot be is refused here, not when the launch is waited for
         self.plan = plan
+        self.history_dir = history_dir
         self.started_ns: int | None = None
         """When the shards were handed to the workers (monotonic ns); None while the cluster starts."""
         self._result: Future[LaunchResult] = Future()

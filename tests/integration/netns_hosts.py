@@ -7,43 +7,60 @@ on a host runs in its network namespace and in a fresh time namespace whose
 monotonic clock is ``shift`` seconds ahead of this one. Leaving the ``with``
 block kills and reaps the processes started, deletes the veth pairs, the
 namespaces and the bridge, and fails if any of them is still there.
+
+:func:`shifted_clocks` makes hosts with a clock of their own but this
+machine's network (their address 127.0.0.1), for services that listen on
+loopback only; :func:`dask_on` runs a scheduler here and a ``dask worker`` on
+each host of either kind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
+import os
 import random
 import secrets
 import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 COMMAND_SECONDS = 10.0
 """Bound on each ``ip`` command, and on each process's exit once told to stop."""
+STARTUP_SECONDS = 30.0
+"""Bound on the scheduler's start and on the workers' joining it."""
+DASK = Path(sys.executable).with_name("dask")
+WORKER_OPTIONS = ("--nworkers", "1", "--nthreads", "1", "--no-nanny", "--no-dashboard")
+LOOPBACK = ipaddress.IPv4Interface("127.0.0.1/8")
 _SUBNETS = [ipaddress.IPv4Network(f"10.{second}.{third}.0/24") for second in range(200, 255) for third in range(256)]
 
 
 @dataclass(frozen=True)
 class Host:
-    namespace: str
+    namespace: str | None
+    """Its network namespace; None for a host on this machine's network."""
     address: str
     shift_seconds: int
-    veth: str
+    veth: str | None
     """The name of its veth pair's end on this side."""
 
     def command(self, argv: Sequence[str]) -> list[str]:
         """``argv`` as run on this host: in its network namespace, its monotonic clock ``shift_seconds`` ahead."""
-        return ["ip", "netns", "exec", self.namespace, "unshare", "-T", "--monotonic", str(self.shift_seconds), *argv]
+        shifted = ["unshare", "-T", "--monotonic", str(self.shift_seconds), *argv]
+        return shifted if self.namespace is None else ["ip", "netns", "exec", self.namespace, *shifted]
 
 
 @dataclass
 class Lan:
-    bridge: str
+    bridge: str | None
+    """None when the hosts share this machine's network."""
     interface: ipaddress.IPv4Interface
-    """This namespace's address on the bridge, with its network (``10.x.y.1/24``)."""
+    """This namespace's address on the bridge, with its network (``10.x.y.1/24``); loopback without a bridge."""
     hosts: list[Host] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -60,6 +77,14 @@ class Lan:
             process = subprocess.Popen(command, stdout=output, stderr=output, env=env)
         self.processes.append(process)
         return process
+
+
+def time_namespaces_unavailable() -> str | None:
+    """Why this machine cannot give a process a shifted monotonic clock (``unshare -T``); None when it can."""
+    if shutil.which("unshare") is None:
+        return "no 'unshare' command"
+    shifted = _run("unshare", "-T", "--monotonic", "10", "true")
+    return None if shifted.returncode == 0 else f"'unshare -T' is not permitted here: {shifted.stderr.strip()}"
 
 
 def hosts_unavailable() -> str | None:
@@ -107,6 +132,38 @@ def lan(shifts_seconds: Sequence[int]) -> Iterator[Lan]:
         _tear_down(made, tag)
 
 
+@contextlib.contextmanager
+def shifted_clocks(shifts_seconds: Sequence[int]) -> Iterator[Lan]:
+    """One host per shift on this machine's network, each with its clock that far ahead; their processes ended after."""
+    made = Lan(None, LOOPBACK, [Host(None, str(LOOPBACK.ip), shift, None) for shift in shifts_seconds])
+    try:
+        yield made
+    finally:
+        _tear_down(made, secrets.token_hex(3))
+
+
+@contextlib.contextmanager
+def dask_on(hosts: Lan, logs: Path) -> Iterator[str]:
+    """A scheduler on this side and a ``dask worker`` on each host, all of them joined; the scheduler's address."""
+    from distributed import Client
+
+    scheduler_file = logs / "scheduler.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # the workers import Stampede and the tools
+    scheduler = [str(DASK), "scheduler", "--host", hosts.address, "--port", "0", "--no-dashboard"]
+    hosts.start([*scheduler, "--scheduler-file", str(scheduler_file)], logs / "scheduler.log", env)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not scheduler_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert scheduler_file.exists(), f"no scheduler in {STARTUP_SECONDS:g} s: see {logs / 'scheduler.log'}"
+    address = json.loads(scheduler_file.read_text(encoding="utf-8"))["address"]
+    for number, host in enumerate(hosts.hosts, start=1):
+        # No --host: as on a machine of its own, the worker finds the address it reaches the scheduler from.
+        hosts.start([str(DASK), "worker", address, *WORKER_OPTIONS], logs / f"worker-{number}.log", env, host)
+    with Client(address, timeout=STARTUP_SECONDS) as client:
+        client.wait_for_workers(len(hosts.hosts), timeout=STARTUP_SECONDS)
+    yield address
+
+
 def _free_subnet() -> ipaddress.IPv4Network:
     """A /24 no route and no address of this machine's falls in (the hosts would shadow it)."""
     routes = [line.split()[0] for line in _ip("-4", "route", "show", "table", "all").splitlines()]
@@ -126,9 +183,13 @@ def _tear_down(made: Lan, tag: str) -> None:
             process.wait(timeout=COMMAND_SECONDS)
         except subprocess.TimeoutExpired:
             unreaped.append(process.args)
+    if made.bridge is None:
+        assert not unreaped, f"left behind: {unreaped=}"
+        return
     for host in made.hosts:
-        _run("ip", "link", "delete", host.veth)  # at once: the namespace's own deletion frees its end later
-        _run("ip", "netns", "delete", host.namespace)
+        if host.veth is not None and host.namespace is not None:
+            _run("ip", "link", "delete", host.veth)  # at once: the namespace's own deletion frees its end later
+            _run("ip", "netns", "delete", host.namespace)
     _run("ip", "link", "delete", made.bridge)
     namespaces = [line for line in _ip("netns", "list").splitlines() if f"stampede-{tag}-" in line]
     links = [line for line in _ip("-o", "link", "show").splitlines() if f"stp{tag}" in line]

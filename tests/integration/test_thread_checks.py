@@ -64,8 +64,13 @@ async def judged(embedded: tuple[str, str], run_id: str, case: Case) -> dict[str
             reference_service(service.http_url), tokens=service.token_for, policy=case.policy, read_every=1
         )
         await launch(tool, LaunchPlan(agents=AGENTS, users=USERS, shape=case.shape, operation_timeout=30))
-        finals = await tool.final_threads()
-        accesses = await tool.probe_foreign_access()
+        return await verdicts_of(tool)
+
+
+async def verdicts_of(tool: HttpAgentTool) -> dict[str, Verdict]:
+    """Every thread check on the tool's latest launch (the reads after it made now)."""
+    finals = await tool.final_threads()
+    accesses = await tool.probe_foreign_access()
     return {
         "one active run": check_one_active_run(tool.attempts, finals, tool.reads),
         "policy": check_thread_policy(

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,14 +30,11 @@ from stampede.workers import WorkersFailed, launch_on_workers
 from stampede.workloads.credits import create_accounts, total_balance
 from stampede.workloads.python_tool import PythonTool, ServiceEndpoints
 
-from .netns_hosts import Lan, hosts_unavailable, lan
+from .netns_hosts import STARTUP_SECONDS, Lan, dask_on, hosts_unavailable, lan
 from .support import with_target
 
 TOOLS = Path(__file__).resolve().parents[2] / "libraries" / "stampede_robot" / "resources" / "credit_tools.py"
-DASK = Path(sys.executable).with_name("dask")
 SHIFTS_SECONDS = (1000, 2500)
-STARTUP_SECONDS = 30.0
-WORKER_OPTIONS = ("--nworkers", "1", "--nthreads", "1", "--no-nanny", "--no-dashboard")
 
 STEADY = """
 import asyncio
@@ -68,19 +62,7 @@ pytestmark = [
 @contextlib.contextmanager
 def dask_on_hosts(logs: Path) -> Iterator[tuple[Lan, str]]:
     """A scheduler on this side of a LAN and a ``dask worker`` on each of its hosts; the LAN and its address."""
-    scheduler_file = logs / "scheduler.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # the workers import Stampede and the tools
-    with lan(SHIFTS_SECONDS) as hosts:
-        scheduler = [str(DASK), "scheduler", "--host", hosts.address, "--port", "0", "--no-dashboard"]
-        hosts.start([*scheduler, "--scheduler-file", str(scheduler_file)], logs / "scheduler.log", env)
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert scheduler_file.exists(), f"no scheduler in {STARTUP_SECONDS:g} s: see {logs / 'scheduler.log'}"
-        address = json.loads(scheduler_file.read_text(encoding="utf-8"))["address"]
-        for number, host in enumerate(hosts.hosts, start=1):
-            # No --host: as on a machine of its own, the worker finds the address it reaches the scheduler from.
-            hosts.start([str(DASK), "worker", address, *WORKER_OPTIONS], logs / f"worker-{number}.log", env, host)
+    with lan(SHIFTS_SECONDS) as hosts, dask_on(hosts, logs) as address:
         yield hosts, address
 
 
@@ -112,7 +94,6 @@ def test_the_probe_finds_each_hosts_shift_and_a_read_then_write_still_loses_upda
 
     with dask_on_hosts(tmp_path) as (hosts, address), EmbeddedPostgres(interface=str(hosts.interface)) as postgres:
         assert postgres.dsn.split("@")[1].startswith(f"{hosts.address}:"), "the hosts reach it on the LAN"
-        _wait_for_both_workers(address)
         with_target(postgres.dsn, run_id, body)
 
 
@@ -123,7 +104,6 @@ def test_a_hosts_worker_killed_mid_launch_fails_it_naming_the_shard_and_leaves_n
     plan = LaunchPlan(agents=4, duration=30.0, operation_timeout=2.0)
     with dask_on_hosts(tmp_path) as (hosts, address):
         second_worker = hosts.processes[-1]  # started last
-        _wait_for_both_workers(address)
 
         def kill_the_second_hosts_worker_once_it_runs() -> None:
             deadline = time.monotonic() + STARTUP_SECONDS
@@ -146,13 +126,6 @@ def test_a_hosts_worker_killed_mid_launch_fails_it_naming_the_shard_and_leaves_n
     assert not [child for child in psutil.Process().children(recursive=True) if "dask" in " ".join(child.cmdline())]
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10, check=True)
     assert not [host.namespace for host in hosts.hosts if host.namespace in namespaces.stdout], "a netns was left"
-
-
-def _wait_for_both_workers(address: str) -> None:
-    from distributed import Client
-
-    with Client(address, timeout=STARTUP_SECONDS) as client:
-        client.wait_for_workers(len(SHIFTS_SECONDS), timeout=STARTUP_SECONDS)
 
 
 def _tasks_on_scheduler(address: str) -> int:

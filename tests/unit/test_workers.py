@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import pickle
+import re
 import signal
 import textwrap
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +20,31 @@ import psutil
 import pytest
 
 from stampede.agents import AgentContext, BaseTool, OpResult
+from stampede.checkers.lock_records import lock_attempts
+from stampede.checkers.mutual_exclusion import check_holders_never_overlap
 from stampede.errors import ConfigurationError, StampedeError
-from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch, start_launch
+from stampede.history import History, Operation
+from stampede.history_columns import read_chunk
+from stampede.launcher import LaunchPlan, LaunchResult, RunningLaunch, ToolNotes, start_launch
 from stampede.metrics import summarize
+from stampede.outcomes import Outcome
 from stampede.progress import Tally
+from stampede.records.threads import RunAttempt, RunPolicy, ThreadRead
+from stampede.records.websocket import ReceivedMessage
+from stampede.services.tokens import TokenIssuer
 from stampede.shapes import RampInBatches
 from stampede.worker_progress import READ_TIMEOUT_SECONDS, ShardProgress, ShardsProgress
 from stampede.workers import WorkersFailed, launch_on_workers, shards
 from stampede.workers_running import WorkersRunning
+from stampede.workloads.http_agents import HttpAgentTool, HttpNotes
+from stampede.workloads.http_protocol import reference_service as reference_http_service
+from stampede.workloads.lock_contention import on_launch_clock
 from stampede.workloads.python_tool import PythonTool
+from stampede.workloads.websocket_agents import WebSocketAgentTool, WebSocketNotes
+from stampede.workloads.websocket_agents import on_launch_clock as websocket_on_launch_clock
+from stampede.workloads.websocket_protocol import reference_service
+from stampede_robot.keywords.launching import LaunchKeywords
+from stampede_robot.runtime import Runtime
 
 WHERE = '''
 import os
@@ -104,6 +124,82 @@ def where_tool(tmp_path: Path) -> PythonTool:
     path = tmp_path / "where.py"
     path.write_text(textwrap.dedent(WHERE), encoding="utf-8")
     return PythonTool(name="where", factory=f"{path}:Where")
+
+
+def hold(agent: int, acquired_ms: float, released_ms: float, offset_ns: int) -> Operation:
+    """A lock attempt as a worker whose clock is ``offset_ns`` ahead records it (times from the launch's 0)."""
+    at = [int(ms * 1e6) + offset_ns for ms in (acquired_ms - 1, acquired_ms, released_ms, released_ms + 1)]
+    access = {"fence": None, "accepted": True, "value": 0, "highest_before": None, "at": [at[1], at[1]]}
+    written = {
+        "key": "guard",
+        "acquire": at[:2],
+        "acquired": True,
+        "granted_try_ns": at[0],
+        "lease_ns": None,
+        "write": {**access, "serial": agent},
+        "release": at[2:],
+        "release_answer": "released",
+    }
+    return Operation(agent, "user-1", "guard", 0, at[0], at[3], Outcome.OK, read=access, written=written)
+
+
+def test_lock_timings_in_a_payload_move_onto_the_launchs_clock_and_an_overlap_within_their_error_is_inconclusive() -> (
+    None
+):
+    ahead = 1_000_000_000_000  # the second worker's clock is 1000 s ahead of the launch's
+    # On the launch's clock agent 2 takes the lock 0.5 ms before agent 1 lets go of it: within ε = 1 ms.
+    first, second = History([hold(1, 10, 20, 0)]), History([hold(2, 19.5, 30, ahead)])
+    merged = History.merged([first, second], clocks=[(0, 0), (ahead, 1_000_000)], payloads=on_launch_clock)
+    moved = merged[1].written
+    assert moved["acquire"] == [18_500_000, 19_500_000] and moved["release"] == [30_000_000, 31_000_000]
+    assert moved["granted_try_ns"] == 18_500_000 and moved["write"]["at"] == [19_500_000] * 2
+    assert merged[1].read["at"] == [19_500_000] * 2
+    assert [a.clock_error_ns for a in lock_attempts(merged)] == [0, 1_000_000]
+    verdict = check_holders_never_overlap(merged, tolerance_ns=0)
+    assert verdict.held and verdict.inconclusive, verdict.message
+    assert "clock errors" in verdict.message
+    unmoved = History.merged([first, second], clocks=[(0, 0), (ahead, 1_000_000)])
+    assert unmoved[1].written["acquire"][1] > ahead, "without the tool's shift the payload stays on the worker's clock"
+
+
+def test_a_websocket_tool_goes_to_workers_with_tokens_they_can_sign_and_never_shows_the_secret() -> None:
+    secret = "s" * 40
+    protocol = reference_service("ws://127.0.0.1:9/ws")
+    tool = WebSocketAgentTool(protocol, tokens=TokenIssuer(lambda: secret, protocol.token))
+    recipe = tool.recipe()
+    assert secret not in repr(recipe) and secret not in repr(recipe.options)
+    rebuilt = pickle.loads(pickle.dumps(recipe)).build()
+    assert rebuilt.values.token_for("user-1") == tool.values.token_for("user-1"), "signed alike in a worker"
+    unsendable = WebSocketAgentTool(protocol, tokens=lambda user: f"token of {user}")
+    with pytest.raises(ConfigurationError, match=r"cannot run on workers: its tokens \(function\) cannot be sent"):
+        unsendable.recipe()
+
+
+def test_what_agent_tools_noted_in_a_shard_comes_back_on_the_launchs_clock() -> None:
+    ahead = 5_000_000_000
+    message = ReceivedMessage(4, "user-2", 1, ahead + 30, "{}", own_marker="m-4")
+    websocket = WebSocketAgentTool(reference_service("ws://127.0.0.1:9/ws"), tokens="t")
+    noted = WebSocketNotes([message], 2, {"m-4": "user-2"}, ["a path matched nothing"])
+    asyncio.run(websocket.after_workers(_noted(ToolNotes(noted, ahead, 1000))))
+    assert [m.t_ns for m in websocket.messages] == [30] and websocket.messages.left_out == 2
+    assert websocket.marker_owners == {"m-4": "user-2"} and websocket.config_problems == ["a path matched nothing"]
+    read = {"session": {"id": "s", "since_ns": ahead + 1, "connection": 1}, "first_event_ns": ahead + 2}
+    assert websocket_on_launch_clock({**read, "done_ns": ahead + 3}, None, ahead) == (
+        {"session": {"id": "s", "since_ns": 1, "connection": 1}, "first_event_ns": 2, "done_ns": 3},
+        None,
+    )
+    http = HttpAgentTool(reference_http_service("http://127.0.0.1:9"), tokens="t")
+    http.threads = {"user-2": ["thread-1"]}  # made here before the launch
+    attempt = RunAttempt(4, "user-2", "thread-1", "m-4-0", RunPolicy.REJECT, ahead + 10, end_ns=ahead + 20)
+    thread_read = ThreadRead(4, "user-2", "thread-1", ahead + 21, ahead + 22, 200, ())
+    asyncio.run(http.after_workers(_noted(ToolNotes(HttpNotes([attempt], [thread_read], [], 0, {}, []), ahead))))
+    assert (http.attempts[0].request_ns, http.attempts[0].end_ns, http.attempts[0].started_ns) == (10, 20, None)
+    assert (http.reads[0].start_ns, http.reads[0].end_ns) == (21, 22)
+    assert http.threads == {"user-2": ["thread-1"]}, "the threads made here are kept"
+
+
+def _noted(*notes: ToolNotes) -> LaunchResult:
+    return LaunchResult("t", {}, LaunchPlan(agents=1), History(), 0, 1, [], "asyncio", tool_notes=notes)
 
 
 def test_agents_are_split_by_index_into_contiguous_shards_as_even_as_can_be() -> None:
@@ -189,10 +285,57 @@ def test_a_shard_not_ready_in_time_fails_the_launch_naming_it_and_its_agents(
 def test_a_worker_lost_mid_launch_fails_it_naming_the_shard_keeps_the_others_history_and_leaves_nothing(
     tmp_path: Path, signal_sent: signal.Signals, why: str, left_behind: Callable[[], list[psutil.Process]]
 ) -> None:
+    plan = LaunchPlan(agents=4, duration=30.0, operation_timeout=2.0)
+    killer = _losing_a_worker(tmp_path, signal_sent, left_behind)
+    began = time.monotonic()
+    with pytest.raises(WorkersFailed, match=rf"shard \d \(agents \d-\d\): its worker tcp://\S+ {why}") as failed:
+        launch_on_workers(_steady(tmp_path).recipe(), plan, workers=2, history_dir=tmp_path / "chunks")
+    killer.join()
+    assert time.monotonic() - began < 25, "nothing hangs: the launch would have run 30 s"
+    assert "did not end" not in str(failed.value) and "their history is kept" in str(failed.value)
+    kept = failed.value.kept
+    assert kept is not None and len(kept.history) > 0
+    assert len({op.agent for op in kept.history}) == 2, "the surviving shard's two agents"
+    assert not left_behind(), "no worker process is left behind"
+
+
+def test_launch_agents_saves_what_the_surviving_shards_did_and_says_where_when_a_worker_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, left_behind: Callable[[], list[psutil.Process]]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # outside Robot, the results go to ./results
+    runtime = Runtime()
+    runtime.tools["steady"] = _steady(tmp_path)
+    killer = _losing_a_worker(tmp_path, signal.SIGKILL, left_behind)
+    with pytest.raises(WorkersFailed, match=r"its worker tcp://\S+ left the cluster.*their history is kept") as failed:
+        LaunchKeywords(runtime).launch_agents(
+            "steady", 4, duration=timedelta(seconds=30), operation_timeout=timedelta(seconds=2), workers=2
+        )
+    killer.join()
+    said = re.search(
+        r": (\d+) operations of the shards that answered, saved in (\S+\.kept\.jsonl) \(Arrow chunks in (\S+)\)$",
+        str(failed.value),
+    )
+    assert said, str(failed.value)
+    count, saved, chunks = int(said[1]), Path(said[2]), Path(said[3])
+    assert saved.parent == Path("results/histories") and chunks.parent == saved.parent
+    lines = [json.loads(line) for line in saved.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == count > 0 and {line["agent"] for line in lines} in ({1, 2}, {3, 4}), "one shard's agents"
+    assert [path.name for path in chunks.iterdir()] == ["000000.arrow"], "the merged chunk, no shard folder"
+    assert read_chunk(chunks / "000000.arrow").num_rows == count
+    assert runtime.not_run and "saved in" in runtime.not_run[-1].cause, "the checks after it say why it did not run"
+    assert not left_behind(), "no worker process is left behind"
+
+
+def _steady(tmp_path: Path) -> PythonTool:
     path = tmp_path / "steady.py"
     path.write_text(STEADY, encoding="utf-8")
-    tool = PythonTool(name="steady", factory=f"{path}:Steady")
-    plan = LaunchPlan(agents=4, duration=30.0, operation_timeout=2.0)
+    return PythonTool(name="steady", factory=f"{path}:Steady")
+
+
+def _losing_a_worker(
+    tmp_path: Path, signal_sent: signal.Signals, left_behind: Callable[[], list[psutil.Process]]
+) -> threading.Thread:
+    """A thread that sends ``signal_sent`` to a worker once the Steady agents run (bounded), started."""
 
     def lose_a_worker_once_it_runs() -> None:
         deadline = time.monotonic() + 20
@@ -203,16 +346,7 @@ def test_a_worker_lost_mid_launch_fails_it_naming_the_shard_keeps_the_others_his
 
     killer = threading.Thread(target=lose_a_worker_once_it_runs)
     killer.start()
-    began = time.monotonic()
-    with pytest.raises(WorkersFailed, match=rf"shard \d \(agents \d-\d\): its worker tcp://\S+ {why}") as failed:
-        launch_on_workers(tool.recipe(), plan, workers=2, history_dir=tmp_path / "chunks")
-    killer.join()
-    assert time.monotonic() - began < 25, "nothing hangs: the launch would have run 30 s"
-    assert "did not end" not in str(failed.value) and "their history is kept" in str(failed.value)
-    kept = failed.value.kept
-    assert kept is not None and len(kept.history) > 0
-    assert len({op.agent for op in kept.history}) == 2, "the surviving shard's two agents"
-    assert not left_behind(), "no worker process is left behind"
+    return killer
 
 
 def test_a_display_adds_up_the_shards_latest_tallies_and_never_waits_on_one_it_cannot_read() -> None:

@@ -146,10 +146,13 @@ def _tolerance(overlap: Overlap, tolerance_ns: int) -> int:
 
 
 def cause_of(overlap: Overlap, tolerance_ns: int) -> str:
-    """Whether the lock let both in within their leases (granted twice) or a holder worked past its lease."""
+    """Whether the lock let both in within their leases (granted twice) or a holder worked past its lease.
+
+    Both within the pair's tolerance (with its clocks' errors), as the overlap itself is judged.
+    """
     first, second = overlap.first.promised, overlap.second.promised
     within_leases = min(first[1], second[1]) - max(first[0], second[0])
-    return GRANTED_TWICE if within_leases > tolerance_ns else OUTLIVED_LEASE
+    return GRANTED_TWICE if within_leases > _tolerance(overlap, tolerance_ns) else OUTLIVED_LEASE
 
 
 def check_holders_never_overlap(

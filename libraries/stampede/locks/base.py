@@ -136,6 +136,9 @@ class Lock(ABC):
     async def teardown(self) -> None:  # noqa: B027 - locks with nothing to give back
         """Give back what :meth:`setup` took."""
 
+    async def sweep(self) -> None:  # noqa: B027 - locks that leave nothing of their own behind
+        """Delete what the lock left in its service, once every holder of the launch has ended (in any process)."""
+
 
 def lease_milliseconds(lease: float) -> int:
     """The lease as Redis takes it (whole milliseconds), refusing leases Redis would round to nothing."""

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ..services.postgres_target import PostgresTarget
 
 LOCK_NOT_AVAILABLE = "55P03"
+_SETUP_KEY = "stampede lock setup"
 _SETUP = (
     "CREATE SEQUENCE IF NOT EXISTS lock_fence",
     "CREATE TABLE IF NOT EXISTS lock_rows (key text PRIMARY KEY)",
@@ -74,7 +75,9 @@ class PostgresLock(Lock):
 
     async def setup(self, agents: int) -> None:
         self._pool = await self.target.create_pool(agents)
-        async with self._pool.acquire() as connection:
+        async with self._pool.acquire() as connection, connection.transaction():
+            # Shards on workers set the lock up at once, and CREATE … IF NOT EXISTS races with itself.
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", advisory_key(self.target.schema, _SETUP_KEY))
             for statement in _SETUP:
                 await connection.execute(statement)
 

@@ -171,7 +171,7 @@ class PythonLock(Lock):
     async def holder(self, key: str, wait: float) -> LockHolder:
         return _PythonHolder(self.make(key), wait)
 
-    async def teardown(self) -> None:
+    async def sweep(self) -> None:
         # Libraries put keys of their own around the one they are given ('redlock:<key>', 'lock-signal:<key>'):
         # those carry the run's prefix inside. Keys that start with it are the target's to delete when it closes.
         client = self.target.client

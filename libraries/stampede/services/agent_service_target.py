@@ -16,7 +16,6 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
-from functools import partial
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
@@ -30,7 +29,7 @@ from .postgres_target import PostgresTarget
 from .processes import StarterThread
 from .redis_target import RedisTarget
 from .secrets import MASK, mask_dsn
-from .tokens import DEFAULT_TOKEN, SECRET_ENV, TokenSpec, check_secret, issue_token
+from .tokens import DEFAULT_TOKEN, SECRET_ENV, FixedSecret, TokenIssuer, TokenSpec, check_secret
 
 STOP_TIMEOUT = 10.0
 PROBE_TIMEOUT = 5.0
@@ -112,15 +111,16 @@ class AgentServiceTarget:
 
         So a tool that needs tokens fails when it is defined, saying which variable to set.
         """
-        if self.embedded is not None:
-            return partial(self.embedded.token_for, ttl=ttl, spec=spec)
+        embedded = self.embedded
+        if embedded is not None:
+            return TokenIssuer(lambda: embedded.secret, spec, ttl)
         if self._jwt_secret is None:
             raise ConfigurationError(
                 f"Stampede cannot issue tokens for the agent service at {self.display_url}: it does not know the "
                 f"secret that service verifies {spec.algorithm} tokens with. Set {SECRET_ENV} (or the Robot variable "
                 "${AGENT_SERVICE_JWT_SECRET}) to it."
             )
-        return partial(issue_token, check_secret(self._jwt_secret, spec.algorithm), ttl=ttl, spec=spec)
+        return TokenIssuer(FixedSecret(check_secret(self._jwt_secret, spec.algorithm)), spec, ttl)
 
     def start(self) -> str:
         """Start the embedded service on a thread of its own and wait until it is ready; return its ``ws://`` URL."""

@@ -14,6 +14,7 @@ from .config import REDIS_URL_ENV, check_run_id
 from .secrets import mask_dsn, scrub
 
 _SCAN_COUNT = 1000
+CONNECT_TIMEOUT = 5.0
 _UNLINK_BATCH = 500
 
 
@@ -47,13 +48,17 @@ def _translate(error: BaseException, url: str, timeout: float) -> StampedeError:
 class RedisTarget:
     """One run's view of a Redis server: every key it writes starts with ``prefix``."""
 
-    def __init__(self, url: str, run_id: str, client: aioredis.Redis, server_version: str) -> None:
+    def __init__(
+        self, url: str, run_id: str, client: aioredis.Redis, server_version: str, *, owns_keys: bool = True
+    ) -> None:
         self.url = url
         self.run_id = run_id
         self.prefix = f"stampede:{run_id}:"
         self.client_name = f"stampede-{run_id}"
         self.client = client
         self.server_version = server_version
+        self.owns_keys = owns_keys
+        """Whether closing deletes the run's keys; a worker's target leaves them to the launching process."""
         self._closed = False
 
     @property
@@ -73,10 +78,13 @@ class RedisTarget:
         return count
 
     async def close(self) -> None:
-        """Delete every key under our prefix and close the client. Safe to call twice."""
+        """Delete every key under our prefix (when the target owns them) and close the client. Safe to call twice."""
         if self._closed:
             return
         self._closed = True
+        if not self.owns_keys:
+            await self.client.aclose()
+            return
         try:
             batch: list[bytes] = []
             async for key in self.client.scan_iter(match=f"{self.prefix}*", count=_SCAN_COUNT):
@@ -103,21 +111,45 @@ class RedisTarget:
     def __repr__(self) -> str:
         return f"<RedisTarget {self.display_url} prefix {self.prefix}>"
 
+    def endpoint(self) -> RedisEndpoint:
+        """Just where the run's keys are (for a worker process to open a client of its own)."""
+        return RedisEndpoint(self.url, self.run_id)
 
-async def open_redis(url: str, *, run_id: str, connect_timeout: float = 5.0) -> RedisTarget:
+
+class RedisEndpoint:
+    """Where one run's keys are: a server's URL and the run's id, picklable; its URL (the password) is never shown."""
+
+    def __init__(self, url: str, run_id: str) -> None:
+        self.url = url
+        self.run_id = run_id
+
+    def target(self, connect_timeout: float = CONNECT_TIMEOUT) -> RedisTarget:
+        """A target on a client of its own, connected on first use; closing it leaves the run's keys where they are."""
+        client = _client(self.url, self.run_id, connect_timeout)
+        return RedisTarget(self.url, self.run_id, client, "not asked", owns_keys=False)
+
+    def __repr__(self) -> str:
+        return f"<RedisEndpoint {mask_dsn(self.url)} run {self.run_id}>"
+
+
+def _client(url: str, run_id: str, connect_timeout: float) -> aioredis.Redis:
+    return aioredis.Redis.from_url(
+        url,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=connect_timeout,
+        client_name=f"stampede-{run_id}",
+        retry=Retry(NoBackoff(), 0),  # a concurrency test must see failures, not silent retries
+    )
+
+
+async def open_redis(url: str, *, run_id: str, connect_timeout: float = CONNECT_TIMEOUT) -> RedisTarget:
     """Connect to ``url``, check it answers, and return the target for ``run_id``."""
     check_run_id(run_id)
     if not url or not url.strip():
         raise ConfigurationError("The Redis URL is empty: give redis://:password@host:port/db")
     client: aioredis.Redis | None = None
     try:
-        client = aioredis.Redis.from_url(
-            url,
-            socket_connect_timeout=connect_timeout,
-            socket_timeout=connect_timeout,
-            client_name=f"stampede-{run_id}",
-            retry=Retry(NoBackoff(), 0),  # a concurrency test must see failures, not silent retries
-        )
+        client = _client(url, run_id, connect_timeout)
         await client.ping()
         info = await client.info("server")
     except (rx.RedisError, OSError, ValueError) as error:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from types import MappingProxyType
@@ -76,6 +76,13 @@ class TokenSpec:
             )
         if isinstance(self.lifetime, bool) or not isinstance(self.lifetime, (int, float)) or self.lifetime <= 0:
             raise _bad(f"lifetime must be longer than 0 s, got {self.lifetime!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Its claims are read-only (a mappingproxy, which pickle cannot take): pickled as a dict, made read-only again.
+        return (type(self), tuple(dict(value) if isinstance(value, Mapping) else value for value in self._values()))
+
+    def _values(self) -> list[Any]:
+        return [getattr(self, spec_field.name) for spec_field in fields(self)]
 
     @classmethod
     def from_dict(cls, data: Any, *, protocol: str = "WebSocket") -> Self:
@@ -153,6 +160,43 @@ def check_secret(secret: str | None, algorithm: str = "HS256") -> str:
             f"{SECRET_ENV} to a random string (python -c 'import secrets; print(secrets.token_urlsafe({least}))')."
         )
     return secret
+
+
+class TokenIssuer:
+    """Each user's JWT as ``spec`` says, signed with the secret ``secret()`` gives at the time (a service's start's).
+
+    Picklable, for a worker process that signs its own users' tokens: it takes
+    the secret of that moment with it. Its repr never shows the secret.
+    """
+
+    def __init__(
+        self, secret: Callable[[], str], spec: TokenSpec = DEFAULT_TOKEN, ttl: timedelta | None = None
+    ) -> None:
+        self.secret = secret
+        self.spec = spec
+        self.ttl = ttl
+
+    def __call__(self, user_id: str) -> str:
+        return issue_token(self.secret(), user_id, ttl=self.ttl, spec=self.spec)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TokenIssuer, (FixedSecret(self.secret()), self.spec, self.ttl))
+
+    def __repr__(self) -> str:
+        return f"<TokenIssuer {self.spec.describe()}>"
+
+
+class FixedSecret:
+    """A secret known now, picklable, never shown."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def __call__(self) -> str:
+        return self._secret
+
+    def __repr__(self) -> str:
+        return "<secret>"
 
 
 def issue_token(

@@ -32,6 +32,7 @@ from .isolation import IsolationLevel
 from .postgres_tool import PostgresTool
 
 if TYPE_CHECKING:
+    from ..launcher import LaunchPlan
     from ..services.postgres_target import PostgresEndpoint, PostgresTarget
 
 ACCOUNTS_TABLE = """
@@ -151,11 +152,14 @@ class CreditDeductionTool(PostgresTool):
         }
 
     async def setup(self, agents: int) -> None:
-        await self.before_workers()
+        await self._note_starting_balance()
         await super().setup(agents)
 
-    async def before_workers(self) -> None:
+    async def before_workers(self, _plan: LaunchPlan) -> None:
         """Note the starting balance here (a launch on workers sets the tool up in each worker, not here)."""
+        await self._note_starting_balance()
+
+    async def _note_starting_balance(self) -> None:
         self.initial_balance = await total_balance(self.target, self.accounts)
 
     def amount_of(self, _operation: object) -> int:

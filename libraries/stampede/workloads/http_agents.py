@@ -29,6 +29,12 @@ terminal event or the wait answer), ``resume`` (cut → resumed) and ``read``; i
 failure; in ``written`` the marker, thread and policy. Every wait is bounded;
 all agents share one connection pool, closed at teardown.
 
+On workers (:mod:`stampede.workers`) the tool here creates every user's
+threads before the launch (:meth:`HttpAgentTool.before_workers`), so a user's
+agents share them in whichever worker they run; each shard rebuilds the tool
+from its recipe with those threads and sends back its records, which the tool
+here takes in with their instants on the launch's clock.
+
 The tool's parts have modules of their own: :mod:`.http_streams` (a run over
 its stream), :mod:`.http_waited_runs` (a run waited for),
 :mod:`.http_thread_reads` (thread reads, final reads, the foreign-access
@@ -43,14 +49,15 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from ..agents import AgentContext, BaseTool, OpResult
 from ..errors import ConfigurationError, ServiceUnavailable
 from ..records.threads import RunAttempt, RunPolicy, ThreadRead, ThreadRunRecords
-from ..records.websocket import MessageLog, timeout_text
+from ..records.websocket import MessageLog, ReceivedMessage, timeout_text
 from .http_failures import RunFailed, ThreadReadFailed, request_line, scrub, thread_refused
 from .http_outcomes import RunProgress, op_result, timings
 from .http_pool import check_listening, shared_session
@@ -61,7 +68,10 @@ from .http_streams import DRAIN_SECONDS, StreamedRuns
 from .http_thread_reads import ThreadReads
 from .http_waited_runs import WaitedRuns
 from .websocket_fields import FieldPathError
-from .websocket_values import PlaceholderValues, TokenSource
+from .websocket_values import PlaceholderValues, TokenSource, check_sendable
+
+if TYPE_CHECKING:
+    from ..launcher import LaunchPlan, LaunchResult
 
 __all__ = ["HttpAgentTool", "ThreadReadFailed"]
 
@@ -142,6 +152,27 @@ class HttpAgentTool(StreamedRuns, WaitedRuns, ThreadReads, BaseTool):
                 "tokens (each user's token, or a function of the user id), or set auth to none"
             )
         self.protocol = protocol
+        self.options: dict[str, Any] = {
+            "tokens": tokens,
+            "name": name,
+            "policy": self.policy,
+            "mode": mode,
+            "threads_per_user": threads_per_user,
+            "read_every": read_every,
+            "cut_after_events": cut_after_events,
+            "cancel_after_events": cancel_after_events,
+            "connect_timeout": connect_timeout,
+            "answer_timeout": answer_timeout,
+            "run_timeout": run_timeout,
+            "context_bytes": context_bytes,
+            "raw_limit": raw_limit,
+            "max_messages": max_messages,
+            "max_line_bytes": max_line_bytes,
+            "connections": connections,
+        }
+        # What made it (a worker makes it anew from them, see recipe), and each user's threads made before the
+        # launch (on workers, by the tool in the launching process).
+        self.given_threads: dict[str, list[str]] = {}
         self.name = name
         self.mode = mode
         self.threads_per_user = threads_per_user
@@ -201,10 +232,7 @@ class HttpAgentTool(StreamedRuns, WaitedRuns, ThreadReads, BaseTool):
     # Launch hooks
 
     async def setup(self, agents: int) -> None:
-        self.attempts, self.reads, self.threads, self.marker_owners = [], [], {}, {}
-        self.messages = MessageLog(self.messages.limit)
-        self.config_problems, self._problem_paths = [], set()
-        self._creating, self._ordinals = {}, {}
+        self._new_records()
         await check_listening(
             self.protocol.base_url,
             self.connect_timeout,
@@ -213,10 +241,17 @@ class HttpAgentTool(StreamedRuns, WaitedRuns, ThreadReads, BaseTool):
         )
         self._http = shared_session(self.connections, self.connect_timeout)
 
+    def _new_records(self) -> None:
+        """A new launch's records: none yet."""
+        self.attempts, self.reads, self.threads, self.marker_owners = [], [], {}, {}
+        self.messages = MessageLog(self.messages.limit)
+        self.config_problems, self._problem_paths = [], set()
+        self._creating, self._ordinals = {}, {}
+
     async def open_agent(self, agent: AgentContext) -> None:
         task = self._creating.get(agent.user)
         if task is None:
-            task = self._creating[agent.user] = asyncio.ensure_future(self._create_threads(agent))
+            task = self._creating[agent.user] = asyncio.ensure_future(self._threads_of(agent))
         threads = await asyncio.shield(task)
         ordinal = self._ordinals[agent.user] = self._ordinals.get(agent.user, 0) + 1
         agent.state["thread"] = threads[(ordinal - 1) % len(threads)]
@@ -254,7 +289,59 @@ class HttpAgentTool(StreamedRuns, WaitedRuns, ThreadReads, BaseTool):
         if http is not None:
             await http.close()
 
+    # On workers
+
+    async def before_workers(self, plan: LaunchPlan) -> None:
+        """Before a launch on workers, here: create every user's threads (a user's agents may be in two workers)."""
+        self.threads = {}
+        firsts = {plan.user_of(agent): agent for agent in reversed(range(1, plan.agents + 1))}  # each user's first
+        for user, agent in sorted(firsts.items()):
+            await self._create_threads(AgentContext(agent, user, f"threads-of-{user}"))
+
+    def recipe(self) -> HttpToolRecipe:
+        """What rebuilds this tool in a worker process: its protocol, options and the users' threads."""
+        check_sendable(self.values.tokens, self.name)
+        return HttpToolRecipe(self.name, self.protocol, self.options, dict(self.threads))
+
+    def notes(self) -> HttpNotes:
+        """What the checkers read off this tool beyond the history: for a shard's to be sent back."""
+        return HttpNotes(
+            self.attempts,
+            self.reads,
+            list(self.messages),
+            self.messages.left_out,
+            self.marker_owners,
+            self.config_problems,
+        )
+
+    async def after_workers(self, result: LaunchResult | None) -> None:
+        """After a launch on workers, here: take in every shard's records, their instants on the launch's clock."""
+        threads = self.threads  # made here, before the launch
+        self._new_records()
+        self.threads = threads
+        for shard in () if result is None else result.tool_notes:
+            noted: HttpNotes = shard.notes
+            offset = shard.offset_ns
+            self.attempts += [_attempt_moved(attempt, offset) for attempt in noted.attempts]
+            self.reads += [
+                replace(read, start_ns=read.start_ns - offset, end_ns=read.end_ns - offset) for read in noted.reads
+            ]
+            for message in noted.messages:
+                message.t_ns -= offset
+                self.messages.append(message)
+            self.messages.left_out += noted.left_out
+            self.marker_owners.update(noted.marker_owners)
+            self.config_problems.extend(p for p in noted.config_problems if p not in self.config_problems)
+
     # Threads
+
+    async def _threads_of(self, agent: AgentContext) -> list[str]:
+        """The user's threads: those made before the launch, else created now by its first agent."""
+        given = self.given_threads.get(agent.user)
+        if given is None:
+            return await self._create_threads(agent)
+        self.threads[agent.user] = given
+        return given
 
     async def _create_threads(self, agent: AgentContext) -> list[str]:
         """Create ``threads_per_user`` threads as ``agent``'s user; StampedeError naming the answer if refused."""
@@ -314,3 +401,47 @@ def _check_timeouts(connect: float, answer: float, run: float) -> None:
             f"The answer timeout ({answer:g} s) cannot be longer than the run timeout "
             f"({run:g} s): a run's first event is part of the run"
         )
+
+
+def _attempt_moved(attempt: RunAttempt, offset_ns: int) -> RunAttempt:
+    """``attempt`` with its instants moved back by its shard clock's ``offset_ns``."""
+    moved = {
+        name: at - offset_ns
+        for name in ("request_ns", "first_event_ns", "started_ns", "end_ns")
+        if (at := getattr(attempt, name)) is not None
+    }
+    return replace(attempt, **moved)
+
+
+@dataclass(frozen=True)
+class HttpNotes:
+    """What one shard's HTTP agents recorded (its instants on its worker's clock), and whose markers are whose."""
+
+    attempts: list[RunAttempt]
+    reads: list[ThreadRead]
+    messages: list[ReceivedMessage]
+    left_out: int
+    marker_owners: dict[str, str]
+    config_problems: list[str]
+
+
+@dataclass(frozen=True)
+class HttpToolRecipe:
+    """An HTTP agent tool's definition, picklable: protocol, options (tokens signed in the worker), users' threads."""
+
+    name: str
+    protocol: HttpProtocol
+    options: dict[str, Any]
+    threads: dict[str, list[str]]
+
+    def build(self) -> HttpAgentTool:
+        tool = HttpAgentTool(self.protocol, **self.options)
+        tool.given_threads = self.threads
+        return tool
+
+    @staticmethod
+    def notes(tool: HttpAgentTool) -> HttpNotes:
+        return tool.notes()
+
+    def __repr__(self) -> str:  # the tokens may be a secret
+        return f"HttpToolRecipe({self.name!r})"

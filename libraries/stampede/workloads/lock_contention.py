@@ -28,23 +28,39 @@ and in ``Operation.read`` the holder's read of the resource; an access is
 when the resource refused the holder's fencing number, ``error`` /
 ``not_owned`` when the release found the lock no longer the holder's; an
 acquire or release that raised is classified by its exception.
+
+On workers (:mod:`stampede.workers`) each shard rebuilds the tool from its
+recipe, on a Redis client (and PostgreSQL pool) of its own: the lock and the
+counter are in the services, shared by every process. A shard's times are read
+on its worker's clock; the merge moves them onto the launch's
+(:func:`on_launch_clock`) and each row carries the clock's ε, within which the
+lock checkers call an overlap inconclusive. ``stall_every`` counts each shard's
+grants. An in-process lock excludes no one across processes: it is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..agents import AgentContext, BaseTool, OpResult
 from ..errors import ConfigurationError
-from ..locks.base import Lock, LockHolder, ReleaseAnswer
+from ..locks import in_process, make_lock
+from ..locks.base import Lock, LockHolder, LockKind, LockSpec, ReleaseAnswer
+from ..locks.postgres_locks import PostgresLock
 from ..locks.resource import Access, FencedCounter
 from ..outcomes import Outcome, classify_exception
 from ..records.snapshots import ResourceState
+from ..services.redis_target import RedisEndpoint, RedisTarget
 from ..services.secrets import scrub
+
+if TYPE_CHECKING:
+    from ..launcher import LaunchResult
+    from ..services.postgres_target import PostgresEndpoint, PostgresTarget
 
 LOCK_BUSY = "lock_busy"
 STALE_FENCE = "stale_fence"
@@ -102,7 +118,10 @@ class LockContentionTool(BaseTool):
 
     timed_phases = ("acquire",)
 
-    def __init__(self, name: str, lock: Lock, resource: FencedCounter, work: LockWork) -> None:
+    def __init__(
+        self, name: str, lock: Lock, resource: FencedCounter, work: LockWork, own_redis: RedisTarget | None = None
+    ) -> None:
+        """``own_redis``: the client a worker opened for the rebuilt tool, closed (its keys kept) at teardown."""
         if work.fencing and not lock.issues_fences:
             declare = (
                 ", or make its lock objects say issues_fences = True and return the number from acquire()"
@@ -119,6 +138,7 @@ class LockContentionTool(BaseTool):
         self.work = work
         self.keys: set[str] = set()
         self._grants = 0
+        self._own_redis = own_redis
 
     def describe(self) -> dict[str, str]:
         work = self.work
@@ -159,7 +179,31 @@ class LockContentionTool(BaseTool):
             await holder.close()
 
     async def teardown(self) -> None:
-        await self.lock.teardown()
+        try:
+            await self.lock.teardown()
+            if self._own_redis is None:  # in a worker, other shards may still hold: swept once all have ended
+                await self.lock.sweep()
+        finally:
+            if self._own_redis is not None:
+                await self._own_redis.close()
+
+    def recipe(self) -> LockToolRecipe:
+        """What rebuilds this tool in a worker process: which lock, its lease, the work, where the services are."""
+        spec = self.lock.spec
+        if spec.kind is LockKind.PYTHON and str(spec.factory).startswith(f"{in_process.__name__}:"):
+            raise ConfigurationError(
+                f"Lock tool {self.name!r} cannot run on workers: python:{spec.factory} is one lock object in one "
+                "process, so agents in different worker processes would each take a lock of their own and exclude "
+                "no one. Launch it with workers=1, or use a lock that lives in a service: stampede redis, redis-py, "
+                "advisory session, advisory transaction, for update, or a python: lock on Redis."
+            )
+        postgres = self.lock.target.endpoint() if isinstance(self.lock, PostgresLock) else None
+        return LockToolRecipe(self.name, spec, self.lock.lease, self.work, self.resource.target.endpoint(), postgres)
+
+    async def after_workers(self, result: LaunchResult | None) -> None:
+        """After a launch on workers, here: sweep what the lock left once every shard has ended; note its keys."""
+        self.keys = set() if result is None else lock_keys(op.written for op in result.history)
+        await self.lock.sweep()
 
     async def resource_states(self) -> dict[str, ResourceState]:
         """What each lock key's resource holds now."""
@@ -252,3 +296,63 @@ class LockContentionTool(BaseTool):
         if answer is ReleaseAnswer.NOT_OWNED:
             return Outcome.ERROR, NOT_OWNED
         return Outcome.OK, None
+
+
+def lock_keys(written: Iterable[Any]) -> set[str]:
+    """The lock keys the attempts recorded (``written`` of each operation)."""
+    return {str(record["key"]) for record in written if isinstance(record, dict) and "key" in record}
+
+
+_INSTANT_PAIRS = ("acquire", "release", "at")
+
+
+def on_launch_clock(read: Any, written: Any, offset_ns: int) -> tuple[Any, Any]:
+    """An attempt's ``read`` and ``written`` with every instant in them moved back by its clock's ``offset_ns``."""
+    return _moved(read, offset_ns), _moved(written, offset_ns)
+
+
+def _moved(record: Any, offset_ns: int) -> Any:
+    if not isinstance(record, dict):
+        return record
+    moved = dict(record)
+    for name in _INSTANT_PAIRS:
+        if isinstance(moved.get(name), list):
+            moved[name] = [instant - offset_ns for instant in moved[name]]
+    if isinstance(moved.get("granted_try_ns"), int):
+        moved["granted_try_ns"] -= offset_ns
+    if isinstance(moved.get("write"), dict):
+        moved["write"] = _moved(moved["write"], offset_ns)
+    return moved
+
+
+@dataclass(frozen=True)
+class _WorkerTargets:
+    redis: RedisTarget
+    endpoint: PostgresEndpoint | None
+
+    @property
+    def postgres(self) -> PostgresTarget:
+        assert self.endpoint is not None, "a PostgreSQL lock's recipe carries its endpoint"
+        # A lock connects through what an endpoint has (connect, create_pool, schema) only.
+        return cast("PostgresTarget", self.endpoint)
+
+
+@dataclass(frozen=True)
+class LockToolRecipe:
+    """A lock tool's definition, picklable: a worker rebuilds the lock and the counter on clients of its own."""
+
+    name: str
+    spec: LockSpec
+    lease: float | None
+    work: LockWork
+    redis: RedisEndpoint
+    postgres: PostgresEndpoint | None
+
+    def build(self) -> LockContentionTool:
+        targets = _WorkerTargets(self.redis.target(), self.postgres)  # its client connects on first use
+        lock = make_lock(self.spec, self.lease, targets)
+        counter = FencedCounter(targets.redis, self.name, fencing=self.work.fencing)
+        return LockContentionTool(self.name, lock, counter, self.work, own_redis=targets.redis)
+
+    on_launch_clock = staticmethod(on_launch_clock)
+    """What the merge applies to each row's payload: the shard's instants on the launch's clock."""

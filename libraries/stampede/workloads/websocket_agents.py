@@ -25,13 +25,21 @@ Every received frame goes to :attr:`WebSocketAgentTool.messages` (a fresh
 connection is closed when its agent closes, and teardown closes any left.
 Opening, reading and closing the sessions is
 :mod:`~stampede.workloads.websocket_sessions`'s part; this module runs the runs.
+
+On workers (:mod:`stampede.workers`) each shard rebuilds the tool from its
+recipe (the protocol and options; tokens signed in the worker with the same
+secret) and sends back the messages its agents received: the tool here takes
+them in (:meth:`WebSocketAgentTool.after_workers`), their arrival times and
+the operations' session, first-event and done instants moved onto the
+launch's clock, so the checkers judge every user's messages together.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ..agents import AgentContext, BaseTool, OpResult
 from ..errors import ConfigurationError
@@ -48,7 +56,10 @@ from .websocket_fields import MessageFields, message_text
 from .websocket_protocol import WebSocketProtocol
 from .websocket_sessions import AgentSession, OperationFailed, WebSocketSessions, refuses_the_token
 from .websocket_templates import render
-from .websocket_values import PlaceholderValues, TokenSource
+from .websocket_values import PlaceholderValues, TokenSource, check_sendable
+
+if TYPE_CHECKING:
+    from ..launcher import LaunchResult
 
 TYPES_KEPT = 12  # event types listed per operation in ``read``
 
@@ -140,6 +151,22 @@ class WebSocketAgentTool(BaseTool):
                 "mapping user id → token, or one token)"
             )
         self.protocol = protocol
+        self.options: dict[str, Any] = {
+            "tokens": tokens,
+            "name": name,
+            "connect_timeout": connect_timeout,
+            "answer_timeout": answer_timeout,
+            "run_timeout": run_timeout,
+            "context_bytes": context_bytes,
+            "connect_early": connect_early,
+            "drop_after_events": drop_after_events,
+            "raw_limit": raw_limit,
+            "max_messages": max_messages,
+            "max_frame_bytes": max_frame_bytes,
+            "close_timeout": close_timeout,
+            "runs_at_once": runs_at_once,
+        }
+        """The keyword arguments that made it: a worker process makes it anew from them (:meth:`recipe`)."""
         self.name = name
         self.connect_timeout = connect_timeout
         self.answer_timeout = answer_timeout
@@ -227,6 +254,30 @@ class WebSocketAgentTool(BaseTool):
 
     async def teardown(self) -> None:
         await self.sessions.close_all()
+
+    # On workers
+
+    def recipe(self) -> WebSocketToolRecipe:
+        """What rebuilds this tool in a worker process: its protocol and the options that made it."""
+        check_sendable(self.values.tokens, self.name)
+        return WebSocketToolRecipe(self.name, self.protocol, self.options)
+
+    def notes(self) -> WebSocketNotes:
+        """What the checkers read off this tool beyond the history: for a shard's to be sent back."""
+        return WebSocketNotes(list(self.messages), self.messages.left_out, self.marker_owners, self.config_problems)
+
+    async def after_workers(self, result: LaunchResult | None) -> None:
+        """After a launch on workers, here: take in what every shard's agents received, on the launch's clock."""
+        self.sessions.new_launch()
+        self.marker_owners = {}
+        for shard in () if result is None else result.tool_notes:
+            noted: WebSocketNotes = shard.notes
+            for message in noted.messages:
+                message.t_ns -= shard.offset_ns
+                self.messages.append(message)
+            self.messages.left_out += noted.left_out
+            self.marker_owners.update(noted.marker_owners)
+            self.config_problems.extend(p for p in noted.config_problems if p not in self.config_problems)
 
     # Running
 
@@ -365,3 +416,49 @@ class WebSocketAgentTool(BaseTool):
             read[SESSION_KEY] = session.describe()
             read["legs"] = session.leg
         return read
+
+
+@dataclass(frozen=True)
+class WebSocketNotes:
+    """What one shard's WebSocket agents received (its instants on its worker's clock), and whose markers are whose."""
+
+    messages: list[ReceivedMessage]
+    left_out: int
+    marker_owners: dict[str, str]
+    config_problems: list[str]
+
+
+def on_launch_clock(read: Any, written: Any, offset_ns: int) -> tuple[Any, Any]:
+    """An operation's ``read`` with its session's start and its run's first and done instants moved back by the
+    shard clock's ``offset_ns``."""
+    if not isinstance(read, dict):
+        return read, written
+    moved = dict(read)
+    for key in (FIRST_EVENT_KEY, DONE_KEY):
+        if isinstance(moved.get(key), int):
+            moved[key] -= offset_ns
+    session = moved.get(SESSION_KEY)
+    if isinstance(session, dict) and isinstance(session.get("since_ns"), int):
+        moved[SESSION_KEY] = {**session, "since_ns": session["since_ns"] - offset_ns}
+    return moved, written
+
+
+@dataclass(frozen=True)
+class WebSocketToolRecipe:
+    """A WebSocket agent tool's definition, picklable: its protocol and options (tokens signed in the worker)."""
+
+    name: str
+    protocol: WebSocketProtocol
+    options: dict[str, Any]
+
+    def build(self) -> WebSocketAgentTool:
+        return WebSocketAgentTool(self.protocol, **self.options)
+
+    @staticmethod
+    def notes(tool: WebSocketAgentTool) -> WebSocketNotes:
+        return tool.notes()
+
+    on_launch_clock = staticmethod(on_launch_clock)
+
+    def __repr__(self) -> str:  # the tokens may be a secret
+        return f"WebSocketToolRecipe({self.name!r})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -10,6 +11,18 @@ from ..errors import ConfigurationError
 
 TokenSource = Callable[[str], str] | Mapping[str, str] | str
 """A user's token: a function of the user id, a mapping user id → token, or one token for every user."""
+
+
+def check_sendable(tokens: TokenSource | None, tool: str) -> None:
+    """ConfigurationError, saying what to give instead, when ``tokens`` cannot be sent to a worker process."""
+    try:
+        pickle.dumps(tokens)
+    except Exception:  # noqa: BLE001 - pickle raises what the object's own __reduce__ raises
+        raise ConfigurationError(
+            f"Tool {tool!r} cannot run on workers: its tokens ({type(tokens).__name__}) cannot be sent to a worker "
+            "process. Give one token, a mapping of user id to token, a module-level function, or a "
+            "stampede.services.tokens.TokenIssuer (what the Define … Agent Tool keywords sign with)."
+        ) from None
 
 
 class PlaceholderValues:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -103,8 +103,17 @@ class LaunchKeywords(LibraryComponent):
         and first-operation spreads and each worker's clock offset (probed
         before and after, each row's times shifted onto this machine's clock
         with its uncertainty). A worker that dies or stalls fails the launch
-        naming its shard. Python tools (`Define Python Tool`), the SQL tool and
-        the credit deduction tool are rebuilt in the workers. The load shape
+        naming its shard; what the other shards did is saved all the same (JSON
+        lines ending ``.kept.jsonl`` beside its chunk folder under
+        ``histories``), and the failure says where. Rebuilt in the workers:
+        Python tools (`Define Python Tool`), the SQL tool, the credit deduction
+        tool, the lock tool (`Define Lock Tool`: its lock timings moved onto
+        this machine's clock, an overlap within the clocks' uncertainty
+        inconclusive; not an in-process ``python:`` lock, which cannot be
+        shared between processes), the WebSocket agent tool (each worker signs
+        its users' tokens; what they received is judged together) and the HTTP
+        agent tool (each user's threads are made here before the launch, so a
+        user's agents share them in whichever worker they run). The load shape
         holds across them: a ramp starts each agent by its number in the whole
         launch, and a ``rate`` is split, each shard running the arrivals that
         fall to its agents (a share in proportion to them), so the shards keep
@@ -123,16 +132,22 @@ class LaunchKeywords(LibraryComponent):
             bound = _operation_bound(chosen, operation_timeout)
             plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
             if workers != 1 or cluster is not None:
-                recipe = self._recipe_for_workers(chosen)
+                recipe = self._recipe_for_workers(chosen, plan)
+                count = require_positive_int(workers, what="workers")
+                history_dir = self._history_dir(chosen)
                 return self._finish(
                     chosen,
-                    launch_on_workers(
-                        recipe,
-                        plan,
-                        require_positive_int(workers, what="workers"),
-                        self._history_dir(chosen),
-                        cluster,
-                        watch=lambda live: showing_progress(live.progress, tool),
+                    self._after_workers(
+                        chosen,
+                        history_dir,
+                        lambda: launch_on_workers(
+                            recipe,
+                            plan,
+                            count,
+                            history_dir,
+                            cluster,
+                            watch=lambda live: showing_progress(live.progress, tool),
+                        ),
                     ),
                 )
             try:
@@ -185,7 +200,7 @@ class LaunchKeywords(LibraryComponent):
             plan = _plan(agents, iterations, duration, batch_size, batch_interval, rate, users, bound, timeout)
             running: Running
             if workers != 1 or cluster is not None:
-                recipe = self._recipe_for_workers(chosen)
+                recipe = self._recipe_for_workers(chosen, plan)
                 count = require_positive_int(workers, what="workers")
                 running = WorkersRunning(recipe, plan, count, self._history_dir(chosen), cluster)
             else:
@@ -266,7 +281,12 @@ class LaunchKeywords(LibraryComponent):
                     running.settle(bound, grace), timeout=bound + grace + SETUP_ALLOWANCE_SECONDS
                 )
             try:
-                result = self.runtime.run(_result(running))
+                if isinstance(running, WorkersRunning):
+                    result = self._after_workers(
+                        launch.tool, running.history_dir, lambda: self.runtime.run(_result(running))
+                    )
+                else:
+                    result = self.runtime.run(_result(running))
             except WorkersFailed:
                 raise  # it started: a worker was lost, and the error says which
             except _CANNOT_START as error:
@@ -275,12 +295,12 @@ class LaunchKeywords(LibraryComponent):
         launch.record = record
         return record
 
-    def _recipe_for_workers(self, tool: Tool) -> ToolRecipe:
-        """The tool's recipe for the workers, once the tool has noted here what it needs (it is set up only there)."""
+    def _recipe_for_workers(self, tool: Tool, plan: LaunchPlan) -> ToolRecipe:
+        """The tool's recipe for the workers, once the tool has done here what it needs (it is set up only there)."""
         recipe = _recipe(tool)
         before = getattr(tool, "before_workers", None)
         if before is not None:
-            self.runtime.run(before())
+            self.runtime.run(before(plan))
         return recipe
 
     @contextlib.contextmanager
@@ -297,6 +317,32 @@ class LaunchKeywords(LibraryComponent):
                 missed = self.runtime.did_not_run(tool, self.scope(), str(error))
                 self.log(f"Launch {missed.number} of {tool!r} did not run: checks that depend on it are not judged.")
             raise
+
+    def _after_workers(
+        self, tool: Tool, history_dir: Path | None, launched: Callable[[], LaunchResult]
+    ) -> LaunchResult:
+        """The launch on workers; when a worker was lost, what the others did is saved and the failure says where.
+
+        Once every shard has ended, the tool does here what it must (``after_workers``), whatever the outcome.
+        """
+        after = getattr(tool, "after_workers", None)
+        done: LaunchResult | None = None
+        try:
+            done = launched()
+            return done
+        except WorkersFailed as failed:
+            done = failed.kept
+            if done is None or history_dir is None:
+                raise
+            saved = done.history.write_jsonl(history_dir.with_name(f"{history_dir.stem}.kept.jsonl"))
+            raise WorkersFailed(
+                f"{failed}: {len(done.history)} operations of the shards that answered, saved in {saved} "
+                f"(Arrow chunks in {history_dir})",
+                done,
+            ) from None
+        finally:
+            if after is not None:
+                self.runtime.run(after(done))
 
     def _history_dir(self, tool: Tool) -> Path:
         """Where the launch writes its history's chunks as they fill: a folder of its own beside the JSON lines."""
@@ -375,10 +421,9 @@ def _recipe(tool: Tool) -> ToolRecipe:
     recipe = getattr(tool, "recipe", None)
     if recipe is None:
         raise ConfigurationError(
-            f"Tool {tool.name!r} cannot run on workers yet: Python tools (Define Python Tool), the SQL tool and the "
-            "credit deduction tool are rebuilt in a worker process; a lock tool is not, because the lock timings "
-            "it records are read on one clock and a worker's would need shifting onto the launch's. Launch it "
-            "with workers=1."
+            f"Tool {tool.name!r} cannot run on workers yet: Python tools (Define Python Tool), the SQL tool, the "
+            "credit deduction tool, the lock tool and the WebSocket and HTTP agent tools are rebuilt in a worker "
+            "process. Launch it with workers=1."
         )
     built: ToolRecipe = recipe()
     return built

@@ -4,7 +4,7 @@ Documentation    Launch Agents with workers=2: the agents split over two worker 
 
 Resource         stampede_robot/resources/user_code_tools.resource
 
-Suite Setup      Use PostgreSQL
+Suite Setup      Run Keywords    Use PostgreSQL    AND    Use Redis
 
 
 *** Test Cases ***
@@ -59,6 +59,39 @@ A Background Launch On Two Workers Is Watched And Stopped
     Stop Launch    ${load}
     Thresholds Should Hold    operations >= 50    success_rate >= 100%
     No Update Should Be Lost
+
+A Lock Split Over Two Workers Keeps Its Holders Apart
+    [Documentation]    The lock tool is rebuilt in each worker; both shards' holders are judged on one timeline.
+    Define Lock Tool    guard    lock=stampede redis    lease=500 ms    hold=3 ms    fencing=on
+    Launch Agents    guard    4    iterations=5    workers=2
+    Holders Should Never Overlap
+    Lock Should Never Be Granted Twice
+    No Update Should Be Lost
+
+The Broken Lock Split Over Two Workers Is Caught Granting Itself Twice
+    [Documentation]    A stalled holder's plain DEL frees the next holder's lock, whichever worker either runs in.
+    Define Lock Tool    guard    lock=broken    lease=50 ms    hold=5 ms    stall=90 ms    stall_every=3
+    Launch Agents    guard    6    iterations=6    workers=2
+    Run Keyword And Expect Error    Lock granted twice: *    Lock Should Never Be Granted Twice
+
+WebSocket Users Split Over Two Workers Are Judged Together
+    [Documentation]    Each worker signs its users' tokens and sends back what they received: one judgement of all.
+    Use Agent Service    think_time=20 ms
+    Define WebSocket Agent Tool    chat    answer_timeout=5 s    run_timeout=10 s
+    Launch Agents    chat    6    iterations=2    workers=2
+    Every Agent Should Be Answered
+    No Events Should Reach Another User
+    Events Should Arrive In Order Without Gaps
+
+HTTP Users Split Over Two Workers Share Their Threads
+    [Documentation]    The users' threads are made here before the launch; both workers' runs on them are judged together.
+    Use Agent Service    think_time=20 ms
+    Define HTTP Agent Tool    threads    policy=enqueue    read_every=1
+    Launch Agents    threads    8    users=2    workers=2
+    Each Thread Should Have At Most One Active Run
+    Runs Should Follow The Thread Policy
+    Thread Reads Should Be Consistent
+    Run Streams Should Carry Only Their Own Run
 
 A Tool That Cannot Be Rebuilt In A Worker Is Refused
     [Documentation]    A transfer tool is not rebuilt in a worker yet, and the launch says so.
