@@ -296,12 +296,16 @@ class LaunchKeywords(LibraryComponent):
         return record
 
     def _recipe_for_workers(self, tool: Tool, plan: LaunchPlan) -> ToolRecipe:
-        """The tool's recipe for the workers, once the tool has done here what it needs (it is set up only there)."""
-        recipe = _recipe(tool)
+        """The tool's recipe for the workers, once the tool has done here what it needs (it is set up only there).
+
+        A tool that cannot be rebuilt is refused before it does anything; the recipe is taken after, since it
+        carries what was done (the HTTP tool's threads).
+        """
+        _recipe(tool)
         before = getattr(tool, "before_workers", None)
         if before is not None:
             self.runtime.run(before(plan))
-        return recipe
+        return _recipe(tool)
 
     @contextlib.contextmanager
     def _attempt(self, tool: str) -> Iterator[None]:
