@@ -75,15 +75,19 @@ def test_split_over_two_workers_a_read_then_write_still_loses_updates_and_an_ato
     with_target(pg_dsn, run_id, body)
 
 
+async def _atomic_deduction(target: PostgresTarget) -> tuple[int, PythonTool]:
+    """A new account and the user-code tool that deducts from it atomically."""
+    (account,) = await create_accounts(target, 1, BALANCE)
+    services = ServiceEndpoints(postgres_dsn=target.client_dsn())
+    factory = f"{TOOLS}:AtomicDeduction"
+    return account, PythonTool(name="atomic", factory=factory, settings={"account": account}, services=services)
+
+
 def test_a_fixed_rate_split_over_two_workers_keeps_the_asked_rate_on_one_schedule(
     pg_dsn: str, run_id: str, tmp_path: Path
 ) -> None:
     async def body(target: PostgresTarget) -> None:
-        (account,) = await create_accounts(target, 1, BALANCE)
-        services = ServiceEndpoints(postgres_dsn=target.client_dsn())
-        tool = PythonTool(
-            name="atomic", factory=f"{TOOLS}:AtomicDeduction", settings={"account": account}, services=services
-        )
+        account, tool = await _atomic_deduction(target)
         plan = LaunchPlan(agents=10, duration=1.5, shape=FixedRate(200.0))
         result = await asyncio.to_thread(launch_on_workers, tool.recipe(), plan, 2, tmp_path / "chunks")
         assert not result.agent_errors, result.agent_errors
@@ -131,11 +135,7 @@ def test_the_live_progress_of_a_launch_on_two_workers_adds_up_its_shards_and_end
     pg_dsn: str, run_id: str
 ) -> None:
     async def body(target: PostgresTarget) -> None:
-        (account,) = await create_accounts(target, 1, BALANCE)
-        services = ServiceEndpoints(postgres_dsn=target.client_dsn())
-        tool = PythonTool(
-            name="atomic", factory=f"{TOOLS}:AtomicDeduction", settings={"account": account}, services=services
-        )
+        _, tool = await _atomic_deduction(target)
         samples = Samples()
         plan = LaunchPlan(agents=AGENTS, duration=1.5)
         result = await asyncio.to_thread(launch_on_workers, tool.recipe(), plan, 2, None, None, watch=samples.watching)
@@ -156,11 +156,7 @@ def test_a_launch_on_workers_in_the_background_counts_its_operations_and_stops_g
     pg_dsn: str, run_id: str, tmp_path: Path
 ) -> None:
     async def body(target: PostgresTarget) -> None:
-        (account,) = await create_accounts(target, 1, BALANCE)
-        services = ServiceEndpoints(postgres_dsn=target.client_dsn())
-        tool = PythonTool(
-            name="atomic", factory=f"{TOOLS}:AtomicDeduction", settings={"account": account}, services=services
-        )
+        account, tool = await _atomic_deduction(target)
         running = WorkersRunning(tool.recipe(), LaunchPlan(agents=AGENTS, duration=60.0), 2, tmp_path / "chunks", None)
         deadline = time.monotonic() + 60
         while running.operations < 100 and not running.done and time.monotonic() < deadline:
