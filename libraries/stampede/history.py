@@ -229,6 +229,21 @@ class History:
         return copy
 
     @classmethod
+    def of_chunks(cls, directory: Path) -> History:
+        """The history a folder of chunk files holds (``000000.arrow``, ...), as a history with that folder wrote it.
+
+        Files of an earlier version read as this version's columns
+        (:func:`~stampede.history_columns.read_chunk`); recording on writes the next chunks there.
+        """
+        paths = sorted(directory.glob("[0-9][0-9][0-9][0-9][0-9][0-9].arrow"))
+        if not paths:
+            raise ValueError(f"{directory} holds no history chunk files (000000.arrow, 000001.arrow, ...)")
+        history = cls(directory=directory)
+        history._sealed = tuple(_Chunk(read_chunk(path).num_rows, None, path, {}) for path in paths)
+        history._view = (history._sealed, history._builder, 0, history._open)
+        return history
+
+    @classmethod
     def merged(
         cls,
         histories: Sequence[History],

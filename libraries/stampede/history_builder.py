@@ -40,7 +40,8 @@ _FIXED: dict[int, type[np.generic]] = {
     15: np.int64,  # clock_error_ns
 }
 """The columns every row gives a plain value for, by their place in a row, and their numpy types."""
-_FIELDS = [itemgetter(index) for index in range(len(SCHEMA))]
+_ROW_LENGTH = len(SCHEMA)
+_FIELDS = [itemgetter(index) for index in range(_ROW_LENGTH)]
 _NAMES = (1, 2, 8)
 """The name columns (user, op, error): codes into the chunk's dictionary, null (-1) for None."""
 _INTENDED = 7
@@ -89,8 +90,9 @@ class ChunkBuilder:
         start, end = self.rows, self.rows + count
         if end > self.capacity:
             raise ValueError(f"a chunk of {self.capacity} rows cannot take {count} more after {start}")
-        if any(map(len(SCHEMA).__ne__, map(len, rows))):
-            raise ValueError(f"a row has {len(SCHEMA)} fields: got {next(row for row in rows if len(row) != len(SCHEMA))!r}")
+        if any(map(_ROW_LENGTH.__ne__, map(len, rows))):
+            wrong = next(row for row in rows if len(row) != _ROW_LENGTH)
+            raise ValueError(f"a row has {_ROW_LENGTH} fields, not {len(wrong)}: {wrong!r}")
         # Column by column, each read straight into its array: not zip(*rows), which makes an iterator per
         # row (objects the garbage collector then follows), nor a list per column (cold tuples read twice).
         for index, dtype in _FIXED.items():
@@ -140,9 +142,7 @@ class ChunkBuilder:
             return pa.array([causes or None for causes in values], field_type)
         if index == _TIMINGS:
             return pa.array(values, field_type)
-        return pa.array(
-            [_pickled(value, (row, index), unpicklable) for row, value in enumerate(values)], field_type
-        )
+        return pa.array([_pickled(value, (row, index), unpicklable) for row, value in enumerate(values)], field_type)
 
 
 def batch_of(rows: Sequence[Row], unpicklable: Unpicklable | None = None) -> pa.RecordBatch:
