@@ -16,6 +16,7 @@ import pytest
 from pyarrow import ipc
 
 from stampede.history import History, Operation
+from stampede.history_builder import PIECE_ROWS
 from stampede.history_columns import ADDED_COLUMNS, OUTCOME_CODE, SCHEMA, VERSION, read_chunk
 from stampede.outcomes import Outcome
 
@@ -305,3 +306,32 @@ def test_a_chunk_lacking_a_column_that_has_no_default_or_of_a_newer_version_is_r
         read_chunk(tmp_path / "without-op")
     with pytest.raises(ValueError, match=f"version {VERSION + 1}, newer than this Stampede's"):
         read_chunk(tmp_path / "newer")
+
+
+class _EqualToEverything:
+    """A value whose ``__eq__`` says it is None too: recorded as itself all the same."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+
+def test_a_chunk_of_several_pieces_reads_back_as_recorded(tmp_path: Path) -> None:
+    """Pieces alike in a column (one name, no retries) and pieces that vary, in one chunk and across two."""
+    varied = varied_operations(PIECE_ROWS + 7)
+    alike = [Operation(1, "user-1", "deduct", index, index, index + 5, Outcome.OK) for index in range(PIECE_ROWS)]
+    odd = _EqualToEverything()
+    ops = [*alike, *varied, Operation(2, "user-2", "refund", 0, 1, 2, Outcome.OK, read=odd)]
+    history = History(ops, directory=tmp_path, chunk_rows=2 * PIECE_ROWS + 3)
+    assert len(list(tmp_path.iterdir())) == 1, "one full chunk written, the rest open"
+    assert [fields(op) for op in history][:-1] == [fields(op) for op in ops[:-1]]
+    assert history[-1].read is odd, "the open piece"
+    assert type(History(ops, chunk_rows=len(ops)).snapshot()[-1].read) is _EqualToEverything, "pickled, not lost"
+
+
+def test_a_row_of_the_wrong_length_is_refused_naming_it() -> None:
+    history = History(chunk_rows=2)
+    history.record((1, "user-1", "deduct", 0, 0, 5, 0, None, None, 0, (), False, None, None, None))
+    with pytest.raises(ValueError, match=r"a row has 16 fields, not 15: \(1, 'user-1'"):
+        history.record((1, "user-1", "deduct", 0, 0, 5, 0, None, None, 0, (), False, None, None, None))
