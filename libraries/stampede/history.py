@@ -352,15 +352,18 @@ class History:
 
     def outcomes_from(self, start: int) -> list[Outcome]:
         """The outcomes of the operations from index ``start`` on, without making operations (for progress)."""
-        chunks, rows = self._chunks()
+        sealed, builder, moved, rows = self._view
         found: list[Outcome] = []
         position = start
-        for chunk in chunks:
+        for chunk in sealed:
             if position < chunk.rows:
                 outcomes = Columns(chunk.batch()).outcome_codes()[position:].tolist()
                 found += [OUTCOMES[code] for code in outcomes]
             position = max(0, position - chunk.rows)
-        found += [entry.outcome if type(entry) is Operation else OUTCOMES[entry[6]] for entry in rows[position:]]  # type: ignore[index]
+        if position < moved:  # the open chunk's columns: read as they are, no batch made (the display asks often)
+            found += [OUTCOMES[code] for code in builder.outcome_codes(moved)[position:].tolist()]
+        position = max(0, position - moved)
+        found += [entry.outcome if type(entry) is Operation else OUTCOMES[entry[6]] for entry in list(rows)[position:]]  # type: ignore[index]
         return found
 
     def successful(self) -> list[Operation]:

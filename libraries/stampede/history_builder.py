@@ -122,6 +122,10 @@ class ChunkBuilder:
                 self._payload[index].append((start, values))
         self.rows = end
 
+    def outcome_codes(self, rows: int) -> npt.NDArray[np.int8]:
+        """The first ``rows`` rows' outcome codes (a view)."""
+        return self._fixed[6][:rows]
+
     def batch(self, rows: int | None = None, unpicklable: Unpicklable | None = None) -> pa.RecordBatch:
         """The first ``rows`` rows (all by default) as a record batch of :data:`SCHEMA` (views of the columns).
 

@@ -327,6 +327,9 @@ def test_a_chunk_of_several_pieces_reads_back_as_recorded(tmp_path: Path) -> Non
     assert len(list(tmp_path.iterdir())) == 1, "one full chunk written, the rest open"
     assert [fields(op) for op in history][:-1] == [fields(op) for op in ops[:-1]]
     assert history[-1].read is odd, "the open piece"
+    open_chunk = History(ops, chunk_rows=4 * PIECE_ROWS)  # two pieces in its columns, the rest a piece of rows
+    assert open_chunk.outcomes_from(PIECE_ROWS - 2) == [op.outcome for op in ops[PIECE_ROWS - 2 :]]
+    assert [fields(op) for op in open_chunk][:-1] == [fields(op) for op in ops[:-1]]
     assert type(History(ops, chunk_rows=len(ops)).snapshot()[-1].read) is _EqualToEverything, "pickled, not lost"
 
 
