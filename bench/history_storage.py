@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import figure, machine_line
 from metrics_cost import record
 from stampede.history import History
-from stampede.history_columns import SCHEMA, Columns, Row, batch_of, read_chunk, write_chunk
+from stampede.history_builder import batch_of
+from stampede.history_columns import SCHEMA, Columns, Row, read_chunk, write_chunk
 from stampede.metrics import summarize_history
 
 SOAK_RSS_TARGET_MB = 50.0

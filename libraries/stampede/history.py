@@ -1,10 +1,12 @@
 """The history: every operation every agent performed, in the order it ended.
 
 Checkers read the history, never counters. Recording appends one tuple (a
-:data:`~stampede.history_columns.Row`) to the open chunk, so it costs next to
-nothing on the hot path. A full chunk becomes typed columns
-(:mod:`stampede.history_columns`) and, when the history has a directory, a file
-there: recording memory is bounded by the chunk size, however long the launch.
+:data:`~stampede.history_columns.Row`) to the open chunk's piece, so it costs
+next to nothing on the hot path; a full piece is moved into the open chunk's
+typed columns (:mod:`stampede.history_builder`), and a full chunk becomes a
+record batch (:mod:`stampede.history_columns`) and, when the history has a
+directory, a file there: recording memory is bounded by the chunk size,
+however long the launch.
 Readers see :class:`Operation` objects, made one chunk at a time; metrics read
 the columns. Serialising to JSON lines happens once, after the launch.
 """
@@ -21,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .history_builder import PIECE_ROWS, ChunkBuilder, batch_of
 from .history_columns import (
     OUTCOME_CODE,
     OUTCOMES,
@@ -29,7 +32,6 @@ from .history_columns import (
     Int64s,
     Row,
     Unpicklable,
-    batch_of,
     joined,
     moved_payloads,
     read_chunk,
@@ -39,7 +41,7 @@ from .history_columns import (
 from .outcomes import Outcome
 
 CHUNK_ROWS = 32_768
-"""Operations per chunk: the open chunk's memory (about 300 B per operation) is what recording holds."""
+"""Operations per chunk: the open chunk's columns (about 60 B per operation) are what recording holds."""
 
 PayloadShift = Callable[[Any, Any, int], tuple[Any, Any]]
 """A row's read and written values with the instants a tool recorded in them moved back by an offset (ns)."""
@@ -181,7 +183,8 @@ class History:
     ``000001.arrow``, ...) and then let go of; without one they stay in memory
     as columns (about 70 B per operation instead of an object's 263).
     Operations appended as objects are the very objects read back until their
-    chunk fills; one read back from a full chunk is made anew on each reading.
+    piece of the open chunk (:data:`~stampede.history_builder.PIECE_ROWS`) is
+    moved into its columns; one read back from columns is made anew on each reading.
     """
 
     def __init__(
@@ -192,8 +195,12 @@ class History:
         self.directory = directory
         self._chunk_rows = chunk_rows
         self._sealed: tuple[_Chunk, ...] = ()
+        self._builder = ChunkBuilder(chunk_rows)
         self._open: list[Row | Operation] = []
-        self._view: tuple[tuple[_Chunk, ...], list[Row | Operation]] = (self._sealed, self._open)
+        self._piece_rows = min(PIECE_ROWS, chunk_rows)
+        self._objects = False
+        """Whether the open piece holds an appended Operation (a piece of rows alone is moved as it is)."""
+        self._view: _View = (self._sealed, self._builder, 0, self._open)
         """What readers (another thread's progress display too) take at once: the full chunks and the open one."""
         for operation in operations:
             self.append(operation)
@@ -202,14 +209,15 @@ class History:
         """Record one operation given as a :data:`~stampede.history_columns.Row` (the launcher's hot path)."""
         rows = self._open
         rows.append(row)
-        if len(rows) >= self._chunk_rows:
-            self._seal()
+        if len(rows) >= self._piece_rows:
+            self._move_piece()
 
     def append(self, operation: Operation) -> None:
+        self._objects = True
         rows = self._open
         rows.append(operation)
-        if len(rows) >= self._chunk_rows:
-            self._seal()
+        if len(rows) >= self._piece_rows:
+            self._move_piece()
 
     def snapshot(self) -> History:
         """The operations recorded so far, as a history of their own; this one goes on recording apart from it.
@@ -217,12 +225,27 @@ class History:
         The open chunk is closed first (written, when there is a directory), so
         the snapshot shares full chunks only and copies nothing.
         """
-        if self._open:
+        if self._open or self._builder.rows:
             self._seal()
         copy = History(directory=self.directory, chunk_rows=self._chunk_rows)
         copy._sealed = self._sealed
-        copy._view = (copy._sealed, copy._open)
+        copy._view = (copy._sealed, copy._builder, 0, copy._open)
         return copy
+
+    @classmethod
+    def of_chunks(cls, directory: Path) -> History:
+        """The history a folder of chunk files holds (``000000.arrow``, ...), as a history with that folder wrote it.
+
+        Files of an earlier version read as this version's columns
+        (:func:`~stampede.history_columns.read_chunk`); recording on writes the next chunks there.
+        """
+        paths = sorted(directory.glob("[0-9][0-9][0-9][0-9][0-9][0-9].arrow"))
+        if not paths:
+            raise ValueError(f"{directory} holds no history chunk files (000000.arrow, 000001.arrow, ...)")
+        history = cls(directory=directory)
+        history._sealed = tuple(_Chunk(read_chunk(path).num_rows, None, path, {}) for path in paths)
+        history._view = (history._sealed, history._builder, 0, history._open)
+        return history
 
     @classmethod
     def merged(
@@ -254,15 +277,32 @@ class History:
         table = table.take(pc.sort_indices(table, [("end_ns", "ascending")]))
         parts = table.combine_chunks().to_batches(merged._chunk_rows)
         merged._sealed = tuple(merged._chunk_of(part, {}, number) for number, part in enumerate(parts))
-        merged._view = (merged._sealed, merged._open)
+        merged._view = (merged._sealed, merged._builder, 0, merged._open)
         return merged
 
-    def _seal(self) -> None:
-        unpicklable: Unpicklable = {}
-        chunk = self._chunk_of(batch_of(_rows_of(self._open), unpicklable), unpicklable, len(self._sealed))
-        self._sealed = (*self._sealed, chunk)
+    def _move_piece(self) -> None:
+        """Move the open piece into the open chunk's columns, sealing the chunk when that fills it."""
+        builder = self._builder
+        builder.add(_rows_of(self._open) if self._objects else self._open)  # type: ignore[arg-type]
         self._open = []
-        self._view = (self._sealed, self._open)  # one assignment: a reader sees the rows open or sealed, never both
+        self._objects = False
+        if builder.rows >= self._chunk_rows:
+            self._seal()
+            return
+        self._piece_rows = min(PIECE_ROWS, self._chunk_rows - builder.rows)
+        self._view = (self._sealed, builder, builder.rows, self._open)
+
+    def _seal(self) -> None:
+        builder = self._builder
+        builder.add(_rows_of(self._open))
+        unpicklable: Unpicklable = {}
+        chunk = self._chunk_of(builder.batch(unpicklable=unpicklable), unpicklable, len(self._sealed))
+        self._sealed = (*self._sealed, chunk)
+        self._builder = ChunkBuilder(self._chunk_rows)
+        self._open = []
+        self._objects = False
+        self._piece_rows = min(PIECE_ROWS, self._chunk_rows)
+        self._view = (self._sealed, self._builder, 0, self._open)  # one assignment: a reader sees a row once
 
     def _chunk_of(self, batch: pa.RecordBatch, unpicklable: Unpicklable, number: int) -> _Chunk:
         """Full chunk ``number`` of ``batch``: written to the directory (when there is one) before anyone sees it."""
@@ -271,36 +311,45 @@ class History:
         path = write_chunk(batch, self.directory / f"{number:06d}.arrow")
         return _Chunk(batch.num_rows, None, path, unpicklable)
 
+    def _chunks(self) -> tuple[list[_Chunk], list[Row | Operation]]:
+        """The full chunks and the open chunk's rows in columns (a chunk of its own, for reading), and its piece."""
+        sealed, builder, moved, rows = self._view
+        chunks = list(sealed)
+        if moved:
+            unpicklable: Unpicklable = {}
+            chunks.append(_Chunk(moved, builder.batch(moved, unpicklable), None, unpicklable))
+        return chunks, list(rows)
+
     def columns(self) -> Iterator[Columns]:
         """The history's columns, one chunk at a time (the open chunk's made on the spot)."""
-        sealed, rows = self._view
-        for chunk in sealed:
+        chunks, rows = self._chunks()
+        for chunk in chunks:
             yield Columns(chunk.batch())
         if rows:
-            yield Columns(batch_of(_rows_of(list(rows))))
+            yield Columns(batch_of(_rows_of(rows)))
 
     def latencies_ns(self) -> Int64s:
         """Every operation's latency (:attr:`Operation.latency_ns`), in order, from the columns."""
         return joined([columns.latency_ns() for columns in self.columns()])
 
     def __iter__(self) -> Iterator[Operation]:
-        sealed, rows = self._view
-        for chunk in sealed:
+        chunks, rows = self._chunks()
+        for chunk in chunks:
             yield from chunk.operations()
-        for entry in list(rows):
+        for entry in rows:
             yield entry if type(entry) is Operation else _operation_of(entry)  # type: ignore[arg-type]
 
     def __len__(self) -> int:
-        sealed, rows = self._view
-        return sum(chunk.rows for chunk in sealed) + len(rows)
+        sealed, _, moved, rows = self._view
+        return sum(chunk.rows for chunk in sealed) + moved + len(rows)
 
     def __getitem__(self, index: int) -> Operation:
-        sealed, rows = self._view
-        count = sum(chunk.rows for chunk in sealed) + len(rows)
+        chunks, rows = self._chunks()
+        count = sum(chunk.rows for chunk in chunks) + len(rows)
         position = index if index >= 0 else count + index
         if not 0 <= position < count:
             raise IndexError(f"history index {index} out of range (it holds {count} operations)")
-        for chunk in sealed:
+        for chunk in chunks:
             if position < chunk.rows:
                 return chunk.operations()[position]
             position -= chunk.rows
@@ -309,7 +358,7 @@ class History:
 
     def outcomes_from(self, start: int) -> list[Outcome]:
         """The outcomes of the operations from index ``start`` on, without making operations (for progress)."""
-        sealed, rows = self._view
+        sealed, builder, moved, rows = self._view
         found: list[Outcome] = []
         position = start
         for chunk in sealed:
@@ -317,6 +366,9 @@ class History:
                 outcomes = Columns(chunk.batch()).outcome_codes()[position:].tolist()
                 found += [OUTCOMES[code] for code in outcomes]
             position = max(0, position - chunk.rows)
+        if position < moved:  # the open chunk's columns: read as they are, no batch made (the display asks often)
+            found += [OUTCOMES[code] for code in builder.outcome_codes(moved)[position:].tolist()]
+        position = max(0, position - moved)
         found += [entry.outcome if type(entry) is Operation else OUTCOMES[entry[6]] for entry in list(rows)[position:]]  # type: ignore[index]
         return found
 
@@ -369,6 +421,10 @@ def _operation_of(row: Row) -> Operation:
 
 def _rows_of(entries: list[Row | Operation]) -> list[Row]:
     return [_row_of(entry) if type(entry) is Operation else entry for entry in entries]  # type: ignore[misc]
+
+
+_View = tuple[tuple["_Chunk", ...], ChunkBuilder, int, list[Row | Operation]]
+"""The full chunks, the open chunk's columns and how many rows they hold, and the open piece of rows."""
 
 
 @dataclass(frozen=True)

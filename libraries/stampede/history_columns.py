@@ -57,12 +57,15 @@ member in every row kept each one tracked and made recording 40% slower.
 OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
 """Outcome codes: an outcome's code is its index here."""
 OUTCOME_CODE = {outcome: code for code, outcome in enumerate(OUTCOMES)}
-_OUTCOME_NAMES = pa.array([outcome.value for outcome in OUTCOMES], pa.string())
+OUTCOME_NAMES = pa.array([outcome.value for outcome in OUTCOMES], pa.string())
 _PICKLED = pa.binary()
 _TIMINGS = pa.map_(pa.string(), pa.int64())
 _TIMING_LIST = pa.list_(pa.struct([("key", pa.string()), ("value", pa.int64())]))
 _CAUSES = pa.list_(pa.string())
-_IPC_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
+# One thread: on a chunk this small, handing its buffers to Arrow's pool costs more CPU than it saves
+# (bench/metrics_cost.py: writing a chunk 2.1 ms of CPU with threads, 1.3 ms without; reading 1.4 and 0.8 ms).
+_IPC_OPTIONS = ipc.IpcWriteOptions(compression="lz4", use_threads=False)
+_IPC_READ_OPTIONS = ipc.IpcReadOptions(use_threads=False)
 
 SCHEMA = pa.schema(
     [
@@ -82,64 +85,23 @@ SCHEMA = pa.schema(
         ("written", _PICKLED),
         ("timings", _TIMINGS),
         ("clock_error_ns", pa.int64()),
-    ]
+    ],
+    metadata={"stampede.history.version": "2"},
 )
+"""A chunk's columns; its version is in each chunk file's schema metadata.
+
+Version 2 (this one) is the first to say it; a file without a version is of
+version 1, whose columns were these same ones, save those added since
+(:data:`ADDED_COLUMNS`), which some version-1 files lack.
+"""
+VERSION = int(SCHEMA.metadata[b"stampede.history.version"])
+ADDED_COLUMNS: dict[str, int] = {"clock_error_ns": 0}
+"""Columns added after the first chunk files were written, and the value a file without one reads as."""
 
 Int64s = npt.NDArray[np.int64]
 
-_NAMES = (1, 2, 8)
-"""The name columns (user, op, error), dictionary-encoded."""
-_ROW_FIELDS = [
-    pa.field(field.name, field.type.value_type if index in _NAMES else field.type) for index, field in enumerate(SCHEMA)
-]
-_ROW_FIELDS[6] = pa.field("outcome", pa.int8())
-_PAYLOAD_ROW = pa.struct(_ROW_FIELDS)
-"""A row as Arrow converts it: names as strings, the outcome as its code, read and written values pickled."""
-_PLAIN_ROW = pa.struct(
-    [*_ROW_FIELDS[:12], pa.field("read", pa.null()), pa.field("written", pa.null()), *_ROW_FIELDS[14:]]
-)
-"""A row whose read and written values are None (the conversion fails on any other)."""
-
-
 Unpicklable = dict[tuple[int, int], Any]
 """Read or written values pickle cannot take, by (row, field): kept as they are, beside the chunk."""
-
-
-def batch_of(rows: Sequence[Row], unpicklable: Unpicklable | None = None) -> pa.RecordBatch:
-    """The rows as one record batch of :data:`SCHEMA`, converted by Arrow in one pass over them.
-
-    Read and written values are any Python value: in the common chunk where no
-    operation has one, they convert as nulls; otherwise they are pickled first.
-    One pickle cannot take (a connection, a lock) is left null in the batch and
-    put in ``unpicklable``.
-    """
-    try:
-        struct = pa.array(rows, type=_PLAIN_ROW)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value read or written: pickle those
-        kept = {} if unpicklable is None else unpicklable
-        pickled = [
-            (*row[:12], _pickled(row[12], (index, 12), kept), _pickled(row[13], (index, 13), kept), *row[14:])
-            for index, row in enumerate(rows)
-        ]
-        struct = pa.array(pickled, _PAYLOAD_ROW)
-    columns = struct.flatten()
-    for index in _NAMES:
-        columns[index] = pc.dictionary_encode(columns[index])
-    columns[6] = pa.DictionaryArray.from_arrays(columns[6], _OUTCOME_NAMES)
-    columns[10] = pc.if_else(pc.equal(pc.list_value_length(columns[10]), 0), pa.scalar(None, _CAUSES), columns[10])
-    for index in (12, 13):
-        columns[index] = columns[index].cast(_PICKLED)
-    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
-
-
-def _pickled(value: Any, where: tuple[int, int], unpicklable: Unpicklable) -> bytes | None:
-    if value is None:
-        return None
-    try:
-        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # noqa: BLE001 - pickle raises what the value's own __reduce__ raises
-        unpicklable[where] = value
-        return None
 
 
 def moved_payloads(batch: pa.RecordBatch, move: Callable[[Any, Any], tuple[Any, Any]]) -> tuple[pa.Array, pa.Array]:
@@ -172,10 +134,30 @@ def write_chunk(batch: pa.RecordBatch, path: Path) -> Path:
 
 
 def read_chunk(path: Path) -> pa.RecordBatch:
-    """The batch a chunk file holds."""
+    """The batch a chunk file holds, in :data:`SCHEMA` (a column added since it was written read as its default)."""
     with pa.memory_map(str(path)) as source:
-        reader = ipc.open_file(source)
-        return reader.get_batch(0) if reader.num_record_batches else SCHEMA.empty_table().to_batches()[0]
+        reader = ipc.open_file(source, options=_IPC_READ_OPTIONS)
+        batch = reader.get_batch(0) if reader.num_record_batches else reader.schema.empty_table().to_batches()[0]
+    return batch if batch.schema.equals(SCHEMA, check_metadata=True) else _current(batch, path)
+
+
+def _current(batch: pa.RecordBatch, path: Path) -> pa.RecordBatch:
+    """``batch``, read from a chunk file of an earlier version, in this version's schema."""
+    version = int((batch.schema.metadata or {}).get(b"stampede.history.version", 1))
+    if version > VERSION:
+        raise ValueError(f"{path} is a history chunk of version {version}, newer than this Stampede's ({VERSION})")
+    columns = []
+    for field in SCHEMA:
+        if field.name in batch.schema.names:
+            column = batch.column(field.name)
+            if not column.type.equals(field.type):
+                raise ValueError(f"{path}: column {field.name!r} is {column.type}, a history chunk's is {field.type}")
+            columns.append(column)
+        elif field.name in ADDED_COLUMNS:
+            columns.append(pa.array(np.full(batch.num_rows, ADDED_COLUMNS[field.name]), field.type))
+        else:
+            raise ValueError(f"{path} is not a history chunk Stampede can read: it has no column {field.name!r}")
+    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
 
 
 def row_fields(batch: pa.RecordBatch, unpicklable: Unpicklable) -> list[list[Any]]:

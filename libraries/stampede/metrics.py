@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .history import History, Operation
-from .history_columns import OUTCOMES, Int64s, joined
+from .history_columns import OUTCOMES, Columns, Int64s, joined
 from .launcher import LaunchResult
 from .outcomes import Outcome
 
@@ -45,9 +45,13 @@ def percentile(sorted_values: Sequence[int] | Sequence[float] | Int64s, pct: flo
         return 0.0
     if not 0 < pct <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {pct}")
+    return float(sorted_values[_rank(len(sorted_values), pct) - 1])
+
+
+def _rank(count: int, pct: float) -> int:
+    """The nearest rank (from 1) of percentile ``pct`` among ``count`` values."""
     # Rounding first: 28 / 100 * 25 is 7.000000000000001, which would give rank 8, not 7.
-    rank = max(1, math.ceil(round(pct * len(sorted_values) / 100.0, 9)))
-    return float(sorted_values[rank - 1])
+    return max(1, math.ceil(round(pct * count / 100.0, 9)))
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,23 @@ class LatencySummary:
 
     @classmethod
     def of_array(cls, latencies_ns: Int64s) -> LatencySummary:
-        """The summary of latencies in a numpy array (sorted here, in a copy)."""
-        return cls.of_sorted(np.sort(latencies_ns))
+        """The summary of latencies in a numpy array, exact as of sorted ones.
+
+        Only the values at the ranks wanted (the least, the percentiles', the
+        greatest) are put in place, in a copy (``np.partition``), not all of them.
+        """
+        count = len(latencies_ns)
+        if count == 0:
+            return cls.of_sorted(latencies_ns)
+        ranks = {pct: _rank(count, pct) for pct in PERCENTILES}
+        placed = np.partition(latencies_ns, sorted({0, count - 1, *(rank - 1 for rank in ranks.values())}))
+        return cls(
+            count=count,
+            min=int(placed[0]) / 1e9,
+            mean=int(latencies_ns.sum()) / count / 1e9,
+            max=int(placed[-1]) / 1e9,
+            percentiles={pct: float(placed[rank - 1]) / 1e9 for pct, rank in ranks.items()},
+        )
 
     @classmethod
     def of_sorted(cls, values: Sequence[int] | Int64s) -> LatencySummary:
@@ -122,25 +141,10 @@ class OutcomeCounts:
     @classmethod
     def of_history(cls, history: History) -> OutcomeCounts:
         """The counts of a history, from its columns."""
-        final = np.zeros(len(OUTCOMES), dtype=np.int64)
-        retried = np.zeros(len(OUTCOMES), dtype=np.int64)
-        count = attempts = retried_operations = exhausted = 0
+        tally = _Tally()
         for columns in history.columns():
-            retries = columns.ints("retries")
-            count += columns.rows
-            attempts += columns.rows + int(retries.sum())
-            final += np.bincount(columns.outcome_codes(), minlength=len(OUTCOMES))
-            retried_operations += int(np.count_nonzero(retries))
-            retried += np.bincount(columns.retry_causes(), minlength=len(OUTCOMES))
-            exhausted += int(np.count_nonzero(columns.batch.column("exhausted").to_numpy(zero_copy_only=False)))
-        return cls(
-            count,
-            attempts,
-            dict(zip(OUTCOMES, map(int, final), strict=True)),
-            dict(zip(OUTCOMES, map(int, retried), strict=True)),
-            retried_operations,
-            exhausted,
-        )
+            tally.add(columns)
+        return tally.counts()
 
     def attempts_ending(self, outcome: Outcome) -> int:
         """Attempts that ended in ``outcome``, counting retried ones and final ones."""
@@ -170,6 +174,34 @@ class OutcomeCounts:
             "serialization_failure_rate": self.attempts_ending(Outcome.SERIALIZATION_FAILURE) / attempts,
             "deadlock_rate": self.attempts_ending(Outcome.DEADLOCK) / attempts,
         }
+
+
+class _Tally:
+    """Outcome counts summed a chunk's columns at a time."""
+
+    def __init__(self) -> None:
+        self.final = np.zeros(len(OUTCOMES), dtype=np.int64)
+        self.retried = np.zeros(len(OUTCOMES), dtype=np.int64)
+        self.operations = self.attempts = self.retried_operations = self.exhausted = 0
+
+    def add(self, columns: Columns) -> None:
+        retries = columns.ints("retries")
+        self.operations += columns.rows
+        self.attempts += columns.rows + int(retries.sum())
+        self.final += np.bincount(columns.outcome_codes(), minlength=len(OUTCOMES))
+        self.retried_operations += int(np.count_nonzero(retries))
+        self.retried += np.bincount(columns.retry_causes(), minlength=len(OUTCOMES))
+        self.exhausted += int(np.count_nonzero(columns.batch.column("exhausted").to_numpy(zero_copy_only=False)))
+
+    def counts(self) -> OutcomeCounts:
+        return OutcomeCounts(
+            self.operations,
+            self.attempts,
+            dict(zip(OUTCOMES, map(int, self.final), strict=True)),
+            dict(zip(OUTCOMES, map(int, self.retried), strict=True)),
+            self.retried_operations,
+            self.exhausted,
+        )
 
 
 @dataclass(frozen=True)
@@ -226,18 +258,22 @@ class _Figures:
 def summarize_history(
     history: History, wall_seconds: float, loop_lag_ns: Sequence[int] = (), phases: Sequence[str] = ()
 ) -> LaunchSummary:
-    latencies = _Latencies.of(history, phases)
-    counts = OutcomeCounts.of_history(history)
+    latencies, tally = _Latencies(phases), _Tally()
+    for columns in history.columns():  # one pass: a chunk file is read once
+        latencies.add(columns)
+        tally.add(columns)
+    counts = tally.counts()
     operations = counts.operations
     per_name = {
-        name: (LatencySummary.of_array(ok), LatencySummary.of_array(every))
-        for name, (ok, every) in latencies.by_name.items()
+        name: (LatencySummary.of_array(joined(ok)), LatencySummary.of_array(joined([*ok, *failed])))
+        for name, (ok, failed) in latencies.by_name.items()
     }
     if len(per_name) == 1:  # one operation name: its figures are the overall ones
         latency, all_latency = next(iter(per_name.values()))
     else:
-        latency = LatencySummary.of_array(joined([ok for ok, _ in latencies.by_name.values()]))
-        all_latency = LatencySummary.of_array(joined([every for _, every in latencies.by_name.values()]))
+        parts = latencies.by_name.values()
+        latency = LatencySummary.of_array(joined([part for ok, _ in parts for part in ok]))
+        all_latency = LatencySummary.of_array(joined([part for ok, failed in parts for part in [*ok, *failed]]))
     lag = LatencySummary.of(loop_lag_ns)
     figures = _Figures()
     figures.latency(latency, "", "successful operations", operations)
@@ -252,7 +288,7 @@ def summarize_history(
     for name, (ok_summary, every_summary) in per_name.items():
         figures.latency(ok_summary, f"{name}.", f"successful {name!r} operations", every_summary.count)
         figures.latency(every_summary, f"{name}.{ALL_OPERATIONS}", f"{name!r} operations")
-    timings = {phase: LatencySummary.of_array(values) for phase, values in sorted(latencies.timed.items())}
+    timings = {phase: LatencySummary.of_array(joined(parts)) for phase, parts in sorted(latencies.timed.items())}
     for phase, summary in timings.items():
         figures.latency(summary, f"{phase}_", f"operations that timed {phase!r}", operations)
         figures.metrics[f"{phase}_count"] = float(summary.count)
@@ -270,41 +306,32 @@ def summarize_history(
     )
 
 
-@dataclass
 class _Latencies:
-    """A history's latencies gathered from its columns: per operation name, per timed phase, and its error codes."""
+    """A history's latencies gathered from its columns a chunk at a time: per operation name, per timed phase,
+    and its error codes."""
 
-    by_name: dict[str, tuple[Int64s, Int64s]]
-    """Per operation name (in order of first appearance): its successful operations' latencies and all of them."""
-    timed: dict[str, Int64s]
-    error_codes: dict[str, int]
+    def __init__(self, phases: Sequence[str]) -> None:
+        self.by_name: dict[str, tuple[list[Int64s], list[Int64s]]] = {}
+        """Per operation name (in order of first appearance): its successful operations' latencies and the others'."""
+        self.timed: dict[str, list[Int64s]] = {phase: [] for phase in phases}
+        self.error_codes: dict[str, int] = {}
 
-    @classmethod
-    def of(cls, history: History, phases: Sequence[str]) -> _Latencies:
-        by_name: dict[str, tuple[list[Int64s], list[Int64s]]] = {}
-        timed: dict[str, list[Int64s]] = {phase: [] for phase in phases}
-        error_codes: dict[str, int] = {}
-        ok_code = OUTCOMES.index(Outcome.OK)
-        for columns in history.columns():
-            latency = columns.latency_ns()
-            ok = columns.outcome_codes() == ok_code
-            codes, names = columns.codes("op")
-            for code, name in enumerate(names):
-                of_name = codes == code
-                ok_parts, every_parts = by_name.setdefault(name, ([], []))
-                every_parts.append(latency[of_name])
-                ok_parts.append(latency[of_name & ok])
-            errors, error_names = columns.codes("error")
-            for code, count in enumerate(np.bincount(errors[errors >= 0], minlength=len(error_names)).tolist()):
-                if count:
-                    error_codes[error_names[code]] = error_codes.get(error_names[code], 0) + count
-            for phase, values in columns.timings().items():
-                timed.setdefault(phase, []).append(values)
-        return cls(
-            {name: (joined(ok), joined(every)) for name, (ok, every) in by_name.items()},
-            {phase: joined(parts) for phase, parts in timed.items()},
-            error_codes,
-        )
+    def add(self, columns: Columns) -> None:
+        latency = columns.latency_ns()
+        ok = columns.outcome_codes() == _OK_CODE
+        codes, names = columns.codes("op")
+        for code, name in enumerate(names):
+            of_name = codes == code
+            ok_parts, failed_parts = self.by_name.setdefault(name, ([], []))
+            ok_parts.append(latency[of_name & ok])
+            failed_parts.append(latency[of_name & ~ok])
+        errors, error_names = columns.codes("error")
+        for code, count in enumerate(np.bincount(errors[errors >= 0], minlength=len(error_names)).tolist()):
+            if count:
+                self.error_codes[error_names[code]] = self.error_codes.get(error_names[code], 0) + count
+        for phase, values in columns.timings().items():
+            self.timed.setdefault(phase, []).append(values)
 
 
+_OK_CODE = OUTCOMES.index(Outcome.OK)
 _PER_OPERATION_RATES = frozenset({"success_rate", "retry_rate", "timeout_rate", "error_rate"})

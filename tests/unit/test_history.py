@@ -11,10 +11,13 @@ import tracemalloc
 import uuid
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from pyarrow import ipc
 
 from stampede.history import History, Operation
-from stampede.history_columns import OUTCOME_CODE
+from stampede.history_builder import PIECE_ROWS
+from stampede.history_columns import ADDED_COLUMNS, OUTCOME_CODE, SCHEMA, VERSION, read_chunk
 from stampede.outcomes import Outcome
 
 
@@ -261,3 +264,77 @@ def test_merged_shards_are_put_on_one_timeline_each_row_with_its_clock_error(tmp
     assert (second.agent, second.start_ns, second.end_ns, second.intended_ns) == (2, 150, 250, 140)
     assert second.clock_error_ns == 30 and second.to_dict()["clock_error_ns"] == 30
     assert Operation.from_dict(second.to_dict()).clock_error_ns == 30
+
+
+def test_a_chunk_folder_written_before_clock_error_ns_reads_it_as_zero(tmp_path: Path) -> None:
+    """Chunk files of version 1 (no version in their metadata) may lack the columns added since."""
+    ops = varied_operations(6)
+    current = History(ops, chunk_rows=6).snapshot()
+    (batch,) = [columns.batch for columns in current.columns()]
+    old_schema = pa.schema([field for field in SCHEMA if field.name not in ADDED_COLUMNS])  # no metadata: version 1
+    old_batch = pa.RecordBatch.from_arrays([batch.column(field.name) for field in old_schema], schema=old_schema)
+    folder = tmp_path / "chunks"
+    folder.mkdir()
+    with pa.OSFile(str(folder / "000000.arrow"), "wb") as sink, ipc.new_file(sink, old_schema) as writer:
+        writer.write_batch(old_batch)
+
+    read = read_chunk(folder / "000000.arrow")
+    assert read.schema.equals(SCHEMA, check_metadata=True)
+    assert read.column("clock_error_ns").to_pylist() == [0] * 6
+    history = History.of_chunks(folder)
+    assert [fields(op) for op in history] == [fields(op) for op in ops]
+    assert [op.clock_error_ns for op in history] == [0] * 6
+    with pytest.raises(ValueError, match="holds no history chunk files"):
+        History.of_chunks(tmp_path)
+
+
+def test_a_chunk_folder_reads_back_as_the_history_that_wrote_it(tmp_path: Path) -> None:
+    ops = varied_operations(11)
+    History(ops, directory=tmp_path, chunk_rows=4).snapshot()
+    assert [fields(op) for op in History.of_chunks(tmp_path)] == [fields(op) for op in ops]
+
+
+def test_a_chunk_lacking_a_column_that_has_no_default_or_of_a_newer_version_is_refused(tmp_path: Path) -> None:
+    batch = next(History(varied_operations(2)).columns()).batch
+    without_op = pa.schema([field for field in SCHEMA if field.name != "op"])
+    newer = SCHEMA.with_metadata({"stampede.history.version": str(VERSION + 1)})
+    for name, schema in [("without-op", without_op), ("newer", newer)]:
+        table = pa.Table.from_arrays([batch.column(field.name) for field in schema], schema=schema)
+        with pa.OSFile(str(tmp_path / name), "wb") as sink, ipc.new_file(sink, schema) as writer:
+            writer.write_table(table)
+    with pytest.raises(ValueError, match="it has no column 'op'"):
+        read_chunk(tmp_path / "without-op")
+    with pytest.raises(ValueError, match=f"version {VERSION + 1}, newer than this Stampede's"):
+        read_chunk(tmp_path / "newer")
+
+
+class _EqualToEverything:
+    """A value whose ``__eq__`` says it is None too: recorded as itself all the same."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+
+def test_a_chunk_of_several_pieces_reads_back_as_recorded(tmp_path: Path) -> None:
+    """Pieces alike in a column (one name, no retries) and pieces that vary, in one chunk and across two."""
+    varied = varied_operations(PIECE_ROWS + 7)
+    alike = [Operation(1, "user-1", "deduct", index, index, index + 5, Outcome.OK) for index in range(PIECE_ROWS)]
+    odd = _EqualToEverything()
+    ops = [*alike, *varied, Operation(2, "user-2", "refund", 0, 1, 2, Outcome.OK, read=odd)]
+    history = History(ops, directory=tmp_path, chunk_rows=2 * PIECE_ROWS + 3)
+    assert len(list(tmp_path.iterdir())) == 1, "one full chunk written, the rest open"
+    assert [fields(op) for op in history][:-1] == [fields(op) for op in ops[:-1]]
+    assert history[-1].read is odd, "the open piece"
+    open_chunk = History(ops, chunk_rows=4 * PIECE_ROWS)  # two pieces in its columns, the rest a piece of rows
+    assert open_chunk.outcomes_from(PIECE_ROWS - 2) == [op.outcome for op in ops[PIECE_ROWS - 2 :]]
+    assert [fields(op) for op in open_chunk][:-1] == [fields(op) for op in ops[:-1]]
+    assert type(History(ops, chunk_rows=len(ops)).snapshot()[-1].read) is _EqualToEverything, "pickled, not lost"
+
+
+def test_a_row_of_the_wrong_length_is_refused_naming_it() -> None:
+    history = History(chunk_rows=2)
+    history.record((1, "user-1", "deduct", 0, 0, 5, 0, None, None, 0, (), False, None, None, None))
+    with pytest.raises(ValueError, match=r"a row has 16 fields, not 15: \(1, 'user-1'"):
+        history.record((1, "user-1", "deduct", 0, 0, 5, 0, None, None, 0, (), False, None, None, None))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stampede.history import History, Operation
@@ -78,6 +79,15 @@ def test_latency_summary_in_seconds() -> None:
     metrics = summary.as_metrics("deduct.")
     assert metrics["deduct.p95"] == 0.095 and metrics["deduct.max"] == 0.1
     assert set(metrics) == {f"deduct.{name}" for name in ("min", "mean", "max", "p50", "p90", "p95", "p99")}
+
+
+def test_a_summary_of_an_array_is_that_of_its_values_sorted() -> None:
+    generator = np.random.default_rng(7)
+    for count in [1, 2, 3, 7, 99, 100, 101, 1_000, 4_999]:
+        values = generator.integers(0, 50, count) * MS  # duplicates: ties at the ranks
+        unsorted = values.copy()
+        assert LatencySummary.of_array(values) == LatencySummary.of_sorted(np.sort(values)), count
+        assert np.array_equal(values, unsorted), "the array is left as it was"
 
 
 def test_latency_summary_of_nothing_is_zero() -> None:
