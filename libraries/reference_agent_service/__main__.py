@@ -24,8 +24,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .auth import SECRET_ENV, check_secret
 from .bugs import Bug, parse_bugs
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .server import ServiceConfig
 
 EXIT_BAD_SETTINGS = 2
+T = TypeVar("T")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,17 +121,24 @@ def _announce(line: str) -> None:
     print(line, flush=True)
 
 
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop when it is installed: the same service at a fraction of asyncio's CPU per frame and query."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
 def _serve(config: ServiceConfig, processes: int) -> int:
     """Serve until signalled; return the exit code."""
     if processes > 1:
         from .supervisor import Supervisor
 
-        return asyncio.run(Supervisor(config, processes).run(_announce))
+        return _run(Supervisor(config, processes).run(_announce))
     from .server import serve_until_signalled
 
-    asyncio.run(
-        serve_until_signalled(config, lambda listening: _announce(ready_line(config.host, *listening, [os.getpid()])))
-    )
+    _run(serve_until_signalled(config, lambda listening: _announce(ready_line(config.host, *listening, [os.getpid()]))))
     return 0
 
 
