@@ -47,6 +47,28 @@ CREATE TABLE IF NOT EXISTS {schema}.agent_messages (
 );
 """
 
+# One statement per step, each one round trip: a session+run is a handful of statements, and on a loaded
+# machine every round trip's CPU (driver and server) is what the service runs out of first.
+_ENSURE_USER = """
+WITH created AS (
+    INSERT INTO agent_credits (user_id, balance) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING balance
+)
+SELECT balance FROM created UNION ALL SELECT balance FROM agent_credits WHERE user_id = $1
+"""
+_BALANCE = "SELECT balance FROM agent_credits WHERE user_id = $1"
+_RECORD_MESSAGE = """INSERT INTO agent_messages (user_id, thread_id, position, run_id, marker, cost, content)
+SELECT $1, $2, (SELECT coalesce(max(position), 0) + 1 FROM agent_messages WHERE user_id = $1 AND thread_id = $2),
+       $3, $4, $5, $6 {source}
+RETURNING position"""
+_DEDUCT_AND_RECORD = f"""
+WITH deducted AS (
+    UPDATE agent_credits SET balance = balance - $5 WHERE user_id = $1 AND balance >= $5 RETURNING balance
+), recorded AS (
+    {_RECORD_MESSAGE.format(source="FROM deducted")}
+)
+SELECT deducted.balance, recorded.position FROM deducted, recorded
+"""
+
 
 class ToolFailure(Exception):
     """A run's tool could not do its work; ``code`` goes into the ``agent_failed`` event."""
@@ -106,6 +128,7 @@ class AgentStore:
                 max_size=pool_size,
                 timeout=connect_timeout,
                 server_settings={"search_path": schema, "application_name": application_name(schema)},
+                reset=_nothing_to_reset,
             )
         except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise ServiceUnavailable(
@@ -135,12 +158,10 @@ class AgentStore:
     async def ensure_user(self, user_id: str) -> int:
         """Create the user's credits on first sight; return the balance."""
         async with self._connection() as connection:
-            await connection.execute(
-                "INSERT INTO agent_credits (user_id, balance) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                user_id,
-                self.initial_credits,
-            )
-            return int(await connection.fetchval("SELECT balance FROM agent_credits WHERE user_id = $1", user_id))
+            balance = await connection.fetchval(_ENSURE_USER, user_id, self.initial_credits)
+            if balance is None:  # created by another connection after this statement's snapshot was taken
+                balance = await connection.fetchval(_BALANCE, user_id)
+            return int(balance)
 
     async def open_thread(self, user_id: str, thread_id: str) -> None:
         async with self._connection() as connection:
@@ -165,41 +186,38 @@ class AgentStore:
 
         The caller holds the thread's lock, which keeps message positions unique.
         """
-        async with self._connection() as connection, connection.transaction():
-            balance = await self._deduct(connection, user_id, cost)
-            position = await connection.fetchval(
-                """INSERT INTO agent_messages (user_id, thread_id, position, run_id, marker, cost, content)
-                   SELECT $1, $2, coalesce(max(position), 0) + 1, $3, $4, $5, $6
-                   FROM agent_messages WHERE user_id = $1 AND thread_id = $2
-                   RETURNING position""",
-                user_id,
-                thread_id,
-                run_id,
-                marker,
-                cost,
-                content,
-            )
-            return ToolResult(balance, int(position))
-
-    async def _deduct(self, connection: asyncpg.Connection, user_id: str, cost: int) -> int:
+        message = (user_id, thread_id, run_id, marker, cost, content)
         if self.lost_update:
-            balance = await connection.fetchval("SELECT balance FROM agent_credits WHERE user_id = $1", user_id)
+            return await self._deduct_and_record_racily(message)
+        async with self._connection() as connection:
+            row = await connection.fetchrow(_DEDUCT_AND_RECORD, *message)
+        if row is None:
+            raise _insufficient_credits(user_id, cost)
+        return ToolResult(int(row["balance"]), int(row["position"]))
+
+    async def _deduct_and_record_racily(self, message: tuple[str, str, str, str, int, str]) -> ToolResult:
+        """The lost_update bug: read the balance, pause, write back what was read minus the cost."""
+        user_id, cost = message[0], message[4]
+        async with self._connection() as connection, connection.transaction():
+            balance = await connection.fetchval(_BALANCE, user_id)
             await asyncio.sleep(LOST_UPDATE_PAUSE)
-            if balance is not None and balance >= cost:
-                await connection.execute(
-                    "UPDATE agent_credits SET balance = $2 WHERE user_id = $1", user_id, balance - cost
-                )
-                return int(balance - cost)
-        else:
-            balance = await connection.fetchval(
-                "UPDATE agent_credits SET balance = balance - $2 WHERE user_id = $1 AND balance >= $2 "
-                "RETURNING balance",
-                user_id,
-                cost,
+            if balance is None or balance < cost:
+                raise _insufficient_credits(user_id, cost)
+            await connection.execute(
+                "UPDATE agent_credits SET balance = $2 WHERE user_id = $1", user_id, balance - cost
             )
-            if balance is not None:
-                return int(balance)
-        raise ToolFailure(RunFailure.INSUFFICIENT_CREDITS, f"{user_id} has fewer than {cost} credits left")
+            position = await connection.fetchval(_RECORD_MESSAGE.format(source=""), *message)
+            return ToolResult(int(balance - cost), int(position))
 
     def _connection(self) -> asyncpg.pool.PoolAcquireContext:
         return self.pool.acquire(timeout=_ACQUIRE_TIMEOUT)
+
+
+def _insufficient_credits(user_id: str, cost: int) -> ToolFailure:
+    return ToolFailure(RunFailure.INSUFFICIENT_CREDITS, f"{user_id} has fewer than {cost} credits left")
+
+
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing, as the service changes no session state (no SET, LISTEN, cursor or
+    session lock), so asyncpg's default reset query would be a round trip per release for nothing. The pool still
+    rolls back a transaction left open."""
