@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
@@ -43,11 +43,15 @@ class SessionRegistry:
         nx = not self.allow_second
         return bool(await self.client.set(self.key(user_id), session_id, nx=nx, px=self.ttl_ms))
 
-    async def refresh(self, user_id: str, session_id: str) -> bool:
-        """Push the key's expiry out; False if the key is no longer ours."""
-        if self.allow_second:
-            return bool(await self.client.pexpire(self.key(user_id), self.ttl_ms))
-        return bool(await self.client.eval(_EXPIRE_IF_OURS, 1, self.key(user_id), session_id, self.ttl_ms))
+    async def refresh(self, claims: Sequence[tuple[str, str]]) -> list[bool]:
+        """Push out the expiry of each ``(user_id, session_id)``, in one round trip; False where the key is not ours."""
+        async with self.client.pipeline(transaction=False) as pipeline:
+            for user_id, session_id in claims:
+                if self.allow_second:
+                    pipeline.pexpire(self.key(user_id), self.ttl_ms)
+                else:
+                    pipeline.eval(_EXPIRE_IF_OURS, 1, self.key(user_id), session_id, self.ttl_ms)
+            return [bool(ours) for ours in await pipeline.execute()]
 
     async def release(self, user_id: str, session_id: str) -> None:
         await self.client.eval(_DELETE_IF_OURS, 1, self.key(user_id), session_id)

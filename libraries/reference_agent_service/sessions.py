@@ -40,6 +40,7 @@ ELSEWHERE_RELEASE_WAIT = 1.0
 """Seconds a new session waits for a user's session held by another process to end: a client that closed it and
 reconnected at once may reach this process before the other has released it."""
 _CLAIM_RETRY = 0.02
+_REFRESH_BATCH = 500  # session keys refreshed per Redis round trip: one pipeline each, not one command per session
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]
 """Starts a background task that the service cancels when it shuts down."""
@@ -304,14 +305,17 @@ class Sessions:
         """Refresh every session's Redis key; end a session whose key is gone or taken."""
         while True:
             await asyncio.sleep(self.settings.session_ttl_ms / 3000)
-            for session in list(self._sessions):
+            sessions = list(self._sessions)
+            for start in range(0, len(sessions), _REFRESH_BATCH):
+                batch = sessions[start : start + _REFRESH_BATCH]
                 try:
-                    ours = await self._registry.refresh(session.user_id, session.session_id)
+                    ours = await self._registry.refresh([(session.user_id, session.session_id) for session in batch])
                 except (rx.RedisError, OSError) as error:
-                    log.warning("could not refresh the session of %s: %s", session.user_id, self._describe_error(error))
+                    log.warning("could not refresh %d sessions: %s", len(batch), self._describe_error(error))
                     continue
-                if not ours:
-                    await self._end_session(session, expired=True)
+                for session, still_ours in zip(batch, ours, strict=True):
+                    if not still_ours:
+                        await self._end_session(session, expired=True)
 
     async def end_all(self) -> None:
         """End every session (the service is shutting down)."""
