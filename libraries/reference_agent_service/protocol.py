@@ -107,6 +107,10 @@ class ClientType(StrEnum):
     PING = "ping"
 
 
+_CLIENT_TYPES = frozenset(ClientType)
+_KNOWN_TYPES = ", ".join(ClientType)
+
+
 class EventType(StrEnum):
     SESSION_STARTED = "session_started"
     SESSION_RESUMED = "session_resumed"
@@ -272,11 +276,12 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
     decoded = decode_frame(frame)
     request_id = decoded.get("request_id") if isinstance(decoded.get("request_id"), str) else None
     kind = decoded.get("type")
-    known = ", ".join(t.value for t in ClientType)
     if not isinstance(kind, str):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"a frame needs a 'type' ({known})", request_id)
-    if kind not in set(ClientType):
-        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown type {kind[:40]!r}: use one of {known}", request_id)
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"a frame needs a 'type' ({_KNOWN_TYPES})", request_id)
+    if kind not in _CLIENT_TYPES:
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_TYPE, f"unknown type {kind[:40]!r}: use one of {_KNOWN_TYPES}", request_id
+        )
     request_id = _name(decoded, "request_id", required=False)
     if kind == ClientType.HELLO:
         return _hello(decoded)

@@ -102,7 +102,8 @@ class Sessions:
         """Read the hello; return the new or resumed session, or None after refusing it."""
         timeout = self.settings.hello_timeout_ms / 1000
         try:
-            frame = await asyncio.wait_for(connection.recv(), timeout)
+            async with asyncio.timeout(timeout):  # no task per connection, as wait_for makes on Python 3.11
+                frame = await connection.recv()
         except TimeoutError:
             await _refuse(
                 connection, ErrorCode.HELLO_TIMEOUT, f"no hello within {timeout:g} s", CloseCode.PROTOCOL_ERROR
