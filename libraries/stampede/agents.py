@@ -78,6 +78,8 @@ class BaseTool:
     timed_phases: tuple[str, ...] = ()
     """Phases the tool times within operations (``OpResult.timings``): figures such as ``acquire_p95`` even when
     no operation timed them, so a threshold on one says there was nothing to measure."""
+    close_bound = 0.0
+    """How long ``close_agent`` may take by the tool's own bounds (s): the launcher waits that beyond its grace."""
 
     def describe(self) -> dict[str, str]:
         return {"tool": self.name}

@@ -202,7 +202,8 @@ class _Launch:
         finally:
             bound.close()
             try:
-                await asyncio.wait_for(self.tool.close_agent(context), CANCEL_GRACE_SECONDS)
+                own = getattr(self.tool, "close_bound", 0.0)  # a tool's own close may wait longer than the grace
+                await asyncio.wait_for(self.tool.close_agent(context), CANCEL_GRACE_SECONDS + own)
             except Exception as error:  # noqa: BLE001
                 self.agent_errors.setdefault(context.agent, f"could not stop cleanly: {_describe(error)}")
 

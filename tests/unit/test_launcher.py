@@ -457,3 +457,29 @@ def test_a_launch_writes_its_history_in_chunks_to_the_folder_given(tmp_path: Pat
     assert sorted((op.read["agent"], op.written["iteration"]) for op in result.history) == [
         (agent, iteration) for agent in (1, 2, 3) for iteration in range(4)
     ]
+
+
+class SlowToClose(BaseTool):
+    """Closing an agent waits ``closing`` s, within the tool's own close bound ``close_bound``."""
+
+    name = "slow-to-close"
+
+    def __init__(self, closing: float, close_bound: float) -> None:
+        self.closing = closing
+        self.close_bound = close_bound
+
+    async def run(self, agent: AgentContext) -> OpResult:
+        return OpResult()
+
+    async def close_agent(self, agent: AgentContext) -> None:
+        await asyncio.sleep(self.closing)
+
+
+def test_an_agent_close_within_the_tools_own_bound_is_waited_for_and_one_beyond_it_is_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(launcher_module, "CANCEL_GRACE_SECONDS", 0.05)
+    waited = run(SlowToClose(closing=0.2, close_bound=1.0), LaunchPlan(agents=2, iterations=1))
+    assert not waited.agent_errors, "a close the tool bounds itself is not cut at the launcher's grace"
+    cut = run(SlowToClose(closing=0.2, close_bound=0.0), LaunchPlan(agents=2, iterations=1))
+    assert cut.agent_errors == {1: "could not stop cleanly: TimeoutError", 2: "could not stop cleanly: TimeoutError"}

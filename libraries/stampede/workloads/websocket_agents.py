@@ -54,7 +54,13 @@ from ..records.websocket import (
 )
 from .websocket_fields import MessageFields, message_text
 from .websocket_protocol import WebSocketProtocol
-from .websocket_sessions import AgentSession, OperationFailed, WebSocketSessions, refuses_the_token
+from .websocket_sessions import (
+    CLOSE_SLACK_SECONDS,
+    AgentSession,
+    OperationFailed,
+    WebSocketSessions,
+    refuses_the_token,
+)
 from .websocket_templates import render
 from .websocket_values import PlaceholderValues, TokenSource, check_sendable
 
@@ -172,6 +178,7 @@ class WebSocketAgentTool(BaseTool):
         self.answer_timeout = answer_timeout
         self.run_timeout = run_timeout
         self.close_timeout = close_timeout
+        self.close_bound = close_timeout + CLOSE_SLACK_SECONDS
         self.connect_early = connect_early
         self.drop_after_events = drop_after_events
         self.runs_at_once = runs_at_once

@@ -40,6 +40,8 @@ _AUTH_ERROR = re.compile(
     re.IGNORECASE,
 )
 MESSAGE_TOO_BIG = 1009
+CLOSE_SLACK_SECONDS = 1.0
+"""Beyond the close timeout (the wait for the peer's close frame), time for the TCP close; then it is aborted."""
 _BAD_DATA_CLOSES = frozenset({1002, 1007, MESSAGE_TOO_BIG})  # protocol error, invalid UTF-8, too big
 
 
@@ -298,7 +300,7 @@ class WebSocketSessions:
 
     async def _close(self, ws: ClientConnection) -> None:
         try:
-            await asyncio.wait_for(ws.close(), self.close_timeout + 1)
+            await asyncio.wait_for(ws.close(), self.close_timeout + CLOSE_SLACK_SECONDS)
         except (TimeoutError, OSError, ConnectionClosed):
             ws.transport.abort()
 
