@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from .history_columns import OUTCOME_NAMES, SCHEMA, Row, Unpicklable
+from .history_columns import OUTCOME_NAMES, ROW_TAIL, SCHEMA, Row, Unpicklable
 
 PIECE_ROWS = 512
 """Rows recording holds as tuples before moving them into the chunk's columns.
@@ -49,6 +49,8 @@ _FIXED: dict[int, type[np.generic]] = {
 }
 """The columns every row gives a plain value for, by their place in a row, and their numpy types."""
 _ROW_LENGTH = len(SCHEMA)
+_SHORT_LENGTH = _ROW_LENGTH - len(ROW_TAIL)
+"""A :data:`~stampede.history_columns.ShortRow`'s fields: the rest are :data:`~stampede.history_columns.ROW_TAIL`."""
 _NAMES = (1, 2, 8)
 """The name columns (user, op, error): codes into the chunk's dictionary, null (-1) for None."""
 _INTENDED = 7
@@ -98,7 +100,11 @@ class ChunkBuilder:
         if end > self.capacity:
             raise ValueError(f"a chunk of {self.capacity} rows cannot take {count} more after {start}")
         columns = _columns_of(rows)
+        short = len(columns) == _SHORT_LENGTH
         for index, dtype in _FIXED.items():
+            if short and index >= _SHORT_LENGTH:
+                self._fixed[index][start:end] = ROW_TAIL[index - _SHORT_LENGTH]
+                continue
             values = columns[index]
             first = values[0]
             if values[-1] == first and values.count(first) == count:  # the last first: a varying one is not counted
@@ -116,7 +122,7 @@ class ChunkBuilder:
         if intended.count(None) != count:  # an int equals None only if it is None: counted by identity
             self._intended[start:end] = [0 if value is None else value for value in intended]
             self._intended_given[start:end] = [value is not None for value in intended]
-        for index in _PAYLOAD_DEFAULT:
+        for index in () if short else _PAYLOAD_DEFAULT:
             values = columns[index]
             if _CARRIED[index](values, count):
                 self._payload[index].append((start, values))
@@ -173,12 +179,20 @@ def _columns_of(rows: Sequence[Row]) -> list[tuple[Any, ...]]:
     """The rows' columns: the values of each field, in order."""
     try:
         columns = list(zip(*rows, strict=True))
-    except ValueError:
-        columns = []
-    if len(columns) != _ROW_LENGTH:
-        wrong = next((row for row in rows if len(row) != _ROW_LENGTH), rows[0])
-        raise ValueError(f"a row has {_ROW_LENGTH} fields, not {len(wrong)}: {wrong!r}")
+    except ValueError:  # short rows and full ones: the short ones made full
+        columns = _full_columns(rows)
+    if len(columns) not in (_SHORT_LENGTH, _ROW_LENGTH):
+        wrong = next((row for row in rows if len(row) not in (_SHORT_LENGTH, _ROW_LENGTH)), rows[0])
+        raise ValueError(f"a row has {_SHORT_LENGTH} or {_ROW_LENGTH} fields, not {len(wrong)}: {wrong!r}")
     return columns
+
+
+def _full_columns(rows: Sequence[Row]) -> list[tuple[Any, ...]]:
+    """The columns of full rows and short ones together, or none when some row is neither."""
+    try:
+        return list(zip(*(row if len(row) != _SHORT_LENGTH else row + ROW_TAIL for row in rows), strict=True))
+    except ValueError:
+        return []
 
 
 def _any_value(values: tuple[Any, ...], count: int) -> bool:

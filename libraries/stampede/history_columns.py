@@ -28,7 +28,7 @@ from pyarrow import ipc
 
 from .outcomes import Outcome
 
-Row = tuple[
+ShortRow = tuple[
     int,  # agent
     str,  # user
     str,  # op
@@ -38,6 +38,23 @@ Row = tuple[
     int,  # outcome, as its code (OUTCOME_CODE): a row of plain values is one the garbage collector lets go of
     int | None,  # intended_ns
     str | None,  # error
+]
+"""An operation without retries, values read or written, or timings, on the launching process's clock.
+
+The fields a full row has after these are then :data:`ROW_TAIL`. Most operations
+are like this, and a short row costs recording less: fewer fields to make and
+take apart, none of the payload columns to look through.
+"""
+FullRow = tuple[
+    int,
+    str,
+    str,
+    int,
+    int,
+    int,
+    int,
+    int | None,
+    str | None,
     int,  # retries
     tuple[Outcome, ...],  # retry_causes
     bool,  # exhausted
@@ -46,6 +63,7 @@ Row = tuple[
     dict[str, int] | None,  # timings
     int,  # clock_error_ns: 0 on the launching process's own clock
 ]
+Row = ShortRow | FullRow
 """One operation as the launcher records it: :class:`~stampede.history.Operation`'s arguments, in order.
 
 The outcome is its code, not the enum member: a tuple holding only plain values
@@ -53,6 +71,8 @@ The outcome is its code, not the enum member: a tuple holding only plain values
 once it has been seen, so a chunk of rows costs the collector nothing; a
 member in every row kept each one tracked and made recording 40% slower.
 """
+ROW_TAIL = (0, (), False, None, None, None, 0)
+"""What a :data:`ShortRow` leaves out: no retries, no causes, not exhausted, nothing read, written or timed, ε 0."""
 
 OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
 """Outcome codes: an outcome's code is its index here."""

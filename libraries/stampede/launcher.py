@@ -21,7 +21,7 @@ from .agents import AgentContext, OpResult, Tool
 from .bounds import TaskBound
 from .errors import ConfigurationError
 from .history import History
-from .history_columns import OUTCOME_CODE
+from .history_columns import OUTCOME_CODE, ShortRow
 from .lag import LoopLagSampler
 from .outcomes import Outcome, classify_exception
 from .shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches, RateShare
@@ -295,26 +295,23 @@ class _Launch:
 
     def _record(self, context: AgentContext, start: int, due: int | None, result: OpResult) -> None:
         # One tuple of plain values in Operation's argument order: the call is on every operation's path.
-        self.history.record(
-            (
-                context.agent,
-                context.user,
-                self.tool.name,
-                context.iteration,
-                start,
-                time.monotonic_ns(),
-                OUTCOME_CODE[result.outcome],
-                due,
-                result.error,
-                result.retries,
-                result.retry_causes,
-                result.exhausted,
-                result.read,
-                result.written,
-                result.timings,
-                0,
-            )
+        # Short unless the operation was retried or carries values or timings (see ShortRow).
+        row: ShortRow = (
+            context.agent,
+            context.user,
+            self.tool.name,
+            context.iteration,
+            start,
+            time.monotonic_ns(),
+            OUTCOME_CODE[result.outcome],
+            due,
+            result.error,
         )
+        if result.retries or result.read is not None or result.written is not None or result.timings is not None:
+            tail = (result.retries, result.retry_causes, result.exhausted, result.read, result.written, result.timings)
+            self.history.record((*row, *tail, 0))
+        else:
+            self.history.record(row)
 
 
 async def _sleep_until(deadline_ns: int) -> None:

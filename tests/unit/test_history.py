@@ -333,8 +333,46 @@ def test_a_chunk_of_several_pieces_reads_back_as_recorded(tmp_path: Path) -> Non
     assert type(History(ops, chunk_rows=len(ops)).snapshot()[-1].read) is _EqualToEverything, "pickled, not lost"
 
 
+def test_short_rows_read_back_as_operations_with_nothing_after_their_error(tmp_path: Path) -> None:
+    """Pieces of short rows only, and pieces where short and full rows take turns, in chunks on disk and open."""
+    ops = varied_operations(PIECE_ROWS)
+    plain = [
+        Operation(3, "user-3", "deduct", index, index, index + 9, Outcome.OK, index - 1, None)
+        for index in range(PIECE_ROWS)
+    ]
+    mixed = [op for pair in zip(ops, plain, strict=True) for op in pair]
+    expected = [*plain, *mixed]
+    history = History(directory=tmp_path, chunk_rows=2 * PIECE_ROWS + 5)
+    for op in expected:
+        full = (
+            op.agent,
+            op.user,
+            op.op,
+            op.iteration,
+            op.start_ns,
+            op.end_ns,
+            OUTCOME_CODE[op.outcome],
+            op.intended_ns,
+            op.error,
+            op.retries,
+            op.retry_causes,
+            op.exhausted,
+            op.read,
+            op.written,
+            op.timings,
+            op.clock_error_ns,
+        )
+        history.record(full[:9] if op in plain else full)
+    assert [fields(op) for op in history] == [fields(op) for op in expected]
+    assert history.outcomes_from(PIECE_ROWS) == [op.outcome for op in mixed]
+
+
 def test_a_row_of_the_wrong_length_is_refused_naming_it() -> None:
     history = History(chunk_rows=2)
     history.record((1, "user-1", "deduct", 0, 0, 5, 0, None, None, 0, (), False, None, None, None))
-    with pytest.raises(ValueError, match=r"a row has 16 fields, not 15: \(1, 'user-1'"):
+    with pytest.raises(ValueError, match=r"a row has 9 or 16 fields, not 15: \(1, 'user-1'"):
         history.record((1, "user-1", "deduct", 0, 0, 5, 0, None, None, 0, (), False, None, None, None))
+    history = History(chunk_rows=2)
+    history.record((1, "user-1", "deduct", 0, 0, 5, 0, None, None))
+    with pytest.raises(ValueError, match=r"a row has 9 or 16 fields, not 10: \(1, 'user-1'"):
+        history.record((1, "user-1", "deduct", 0, 0, 5, 0, None, None, 0))
