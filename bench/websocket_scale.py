@@ -190,6 +190,9 @@ def main() -> None:
     parser.add_argument(
         "--service-processes", type=int, default=1, help="processes the reference service serves its port from"
     )
+    parser.add_argument(
+        "--pg-pool-size", type=int, default=10, help="PostgreSQL connections each service process holds at most"
+    )
     parser.add_argument("--pg-dsn", default=None)
     parser.add_argument("--redis-url", default=None)
     args = parser.parse_args()
@@ -210,6 +213,8 @@ def main() -> None:
                         str(args.rate),
                         "--service-processes",
                         str(args.service_processes),
+                        "--pg-pool-size",
+                        str(args.pg_pool_size),
                         "--pg-dsn",
                         pg_dsn,
                         "--redis-url",
@@ -220,7 +225,14 @@ def main() -> None:
                 )
             return
         (scale,) = run(
-            scales(pg_dsn, redis_url, args.agents, dict(think_ms=args.think_ms), args.rate, args.service_processes)
+            scales(
+                pg_dsn,
+                redis_url,
+                args.agents,
+                dict(think_ms=args.think_ms, pg_pool_size=args.pg_pool_size),
+                args.rate,
+                args.service_processes,
+            )
         )
     figure(
         f"{scale.agents} WebSocket agents, wall time",
