@@ -194,7 +194,8 @@ class _PythonHolder(LockHolder):
         if inspect.iscoroutinefunction(self.lock.acquire):
             tried = time.monotonic_ns()
             try:
-                answer = await asyncio.wait_for(self.lock.acquire(), self.wait)
+                async with asyncio.timeout(self.wait):
+                    answer = await self.lock.acquire()
             except TimeoutError:
                 return None
         else:

@@ -178,9 +178,8 @@ class WebSocketSessions:
 
     async def send(self, session: AgentSession, message: Any) -> None:
         try:
-            await asyncio.wait_for(
-                session.ws.send(message if isinstance(message, str) else json.dumps(message)), self.answer_timeout
-            )
+            async with asyncio.timeout(self.answer_timeout):
+                await session.ws.send(message if isinstance(message, str) else json.dumps(message))
         except ConnectionClosed as closed:
             raise self._closure(closed, session.ws) from None
         except TimeoutError:
@@ -195,7 +194,8 @@ class WebSocketSessions:
     ) -> tuple[Any, MessageFields, ReceivedMessage]:
         """The next frame, logged: its JSON, its configured fields and its log entry."""
         try:
-            frame = await asyncio.wait_for(session.ws.recv(), timeout)
+            async with asyncio.timeout(timeout):
+                frame = await session.ws.recv()
         except ConnectionClosed as closed:
             raise self._closure(closed, session.ws) from None
         received_ns = time.monotonic_ns()
@@ -300,7 +300,8 @@ class WebSocketSessions:
 
     async def _close(self, ws: ClientConnection) -> None:
         try:
-            await asyncio.wait_for(ws.close(), self.close_timeout + CLOSE_SLACK_SECONDS)
+            async with asyncio.timeout(self.close_timeout + CLOSE_SLACK_SECONDS):
+                await ws.close()
         except (TimeoutError, OSError, ConnectionClosed):
             ws.transport.abort()
 
