@@ -62,6 +62,7 @@ class Scale:
     kb_per_agent: float
     harness_cpu_s: float
     service_cpu_s: float
+    loop_late_s: float
 
 
 class PeakRss:
@@ -129,6 +130,7 @@ async def one_scale(service: EmbeddedAgentService, agents: int, rate: int) -> Sc
         kb_per_agent=(rss.peak - rss.baseline) / 1024 / agents,
         harness_cpu_s=harness_cpu,
         service_cpu_s=service_cpu,
+        loop_late_s=max(result.loop_lag_ns, default=0) / 1e9,
     )
 
 
@@ -165,7 +167,8 @@ async def scales(
                 f"{agents:>6} agents: wall {scale.wall_s:.1f} s, errors {scale.errors} ({codes}), connect p99 "
                 f"{scale.connect_p99_s * 1e3:.0f} ms, run p99 {scale.run_p99_s * 1e3:.0f} ms, harness memory "
                 f"{scale.kb_per_agent:.1f} KB per agent; CPU: harness {scale.harness_cpu_s:.1f} s, service "
-                f"{scale.service_cpu_s:.1f} s (measured in {time.monotonic() - started:.0f} s)",
+                f"{scale.service_cpu_s:.1f} s (measured in {time.monotonic() - started:.0f} s); the harness's loop "
+                f"was late by up to {scale.loop_late_s:.1f} s",
                 flush=True,
             )
     finally:

@@ -202,10 +202,34 @@ class _Launch:
         finally:
             bound.close()
             try:
-                own = getattr(self.tool, "close_bound", 0.0)  # a tool's own close may wait longer than the grace
-                await asyncio.wait_for(self.tool.close_agent(context), CANCEL_GRACE_SECONDS + own)
+                await self._close_agent(context)
             except Exception as error:  # noqa: BLE001
                 self.agent_errors.setdefault(context.agent, f"could not stop cleanly: {_describe(error)}")
+
+    async def _close_agent(self, context: AgentContext) -> None:
+        """Close the agent within the grace beyond the tool's own close bound, judged on time the loop kept.
+
+        A loop late by more than the grace (thousands of agents closing at
+        once) fires this bound with the tool's own in one turn, and the tool
+        never had its time: the bound is then given once more before the
+        close is cut and reported.
+        """
+        bound = CANCEL_GRACE_SECONDS + getattr(self.tool, "close_bound", 0.0)
+        closing = asyncio.ensure_future(self.tool.close_agent(context))
+        loop = asyncio.get_running_loop()
+        try:
+            for _ in range(2):
+                due = loop.time() + bound
+                await asyncio.wait({closing}, timeout=bound)
+                if closing.done() or loop.time() - due < CANCEL_GRACE_SECONDS:
+                    break
+        finally:
+            if not closing.done():
+                closing.cancel()
+                await asyncio.wait({closing}, timeout=CANCEL_GRACE_SECONDS)
+        if not closing.done() or closing.cancelled():
+            raise TimeoutError
+        closing.result()
 
     def _arrive(self) -> None:
         self._ready += 1

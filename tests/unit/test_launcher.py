@@ -483,3 +483,30 @@ def test_an_agent_close_within_the_tools_own_bound_is_waited_for_and_one_beyond_
     assert not waited.agent_errors, "a close the tool bounds itself is not cut at the launcher's grace"
     cut = run(SlowToClose(closing=0.2, close_bound=0.0), LaunchPlan(agents=2, iterations=1))
     assert cut.agent_errors == {1: "could not stop cleanly: TimeoutError", 2: "could not stop cleanly: TimeoutError"}
+
+
+class BlocksTheLoopWhileClosing(SlowToClose):
+    """Closing starts, then something else holds the loop past the close's wait and past the launcher's bound.
+
+    Like a WebSocket close, the close takes a few more turns of the loop after its wait ends.
+    """
+
+    def __init__(self, closing: float, close_bound: float, held: float) -> None:
+        super().__init__(closing, close_bound)
+        self.held = held
+
+    async def close_agent(self, agent: AgentContext) -> None:
+        asyncio.get_running_loop().call_later(0.01, time.sleep, self.held)
+        await asyncio.sleep(self.closing)
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+
+def test_an_agent_close_is_not_cut_for_a_loop_that_was_late_past_the_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The close would have ended within its bound: the loop, busy elsewhere, woke both at once."""
+    monkeypatch.setattr(launcher_module, "CANCEL_GRACE_SECONDS", 0.05)
+    late = run(BlocksTheLoopWhileClosing(closing=0.1, close_bound=0.1, held=0.5), LaunchPlan(agents=1, iterations=1))
+    assert not late.agent_errors
+    hung = run(BlocksTheLoopWhileClosing(closing=60, close_bound=0.1, held=0.5), LaunchPlan(agents=1, iterations=1))
+    assert hung.agent_errors == {1: "could not stop cleanly: TimeoutError"}, "given its bound once more, no more"
+    assert hung.wall_seconds < 5
