@@ -39,7 +39,7 @@ from _common import figure, machine_line
 from metrics_cost import record
 from stampede.history import History
 from stampede.history_builder import batch_of
-from stampede.history_columns import SCHEMA, Columns, Row, read_chunk, write_chunk
+from stampede.history_columns import ROW_TAIL, SCHEMA, Columns, Row, read_chunk, write_chunk
 from stampede.metrics import summarize_history
 
 SOAK_RSS_TARGET_MB = 50.0
@@ -97,12 +97,16 @@ _NUMPY_TYPES = ["i4", None, None, "i8", "i8", "i8", "i1", None, None, "i4", None
 
 
 def numpy_npz() -> tuple[Callable[[list[Row], Path], int], Callable[[Path], Any]]:
-    """Columns as numpy arrays, names as codes into a list; the sparse payload left out (it only costs more)."""
+    """Columns as numpy arrays, names as codes into a list; the sparse payload left out (it only costs more).
+
+    Short rows are made full first (part of this format's cost, as filling defaults is part of the piece builder's).
+    """
 
     def write(rows: list[Row], path: Path) -> int:
         arrays: dict[str, np.ndarray[Any, Any]] = {}
+        full = [row if len(row) == len(SCHEMA) else (*row, *ROW_TAIL) for row in rows]
         for index, kind in enumerate(_NUMPY_TYPES):
-            values = [row[index] for row in rows]
+            values = [row[index] for row in full]
             if index in (1, 2, 8):
                 names = list(dict.fromkeys(values))
                 code = {name: position for position, name in enumerate(names)}

@@ -26,6 +26,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import psutil
 import pyarrow as pa
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import figure, machine_line
 from stampede.agents import AgentContext, OpResult
 from stampede.history import History
+from stampede.history_columns import Row
 from stampede.launcher import LaunchPlan, _Launch
 from stampede.metrics import summarize_history
 from stampede.outcomes import Outcome
@@ -54,11 +56,19 @@ class _Named:
         self.name = name
 
 
-def record(directory: Path | None, operations: int, agents: int, with_timings: bool) -> History:
-    """The history of ``operations`` operations recorded by the launcher's own ``_record``, as each ends."""
-    launch = _Launch(_Named("deduct"), LaunchPlan(agents), directory)  # type: ignore[arg-type]
+class Recorder(Protocol):
+    def record(self, row: Row) -> None: ...
+
+
+R = TypeVar("R", bound=Recorder)
+
+
+def record(history: R, operations: int, agents: int, with_timings: bool) -> R:
+    """``history`` with ``operations`` operations recorded by the launcher's own ``_record``, as each ends."""
+    launch = _Launch(_Named("deduct"), LaunchPlan(agents))  # type: ignore[arg-type]
+    launch.history = history  # type: ignore[assignment]
     agents_loop(launch._record, launch.contexts(), operations, with_timings)
-    return launch.history
+    return history
 
 
 def agents_loop(record: Record, contexts: list[AgentContext], operations: int, with_timings: bool) -> None:
@@ -95,7 +105,7 @@ def measure_memory(operations: int, agents: int, with_timings: bool) -> tuple[fl
 
 def _traced(operations: int, agents: int, with_timings: bool, directory: Path) -> tuple[float, float]:
     """Arrow's buffers are not Python allocations: its pool's own count is added (its peak, to be safe)."""
-    history = record(directory, operations, agents, with_timings)
+    history = record(History(directory=directory), operations, agents, with_timings)
     held, _ = tracemalloc.get_traced_memory()
     held += pa.total_allocated_bytes()
     tracemalloc.reset_peak()
@@ -113,7 +123,7 @@ def timed_run(operations: int, agents: int, with_timings: bool) -> tuple[float, 
     rss_before = psutil.Process().memory_info().rss
     with tempfile.TemporaryDirectory() as directory:
         started = time.process_time()
-        history = record(Path(directory), operations, agents, with_timings)
+        history = record(History(directory=Path(directory)), operations, agents, with_timings)
         recorded = time.process_time()
         summary = summarize_history(history, wall_seconds=60.0)
         summarized = time.process_time()
