@@ -56,12 +56,15 @@ Resources Stay Within Bounds While Agents Run On The Service
 Agents Queued On One Locked Row Are Served In Turn
     [Documentation]    ${AGENTS} agents deduct credits from one row with SELECT ... FOR UPDATE for
     ...    ${LOAD_TIME}: PostgreSQL queues the lock waiters roughly first come, first served, so every agent
-    ...    gets a fair share, and the waits count as operations in flight.
+    ...    gets a share, and the waits count as operations in flight. Only roughly: a waiter runs once the
+    ...    operating system wakes its backend, and on a busy machine the backend that just committed may
+    ...    take the row again first (Jain's index 0.87–0.96 in ten runs here, once 0.7 with the machine
+    ...    loaded), so the bar is 0.6: a row kept by a few agents scores far lower (the failing twin 0.2).
     ${account}=    Create Credit Account    balance=100000
     Define Credit Deduction Tool    deduct    strategy=for update    accounts=${account}    think_time=5 ms
     Launch Agents    deduct    ${AGENTS}    duration=${LOAD_TIME}
     Credits Should Be Conserved
-    Agents Should Be Served Fairly
+    Agents Should Be Served Fairly    at_least=0.6
     Agents Should Run In Parallel
 
 Agents Waiting In Redis With The Asyncio Client Wait Side By Side
