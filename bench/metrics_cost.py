@@ -63,9 +63,14 @@ class Recorder(Protocol):
 R = TypeVar("R", bound=Recorder)
 
 
+def _launch(agents: int) -> _Launch:
+    """A launch of ``agents`` agents of a tool named ``deduct``, not started: its ``_record`` and its contexts."""
+    return _Launch(_Named("deduct"), LaunchPlan(agents))  # type: ignore[arg-type]
+
+
 def record(history: R, operations: int, agents: int, with_timings: bool) -> R:
     """``history`` with ``operations`` operations recorded by the launcher's own ``_record``, as each ends."""
-    launch = _Launch(_Named("deduct"), LaunchPlan(agents))  # type: ignore[arg-type]
+    launch = _launch(agents)
     launch.history = history  # type: ignore[assignment]
     agents_loop(launch._record, launch.contexts(), operations, with_timings)
     return history
@@ -130,7 +135,7 @@ def timed_run(operations: int, agents: int, with_timings: bool) -> tuple[float, 
         rss_mb = (psutil.Process().memory_info().rss - rss_before) / 2**20
         assert summary.counts.operations == operations
         del history, summary
-    contexts = _Launch(_Named("deduct"), LaunchPlan(agents)).contexts()  # type: ignore[arg-type]
+    contexts = _launch(agents).contexts()
     started_alone = time.process_time()
     agents_loop(_ignore, contexts, operations, with_timings)
     agents_s = time.process_time() - started_alone
