@@ -27,6 +27,9 @@ from .outcomes import Outcome, classify_exception
 from .shapes import AllAtOnce, FixedRate, LoadShape, RampInBatches, RateShare
 
 CANCEL_GRACE_SECONDS = 2.0
+TURNS_TO_END_A_CLOSE = 5
+"""Turns of the loop from a close's own bound firing to this launcher seeing it end: the timer, the cancel, the
+abort, the close's end, the wait's wake."""
 TIMER_SLACK_NS = 2_000_000
 """How early an event loop's timer may fire: the last of a wait for a shared start is spent yielding, not asleep."""
 YOUNG_COLLECTION_ALLOCATIONS = 10_000  # while a launch runs, instead of CPython's 700 (see _collecting_less)
@@ -209,10 +212,11 @@ class _Launch:
     async def _close_agent(self, context: AgentContext) -> None:
         """Close the agent within the grace beyond the tool's own close bound, judged on time the loop kept.
 
-        A loop late by more than the grace (thousands of agents closing at
-        once) fires this bound with the tool's own in one turn, and the tool
-        never had its time: the bound is then given once more before the
-        close is cut and reported.
+        A close that ends at the tool's own bound still takes a few turns of
+        the loop to get here. When thousands of agents close at once, each
+        turn is late by about as much as this bound's wake was: if those turns
+        add up past the grace, the tool never had its time, and the bound is
+        given once more before the close is cut and reported.
         """
         bound = CANCEL_GRACE_SECONDS + getattr(self.tool, "close_bound", 0.0)
         closing = asyncio.ensure_future(self.tool.close_agent(context))
@@ -221,7 +225,7 @@ class _Launch:
             for _ in range(2):
                 due = loop.time() + bound
                 await asyncio.wait({closing}, timeout=bound)
-                if closing.done() or loop.time() - due < CANCEL_GRACE_SECONDS:
+                if closing.done() or (loop.time() - due) * TURNS_TO_END_A_CLOSE < CANCEL_GRACE_SECONDS:
                     break
         finally:
             if not closing.done():

@@ -510,3 +510,39 @@ def test_an_agent_close_is_not_cut_for_a_loop_that_was_late_past_the_grace(monke
     hung = run(BlocksTheLoopWhileClosing(closing=60, close_bound=0.1, held=0.5), LaunchPlan(agents=1, iterations=1))
     assert hung.agent_errors == {1: "could not stop cleanly: TimeoutError"}, "given its bound once more, no more"
     assert hung.wall_seconds < 5
+
+
+class ClosesInABusyLoop(SlowToClose):
+    """While the agent closes, every turn of the loop is held ``turn`` s by other work (thousands of agents at once).
+
+    The close ends at its own bound, then takes a few more turns, each late by at least ``turn``.
+    """
+
+    def __init__(self, closing: float, close_bound: float, turn: float) -> None:
+        super().__init__(closing, close_bound)
+        self.turn = turn
+
+    async def close_agent(self, agent: AgentContext) -> None:
+        loop, until = asyncio.get_running_loop(), time.monotonic() + 2.0
+
+        def hold() -> None:
+            time.sleep(self.turn)
+            if time.monotonic() < until:
+                loop.call_soon(hold)
+
+        loop.call_soon(hold)
+        await asyncio.sleep(self.closing)
+        for _ in range(6):
+            await asyncio.sleep(0)
+
+
+def test_an_agent_close_is_not_cut_for_a_loop_too_busy_to_end_it_within_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each turn late by less than the grace, but the turns a close takes after its bound add up past it."""
+    monkeypatch.setattr(launcher_module, "CANCEL_GRACE_SECONDS", 0.5)
+    busy = run(ClosesInABusyLoop(closing=0.2, close_bound=0.2, turn=0.1), LaunchPlan(agents=1, iterations=1))
+    assert not busy.agent_errors
+    hung = run(ClosesInABusyLoop(closing=60, close_bound=0.2, turn=0.1), LaunchPlan(agents=1, iterations=1))
+    assert hung.agent_errors == {1: "could not stop cleanly: TimeoutError"}
+    assert hung.wall_seconds < 5
