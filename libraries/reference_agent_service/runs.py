@@ -154,5 +154,5 @@ class AgentRuns:
         except DATABASE_ERRORS as error:
             raise ToolFailure(
                 RunFailure.DATABASE_UNAVAILABLE,
-                f"PostgreSQL failed: {self._describe_error(error) or type(error).__name__}",
+                f"PostgreSQL failed: {self._describe_error(error)}",
             ) from None

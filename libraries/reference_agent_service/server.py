@@ -253,7 +253,8 @@ class AgentService:
         return task
 
     def _scrub(self, error: BaseException) -> str:
-        return scrub(scrub(str(error), self.config.pg_dsn), self.config.redis_url)
+        """The error as log text without passwords; its type's name when it has no message."""
+        return scrub(scrub(str(error), self.config.pg_dsn), self.config.redis_url) or type(error).__name__
 
 
 async def serve_until_signalled(config: ServiceConfig, on_ready: Callable[[Listening], None]) -> None:

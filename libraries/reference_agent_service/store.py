@@ -209,8 +209,31 @@ class AgentStore:
             position = await connection.fetchval(_RECORD_MESSAGE.format(source=""), *message)
             return ToolResult(int(balance - cost), int(position))
 
-    def _connection(self) -> asyncpg.pool.PoolAcquireContext:
-        return self.pool.acquire(timeout=_ACQUIRE_TIMEOUT)
+    def _connection(self) -> _PooledConnection:
+        return _PooledConnection(self.pool)
+
+
+class _PooledConnection:
+    """A connection of the pool for one ``async with``; waiting past the bound raises a TimeoutError saying so."""
+
+    __slots__ = ("_acquiring", "_pool")
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._acquiring = pool.acquire(timeout=_ACQUIRE_TIMEOUT)
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        try:
+            return await self._acquiring.__aenter__()
+        except TimeoutError:
+            raise TimeoutError(
+                f"none of the {self._pool.get_max_size()} connections of the service's PostgreSQL pool came free "
+                f"within {_ACQUIRE_TIMEOUT:g} s: PostgreSQL or this process is overloaded, or the pool is too small "
+                "(--pg-pool-size)"
+            ) from None
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._acquiring.__aexit__(*exc_info)
 
 
 def _insufficient_credits(user_id: str, cost: int) -> ToolFailure:
