@@ -10,6 +10,7 @@ import os
 import platform
 import resource
 from collections.abc import Iterator
+from pathlib import Path
 
 from stampede.services.config import resolve_postgres_dsn, resolve_redis_url
 from stampede.services.embedded_postgres import EmbeddedPostgres
@@ -55,6 +56,67 @@ def redis(url: str | None = None) -> Iterator[str]:
         yield server.start()
     finally:
         server.stop()
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+_QUOTA_PERIOD_US = 100_000
+
+
+@contextlib.contextmanager
+def cpu_quota(cpus: float | None) -> Iterator[None]:
+    """Run this process, and everything it starts from here on, within ``cpus`` cores' worth of CPU time.
+
+    A cgroup CPU quota (v1 ``cpu.cfs_quota_us`` or v2 ``cpu.max``): a slower or busier machine, to see how
+    much room a figure has. Needs write access to the cgroup filesystem (root, or a delegated cgroup).
+    """
+    if cpus is None:
+        yield
+        return
+    if cpus < 0.01:
+        raise SystemExit(f"--cpus must be at least 0.01 (cores' worth of CPU time), got {cpus:g}")
+    parent = _own_cpu_cgroup()
+    group = parent / f"stampede-bench-{os.getpid()}"
+    quota = str(int(cpus * _QUOTA_PERIOD_US))
+    try:
+        group.mkdir()
+        if (group / "cpu.max").exists():
+            (group / "cpu.max").write_text(f"{quota} {_QUOTA_PERIOD_US}")
+        else:
+            (group / "cpu.cfs_period_us").write_text(str(_QUOTA_PERIOD_US))
+            (group / "cpu.cfs_quota_us").write_text(quota)
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            group.rmdir()
+        raise SystemExit(
+            f"--cpus needs a CPU cgroup it can make and join under {parent} ({error}): run the benchmark as root, "
+            "or in a cgroup delegated to you with the cpu controller enabled"
+        ) from None
+    try:
+        yield
+    finally:
+        (parent / "cgroup.procs").write_text(str(os.getpid()))
+        try:
+            group.rmdir()
+        except OSError as error:
+            print(f"could not remove the cgroup {group} ({error}): a process the benchmark started is still in it")
+
+
+def _own_cpu_cgroup() -> Path:
+    """The directory of this process's cgroup in the hierarchy with the cpu controller (v1's, else v2's)."""
+    unified = None
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "cpu" in controllers.split(","):
+            mounted = next((d for d in CGROUP_ROOT.glob("cpu*") if "cpu" in d.name.split(",")), None)
+            if mounted is not None:
+                return mounted / path.lstrip("/")
+        elif controllers == "":
+            unified = path
+    v2 = CGROUP_ROOT / "unified" if (CGROUP_ROOT / "unified").is_dir() else CGROUP_ROOT
+    if unified is None or "cpu" not in (v2 / "cgroup.controllers").read_text(errors="replace").split():
+        raise SystemExit(f"--cpus needs the cgroup cpu controller, and {CGROUP_ROOT} offers none")
+    return v2 / unified.lstrip("/")
 
 
 def raise_open_files_limit() -> int:

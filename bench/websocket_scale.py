@@ -16,7 +16,10 @@ With --service-processes N the service serves its WebSocket port from N processe
 its CPU is summed over all of them.
 
 Run: .venv/bin/python bench/websocket_scale.py [--agents 1000 5000 10000] [--rate 0] [--think-ms 50]
-[--service-processes 1]
+[--service-processes 1] [--cpus 1.2]
+
+With --cpus X the benchmark, the service, PostgreSQL and Redis share X cores' worth of CPU time (a cgroup
+quota): how much slower a machine the figure holds on.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import figure, machine_line, postgres, raise_open_files_limit, redis, run
+from _common import cpu_quota, figure, machine_line, postgres, raise_open_files_limit, redis, run
 from stampede.launcher import LaunchPlan, launch
 from stampede.metrics import summarize
 from stampede.outcomes import Outcome
@@ -196,12 +199,19 @@ def main() -> None:
     parser.add_argument(
         "--pg-pool-size", type=int, default=10, help="PostgreSQL connections each service process holds at most"
     )
+    parser.add_argument(
+        "--cpus",
+        type=float,
+        default=None,
+        help="run everything the benchmark starts within this many cores' worth of CPU (a cgroup quota; needs root)",
+    )
     parser.add_argument("--pg-dsn", default=None)
     parser.add_argument("--redis-url", default=None)
     args = parser.parse_args()
     limit = raise_open_files_limit()
-    print(machine_line(), f"open-files limit {limit}", flush=True)
-    with postgres(args.pg_dsn) as pg_dsn, redis(args.redis_url) as redis_url:
+    quota = "" if args.cpus is None else f", within {args.cpus:g} cores' worth of CPU"
+    print(machine_line(), f"open-files limit {limit}{quota}", flush=True)
+    with cpu_quota(args.cpus), postgres(args.pg_dsn) as pg_dsn, redis(args.redis_url) as redis_url:
         if len(args.agents) > 1:
             for agents in args.agents:
                 subprocess.run(
