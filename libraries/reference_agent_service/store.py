@@ -9,6 +9,7 @@ from typing import Self
 
 import asyncpg
 
+from .batches import Batched
 from .errors import ConfigurationError, ServiceUnavailable
 from .logsafe import mask_dsn, scrub
 from .protocol import RunFailure
@@ -48,13 +49,20 @@ CREATE TABLE IF NOT EXISTS {schema}.agent_messages (
 """
 
 # One statement per step, each one round trip: a session+run is a handful of statements, and on a loaded
-# machine every round trip's CPU (driver and server) is what the service runs out of first.
-_ENSURE_USER = """
-WITH created AS (
-    INSERT INTO agent_credits (user_id, balance) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING balance
+# machine every round trip's CPU (driver and server) is what the service runs out of first. Sessions that
+# start together, and threads opened together, share one statement (batches.py).
+_ENSURE_USERS = """
+WITH wanted AS (
+    SELECT unnest($1::text[]) AS user_id
+), created AS (
+    INSERT INTO agent_credits (user_id, balance) SELECT user_id, $2 FROM wanted ON CONFLICT DO NOTHING
+    RETURNING user_id, balance
 )
-SELECT balance FROM created UNION ALL SELECT balance FROM agent_credits WHERE user_id = $1
+SELECT user_id, balance FROM created UNION ALL SELECT user_id, balance FROM agent_credits JOIN wanted USING (user_id)
 """
+_BALANCES = "SELECT user_id, balance FROM agent_credits WHERE user_id = ANY($1::text[])"
+_OPEN_THREADS = """INSERT INTO agent_threads (user_id, thread_id) SELECT * FROM unnest($1::text[], $2::text[])
+ON CONFLICT DO NOTHING"""
 _BALANCE = "SELECT balance FROM agent_credits WHERE user_id = $1"
 _RECORD_MESSAGE = """INSERT INTO agent_messages (user_id, thread_id, position, run_id, marker, cost, content)
 SELECT $1, $2, (SELECT coalesce(max(position), 0) + 1 FROM agent_messages WHERE user_id = $1 AND thread_id = $2),
@@ -107,6 +115,10 @@ class AgentStore:
         self.schema = schema
         self.initial_credits = initial_credits
         self.lost_update = lost_update
+        # Both batchers together hold half the pool at most, so they never crowd out the runs' own statements.
+        flushers = max(1, pool.get_max_size() // 4)
+        self._users: Batched[str, int] = Batched(self._ensure_users, flushers)
+        self._threads: Batched[tuple[str, str], None] = Batched(self._open_threads, flushers)
 
     @classmethod
     async def open(
@@ -157,19 +169,25 @@ class AgentStore:
 
     async def ensure_user(self, user_id: str) -> int:
         """Create the user's credits on first sight; return the balance."""
+        return await self._users.get(user_id)
+
+    async def _ensure_users(self, user_ids: list[str]) -> dict[str, int]:
         async with self._connection() as connection:
-            balance = await connection.fetchval(_ENSURE_USER, user_id, self.initial_credits)
-            if balance is None:  # created by another connection after this statement's snapshot was taken
-                balance = await connection.fetchval(_BALANCE, user_id)
-            return int(balance)
+            rows = await connection.fetch(_ENSURE_USERS, user_ids, self.initial_credits)
+            balances = {row["user_id"]: int(row["balance"]) for row in rows}
+            missing = [user_id for user_id in user_ids if user_id not in balances]
+            if missing:  # created by another connection after this statement's snapshot was taken
+                rows = await connection.fetch(_BALANCES, missing)
+                balances.update((row["user_id"], int(row["balance"])) for row in rows)
+            return balances
 
     async def open_thread(self, user_id: str, thread_id: str) -> None:
+        await self._threads.get((user_id, thread_id))
+
+    async def _open_threads(self, threads: list[tuple[str, str]]) -> dict[tuple[str, str], None]:
         async with self._connection() as connection:
-            await connection.execute(
-                "INSERT INTO agent_threads (user_id, thread_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                user_id,
-                thread_id,
-            )
+            await connection.execute(_OPEN_THREADS, *map(list, zip(*threads, strict=True)))
+        return dict.fromkeys(threads)
 
     async def thread_exists(self, user_id: str, thread_id: str) -> bool:
         async with self._connection() as connection:
