@@ -114,7 +114,8 @@ def _own_cpu_cgroup() -> Path:
         elif controllers == "":
             unified = path
     v2 = CGROUP_ROOT / "unified" if (CGROUP_ROOT / "unified").is_dir() else CGROUP_ROOT
-    if unified is None or "cpu" not in (v2 / "cgroup.controllers").read_text(errors="replace").split():
+    offered = v2 / "cgroup.controllers"
+    if unified is None or not offered.exists() or "cpu" not in offered.read_text(errors="replace").split():
         raise SystemExit(f"--cpus needs the cgroup cpu controller, and {CGROUP_ROOT} offers none")
     return v2 / unified.lstrip("/")
 
